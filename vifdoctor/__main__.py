@@ -1,0 +1,7 @@
+"""``python -m vifdoctor``."""
+
+import sys
+
+from vifdoctor.cmd.main import main
+
+sys.exit(main())

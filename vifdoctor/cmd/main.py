@@ -1,0 +1,153 @@
+"""``vifdoctor`` command line: argument parsing and dispatch, nothing more.
+
+Exit codes follow oslo.upgradecheck: 0 nothing above info, 1 warnings only,
+2 any failure, 3 could not run (one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from vifdoctor import __version__
+from vifdoctor.errors import EXIT_CANNOT_RUN, VifdoctorError
+from vifdoctor.report import FORMATS
+from vifdoctor.rules.catalog import CATALOG
+from vifdoctor.rules.plug import FIREWALL_DRIVERS
+from vifdoctor.sources.database import db_error
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 3 with one line, like every other 'could not run'."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CANNOT_RUN, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Neutron database")
+    g.add_argument("--neutron-db", metavar="URL",
+                   help="SQLAlchemy URL of Neutron's database, e.g. "
+                        "mysql+pymysql://user:pw@host/neutron (env VIFDOCTOR_NEUTRON_DB)")
+    g.add_argument("--neutron-config-file", metavar="FILE", action="append", default=[],
+                   help="neutron.conf / ml2_conf.ini / openvswitch_agent.ini to read [database] "
+                        "connection and [securitygroup] from; repeatable, later files win")
+
+
+def _add_rule_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what the hosts and Nova do")
+    g.add_argument("--firewall-driver", choices=FIREWALL_DRIVERS,
+                   help="the OVS agents' [securitygroup] firewall_driver, for agents that do not "
+                        "report ovs_hybrid_plug (before Newton); default: from the config files, "
+                        "else iptables_hybrid")
+    g.add_argument("--nova-generation", choices=("modern", "legacy"), default="modern",
+                   help="modern: Nova Ussuri+ (hybrid iff ovs_hybrid_plug); legacy: Icehouse.."
+                        "Train (also hybrid when Nova's own firewall is not Noop and port_filter "
+                        "is off); default: modern")
+    g.add_argument("--nova-firewall-driver", metavar="CLASS",
+                   help="legacy Nova's [DEFAULT] firewall_driver "
+                        "(default nova.virt.firewall.NoopFirewallDriver)")
+    g.add_argument("--agent-down-time", type=_positive_float, metavar="SECONDS",
+                   help="an agent is dead when its heartbeat is older than this, by the "
+                        "database's clock (default: agent_down_time in the config files, else 75)")
+
+
+def _add_selectors(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("selectors (repeatable; empty means everything)")
+    g.add_argument("--host", action="append", default=[], help="bound host")
+    g.add_argument("--port", action="append", default=[], metavar="PORT_ID", help="port UUID")
+    g.add_argument("--network", action="append", default=[], metavar="NETWORK_ID")
+    g.add_argument("--project", action="append", default=[], metavar="PROJECT_ID")
+    g.add_argument("--code", action="append", default=[], type=_code,
+                   help="only findings with this code (e.g. VD101)")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("-f", "--format", choices=FORMATS, default="table",
+                   help="output format (default: table)")
+    g.add_argument("-c", "--column", action="append", default=[], metavar="COLUMN",
+                   help="show this column (repeatable); table, csv, value and json rows")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _code(text: str) -> str:
+    code = text.strip().upper()
+    if code not in CATALOG:
+        raise argparse.ArgumentTypeError(
+            f"unknown code {text!r} (known: {', '.join(sorted(CATALOG))})"
+        )
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vifdoctor",
+        description="Find Neutron port bindings that make Nova plug VMs wrong, say what breaks "
+                    "and when, and repair them safely.",
+    )
+    parser.add_argument("--version", action="version", version=f"vifdoctor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    audit = sub.add_parser("audit", help="report every binding Nova will plug wrong (read-only)")
+    _add_source_options(audit)
+    _add_rule_options(audit)
+    _add_selectors(audit)
+    _add_output_options(audit)
+
+    explain = sub.add_parser("explain", help="what a finding code means, its impact and remedy")
+    explain.add_argument("codes", nargs="*", metavar="CODE", type=_code,
+                         help="codes to explain (all when none)")
+
+    demo = sub.add_parser("demo", help="build a SQLite cloud that reproduces the incident and "
+                                       "audit it")
+    demo.add_argument("--dir", default="vifdoctor-demo",
+                      help="folder for the demo databases (default: ./vifdoctor-demo)")
+    _add_output_options(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "audit":
+            from vifdoctor.cmd.audit import run
+        elif args.command == "explain":
+            from vifdoctor.cmd.explain import run
+        else:
+            from vifdoctor.cmd.demo import run
+        return run(args, sys.stdout)
+    except VifdoctorError as exc:
+        print(f"vifdoctor: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SQLAlchemyError as exc:
+        print(f"vifdoctor: error: database: {db_error(exc)}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        print("vifdoctor: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CANNOT_RUN
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Output formats, one module each, as the openstack client offers them.
+
+A command builds a :class:`Listing` (columns, rows and the whole document);
+each format renders it: ``table``, ``csv`` and ``value`` show the rows (``-c``
+picks columns), ``json`` and ``yaml`` show the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from vifdoctor.errors import VifdoctorError
+
+FORMATS = ("table", "json", "yaml", "csv", "value")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    heading: str
+
+
+@dataclass
+class Listing:
+    """What a command shows: rows under columns, plus the full document."""
+
+    columns: list[Column]
+    rows: list[dict]
+    document: dict
+    rows_key: str = "findings"  # where the rows sit in the document
+    footer: list[str] = field(default_factory=list)  # shown after a table only
+    available: list[Column] = field(default_factory=list)  # what -c may name; default: columns
+
+    def select(self, wanted: list[str]) -> Listing:
+        """Keep only the named columns (by heading or key, any case), in that order."""
+        if not wanted:
+            return self
+        index = {}
+        for col in self.available or self.columns:
+            index[col.key.lower()] = col
+            index[col.heading.lower()] = col
+        chosen = []
+        for name in wanted:
+            col = index.get(name.lower())
+            if col is None:
+                known = ", ".join(c.heading for c in self.available or self.columns)
+                raise VifdoctorError(f"no column {name!r} (columns: {known})")
+            chosen.append(col)
+        keys = [c.key for c in chosen]
+        doc = dict(self.document)
+        if isinstance(doc.get(self.rows_key), list):
+            doc[self.rows_key] = [{k: r.get(k) for k in keys} for r in self.rows]
+        return Listing(chosen, self.rows, doc, self.rows_key, self.footer, self.available)
+
+
+def cell(value: Any) -> str:
+    """One value as text in a table, CSV or value row."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def renderer(fmt: str) -> Callable[[Listing, IO[str]], None]:
+    if fmt == "table":
+        from vifdoctor.report.table import render
+    elif fmt == "json":
+        from vifdoctor.report.json import render
+    elif fmt == "yaml":
+        from vifdoctor.report.yaml import render
+    elif fmt == "csv":
+        from vifdoctor.report.csv import render
+    elif fmt == "value":
+        from vifdoctor.report.value import render
+    else:
+        raise VifdoctorError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return render

@@ -1,0 +1,184 @@
+"""Every finding code vifdoctor can report: what it means, why, and what to do.
+
+Codes are stable: scripts and runbooks may key on them. ``vifdoctor explain
+CODE`` prints an entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vifdoctor.model import Severity
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    code: str
+    severity: Severity
+    title: str
+    why: str
+    impact: str
+    remedy: str
+    repairable: bool = False  # the database repair can correct it
+    repair_by_default: bool = False  # ...without being named with --code
+
+
+_F, _W, _I = Severity.FAILURE, Severity.WARNING, Severity.INFO
+
+CATALOG: dict[str, CodeInfo] = {
+    c.code: c
+    for c in (
+        CodeInfo(
+            "VD101",
+            _F,
+            "hybrid plug missing",
+            "The host's OVS agent filters traffic with the iptables_hybrid firewall, which "
+            "matches the VM's tap on a qbr Linux bridge. The stored vif_details do not make "
+            "Nova plug through that bridge (ovs_hybrid_plug is missing, null or false), so "
+            "Nova puts the tap straight on the integration bridge. This is the Havana -> "
+            "Icehouse incident: ports bound before vif_details existed kept empty details.",
+            "Security groups are not enforced once the VM is plugged this way; a running VM "
+            "booted with the old hybrid wiring keeps it until its next stop/start or hard "
+            "reboot, which re-plugs it direct and can leave it without network.",
+            "Set ovs_hybrid_plug (and port_filter) as the mechanism driver writes them for "
+            "this host (`vifdoctor repair`), then hard-reboot or stop/start each VM whose "
+            "live wiring must change.",
+            repairable=True,
+            repair_by_default=True,
+        ),
+        CodeInfo(
+            "VD102",
+            _W,
+            "hybrid plug unexpected",
+            "The host's agent uses a native firewall (openvswitch or noop) that needs no qbr "
+            "bridge, but Nova will plug this port hybrid: typically left over from an "
+            "iptables_hybrid -> openvswitch firewall migration, since ML2 never rebinds a "
+            "bound port on its own.",
+            "The VM gets a useless qbr/qvb/qvo chain: extra latency and devices; the "
+            "openvswitch firewall still filters on the qvo port. Nothing breaks now.",
+            "Correct ovs_hybrid_plug to false (`vifdoctor repair --code VD102`) and re-plug "
+            "the VM at a convenient time (hard reboot, stop/start or a live migration).",
+            repairable=True,
+        ),
+        CodeInfo(
+            "VD103",
+            _W,
+            "port filter off",
+            "port_filter is missing or false although security groups are enabled and the "
+            "host's agent enforces them. The mechanism driver writes port_filter = "
+            "[securitygroup] enable_security_group; a missing key marks a binding written "
+            "by an old migration or by hand.",
+            "Legacy Nova (up to Train) with a non-Noop firewall_driver treats the port as "
+            "unfiltered and plugs it hybrid with its own iptables rules; API clients and "
+            "os-vif see traffic filtering as off.",
+            "Set port_filter as the mechanism driver writes it (`vifdoctor repair`).",
+            repairable=True,
+            repair_by_default=True,
+        ),
+        CodeInfo(
+            "VD104",
+            _F,
+            "malformed binding column",
+            "vif_details or profile is not a JSON object: truncated at the column's 4095 "
+            "characters, hand-edited text, a list or a scalar. Neutron logs an error and "
+            "hands Nova {} for text that does not parse, and the bare value otherwise.",
+            "Nova plugs the port with no details at all (direct, no port filter), or fails "
+            "to plug it when the value is not an object.",
+            "Inspect the row by hand; vifdoctor never rewrites a malformed row. Re-binding "
+            "the port through the API (binding:host_id to '' and back) makes the mechanism "
+            "driver write fresh details.",
+        ),
+        CodeInfo(
+            "VD105",
+            _F,
+            "binding failed",
+            "No mechanism driver could bind this VM port on its host (vif_type "
+            "binding_failed): no live agent of the right type, no segment the agent can "
+            "reach, or a vnic_type no driver supports.",
+            "Nova refuses to plug the port: the VM has no network on this port, and a boot, "
+            "start or migration that needs it fails.",
+            "Fix the agent or mappings on the host (see VD107/VD108), then re-bind the port "
+            "(binding:host_id to '' and back, or re-attach the interface).",
+        ),
+        CodeInfo(
+            "VD106",
+            _W,
+            "compute port unbound",
+            "A VM port is not bound to any host (vif_type unbound, or an empty host).",
+            "Nova cannot plug it; the instance shows the port but has no connectivity "
+            "through it until it is bound.",
+            "Check the instance's host and re-bind the port by setting binding:host_id to "
+            "the instance's host.",
+        ),
+        CodeInfo(
+            "VD107",
+            _F,
+            "no live agent",
+            "The bound host has no agent of the type the binding needs, or that agent is "
+            "dead (no heartbeat within agent_down_time) or administratively down.",
+            "The port's flows and firewall are not maintained; any re-bind on this host "
+            "(migration, host update) ends in binding_failed.",
+            "Start or repair the agent on the host (`openstack network agent list --host "
+            "HOST`), or move the VM.",
+        ),
+        CodeInfo(
+            "VD108",
+            _F,
+            "vif type mismatch",
+            "The binding's vif_type is not what any agent on the host serves (for example "
+            "vif_type bridge on a host that only runs the Open vSwitch agent): the host's "
+            "L2 agent changed since the port was bound.",
+            "Nova plugs the VIF for a backend that no longer runs on the host: the VM has "
+            "no connectivity through this port after its next plug.",
+            "Re-bind the port so the host's current mechanism driver binds it "
+            "(binding:host_id to '' and back), then re-plug the VM.",
+        ),
+        CodeInfo(
+            "VD109",
+            _W,
+            "stale inactive binding",
+            "An INACTIVE binding row sits beside the port's ACTIVE one: the remains of a "
+            "live migration that failed or was aborted (Ocata+ multiple port bindings).",
+            "The next live migration to that host can fail, and tools that read the first "
+            "binding row may read the wrong one.",
+            "If no migration is under way, delete it (`neutron-remove-duplicated-port-"
+            "bindings`, or the port bindings API).",
+        ),
+        CodeInfo(
+            "VD110",
+            _W,
+            "datapath mismatch",
+            "datapath_type in the details differs from the one the host's OVS agent "
+            "reports, or an ovs binding sits on a host whose agent would bind vhostuser "
+            "(netdev datapath with DPDK vhost-user ports).",
+            "Nova/os-vif create the port for the wrong datapath: on a DPDK host a system "
+            "datapath port does not pass traffic.",
+            "Correct datapath_type (`vifdoctor repair --code VD110`) or re-bind the port so "
+            "the mechanism driver writes the right vif_type, then re-plug the VM.",
+            repairable=True,
+        ),
+        CodeInfo(
+            "VD111",
+            _W,
+            "agent configurations unreadable",
+            "The agent's configurations column is not a JSON object. Neutron reads it as {} "
+            "and binds as if the agent reported nothing (no bridge mappings, no "
+            "ovs_hybrid_plug).",
+            "New bindings on this host can fail or get the wrong details; vifdoctor falls "
+            "back to the firewall-driver assumption for this host.",
+            "Restart the agent so its next report rewrites the column.",
+        ),
+    )
+}
+
+
+def lookup(code: str) -> CodeInfo | None:
+    return CATALOG.get(code.strip().upper())
+
+
+def repairable_by_default() -> frozenset[str]:
+    return frozenset(c.code for c in CATALOG.values() if c.repair_by_default)
+
+
+def repairable() -> frozenset[str]:
+    return frozenset(c.code for c in CATALOG.values() if c.repairable)

@@ -1,0 +1,304 @@
+"""Neutron's database as a source of bindings and agents, read-only and streamed.
+
+The layout is found by reflection, never guessed from a version string:
+
+* ``icehouse`` -- Icehouse/Juno: ``driver``/``segment`` on ``ml2_port_bindings``
+* ``kilo``     -- Kilo..Newton: ``ml2_port_binding_levels``, no ``status``
+* ``ocata``    -- Ocata..today (neutron 29.0.0): ``status``, PK (port_id, host);
+  only the ACTIVE row is the live binding
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from vifdoctor.errors import UnsupportedSchema
+from vifdoctor.model import Agent, Binding, Layout
+from vifdoctor.rules.plug import parse_json_column
+from vifdoctor.sources.database import redact, utc_now
+
+BINDINGS = "ml2_port_bindings"
+LEVELS = "ml2_port_binding_levels"
+_REQUIRED_BINDING_COLUMNS = {"port_id", "host", "vif_type", "vif_details", "vnic_type", "profile"}
+_REQUIRED_PORT_COLUMNS = {"id", "network_id", "device_id", "device_owner"}
+_REQUIRED_AGENT_COLUMNS = {
+    "id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp", "configurations",
+}
+STREAM_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class Selectors:
+    """Which bindings to read; empty tuples select everything."""
+
+    hosts: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+
+
+def detect_layout(conn: Connection) -> Layout:
+    """Identify the schema layout by the tables and columns that are there."""
+    insp = sa.inspect(conn)
+    tables = set(insp.get_table_names())
+    if BINDINGS not in tables:
+        hint = ""
+        if "instances" in tables or "instance_info_caches" in tables:
+            hint = " (it looks like a Nova database)"
+        elif "ovs_network_bindings" in tables or "portbindingports" in tables:
+            hint = " (a pre-ML2 monolithic plugin database: migrate it to ML2 first)"
+        elif not tables:
+            hint = " (the database is empty)"
+        raise UnsupportedSchema(f"no {BINDINGS} table: not a Neutron ML2 database{hint}")
+    for table, required in (("ports", _REQUIRED_PORT_COLUMNS), ("agents", _REQUIRED_AGENT_COLUMNS)):
+        if table not in tables:
+            raise UnsupportedSchema(f"{BINDINGS} exists but table {table} is missing")
+        missing = required - {c["name"] for c in insp.get_columns(table)}
+        if missing:
+            raise UnsupportedSchema(f"table {table} lacks column(s) {', '.join(sorted(missing))}")
+    cols = {c["name"] for c in insp.get_columns(BINDINGS)}
+    missing = _REQUIRED_BINDING_COLUMNS - cols
+    if missing:
+        raise UnsupportedSchema(
+            f"{BINDINGS} lacks column(s) {', '.join(sorted(missing))}: not a layout vifdoctor knows"
+        )
+    has_driver = {"driver", "segment"} <= cols
+    has_levels = LEVELS in tables
+    has_status = "status" in cols
+    port_cols = {c["name"] for c in insp.get_columns("ports")}
+    project_column = "project_id" if "project_id" in port_cols else "tenant_id"
+    if project_column not in port_cols:
+        raise UnsupportedSchema("table ports has neither project_id nor tenant_id")
+    segments = next((t for t in ("networksegments", "ml2_network_segments") if t in tables), None)
+
+    if has_driver and not has_levels and not has_status:
+        name, text = "icehouse", "Icehouse-Juno: driver/segment on ml2_port_bindings"
+    elif not has_driver and has_levels and not has_status:
+        name, text = "kilo", "Kilo-Newton: ml2_port_binding_levels, one binding per port"
+    elif not has_driver and has_levels and has_status:
+        pk = set(insp.get_pk_constraint(BINDINGS).get("constrained_columns") or [])
+        if pk != {"port_id", "host"}:
+            raise UnsupportedSchema(
+                f"{BINDINGS} has a status column but its primary key is "
+                f"({', '.join(sorted(pk)) or 'none'}), not (port_id, host)"
+            )
+        name, text = "ocata", "Ocata+: status column, PK (port_id, host), ACTIVE row is live"
+    else:
+        found = ", ".join(
+            f"{k}={'yes' if v else 'no'}"
+            for k, v in (("driver/segment", has_driver), ("levels", has_levels),
+                         ("status", has_status))
+        )
+        raise UnsupportedSchema(f"unknown binding layout ({found})")
+    versions: tuple = ()
+    if "alembic_version" in tables:
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+        versions = tuple(sorted(str(v) for v in rows))
+    return Layout(
+        name=name,
+        description=text,
+        bindings_table=BINDINGS,
+        has_levels=has_levels,
+        has_status=has_status,
+        project_column=project_column,
+        segments_table=segments,
+        alembic_versions=versions,
+    )
+
+
+class NeutronDatabase:
+    """Bindings and agents read from a Neutron database (read-only)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._conn: Connection | None = None
+        self.layout: Layout | None = None
+        self.now: datetime.datetime | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def open(self) -> NeutronDatabase:
+        self._conn = self.engine.connect()
+        self.layout = detect_layout(self._conn)
+        self.now = utc_now(self._conn)
+        md = sa.MetaData()
+        names = [BINDINGS, "ports", "agents"] + ([LEVELS] if self.layout.has_levels else [])
+        md.reflect(bind=self._conn, only=names)
+        self._t = md.tables
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> NeutronDatabase:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> Connection:
+        assert self._conn is not None, "open() first"
+        return self._conn
+
+    def describe(self) -> dict:
+        assert self.layout is not None
+        return {
+            "source": "neutron-db",
+            "url": redact(self.engine.url),
+            "dialect": self.engine.dialect.name,
+            "database_time_utc": self.now.isoformat(sep=" ") if self.now else None,
+            **self.layout.as_dict(),
+        }
+
+    # -- agents ----------------------------------------------------------
+    def agents(self, down_time: float) -> dict[str, list[Agent]]:
+        """Every agent by host; alive means a heartbeat within ``down_time`` of the DB clock."""
+        t = self._t["agents"]
+        query = sa.select(
+            t.c.id, t.c.agent_type, t.c.host, t.c.admin_state_up,
+            t.c.heartbeat_timestamp, t.c.configurations,
+        )
+        limit = self.now - datetime.timedelta(seconds=down_time) if self.now else None
+        by_host: dict[str, list[Agent]] = {}
+        for aid, atype, host, admin_up, heartbeat, raw in self.conn.execute(query):
+            parsed = parse_json_column(raw)
+            config = parsed.as_dict()
+            error = parsed.error
+            alive = heartbeat is not None and limit is not None and _naive(heartbeat) >= limit
+            agent = Agent(
+                id=str(aid),
+                agent_type=atype or "",
+                host=host or "",
+                alive=alive,
+                admin_state_up=bool(admin_up),
+                configurations=config,
+                heartbeat_timestamp=heartbeat,
+                configurations_error=error,
+                configurations_raw=raw or "",
+            )
+            by_host.setdefault(agent.host, []).append(agent)
+        return by_host
+
+    # -- bindings --------------------------------------------------------
+    def _binding_query(self, selectors: Selectors, *, active: bool) -> sa.Select:
+        assert self.layout is not None
+        b, p = self._t[BINDINGS], self._t["ports"]
+        project = p.c[self.layout.project_column]
+        cols = [
+            b.c.port_id, b.c.host, b.c.vif_type, b.c.vif_details, b.c.vnic_type, b.c.profile,
+            b.c.status if self.layout.has_status else sa.null(),
+        ]
+        frm = b.join(p, p.c.id == b.c.port_id)
+        if self.layout.has_levels:
+            lv = self._t[LEVELS]
+            frm = frm.outerjoin(
+                lv, sa.and_(lv.c.port_id == b.c.port_id, lv.c.host == b.c.host, lv.c.level == 0)
+            )
+            cols += [lv.c.driver, lv.c.segment_id]
+        else:
+            cols += [b.c.driver, b.c.segment]
+        cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project]
+        if not active:
+            other = b.alias("active_binding")
+            cols.append(
+                sa.exists()
+                .where(other.c.port_id == b.c.port_id, other.c.status == "ACTIVE")
+                .label("has_active")
+            )
+        query = sa.select(*cols).select_from(frm)
+        if self.layout.has_status:
+            query = query.where(b.c.status == "ACTIVE" if active else b.c.status != "ACTIVE")
+        elif not active:
+            query = query.where(sa.false())
+        if selectors.hosts:
+            query = query.where(b.c.host.in_(selectors.hosts))
+        if selectors.ports:
+            query = query.where(b.c.port_id.in_(selectors.ports))
+        if selectors.networks:
+            query = query.where(p.c.network_id.in_(selectors.networks))
+        if selectors.projects:
+            query = query.where(project.in_(selectors.projects))
+        return query
+
+    def _deeper_drivers(self) -> dict[tuple[str, str], str]:
+        """Drivers of binding levels below 0 (hierarchical binding): the bottom one binds."""
+        if not self.layout or not self.layout.has_levels:
+            return {}
+        lv = self._t[LEVELS]
+        query = (
+            sa.select(lv.c.port_id, lv.c.host, lv.c.driver)
+            .where(lv.c.level > 0)
+            .order_by(lv.c.level)
+        )
+        return {(port, host): driver for port, host, driver in self.conn.execute(query)}
+
+    def bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
+        """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
+        deeper = self._deeper_drivers()
+        for active in (True, False):
+            if not active and not (self.layout and self.layout.has_status):
+                break
+            query = self._binding_query(selectors, active=active)
+            result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
+            for row in result:
+                (port_id, host, vif_type, details, vnic, profile, status,
+                 driver, segment, owner, device_id, network_id, project) = row[:13]
+                host = host or ""
+                yield Binding(
+                    port_id=port_id,
+                    host=host,
+                    vif_type=vif_type or "",
+                    vif_details=details or "",
+                    vnic_type=vnic or "normal",
+                    profile=profile or "",
+                    status=status,
+                    driver=deeper.get((port_id, host), driver),
+                    segment=segment,
+                    device_owner=owner or "",
+                    device_id=device_id or "",
+                    network_id=network_id or "",
+                    project_id=project or "",
+                    has_active_row=bool(row[13]) if not active else True,
+                )
+            result.close()
+
+
+def _naive(value: datetime.datetime | str) -> datetime.datetime:
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def agent_summary(agents: dict[str, list[Agent]]) -> list[dict]:
+    """Agents as shown in JSON output (no raw configurations beyond what rules use)."""
+    out = []
+    for host in sorted(agents):
+        for a in agents[host]:
+            cfg = a.configurations
+            out.append({
+                "host": host,
+                "agent_type": a.agent_type,
+                "alive": a.alive,
+                "admin_state_up": a.admin_state_up,
+                "ovs_hybrid_plug": cfg.get("ovs_hybrid_plug") if "ovs_hybrid_plug" in cfg
+                else "(not reported)",
+                "datapath_type": cfg.get("datapath_type"),
+                "integration_bridge": cfg.get("integration_bridge"),
+                "configurations_error": a.configurations_error,
+            })
+    return out
+
+
+def dumps(value: object) -> str:
+    """Serialize as Neutron does (``jsonutils.dumps`` is ``json.dumps``)."""
+    return json.dumps(value)
