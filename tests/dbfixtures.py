@@ -1,0 +1,398 @@
+"""Database helpers behind the pytest fixtures in ``conftest.py``.
+
+Every test that touches a server gets its own freshly created database
+(``vd_<hex>``) that is dropped afterwards, so tests never see each other's rows
+and can run in any order.  The "real schema" helpers build neutron 29.0.0's
+schema with neutron's own migrations (``neutron-db-manage upgrade heads``), run
+from a separate virtualenv (``.cache/openstack-venv``, built by
+``scripts/openstack-venv``), because a hand-written copy of the schema would
+drift from what production databases really look like.
+
+Missing servers or a failing neutron build make the test fail, never skip:
+a skipped database test hides exactly the bugs these tests exist to catch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO_ROOT / ".cache"
+SHARED_DIR = Path(os.environ.get("VIFDOCTOR_SHARED_DIR", REPO_ROOT.parent / "shared"))
+OPENSTACK_VENV = CACHE_DIR / "openstack-venv"
+OPENSTACK_VENV_SCRIPT = REPO_ROOT / "scripts" / "openstack-venv"
+NEUTRON_DB_MANAGE = OPENSTACK_VENV / "bin" / "neutron-db-manage"
+NEUTRON29_MARIADB_DDL = CACHE_DIR / "neutron-29.0.0-mariadb-ddl.sql"
+REFERENCE_SCHEMAS = SHARED_DIR / "reference" / "schemas"
+NEUTRON29_SQLITE_SQL = REFERENCE_SCHEMAS / "neutron-29.0.0-sqlite-from-models.sql"
+
+MARIADB_HOST = "127.0.0.1"
+MARIADB_PORT = 3306
+MARIADB_USER = "root"
+MARIADB_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
+
+POSTGRESQL_HOST = "127.0.0.1"
+POSTGRESQL_PORT = 5432
+POSTGRESQL_USER = "postgres"
+POSTGRESQL_START = (
+    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -n1) main start"
+)
+
+#: Seconds spent in the slow steps, printed in pytest's terminal summary so
+#: regressions in fixture cost are visible (key -> list of durations).
+TIMINGS: dict[str, list[float]] = {}
+
+
+class NeutronSchemaError(RuntimeError):
+    """neutron's own tooling could not build the real schema (not a vifdoctor bug)."""
+
+
+def _record(key: str, seconds: float) -> None:
+    TIMINGS.setdefault(key, []).append(seconds)
+
+
+def unique_db_name(prefix: str = "vd_") -> str:
+    """Return a fresh database name; random so parallel runs cannot collide."""
+    return f"{prefix}{secrets.token_hex(6)}"
+
+
+# --------------------------------------------------------------------------- MariaDB
+
+
+def mariadb_url(dbname: str) -> str:
+    """SQLAlchemy URL for database ``dbname`` on the test MariaDB server."""
+    return f"mysql+pymysql://{MARIADB_USER}@{MARIADB_HOST}:{MARIADB_PORT}/{dbname}?charset=utf8mb4"
+
+
+def _mariadb_connect() -> Any:
+    """Open an admin connection (no database selected); fail the test if the server is down."""
+    import pymysql
+
+    try:
+        return pymysql.connect(
+            host=MARIADB_HOST,
+            port=MARIADB_PORT,
+            user=MARIADB_USER,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=5,
+        )
+    except pymysql.err.OperationalError as exc:
+        pytest.fail(
+            f"MariaDB is not reachable on {MARIADB_HOST}:{MARIADB_PORT} as {MARIADB_USER} "
+            f"({exc}). Start it with: {MARIADB_START}",
+            pytrace=False,
+        )
+
+
+def _mariadb_execute(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = _mariadb_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def mariadb_create_database(dbname: str) -> None:
+    _mariadb_execute(f"CREATE DATABASE `{dbname}` CHARACTER SET utf8mb4")
+
+
+def mariadb_drop_database(dbname: str) -> None:
+    _mariadb_execute(f"DROP DATABASE IF EXISTS `{dbname}`")
+
+
+def mariadb_database_exists(dbname: str) -> bool:
+    rows = _mariadb_execute(
+        "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (dbname,)
+    )
+    return bool(rows)
+
+
+@contextlib.contextmanager
+def mariadb_database() -> Iterator[str]:
+    """Create a uniquely named MariaDB database, yield its name, always drop it."""
+    dbname = unique_db_name()
+    mariadb_create_database(dbname)
+    try:
+        yield dbname
+    finally:
+        mariadb_drop_database(dbname)
+
+
+# ------------------------------------------------------------------------ PostgreSQL
+
+
+def postgresql_url(dbname: str) -> str:
+    """SQLAlchemy URL for ``dbname`` on the test PostgreSQL.
+
+    The driver is named explicitly: SQLAlchemy 2.1 maps a bare ``postgresql://`` to
+    psycopg 3, while the project (``[test]``/``[postgresql]`` extras) installs psycopg2.
+    """
+    return f"postgresql+psycopg2://{POSTGRESQL_USER}@{POSTGRESQL_HOST}:{POSTGRESQL_PORT}/{dbname}"
+
+
+def _postgresql_connect(dbname: str = "postgres") -> Any:
+    """Open an autocommit connection (CREATE/DROP DATABASE cannot run in a transaction)."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(
+            host=POSTGRESQL_HOST,
+            port=POSTGRESQL_PORT,
+            user=POSTGRESQL_USER,
+            dbname=dbname,
+            connect_timeout=5,
+        )
+    except psycopg2.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable on {POSTGRESQL_HOST}:{POSTGRESQL_PORT} as "
+            f"{POSTGRESQL_USER} ({str(exc).strip()}). Start it with: {POSTGRESQL_START}",
+            pytrace=False,
+        )
+    conn.autocommit = True
+    return conn
+
+
+def _postgresql_execute(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = _postgresql_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+    finally:
+        conn.close()
+
+
+def postgresql_create_database(dbname: str, template: str | None = None) -> None:
+    sql = f'CREATE DATABASE "{dbname}"'
+    if template:
+        sql += f' TEMPLATE "{template}"'
+    _postgresql_execute(sql)
+
+
+def postgresql_drop_database(dbname: str) -> None:
+    """Drop even if a leaked connection is still open (WITH (FORCE), PostgreSQL 13+)."""
+    _postgresql_execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def postgresql_database_exists(dbname: str) -> bool:
+    return bool(_postgresql_execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)))
+
+
+@contextlib.contextmanager
+def postgresql_database(template: str | None = None) -> Iterator[str]:
+    """Create a uniquely named PostgreSQL database, yield its name, always drop it."""
+    dbname = unique_db_name()
+    postgresql_create_database(dbname, template)
+    try:
+        yield dbname
+    finally:
+        postgresql_drop_database(dbname)
+
+
+# ------------------------------------------------------------- neutron 29.0.0 schemas
+
+
+@contextlib.contextmanager
+def _cache_lock(name: str) -> Iterator[None]:
+    """Serialise cache builders across processes (pytest-xdist workers, parallel runs)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_openstack_venv() -> Path:
+    """Build ``.cache/openstack-venv`` if needed (same script as ``scripts/test``).
+
+    Returns the path of ``neutron-db-manage``; fails the test if it cannot be built.
+    """
+    with _cache_lock("openstack-venv"):
+        start = time.monotonic()
+        proc = subprocess.run(
+            [str(OPENSTACK_VENV_SCRIPT)], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0 or not NEUTRON_DB_MANAGE.exists():
+            pytest.fail(
+                f"could not build the OpenStack test venv with {OPENSTACK_VENV_SCRIPT} "
+                f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}",
+                pytrace=False,
+            )
+        if "reusing" not in proc.stdout:
+            _record("openstack venv build", time.monotonic() - start)
+    return NEUTRON_DB_MANAGE
+
+
+def run_neutron_migrations(url: str) -> None:
+    """Run neutron 29.0.0's real ``neutron-db-manage upgrade heads`` against ``url``."""
+    db_manage = ensure_openstack_venv()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [str(db_manage), "--database-connection", url, "upgrade", "heads"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        ran = [line for line in proc.stderr.splitlines() if "Running upgrade" in line]
+        last = ran[-1].split("Running upgrade", 1)[1].strip() if ran else "(none)"
+        errors = [line for line in proc.stderr.splitlines() if "Error" in line]
+        raise NeutronSchemaError(
+            f"neutron-db-manage upgrade heads failed on {url} (exit {proc.returncode}); "
+            f"last migration started: {last}; "
+            f"error: {errors[-1] if errors else proc.stderr[-1500:]}"
+        )
+
+
+def build_neutron29_mariadb_ddl() -> Path:
+    """Return the cached DDL of neutron 29.0.0 on MariaDB, building it once if missing.
+
+    The DDL comes from the real migrations run into a scratch database and then
+    ``mariadb-dump``-ed (schema plus ``alembic_version`` rows); replaying that dump
+    is much cheaper than re-running ~120 migrations for every test.
+    """
+    with _cache_lock("neutron29-mariadb-ddl"):
+        if NEUTRON29_MARIADB_DDL.exists():
+            return NEUTRON29_MARIADB_DDL
+        for tool in ("mariadb", "mariadb-dump"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"`{tool}` client not found (apt-get install mariadb-client)")
+        ensure_openstack_venv()
+        with mariadb_database() as scratch:
+            start = time.monotonic()
+            run_neutron_migrations(mariadb_url(scratch))
+            _record("neutron migrations (MariaDB)", time.monotonic() - start)
+            base = ["mariadb-dump", f"-h{MARIADB_HOST}", f"-P{MARIADB_PORT}", f"-u{MARIADB_USER}"]
+            base += ["--skip-comments", "--skip-dump-date"]
+            schema = subprocess.run(
+                [*base, "--no-data", scratch], capture_output=True, text=True, check=True
+            ).stdout
+            versions = subprocess.run(
+                [*base, "--no-create-info", scratch, "alembic_version"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        if "CREATE TABLE `ml2_port_bindings`" not in schema or "INSERT INTO" not in versions:
+            pytest.fail("neutron migrations ran but the dump lacks ml2_port_bindings/alembic rows")
+        tmp = NEUTRON29_MARIADB_DDL.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(
+            "-- neutron 29.0.0 schema made by `neutron-db-manage upgrade heads` on MariaDB;\n"
+            "-- generated by tests/dbfixtures.py, delete this file to rebuild it.\n"
+            + schema
+            + versions
+        )
+        tmp.replace(NEUTRON29_MARIADB_DDL)
+    return NEUTRON29_MARIADB_DDL
+
+
+def load_mariadb_sql(dbname: str, sql_file: Path) -> None:
+    """Load a mariadb-dump file with the ``mariadb`` client (handles its /*! */ syntax)."""
+    start = time.monotonic()
+    with open(sql_file, "rb") as fh:
+        proc = subprocess.run(
+            [
+                "mariadb",
+                f"-h{MARIADB_HOST}",
+                f"-P{MARIADB_PORT}",
+                f"-u{MARIADB_USER}",
+                f"--database={dbname}",
+            ],
+            stdin=fh,
+            capture_output=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"loading {sql_file} into {dbname} failed: {proc.stderr.decode(errors='replace')}",
+            pytrace=False,
+        )
+    _record("per-test load of neutron DDL (MariaDB)", time.monotonic() - start)
+
+
+def build_neutron29_postgresql_template() -> str:
+    """Create a database migrated by neutron 29.0.0 to clone with ``CREATE ... TEMPLATE``.
+
+    The caller owns the returned database and must drop it at the end of the session.
+    """
+    ensure_openstack_venv()
+    template = unique_db_name("vd_tpl_")
+    postgresql_create_database(template)
+    start = time.monotonic()
+    try:
+        run_neutron_migrations(
+            f"postgresql+psycopg2://{POSTGRESQL_USER}@{POSTGRESQL_HOST}:"
+            f"{POSTGRESQL_PORT}/{template}"
+        )
+    except BaseException:
+        postgresql_drop_database(template)
+        raise
+    _record("neutron migrations (PostgreSQL)", time.monotonic() - start)
+    return template
+
+
+def build_neutron29_sqlite(path: Path) -> Path:
+    """Create a SQLite file from the reference DDL (neutron's migrations cannot run on SQLite)."""
+    if not NEUTRON29_SQLITE_SQL.is_file():
+        pytest.fail(
+            f"reference schema {NEUTRON29_SQLITE_SQL} not found: the `shared/` directory must sit "
+            f"beside the repository ({SHARED_DIR}) or be named by VIFDOCTOR_SHARED_DIR",
+            pytrace=False,
+        )
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(NEUTRON29_SQLITE_SQL.read_text())
+    finally:
+        conn.close()
+    return path
+
+
+# ----------------------------------------------------------------- pytest integration
+
+
+#: fixture name -> markers it implies (declared in pyproject's [tool.pytest.ini_options]).
+FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
+    "mariadb_url": ("mariadb",),
+    "postgresql_url": ("postgresql",),
+    "neutron29_mariadb_url": ("mariadb", "neutron_real"),
+    "neutron29_postgresql_url": ("postgresql", "neutron_real"),
+}
+
+
+def markers_for(item: pytest.Item) -> set[str]:
+    """Markers a test needs from the fixtures it uses, so ``-m 'not postgresql'`` works."""
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if "db_url" in names and callspec is not None and "db_url" in callspec.params:
+        names.add(f"{callspec.params['db_url']}_url")
+    return {marker for name in names for marker in FIXTURE_MARKERS.get(name, ())}
+
+
+def timing_summary() -> list[str]:
+    """One line per slow step measured in this session."""
+    lines = []
+    for key, values in TIMINGS.items():
+        if len(values) == 1:
+            lines.append(f"{key}: {values[0]:.2f} s")
+        else:
+            avg = sum(values) / len(values)
+            lines.append(f"{key}: {len(values)}x, avg {avg:.2f} s, max {max(values):.2f} s")
+    return lines
