@@ -126,6 +126,7 @@ class Finding:
     expected_details: Any = None
     nova_plug: str = ""
     needed_plug: str = ""
+    correction: dict | None = None  # keys the repair sets, for repairable findings
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -150,6 +151,7 @@ class Finding:
             "needed_plug": self.needed_plug,
             "impact": self.impact,
             "remedy": self.remedy,
+            "correction": self.correction,
             **({"extra": self.extra} if self.extra else {}),
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import shlex
 from typing import IO
@@ -10,7 +11,9 @@ from typing import IO
 import sqlalchemy as sa
 
 from vifdoctor.cmd.audit import audit_from_args
-from vifdoctor.demo.incident import LAYOUT, install_incident
+from vifdoctor.demo.builder import utcnow, write_cloud
+from vifdoctor.demo.incident import LAYOUT, incident_cloud
+from vifdoctor.demo.schemas import create_schema
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.report import renderer
 from vifdoctor.report.findings import audit_listing
@@ -28,9 +31,17 @@ def build(folder: str) -> str:
     if os.path.exists(path):
         os.remove(path)  # only the demo's own file, rebuilt from scratch each time
     url = f"sqlite:///{path}"
+    cloud = incident_cloud()
+    # The demo's agents "keep reporting": a heartbeat a year ahead keeps them alive for the
+    # commands the demo suggests, run minutes or days later, without a live agent process.
+    ahead = utcnow() + datetime.timedelta(days=365)
+    for agent in cloud.agents:
+        if agent.alive:
+            agent.heartbeat_at = ahead
     engine = sa.create_engine(url)
     try:
-        install_incident(engine, LAYOUT)
+        create_schema(engine, LAYOUT)
+        write_cloud(engine, cloud)
     finally:
         engine.dispose()
     return url
@@ -59,5 +70,10 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         f"  vifdoctor audit --neutron-db {db} --host compute000 -c Port -c Code -f value\n"
         f"  vifdoctor audit --neutron-db {db} --firewall-driver openvswitch\n"
         "  vifdoctor explain VD101\n"
+        f"  vifdoctor plan --neutron-db {db}          # the exact changes, read-only\n"
+        f"  vifdoctor plan --neutron-db {db} --sql    # the same as guarded SQL\n"
+        f"  vifdoctor repair --neutron-db {db} --apply   # backed up, guarded\n"
+        "  vifdoctor rollback vifdoctor-backup-*/repair-*.json "
+        f"--neutron-db {db} --apply\n"
     )
     return 0

@@ -19,7 +19,7 @@ from vifdoctor.errors import EXIT_CANNOT_RUN, VifdoctorError
 from vifdoctor.report import FORMATS
 from vifdoctor.rules.catalog import CATALOG
 from vifdoctor.rules.plug import FIREWALL_DRIVERS
-from vifdoctor.sources.database import db_error
+from vifdoctor.sources.database import db_error, scrub
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +75,40 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
                    help="show this column (repeatable); table, csv, value and json rows")
 
 
+def _add_write_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("writing")
+    g.add_argument("--apply", action="store_true",
+                   help="write to the database (default: only show what would change)")
+    g.add_argument("--backup-dir", metavar="DIR",
+                   help="where the backup goes (default: ./vifdoctor-backup-<UTC time>)")
+    g.add_argument("--batch-size", type=_positive_int, default=500,
+                   help="rows per transaction (default 500)")
+    g.add_argument("--max-rate", type=_positive_float, metavar="ROWS_PER_SECOND",
+                   help="pace the writes for a busy database")
+    g.add_argument("--retries", type=_non_negative_int, default=5,
+                   help="retries of a batch after a lock wait timeout or deadlock (default 5)")
+    g.add_argument("--lock-wait-timeout", type=_positive_int, metavar="SECONDS",
+                   help="MySQL innodb_lock_wait_timeout for the writing session: fail fast "
+                        "and retry instead of waiting the server's default")
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -114,6 +148,34 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("codes", nargs="*", metavar="CODE", type=_code,
                          help="codes to explain (all when none)")
 
+    plan = sub.add_parser("plan", help="the exact binding changes a repair would make "
+                                       "(read-only)")
+    _add_source_options(plan)
+    _add_rule_options(plan)
+    _add_selectors(plan)
+    _add_output_options(plan)
+    plan.add_argument("--sql", action="store_true",
+                      help="print the equivalent guarded SQL statements instead, for a DBA")
+    plan.add_argument("--batch-size", type=_positive_int, default=500,
+                      help="rows per transaction in --sql output (default 500)")
+
+    repair = sub.add_parser("repair", help="rewrite the flagged bindings: a dry run unless "
+                                           "--apply; backed up and guarded")
+    _add_source_options(repair)
+    _add_rule_options(repair)
+    _add_selectors(repair)
+    _add_output_options(repair)
+    _add_write_options(repair)
+
+    rollback = sub.add_parser("rollback", help="restore the rows of a repair backup (dry run "
+                                               "unless --apply)")
+    rollback.add_argument("backup", metavar="BACKUP", help="the backup file a repair wrote")
+    _add_source_options(rollback)
+    _add_output_options(rollback)
+    _add_write_options(rollback)
+    rollback.add_argument("--any-database", action="store_true",
+                          help="restore into a database other than the one backed up")
+
     demo = sub.add_parser("demo", help="build a SQLite cloud that reproduces the incident and "
                                        "audit it")
     demo.add_argument("--dir", default="vifdoctor-demo",
@@ -130,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vifdoctor.cmd.audit import run
         elif args.command == "explain":
             from vifdoctor.cmd.explain import run
+        elif args.command == "plan":
+            from vifdoctor.cmd.repair import run_plan as run
+        elif args.command == "repair":
+            from vifdoctor.cmd.repair import run_repair as run
+        elif args.command == "rollback":
+            from vifdoctor.cmd.repair import run_rollback as run
         else:
             from vifdoctor.cmd.demo import run
         return run(args, sys.stdout)
@@ -146,6 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and the like: stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CANNOT_RUN
+    except Exception as exc:  # a bug of ours: still one line, and a way to see more
+        if os.environ.get("VIFDOCTOR_DEBUG"):
+            raise
+        print(f"vifdoctor: internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
+              "(set VIFDOCTOR_DEBUG=1 for the traceback; please report it)", file=sys.stderr)
         return EXIT_CANNOT_RUN
 
 

@@ -276,7 +276,7 @@ def judge_ovs(b: Binding, details: dict, needs: HostNeeds, ctx: RuleContext) -> 
             "VD101", b,
             f"ovs_hybrid_plug={_shown_key(details, 'ovs_hybrid_plug')}: Nova plugs direct, "
             f"the host needs hybrid ({needs.source})",
-            expected_details={**details, **fix}, **common))
+            expected_details={**details, **fix}, correction=fix, **common))
     elif needs.plug is Plug.DIRECT and plug is Plug.HYBRID:
         fix = corrections("VD102", details, needs, ctx)
         reason = (f"ovs_hybrid_plug={_shown_key(details, 'ovs_hybrid_plug')}"
@@ -285,7 +285,7 @@ def judge_ovs(b: Binding, details: dict, needs: HostNeeds, ctx: RuleContext) -> 
         out.append(new_finding(
             "VD102", b,
             f"{reason}: Nova plugs hybrid, the host needs direct ({needs.source})",
-            expected_details={**details, **fix}, **common))
+            expected_details={**details, **fix}, correction=fix, **common))
 
     if needs.enforces_security_groups:
         out.extend(_port_filter_finding(b, details, ctx, needs.source, common))
@@ -298,7 +298,7 @@ def judge_ovs(b: Binding, details: dict, needs: HostNeeds, ctx: RuleContext) -> 
                 "VD110", b,
                 f"datapath_type={_shown_key(details, 'datapath_type')}, the host's OVS agent "
                 f"reports {needs.datapath_type}",
-                expected_details={**details, **fix}, **common))
+                expected_details={**details, **fix}, correction=fix, **common))
     return out
 
 
@@ -313,7 +313,7 @@ def _port_filter_finding(
         "VD103", b,
         f"port_filter={_shown_key(details, 'port_filter')} although {b.host} enforces "
         f"security groups ({source})",
-        expected_details={**details, **fix}, **fields)]
+        expected_details={**details, **fix}, correction=fix, **fields)]
 
 
 def corrections(code: str, details: dict, needs: HostNeeds, ctx: RuleContext) -> dict:

@@ -44,9 +44,24 @@ def scrub(text: str) -> str:
     return _PASSWORD_IN_TEXT.sub(r"\1***@", str(text))
 
 
+def _default_driver(url: URL) -> URL:
+    """A bare ``postgresql://`` (as neutron.conf writes it) with whichever driver is installed.
+
+    SQLAlchemy 2.1 maps it to psycopg 3; OpenStack deployments mostly ship psycopg2.
+    """
+    if url.drivername != "postgresql":
+        return url
+    import importlib.util
+
+    for module, driver in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return url.set(drivername=driver)
+    return url
+
+
 def connect(url_text: str, *, what: str = "database") -> Engine:
     """An engine for ``url_text``, checked with one round trip."""
-    url = parse_url(url_text)
+    url = _default_driver(parse_url(url_text))
     if url.get_backend_name() == "sqlite":
         path = url.database
         if not path or path == ":memory:":

@@ -269,6 +269,8 @@ class NeutronDatabase:
                     has_active_row=bool(row[13]) if not active else True,
                 )
             result.close()
+        # End the read transaction: no snapshot or SQLite read lock outlives the stream.
+        self.conn.rollback()
 
 
 def _naive(value: datetime.datetime | str) -> datetime.datetime:

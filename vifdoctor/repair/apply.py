@@ -1,0 +1,227 @@
+"""Writing a plan: bounded transactions, guarded UPDATEs, retries, pacing, verification.
+
+Every UPDATE is guarded on the exact text the plan read (byte for byte, even
+on MySQL's case-insensitive collations), so a row that changed since the plan
+is skipped and reported, never overwritten. One transaction per batch: a batch
+is all or nothing, whatever stops the process.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from vifdoctor.errors import VifdoctorError
+from vifdoctor.model import Layout
+from vifdoctor.repair.plan import Change
+from vifdoctor.sources.database import db_error
+
+# MySQL/MariaDB: lock wait timeout, deadlock (also how Galera reports a certification failure)
+RETRYABLE_MYSQL = {1205, 1213}
+# PostgreSQL: serialization failure, deadlock detected
+RETRYABLE_PG = {"40001", "40P01"}
+
+CHANGED, SKIPPED, FAILED, PENDING = "changed", "skipped", "failed", "pending"
+
+
+@dataclass
+class Outcome:
+    """What happened to each planned row, plus the figures a DBA asks for."""
+
+    status: dict[tuple[str, str], str] = field(default_factory=dict)
+    current: dict[tuple[str, str], str | None] = field(default_factory=dict)  # for skipped rows
+    errors: list[str] = field(default_factory=list)
+    batches: int = 0
+    retries: int = 0
+    longest_transaction_s: float = 0.0
+    interrupted: bool = False
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.status.values() if s == state)
+
+
+def bindings_table(conn: Connection) -> sa.Table:
+    return sa.Table("ml2_port_bindings", sa.MetaData(), autoload_with=conn)
+
+
+def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str):
+    """Byte-exact comparison: MySQL's default collations ignore case and trailing spaces."""
+    if dialect in ("mysql", "mariadb"):
+        return sa.cast(column, mysql.BINARY()) == sa.cast(value, mysql.BINARY())
+    return column == value
+
+
+def guarded_update(table: sa.Table, layout: Layout, dialect: str,
+                   change: Change | None = None) -> sa.Update:
+    """UPDATE ... SET vif_details=:new WHERE port_id=:p AND host=:h AND vif_details=:stored.
+
+    With ``change`` the values are literals (for ``plan --sql``); without, bound
+    parameters named as :func:`params` names them.
+    """
+    values = params(change) if change is not None else {}
+
+    def value(name: str) -> sa.ColumnElement:
+        if change is None:
+            return sa.bindparam(name, type_=sa.String())
+        return sa.literal(values[name], sa.String())
+
+    cond = [
+        table.c.port_id == value("b_port_id"),
+        table.c.host == value("b_host"),
+        exact_equals(table.c.vif_details, value("b_stored"), dialect),
+    ]
+    if layout.has_status:
+        cond.append(table.c.status == "ACTIVE")
+    return sa.update(table).where(*cond).values(vif_details=value("b_new"))
+
+
+def params(change: Change) -> dict:
+    return {"b_port_id": change.port_id, "b_host": change.host,
+            "b_stored": change.stored, "b_new": change.new}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    code = orig.args[0] if getattr(orig, "args", None) else None
+    if isinstance(code, int) and code in RETRYABLE_MYSQL:
+        return True
+    if getattr(orig, "pgcode", None) in RETRYABLE_PG:
+        return True
+    return "database is locked" in str(orig)  # SQLite's busy writer
+
+
+def batches(items: Sequence[Change], size: int) -> Iterator[Sequence[Change]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass
+class WriteOptions:
+    batch_size: int = 500
+    max_rate: float | None = None  # rows per second
+    retries: int = 5
+    backoff_s: float = 0.2
+    lock_wait_timeout: int | None = None  # MySQL innodb_lock_wait_timeout for this session
+
+
+def apply_changes(
+    engine: Engine,
+    layout: Layout,
+    changes: Sequence[Change],
+    opts: WriteOptions,
+    *,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] = lambda n: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Write the changes batch by batch; then re-read every row to report the truth."""
+    outcome = Outcome(status={(c.port_id, c.host): PENDING for c in changes})
+    if not changes:
+        return outcome
+    dialect = engine.dialect.name
+    started = time.monotonic()
+    written = 0
+    with engine.connect() as conn:
+        if opts.lock_wait_timeout and dialect in ("mysql", "mariadb"):
+            conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
+                                 f"{int(opts.lock_wait_timeout)}"))
+            conn.commit()
+        stmt = guarded_update(bindings_table(conn), layout, dialect)
+        conn.rollback()  # end the reflection's implicit transaction: batches begin their own
+        for batch in batches(changes, opts.batch_size):
+            if should_stop():
+                outcome.interrupted = True
+                break
+            counts = _write_batch(conn, stmt, batch, opts, outcome, sleep)
+            if counts is None:
+                for c in batch:
+                    outcome.status[(c.port_id, c.host)] = FAILED
+                break  # an error that retries did not clear: stop, report, write no more
+            for c, n in zip(batch, counts, strict=True):
+                outcome.status[(c.port_id, c.host)] = CHANGED if n == 1 else SKIPPED
+            outcome.batches += 1
+            written += len(batch)
+            progress(len(batch))
+            if opts.max_rate:
+                ahead = written / opts.max_rate - (time.monotonic() - started)
+                if ahead > 0:
+                    sleep(ahead)
+        verify(conn, changes, outcome)
+    return outcome
+
+
+def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
+                 opts: WriteOptions, outcome: Outcome,
+                 sleep: Callable[[float], None]) -> list[int] | None:
+    """One transaction for the batch, retried on lock waits and deadlocks."""
+    for attempt in range(opts.retries + 1):
+        began = time.monotonic()
+        try:
+            with conn.begin():
+                counts = [conn.execute(stmt, params(c)).rowcount for c in batch]
+            outcome.longest_transaction_s = max(outcome.longest_transaction_s,
+                                                time.monotonic() - began)
+            return counts
+        except DBAPIError as exc:
+            if is_retryable(exc) and attempt < opts.retries:
+                outcome.retries += 1
+                sleep(opts.backoff_s * (2 ** attempt) * (1 + random.random() / 2))
+                continue
+            outcome.errors.append(db_error(exc))
+            return None
+    return None  # pragma: no cover - the loop always returns
+
+
+def read_current(conn: Connection, keys: Sequence[tuple[str, str]],
+                 chunk: int = 500) -> dict[tuple[str, str], str]:
+    """vif_details of the live (ACTIVE where the column exists) rows for these keys."""
+    table = bindings_table(conn)
+    has_status = "status" in table.c
+    found: dict[tuple[str, str], str] = {}
+    for start in range(0, len(keys), chunk):
+        part = keys[start:start + chunk]
+        query = sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(part))
+        if has_status:
+            query = query.where(table.c.status == "ACTIVE")
+        for port_id, host, details in conn.execute(query):
+            found[(port_id, host)] = details
+    conn.rollback()
+    return found
+
+
+def verify(conn: Connection, changes: Sequence[Change], outcome: Outcome) -> None:
+    """Re-read every planned row: a row counts as changed only if it now holds the new text."""
+    current = read_current(conn, [(c.port_id, c.host) for c in changes])
+    for c in changes:
+        key = (c.port_id, c.host)
+        now = current.get(key)
+        state = outcome.status[key]
+        if state == CHANGED and now != c.new:
+            outcome.status[key] = FAILED
+            outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
+        if state in (SKIPPED, FAILED) or now != c.new:
+            outcome.current[key] = now
+
+
+def require_writable(engine: Engine) -> None:
+    """Refuse early on a read-only server rather than fail in the middle of a plan."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return
+    with engine.connect() as conn:
+        read_only = conn.execute(sa.text("SELECT @@global.read_only")).scalar()
+    if read_only:
+        raise VifdoctorError("the database server is read-only (read_only=ON): nothing written")
+
+
+__all__ = ["apply_changes", "Outcome", "WriteOptions", "guarded_update", "read_current",
+           "CHANGED", "SKIPPED", "FAILED", "PENDING", "db_error"]

@@ -1,0 +1,101 @@
+"""Backups that can restore every row a repair touches, written safely before any write.
+
+One JSON file per run: the original rows with all their columns, the value
+the repair will write, and a header (tool version, database URL without its
+password, layout, time) sealed by a SHA-256 checksum. The file is created
+0600, fsync-ed and renamed into place, so a backup that exists is whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vifdoctor import __version__
+from vifdoctor.errors import VifdoctorError
+
+FORMAT = "vifdoctor-backup"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Backup:
+    path: str
+    header: dict
+    rows: list[dict]  # {"original": {column: value}, "written": str, "codes": [...]}
+
+
+def default_dir(now: datetime.datetime | None = None) -> str:
+    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return os.path.join(os.getcwd(), f"vifdoctor-backup-{stamp}")
+
+
+def _checksum(body: dict) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) -> str:
+    """Write the backup file; raise VifdoctorError (nothing written) if it cannot be done."""
+    body = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        **header,
+        "rows": list(rows),
+    }
+    body["checksum"] = _checksum(body)
+    path = os.path.join(folder, name)
+    tmp = path + ".partial"
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise VifdoctorError(
+            f"cannot write the backup in {folder}: {exc.strerror or exc}; nothing was changed"
+        ) from None
+    return path
+
+
+def read_backup(path: str) -> Backup:
+    """Load a backup and check that it is whole and unaltered."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            body = json.load(fh)
+    except OSError as exc:
+        raise VifdoctorError(f"cannot read backup {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise VifdoctorError(f"backup {path} is not valid JSON: {exc}") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise VifdoctorError(f"{path} is not a vifdoctor backup")
+    if body.get("format_version") != FORMAT_VERSION:
+        raise VifdoctorError(f"backup {path} has format version {body.get('format_version')!r}, "
+                             f"this vifdoctor reads {FORMAT_VERSION}")
+    stated = body.pop("checksum", None)
+    if stated != _checksum(body):
+        raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
+    rows = body.pop("rows")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("original"), dict)
+        and isinstance(r.get("written"), str) for r in rows
+    ):
+        raise VifdoctorError(f"backup {path} has malformed rows")
+    return Backup(path, body, rows)

@@ -1,0 +1,120 @@
+"""The repair plan: which binding rows change, from what exact text to what.
+
+Pure: judged bindings in, :class:`Change` records out. A row is changed only
+when a selected, repairable finding asks for it; the new value is the stored
+object with only the corrected keys changed, serialized as Neutron does
+(``json.dumps``). Rows that are malformed (VD104), not ACTIVE, or judged by no
+repairable rule are never planned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from vifdoctor.errors import VifdoctorError
+from vifdoctor.model import Binding
+from vifdoctor.rules import catalog
+from vifdoctor.rules.binding import Judgement
+from vifdoctor.rules.plug import RuleContext, nova_plug, parse_json_column
+
+
+@dataclass(frozen=True)
+class Change:
+    """One binding row to rewrite, with the exact stored text it is guarded on."""
+
+    port_id: str
+    host: str
+    status: str | None  # "ACTIVE" where the column exists, else None
+    stored: str
+    new: str
+    codes: tuple[str, ...]
+    device_owner: str
+    device_id: str
+    vif_type: str
+    plug_before: str
+    plug_after: str
+
+    @property
+    def replug_needed(self) -> bool:
+        """Whether the VM's wiring must change for Nova to follow the new details."""
+        return self.plug_before != self.plug_after
+
+    def as_dict(self) -> dict:
+        return {
+            "port_id": self.port_id,
+            "host": self.host,
+            "status": self.status,
+            "codes": list(self.codes),
+            "stored_details": self.stored,
+            "new_details": self.new,
+            "device_owner": self.device_owner,
+            "device_id": self.device_id,
+            "nova_plug_before": self.plug_before,
+            "nova_plug_after": self.plug_after,
+            "replug_needed": self.replug_needed,
+        }
+
+
+def repair_codes(named: Iterable[str]) -> frozenset[str]:
+    """The codes a repair acts on: VD101 and VD103 unless others are named."""
+    named = frozenset(named)
+    if not named:
+        return catalog.repairable_by_default()
+    refused = sorted(named - catalog.repairable())
+    if refused:
+        raise VifdoctorError(
+            f"{', '.join(refused)} cannot be repaired in the database (repairable: "
+            f"{', '.join(sorted(catalog.repairable()))}); see `vifdoctor explain CODE`"
+        )
+    return named
+
+
+def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
+                ctx: RuleContext) -> Change | None:
+    """The change one judged row needs, or None."""
+    if binding.status not in (None, "ACTIVE"):
+        return None
+    if any(f.code == "VD104" for f in judgement.findings):
+        return None  # never rewrite a row whose text vifdoctor cannot read whole
+    fixes = sorted(
+        (f for f in judgement.findings if f.code in codes and f.correction),
+        key=lambda f: f.code,
+    )
+    if not fixes:
+        return None
+    parsed = parse_json_column(binding.vif_details)
+    if not parsed.ok:
+        return None
+    before = parsed.as_dict()
+    after = dict(before)
+    for f in fixes:
+        after.update(f.correction or {})
+    if after == before and binding.vif_details:
+        return None
+    def plug(details: dict) -> str:
+        return nova_plug(binding.vif_type, details, ctx.nova_generation,
+                         ctx.nova_firewall_driver).value
+
+    return Change(
+        port_id=binding.port_id,
+        host=binding.host,
+        status=binding.status,
+        stored=binding.vif_details,
+        new=json.dumps(after),
+        codes=tuple(f.code for f in fixes),
+        device_owner=binding.device_owner,
+        device_id=binding.device_id,
+        vif_type=binding.vif_type,
+        plug_before=plug(before),
+        plug_after=plug(after),
+    )
+
+
+def plan_changes(judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[str],
+                 ctx: RuleContext) -> Iterator[Change]:
+    for binding, judgement in judged:
+        change = plan_change(binding, judgement, codes, ctx)
+        if change is not None:
+            yield change

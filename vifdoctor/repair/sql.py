@@ -1,0 +1,32 @@
+"""The plan as SQL for a DBA: the same guarded UPDATEs ``repair --apply`` runs.
+
+Values are rendered by SQLAlchemy's own literal quoting for the connected
+dialect (which knows, for MySQL, whether backslashes escape), never by string
+pasting. Batches are wrapped in transactions, as the repair writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from vifdoctor.model import Layout
+from vifdoctor.repair.apply import batches, guarded_update
+from vifdoctor.repair.plan import Change
+
+
+def render_sql(changes: Sequence[Change], table: sa.Table, layout: Layout, dialect: Dialect,
+               batch_size: int) -> Iterator[str]:
+    begin = "BEGIN;" if dialect.name in ("postgresql", "sqlite") else "START TRANSACTION;"
+    yield (f"-- vifdoctor repair plan: {len(changes)} guarded UPDATE(s) on {table.name}; "
+           "each changes 1 row, or 0 if the row changed since the plan")
+    for batch in batches(changes, batch_size):
+        yield begin
+        for change in batch:
+            yield f"-- {change.port_id} on {change.host}: {', '.join(change.codes)}"
+            stmt = guarded_update(table, layout, dialect.name, change)
+            text = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            yield " ".join(text.split()) + ";"
+        yield "COMMIT;"

@@ -1,0 +1,84 @@
+"""Plans and repair outcomes as listings, and what the database change leaves to do."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from vifdoctor import __version__
+from vifdoctor.repair.plan import Change
+from vifdoctor.report import Column, Listing
+
+CHANGE_COLUMNS = [
+    Column("port_id", "Port"),
+    Column("host", "Host"),
+    Column("codes", "Codes"),
+    Column("stored_details", "Stored Details"),
+    Column("new_details", "New Details"),
+]
+OTHER_CHANGE_COLUMNS = [
+    Column("device_id", "Device"),
+    Column("device_owner", "Device Owner"),
+    Column("status", "Status"),
+    Column("nova_plug_before", "Plug Before"),
+    Column("nova_plug_after", "Plug After"),
+    Column("replug_needed", "Replug Needed"),
+    Column("result", "Result"),
+    Column("current_details", "Current Details"),
+]
+
+
+def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]:
+    """Per host, the VMs whose wiring must change, and those that only need a cache refresh."""
+    hosts: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"replug": [], "refresh": []})
+    for c in changes:
+        if not c.device_owner.startswith("compute:") or not c.device_id:
+            continue
+        bucket = "replug" if c.replug_needed else "refresh"
+        if c.device_id not in hosts[c.host][bucket]:
+            hosts[c.host][bucket].append(c.device_id)
+    return {h: hosts[h] for h in sorted(hosts)}
+
+
+def next_steps(changes: Sequence[Change]) -> list[str]:
+    """What a fixed row does not do by itself: Nova re-reads details only on a re-plug."""
+    plan = replug_by_host(changes)
+    if not plan:
+        return []
+    lines = ["", "The database change alone does not re-wire running VMs. Per host:"]
+    for host, vms in plan.items():
+        if vms["replug"]:
+            lines.append(f"  {host}: re-plug (hard reboot or stop/start) before the wiring "
+                         f"follows the new details:")
+            lines.extend(f"    openstack server reboot --hard {vm}" for vm in vms["replug"])
+        if vms["refresh"]:
+            lines.append(f"  {host}: wiring unchanged; refresh Nova's cache "
+                         f"({len(vms['refresh'])} VM(s)): " + " ".join(vms["refresh"]))
+    lines.append("Nova's instance_info_caches keep the old details until a network-changed "
+                 "event, start or hard reboot refreshes them.")
+    return lines
+
+
+def plan_listing(changes: Sequence[Change], schema: dict, assumptions: list[str],
+                 extra: dict | None = None, results: dict | None = None) -> Listing:
+    rows = []
+    for c in changes:
+        row = c.as_dict()
+        if results is not None:
+            state, current = results.get((c.port_id, c.host), ("pending", None))
+            row["result"] = state
+            row["current_details"] = current
+        rows.append(row)
+    doc = {
+        "tool": {"name": "vifdoctor", "version": __version__},
+        "schema": schema,
+        "assumptions": assumptions,
+        **(extra or {}),
+        "replug": replug_by_host(changes),
+        "changes": rows,
+    }
+    columns = list(CHANGE_COLUMNS)
+    if results is not None:
+        columns.insert(3, Column("result", "Result"))
+    return Listing(columns, rows, doc, rows_key="changes",
+                   available=CHANGE_COLUMNS + OTHER_CHANGE_COLUMNS)
