@@ -14,6 +14,7 @@ from vifdoctor import __version__
 from vifdoctor.errors import EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_OK, EXIT_WARNING
 from vifdoctor.model import Agent, Binding, Finding, Severity
 from vifdoctor.rules.binding import JUDGED, Judgement, agent_finding, judge_binding
+from vifdoctor.rules.nova import Instance, impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
 
 _SEVERITY_ORDER = {Severity.FAILURE: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -29,6 +30,9 @@ class AuditReport:
     rows: int = 0
     categories: Counter = field(default_factory=Counter)
     agents: list[dict] = field(default_factory=list)
+    nova: list[dict] | None = None  # the cells read; None when Nova was not read
+    instances: list[dict] = field(default_factory=list)  # affected instances, with steps
+    instances_read: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -53,6 +57,8 @@ class AuditReport:
             "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
             "by_host": dict(sorted(by_host.items())),
             "exit_code": self.exit_code,
+            **({"instances_read": self.instances_read,
+                "instances_affected": len(self.instances)} if self.nova is not None else {}),
         }
 
     def document(self) -> dict:
@@ -63,6 +69,8 @@ class AuditReport:
             "assumptions": self.assumptions,
             "summary": self.summary(),
             "agents": self.agents,
+            **({"nova": self.nova, "instances": self.instances}
+               if self.nova is not None else {}),
             "findings": [f.as_dict() for f in self.findings],
         }
 
@@ -78,6 +86,47 @@ def judge_all(
         yield binding, judge_binding(binding, agents.get(binding.host, empty), ctx)
 
 
+@dataclass
+class NovaJoin:
+    """Nova's side of an audit: VM ports and instances, both in uuid order."""
+
+    compute_bindings: Iterable[Binding]
+    instances: Iterable[Instance]
+    cells: list[dict]
+    # Instances with no selected Neutron port are judged only in a full audit (or, with
+    # --host, when Nova places them on a selected host): otherwise a selector would make
+    # every other instance look as if Neutron lacked its ports.
+    full: bool = True
+    hosts: frozenset[str] = frozenset()
+
+
+def join_by_instance(
+    compute: Iterable[Binding], instances: Iterable[Instance]
+) -> Iterator[tuple[str, list[Binding], Instance | None]]:
+    """Merge VM ports (by device_id) with instances (by uuid); both sorted the same way."""
+    ports = iter(compute)
+    insts = iter(instances)
+    port = next(ports, None)
+    inst = next(insts, None)
+    while port is not None or inst is not None:
+        if port is None or (inst is not None and inst.uuid < port.device_id):
+            assert inst is not None
+            yield inst.uuid, [], inst
+            inst = next(insts, None)
+            continue
+        device = port.device_id
+        group = []
+        while port is not None and port.device_id == device:
+            group.append(port)
+            port = next(ports, None)
+        match = None
+        while inst is not None and inst.uuid == device:
+            if match is None or (match.deleted and not inst.deleted):
+                match = inst  # one uuid in two cells: the live row wins
+            inst = next(insts, None)
+        yield device, group, match
+
+
 def run_audit(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],
@@ -88,8 +137,9 @@ def run_audit(
     codes: frozenset[str] = frozenset(),
     hosts: frozenset[str] = frozenset(),
     agent_rows: list[dict] | None = None,
+    nova: NovaJoin | None = None,
 ) -> AuditReport:
-    """Judge every binding; keep the findings whose code is selected (all when empty)."""
+    """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
     keep = (lambda f: f.code in codes) if codes else (lambda f: True)
     for host_agents in agents.values():
@@ -99,10 +149,40 @@ def run_audit(
             f = agent_finding(agent)
             if f is not None and keep(f):
                 report.findings.append(f)
-    for _binding, judgement in judge_all(bindings, agents, ctx):
+
+    def judge(binding: Binding) -> Judgement:
+        judgement = judge_binding(binding, agents.get(binding.host, []), ctx)
         report.rows += 1
         report.categories[judgement.category] += 1
         report.findings.extend(f for f in judgement.findings if keep(f))
+        return judgement
+
+    for binding in bindings:
+        judge(binding)
+    if nova is not None:
+        report.nova = nova.cells
+        for device_id, group, instance in join_by_instance(nova.compute_bindings,
+                                                           nova.instances):
+            if instance is not None:
+                report.instances_read += 1
+            in_scope = bool(group) or nova.full or (
+                instance is not None and instance.host in nova.hosts)
+            if not in_scope:
+                continue
+            judged = [(b, judge(b)) for b in group]
+            found, view = judge_instance(device_id, instance, judged, ctx,
+                                         check_missing_ports=nova.full or not group)
+            report.findings.extend(f for f in found if keep(f))
+            codes_here = view.codes | {f.code for f in found}
+            if codes_here and (not codes or codes_here & codes):
+                report.instances.append({
+                    "device_id": device_id,
+                    "instance": instance.as_dict() if instance else None,
+                    "codes": sorted(codes_here),
+                    "ports": [p.as_dict() for p in view.ports],
+                    "impact": impact(view),
+                    "steps": [s.as_dict() for s in remediation(view, found)],
+                })
     report.findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.host, f.port_id))
     return report
 

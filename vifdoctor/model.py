@@ -127,6 +127,7 @@ class Finding:
     nova_plug: str = ""
     needed_plug: str = ""
     correction: dict | None = None  # keys the repair sets, for repairable findings
+    instance: dict | None = None  # the Nova instance behind device_id, when Nova was read
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -152,6 +153,7 @@ class Finding:
             "impact": self.impact,
             "remedy": self.remedy,
             "correction": self.correction,
+            **({"instance": self.instance} if self.instance is not None else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
 

@@ -39,6 +39,18 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
                         "connection and [securitygroup] from; repeatable, later files win")
 
 
+def _add_nova_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Nova databases (optional: add the instances' view)")
+    g.add_argument("--nova-db", metavar="URL", action="append", default=[],
+                   help="a Nova cell database (repeatable: one per cell; env VIFDOCTOR_NOVA_DB)")
+    g.add_argument("--nova-api-db", metavar="URL",
+                   help="the nova_api database: its cell_mappings give the cell databases "
+                        "(env VIFDOCTOR_NOVA_API_DB)")
+    g.add_argument("--nova-config-file", metavar="FILE", action="append", default=[],
+                   help="nova.conf to read [api_database] and [database] connection from; "
+                        "repeatable, later files win")
+
+
 def _add_rule_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what the hosts and Nova do")
     g.add_argument("--firewall-driver", choices=FIREWALL_DRIVERS,
@@ -140,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="report every binding Nova will plug wrong (read-only)")
     _add_source_options(audit)
+    _add_nova_options(audit)
     _add_rule_options(audit)
     _add_selectors(audit)
     _add_output_options(audit)
@@ -147,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="what a finding code means, its impact and remedy")
     explain.add_argument("codes", nargs="*", metavar="CODE", type=_code,
                          help="codes to explain (all when none)")
+
+    remediation = sub.add_parser(
+        "remediation", help="per host, what each affected instance needs once its bindings "
+                            "are fixed (read-only; needs Nova's database)")
+    _add_source_options(remediation)
+    _add_nova_options(remediation)
+    _add_rule_options(remediation)
+    _add_selectors(remediation)
+    _add_output_options(remediation)
 
     plan = sub.add_parser("plan", help="the exact binding changes a repair would make "
                                        "(read-only)")
@@ -192,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vifdoctor.cmd.audit import run
         elif args.command == "explain":
             from vifdoctor.cmd.explain import run
+        elif args.command == "remediation":
+            from vifdoctor.cmd.remediation import run
         elif args.command == "plan":
             from vifdoctor.cmd.repair import run_plan as run
         elif args.command == "repair":

@@ -168,6 +168,61 @@ CATALOG: dict[str, CodeInfo] = {
             "back to the firewall-driver assumption for this host.",
             "Restart the agent so its next report rewrites the column.",
         ),
+        CodeInfo(
+            "VD201",
+            _W,
+            "stale Nova cache",
+            "The VIF in Nova's instance_info_caches.network_info differs from what Nova would "
+            "build from Neutron's port now (details, type, devname or ovs_interfaceid): "
+            "expected right after a database repair, since Neutron sends Nova no event for it.",
+            "Nova keeps acting on the old details (soft reboot, interface list, live "
+            "migration) until it refreshes the cache; a start or hard reboot re-reads the "
+            "port and re-plugs it.",
+            "Refresh the cache: `nova refresh-network UUID` (a network-changed external "
+            "event), or hard reboot the VM when its plug must change anyway.",
+        ),
+        CodeInfo(
+            "VD202",
+            _F,
+            "host mismatch",
+            "The port is bound to a host other than the instance's host, and no migration, "
+            "resize, rebuild or unshelve is under way: a move that failed half-way.",
+            "The port's flows and firewall are set up on the wrong host: the VM has no "
+            "network on this port, and its next plug binds nothing on its own host.",
+            "Re-bind the port to the instance's host (`openstack port set --host HOST PORT`, "
+            "admin), then hard reboot the VM.",
+        ),
+        CodeInfo(
+            "VD203",
+            _W,
+            "cache and Neutron disagree on ports",
+            "A port attached to the instance in Neutron is missing from Nova's cache, or a "
+            "cached port is not attached to the instance in Neutron.",
+            "Nova does not plug a port it does not know at the next start, and keeps a "
+            "detached port in its view (metadata, interface list).",
+            "`nova refresh-network UUID`; if the cache stays wrong, detach and re-attach the "
+            "interface (`openstack server remove/add port`).",
+        ),
+        CodeInfo(
+            "VD204",
+            _W,
+            "orphan binding",
+            "A compute port is bound to a host for an instance that is deleted or that no "
+            "Nova cell read knows (only meaningful when every cell is given).",
+            "The port holds an IP and flows on the host for a VM that is gone.",
+            "Check the instance (`openstack server show UUID --all-projects`); if it is gone, "
+            "delete the port or unbind it (`openstack port set --device-id '' --device-owner "
+            "'' --host ''`).",
+        ),
+        CodeInfo(
+            "VD205",
+            _F,
+            "malformed Nova cache",
+            "instance_info_caches.network_info is not a JSON list of VIF objects.",
+            "Nova cannot read the instance's network info: reboots, migrations and "
+            "interface operations fail or act on nothing.",
+            "`nova refresh-network UUID` rebuilds the cache from Neutron.",
+        ),
     )
 }
 

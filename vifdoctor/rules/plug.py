@@ -86,19 +86,19 @@ def parse_json_column(raw: str | None) -> ParsedJson:
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return ParsedJson(text, {}, f"not valid JSON ({_short_json_error(exc)})")
+        return ParsedJson(text, {}, f"not valid JSON ({short_json_error(exc)})")
     if not isinstance(value, dict):
-        return ParsedJson(text, value, f"a JSON {_json_kind(value)}, not an object")
+        return ParsedJson(text, value, f"a JSON {json_kind(value)}, not an object")
     return ParsedJson(text, value)
 
 
-def _short_json_error(exc: Exception) -> str:
+def short_json_error(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg}, char {exc.pos}"
     return type(exc).__name__
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

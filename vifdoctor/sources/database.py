@@ -115,3 +115,17 @@ def utc_now(conn: Connection) -> datetime.datetime:
     if value.tzinfo is not None:
         value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     return value
+
+
+def bytewise(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """An ORDER BY key that sorts as Python sorts str (by code point), not by collation.
+
+    Lets two databases' streams be merge-joined in Python.
+    """
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
+
+        return sa.cast(column, mysql.BINARY())
+    if dialect == "postgresql":
+        return column.collate("C")
+    return column  # SQLite compares bytes

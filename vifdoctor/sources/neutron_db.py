@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from vifdoctor.errors import UnsupportedSchema
 from vifdoctor.model import Agent, Binding, Layout
 from vifdoctor.rules.plug import parse_json_column
-from vifdoctor.sources.database import redact, utc_now
+from vifdoctor.sources.database import bytewise, redact, utc_now
 
 BINDINGS = "ml2_port_bindings"
 LEVELS = "ml2_port_binding_levels"
@@ -188,7 +188,8 @@ class NeutronDatabase:
         return by_host
 
     # -- bindings --------------------------------------------------------
-    def _binding_query(self, selectors: Selectors, *, active: bool) -> sa.Select:
+    def _binding_query(self, selectors: Selectors, *, active: bool,
+                       compute: bool | None = None) -> sa.Select:
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
@@ -226,6 +227,12 @@ class NeutronDatabase:
             query = query.where(p.c.network_id.in_(selectors.networks))
         if selectors.projects:
             query = query.where(project.in_(selectors.projects))
+        if compute is not None:
+            is_compute = p.c.device_owner.like("compute:%")
+            query = query.where(is_compute if compute else sa.not_(is_compute))
+            if compute:
+                query = query.order_by(bytewise(p.c.device_id, self.conn.dialect.name),
+                                       b.c.port_id)
         return query
 
     def _deeper_drivers(self) -> dict[tuple[str, str], str]:
@@ -242,11 +249,24 @@ class NeutronDatabase:
 
     def bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
+        yield from self._stream(selectors, [(True, None), (False, None)])
+
+    def other_bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
+        """Live bindings of ports that are not VM ports, then every inactive binding."""
+        yield from self._stream(selectors, [(True, False), (False, None)])
+
+    def compute_bindings_by_device(self, selectors: Selectors = Selectors()
+                                   ) -> Iterator[Binding]:
+        """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova."""
+        yield from self._stream(selectors, [(True, True)])
+
+    def _stream(self, selectors: Selectors, parts: list[tuple[bool, bool | None]]
+                ) -> Iterator[Binding]:
         deeper = self._deeper_drivers()
-        for active in (True, False):
+        for active, compute in parts:
             if not active and not (self.layout and self.layout.has_status):
-                break
-            query = self._binding_query(selectors, active=active)
+                continue
+            query = self._binding_query(selectors, active=active, compute=compute)
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for row in result:
                 (port_id, host, vif_type, details, vnic, profile, status,

@@ -1,0 +1,360 @@
+"""Rules that hold Nova's view of an instance against Neutron's bindings (VD201-VD205).
+
+Pure functions: one instance (or none), its Neutron compute ports and their
+judgements in; findings and the instance's impact out. What Nova caches in
+``instance_info_caches.network_info`` is what it last read from Neutron; it
+re-reads the port on start, hard reboot and ``network-changed`` events, and
+re-plugs only on start and hard reboot (domain.md section 6).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vifdoctor.model import Binding, Finding, Plug
+from vifdoctor.rules import catalog
+from vifdoctor.rules.binding import Judgement, cut, new_finding
+from vifdoctor.rules.plug import (
+    VIF_OVS,
+    VIF_VHOSTUSER,
+    RuleContext,
+    json_kind,
+    nova_plug,
+    parse_json_column,
+    short_json_error,
+)
+
+NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
+# nova.compute.task_states during which the binding legitimately sits on another host
+MOVING_TASK_STATES = frozenset({
+    "resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
+    "resize_reverting", "resize_confirming", "migrating", "rebuilding",
+    "rebuild_block_device_mapping", "rebuild_spawning", "unshelving",
+    "shelving_offloading", "spawning", "scheduling",
+})
+# nova.compute.power_state: RUNNING=1, PAUSED=3, SHUTDOWN=4, CRASHED=6, SUSPENDED=7
+POWER_STATES = {0: "nostate", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed",
+                7: "suspended"}
+_PLUGGED_POWER = {1, 3, 7}  # the VIF exists on the host now
+_STOPPED_VM_STATES = {"stopped", "shelved", "shelved_offloaded", "deleted", "soft-delete"}
+# ovs_interfaceid is the port id for these vif types (nova.network.neutron._nw_info_build_network)
+_OVS_INTERFACEID_TYPES = {VIF_OVS, "agilio_ovs"}
+
+
+@dataclass
+class Instance:
+    """One row of a cell's ``instances`` with its cache, as Nova stores them."""
+
+    uuid: str
+    cell: str
+    name: str = ""
+    host: str = ""
+    node: str = ""
+    vm_state: str = ""
+    power_state: int | None = None
+    task_state: str | None = None
+    deleted: bool = False
+    network_info: str | None = None  # raw text; None: no live cache row
+
+    def as_dict(self) -> dict:
+        return {
+            "uuid": self.uuid, "name": self.name, "cell": self.cell, "host": self.host,
+            "node": self.node, "vm_state": self.vm_state,
+            "power_state": POWER_STATES.get(self.power_state, self.power_state),
+            "task_state": self.task_state, "deleted": self.deleted,
+        }
+
+    @property
+    def plugged(self) -> bool:
+        """Whether its VIFs exist on the host now (running, paused or suspended)."""
+        if self.power_state is not None:
+            return self.power_state in _PLUGGED_POWER
+        return self.vm_state == "active"
+
+    @property
+    def stopped(self) -> bool:
+        return not self.plugged and (self.vm_state in _STOPPED_VM_STATES or
+                                     self.power_state == 4)
+
+
+@dataclass(frozen=True)
+class CachedVifs:
+    """The parsed cache: VIFs by port id, or why it could not be read."""
+
+    vifs: dict[str, dict]
+    error: str | None = None
+
+
+def parse_network_info(raw: str | None) -> CachedVifs:
+    """``network_info`` is a JSON list of VIF objects (nova.network.model.NetworkInfo)."""
+    if raw is None or raw == "":
+        return CachedVifs({})
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return CachedVifs({}, f"not valid JSON ({short_json_error(exc)})")
+    if not isinstance(value, list):
+        return CachedVifs({}, f"a JSON {json_kind(value)}, not a list")
+    vifs: dict[str, dict] = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            return CachedVifs({}, "a list whose items are not all VIF objects with an id")
+        vifs[item["id"]] = item
+    return CachedVifs(vifs)
+
+
+def expected_devname(port_id: str) -> str:
+    return ("tap" + port_id)[:NIC_NAME_LEN]
+
+
+def cached_plug(vif: dict, ctx: RuleContext) -> Plug:
+    """The plug Nova made (or would make) from the cached VIF."""
+    details = vif.get("details")
+    return nova_plug(str(vif.get("type") or ""), details if isinstance(details, dict) else {},
+                     ctx.nova_generation, ctx.nova_firewall_driver)
+
+
+def cache_differences(binding: Binding, vif: dict) -> list[str]:
+    """How the cached VIF differs from what Nova would build from Neutron's port now."""
+    neutron_details = parse_json_column(binding.vif_details)
+    current = neutron_details.value if neutron_details.ok else {}
+    diffs = []
+    if vif.get("details") != current:
+        diffs.append(f"details {json.dumps(vif.get('details'), sort_keys=True)} != Neutron's "
+                     f"{json.dumps(current, sort_keys=True)}")
+    if vif.get("type") != binding.vif_type:
+        diffs.append(f"type {vif.get('type')!r} != {binding.vif_type!r}")
+    if vif.get("devname") not in (None, expected_devname(binding.port_id)):
+        diffs.append(f"devname {vif.get('devname')!r} != {expected_devname(binding.port_id)!r}")
+    want_ifid = binding.port_id if binding.vif_type in _OVS_INTERFACEID_TYPES or (
+        binding.vif_type == VIF_VHOSTUSER and current.get("vhostuser_ovs_plug")) else None
+    if vif.get("ovs_interfaceid") != want_ifid:
+        diffs.append(f"ovs_interfaceid {vif.get('ovs_interfaceid')!r} != {want_ifid!r}")
+    return diffs
+
+
+def _instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
+    info = catalog.CATALOG[code]
+    return Finding(code=code, severity=info.severity, title=info.title, message=message,
+                   impact=info.impact, remedy=info.remedy, device_id=instance.uuid,
+                   host=instance.host, instance=instance.as_dict(), **fields)
+
+
+@dataclass
+class PortView:
+    """One port of an instance as both services see it."""
+
+    port_id: str
+    host: str
+    codes: list[str]
+    cached_plug: str  # what the cache says Nova plugged (unknown without a cache entry)
+    next_plug: str  # what Nova plugs at the next start/hard reboot, from Neutron's details
+    needed_plug: str  # what the host needs ("" when no rule judged it)
+    after_repair_plug: str  # next_plug once `vifdoctor repair` has fixed the row
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class InstanceView:
+    """An affected instance: its ports, and what it needs."""
+
+    instance: Instance | None
+    device_id: str
+    ports: list[PortView] = field(default_factory=list)
+    codes: set[str] = field(default_factory=set)
+
+
+def judge_instance(
+    device_id: str,
+    instance: Instance | None,
+    ports: Sequence[tuple[Binding, Judgement]],
+    ctx: RuleContext,
+    *,
+    check_missing_ports: bool = True,
+) -> tuple[list[Finding], InstanceView]:
+    """VD201-VD205 for one instance and its Neutron compute ports (ACTIVE rows)."""
+    findings: list[Finding] = []
+    view = InstanceView(instance, device_id)
+    if instance is None or instance.deleted:
+        for binding, _ in ports:
+            if not binding.host:
+                continue
+            state = "soft-deleted" if instance is not None else "unknown to the Nova cells read"
+            findings.append(new_finding(
+                "VD204", binding, f"bound to {binding.host} for instance {device_id}, which is "
+                f"{state}", instance=instance.as_dict() if instance else None))
+        return findings, view
+
+    cache = parse_network_info(instance.network_info)
+    if cache.error:
+        findings.append(_instance_finding(
+            "VD205", instance, f"network_info of {instance.uuid} is {cache.error}: "
+            f"{cut(instance.network_info or '')!r}"))
+
+    for binding, judgement in ports:
+        codes = [f.code for f in judgement.findings]
+        vif = cache.vifs.get(binding.port_id)
+        if vif is None and not cache.error:
+            findings.append(new_finding(
+                "VD203", binding, f"port {binding.port_id} is attached in Neutron but missing "
+                f"from {instance.uuid}'s network_info", instance=instance.as_dict()))
+        elif vif is not None:
+            diffs = cache_differences(binding, vif)
+            if diffs:
+                findings.append(new_finding(
+                    "VD201", binding, "Nova's cache differs from Neutron: " + "; ".join(diffs),
+                    stored_details=vif.get("details"), instance=instance.as_dict()))
+        if (binding.host and instance.host and binding.host != instance.host
+                and (instance.task_state or "") not in MOVING_TASK_STATES
+                and instance.vm_state != "resized"):
+            findings.append(new_finding(
+                "VD202", binding, f"bound to {binding.host} but instance {instance.uuid} is on "
+                f"{instance.host} (task_state {instance.task_state or 'none'})",
+                instance=instance.as_dict()))
+        view.ports.append(_port_view(binding, judgement, vif, ctx, codes))
+
+    if check_missing_ports:
+        known = {b.port_id for b, _ in ports}
+        for port_id in sorted(set(cache.vifs) - known):
+            findings.append(_instance_finding(
+                "VD203", instance, f"cached port {port_id} of {instance.uuid} is not attached "
+                f"to it in Neutron", port_id=port_id))
+    view.codes = {f.code for f in findings} | {c for p in view.ports for c in p.codes}
+    return findings, view
+
+
+def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: RuleContext,
+               codes: list[str]) -> PortView:
+    details = parse_json_column(binding.vif_details)
+    current = details.as_dict() if details.ok else {}
+    after = dict(current)
+    needed = ""
+    for f in judgement.findings:
+        needed = needed or f.needed_plug
+        if f.correction and catalog.CATALOG[f.code].repair_by_default:
+            after.update(f.correction)
+    if not needed and judgement.category == "judged" and binding.vif_type == VIF_OVS:
+        needed = nova_plug(binding.vif_type, current, ctx.nova_generation,
+                           ctx.nova_firewall_driver).value
+
+    def plug(d: dict) -> str:
+        return nova_plug(binding.vif_type, d, ctx.nova_generation, ctx.nova_firewall_driver).value
+
+    return PortView(
+        port_id=binding.port_id,
+        host=binding.host,
+        codes=codes,
+        cached_plug=cached_plug(vif, ctx).value if vif is not None else Plug.UNKNOWN.value,
+        next_plug=plug(current),
+        needed_plug=needed,
+        after_repair_plug=plug(after),
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing an operator does for one instance, with the exact command."""
+
+    order: int  # within a host: lower first
+    action: str  # repair-binding | rebind-host | hard-reboot | refresh-network | check-orphan
+    instance: str
+    host: str
+    reason: str
+    command: str
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+EXTERNAL_EVENT = ('POST /v2.1/os-server-external-events {{"events": [{{"name": '
+                  '"network-changed", "server_uuid": "{uuid}"}}]}}')
+_REPAIRABLE = catalog.repairable_by_default()
+
+
+def impact(view: InstanceView) -> dict:
+    """Running now and wired as booted; security groups; what the next re-plug does."""
+    inst = view.instance
+    needs_hybrid = [p for p in view.ports if p.needed_plug == Plug.HYBRID.value]
+    unprotected = [p.port_id for p in needs_hybrid if p.cached_plug == Plug.DIRECT.value]
+    unknown = [p.port_id for p in needs_hybrid if p.cached_plug == Plug.UNKNOWN.value]
+    if not needs_hybrid:
+        sg = "not affected"
+    elif unprotected:
+        sg = "not enforced on " + ", ".join(unprotected)
+    elif unknown:
+        sg = "unknown (no cache entry) for " + ", ".join(unknown)
+    else:
+        sg = "enforced"
+    changes = [p for p in view.ports if p.next_plug != p.cached_plug
+               and p.cached_plug != Plug.UNKNOWN.value]
+    breaks = [p.port_id for p in view.ports
+              if p.needed_plug and p.next_plug != p.needed_plug]
+    if breaks:
+        nxt = (f"plugs {', '.join(breaks)} other than the host needs "
+               "(security groups off, network can be lost) until the binding is repaired")
+    elif changes:
+        nxt = "re-plugs " + ", ".join(f"{p.port_id} {p.cached_plug} -> {p.next_plug}"
+                                      for p in changes)
+    else:
+        nxt = "keeps the current plug"
+    return {
+        "running": bool(inst and inst.plugged),
+        "state": (f"{inst.vm_state}/{POWER_STATES.get(inst.power_state, inst.power_state)}"
+                  if inst else "no instance"),
+        "wired_as": {p.port_id: p.cached_plug for p in view.ports},
+        "wired_as_basis": "Nova's cache: the details Nova last read, as far as the database "
+                          "can tell (a host scan shows the real wiring)",
+        "security_groups": sg,
+        "next_stop_start_or_hard_reboot": nxt,
+    }
+
+
+def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
+    """What the instance needs once its bindings are fixed, in the order to do it."""
+    inst = view.instance
+    uuid = view.device_id
+    host = (inst.host if inst and inst.host else
+            next((p.host for p in view.ports if p.host), ""))
+    codes = {f.code for f in findings} | view.codes
+    steps: list[Step] = []
+    if inst is None or inst.deleted:
+        for f in findings:
+            if f.code == "VD204":
+                steps.append(Step(5, "check-orphan", uuid, f.host, f.message,
+                                  f"openstack server show {uuid} --all-projects  # then: "
+                                  f"openstack port delete {f.port_id}"))
+        return steps
+    to_repair = sorted(p.port_id for p in view.ports if set(p.codes) & _REPAIRABLE)
+    if to_repair:
+        ports = " ".join(f"--port {p}" for p in to_repair)
+        steps.append(Step(1, "repair-binding", uuid, host,
+                          "the binding must be fixed first: Nova re-reads it at the re-plug",
+                          f"vifdoctor repair {ports} --apply"))
+    for f in findings:
+        if f.code == "VD202":
+            steps.append(Step(2, "rebind-host", uuid, host, f.message,
+                              f"openstack port set --host {inst.host} {f.port_id}"))
+    replug = [p for p in view.ports
+              if p.cached_plug not in (p.after_repair_plug, Plug.UNKNOWN.value)]
+    if replug or "VD202" in codes:
+        why = ", ".join(f"{p.port_id} {p.cached_plug} -> {p.after_repair_plug}"
+                        for p in replug) or "port re-bound to the instance's host"
+        if inst.plugged:
+            steps.append(Step(3, "hard-reboot", uuid, host, f"re-plug: {why}",
+                              f"openstack server reboot --hard {uuid}"))
+        else:
+            steps.append(Step(9, "none", uuid, host,
+                              f"{inst.vm_state or 'not running'}: its next start re-plugs "
+                              f"from the fixed details ({why})", ""))
+        return steps
+    if codes & {"VD201", "VD203", "VD205"} or (to_repair and inst.plugged):
+        steps.append(Step(4, "refresh-network", uuid, host,
+                          "Nova's cache must re-read the port(s)",
+                          f"nova refresh-network {uuid}  # or "
+                          + EXTERNAL_EVENT.format(uuid=uuid)))
+    return steps
