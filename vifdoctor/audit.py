@@ -138,20 +138,16 @@ def run_audit(
     hosts: frozenset[str] = frozenset(),
     agent_rows: list[dict] | None = None,
     nova: NovaJoin | None = None,
+    ports_narrowed: bool = False,
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
     keep = (lambda f: f.code in codes) if codes else (lambda f: True)
-    for host_agents in agents.values():
-        for agent in host_agents:
-            if hosts and agent.host not in hosts:
-                continue
-            f = agent_finding(agent)
-            if f is not None and keep(f):
-                report.findings.append(f)
+    seen_hosts: set[str] = set()
 
     def judge(binding: Binding) -> Judgement:
         judgement = judge_binding(binding, agents.get(binding.host, []), ctx)
+        seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
         report.findings.extend(f for f in judgement.findings if keep(f))
@@ -183,6 +179,16 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
+    # Agent findings are about hosts: those selected, else those of the selected ports.
+    for host_agents in agents.values():
+        for agent in host_agents:
+            if hosts and agent.host not in hosts:
+                continue
+            if ports_narrowed and agent.host not in seen_hosts:
+                continue
+            f = agent_finding(agent)
+            if f is not None and keep(f):
+                report.findings.append(f)
     report.findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.host, f.port_id))
     return report
 

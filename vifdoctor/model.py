@@ -126,7 +126,7 @@ class Finding:
     expected_details: Any = None
     nova_plug: str = ""
     needed_plug: str = ""
-    correction: dict | None = None  # keys the repair sets, for repairable findings
+    correction: dict | None = None  # {"set": {...}, "remove": [...]}: what the repair changes
     instance: dict | None = None  # the Nova instance behind device_id, when Nova was read
     extra: dict = field(default_factory=dict)
 

@@ -48,6 +48,7 @@ def audit_from_args(args: argparse.Namespace) -> AuditReport:
                 agent_rows=agent_summary({h: a for h, a in s.agents.items()
                                           if not hosts or h in hosts}),
                 nova=nova,
+                ports_narrowed=bool(args.port or args.network or args.project),
             )
         finally:
             if nova_cells is not None:

@@ -11,6 +11,8 @@ no random ids, no clock beyond the agents' heartbeats set at write time.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.engine import Engine
 
 from vifdoctor.demo.builder import (
@@ -20,7 +22,16 @@ from vifdoctor.demo.builder import (
     NetworkSpec,
     PortSpec,
     SegmentSpec,
+    _mac_for,
     write_cloud,
+)
+from vifdoctor.demo.nova import (
+    POWER_NOSTATE,
+    POWER_SHUTDOWN,
+    InstanceSpec,
+    create_nova_schema,
+    vif_entry,
+    write_instances,
 )
 from vifdoctor.demo.schemas import create_schema
 
@@ -156,3 +167,102 @@ def install_incident(engine: Engine, layout: str = LAYOUT) -> CloudSpec:
     cloud = incident_cloud()
     write_cloud(engine, cloud)
     return cloud
+
+
+# ------------------------------------------------------------------------ Nova side
+#
+# What Nova believes about the same cloud: one instance per compute port of
+# incident_cloud() (device_id = instance uuid), on the port's host, whose
+# network_info cache holds that port's VIF with the details Neutron returns
+# today ({} for the empty rows and for the malformed row, which Neutron cannot
+# parse; the parsed object otherwise). Five Nova-only faults sit on top,
+# each on its own instance, without adding or changing any Neutron row.
+
+#: The Keystone user who owns every instance (Nova's instances.user_id).
+USER_ID = "9a8b7c6d5e4f40312a1b2c3d4e5f6a7b"
+#: A Havana-era VM that is shut off (vm_state stopped, power_state 4): it gets
+#: re-plugged from its details on the next start.
+STOPPED_INSTANCE = _SEED_PORTS["30cb2d41-62df-44db-9faf-d6638438e71c"][2]
+#: Nova puts this hybrid port's VM on compute002, Neutron binds it to compute001
+#: (task_state None: no migration under way that would explain it).
+HOST_MISMATCH_INSTANCE = _SEED_PORTS["c5ab2b09-b8cb-4381-83d4-a14a7207fdeb"][2]
+HOST_MISMATCH_NOVA_HOST = "compute002"
+#: The VM of e14dbfd5 caches a second VIF, for a port Neutron does not have.
+EXTRA_VIF_INSTANCE = _SEED_PORTS["e14dbfd5-670e-405f-aaec-3796d1df1c34"][2]
+EXTRA_VIF_PORT_ID = "f3a9b1c7-5d2e-4b8a-9c6f-0e1d2a3b4c5d"
+#: The Linux bridge port's VM is soft-deleted in Nova: its binding is an orphan.
+ORPHAN_INSTANCE = "b7e4c2a9-0d3f-4e6b-8a1c-9f2d5e7b3c41"
+#: An empty-details VM whose cache still says hybrid: Neutron has '' (stale cache).
+STALE_CACHE_INSTANCE = _SEED_PORTS["2f2782dd-cb6b-4a37-a384-8c4883e7243d"][2]
+STALE_CACHE_DETAILS: dict = {"port_filter": True, "ovs_hybrid_plug": True}
+#: The binding_failed port's VM: its build failed, so Nova has it in ERROR.
+ERROR_INSTANCE = "a3b0f6de-2c1e-4f0a-9d7b-5e8c4b1a6f20"
+#: The malformed-details port's VM: Neutron returns {} for that text, and so does the cache.
+MALFORMED_DETAILS_INSTANCE = "c9d1e3f5-7a2b-4c6d-8e0f-1a3b5c7d9e02"
+
+
+def _neutron_details(text: str) -> dict:
+    """What neutron's API returns for a vif_details column: {} when empty or unparsable."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _port_macs(cloud: CloudSpec) -> dict[str, str]:
+    """The MACs write_cloud derives for ports without one (same order, same collisions)."""
+    taken: set[tuple[str, str]] = set()
+    macs = {}
+    for p in cloud.ports:
+        if p.mac_address:
+            taken.add((p.network_id, p.mac_address))
+            macs[p.id] = p.mac_address
+        else:
+            macs[p.id] = _mac_for(p.id, taken, p.network_id)
+    return macs
+
+
+def incident_instances() -> list[InstanceSpec]:
+    """Nova's view of incident_cloud(): one instance per compute port, plus the faults above."""
+    cloud = incident_cloud()
+    macs = _port_macs(cloud)
+    specs: list[InstanceSpec] = []
+    for index, port in enumerate(p for p in cloud.ports if p.device_owner.startswith("compute:")):
+        binding = port.binding
+        if binding is None:  # an unbound port gives nova nothing to cache
+            continue
+        details = _neutron_details(binding.vif_details)
+        uuid = port.device_id
+        if uuid == STALE_CACHE_INSTANCE:
+            details = dict(STALE_CACHE_DETAILS)
+        bound = binding.vif_type not in ("unbound", "binding_failed")
+        vifs = [vif_entry(
+            port.id, binding.vif_type, details, network_id=port.network_id, mac=macs[port.id],
+            vnic_type=binding.vnic_type, active=bound, tenant_id=PROJECT_ID)]
+        if uuid == EXTRA_VIF_INSTANCE:
+            vifs.append(vif_entry(
+                EXTRA_VIF_PORT_ID, "ovs", json.loads(HYBRID_DETAILS), network_id=NETWORK_ID,
+                mac="fa:16:3e:0e:1d:2a", tenant_id=PROJECT_ID))
+        spec = InstanceSpec(
+            uuid=uuid, host=binding.host, display_name=f"vm{index:03d}",
+            project_id=PROJECT_ID, user_id=USER_ID, network_info=vifs)
+        if uuid == STOPPED_INSTANCE:
+            spec.vm_state, spec.power_state = "stopped", POWER_SHUTDOWN
+        elif uuid == HOST_MISMATCH_INSTANCE:
+            spec.host = spec.node = HOST_MISMATCH_NOVA_HOST
+        elif uuid == ORPHAN_INSTANCE:
+            # What nova's delete leaves: vm_state deleted, NOSTATE, soft-deleted rows.
+            spec.vm_state, spec.power_state, spec.deleted = "deleted", POWER_NOSTATE, True
+        elif uuid == ERROR_INSTANCE:
+            spec.vm_state, spec.power_state = "error", POWER_NOSTATE
+        specs.append(spec)
+    return specs
+
+
+def install_incident_nova(engine: Engine, layout: str = "icehouse") -> list[InstanceSpec]:
+    """Create the legacy Nova tables and write incident_instances() into them."""
+    create_nova_schema(engine, layout)
+    instances = incident_instances()
+    write_instances(engine, instances)
+    return instances

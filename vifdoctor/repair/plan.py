@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Binding
 from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement
+from vifdoctor.rules.binding import Judgement, apply_correction
 from vifdoctor.rules.plug import RuleContext, nova_plug, parse_json_column
 
 
@@ -88,9 +88,9 @@ def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
     if not parsed.ok:
         return None
     before = parsed.as_dict()
-    after = dict(before)
+    after = before
     for f in fixes:
-        after.update(f.correction or {})
+        after = apply_correction(after, f.correction)
     if after == before and binding.vif_details:
         return None
     def plug(details: dict) -> str:

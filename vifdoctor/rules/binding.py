@@ -276,7 +276,7 @@ def judge_ovs(b: Binding, details: dict, needs: HostNeeds, ctx: RuleContext) -> 
             "VD101", b,
             f"ovs_hybrid_plug={_shown_key(details, 'ovs_hybrid_plug')}: Nova plugs direct, "
             f"the host needs hybrid ({needs.source})",
-            expected_details={**details, **fix}, correction=fix, **common))
+            expected_details=apply_correction(details, fix), correction=fix, **common))
     elif needs.plug is Plug.DIRECT and plug is Plug.HYBRID:
         fix = corrections("VD102", details, needs, ctx)
         reason = (f"ovs_hybrid_plug={_shown_key(details, 'ovs_hybrid_plug')}"
@@ -285,7 +285,7 @@ def judge_ovs(b: Binding, details: dict, needs: HostNeeds, ctx: RuleContext) -> 
         out.append(new_finding(
             "VD102", b,
             f"{reason}: Nova plugs hybrid, the host needs direct ({needs.source})",
-            expected_details={**details, **fix}, correction=fix, **common))
+            expected_details=apply_correction(details, fix), correction=fix, **common))
 
     if needs.enforces_security_groups:
         out.extend(_port_filter_finding(b, details, ctx, needs.source, common))
@@ -298,7 +298,7 @@ def judge_ovs(b: Binding, details: dict, needs: HostNeeds, ctx: RuleContext) -> 
                 "VD110", b,
                 f"datapath_type={_shown_key(details, 'datapath_type')}, the host's OVS agent "
                 f"reports {needs.datapath_type}",
-                expected_details={**details, **fix}, correction=fix, **common))
+                expected_details=apply_correction(details, fix), correction=fix, **common))
     return out
 
 
@@ -308,32 +308,45 @@ def _port_filter_finding(
     """VD103: port_filter off where the host enforces security groups."""
     if details.get("port_filter"):
         return []
-    fix = {"port_filter": ctx.enable_security_group}
+    fix = {"set": {"port_filter": ctx.enable_security_group}, "remove": []}
     return [new_finding(
         "VD103", b,
         f"port_filter={_shown_key(details, 'port_filter')} although {b.host} enforces "
         f"security groups ({source})",
-        expected_details={**details, **fix}, correction=fix, **fields)]
+        expected_details=apply_correction(details, fix), correction=fix, **fields)]
 
 
 def corrections(code: str, details: dict, needs: HostNeeds, ctx: RuleContext) -> dict:
-    """The keys a repairable finding changes, as the mechanism driver writes them.
+    """What a repairable finding changes, as the mechanism driver writes the details.
 
-    Every other key of the stored object is kept by the repair.
+    ``{"set": {key: value}, "remove": [key]}``; every other stored key is kept.
     """
     if code == "VD101":
         fix: dict = {}
         if "port_filter" not in details:
             fix["port_filter"] = ctx.enable_security_group
         fix["ovs_hybrid_plug"] = True  # after port_filter, in the mechanism driver's order
-        return fix
+        # Neutron writes ovs_create_tap only for direct plugs (_pre_get_vif_details), and
+        # os-vif refuses a hybrid port that asks for it (TapCreationNotSupported).
+        remove = ["ovs_create_tap"] if "ovs_create_tap" in details else []
+        return {"set": fix, "remove": remove}
     if code == "VD102":
-        return {"ovs_hybrid_plug": False}
+        return {"set": {"ovs_hybrid_plug": False}, "remove": []}
     if code == "VD103":
-        return {"port_filter": ctx.enable_security_group}
+        return {"set": {"port_filter": ctx.enable_security_group}, "remove": []}
     if code == "VD110" and needs.datapath_type is not None:
-        return {"datapath_type": needs.datapath_type}
+        return {"set": {"datapath_type": needs.datapath_type}, "remove": []}
     return {}
+
+
+def apply_correction(details: dict, correction: dict | None) -> dict:
+    """The stored object with a correction applied: keys set in place, others kept."""
+    after = dict(details)
+    if correction:
+        after.update(correction.get("set", {}))
+        for key in correction.get("remove", []):
+            after.pop(key, None)
+    return after
 
 
 def _shown_key(details: dict, key: str) -> str:

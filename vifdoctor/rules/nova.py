@@ -16,7 +16,7 @@ from typing import Any
 
 from vifdoctor.model import Binding, Finding, Plug
 from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement, cut, new_finding
+from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding
 from vifdoctor.rules.plug import (
     VIF_OVS,
     VIF_VHOSTUSER,
@@ -237,7 +237,7 @@ def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: Ru
     for f in judgement.findings:
         needed = needed or f.needed_plug
         if f.correction and catalog.CATALOG[f.code].repair_by_default:
-            after.update(f.correction)
+            after = apply_correction(after, f.correction)
     if not needed and judgement.category == "judged" and binding.vif_type == VIF_OVS:
         needed = nova_plug(binding.vif_type, current, ctx.nova_generation,
                            ctx.nova_firewall_driver).value

@@ -22,7 +22,7 @@ _PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 def parse_url(text: str) -> URL:
     try:
         return make_url(text.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
         raise VifdoctorError(
             f"not a database URL: {scrub(text)!r} (expected e.g. "
             "mysql+pymysql://user:password@host/neutron or sqlite:///path)"
