@@ -7,15 +7,16 @@ judged one at a time; only the findings (and the small agents table) are kept.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from vifdoctor import __version__
 from vifdoctor.errors import EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_OK, EXIT_WARNING
 from vifdoctor.model import Agent, Binding, Finding, Severity
-from vifdoctor.rules.binding import JUDGED, Judgement, agent_finding, judge_binding
+from vifdoctor.rules import wiring as wiring_rules
+from vifdoctor.rules.binding import JUDGED, Judgement, agent_finding, judge_binding, plugs
 from vifdoctor.rules.nova import Instance, impact, judge_instance, remediation
-from vifdoctor.rules.plug import RuleContext
+from vifdoctor.rules.plug import RuleContext, parse_json_column
 
 _SEVERITY_ORDER = {Severity.FAILURE: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -100,6 +101,47 @@ class NovaJoin:
     hosts: frozenset[str] = frozenset()
 
 
+@dataclass
+class HostJoin:
+    """Host-scan reports by host, and a way to ask Neutron where other ports are bound."""
+
+    reports: dict[str, wiring_rules.HostWiring]
+    bound_hosts: Callable[[list[str]], dict[str, str]]
+    bound_here: dict[str, set[str]] = field(default_factory=dict)
+    live: dict[str, str] = field(default_factory=dict)  # port id -> wiring kind
+
+    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
+              ctx: RuleContext) -> list[Finding]:
+        w = self.reports.get(b.host)
+        if w is None or b.status not in (None, "ACTIVE"):
+            return []
+        self.bound_here.setdefault(b.host, set()).add(b.port_id)
+        if not b.is_compute_port:
+            return []
+        details = parse_json_column(b.vif_details).as_dict()
+        bridge = details.get("bridge_name") or next(
+            (a.configurations.get("integration_bridge") for a in agents
+             if a.configurations.get("integration_bridge")), None) or "br-int"
+        found = wiring_rules.classify(b.port_id, w, str(bridge))
+        self.live[b.port_id] = found.kind
+        next_plug, needed = plugs(b, judgement, ctx)
+        return wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+
+    def finish(self) -> list[Finding]:
+        """Per host, what no binding explains: foreign iface-ids, leftovers, domains."""
+        out: list[Finding] = []
+        for host, w in sorted(self.reports.items()):
+            here = self.bound_here.get(host, set())
+            unknown = wiring_rules.unknown_iface_ids(w, here)
+            where = self.bound_hosts(unknown) if unknown else {}
+            out.extend(wiring_rules.vd304(w, i, where.get(i)) for i in unknown)
+            prefixes = {p[:11] for p in here}
+            out.extend(wiring_rules.leftovers(w, prefixes))
+            if w.readable.get("libvirt"):
+                out.extend(wiring_rules.foreign_domain_interfaces(w, prefixes))
+        return out
+
+
 def join_by_instance(
     compute: Iterable[Binding], instances: Iterable[Instance]
 ) -> Iterator[tuple[str, list[Binding], Instance | None]]:
@@ -139,6 +181,7 @@ def run_audit(
     agent_rows: list[dict] | None = None,
     nova: NovaJoin | None = None,
     ports_narrowed: bool = False,
+    host_join: HostJoin | None = None,
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
@@ -146,7 +189,10 @@ def run_audit(
     seen_hosts: set[str] = set()
 
     def judge(binding: Binding) -> Judgement:
-        judgement = judge_binding(binding, agents.get(binding.host, []), ctx)
+        host_agents = agents.get(binding.host, [])
+        judgement = judge_binding(binding, host_agents, ctx)
+        if host_join is not None:
+            judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
@@ -167,7 +213,8 @@ def run_audit(
                 continue
             judged = [(b, judge(b)) for b in group]
             found, view = judge_instance(device_id, instance, judged, ctx,
-                                         check_missing_ports=nova.full or not group)
+                                         check_missing_ports=nova.full or not group,
+                                         live=host_join.live if host_join else None)
             report.findings.extend(f for f in found if keep(f))
             codes_here = view.codes | {f.code for f in found}
             if codes_here and (not codes or codes_here & codes):
@@ -179,6 +226,9 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
+    if host_join is not None and not ports_narrowed:
+        report.findings.extend(f for f in host_join.finish()
+                               if keep(f) and (not hosts or f.host in hosts))
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:

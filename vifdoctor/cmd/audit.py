@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import IO
 
-from vifdoctor.audit import AuditReport, NovaJoin, run_audit
+from vifdoctor.audit import AuditReport, HostJoin, NovaJoin, run_audit
 from vifdoctor.cmd.common import neutron_session
 from vifdoctor.report import renderer
 from vifdoctor.report.findings import audit_listing
+from vifdoctor.sources.host_reports import load_reports
 from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_db import NovaCells, resolve_cells
 
@@ -26,6 +27,11 @@ def audit_from_args(args: argparse.Namespace) -> AuditReport:
             nova = None
             bindings = s.source.bindings(s.selectors)
             assumptions = list(s.settings.assumptions)
+            host_join = None
+            if getattr(args, "host_reports", None):
+                reports, notes = load_reports(args.host_reports)
+                host_join = HostJoin(reports, s.source.bound_hosts)
+                assumptions.extend(notes)
             if nova_cells is not None:
                 full = not (args.host or args.port or args.network or args.project)
                 nova = NovaJoin(
@@ -49,6 +55,7 @@ def audit_from_args(args: argparse.Namespace) -> AuditReport:
                                           if not hosts or h in hosts}),
                 nova=nova,
                 ports_narrowed=bool(args.port or args.network or args.project),
+                host_join=host_join,
             )
         finally:
             if nova_cells is not None:

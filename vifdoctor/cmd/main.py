@@ -51,6 +51,12 @@ def _add_nova_options(p: argparse.ArgumentParser) -> None:
                         "repeatable, later files win")
 
 
+def _add_host_report_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host-reports", metavar="DIR",
+                   help="a folder of `vifdoctor host-scan` reports: adds each port's live "
+                        "wiring (VD3xx) and uses it in the remediation plan")
+
+
 def _add_rule_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what the hosts and Nova do")
     g.add_argument("--firewall-driver", choices=FIREWALL_DRIVERS,
@@ -153,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="report every binding Nova will plug wrong (read-only)")
     _add_source_options(audit)
     _add_nova_options(audit)
+    _add_host_report_option(audit)
     _add_rule_options(audit)
     _add_selectors(audit)
     _add_output_options(audit)
@@ -166,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "are fixed (read-only; needs Nova's database)")
     _add_source_options(remediation)
     _add_nova_options(remediation)
+    _add_host_report_option(remediation)
     _add_rule_options(remediation)
     _add_selectors(remediation)
     _add_output_options(remediation)
@@ -198,6 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--any-database", action="store_true",
                           help="restore into a database other than the one backed up")
 
+    host_scan = sub.add_parser(
+        "host-scan", help="record this compute host's live wiring (libvirt, OVS, Linux "
+                          "bridges) as a JSON report; no database needed")
+    host_scan.add_argument("-o", "--output", metavar="FILE",
+                           help="write the report here (default: stdout)")
+    host_scan.add_argument("--host-name", metavar="NAME",
+                           help="the host name Neutron binds ports to (default: this "
+                                "machine's hostname; set it when nova.conf [DEFAULT] host "
+                                "differs)")
+    host_scan.add_argument("--libvirt-uri", metavar="URI",
+                           help="libvirt connection (default: libvirt's own default)")
+    host_scan.add_argument("--ovsdb", metavar="DB",
+                           help="OVSDB to read, e.g. unix:/run/openvswitch/db.sock")
+    host_scan.add_argument("--iptables", action="store_true",
+                           help="also record the neutron iptables chains (iptables-save)")
+
     demo = sub.add_parser("demo", help="build a SQLite cloud that reproduces the incident and "
                                        "audit it")
     demo.add_argument("--dir", default="vifdoctor-demo",
@@ -216,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vifdoctor.cmd.explain import run
         elif args.command == "remediation":
             from vifdoctor.cmd.remediation import run
+        elif args.command == "host-scan":
+            from vifdoctor.cmd.host_scan import run
         elif args.command == "plan":
             from vifdoctor.cmd.repair import run_plan as run
         elif args.command == "repair":

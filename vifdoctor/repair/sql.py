@@ -17,8 +17,26 @@ from vifdoctor.repair.apply import batches, guarded_update
 from vifdoctor.repair.plan import Change
 
 
+def literal_dialect(dialect: Dialect) -> Dialect:
+    """The connected dialect, but with a paramstyle that leaves '%' alone in literals.
+
+    pymysql's 'format' paramstyle doubles every '%' when values are rendered inline,
+    which would make the guard compare against the wrong text. What the server
+    told the connected dialect (MySQL's backslash escaping) is kept.
+    """
+    if dialect.paramstyle not in ("format", "pyformat"):
+        return dialect
+    plain = type(dialect)(paramstyle="named")
+    for attr in ("_backslash_escapes", "server_version_info", "_server_ansiquotes",
+                 "is_mariadb", "default_schema_name"):
+        if hasattr(dialect, attr):
+            setattr(plain, attr, getattr(dialect, attr))
+    return plain
+
+
 def render_sql(changes: Sequence[Change], table: sa.Table, layout: Layout, dialect: Dialect,
                batch_size: int) -> Iterator[str]:
+    dialect = literal_dialect(dialect)
     begin = "BEGIN;" if dialect.name in ("postgresql", "sqlite") else "START TRANSACTION;"
     yield (f"-- vifdoctor repair plan: {len(changes)} guarded UPDATE(s) on {table.name}; "
            "each changes 1 row, or 0 if the row changed since the plan")

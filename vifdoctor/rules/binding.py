@@ -353,3 +353,15 @@ def _shown_key(details: dict, key: str) -> str:
     if key not in details:
         return "(missing)"
     return json.dumps(details[key])
+
+
+def plugs(b: Binding, judgement: Judgement, ctx: RuleContext) -> tuple[str, str]:
+    """(Nova's next plug from the stored details, the plug the host needs or "")."""
+    details = parse_json_column(b.vif_details)
+    current = details.as_dict() if details.ok else {}
+    next_plug = nova_plug(b.vif_type, current, ctx.nova_generation,
+                          ctx.nova_firewall_driver).value
+    needed = next((f.needed_plug for f in judgement.findings if f.needed_plug), "")
+    if not needed and judgement.category == JUDGED and b.vif_type == VIF_OVS:
+        needed = next_plug  # judged and no plug finding: the stored plug is what it needs
+    return next_plug, needed

@@ -223,6 +223,78 @@ CATALOG: dict[str, CodeInfo] = {
             "interface operations fail or act on nothing.",
             "`nova refresh-network UUID` rebuilds the cache from Neutron.",
         ),
+        CodeInfo(
+            "VD301",
+            _F,
+            "unprotected now",
+            "The host scan shows the VM's tap (or os-vif port) straight on the integration "
+            "bridge while the host's firewall (iptables_hybrid) needs the hybrid qbr bridge.",
+            "Security groups are not enforced on this VM right now: its traffic passes "
+            "unfiltered. The most urgent finding.",
+            "Repair the binding if it is wrong (`vifdoctor repair`), then hard reboot or "
+            "stop/start the VM so Nova re-plugs it hybrid.",
+        ),
+        CodeInfo(
+            "VD302",
+            _F,
+            "breaks at next re-plug",
+            "The VM is wired hybrid today (it was plugged before the details drifted), but "
+            "the stored details make Nova plug it direct at its next stop/start, hard reboot "
+            "or migration.",
+            "Fine until the next re-plug; then security groups stop working and the VM can "
+            "lose its network: the incident's failure mode.",
+            "Repair the binding now (`vifdoctor repair`); the VM itself needs no reboot.",
+        ),
+        CodeInfo(
+            "VD303",
+            _W,
+            "broken hybrid plumbing",
+            "Part of the hybrid chain is missing or wrong: a qbr without its qvb/qvo, a qvo "
+            "missing from the integration bridge, or a qvo carrying another port's iface-id. "
+            "os-vif leaves this after a half-done plug and does not redo it.",
+            "The VM has no network on this port, or the agent wires another port's flows to "
+            "it.",
+            "Delete the stale qbr/qvb/qvo devices on the host, then hard reboot the VM so "
+            "Nova plugs it afresh.",
+        ),
+        CodeInfo(
+            "VD304",
+            _W,
+            "unknown or foreign OVS port",
+            "An OVS interface on this host carries an iface-id that Neutron does not know, "
+            "or that Neutron binds to another host.",
+            "The agent keeps flows for a port that is not here (a leftover of a deleted port "
+            "or of a failed migration); a duplicate iface-id confuses the agent.",
+            "Check the port (`openstack port show ID`), then delete the OVS port "
+            "(`ovs-vsctl del-port br-int NAME`) if nothing uses it.",
+        ),
+        CodeInfo(
+            "VD305",
+            _I,
+            "leftover devices",
+            "tap/qbr/qvb/qvo devices that belong to no running domain and to no port bound "
+            "to this host.",
+            "Harmless clutter, but they can collide with a new plug of the same port.",
+            "Remove them (`ip link delete NAME`, `ovs-vsctl del-port NAME`).",
+        ),
+        CodeInfo(
+            "VD306",
+            _W,
+            "domain interface not bound here",
+            "A libvirt domain has an interface for a port that Neutron does not bind to this "
+            "host: a failed migration or a port moved underneath the VM.",
+            "The VM's interface is not served by this host's agent: no network on it.",
+            "Re-bind the port to this host or migrate the VM; then hard reboot it.",
+        ),
+        CodeInfo(
+            "VD307",
+            _F,
+            "security-group chains missing",
+            "The port is wired hybrid on an iptables_hybrid host, but iptables has no neutron "
+            "chains for it: the agent never applied its security groups.",
+            "The VM's traffic is not filtered although the wiring is right.",
+            "Restart the OVS agent on the host (full resync) and check its log for the port.",
+        ),
     )
 }
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from vifdoctor.model import Binding, Finding, Plug
 from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding
+from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding, plugs
 from vifdoctor.rules.plug import (
     VIF_OVS,
     VIF_VHOSTUSER,
@@ -150,7 +150,8 @@ class PortView:
     port_id: str
     host: str
     codes: list[str]
-    cached_plug: str  # what the cache says Nova plugged (unknown without a cache entry)
+    cached_plug: str  # how it is wired now: from a host scan, else from Nova's cache
+    wired_basis: str  # "host scan" | "nova cache" | "none"
     next_plug: str  # what Nova plugs at the next start/hard reboot, from Neutron's details
     needed_plug: str  # what the host needs ("" when no rule judged it)
     after_repair_plug: str  # next_plug once `vifdoctor repair` has fixed the row
@@ -176,6 +177,7 @@ def judge_instance(
     ctx: RuleContext,
     *,
     check_missing_ports: bool = True,
+    live: dict[str, str] | None = None,
 ) -> tuple[list[Finding], InstanceView]:
     """VD201-VD205 for one instance and its Neutron compute ports (ACTIVE rows)."""
     findings: list[Finding] = []
@@ -216,7 +218,8 @@ def judge_instance(
                 "VD202", binding, f"bound to {binding.host} but instance {instance.uuid} is on "
                 f"{instance.host} (task_state {instance.task_state or 'none'})",
                 instance=instance.as_dict()))
-        view.ports.append(_port_view(binding, judgement, vif, ctx, codes))
+        view.ports.append(_port_view(binding, judgement, vif, ctx, codes,
+                                     (live or {}).get(binding.port_id)))
 
     if check_missing_ports:
         known = {b.port_id for b, _ in ports}
@@ -229,30 +232,29 @@ def judge_instance(
 
 
 def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: RuleContext,
-               codes: list[str]) -> PortView:
+               codes: list[str], live: str | None) -> PortView:
+    next_plug, needed = plugs(binding, judgement, ctx)
     details = parse_json_column(binding.vif_details)
-    current = details.as_dict() if details.ok else {}
-    after = dict(current)
-    needed = ""
+    after = details.as_dict() if details.ok else {}
     for f in judgement.findings:
-        needed = needed or f.needed_plug
         if f.correction and catalog.CATALOG[f.code].repair_by_default:
             after = apply_correction(after, f.correction)
-    if not needed and judgement.category == "judged" and binding.vif_type == VIF_OVS:
-        needed = nova_plug(binding.vif_type, current, ctx.nova_generation,
-                           ctx.nova_firewall_driver).value
-
-    def plug(d: dict) -> str:
-        return nova_plug(binding.vif_type, d, ctx.nova_generation, ctx.nova_firewall_driver).value
-
+    if live in (Plug.HYBRID.value, Plug.DIRECT.value, Plug.VHOSTUSER.value):
+        wired, basis = live, "host scan"
+    elif vif is not None:
+        wired, basis = cached_plug(vif, ctx).value, "nova cache"
+    else:
+        wired, basis = Plug.UNKNOWN.value, "none"
     return PortView(
         port_id=binding.port_id,
         host=binding.host,
         codes=codes,
-        cached_plug=cached_plug(vif, ctx).value if vif is not None else Plug.UNKNOWN.value,
-        next_plug=plug(current),
+        cached_plug=wired,
+        wired_basis=basis,
+        next_plug=next_plug,
         needed_plug=needed,
-        after_repair_plug=plug(after),
+        after_repair_plug=nova_plug(binding.vif_type, after, ctx.nova_generation,
+                                    ctx.nova_firewall_driver).value,
     )
 
 
@@ -307,8 +309,7 @@ def impact(view: InstanceView) -> dict:
         "state": (f"{inst.vm_state}/{POWER_STATES.get(inst.power_state, inst.power_state)}"
                   if inst else "no instance"),
         "wired_as": {p.port_id: p.cached_plug for p in view.ports},
-        "wired_as_basis": "Nova's cache: the details Nova last read, as far as the database "
-                          "can tell (a host scan shows the real wiring)",
+        "wired_as_basis": {p.port_id: p.wired_basis for p in view.ports},
         "security_groups": sg,
         "next_stop_start_or_hard_reboot": nxt,
     }

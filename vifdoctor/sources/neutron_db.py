@@ -235,6 +235,19 @@ class NeutronDatabase:
                                        b.c.port_id)
         return query
 
+    def bound_hosts(self, port_ids: list[str]) -> dict[str, str]:
+        """The host each of these ports is bound to (its live binding), for the host join."""
+        b = self._t[BINDINGS]
+        found: dict[str, str] = {}
+        for start in range(0, len(port_ids), 500):
+            query = sa.select(b.c.port_id, b.c.host).where(
+                b.c.port_id.in_(port_ids[start:start + 500]))
+            if self.layout and self.layout.has_status:
+                query = query.where(b.c.status == "ACTIVE")
+            found.update({p: h for p, h in self.conn.execute(query)})
+        self.conn.rollback()
+        return found
+
     def _deeper_drivers(self) -> dict[tuple[str, str], str]:
         """Drivers of binding levels below 0 (hierarchical binding): the bottom one binds."""
         if not self.layout or not self.layout.has_levels:
