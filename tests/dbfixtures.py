@@ -3,10 +3,13 @@
 Every test that touches a server gets its own freshly created database
 (``vd_<hex>``) that is dropped afterwards, so tests never see each other's rows
 and can run in any order.  The "real schema" helpers build neutron 29.0.0's
-schema with neutron's own migrations (``neutron-db-manage upgrade heads``), run
-from a separate virtualenv (``.cache/openstack-venv``, built by
-``scripts/openstack-venv``), because a hand-written copy of the schema would
-drift from what production databases really look like.
+schema with neutron's own code, run from a separate virtualenv
+(``.cache/openstack-venv``, built by ``scripts/openstack-venv``), because a
+hand-written copy of the schema would drift from what production databases
+really look like: on MariaDB with neutron's migrations (``neutron-db-manage
+upgrade heads``), on PostgreSQL with ``create_all()`` on neutron's ORM models
+plus ``neutron-db-manage stamp heads``, because neutron 29.0.0's migrations
+abort on PostgreSQL (see ``run_neutron_migrations`` and docs/testing.md).
 
 Missing servers or a failing neutron build make the test fail, never skip:
 a skipped database test hides exactly the bugs these tests exist to catch.
@@ -21,6 +24,7 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,9 +38,15 @@ SHARED_DIR = Path(os.environ.get("VIFDOCTOR_SHARED_DIR", REPO_ROOT.parent / "sha
 OPENSTACK_VENV = CACHE_DIR / "openstack-venv"
 OPENSTACK_VENV_SCRIPT = REPO_ROOT / "scripts" / "openstack-venv"
 NEUTRON_DB_MANAGE = OPENSTACK_VENV / "bin" / "neutron-db-manage"
+OPENSTACK_PYTHON = OPENSTACK_VENV / "bin" / "python"
 NEUTRON29_MARIADB_DDL = CACHE_DIR / "neutron-29.0.0-mariadb-ddl.sql"
 REFERENCE_SCHEMAS = SHARED_DIR / "reference" / "schemas"
 NEUTRON29_SQLITE_SQL = REFERENCE_SCHEMAS / "neutron-29.0.0-sqlite-from-models.sql"
+NOVA_VENV = CACHE_DIR / "nova-venv"
+NOVA_MANAGE = NOVA_VENV / "bin" / "nova-manage"
+NOVA_PYTHON = NOVA_VENV / "bin" / "python"
+NOVA34_CELL_MARIADB_DDL = CACHE_DIR / "nova-34.0.0-cell-ddl.sql"
+NOVA34_API_MARIADB_DDL = CACHE_DIR / "nova-34.0.0-api-ddl.sql"
 
 MARIADB_HOST = "127.0.0.1"
 MARIADB_PORT = 3306
@@ -57,6 +67,33 @@ TIMINGS: dict[str, list[float]] = {}
 
 class NeutronSchemaError(RuntimeError):
     """neutron's own tooling could not build the real schema (not a vifdoctor bug)."""
+
+
+class NovaSchemaError(RuntimeError):
+    """nova's own tooling (nova-manage) could not build the real schema."""
+
+
+#: The neutron 29.0.0 migration that runs MySQL-only SQL on every backend
+#: (``versions/2025.2/expand/d553edeb540f_tag_case_sensitive.py``):
+#: ``ALTER TABLE tags CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin``.
+NEUTRON29_POSTGRESQL_BROKEN_MIGRATION = "d553edeb540f"
+
+#: Run by the OpenStack venv's python: ``create_all()`` on neutron's full model set
+#: (``neutron.db.migration.models.head`` imports every model the migrations track).
+_NEUTRON_CREATE_ALL = """
+import sys
+
+import sqlalchemy as sa
+from neutron.db.migration.models import head
+
+engine = sa.create_engine(sys.argv[1])
+try:
+    metadata = head.get_metadata()
+    metadata.create_all(engine)
+    print(len(metadata.tables))
+finally:
+    engine.dispose()
+"""
 
 
 def _record(key: str, seconds: float) -> None:
@@ -181,7 +218,10 @@ def postgresql_create_database(dbname: str, template: str | None = None) -> None
     sql = f'CREATE DATABASE "{dbname}"'
     if template:
         sql += f' TEMPLATE "{template}"'
+    start = time.monotonic()
     _postgresql_execute(sql)
+    if template:
+        _record("per-test CREATE DATABASE ... TEMPLATE (PostgreSQL)", time.monotonic() - start)
 
 
 def postgresql_drop_database(dbname: str) -> None:
@@ -219,29 +259,57 @@ def _cache_lock(name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_openstack_venv() -> Path:
-    """Build ``.cache/openstack-venv`` if needed (same script as ``scripts/test``).
-
-    Returns the path of ``neutron-db-manage``; fails the test if it cannot be built.
-    """
+def _run_openstack_venv_script(tool: Path) -> Path:
+    """Run ``scripts/openstack-venv`` (builds both OpenStack venvs); fail unless ``tool`` exists."""
     with _cache_lock("openstack-venv"):
         start = time.monotonic()
         proc = subprocess.run(
             [str(OPENSTACK_VENV_SCRIPT)], capture_output=True, text=True, check=False
         )
-        if proc.returncode != 0 or not NEUTRON_DB_MANAGE.exists():
+        if proc.returncode != 0 or not tool.exists():
             pytest.fail(
-                f"could not build the OpenStack test venv with {OPENSTACK_VENV_SCRIPT} "
+                f"could not build the OpenStack test venvs with {OPENSTACK_VENV_SCRIPT} "
                 f"(exit {proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}",
                 pytrace=False,
             )
-        if "reusing" not in proc.stdout:
+        if "built" in proc.stdout:
             _record("openstack venv build", time.monotonic() - start)
-    return NEUTRON_DB_MANAGE
+    return tool
+
+
+def ensure_openstack_venv() -> Path:
+    """Build ``.cache/openstack-venv`` if needed (same script as ``scripts/test``).
+
+    Returns the path of ``neutron-db-manage``; fails the test if it cannot be built.
+    """
+    return _run_openstack_venv_script(NEUTRON_DB_MANAGE)
+
+
+def ensure_nova_venv() -> Path:
+    """Build ``.cache/nova-venv`` if needed; return ``nova-manage`` (fails the test otherwise)."""
+    return _run_openstack_venv_script(NOVA_MANAGE)
+
+
+def _run_openstack_tool(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (a program of the OpenStack venv); raise NeutronSchemaError if it fails."""
+    ensure_openstack_venv()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        errors = [line for line in proc.stderr.splitlines() if "Error" in line]
+        raise NeutronSchemaError(
+            f"{what} failed (exit {proc.returncode}); "
+            f"error: {errors[-1] if errors else proc.stderr[-1500:]}"
+        )
+    return proc
 
 
 def run_neutron_migrations(url: str) -> None:
-    """Run neutron 29.0.0's real ``neutron-db-manage upgrade heads`` against ``url``."""
+    """Run neutron 29.0.0's real ``neutron-db-manage upgrade heads`` against ``url``.
+
+    Works on MariaDB.  On PostgreSQL it raises NeutronSchemaError at migration
+    ``d553edeb540f`` (MySQL-only ``ALTER TABLE tags CONVERT TO ...``), an upstream bug.
+    """
     db_manage = ensure_openstack_venv()
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run(
@@ -260,6 +328,28 @@ def run_neutron_migrations(url: str) -> None:
             f"last migration started: {last}; "
             f"error: {errors[-1] if errors else proc.stderr[-1500:]}"
         )
+
+
+def create_neutron_schema_from_models(url: str) -> int:
+    """``create_all()`` neutron 29.0.0's ORM models (``models.head``) on ``url``.
+
+    Runs in the OpenStack venv, where neutron is installed.  Returns the number of
+    tables created.  Creates no ``alembic_version``; see ``stamp_neutron_heads``.
+    """
+    proc = _run_openstack_tool(
+        [str(OPENSTACK_PYTHON), "-c", _NEUTRON_CREATE_ALL, url],
+        f"create_all() on neutron's models against {url}",
+    )
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
+def stamp_neutron_heads(url: str) -> None:
+    """Write neutron's head revisions into ``alembic_version`` (``neutron-db-manage stamp``)."""
+    db_manage = ensure_openstack_venv()
+    _run_openstack_tool(
+        [str(db_manage), "--database-connection", url, "stamp", "heads"],
+        f"neutron-db-manage stamp heads on {url}",
+    )
 
 
 def build_neutron29_mariadb_ddl() -> Path:
@@ -304,7 +394,9 @@ def build_neutron29_mariadb_ddl() -> Path:
     return NEUTRON29_MARIADB_DDL
 
 
-def load_mariadb_sql(dbname: str, sql_file: Path) -> None:
+def load_mariadb_sql(
+    dbname: str, sql_file: Path, label: str = "per-test load of neutron DDL (MariaDB)"
+) -> None:
     """Load a mariadb-dump file with the ``mariadb`` client (handles its /*! */ syntax)."""
     start = time.monotonic()
     with open(sql_file, "rb") as fh:
@@ -325,28 +417,47 @@ def load_mariadb_sql(dbname: str, sql_file: Path) -> None:
             f"loading {sql_file} into {dbname} failed: {proc.stderr.decode(errors='replace')}",
             pytrace=False,
         )
-    _record("per-test load of neutron DDL (MariaDB)", time.monotonic() - start)
+    _record(label, time.monotonic() - start)
 
 
 def build_neutron29_postgresql_template() -> str:
-    """Create a database migrated by neutron 29.0.0 to clone with ``CREATE ... TEMPLATE``.
+    """Create a database with neutron 29.0.0's schema to clone with ``CREATE ... TEMPLATE``.
 
+    Built from neutron's ORM models (``create_all()``) and stamped with the
+    migration heads, not migrated: neutron 29.0.0's migrations abort on PostgreSQL
+    (``test_neutron29_postgresql_migrations_fail_upstream`` keeps that visible).
     The caller owns the returned database and must drop it at the end of the session.
     """
     ensure_openstack_venv()
     template = unique_db_name("vd_tpl_")
     postgresql_create_database(template)
-    start = time.monotonic()
+    url = postgresql_url(template)
     try:
-        run_neutron_migrations(
-            f"postgresql+psycopg2://{POSTGRESQL_USER}@{POSTGRESQL_HOST}:"
-            f"{POSTGRESQL_PORT}/{template}"
-        )
+        start = time.monotonic()
+        tables = create_neutron_schema_from_models(url)
+        _record("neutron models create_all (PostgreSQL)", time.monotonic() - start)
+        start = time.monotonic()
+        stamp_neutron_heads(url)
+        _record("neutron-db-manage stamp heads (PostgreSQL)", time.monotonic() - start)
+        if tables < 100 or not _postgresql_template_is_stamped(template):
+            raise NeutronSchemaError(
+                f"neutron schema on {template} looks incomplete "
+                f"({tables} tables, or no alembic_version rows)"
+            )
     except BaseException:
         postgresql_drop_database(template)
         raise
-    _record("neutron migrations (PostgreSQL)", time.monotonic() - start)
     return template
+
+
+def _postgresql_template_is_stamped(dbname: str) -> bool:
+    conn = _postgresql_connect(dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM alembic_version")
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
 
 
 def build_neutron29_sqlite(path: Path) -> Path:
@@ -365,6 +476,98 @@ def build_neutron29_sqlite(path: Path) -> Path:
     return path
 
 
+# ----------------------------------------------------------------- nova 34.0.0 schemas
+
+#: The smallest nova.conf nova-manage's syncs accept: no transport_url, no cells.
+_NOVA_CONF = """[api_database]
+connection = {api}
+
+[database]
+connection = {cell}
+"""
+
+
+def _mariadb_dump(dbname: str, data_table: str | None = None) -> str:
+    """``mariadb-dump`` of the schema (``data_table`` None) or of one table's rows."""
+    argv = ["mariadb-dump", f"-h{MARIADB_HOST}", f"-P{MARIADB_PORT}", f"-u{MARIADB_USER}",
+            "--skip-comments", "--skip-dump-date"]
+    if data_table is None:
+        argv += ["--no-data", dbname]
+    else:
+        argv += ["--no-create-info", dbname, data_table]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def run_nova_manage_syncs(api_url: str, cell_url: str, workdir: Path) -> None:
+    """``nova-manage api_db sync`` then ``db sync`` (nova 34.0.0) into the two databases.
+
+    ``db sync`` needs no cell mapping: without cell0 in the api database it only
+    warns ("cell0 mapping not found - not syncing cell0") and migrates
+    ``[database] connection``, which is the cell database we want.
+    """
+    nova_manage = ensure_nova_venv()
+    conf = workdir / "nova.conf"
+    conf.write_text(_NOVA_CONF.format(api=api_url, cell=cell_url))
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    for command, key in (("api_db", "nova-manage api_db sync (MariaDB)"),
+                         ("db", "nova-manage db sync (MariaDB)")):
+        start = time.monotonic()
+        proc = subprocess.run(
+            [str(nova_manage), "--config-file", str(conf), command, "sync"],
+            capture_output=True, text=True, env=env, cwd=workdir, check=False,
+        )
+        if proc.returncode != 0:
+            errors = [line for line in proc.stderr.splitlines() if "Error" in line]
+            raise NovaSchemaError(
+                f"nova-manage {command} sync failed (exit {proc.returncode}); "
+                f"error: {errors[-1] if errors else (proc.stdout + proc.stderr)[-1500:]}"
+            )
+        _record(key, time.monotonic() - start)
+
+
+def build_nova34_mariadb_ddl() -> tuple[Path, Path]:
+    """Return the cached (cell, api) DDL of nova 34.0.0 on MariaDB, building them once.
+
+    Both come from nova-manage's real migrations in scratch databases, dumped
+    with their ``alembic_version`` rows; replaying the dumps is far cheaper
+    than migrating for every test. Delete the files to rebuild them.
+    """
+    with _cache_lock("nova34-mariadb-ddl"):
+        if NOVA34_CELL_MARIADB_DDL.exists() and NOVA34_API_MARIADB_DDL.exists():
+            return NOVA34_CELL_MARIADB_DDL, NOVA34_API_MARIADB_DDL
+        for tool in ("mariadb", "mariadb-dump"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"`{tool}` client not found (apt-get install mariadb-client)")
+        ensure_nova_venv()
+        with (mariadb_database() as api, mariadb_database() as cell,
+              tempfile.TemporaryDirectory(prefix="vd-nova-") as workdir):
+            run_nova_manage_syncs(mariadb_url(api), mariadb_url(cell), Path(workdir))
+            start = time.monotonic()
+            dumps = {
+                "cell": (_mariadb_dump(cell), _mariadb_dump(cell, "alembic_version")),
+                "api": (_mariadb_dump(api), _mariadb_dump(api, "alembic_version")),
+            }
+            _record("mariadb-dump of the nova schemas", time.monotonic() - start)
+        checks = {
+            "cell": "CREATE TABLE `instance_info_caches`",
+            "api": "CREATE TABLE `cell_mappings`",
+        }
+        targets = {"cell": NOVA34_CELL_MARIADB_DDL, "api": NOVA34_API_MARIADB_DDL}
+        for kind, (schema, versions) in dumps.items():
+            if checks[kind] not in schema or "INSERT INTO" not in versions:
+                pytest.fail(f"nova-manage ran but the {kind} dump lacks its tables/alembic rows")
+            command = "db sync" if kind == "cell" else "api_db sync"
+            tmp = targets[kind].with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(
+                f"-- nova 34.0.0 {kind} schema made by `nova-manage {command}` on MariaDB;\n"
+                "-- generated by tests/dbfixtures.py, delete this file to rebuild it.\n"
+                + schema
+                + versions
+            )
+            tmp.replace(targets[kind])
+    return NOVA34_CELL_MARIADB_DDL, NOVA34_API_MARIADB_DDL
+
+
 # ----------------------------------------------------------------- pytest integration
 
 
@@ -374,15 +577,21 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "postgresql_url": ("postgresql",),
     "neutron29_mariadb_url": ("mariadb", "neutron_real"),
     "neutron29_postgresql_url": ("postgresql", "neutron_real"),
+    "nova34_cell_mariadb_url": ("mariadb", "nova_real"),
+    "nova34_api_mariadb_url": ("mariadb", "nova_real"),
 }
+
+#: Fixtures parametrized over backends: the param picks the ``<param>_url`` markers.
+BACKEND_PARAM_FIXTURES = ("db_url", "nova_db_url")
 
 
 def markers_for(item: pytest.Item) -> set[str]:
     """Markers a test needs from the fixtures it uses, so ``-m 'not postgresql'`` works."""
     names = set(getattr(item, "fixturenames", ()))
     callspec = getattr(item, "callspec", None)
-    if "db_url" in names and callspec is not None and "db_url" in callspec.params:
-        names.add(f"{callspec.params['db_url']}_url")
+    for fixture in BACKEND_PARAM_FIXTURES:
+        if fixture in names and callspec is not None and fixture in callspec.params:
+            names.add(f"{callspec.params[fixture]}_url")
     return {marker for name in names for marker in FIXTURE_MARKERS.get(name, ())}
 
 
