@@ -12,25 +12,30 @@ import sqlalchemy as sa
 
 from vifdoctor.cmd.audit import audit_from_args
 from vifdoctor.demo.builder import utcnow, write_cloud
-from vifdoctor.demo.incident import LAYOUT, incident_cloud
+from vifdoctor.demo.incident import LAYOUT, incident_cloud, install_incident_nova
 from vifdoctor.demo.schemas import create_schema
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.report import renderer
+from vifdoctor.report import Column, Listing, renderer
 from vifdoctor.report.findings import audit_listing
+from vifdoctor.report.remediation import remediation_listing
 
 NEUTRON_FILE = "neutron.sqlite"
+NOVA_FILE = "nova.sqlite"
 
 
-def build(folder: str) -> str:
-    """(Re)create the demo Neutron database; returns its SQLAlchemy URL."""
+def build(folder: str) -> tuple[str, str]:
+    """(Re)create the demo Neutron and Nova databases; returns their SQLAlchemy URLs."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise VifdoctorError(f"cannot create demo folder {folder}: {exc.strerror}") from None
     path = os.path.abspath(os.path.join(folder, NEUTRON_FILE))
-    if os.path.exists(path):
-        os.remove(path)  # only the demo's own file, rebuilt from scratch each time
+    nova_path = os.path.abspath(os.path.join(folder, NOVA_FILE))
+    for old in (path, nova_path):
+        if os.path.exists(old):
+            os.remove(old)  # only the demo's own files, rebuilt from scratch each time
     url = f"sqlite:///{path}"
+    nova_url = f"sqlite:///{nova_path}"
     cloud = incident_cloud()
     # The demo's agents "keep reporting": a heartbeat a year ahead keeps them alive for the
     # commands the demo suggests, run minutes or days later, without a live agent process.
@@ -44,36 +49,68 @@ def build(folder: str) -> str:
         write_cloud(engine, cloud)
     finally:
         engine.dispose()
-    return url
+    nova_engine = sa.create_engine(nova_url)
+    try:
+        install_incident_nova(nova_engine)
+    finally:
+        nova_engine.dispose()
+    return url, nova_url
 
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
-    url = build(args.dir)
+    url, nova_url = build(args.dir)
     audit_args = argparse.Namespace(
         neutron_db=url, neutron_config_file=[], firewall_driver=None,
         nova_generation="modern", nova_firewall_driver=None, agent_down_time=None,
         host=[], port=[], network=[], project=[], code=[],
+        nova_db=[nova_url], nova_api_db=None, nova_config_file=[], host_reports=None,
     )
     report = audit_from_args(audit_args)
     listing = audit_listing(report).select(args.column)
     if args.format != "table":
         renderer(args.format)(listing, out)
         return 0
-    out.write(f"Demo cloud (the Havana -> Icehouse incident, {LAYOUT} layout) built in {url}\n\n")
+    out.write(f"Demo cloud (the Havana -> Icehouse incident, {LAYOUT} layout):\n"
+              f"  Neutron {url}\n  Nova    {nova_url}\n\n")
     renderer("table")(listing, out)
-    db = shlex.quote(url)
+    out.write("\nPer instance: what Nova has, what it will do, what it needs "
+              "(`vifdoctor remediation`):\n")
+    renderer("table")(_instances_listing(report), out)
+    renderer("table")(remediation_listing(report), out)
+    db, nova = shlex.quote(url), shlex.quote(nova_url)
     out.write(
         "\nThe audit exits with code "
         f"{report.exit_code} here (0 clean, 1 warnings, 2 failures). Try next:\n"
         f"  vifdoctor audit --neutron-db {db} --code VD101\n"
-        f"  vifdoctor audit --neutron-db {db} -f json\n"
+        f"  vifdoctor audit --neutron-db {db} --nova-db {nova} -f json\n"
         f"  vifdoctor audit --neutron-db {db} --host compute000 -c Port -c Code -f value\n"
         f"  vifdoctor audit --neutron-db {db} --firewall-driver openvswitch\n"
         "  vifdoctor explain VD101\n"
         f"  vifdoctor plan --neutron-db {db}          # the exact changes, read-only\n"
         f"  vifdoctor plan --neutron-db {db} --sql    # the same as guarded SQL\n"
         f"  vifdoctor repair --neutron-db {db} --apply   # backed up, guarded\n"
+        f"  vifdoctor remediation --neutron-db {db} --nova-db {nova}\n"
         "  vifdoctor rollback vifdoctor-backup-*/repair-*.json "
         f"--neutron-db {db} --apply\n"
     )
     return 0
+
+
+def _instances_listing(report) -> Listing:
+    rows = []
+    for inst in report.instances:
+        info = inst["instance"] or {}
+        impact = inst["impact"]
+        rows.append({
+            "instance": inst["device_id"],
+            "host": info.get("host", ""),
+            "state": impact["state"],
+            "codes": " ".join(inst["codes"]),
+            "security_groups": impact["security_groups"],
+            "next": impact["next_stop_start_or_hard_reboot"],
+        })
+    columns = [Column("instance", "Instance"), Column("host", "Host"),
+               Column("state", "State"), Column("codes", "Codes"),
+               Column("security_groups", "Security Groups"),
+               Column("next", "Next Stop/Start or Hard Reboot")]
+    return Listing(columns, rows, {"instances": rows}, rows_key="instances")

@@ -286,6 +286,8 @@ def impact(view: InstanceView) -> dict:
     unknown = [p.port_id for p in needs_hybrid if p.cached_plug == Plug.UNKNOWN.value]
     if not needs_hybrid:
         sg = "not affected"
+    elif inst is not None and not inst.plugged:
+        sg = "not running (applies from its next start)"
     elif unprotected:
         sg = "not enforced on " + ", ".join(unprotected)
     elif unknown:
