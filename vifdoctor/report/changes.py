@@ -55,7 +55,9 @@ def next_steps(changes: Sequence[Change]) -> list[str]:
             lines.append(f"  {host}: wiring unchanged; refresh Nova's cache "
                          f"({len(vms['refresh'])} VM(s)): " + " ".join(vms["refresh"]))
     lines.append("Nova's instance_info_caches keep the old details until a network-changed "
-                 "event, start or hard reboot refreshes them.")
+                 "event, start or hard reboot refreshes them. For the exact per-instance plan "
+                 "(stopped VMs, VMs still wired hybrid, stale caches): `vifdoctor remediation "
+                 "--nova-db URL [--host-reports DIR]`.")
     return lines
 
 
