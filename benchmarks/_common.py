@@ -1,0 +1,59 @@
+"""What the benchmark scripts share: where MariaDB is and how to talk to it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE = "vifdoctor_bench"
+HOST = os.environ.get("VIFDOCTOR_BENCH_HOST", "127.0.0.1")
+PORT = int(os.environ.get("VIFDOCTOR_BENCH_PORT", "3306"))
+USER = os.environ.get("VIFDOCTOR_BENCH_USER", "root")
+PASSWORD = os.environ.get("VIFDOCTOR_BENCH_PASSWORD", "")
+SCHEMA_29 = Path(
+    os.environ.get(
+        "VIFDOCTOR_BENCH_SCHEMA",
+        "/work/shared/reference/schemas/neutron-29.0.0-mariadb.sql",
+    )
+)
+
+
+def url(database: str) -> str:
+    """The SQLAlchemy URL vifdoctor is given (mysql+pymysql)."""
+    auth = USER + (f":{PASSWORD}" if PASSWORD else "")
+    return f"mysql+pymysql://{auth}@{HOST}:{PORT}/{database}"
+
+
+def mariadb_args(database: str | None = None) -> list[str]:
+    """The ``mariadb`` command line client, pointed at the benchmark server."""
+    args = ["mariadb", f"-h{HOST}", f"-P{PORT}", f"-u{USER}"]
+    if PASSWORD:
+        args.append(f"-p{PASSWORD}")
+    if database:
+        args.append(database)
+    return args
+
+
+def connect(database: str | None = None, **kw):
+    """A PyMySQL connection (autocommit off), LOAD DATA LOCAL allowed."""
+    import pymysql
+
+    return pymysql.connect(
+        host=HOST, port=PORT, user=USER, password=PASSWORD, database=database,
+        local_infile=True, charset="utf8mb4", **kw,
+    )
+
+
+def vifdoctor_command() -> list[str]:
+    """``vifdoctor`` from the same virtualenv as this interpreter."""
+    exe = Path(sys.executable).with_name("vifdoctor")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "vifdoctor"]
+
+
+def run_quiet(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, **kw)
