@@ -17,53 +17,65 @@ from vifdoctor.rules import wiring as wiring_rules
 from vifdoctor.rules.binding import JUDGED, Judgement, agent_finding, judge_binding, plugs
 from vifdoctor.rules.nova import Instance, impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext, parse_json_column
+from vifdoctor.spool import Spool
 
-_SEVERITY_ORDER = {Severity.FAILURE: 0, Severity.WARNING: 1, Severity.INFO: 2}
+_SEVERITY_ORDER = {Severity.FAILURE: "0", Severity.WARNING: "1", Severity.INFO: "2"}
 
 
 @dataclass
 class AuditReport:
-    """What an audit found, ready for any output format."""
+    """What an audit found, ready for any output format.
+
+    Findings and affected instances are spooled to disk as they come (see
+    vifdoctor.spool); only their counts are kept in memory.
+    """
 
     schema: dict
     assumptions: list[str]
-    findings: list[Finding] = field(default_factory=list)
+    findings: Spool = field(default_factory=Spool)
     rows: int = 0
     categories: Counter = field(default_factory=Counter)
     agents: list[dict] = field(default_factory=list)
     nova: list[dict] | None = None  # the cells read; None when Nova was not read
-    instances: list[dict] = field(default_factory=list)  # affected instances, with steps
+    instances: Spool = field(default_factory=Spool)  # affected instances, with steps
     instances_read: int = 0
+    by_code: Counter = field(default_factory=Counter)
+    by_severity: Counter = field(default_factory=Counter)
+    by_host: Counter = field(default_factory=Counter)
+
+    def add(self, f: Finding) -> None:
+        self.by_code[f.code] += 1
+        self.by_severity[f.severity.value] += 1
+        if f.host:
+            self.by_host[f.host] += 1
+        self.findings.add(f.as_dict(), (_SEVERITY_ORDER[f.severity], f.code, f.host,
+                                        f.port_id))
 
     @property
     def exit_code(self) -> int:
-        severities = {f.severity for f in self.findings}
-        if Severity.FAILURE in severities:
+        if self.by_severity[Severity.FAILURE.value]:
             return EXIT_FAILURE
-        if Severity.WARNING in severities:
+        if self.by_severity[Severity.WARNING.value]:
             return EXIT_WARNING
         return EXIT_OK
 
     def summary(self) -> dict:
-        by_code = Counter(f.code for f in self.findings)
-        by_severity = Counter(f.severity.value for f in self.findings)
-        by_host = Counter(f.host for f in self.findings if f.host)
         skipped = {k: v for k, v in sorted(self.categories.items()) if k != JUDGED}
         return {
             "bindings": self.rows,
             "judged": self.categories.get(JUDGED, 0),
             "skipped": skipped,
             "findings": len(self.findings),
-            "by_code": dict(sorted(by_code.items())),
-            "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
-            "by_host": dict(sorted(by_host.items())),
+            "by_code": dict(sorted(self.by_code.items())),
+            "by_severity": {s.value: self.by_severity.get(s.value, 0) for s in Severity},
+            "by_host": dict(sorted(self.by_host.items())),
             "exit_code": self.exit_code,
             **({"instances_read": self.instances_read,
                 "instances_affected": len(self.instances)} if self.nova is not None else {}),
         }
 
     def document(self) -> dict:
-        """The JSON/YAML document (docs/output.md describes it)."""
+        """The JSON/YAML document (docs/output.md describes it); rows stay spooled."""
         return {
             "tool": {"name": "vifdoctor", "version": __version__},
             "schema": self.schema,
@@ -72,7 +84,7 @@ class AuditReport:
             "agents": self.agents,
             **({"nova": self.nova, "instances": self.instances}
                if self.nova is not None else {}),
-            "findings": [f.as_dict() for f in self.findings],
+            "findings": self.findings,
         }
 
 
@@ -150,23 +162,29 @@ def join_by_instance(
     insts = iter(instances)
     port = next(ports, None)
     inst = next(insts, None)
+
+    def rows_of(uuid: str) -> Instance | None:
+        """Consume every row of one uuid (it may be in two cells): the live one wins."""
+        nonlocal inst
+        match = None
+        while inst is not None and inst.uuid == uuid:
+            if match is None or (match.deleted and not inst.deleted):
+                match = inst
+            inst = next(insts, None)
+        return match
+
     while port is not None or inst is not None:
         if port is None or (inst is not None and inst.uuid < port.device_id):
             assert inst is not None
-            yield inst.uuid, [], inst
-            inst = next(insts, None)
+            uuid = inst.uuid
+            yield uuid, [], rows_of(uuid)
             continue
         device = port.device_id
         group = []
         while port is not None and port.device_id == device:
             group.append(port)
             port = next(ports, None)
-        match = None
-        while inst is not None and inst.uuid == device:
-            if match is None or (match.deleted and not inst.deleted):
-                match = inst  # one uuid in two cells: the live row wins
-            inst = next(insts, None)
-        yield device, group, match
+        yield device, group, rows_of(device)
 
 
 def run_audit(
@@ -187,16 +205,19 @@ def run_audit(
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
     keep = (lambda f: f.code in codes) if codes else (lambda f: True)
     seen_hosts: set[str] = set()
+    needs_memo: dict = {}
 
     def judge(binding: Binding) -> Judgement:
         host_agents = agents.get(binding.host, [])
-        judgement = judge_binding(binding, host_agents, ctx)
+        judgement = judge_binding(binding, host_agents, ctx, needs_memo)
         if host_join is not None:
             judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
-        report.findings.extend(f for f in judgement.findings if keep(f))
+        for f in judgement.findings:
+            if keep(f):
+                report.add(f)
         return judgement
 
     for binding in bindings:
@@ -213,12 +234,16 @@ def run_audit(
                 continue
             judged = [(b, judge(b)) for b in group]
             found, view = judge_instance(device_id, instance, judged, ctx,
-                                         check_missing_ports=nova.full or not group,
+                                         # with selectors, an instance's other ports
+                                         # may be filtered out: judge only full audits
+                                         check_missing_ports=nova.full,
                                          live=host_join.live if host_join else None)
-            report.findings.extend(f for f in found if keep(f))
+            for f in found:
+                if keep(f):
+                    report.add(f)
             codes_here = view.codes | {f.code for f in found}
             if codes_here and (not codes or codes_here & codes):
-                report.instances.append({
+                report.instances.add({
                     "device_id": device_id,
                     "instance": instance.as_dict() if instance else None,
                     "codes": sorted(codes_here),
@@ -227,8 +252,9 @@ def run_audit(
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
     if host_join is not None and not ports_narrowed:
-        report.findings.extend(f for f in host_join.finish()
-                               if keep(f) and (not hosts or f.host in hosts))
+        for f in host_join.finish():
+            if keep(f) and (not hosts or f.host in hosts):
+                report.add(f)
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:
@@ -238,8 +264,7 @@ def run_audit(
                 continue
             f = agent_finding(agent)
             if f is not None and keep(f):
-                report.findings.append(f)
-    report.findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.host, f.port_id))
+                report.add(f)
     return report
 
 

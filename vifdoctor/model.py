@@ -102,7 +102,7 @@ class Binding:
         return self.device_owner.startswith("compute:")
 
 
-@dataclass
+@dataclass(slots=True)
 class Finding:
     """One judged fault on one binding (or one agent), with what to do about it."""
 

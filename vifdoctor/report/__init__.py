@@ -7,7 +7,7 @@ picks columns), ``json`` and ``yaml`` show the document.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -27,7 +27,7 @@ class Listing:
     """What a command shows: rows under columns, plus the full document."""
 
     columns: list[Column]
-    rows: list[dict]
+    rows: Iterable[dict]  # a list, or a Spool streamed from disk
     document: dict
     rows_key: str = "findings"  # where the rows sit in the document
     footer: list[str] = field(default_factory=list)  # shown after a table only
@@ -50,9 +50,20 @@ class Listing:
             chosen.append(col)
         keys = [c.key for c in chosen]
         doc = dict(self.document)
-        if isinstance(doc.get(self.rows_key), list):
-            doc[self.rows_key] = [{k: r.get(k) for k in keys} for r in self.rows]
+        if self.rows_key in doc:
+            doc[self.rows_key] = Projection(self.rows, keys)
         return Listing(chosen, self.rows, doc, self.rows_key, self.footer, self.available)
+
+
+class Projection:
+    """Rows cut down to some keys, lazily: re-iterable, never held whole."""
+
+    def __init__(self, rows: Iterable[dict], keys: list[str]):
+        self.rows, self.keys = rows, keys
+
+    def __iter__(self) -> Iterator[dict]:
+        for row in self.rows:
+            yield {k: row.get(k) for k in self.keys}
 
 
 def cell(value: Any) -> str:

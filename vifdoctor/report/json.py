@@ -1,13 +1,46 @@
-"""The whole document as JSON (docs/output.md)."""
+"""The whole document as JSON (docs/output.md).
+
+Top-level keys are indented for reading; row lists (findings, changes, steps,
+instances) stand one compact object per line, streamed from their spool when
+they have one, so a million-finding document never sits in memory whole.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import IO
 
 from vifdoctor.report import Listing
+from vifdoctor.spool import Spool
 
 
 def render(listing: Listing, out: IO[str]) -> None:
-    json.dump(listing.document, out, indent=2, default=str)
-    out.write("\n")
+    doc = listing.document
+    out.write("{\n")
+    last = len(doc) - 1
+    for n, (key, value) in enumerate(doc.items()):
+        out.write(f"  {json.dumps(key)}: ")
+        if isinstance(value, Spool):
+            _write_lines((line.decode("utf-8") for line in value.lines()), out)
+        elif key == listing.rows_key and not isinstance(value, (dict, str)):
+            _write_lines((json.dumps(r, default=str) for r in value), out)
+        else:
+            out.write(json.dumps(value, indent=2, default=str).replace("\n", "\n  "))
+        out.write(",\n" if n < last else "\n")
+    out.write("}\n")
+
+
+def _write_lines(lines: Iterable[str], out: IO[str], chunk: int = 1000) -> None:
+    """One compact object per line, written a chunk at a time (no giant string)."""
+    batch: list[str] = []
+    started = False
+    for line in lines:
+        batch.append("    " + line)
+        if len(batch) >= chunk:
+            out.write(("[\n" if not started else ",\n") + ",\n".join(batch))
+            started, batch = True, []
+    if batch:
+        out.write(("[\n" if not started else ",\n") + ",\n".join(batch))
+        started = True
+    out.write("\n  ]" if started else "[]")

@@ -12,12 +12,14 @@ MAX_CELL = 50  # long messages wrap instead of widening the table past a termina
 
 
 def render(listing: Listing, out: IO[str]) -> None:
-    if listing.rows:
+    rows = iter(listing.rows)
+    first = next(rows, None)
+    if first is not None:
         table = PrettyTable([c.heading for c in listing.columns])
         table.align = "l"
         for col in listing.columns:
             table.max_width[col.heading] = MAX_CELL
-        for row in listing.rows:
+        for row in (first, *rows):
             table.add_row([cell(row.get(c.key)) for c in listing.columns])
         out.write(table.get_string() + "\n")
     for line in listing.footer:

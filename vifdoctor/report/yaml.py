@@ -7,8 +7,12 @@ from typing import IO
 import yaml
 
 from vifdoctor.report import Listing
+from vifdoctor.spool import Spool
 
 
 def render(listing: Listing, out: IO[str]) -> None:
-    yaml.safe_dump(listing.document, out, default_flow_style=False, sort_keys=False,
-                   allow_unicode=True)
+    doc = {k: (list(v) if isinstance(v, Spool) else v) for k, v in listing.document.items()}
+    rows = doc.get(listing.rows_key)
+    if rows is not None and not isinstance(rows, (list, dict)):
+        doc[listing.rows_key] = list(rows)
+    yaml.safe_dump(doc, out, default_flow_style=False, sort_keys=False, allow_unicode=True)

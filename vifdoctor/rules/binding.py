@@ -115,8 +115,13 @@ def owner_category(device_owner: str) -> str:
     return f"{prefix}:* (Nova plugs nothing)"
 
 
-def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext) -> Judgement:
-    """Judge one binding row against the agents on its host."""
+def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
+                  needs_memo: dict[str, HostNeeds] | None = None) -> Judgement:
+    """Judge one binding row against the agents on its host.
+
+    ``needs_memo`` (agent id -> HostNeeds) saves recomputing a host's needs for
+    each of its ports within one run with one context.
+    """
     details = parse_json_column(b.vif_details)
     profile = parse_json_column(b.profile)
     findings: list[Finding] = []
@@ -178,7 +183,12 @@ def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext) -> Judg
         if b.vnic_type != "normal":
             return Judgement(f"ovs vnic_type {b.vnic_type} (hardware offload, no plug rule)",
                              findings)
-        findings.extend(judge_ovs(b, details.value, host_needs(agent, ctx), ctx))
+        if needs_memo is None:
+            needs = host_needs(agent, ctx)
+        else:
+            needs = needs_memo.get(agent.id) or needs_memo.setdefault(
+                agent.id, host_needs(agent, ctx))
+        findings.extend(judge_ovs(b, details.value, needs, ctx))
     elif b.vif_type == VIF_BRIDGE and ctx.enable_security_group:
         fields = {"nova_plug": Plug.BRIDGE.value, "needed_plug": Plug.BRIDGE.value,
                   "stored_details": shown_details(details)}

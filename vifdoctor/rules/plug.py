@@ -13,6 +13,7 @@ reader can hold one against the other:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -79,8 +80,15 @@ def parse_json_column(raw: str | None) -> ParsedJson:
     Empty text is ``{}``; text that does not parse is ``{}`` plus an error
     (Neutron logs it and returns ``{}``); a value that parses but is not an
     object is kept (Neutron returns it as is) and flagged.
+
+    Results are shared between equal texts (a cloud holds few distinct
+    vif_details): callers copy before they change a value.
     """
-    text = "" if raw is None else raw
+    return _parse_cached("" if raw is None else raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> ParsedJson:
     if not text:
         return ParsedJson(text, {})
     try:

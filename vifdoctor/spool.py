@@ -1,0 +1,69 @@
+"""Rows kept on disk as JSON lines, so that memory stays flat however many there are.
+
+A drifted cloud of a million ports makes a hundred thousand findings; held as
+Python objects they cost more than the whole stream of bindings. A spool
+writes each row once, as compact JSON (Python's C encoder), and keeps in
+memory only a short sort key with the row's place in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import tempfile
+from collections.abc import Iterator
+
+_SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
+
+
+class Spool:
+    """An append-only, re-iterable sequence of dict rows, optionally sorted by a key."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the spool
+        self._index: list[bytes] = []
+        self._sorted = True
+        self._map: mmap.mmap | None = None
+
+    def add(self, row: dict, key: tuple[str, ...] = ()) -> None:
+        line = json.dumps(row, default=str).encode("utf-8")
+        offset = self._file.seek(0, 2)
+        self._file.write(line)
+        entry = (_SEP.join(k.encode("utf-8") for k in key) + _SEP +
+                 offset.to_bytes(8, "big") + len(line).to_bytes(4, "big"))
+        if self._index and entry < self._index[-1]:
+            self._sorted = False
+        self._index.append(entry)
+        self._map = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __bool__(self) -> bool:
+        return bool(self._index)
+
+    def lines(self) -> Iterator[bytes]:
+        """Each row's JSON text, in key order (insertion order for equal keys)."""
+        if not self._index:
+            return
+        if not self._sorted:
+            self._index.sort()
+            self._sorted = True
+        if self._map is None:
+            self._file.flush()
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        data = self._map
+        for entry in self._index:
+            offset = int.from_bytes(entry[-12:-4], "big")
+            length = int.from_bytes(entry[-4:], "big")
+            yield data[offset:offset + length]
+
+    def __iter__(self) -> Iterator[dict]:
+        for line in self.lines():
+            yield json.loads(line)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        self._file.close()
