@@ -89,13 +89,20 @@ class CachedVifs:
 
 
 def parse_network_info(raw: str | None) -> CachedVifs:
-    """``network_info`` is a JSON list of VIF objects (nova.network.model.NetworkInfo)."""
-    if raw is None or raw == "":
+    """Read ``network_info`` as nova's ``NetworkInfo.hydrate`` does.
+
+    NULL is no cache. Otherwise the text is ``jsonutils.loads``-ed and iterated,
+    one VIF object per item: so ``''`` and ``null`` break Nova, while an empty
+    object or string iterates to nothing, an empty cache.
+    """
+    if raw is None:
         return CachedVifs({})
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         return CachedVifs({}, f"not valid JSON ({short_json_error(exc)})")
+    if isinstance(value, (dict, str)) and not value:
+        return CachedVifs({})  # iterates to nothing: Nova reads an empty cache
     if not isinstance(value, list):
         return CachedVifs({}, f"a JSON {json_kind(value)}, not a list")
     vifs: dict[str, dict] = {}
@@ -106,14 +113,19 @@ def parse_network_info(raw: str | None) -> CachedVifs:
     return CachedVifs(vifs)
 
 
+def cached_details(vif: dict) -> dict:
+    """The VIF's details as Nova holds them: ``VIF.__init__`` stores ``details or {}``."""
+    details = vif.get("details")
+    return details if isinstance(details, dict) else {}
+
+
 def expected_devname(port_id: str) -> str:
     return ("tap" + port_id)[:NIC_NAME_LEN]
 
 
 def cached_plug(vif: dict, ctx: RuleContext) -> Plug:
     """The plug Nova made (or would make) from the cached VIF."""
-    details = vif.get("details")
-    return nova_plug(str(vif.get("type") or ""), details if isinstance(details, dict) else {},
+    return nova_plug(str(vif.get("type") or ""), cached_details(vif),
                      ctx.nova_generation, ctx.nova_firewall_driver)
 
 
@@ -122,7 +134,7 @@ def cache_differences(binding: Binding, vif: dict) -> list[str]:
     neutron_details = parse_json_column(binding.vif_details)
     current = neutron_details.value if neutron_details.ok else {}
     diffs = []
-    if vif.get("details") != current:
+    if (vif.get("details") or {}) != current:
         diffs.append(f"details {json.dumps(vif.get('details'), sort_keys=True)} != Neutron's "
                      f"{json.dumps(current, sort_keys=True)}")
     if vif.get("type") != binding.vif_type:

@@ -95,6 +95,9 @@ class Wiring:
 
 def classify(port_id: str, w: HostWiring, integration_bridge: str = "br-int") -> Wiring:
     """How the port is wired on the host now."""
+    if not (w.readable.get("ovs") and w.readable.get("links")):
+        # Half a picture would invent faults (a qvo "missing" from an OVS nobody read).
+        return Wiring(UNKNOWN, ("the host scan could not read OVS or the links",))
     tap, qbr, qvb, qvo = (dev(p, port_id) for p in PREFIXES)
     links = w.links
     qvo_ovs = w.ovs.get(qvo)
@@ -123,9 +126,7 @@ def classify(port_id: str, w: HostWiring, integration_bridge: str = "br-int") ->
         if entry.iface_id != port_id:
             problems.append(f"{entry.name} has iface-id {entry.iface_id!r}")
         return Wiring(DIRECT, tuple(problems))
-    if w.readable.get("ovs") and w.readable.get("links"):
-        return Wiring(MISSING)
-    return Wiring(UNKNOWN, ("the host scan could not read OVS or the links",))
+    return Wiring(MISSING)
 
 
 def _host_finding(code: str, host: str, message: str, **fields) -> Finding:
