@@ -21,10 +21,13 @@ SCHEMA_29 = Path(
 )
 
 
-def url(database: str) -> str:
-    """The SQLAlchemy URL vifdoctor is given (mysql+pymysql)."""
+DRIVER = os.environ.get("VIFDOCTOR_BENCH_DRIVER", "pymysql")  # or mysqldb (mysqlclient, C)
+
+
+def url(database: str, driver: str | None = None) -> str:
+    """The SQLAlchemy URL vifdoctor is given (mysql+pymysql unless told otherwise)."""
     auth = USER + (f":{PASSWORD}" if PASSWORD else "")
-    return f"mysql+pymysql://{auth}@{HOST}:{PORT}/{database}"
+    return f"mysql+{driver or DRIVER}://{auth}@{HOST}:{PORT}/{database}"
 
 
 def mariadb_args(database: str | None = None) -> list[str]:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import ROOT, connect, mariadb_args, url, vifdoctor_command  # noqa: E402
 
 TIME = "/usr/bin/time"
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="generate.py --drift: share of drifted bindings (default 0.1)")
     p.add_argument("--seed", type=int, default=1, help="generate.py --seed (default 1)")
     p.add_argument("--repeat", type=int, default=1, help="best of R runs (default 1)")
+    p.add_argument("--driver", choices=("pymysql", "mysqldb"), default=None,
+                   help="the audit's MySQL driver: pymysql (default, pure Python) or mysqldb "
+                        "(mysqlclient, C: pip install 'vifdoctor[mysqlclient]')")
     p.add_argument("--few-findings-code", default="VD110",
                    help="the --code of the streaming-only run (default VD110)")
     p.add_argument("--profile", action="store_true",
@@ -225,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unbuffered", action="store_true",
                    help="keep PYTHONUNBUFFERED in the audit's environment (dropped by default)")
     args = p.parse_args(argv)
+    if args.driver:
+        _common.DRIVER = args.driver
     sizes = args.ports or [100000]
 
     from generate import generate
