@@ -29,6 +29,10 @@ RETRYABLE_MYSQL = {1205, 1213}
 RETRYABLE_PG = {"40001", "40P01"}
 
 CHANGED, SKIPPED, FAILED, PENDING = "changed", "skipped", "failed", "pending"
+_WRITTEN = "written"  # the batch committed but matched fewer rows: the re-read decides
+# Rows per UPDATE statement inside a batch: SQLite caps bound parameters (6 per row here).
+_STATEMENT_ROWS = {"sqlite": 150}
+_DEFAULT_STATEMENT_ROWS = 1000
 
 
 @dataclass
@@ -80,6 +84,28 @@ def guarded_update(table: sa.Table, layout: Layout, dialect: str,
     if layout.has_status:
         cond.append(table.c.status == "ACTIVE")
     return sa.update(table).where(*cond).values(vif_details=value("b_new"))
+
+
+def batch_update(table: sa.Table, layout: Layout, dialect: str,
+                 batch: Sequence[Change]) -> sa.Update:
+    """One guarded UPDATE for a whole batch: each row still matched on its exact stored text.
+
+    ``(port_id, host, vif_details) IN ((...), ...)`` uses the primary key (range
+    access on MariaDB), so the statement locks exactly the planned rows.
+    """
+    binary = dialect in ("mysql", "mariadb")
+    details = sa.cast(table.c.vif_details, mysql.BINARY()) if binary else table.c.vif_details
+    keys = [(c.port_id, c.host, c.stored.encode("utf-8") if binary else c.stored)
+            for c in batch]
+    new = sa.case(
+        *[(sa.and_(table.c.port_id == c.port_id, table.c.host == c.host), c.new)
+          for c in batch],
+        else_=table.c.vif_details,
+    )
+    stmt = sa.update(table).where(sa.tuple_(table.c.port_id, table.c.host, details).in_(keys))
+    if layout.has_status:
+        stmt = stmt.where(table.c.status == "ACTIVE")
+    return stmt.values(vif_details=new)
 
 
 def params(change: Change) -> dict:
@@ -135,19 +161,20 @@ def apply_changes(
             conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
                                  f"{int(opts.lock_wait_timeout)}"))
             conn.commit()
-        stmt = guarded_update(bindings_table(conn), layout, dialect)
+        table = bindings_table(conn)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            counts = _write_batch(conn, stmt, batch, opts, outcome, sleep)
-            if counts is None:
+            matched = _write_batch(conn, table, layout, batch, opts, outcome, sleep)
+            if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
                 break  # an error that retries did not clear: stop, report, write no more
-            for c, n in zip(batch, counts, strict=True):
-                outcome.status[(c.port_id, c.host)] = CHANGED if n == 1 else SKIPPED
+            state = CHANGED if matched == len(batch) else _WRITTEN
+            for c in batch:
+                outcome.status[(c.port_id, c.host)] = state
             outcome.batches += 1
             written += len(batch)
             progress(len(batch))
@@ -159,18 +186,22 @@ def apply_changes(
     return outcome
 
 
-def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
+def _write_batch(conn: Connection, table: sa.Table, layout: Layout, batch: Sequence[Change],
                  opts: WriteOptions, outcome: Outcome,
-                 sleep: Callable[[float], None]) -> list[int] | None:
-    """One transaction for the batch, retried on lock waits and deadlocks."""
+                 sleep: Callable[[float], None]) -> int | None:
+    """One transaction for the batch, retried on lock waits and deadlocks; rows matched."""
+    dialect = conn.dialect.name
+    size = _STATEMENT_ROWS.get(dialect, _DEFAULT_STATEMENT_ROWS)
     for attempt in range(opts.retries + 1):
         began = time.monotonic()
         try:
             with conn.begin():
-                counts = [conn.execute(stmt, params(c)).rowcount for c in batch]
+                matched = sum(
+                    conn.execute(batch_update(table, layout, dialect, part)).rowcount
+                    for part in batches(batch, size))
             outcome.longest_transaction_s = max(outcome.longest_transaction_s,
                                                 time.monotonic() - began)
-            return counts
+            return matched
         except DBAPIError as exc:
             if is_retryable(exc) and attempt < opts.retries:
                 outcome.retries += 1
@@ -206,6 +237,8 @@ def verify(conn: Connection, changes: Sequence[Change], outcome: Outcome) -> Non
         key = (c.port_id, c.host)
         now = current.get(key)
         state = outcome.status[key]
+        if state == _WRITTEN:  # its batch matched fewer rows than planned: which ones?
+            state = outcome.status[key] = CHANGED if now == c.new else SKIPPED
         if state == CHANGED and now != c.new:
             outcome.status[key] = FAILED
             outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
