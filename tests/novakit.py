@@ -123,16 +123,6 @@ def write_nova(url: str, specs: Sequence[InstanceSpec], *, schema=None) -> None:
         engine.dispose()
 
 
-def execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for sql in statements:
-                conn.execute(sa.text(sql))
-    finally:
-        engine.dispose()
-
-
 # --------------------------------------------------------------------------------- CLI
 
 

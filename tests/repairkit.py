@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import cloudfactory
 import dbfixtures
 import pymysql
 import sqlalchemy as sa
@@ -28,10 +29,8 @@ from vifdoctor.demo.builder import (
     NetworkSpec,
     PortSpec,
     SegmentSpec,
-    write_cloud,
 )
 from vifdoctor.demo.incident import incident_cloud
-from vifdoctor.demo.schemas import create_schema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,13 +44,7 @@ Key = tuple[str, str]
 
 def install(url: str, cloud: CloudSpec, layout: str | None) -> None:
     """Create ``layout``'s tables (None: the schema is already there) and write ``cloud``."""
-    engine = sa.create_engine(url)
-    try:
-        if layout is not None:
-            create_schema(engine, layout)
-        write_cloud(engine, cloud)
-    finally:
-        engine.dispose()
+    cloudfactory.write(url, cloud, layout)
 
 
 def install_demo(url: str, extra_ports: Sequence[PortSpec] = ()) -> CloudSpec:

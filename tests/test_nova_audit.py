@@ -14,13 +14,12 @@ from pathlib import Path
 import dbfixtures
 import pytest
 import sqlalchemy as sa
-from cloudfactory import run_cli
+from cloudfactory import execute, run_cli
 from novakit import (
     HYBRID,
     cli_json,
     codes_by_device,
     dbname_of,
-    execute,
     mariadb_reader,
     one_error_line,
     pairs,
