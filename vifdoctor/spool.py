@@ -9,7 +9,7 @@ memory only a short sort key with the row's place in the file.
 from __future__ import annotations
 
 import json
-import mmap
+import os
 import tempfile
 from collections.abc import Iterator
 
@@ -23,7 +23,6 @@ class Spool:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the spool
         self._index: list[bytes] = []
         self._sorted = True
-        self._map: mmap.mmap | None = None
 
     def add(self, row: dict, key: tuple[str, ...] = ()) -> None:
         line = json.dumps(row, default=str).encode("utf-8")
@@ -34,7 +33,6 @@ class Spool:
         if self._index and entry < self._index[-1]:
             self._sorted = False
         self._index.append(entry)
-        self._map = None
 
     def __len__(self) -> int:
         return len(self._index)
@@ -49,21 +47,17 @@ class Spool:
         if not self._sorted:
             self._index.sort()
             self._sorted = True
-        if self._map is None:
-            self._file.flush()
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        data = self._map
+        self._file.flush()
+        fd = self._file.fileno()
+        # pread, not mmap: mapped pages would count as this process's memory.
         for entry in self._index:
             offset = int.from_bytes(entry[-12:-4], "big")
             length = int.from_bytes(entry[-4:], "big")
-            yield data[offset:offset + length]
+            yield os.pread(fd, length, offset)
 
     def __iter__(self) -> Iterator[dict]:
         for line in self.lines():
             yield json.loads(line)
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
         self._file.close()
