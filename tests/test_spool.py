@@ -1,0 +1,54 @@
+"""The spool keeps rows on disk and gives them back sorted by key, stable for ties."""
+
+from __future__ import annotations
+
+import random
+
+from vifdoctor.spool import Spool
+
+
+def test_rows_come_back_sorted_by_key_and_stable_for_equal_keys():
+    spool = Spool()
+    rows = [({"n": i, "k": k}, (k,)) for i, k in enumerate("cabacb")]
+    for row, key in rows:
+        spool.add(row, key)
+    got = list(spool)
+    assert [r["k"] for r in got] == list("aabbcc")
+    # equal keys keep insertion order
+    assert [r["n"] for r in got if r["k"] == "a"] == [1, 3]
+    assert [r["n"] for r in got if r["k"] == "c"] == [0, 4]
+    assert len(spool) == 6 and bool(spool)
+
+
+def test_tuple_keys_sort_like_tuples_not_like_joined_strings():
+    spool = Spool()
+    # "ab" + "c" and "a" + "bc" join to the same text; as tuples "a" < "ab"
+    spool.add({"id": 1}, ("ab", "c"))
+    spool.add({"id": 2}, ("a", "bc"))
+    spool.add({"id": 3}, ("a", "b"))
+    assert [r["id"] for r in spool] == [3, 2, 1]
+
+
+def test_reiterable_and_appendable_after_reading():
+    spool = Spool()
+    spool.add({"x": "é ü"}, ("2",))
+    assert list(spool) == [{"x": "é ü"}]
+    spool.add({"x": 1}, ("1",))
+    assert list(spool) == [{"x": 1}, {"x": "é ü"}]
+    assert list(spool) == [{"x": 1}, {"x": "é ü"}]
+
+
+def test_empty_spool():
+    spool = Spool()
+    assert list(spool) == [] and len(spool) == 0 and not spool
+
+
+def test_many_rows_in_random_order():
+    keys = [f"{i:06d}" for i in range(20000)]
+    random.Random(7).shuffle(keys)
+    spool = Spool()
+    for k in keys:
+        spool.add({"k": k, "pad": "x" * 50}, (k,))
+    out = [r["k"] for r in spool]
+    assert out == sorted(keys)
+    spool.close()
