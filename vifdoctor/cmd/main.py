@@ -37,6 +37,14 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--neutron-config-file", metavar="FILE", action="append", default=[],
                    help="neutron.conf / ml2_conf.ini / openvswitch_agent.ini to read [database] "
                         "connection and [securitygroup] from; repeatable, later files win")
+    api = p.add_argument_group("Neutron API (instead of the database; docs/api-mode.md)")
+    api.add_argument("--os-cloud", metavar="NAME",
+                     help="read (and repair) through the OpenStack APIs with this clouds.yaml "
+                          "entry, as an admin; without any database source, OS_CLOUD or the "
+                          "OS_AUTH_URL/OS_* environment is used the same way")
+    api.add_argument("--skip-inactive-bindings", action="store_true",
+                     help="API mode: do not read each VM port's /bindings (one GET per port) "
+                          "for INACTIVE rows; VD109 is then not judged")
 
 
 def _add_nova_options(p: argparse.ArgumentParser) -> None:
@@ -108,6 +116,15 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lock-wait-timeout", type=_positive_int, metavar="SECONDS",
                    help="MySQL innodb_lock_wait_timeout for the writing session: fail fast "
                         "and retry instead of waiting the server's default")
+    g.add_argument("--rebind-method", choices=("auto", "profile", "host", "bindings"),
+                   default="auto",
+                   help="API mode: how Neutron is made to re-bind a port (auto: profile, the "
+                        "least disruptive; docs/api-mode.md says what each does)")
+    g.add_argument("--via-host", metavar="HOST",
+                   help="API mode, --rebind-method bindings: the host with a live agent the "
+                        "binding visits")
+    g.add_argument("--concurrency", type=_positive_int, default=4,
+                   help="API mode: ports re-bound at the same time (default 4)")
 
 
 def _positive_int(text: str) -> int:

@@ -40,6 +40,9 @@ def run_plan(args: argparse.Namespace, out: IO[str]) -> int:
     codes = repair_codes(args.code)
     with neutron_session(args) as s:
         changes = _plan(s, codes)
+        if args.sql and s.engine is None:
+            raise VifdoctorError("--sql is for the database path; in API mode "
+                                 "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
         if args.sql:
             table = writer.bindings_table(s.source.conn)
             for line in render_sql(changes, table, s.source.layout, s.engine.dialect,
@@ -165,6 +168,12 @@ def _exit_code(outcome: writer.Outcome) -> int:
 
 
 def run_repair(args: argparse.Namespace, out: IO[str]) -> int:
+    from vifdoctor.cmd.common import api_cloud
+
+    if api_cloud(args)[0]:  # API mode: Neutron re-binds the ports itself
+        from vifdoctor.repair.api_rebind import run_api_repair
+
+        return run_api_repair(args, out)
     codes = repair_codes(args.code)
     with neutron_session(args) as s:
         changes = _plan(s, codes)
@@ -199,6 +208,11 @@ def _outcome_doc(outcome: writer.Outcome) -> dict:
 
 
 def run_rollback(args: argparse.Namespace, out: IO[str]) -> int:
+    from vifdoctor.cmd.common import api_cloud
+
+    if api_cloud(args)[0]:
+        raise VifdoctorError("rollback works on the database only; an API repair's backup "
+                             "lists every port's attributes before the re-bind")
     backup = read_backup(args.backup)
     settings = resolve_args(args)
     engine = connect(settings.neutron_url, what="Neutron database")

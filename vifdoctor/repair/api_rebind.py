@@ -1,0 +1,370 @@
+"""Repair through Neutron itself: make ML2 re-bind each due port so the mechanism driver
+writes fresh vif_details from the host agent's current report (no SQL).
+
+``vif_details`` is read-only in the API and a PUT of the same ``binding:host_id`` does
+not re-bind (measured on neutron 29.0.0), so a re-bind has to be provoked:
+
+* ``profile`` -- add a ``vifdoctor_rebind`` key to ``binding:profile`` (re-binds on the
+  same host), then put the original profile back (re-binds again). The binding never
+  leaves its host. Needs the ``service`` role on 2023.2+ policy defaults.
+* ``host`` -- ``binding:host_id`` to ``''`` and back: the port is unbound in between,
+  so the host's agent unwires it until the second PUT. Admin is enough.
+* ``bindings`` -- Rocky+ multiple bindings: an INACTIVE binding on ``--via-host``,
+  activate it, delete the original, then the same back. The port is active on another
+  host for a while: the most disruptive; only when asked for.
+
+Every PUT is conditional (``If-Match: revision_number=N``): a port changed since the
+audit read it is skipped, and an attribute the method touched is always put back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from vifdoctor.audit import judge_all
+from vifdoctor.errors import VifdoctorError
+from vifdoctor.repair.backup import default_dir, write_backup
+from vifdoctor.repair.plan import Change, plan_changes, repair_codes
+from vifdoctor.rules.binding import judge_binding
+from vifdoctor.rules.plug import (
+    AGENT_LINUXBRIDGE,
+    AGENT_OVS,
+    VIF_BINDING_FAILED,
+    VIF_BRIDGE,
+    VIF_UNBOUND,
+    RuleContext,
+)
+from vifdoctor.sources.neutron_api import NeutronApi, stored_details
+
+REBIND_KEY = "vifdoctor_rebind"
+METHODS = ("profile", "host", "bindings")
+REBOUND, SKIPPED, FAILED, DUE = "rebound", "skipped", "failed", "would re-bind"
+#: What each method does to the port, as measured on neutron 29.0.0 (docs/api-mode.md).
+METHOD_EFFECTS = {
+    "profile": "binding stays on its host; 2 re-binds; port status DOWN until the agent "
+               "reports it up again",
+    "host": "port unbound between 2 PUTs (the agent unwires it); port status DOWN until the "
+            "agent reports it up again",
+    "bindings": "port active on the via host between the steps (dataplane moves away and "
+                "back); port status DOWN until the agent reports it up again",
+}
+
+
+class Conflict(Exception):
+    """HTTP 412: the port's revision moved (someone else changed it)."""
+
+
+class Refused(Exception):
+    """HTTP 403: policy does not let this account do it (e.g. binding:profile)."""
+
+
+@dataclass
+class PortResult:
+    """What happened to one port, for the report."""
+
+    port_id: str
+    host: str
+    method: str
+    result: str = DUE
+    message: str = ""
+    status_before: str = ""
+    status_after: str = ""
+    revision_before: int | None = None
+    revision_after: int | None = None
+    details_before: Any = None
+    details_after: Any = None
+    remaining: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Rebinder:
+    """Re-binds ports through one Neutron API, with conditional updates."""
+
+    def __init__(self, api: NeutronApi, agents: dict, ctx: RuleContext, codes: frozenset[str],
+                 method: str = "auto", via_host: str | None = None):
+        self.api = api
+        self.conn = api.connection
+        self.agents = agents
+        self.ctx = ctx
+        self.codes = codes
+        self.method = method
+        self.via_host = via_host
+        self.if_match = "revision-if-match" in api.extensions
+        self._lock = threading.Lock()
+
+    # -- HTTP -------------------------------------------------------------
+    def _check(self, response: Any, what: str) -> Any:
+        code = response.status_code
+        if code == 412:
+            raise Conflict(what)
+        if code == 403:
+            raise Refused(f"{what}: HTTP 403 {_neutron_message(response)}")
+        if code >= 400:
+            raise RuntimeError(f"{what}: HTTP {code} {_neutron_message(response)}")
+        return response
+
+    def get_port(self, port_id: str) -> dict:
+        response = self.conn.network.get(f"/ports/{port_id}", raise_exc=False)
+        return self._check(response, "GET port").json()["port"]
+
+    def put_port(self, port_id: str, body: dict, revision: int | None) -> dict:
+        headers = {"If-Match": f"revision_number={revision}"} if (
+            self.if_match and revision is not None) else {}
+        response = self.conn.network.put(f"/ports/{port_id}", json={"port": body},
+                                         headers=headers, raise_exc=False)
+        return self._check(response, f"PUT {', '.join(body)}").json()["port"]
+
+    # -- methods ----------------------------------------------------------
+    def _via_profile(self, port: dict) -> dict:
+        original = port.get("binding:profile") or {}
+        marked = {**original, REBIND_KEY: uuid.uuid4().hex[:12]}
+        after = self.put_port(port["id"], {"binding:profile": marked}, port["revision_number"])
+        return self._restore(port["id"], after, "binding:profile",
+                             lambda cur: {k: v for k, v in (cur or {}).items()
+                                          if k != REBIND_KEY},
+                             original)
+
+    def _via_host(self, port: dict) -> dict:
+        host = port["binding:host_id"]
+        after = self.put_port(port["id"], {"binding:host_id": ""}, port["revision_number"])
+        return self._restore(port["id"], after, "binding:host_id",
+                             lambda cur: cur or host, host)
+
+    def _restore(self, port_id: str, after: dict, attr: str, fix: Any, original: Any) -> dict:
+        """Put back what the method changed; on a conflict, only undo our own change."""
+        try:
+            return self.put_port(port_id, {attr: original}, after["revision_number"])
+        except Conflict:
+            pass
+        for _ in range(5):  # someone changed the port meanwhile: re-read, undo ours only
+            current = self.get_port(port_id)
+            wanted = fix(current.get(attr))
+            if wanted == current.get(attr):
+                return current
+            try:
+                return self.put_port(port_id, {attr: wanted}, current["revision_number"])
+            except Conflict:
+                time.sleep(0.2)
+        raise RuntimeError(f"could not put {attr} back after 5 conflicts: check port {port_id}")
+
+    def _via_bindings(self, port: dict) -> dict:
+        if not self.via_host:
+            raise RuntimeError("--rebind-method bindings needs --via-host HOST")
+        pid, home, via = port["id"], port["binding:host_id"], self.via_host
+        keep = {"vnic_type": port.get("binding:vnic_type") or "normal",
+                "profile": port.get("binding:profile") or {}}
+        base = f"/ports/{pid}/bindings"
+        net = self.conn.network
+        self._check(net.post(base, json={"binding": {"host": via, **keep}}, raise_exc=False),
+                    f"create binding on {via}")
+        try:
+            self._check(net.put(f"{base}/{via}/activate", raise_exc=False), f"activate {via}")
+            self._check(net.delete(f"{base}/{home}", raise_exc=False), f"delete {home}")
+            self._check(net.post(base, json={"binding": {"host": home, **keep}},
+                                 raise_exc=False), f"create binding on {home}")
+            self._check(net.put(f"{base}/{home}/activate", raise_exc=False),
+                        f"activate {home}")
+        finally:  # whatever failed, the visit to the via host must not outlive us
+            current = self.get_port(pid)
+            if current.get("binding:host_id") == home:
+                net.delete(f"{base}/{via}", raise_exc=False)
+        return self.get_port(pid)
+
+    # -- one port ---------------------------------------------------------
+    def _live_agent(self, host: str, vif_type: str) -> bool:
+        wanted = AGENT_LINUXBRIDGE if vif_type == VIF_BRIDGE else AGENT_OVS
+        return any(a.agent_type == wanted and a.alive and a.admin_state_up
+                   for a in self.agents.get(host, []))
+
+    def _choose(self) -> str:
+        # auto is the least disruptive method; a more disruptive one is only ever used when
+        # the operator names it (safety first: no silent escalation to unbinding ports).
+        return "profile" if self.method == "auto" else self.method
+
+    def rebind(self, change: Change, seen: dict) -> PortResult:
+        """Re-bind one port if it is still as the audit saw it; verify; never raise."""
+        method = self._choose()
+        res = PortResult(change.port_id, change.host, method,
+                         status_before=seen.get("status", ""),
+                         revision_before=seen.get("revision_number"),
+                         details_before=stored_details(seen.get("binding:vif_details")))
+        if not self._live_agent(change.host, change.vif_type):
+            res.result = SKIPPED
+            res.message = (f"no live, admin-up agent on {change.host}: a re-bind would end in "
+                           "binding_failed")
+            return res
+        try:
+            after = self._run(method, seen)
+        except Refused as exc:
+            res.result = FAILED
+            res.message = (f"{exc}: updating binding:profile needs the service role; give the "
+                           "account that role, or re-run with --rebind-method host (the port "
+                           "is unbound and unwired between its two updates)")
+            return res
+        except Conflict:
+            res.result = SKIPPED
+            res.message += "changed underneath (revision moved since the audit): left as found"
+            return res
+        except Exception as exc:  # one port's failure must not stop the others
+            res.result = FAILED
+            res.message += str(exc)[:300]
+            return res
+        self._verify(res, seen, after)
+        return res
+
+    def _run(self, method: str, seen: dict) -> dict:
+        return {"profile": self._via_profile, "host": self._via_host,
+                "bindings": self._via_bindings}[method](seen)
+
+    def _verify(self, res: PortResult, seen: dict, after: dict) -> None:
+        """The port is back as it was but for fresh details, and the rules are satisfied."""
+        res.status_after = after.get("status", "")
+        res.revision_after = after.get("revision_number")
+        res.details_after = stored_details(after.get("binding:vif_details"))
+        moved = [a for a in ("binding:host_id", "binding:profile", "binding:vnic_type",
+                             "device_id", "device_owner")
+                 if (after.get(a) or None) != (seen.get(a) or None)]
+        binding = self.api._binding(after)
+        found = judge_binding(binding, self.agents.get(res.host, []), self.ctx).findings \
+            if binding is not None else []
+        res.remaining = sorted({f.code for f in found if f.code in self.codes})
+        vif_type = after.get("binding:vif_type")
+        if moved or vif_type in (VIF_BINDING_FAILED, VIF_UNBOUND) or res.remaining:
+            res.result = FAILED
+            res.message += "; ".join(filter(None, [
+                f"not restored: {', '.join(moved)}" if moved else "",
+                f"vif_type is now {vif_type}" if vif_type in (VIF_BINDING_FAILED,
+                                                              VIF_UNBOUND) else "",
+                f"still {', '.join(res.remaining)} after the re-bind: the agent's report does "
+                "not give what the host needs (use the database repair)" if res.remaining
+                else ""]))
+        else:
+            res.result = REBOUND
+            res.message += f"re-bound by Neutron; {METHOD_EFFECTS[res.method]}"
+
+
+def _neutron_message(response: Any) -> str:
+    try:
+        body = response.json()
+        inner = body.get("NeutronError", body)
+        return str(inner.get("message", ""))[:200]
+    except Exception:
+        return ""
+
+
+def rebind_all(rebinder: Rebinder, due: list[tuple[Change, dict]], *, concurrency: int,
+               max_rate: float | None, should_stop: Any = lambda: False,
+               progress: Any = lambda n: None) -> dict[str, PortResult]:
+    """Re-bind every due port, at most ``concurrency`` at a time, paced to ``max_rate``/s."""
+    results: dict[str, PortResult] = {}
+    futures: list[tuple[Change, Future]] = []
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        start = time.monotonic()
+        for n, (change, seen) in enumerate(due):
+            if should_stop():
+                break
+            if max_rate:
+                wait = start + n / max_rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+            future = pool.submit(rebinder.rebind, change, seen)
+            future.add_done_callback(lambda _f: progress(1))
+            futures.append((change, future))
+        for change, future in futures:
+            results[change.port_id] = future.result()
+    for change, seen in due:
+        if change.port_id not in results:
+            results[change.port_id] = PortResult(
+                change.port_id, change.host, rebinder._choose(), result="not attempted",
+                revision_before=seen.get("revision_number"))
+    return results
+
+
+def _backup_rows(due: list[tuple[Change, dict]], api: NeutronApi) -> list[dict]:
+    """Every attribute of every due port before the change (and its other bindings)."""
+    rows = []
+    for change, seen in due:
+        original = dict(seen)
+        if api.layout and api.layout.has_status:
+            rows_now = api._port_bindings_or_none(change.port_id)
+            original["bindings"] = rows_now if rows_now is not None else (
+                "unreadable: Neutron fails (HTTP 500) on this port's stored binding text")
+        rows.append({"original": original, "written": change.new, "codes": list(change.codes)})
+    return rows
+
+
+def run_api_repair(args: argparse.Namespace, out: IO[str]) -> int:
+    """``vifdoctor repair --os-cloud NAME [--apply]``: plan, back up, re-bind, verify."""
+    from vifdoctor.cmd.common import neutron_session
+    from vifdoctor.cmd.repair import _finish_batch_on_ctrl_c, _progress, _show
+    from vifdoctor.report.changes import next_steps, plan_listing
+
+    codes = repair_codes(args.code)
+    method = getattr(args, "rebind_method", "auto")
+    if method == "bindings" and not getattr(args, "via_host", None):
+        raise VifdoctorError("--rebind-method bindings needs --via-host HOST (a host with a "
+                             "live agent the binding visits)")
+    with neutron_session(args) as s:
+        api: NeutronApi = s.source
+        changes = list(plan_changes(judge_all(api.bindings(s.selectors), s.agents,
+                                              s.settings.context), codes, s.settings.context))
+        by_id = {p["id"]: p for p in api.ports(s.selectors)}
+        due = [(c, by_id[c.port_id]) for c in changes if c.port_id in by_id]
+        shown = "auto (profile, the least disruptive)" if method == "auto" else method
+        extra = {"codes": sorted(codes), "applied": bool(args.apply), "method": shown,
+                 "method_effects": METHOD_EFFECTS}
+        if not args.apply or not due:
+            listing = plan_listing(changes, api.describe(), s.settings.assumptions, extra)
+            note = (f"Dry run: nothing was changed. Add --apply to have Neutron re-bind them "
+                    f"(method {shown}), with a backup." if due else "Nothing to repair.")
+            _show(listing, args, out, [f"{len(due)} port(s) to re-bind through the API; "
+                                       "the new details are what vifdoctor expects, the "
+                                       "mechanism driver writes its own.", note])
+            return 0
+        rebinder = Rebinder(api, s.agents, s.settings.context, codes, method,
+                            getattr(args, "via_host", None))
+        folder = args.backup_dir or default_dir()
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        header = {"kind": "api-repair", "api": api.describe(), "method": shown,
+                  "table": "ml2_port_bindings (through the API)"}
+        path = write_backup(folder, header, _backup_rows(due, api),
+                            name=f"api-repair-{stamp}.json")
+        bar = _progress(len(due))
+        try:
+            with _finish_batch_on_ctrl_c() as stop:
+                results = rebind_all(
+                    rebinder, due, concurrency=args.concurrency, max_rate=args.max_rate,
+                    should_stop=lambda: stop[0],
+                    progress=bar.update if bar is not None else (lambda n: None))
+        finally:
+            if bar is not None:
+                bar.close()
+        table = {(r.port_id, r.host): (r.result, json.dumps(r.details_after)
+                                       if r.details_after is not None else None)
+                 for r in results.values()}
+        counts = {state: sum(r.result == state for r in results.values())
+                  for state in (REBOUND, SKIPPED, FAILED, "not attempted")}
+        listing = plan_listing([c for c, _ in due], api.describe(), s.settings.assumptions,
+                               {**extra, "backup": path, "outcome": counts,
+                                "ports": [r.as_dict() for r in results.values()]}, table)
+    done = [c for c, _ in due if results[c.port_id].result == REBOUND]
+    footer = [f"repair through the API: {counts[REBOUND]} re-bound, {counts[SKIPPED]} skipped "
+              f"(changed underneath or no live agent), {counts[FAILED]} failed, "
+              f"{counts['not attempted']} not attempted",
+              f"Backup of every port's attributes before the change: {path}"]
+    footer += [f"{r.port_id}: {r.result}: {r.message}" for r in results.values()
+               if r.result != REBOUND][:20]
+    _show(listing, args, out, footer + next_steps(done))
+    if counts["not attempted"]:
+        return 130
+    return 2 if counts[FAILED] else 0
