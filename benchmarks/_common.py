@@ -21,6 +21,19 @@ SCHEMA_29 = Path(
 )
 
 
+#: nova 34.0.0's cell schema as ``nova-manage db sync`` makes it, dumped by the tests
+#: (tests/dbfixtures.py ``build_nova34_mariadb_ddl``, behind the ``nova34_cell_mariadb_url``
+#: fixture): run ``scripts/openstack-venv`` and ``.venv/bin/pytest -m nova_real`` once.
+NOVA34_CELL_DDL = Path(
+    os.environ.get("VIFDOCTOR_BENCH_NOVA_SCHEMA", str(ROOT / ".cache" / "nova-34.0.0-cell-ddl.sql"))
+)
+
+
+def nova_database(database: str) -> str:
+    """The Nova cell database that goes with a generated Neutron database."""
+    return f"{database}_nova"
+
+
 DRIVER = os.environ.get("VIFDOCTOR_BENCH_DRIVER", "pymysql")  # or mysqldb (mysqlclient, C)
 
 

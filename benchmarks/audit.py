@@ -16,7 +16,15 @@ For each ``--ports N`` (database ``vifdoctor_bench_N``):
    ``NeutronDatabase`` itself: agents, deeper binding levels, ACTIVE and
    INACTIVE bindings joined with ports and level 0) run by the ``mariadb``
    client with ``--quick`` (streamed like the audit's ``yield_per``) into
-   /dev/null.
+   /dev/null;
+5. with Nova (the default when ``vifdoctor_bench_N_nova`` exists; ``--no-nova``
+   skips it): ``vifdoctor audit --neutron-db URL --nova-db URL -f json`` and
+   its floor, the SQL that audit sends: on Neutron the VM ports' ACTIVE
+   bindings ordered by ``CAST(device_id AS BINARY)``, then the other ACTIVE and
+   the INACTIVE bindings (``compute_bindings_by_device``/``other_bindings``),
+   and on Nova ``instances LEFT JOIN instance_info_caches`` ordered by
+   ``CAST(uuid AS BINARY)``, captured from ``NovaCellDatabase.instances``
+   itself; the two ``mariadb`` clients run one after the other.
 
 With ``--repeat R`` each timing is the best of R runs. ``--profile`` also runs
 the audit once under cProfile and prints the top entries.
@@ -39,7 +47,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
-from _common import ROOT, connect, mariadb_args, url, vifdoctor_command  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    connect,
+    mariadb_args,
+    nova_database,
+    url,
+    vifdoctor_command,
+)
 
 TIME = "/usr/bin/time"
 
@@ -97,8 +112,10 @@ def best(runs: list[Run]) -> Run:
     return min(runs, key=lambda r: r.wall)
 
 
-def floor_sql(database: str) -> str:
-    """The SQL the audit sends, compiled from vifdoctor's own source with literal values."""
+def floor_sql(database: str, nova: bool = False) -> str:
+    """The SQL the audit sends to Neutron, compiled from vifdoctor's own source with literal
+    values; with ``nova``, as it reads Neutron when Nova is given too (VM ports by
+    device_id, then the others)."""
     import sqlalchemy as sa
     from sqlalchemy.dialects import mysql
 
@@ -118,7 +135,12 @@ def floor_sql(database: str) -> str:
                 lv = t[LEVELS]
                 queries.append(sa.select(lv.c.port_id, lv.c.host, lv.c.driver)
                                .where(lv.c.level > 0).order_by(lv.c.level))
-            queries.append(source._binding_query(Selectors(), active=True))
+            if nova:
+                queries.append(source._binding_query(Selectors(), active=True, compute=False))
+                # the VM ports, by device_id: read after the others, merged with Nova
+                queries.append(source._binding_query(Selectors(), active=True, compute=True))
+            else:
+                queries.append(source._binding_query(Selectors(), active=True))
             if source.layout.has_status:
                 queries.append(source._binding_query(Selectors(), active=False))
             dialect = mysql.dialect()
@@ -130,6 +152,39 @@ def floor_sql(database: str) -> str:
         engine.dispose()
 
 
+class _Captured(Exception):
+    pass
+
+
+def nova_floor_sql(database: str) -> str:
+    """The query ``NovaCellDatabase.instances`` sends, captured as the server receives it
+    (the statement is intercepted and never run)."""
+    import sqlalchemy as sa
+
+    from vifdoctor.sources.nova_db import CellSource, NovaCellDatabase
+
+    cell = NovaCellDatabase(CellSource(database, url(database, "pymysql")))
+    sent: list[str] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        sent.append(cursor.mogrify(statement, parameters))
+        raise _Captured
+
+    sa.event.listen(cell.engine, "before_cursor_execute", grab)
+    try:
+        next(iter(cell.instances()), None)
+    except _Captured:
+        pass
+    except sa.exc.StatementError as exc:
+        if not isinstance(exc.orig, _Captured):
+            raise
+    finally:
+        cell.close()
+    if not sent:
+        sys.exit("could not capture the Nova query")
+    return sent[0] + ";"
+
+
 def count_rows(database: str) -> tuple[int, int]:
     conn = connect(database)
     try:
@@ -138,6 +193,16 @@ def count_rows(database: str) -> tuple[int, int]:
             ports = cur.fetchone()[0]
             cur.execute("SELECT COUNT(*) FROM ml2_port_bindings")
             return ports, cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def count_instances(database: str) -> int:
+    conn = connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM instances")
+            return cur.fetchone()[0]
     finally:
         conn.close()
 
@@ -219,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--driver", choices=("pymysql", "mysqldb"), default=None,
                    help="the audit's MySQL driver: pymysql (default, pure Python) or mysqldb "
                         "(mysqlclient, C: pip install 'vifdoctor[mysqlclient]')")
+    p.add_argument("--nova", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the audit with --nova-db vifdoctor_bench_N_nova (default: "
+                        "yes, when generate.py built it)")
     p.add_argument("--few-findings-code", default="VD110",
                    help="the --code of the streaming-only run (default VD110)")
     p.add_argument("--profile", action="store_true",
@@ -246,24 +314,49 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"== {n} ports: generating {db}", flush=True)
             t0 = time.perf_counter()
-            generate(n, db, args.drift, args.seed)
+            generate(n, db, args.drift, args.seed, nova=args.nova)
             gen_s = time.perf_counter() - t0
         ports, bindings = count_rows(db)
+        ndb = nova_database(db)
+        with_nova = args.nova and database_exists(ndb)
+        instances = count_instances(ndb) if with_nova else 0
         audit_cmd = [*vifdoctor_command(), "audit", "--neutron-db", url(db), "-f", "json"]
         sql = floor_sql(db)
-        full, few, floor = [], [], []
+        runs: dict[str, list[Run]] = {k: [] for k in ("full", "few", "floor", "nova",
+                                                       "nova_floor")}
+        if with_nova:
+            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f1, \
+                    tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f2:
+                f1.write(floor_sql(db, nova=True))
+                f2.write(nova_floor_sql(ndb))
+            temps = [f1.name, f2.name]
+            client = " ".join([*mariadb_args(), "-N", "-B", "--quick"])
+            nova_floor_cmd = ["sh", "-c", f"{client} {db} < {f1.name} && "
+                                          f"{client} {ndb} < {f2.name}"]
+            nova_cmd = [*audit_cmd, "--nova-db", url(ndb)]
         for _ in range(max(1, args.repeat)):
-            floor.append(timed([*mariadb_args(db), "-N", "-B", "--quick"], stdin_text=sql))
+            runs["floor"].append(timed([*mariadb_args(db), "-N", "-B", "--quick"],
+                                       stdin_text=sql))
             refresh_heartbeats(db)
-            full.append(timed(audit_cmd, env=env))
+            runs["full"].append(timed(audit_cmd, env=env))
             refresh_heartbeats(db)
-            few.append(timed([*audit_cmd, "--code", args.few_findings_code], env=env))
+            runs["few"].append(timed([*audit_cmd, "--code", args.few_findings_code], env=env))
+            if with_nova:
+                runs["nova_floor"].append(timed(nova_floor_cmd))
+                refresh_heartbeats(db)
+                runs["nova"].append(timed(nova_cmd, env=env))
+        if with_nova:
+            for name in temps:
+                os.unlink(name)
         row = {"n": n, "ports": ports, "bindings": bindings, "gen": gen_s,
-               "full": best(full), "few": best(few), "floor": best(floor)}
+               "instances": instances, "all": runs,
+               **{k: best(v) for k, v in runs.items() if v}}
         results.append(row)
         print(f"   audit {row['full'].wall:.2f} s (exit {row['full'].rc}), "
               f"--code {args.few_findings_code} {row['few'].wall:.2f} s, "
-              f"floor {row['floor'].wall:.2f} s", flush=True)
+              f"floor {row['floor'].wall:.2f} s"
+              + (f"; with Nova: audit {row['nova'].wall:.2f} s (exit {row['nova'].rc}), "
+                 f"floor {row['nova_floor'].wall:.2f} s" if with_nova else ""), flush=True)
 
     print()
     head = (f"{'ports':>9} {'bindings':>9} {'gen s':>6} {'run':<19} {'wall s':>7} "
@@ -271,20 +364,34 @@ def main(argv: list[str] | None = None) -> int:
     print(head)
     print("-" * len(head))
     for r in results:
-        floor_wall = r["floor"].wall
-        for label, run in (("audit -f json", r["full"]),
-                           (f"audit --code {args.few_findings_code}", r["few"]),
-                           ("floor (mariadb)", r["floor"])):
+        lines = [("audit -f json", r["full"], r["floor"], r["bindings"]),
+                 (f"audit --code {args.few_findings_code}", r["few"], r["floor"], r["bindings"]),
+                 ("floor (mariadb)", r["floor"], r["floor"], r["bindings"])]
+        if "nova" in r:
+            rows = r["bindings"] + r["instances"]  # rows/s: bindings plus instances read
+            lines += [("+nova audit -f json", r["nova"], r["nova_floor"], rows),
+                      ("+nova floor", r["nova_floor"], r["nova_floor"], rows)]
+        for label, run, floor_run, rows in lines:
             gen = f"{r['gen']:.1f}" if r["gen"] is not None and label.startswith("audit -f") \
                 else ""
             print(f"{r['ports']:>9} {r['bindings']:>9} {gen:>6} {label:<19} {run.wall:>7.2f} "
-                  f"{r['bindings'] / run.wall:>8.0f} {run.rss_mb:>11.1f} "
-                  f"{run.wall / floor_wall:>7.2f}")
+                  f"{rows / run.wall:>8.0f} {run.rss_mb:>11.1f} "
+                  f"{run.wall / floor_run.wall:>7.2f}")
+    print("\nevery run (wall s), to judge the noise:")
+    for r in results:
+        for key, label in (("full", "audit"), ("few", "--code"), ("floor", "floor"),
+                           ("nova", "+nova audit"), ("nova_floor", "+nova floor")):
+            if r["all"][key]:
+                print(f"  {r['n']:>9} {label:<12} "
+                      + " ".join(f"{x.wall:.2f}" for x in r["all"][key])
+                      + "   RSS MB " + " ".join(f"{x.rss_mb:.0f}" for x in r["all"][key]))
     if len(results) > 1:
         a, b = results[0], results[-1]
         print(f"\npeak RSS growth {a['n']} -> {b['n']} ports: "
               f"audit x{b['full'].rss_mb / a['full'].rss_mb:.2f}, "
-              f"--code x{b['few'].rss_mb / a['few'].rss_mb:.2f}")
+              f"--code x{b['few'].rss_mb / a['few'].rss_mb:.2f}"
+              + (f", +nova audit x{b['nova'].rss_mb / a['nova'].rss_mb:.2f}"
+                 if "nova" in a and "nova" in b else ""))
     if args.profile:
         refresh_heartbeats(database_for(sizes[0]))
         print(f"\n== cProfile of the audit at {sizes[0]} ports\n")

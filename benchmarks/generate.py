@@ -28,6 +28,19 @@ What the cloud looks like (see docs/benchmarks.md):
 * ~1% of compute ports also have an INACTIVE binding on another host (a failed
   live migration), and every binding has its level-0 row in
   ``ml2_port_binding_levels`` (driver openvswitch, the network's segment).
+
+With ``--nova`` (the default; ``--no-nova`` skips it) a Nova cell database
+``<database>_nova`` is created from nova 34.0.0's real cell schema
+(``.cache/nova-34.0.0-cell-ddl.sql``, dumped by the tests after ``nova-manage db
+sync``) and bulk-loaded the same way: one ``instances`` row per compute port's
+``device_id`` (on the binding's host; ~4% stopped), each with its
+``instance_info_caches`` row whose ``network_info`` is the VIF list nova 34.0.0
+caches (``vifdoctor.demo.nova.vif_entry``'s shape: id, address, network with
+its subnet and fixed IP, type, details as Neutron returns them -- ``{}`` for
+empty or malformed text --, devname, ovs_interfaceid, ...), plus ~1% soft-deleted
+instances no port refers to. A small share of caches is stale (~1% of instances
+cache other details than Neutron's, ~0.3% miss a port) and ~0.1% of instances
+are soft-deleted while their ports are still bound.
 """
 
 from __future__ import annotations
@@ -43,13 +56,21 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_DATABASE, SCHEMA_29, connect, mariadb_args  # noqa: E402
+from _common import (  # noqa: E402
+    DEFAULT_DATABASE,
+    NOVA34_CELL_DDL,
+    SCHEMA_29,
+    connect,
+    mariadb_args,
+    nova_database,
+)
 
 PORTS_PER_HOST = 500
 PORTS_PER_NETWORK = 50
@@ -94,6 +115,146 @@ MALFORMED = (
     "{'port_filter': True, 'ovs_hybrid_plug': True}",  # a Python repr pasted into SQL
     '{"port_filter": true, "ovs_hybrid_plug": tru',  # text cut short
 )
+
+
+# Nova: shares among instances (drawn from their own random stream, so the Neutron
+# side of a seed is the same with and without --nova).
+NOVA_STOPPED = 0.04  # vm_state stopped, power_state SHUTDOWN
+NOVA_STALE_DETAILS = 0.01  # the cache holds other details than Neutron's (VD201)
+NOVA_MISSING_PORT = 0.003  # the cache lacks one of the instance's ports (VD203)
+NOVA_DELETED_WITH_PORTS = 0.001  # soft-deleted, its ports still bound (VD204)
+NOVA_EXTRA_DELETED = 0.01  # soft-deleted instances no port refers to
+INSTANCE_COLUMNS = (
+    "created_at", "updated_at", "deleted_at", "id", "user_id", "project_id", "image_ref",
+    "launch_index", "power_state", "vm_state", "memory_mb", "vcpus", "hostname", "host",
+    "reservation_id", "launched_at", "terminated_at", "display_name", "availability_zone",
+    "locked", "launched_on", "instance_type_id", "uuid", "task_state", "progress",
+    "shutdown_terminate", "disable_terminate", "root_gb", "ephemeral_gb", "node", "deleted",
+    "cleaned", "hidden")
+CACHE_COLUMNS = ("created_at", "updated_at", "deleted_at", "id", "network_info",
+                 "instance_uuid", "deleted")
+
+
+def _vif_template() -> str:
+    """One cached VIF as nova 34.0.0 writes it (``vif_entry``), as a %-format string."""
+    from vifdoctor.demo.nova import subnet_entry, vif_entry
+
+    vif = vif_entry(
+        "@PORT@", "ovs", {"@DETAILS@": 1}, network_id="@NET@", mac="@MAC@",
+        tenant_id="@PROJECT@", mtu=1450, label="@LABEL@", devname="@DEVNAME@",
+        subnets=[subnet_entry("@CIDR@", gateway="@GATEWAY@", ips=["@IP@"],
+                              dhcp_server="@DHCP@")],
+    )
+    text = json.dumps(vif).replace("%", "%%")
+    text = text.replace('{"@DETAILS@": 1}', "%(details)s")
+    for name in ("PORT", "NET", "MAC", "PROJECT", "LABEL", "DEVNAME", "CIDR", "GATEWAY",
+                 "IP", "DHCP"):
+        text = text.replace(f"@{name}@", f"%({name.lower()})s")
+    # subnet_entry guessed the IP version from the placeholder: these are IPv4 subnets.
+    return text.replace('"version": null', '"version": 4')
+
+
+class NovaBuilder:
+    """Instances and their info caches, written as TSV while the ports are generated."""
+
+    def __init__(self, folder: Path, seed: int, stamp: str):
+        self.rng = random.Random(seed + 7919)
+        self.new_uuid = _uuid_factory(self.rng)
+        self.stamp = stamp
+        self.template = _vif_template()
+        self.inst = Tsv(folder / "instances.tsv", "instances", INSTANCE_COLUMNS)
+        self.cache = Tsv(folder / "instance_info_caches.tsv", "instance_info_caches",
+                         CACHE_COLUMNS)
+        self.next_id = 1
+        self.current: tuple[str, str, str] | None = None  # (uuid, host, project)
+        self.vifs: list[tuple[str, str]] = []  # (port id, details as Neutron returns them)
+        self.vif_text: list[str] = []
+        self.details_json: dict[str, str] = {}
+        self.counts: Counter = Counter()
+
+    def neutron_details(self, text: str) -> str:
+        """``binding:vif_details`` as Neutron's API returns the stored text (JSON)."""
+        out = self.details_json.get(text)
+        if out is None:
+            try:
+                value = json.loads(text) if text else {}
+            except ValueError:
+                value = {}
+            out = self.details_json[text] = json.dumps(value if isinstance(value, dict) else {})
+        return out
+
+    def port(self, device: str, host: str, project: str, port_id: str, mac: str,
+             network: tuple[str, str, int], details: str, ip_index: int) -> None:
+        if self.current is None or self.current[0] != device:
+            self.flush()
+            self.current = (device, host, project)
+        net_id, label, j = network
+        prefix = f"10.{(j >> 8) & 255}.{j & 255}"
+        self.vifs.append((port_id, details))
+        self.vif_text.append(self.template % {
+            "port": port_id, "net": net_id, "mac": mac, "project": project, "label": label,
+            "devname": ("tap" + port_id)[:14], "cidr": prefix + ".0/24",
+            "gateway": prefix + ".1", "dhcp": prefix + ".2",
+            "ip": f"{prefix}.{3 + ip_index % 250}", "details": self.neutron_details(details),
+        })
+
+    def _instance(self, uuid: str, host: str, project: str, *, deleted: bool,
+                  stopped: bool, network_info: str) -> None:
+        row_id = self.next_id
+        self.next_id += 1
+        stamp = self.stamp
+        name = "vm-" + uuid[:8]
+        vm_state, power = ("stopped", 4) if stopped else ("active", 1)
+        if deleted:
+            vm_state, power = "deleted", 0
+        gone = stamp if deleted else None
+        self.inst.add(
+            "2024-01-01 00:00:00", stamp, gone, row_id, "u" + project[:31], project,
+            "6f3b1c9e-2a41-4c35-9b0e-5d4c2a1e7f00", 0, power, vm_state, 2048, 1, name, host,
+            f"r-{uuid[:8]}", "2024-01-01 00:00:05", gone, name, "nova", 0, host, 2, uuid,
+            None, 0, 0, 0, 20, 0, host, row_id if deleted else 0, 1 if deleted else 0, 0)
+        self.cache.add("2024-01-01 00:00:05", stamp, gone, row_id, network_info, uuid,
+                       row_id if deleted else 0)
+
+    def flush(self) -> None:
+        """Write the instance whose ports were just generated (and maybe a deleted one)."""
+        if self.current is None:
+            return
+        uuid, host, project = self.current
+        rand = self.rng.random
+        if rand() < NOVA_EXTRA_DELETED:
+            self._instance(self.new_uuid(), host, project, deleted=True, stopped=False,
+                           network_info="[]")
+            self.counts["deleted, no port"] += 1
+        texts = self.vif_text
+        r = rand()
+        if r < NOVA_STALE_DETAILS:
+            # cached before Neutron's row changed: empty details where Neutron has some,
+            # the pre-Newton server's view where Neutron's text is empty or broken
+            port_id, details = self.vifs[0]
+            old = ('{}' if self.neutron_details(details) != "{}"
+                   else '{"port_filter": true, "ovs_hybrid_plug": true}')
+            texts = [texts[0].replace('"details": ' + self.neutron_details(details),
+                                      '"details": ' + old, 1), *texts[1:]]
+            self.counts["stale details"] += 1
+        elif r < NOVA_STALE_DETAILS + NOVA_MISSING_PORT:
+            texts = texts[:-1]
+            self.counts["cache missing a port"] += 1
+        deleted = NOVA_STALE_DETAILS + NOVA_MISSING_PORT <= r < (
+            NOVA_STALE_DETAILS + NOVA_MISSING_PORT + NOVA_DELETED_WITH_PORTS)
+        if deleted:
+            self.counts["deleted, ports still bound"] += 1
+        stopped = not deleted and rand() < NOVA_STOPPED
+        self.counts["stopped"] += stopped
+        self._instance(uuid, host, project, deleted=deleted, stopped=stopped,
+                       network_info="[" + ", ".join(texts) + "]")
+        self.counts["instances"] += 1
+        self.counts["vifs"] += len(self.vifs)
+        self.current, self.vifs, self.vif_text = None, [], []
+
+    def files(self) -> list[Tsv]:
+        self.flush()
+        return [self.inst, self.cache]
 
 
 def _ovs_configurations(kind: str, index: int, devices: int, network_node: bool) -> str:
@@ -191,16 +352,19 @@ class Tsv:
         self.lines.append(line)
 
     def write(self) -> int:
+        lines = self.lines
         with open(self.path, "w", encoding="utf-8") as f:
-            f.write("\n".join(self.lines))
-            f.write("\n")
+            for start in range(0, len(lines), 10000):  # no second copy of a big table
+                f.write("\n".join(lines[start:start + 10000]))
+                f.write("\n")
         n = len(self.lines)
         self.lines = []
         return n
 
 
-def build_files(ports: int, drift: float, seed: int, folder: Path) -> tuple[list[Tsv], Made]:
-    """Write one TSV per table, each in primary-key order."""
+def build_files(ports: int, drift: float, seed: int, folder: Path,
+                nova: NovaBuilder | None = None) -> tuple[list[Tsv], Made]:
+    """Write one TSV per table, each in primary-key order (Nova's rows into ``nova``)."""
     rng = random.Random(seed)
     new_uuid = _uuid_factory(rng)
     made = Made(ports=ports)
@@ -256,7 +420,9 @@ def build_files(ports: int, drift: float, seed: int, folder: Path) -> tuple[list
                   ("port_id", "host", "level", "driver", "segment_id"))
 
     sid = 0
+    labels = {}
     for i, (net_id, project, _seg) in enumerate(sorted(networks)):
+        labels[net_id] = f"net-{i:06d}"
         sid += 1
         std.add(sid, "networks", created, created, "", 1)
         net_t.add(project, net_id, f"net-{i:06d}", "ACTIVE", 1, 1450, sid)
@@ -286,7 +452,8 @@ def build_files(ports: int, drift: float, seed: int, folder: Path) -> tuple[list
     inactive = 0
     for index, pid in enumerate(port_ids):
         sid += 1
-        net_id, project, seg_id = networks[int(rand() * n_networks)]
+        j = int(rand() * n_networks)
+        net_id, project, seg_id = networks[j]
         r = rand()
         if r < SHARE_COMPUTE:
             owner = "compute:nova"
@@ -330,6 +497,9 @@ def build_files(ports: int, drift: float, seed: int, folder: Path) -> tuple[list
         std_lines.append(f"{sid}\tports\t{created}\t{created}\t\t2")
         ports_lines.append(
             f"{project}\t{pid}\t\t{net_id}\t{mac}\t1\tACTIVE\t{device}\t{owner}\t{sid}\timmediate")
+        if nova is not None and h >= 0:
+            nova.port(device, host, project, pid, mac, (net_id, labels[net_id], j), details,
+                      index)
         rows = [(host, details, "ACTIVE")]
         if h >= 0 and n_computes > 1 and rand() < SHARE_INACTIVE:
             other = (h + 1 + int(rand() * (n_computes - 1))) % n_computes
@@ -412,24 +582,65 @@ def recreate(database: str) -> None:
         subprocess.run(mariadb_args(database), stdin=schema, check=True)
 
 
+def recreate_nova(database: str) -> None:
+    """``<database>_nova`` with nova 34.0.0's real cell schema (the cached DDL)."""
+    if not NOVA34_CELL_DDL.exists():
+        sys.exit(
+            f"{NOVA34_CELL_DDL} is missing: it is nova 34.0.0's cell schema as `nova-manage "
+            "db sync` makes it, dumped by the test fixture nova34_mariadb_ddl "
+            "(tests/dbfixtures.py build_nova34_mariadb_ddl). Build it once with "
+            "`scripts/openstack-venv && .venv/bin/pytest -m nova_real -x -q` (or scripts/test), "
+            "point VIFDOCTOR_BENCH_NOVA_SCHEMA at a copy, or pass --no-nova.")
+    conn = connect(None, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 "
+                        "COLLATE utf8mb4_general_ci")
+    finally:
+        conn.close()
+    with open(NOVA34_CELL_DDL, "rb") as schema:
+        subprocess.run(mariadb_args(database), stdin=schema, check=True)
+
+
 def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, seed: int = 1,
-             quiet: bool = False) -> Made:
+             quiet: bool = False, nova: bool = True,
+             tweak: Callable[[list[Tsv], Made], None] | None = None) -> Made:
+    """Build the cloud (and its Nova cell in ``<database>_nova`` unless ``nova`` is False).
+
+    ``tweak`` may rewrite the generated rows before they are loaded (benchmarks/repair.py
+    uses it to plant an exact number of drifted rows).
+    """
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     t_start = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="vifdoctor-bench-"))
+    nova_made = None
     try:
         t0 = time.perf_counter()
         recreate(database)
         t_schema = time.perf_counter() - t0
         say(f"schema: neutron 29.0.0 ({SCHEMA_29.name}) in {database}: {t_schema:.1f} s")
+        if nova:
+            t0 = time.perf_counter()
+            recreate_nova(nova_database(database))
+            say(f"schema: nova 34.0.0 cell ({NOVA34_CELL_DDL.name}) in "
+                f"{nova_database(database)}: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        files, made = build_files(ports, drift, seed, folder)
-        for tsv in files:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        nova_made = NovaBuilder(folder, seed, stamp) if nova else None
+        files, made = build_files(ports, drift, seed, folder, nova_made)
+        nova_files = nova_made.files() if nova_made else []
+        if tweak is not None:
+            tweak(files, made)
+        for tsv in files + nova_files:
             tsv.write()
         t_build = time.perf_counter() - t0
         say(f"rows built and written as TSV: {t_build:.1f} s")
         timings = load(database, files, made)
         say("loaded: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+        if nova_files:
+            timings = load(nova_database(database), nova_files, made)
+            say("loaded (nova): " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     total = time.perf_counter() - t_start
@@ -459,10 +670,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drift", type=float, default=0.1,
                    help="share of ACTIVE bindings with drifted vif_details (default 0.1)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--nova", action=argparse.BooleanOptionalAction, default=True,
+                   help="also build the Nova cell database <database>_nova (default: yes)")
     args = p.parse_args(argv)
     if args.ports < 1 or not 0 <= args.drift <= 1:
         p.error("--ports must be >= 1 and --drift within [0, 1]")
-    generate(args.ports, args.database, args.drift, args.seed)
+    generate(args.ports, args.database, args.drift, args.seed, nova=args.nova)
     return 0
 
 
