@@ -95,8 +95,9 @@ def judge_all(
 ) -> Iterator[tuple[Binding, Judgement]]:
     """Each binding with its judgement, in the source's order."""
     empty: list[Agent] = []
+    needs_memo: dict = {}
     for binding in bindings:
-        yield binding, judge_binding(binding, agents.get(binding.host, empty), ctx)
+        yield binding, judge_binding(binding, agents.get(binding.host, empty), ctx, needs_memo)
 
 
 @dataclass

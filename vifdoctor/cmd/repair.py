@@ -26,7 +26,9 @@ from vifdoctor.sources.neutron_db import NeutronDatabase
 
 
 def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
-    judged = judge_all(s.source.bindings(s.selectors), s.agents, s.settings.context)
+    # A database source can narrow the read to the rows a repairable rule can flag.
+    read = getattr(s.source, "repair_candidates", s.source.bindings)
+    judged = judge_all(read(s.selectors), s.agents, s.settings.context)
     return list(plan_changes(judged, codes, s.settings.context))
 
 
@@ -81,14 +83,31 @@ def _write_options(args: argparse.Namespace) -> writer.WriteOptions:
                                retries=args.retries, lock_wait_timeout=args.lock_wait_timeout)
 
 
+# ml2_port_bindings' columns in every layout vifdoctor knows, as the plan read them.
+_KNOWN_COLUMNS = {
+    "port_id": "port_id", "host": "host", "vif_type": "vif_type",
+    "vif_details": "vif_details", "vnic_type": "vnic_type", "profile": "profile",
+    "status": "status", "driver": "driver", "segment": "segment",
+}
+
+
 def _originals(conn: sa.Connection, changes: list[Change]) -> dict[tuple[str, str], dict]:
-    """Every column of every row about to change, for the backup."""
+    """Every column of every row about to change, for the backup.
+
+    When the table has only the columns the plan already read, the rows come from the
+    plan; a table with other columns (a vendor's) is read again, whole.
+    """
     table = writer.bindings_table(conn)
+    conn.rollback()
+    columns = [c.name for c in table.columns]
+    if set(columns) <= set(_KNOWN_COLUMNS) and all(c.binding is not None for c in changes):
+        return {(c.port_id, c.host): {col: getattr(c.binding, _KNOWN_COLUMNS[col])
+                                      for col in columns} for c in changes}
     found: dict[tuple[str, str], dict] = {}
     keys = [(c.port_id, c.host) for c in changes]
-    for start in range(0, len(keys), 500):
+    for start in range(0, len(keys), 2000):
         query = sa.select(table).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 500]))
+            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000]))
         if "status" in table.c:
             query = query.where(table.c.status == "ACTIVE")
         for row in conn.execute(query).mappings():

@@ -8,6 +8,7 @@ is all or nothing, whatever stops the process.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,8 +31,8 @@ RETRYABLE_PG = {"40001", "40P01"}
 
 CHANGED, SKIPPED, FAILED, PENDING = "changed", "skipped", "failed", "pending"
 _WRITTEN = "written"  # the batch committed but matched fewer rows: the re-read decides
-# Rows per UPDATE statement inside a batch: SQLite caps bound parameters (6 per row here).
-_STATEMENT_ROWS = {"sqlite": 150}
+# Rows per UPDATE statement inside a batch: SQLite caps bound parameters (2 per row here).
+_STATEMENT_ROWS = {"sqlite": 400}
 _DEFAULT_STATEMENT_ROWS = 1000
 
 
@@ -86,26 +87,34 @@ def guarded_update(table: sa.Table, layout: Layout, dialect: str,
     return sa.update(table).where(*cond).values(vif_details=value("b_new"))
 
 
-def batch_update(table: sa.Table, layout: Layout, dialect: str,
-                 batch: Sequence[Change]) -> sa.Update:
-    """One guarded UPDATE for a whole batch: each row still matched on its exact stored text.
+def batch_statement(table: sa.Table, layout: Layout, dialect: str) -> sa.Update:
+    """One guarded UPDATE for every row of a batch that goes from one text to another.
 
-    ``(port_id, host, vif_details) IN ((...), ...)`` uses the primary key (range
-    access on MariaDB), so the statement locks exactly the planned rows.
+    ``SET vif_details=:new WHERE (port_id, host) IN :keys AND vif_details=:stored``
+    (byte-exact, and ``status='ACTIVE'`` where the column exists): the IN list uses
+    the primary key (range access on MariaDB), so the statement locks exactly the
+    planned rows; built once, it is compiled once and cached by SQLAlchemy.
     """
-    binary = dialect in ("mysql", "mariadb")
-    details = sa.cast(table.c.vif_details, mysql.BINARY()) if binary else table.c.vif_details
-    keys = [(c.port_id, c.host, c.stored.encode("utf-8") if binary else c.stored)
-            for c in batch]
-    new = sa.case(
-        *[(sa.and_(table.c.port_id == c.port_id, table.c.host == c.host), c.new)
-          for c in batch],
-        else_=table.c.vif_details,
+    stmt = sa.update(table).where(
+        sa.tuple_(table.c.port_id, table.c.host).in_(sa.bindparam("b_keys", expanding=True)),
+        exact_equals(table.c.vif_details, sa.bindparam("b_stored", type_=sa.String()),
+                     dialect),
     )
-    stmt = sa.update(table).where(sa.tuple_(table.c.port_id, table.c.host, details).in_(keys))
     if layout.has_status:
         stmt = stmt.where(table.c.status == "ACTIVE")
-    return stmt.values(vif_details=new)
+    return stmt.values(vif_details=sa.bindparam("b_new", type_=sa.String()))
+
+
+def batch_params(batch: Sequence[Change], size: int) -> list[dict]:
+    """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs."""
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for c in batch:
+        groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
+    out = []
+    for (stored, new), keys in groups.items():
+        for start in range(0, len(keys), size):
+            out.append({"b_keys": keys[start:start + size], "b_stored": stored, "b_new": new})
+    return out
 
 
 def params(change: Change) -> dict:
@@ -161,13 +170,14 @@ def apply_changes(
             conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
                                  f"{int(opts.lock_wait_timeout)}"))
             conn.commit()
-        table = bindings_table(conn)
+        stmt = batch_statement(bindings_table(conn), layout, dialect)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
+        gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(conn, table, layout, batch, opts, outcome, sleep)
+            matched = _write_batch(conn, stmt, batch, opts, outcome, sleep)
             if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
@@ -183,22 +193,25 @@ def apply_changes(
                 if ahead > 0:
                     sleep(ahead)
         verify(conn, changes, outcome)
+    gc.unfreeze()
     return outcome
 
 
-def _write_batch(conn: Connection, table: sa.Table, layout: Layout, batch: Sequence[Change],
+def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
                  opts: WriteOptions, outcome: Outcome,
                  sleep: Callable[[float], None]) -> int | None:
-    """One transaction for the batch, retried on lock waits and deadlocks; rows matched."""
-    dialect = conn.dialect.name
-    size = _STATEMENT_ROWS.get(dialect, _DEFAULT_STATEMENT_ROWS)
+    """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
+
+    Everything is prepared before the transaction opens, and the garbage collector
+    waits until it is closed, so locks are held only for the statements themselves.
+    """
+    groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS))
     for attempt in range(opts.retries + 1):
+        gc.disable()
         began = time.monotonic()
         try:
             with conn.begin():
-                matched = sum(
-                    conn.execute(batch_update(table, layout, dialect, part)).rowcount
-                    for part in batches(batch, size))
+                matched = sum(conn.execute(stmt, params).rowcount for params in groups)
             outcome.longest_transaction_s = max(outcome.longest_transaction_s,
                                                 time.monotonic() - began)
             return matched
@@ -209,11 +222,13 @@ def _write_batch(conn: Connection, table: sa.Table, layout: Layout, batch: Seque
                 continue
             outcome.errors.append(db_error(exc))
             return None
+        finally:
+            gc.enable()
     return None  # pragma: no cover - the loop always returns
 
 
 def read_current(conn: Connection, keys: Sequence[tuple[str, str]],
-                 chunk: int = 500) -> dict[tuple[str, str], str]:
+                 chunk: int = 2000) -> dict[tuple[str, str], str]:
     """vif_details of the live (ACTIVE where the column exists) rows for these keys."""
     table = bindings_table(conn)
     has_status = "status" in table.c

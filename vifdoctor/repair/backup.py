@@ -40,6 +40,14 @@ def _checksum(body: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _layout(body: dict) -> str:
+    """Compact JSON (the C encoder), one row per line so the file stays readable."""
+    head = {k: v for k, v in body.items() if k != "rows"}
+    rows = ",\n  ".join(json.dumps(r, default=str) for r in body["rows"])
+    text = json.dumps(head, default=str)
+    return text[:-1] + (', "rows": [\n  ' + rows + "\n]}" if rows else ', "rows": []}') + "\n"
+
+
 def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) -> str:
     """Write the backup file; raise VifdoctorError (nothing written) if it cannot be done."""
     body = {
@@ -57,7 +65,7 @@ def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) 
         os.makedirs(folder, mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=1, default=str)
+            fh.write(_layout(body))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Binding
@@ -35,6 +35,7 @@ class Change:
     vif_type: str
     plug_before: str
     plug_after: str
+    binding: Binding | None = field(default=None, compare=False, repr=False)  # the row read
 
     @property
     def replug_needed(self) -> bool:
@@ -109,6 +110,7 @@ def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
         vif_type=binding.vif_type,
         plug_before=plug(before),
         plug_after=plug(after),
+        binding=binding,
     )
 
 

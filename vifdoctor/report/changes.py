@@ -30,14 +30,13 @@ OTHER_CHANGE_COLUMNS = [
 
 def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]:
     """Per host, the VMs whose wiring must change, and those that only need a cache refresh."""
-    hosts: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"replug": [], "refresh": []})
+    hosts: dict[str, dict[str, dict[str, None]]] = defaultdict(
+        lambda: {"replug": {}, "refresh": {}})  # dicts as ordered sets
     for c in changes:
         if not c.device_owner.startswith("compute:") or not c.device_id:
             continue
-        bucket = "replug" if c.replug_needed else "refresh"
-        if c.device_id not in hosts[c.host][bucket]:
-            hosts[c.host][bucket].append(c.device_id)
-    return {h: hosts[h] for h in sorted(hosts)}
+        hosts[c.host]["replug" if c.replug_needed else "refresh"][c.device_id] = None
+    return {h: {k: list(v) for k, v in hosts[h].items()} for h in sorted(hosts)}
 
 
 def next_steps(changes: Sequence[Change]) -> list[str]:

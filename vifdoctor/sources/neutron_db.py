@@ -31,6 +31,7 @@ _REQUIRED_AGENT_COLUMNS = {
     "id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp", "configurations",
 }
 STREAM_CHUNK = 2000
+REPAIRABLE_VIF_TYPES = ("ovs", "bridge")  # what VD101/VD102/VD103/VD110 can flag
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,13 @@ class NeutronDatabase:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])
 
+    def repair_candidates(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
+        """The only rows a repairable rule can flag: live VM-port bindings of ovs/bridge type.
+
+        Reading just these keeps the repair's read close to the rows it may write.
+        """
+        yield from self._stream(selectors, [(True, True)], vif_types=REPAIRABLE_VIF_TYPES)
+
     def other_bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
         """Live bindings of ports that are not VM ports, then every inactive binding."""
         yield from self._stream(selectors, [(True, False), (False, None)])
@@ -273,13 +281,15 @@ class NeutronDatabase:
         """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova."""
         yield from self._stream(selectors, [(True, True)])
 
-    def _stream(self, selectors: Selectors, parts: list[tuple[bool, bool | None]]
-                ) -> Iterator[Binding]:
+    def _stream(self, selectors: Selectors, parts: list[tuple[bool, bool | None]],
+                vif_types: tuple[str, ...] = ()) -> Iterator[Binding]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
             if not active and not (self.layout and self.layout.has_status):
                 continue
             query = self._binding_query(selectors, active=active, compute=compute)
+            if vif_types:
+                query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for row in result:
                 (port_id, host, vif_type, details, vnic, profile, status,
