@@ -569,7 +569,8 @@ def load(database: str, files: list[Tsv], made: Made) -> dict[str, float]:
     return timings
 
 
-def recreate(database: str) -> None:
+def _recreate_from(database: str, schema_file: Path) -> None:
+    """Drop and create ``database``, then load a schema dump into it."""
     conn = connect(None, autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -578,8 +579,12 @@ def recreate(database: str) -> None:
                         "COLLATE utf8mb4_general_ci")
     finally:
         conn.close()
-    with open(SCHEMA_29, "rb") as schema:
+    with open(schema_file, "rb") as schema:
         subprocess.run(mariadb_args(database), stdin=schema, check=True)
+
+
+def recreate(database: str) -> None:
+    _recreate_from(database, SCHEMA_29)
 
 
 def recreate_nova(database: str) -> None:
@@ -591,16 +596,7 @@ def recreate_nova(database: str) -> None:
             "(tests/dbfixtures.py build_nova34_mariadb_ddl). Build it once with "
             "`scripts/openstack-venv && .venv/bin/pytest -m nova_real -x -q` (or scripts/test), "
             "point VIFDOCTOR_BENCH_NOVA_SCHEMA at a copy, or pass --no-nova.")
-    conn = connect(None, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-            cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 "
-                        "COLLATE utf8mb4_general_ci")
-    finally:
-        conn.close()
-    with open(NOVA34_CELL_DDL, "rb") as schema:
-        subprocess.run(mariadb_args(database), stdin=schema, check=True)
+    _recreate_from(database, NOVA34_CELL_DDL)
 
 
 def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, seed: int = 1,
