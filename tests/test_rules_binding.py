@@ -401,7 +401,6 @@ def test_vd110_ovs_binding_on_a_vhostuser_host():
          "driver sriovnicswitch (no agent-based rule)"),
         ({"driver": None, "vif_type": "hw_veb", "vnic_type": "direct"},
          "SR-IOV/macvtap vif_type hw_veb (no plug rule)"),
-        ({"driver": None, "vif_type": "distributed"}, "distributed (DVR) binding"),
         ({"vnic_type": "direct"}, "ovs vnic_type direct (hardware offload, no plug rule)"),
     ],
 )
@@ -410,6 +409,19 @@ def test_categories_of_rows_no_plug_rule_applies_to(kw, category):
     j = judge(binding(vif_details="", **kw), [legacy_ovs(), agent("compute1", AGENT_SRIOV)])
     assert j.category == category
     assert codes(j) == []
+
+
+@pytest.mark.parametrize("vif_type", ["distributed", "ovs_typo", "other_vendor"])
+def test_vd112_vm_port_with_a_vif_type_nova_cannot_plug(vif_type):
+    # nova 34's LibvirtGenericVIFDriver raises "Unexpected vif_type" for these
+    j = judge(binding(vif_details="", driver=None, vif_type=vif_type), [legacy_ovs()])
+    assert codes(j) == ["VD112"] and j.category == "judged"
+
+
+@pytest.mark.parametrize("vif_type", ["ovs", "bridge", "vhostuser", "hw_veb", "tap", "other"])
+def test_no_vd112_for_types_nova_knows(vif_type):
+    j = judge(binding(vif_details="", vif_type=vif_type), [legacy_ovs()])
+    assert "VD112" not in codes(j)
 
 
 def test_dhcp_port_is_skipped_even_with_a_malformed_profile_reported():

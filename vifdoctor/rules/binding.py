@@ -20,10 +20,10 @@ from vifdoctor.rules.plug import (
     AGENT_OVS,
     DATAPATH_SYSTEM,
     L2_AGENT_TYPES,
+    NOVA_VIF_TYPES,
     SRIOV_VIF_TYPES,
     VIF_BINDING_FAILED,
     VIF_BRIDGE,
-    VIF_DISTRIBUTED,
     VIF_OVS,
     VIF_UNBOUND,
     VIF_VHOSTUSER,
@@ -165,6 +165,12 @@ def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
         )
         return Judgement(JUDGED, findings)
 
+    if b.vif_type not in NOVA_VIF_TYPES:
+        findings.append(new_finding(
+            "VD112", b, f"vif_type {b.vif_type!r} on {b.host}: Nova has no plug for it",
+            stored_details=shown_details(details), nova_plug=Plug.NONE.value))
+        return Judgement(JUDGED, findings)
+
     driver = (b.driver or "").strip()
     if driver and driver not in _AGENT_DRIVERS:
         return Judgement(f"driver {driver} (no agent-based rule)", findings)
@@ -172,8 +178,6 @@ def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
     if wanted_agent is None:
         if b.vif_type in SRIOV_VIF_TYPES:
             return Judgement(f"SR-IOV/macvtap vif_type {b.vif_type} (no plug rule)", findings)
-        if b.vif_type == VIF_DISTRIBUTED:
-            return Judgement("distributed (DVR) binding", findings)
         return Judgement(f"vif_type {b.vif_type} (no plug rule)", findings)
 
     agent = _check_agents(b, agents, wanted_agent, details, findings)

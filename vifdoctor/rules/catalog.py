@@ -169,6 +169,18 @@ CATALOG: dict[str, CodeInfo] = {
             "Restart the agent so its next report rewrites the column.",
         ),
         CodeInfo(
+            "VD112",
+            _F,
+            "vif type Nova cannot plug",
+            "A VM port is bound with a vif_type that Nova does not know (none of "
+            "nova.network.model's VIF_TYPE_*): a vendor driver's type on a Nova without its "
+            "plugin, a hand edit, or a distributed (DVR) binding on a VM port.",
+            "Nova's libvirt driver raises 'Unexpected vif_type' when it plugs the VM: the "
+            "next start, hard reboot or migration fails.",
+            "Re-bind the port with a mechanism driver Nova supports on that host "
+            "(binding:host_id to '' and back), or install the matching os-vif plugin.",
+        ),
+        CodeInfo(
             "VD201",
             _W,
             "stale Nova cache",
