@@ -512,3 +512,30 @@ def test_a_refused_namespace_is_a_failure_with_the_reason() -> None:
             host.start()
     finally:
         host.stop()
+
+
+def test_security_group_chains_missing_for_a_hybrid_port_vd307(
+        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    """VD307 from real iptables-save output: no neutron chains, then the agent's chains."""
+    host = compute_host
+    port, vm = new_id(), new_id()
+    host.plug(vm, [nova_vif(port, HYBRID_DETAILS)])
+    db = neutron_db(sqlite_url, [vm_port(port, vm, host.name, HYBRID_DETAILS)],
+                    [ovs_agent(host.name, hybrid=True)])
+
+    code, report, _ = scan_into(host, tmp_path / "bare", "--iptables")
+    assert code == 0, report["errors"]
+    assert report["sources"]["iptables"]["ok"] and report["iptables_chains"] == []
+    _, doc = audit_json(db, "--host-reports", str(tmp_path / "bare"))
+    assert [f["code"] for f in findings(doc)] == ["VD307"]
+    assert findings(doc)[0]["port_id"] == port
+
+    # The chains the iptables_hybrid agent creates for the port (wrap name
+    # "neutron-openvswi", chain "i"/"o" + port id, cut to 11 characters).
+    for direction in ("i", "o"):
+        host.ns(["iptables", "-N", f"neutron-openvswi-{direction}{port[:10]}"])
+    code, report, _ = scan_into(host, tmp_path / "applied", "--iptables")
+    assert code == 0, report["errors"]
+    assert f"neutron-openvswi-i{port[:10]}" in report["iptables_chains"]
+    _, doc = audit_json(db, "--host-reports", str(tmp_path / "applied"))
+    assert findings(doc) == [], doc["findings"]
