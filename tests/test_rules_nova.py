@@ -222,6 +222,18 @@ def test_vd201_after_a_repair_neutron_hybrid_cache_empty():
         "direct", "hybrid", "hybrid")
 
 
+def test_unknown_cache_is_not_judged_but_host_mismatch_still_is():
+    """The compute API shows no info cache: no VD201/VD203/VD205, VD202 as usual."""
+    inst = instance(VM, host="compute1", network_info=None, cache_known=False)
+    found, view = judge_instance(VM, inst, [judged(ovs(host="compute2"))], CTX)
+    assert codes(found) == ["VD202"]
+    assert view.ports[0].cached_plug == "unknown"
+    # the same instance with a known but empty cache: the port is missing from it
+    found, _ = judge_instance(VM, instance(VM, network_info=None),
+                              [judged(ovs())], CTX)
+    assert codes(found) == ["VD203"]
+
+
 def test_vd202_host_mismatch():
     inst = instance(VM, host="compute1", network_info=cache(vif(P1, HYBRID)))
     found, _ = judge_instance(VM, inst, [judged(ovs(host="compute2"))], CTX)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import IO
+from typing import IO, Any
 
 from vifdoctor.audit import AuditReport, HostJoin, NovaJoin, run_audit
 from vifdoctor.cmd.common import neutron_session
@@ -11,6 +11,7 @@ from vifdoctor.report import renderer
 from vifdoctor.report.findings import audit_listing
 from vifdoctor.sources.host_reports import load_reports
 from vifdoctor.sources.neutron_db import agent_summary
+from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells, resolve_cells
 
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
@@ -22,7 +23,12 @@ def audit_from_args(args: argparse.Namespace) -> AuditReport:
                           getattr(args, "nova_config_file", []))
     with neutron_session(args) as s:
         hosts = frozenset(args.host)
-        nova_cells = NovaCells(cells) if cells else None
+        nova_cells: Any = NovaCells(cells) if cells else None
+        nova_notes = [NOVA_ASSUMPTION] if nova_cells is not None else []
+        via_api = (nova_cells is None and s.engine is None
+                   and not getattr(args, "no_nova_api", False))
+        if via_api:  # API mode without Nova databases: Nova's API of the same cloud
+            nova_cells, nova_notes = open_from_neutron_api(s.source)
         try:
             nova = None
             bindings = s.source.bindings(s.selectors)
@@ -42,7 +48,7 @@ def audit_from_args(args: argparse.Namespace) -> AuditReport:
                     hosts=hosts,
                 )
                 bindings = s.source.other_bindings(s.selectors)
-                assumptions.append(NOVA_ASSUMPTION)
+            assumptions.extend(nova_notes)
             return run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
                 s.agents,

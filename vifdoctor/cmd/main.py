@@ -45,6 +45,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     api.add_argument("--skip-inactive-bindings", action="store_true",
                      help="API mode: do not read each VM port's /bindings (one GET per port) "
                           "for INACTIVE rows; VD109 is then not judged")
+    api.add_argument("--no-nova-api", action="store_true",
+                     help="API mode: do not read Nova's compute API (by default its servers' "
+                          "hosts and states are read when the cloud has a compute endpoint "
+                          "and no --nova-db/--nova-api-db is given)")
 
 
 def _add_nova_options(p: argparse.ArgumentParser) -> None:

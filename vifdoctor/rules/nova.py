@@ -58,6 +58,7 @@ class Instance:
     task_state: str | None = None
     deleted: bool = False
     network_info: str | None = None  # raw text; None: no live cache row
+    cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
 
     def as_dict(self) -> dict:
         return {
@@ -205,6 +206,8 @@ def judge_instance(
         return findings, view
 
     cache = parse_network_info(instance.network_info)
+    if not instance.cache_known:
+        check_missing_ports = False  # no cache to compare: VD201/VD203/VD205 not judged
     if cache.error:
         findings.append(_instance_finding(
             "VD205", instance, f"network_info of {instance.uuid} is {cache.error}: "
@@ -213,7 +216,7 @@ def judge_instance(
     for binding, judgement in ports:
         codes = [f.code for f in judgement.findings]
         vif = cache.vifs.get(binding.port_id)
-        if vif is None and not cache.error:
+        if vif is None and not cache.error and instance.cache_known:
             findings.append(new_finding(
                 "VD203", binding, f"port {binding.port_id} is attached in Neutron but missing "
                 f"from {instance.uuid}'s network_info", instance=instance.as_dict()))
