@@ -92,6 +92,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_gunicorn(gunicorn: Path, workdir: Path, module: str, port: int, log: Path,
+                   ready_url: str, what: str, timeout: float
+                   ) -> tuple[subprocess.Popen, float]:
+    """Serve ``module:application`` under gunicorn and wait until ``ready_url`` answers 200.
+
+    Fails the test (never skips) with the log's tail when the server dies or is late.
+    Returns the process (its own session: master and worker) and the seconds it took.
+    """
+    start = time.monotonic()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(gunicorn), "--pythonpath", str(workdir), "-b", f"127.0.0.1:{port}",
+             "-w", "1", "--timeout", "120", f"{module}:application"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited ({proc.returncode}):\n{_tail(log)}", pytrace=False)
+        with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=5) as r:
+            if r.status == 200:
+                return proc, time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            stop_gunicorn(proc)
+            pytest.fail(f"{what} not ready in {timeout:.0f} s:\n{_tail(log)}", pytrace=False)
+        time.sleep(0.1)
+
+
+def stop_gunicorn(proc: subprocess.Popen | None) -> None:
+    """SIGTERM the server's whole session, SIGKILL if it lingers."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (gunicorn master + worker)."""
     total = 0
@@ -137,47 +182,17 @@ class NeutronServer:
             f"      endpoint: {self.url}\n"
             f"    network_endpoint_override: {self.url}/\n"
         )
-        start = time.monotonic()
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(GUNICORN), "--pythonpath", str(self.workdir), "-b",
-                 f"127.0.0.1:{self.port}", "-w", "1", "--timeout", "120",
-                 "vd_neutron_wsgi:application"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"neutron API server exited ({self.proc.returncode}):\n"
-                            f"{self.log_tail()}", pytrace=False)
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                    f"{self.url}/v2.0/extensions", timeout=5) as r:
-                if r.status == 200:
-                    break
-            if time.monotonic() - start > READY_TIMEOUT:
-                self.stop()
-                pytest.fail(f"neutron API server not ready in {READY_TIMEOUT:.0f} s:\n"
-                            f"{self.log_tail()}", pytrace=False)
-            time.sleep(0.1)
-        self.start_seconds = time.monotonic() - start
+        self.proc, self.start_seconds = start_gunicorn(
+            GUNICORN, self.workdir, "vd_neutron_wsgi", self.port, self.log,
+            f"{self.url}/v2.0/extensions", "neutron API server", READY_TIMEOUT)
         self.rss_mb = _rss_mb(self.proc.pid)
         dbfixtures._record("neutron 29.0.0 API server start (gunicorn)", self.start_seconds)
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # our own session: master + worker
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_gunicorn(self.proc)
         self.proc = None
         self.engine.dispose()
-
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
 
     # -- what the tests need -----------------------------------------------
     def env(self) -> dict[str, str]:

@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import dbfixtures
 import pytest
 import sqlalchemy as sa
-from neutron_server import _free_port, _rss_mb
+from neutron_server import _free_port, _rss_mb, start_gunicorn, stop_gunicorn
 
 from vifdoctor.demo.nova import CellMappingSpec, InstanceSpec, write_cell_mappings, write_instances
 
@@ -145,48 +141,18 @@ class NovaServer:
         write_cell_mappings(self.api_engine, [
             CellMappingSpec(uuid=CELL1_UUID, name="cell1", database_connection=self.cell_url,
                             transport_url="fake:/")])
-        start = time.monotonic()
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(GUNICORN), "--pythonpath", str(self.workdir), "-b",
-                 f"127.0.0.1:{self.port}", "-w", "1", "--timeout", "120",
-                 "vd_nova_wsgi:application"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"nova API server exited ({self.proc.returncode}):\n"
-                            f"{self.log_tail()}", pytrace=False)
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                    f"{self.url}/v2.1/", timeout=5) as r:
-                if r.status == 200:
-                    break
-            if time.monotonic() - start > READY_TIMEOUT:
-                self.stop()
-                pytest.fail(f"nova API server not ready in {READY_TIMEOUT:.0f} s:\n"
-                            f"{self.log_tail()}", pytrace=False)
-            time.sleep(0.1)
-        self.start_seconds = time.monotonic() - start
+        self.proc, self.start_seconds = start_gunicorn(
+            GUNICORN, self.workdir, "vd_nova_wsgi", self.port, self.log,
+            f"{self.url}/v2.1/", "nova API server", READY_TIMEOUT)
         self.rss_mb = _rss_mb(self.proc.pid)
         dbfixtures._record("nova 34.0.0 API server start (gunicorn)", self.start_seconds)
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_gunicorn(self.proc)
         self.proc = None
         self.api_engine.dispose()
         self.cell_engine.dispose()
-
-    def log_tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
 
     def add_clouds_entry(self, clouds_yaml: Path) -> None:
         """Point the (neutron) test cloud's compute service at this server."""
