@@ -108,7 +108,7 @@ class OvnLab:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and not _gone(pid):
             time.sleep(0.02)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -232,6 +232,15 @@ class OvnLab:
         sock = self.nb if db == "nb" else self.sb
         out = self._run(["ovsdb-client", "-f", "json", "dump", sock]).stdout
         return {"raw": json.loads(out) if out.startswith("{") else out}
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie counts: a detached daemon's reaper may be slow or absent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def _q(text: str) -> str:
