@@ -307,6 +307,138 @@ CATALOG: dict[str, CodeInfo] = {
             "The VM's traffic is not filtered although the wiring is right.",
             "Restart the OVS agent on the host (full resync) and check its log for the port.",
         ),
+        CodeInfo(
+            "VD401",
+            _F,
+            "no OVN chassis for the host",
+            "No SB Chassis (with its Chassis_Private, which is what neutron's AgentCache "
+            "lists) has the binding's host as its hostname, or several do. The OVN driver's "
+            "bind_port refuses a host without a chassis; with several it binds to whichever "
+            "its cache lists first. A renamed host, an FQDN against a short name, or a "
+            "re-installed ovn-controller with a new system-id leave this behind.",
+            "The next re-bind of the port (migration, resize, host update) fails with "
+            "binding_failed, and no ovn-controller claims the port for this host.",
+            "Make the host's ovn-controller register under the name Nova and Neutron use "
+            "(`ovs-vsctl set Open_vSwitch . external_ids:hostname=HOST` on the host), or "
+            "delete the stale chassis (`ovn-sbctl chassis-del NAME`); then re-bind the port.",
+        ),
+        CodeInfo(
+            "VD402",
+            _F,
+            "OVN chassis dead",
+            "The host's chassis is dead as neutron's AgentCache judges it: its "
+            "Chassis_Private.nb_cfg is more than one round behind NB_Global.nb_cfg and its "
+            "nb_cfg_timestamp is older than agent_down_time. ovn-controller is down, hung or "
+            "cannot reach the SB.",
+            "The port's flows are no longer updated on the host; neutron refuses to bind "
+            "any port there, so migrations to the host and new VMs on it fail.",
+            "Check ovn-controller on the host (`systemctl status ovn-controller`, its log, "
+            "`ovs-vsctl get Open_vSwitch . external_ids:ovn-remote`), then `openstack "
+            "network agent list --host HOST` until it is alive.",
+        ),
+        CodeInfo(
+            "VD403",
+            _F,
+            "physical network not mapped on the chassis",
+            "The port's flat or VLAN segment is on a physical network that the chassis's "
+            "ovn-bridge-mappings (other_config) does not map, or the mappings do not parse. "
+            "The OVN driver refuses to bind the port to this host.",
+            "The port has no path to its provider network from this host; the next re-bind "
+            "fails (binding_failed).",
+            "Add the mapping on the host (`ovs-vsctl set Open_vSwitch . "
+            "external_ids:ovn-bridge-mappings=PHYSNET:BRIDGE,...`) and re-bind the port.",
+        ),
+        CodeInfo(
+            "VD404",
+            _F,
+            "binding does not fit the OVN chassis",
+            "The stored binding makes Nova plug the VM in a way OVN does not wire on this "
+            "chassis: an ovs binding where the chassis needs vhostuser (netdev datapath with "
+            "dpdkvhostuser) or the reverse; a bridge_name other than the chassis's OVN "
+            "bridge (Chassis_Private external_ids neutron:ovn-bridge, else br-int); a "
+            "datapath_type other than the chassis's.",
+            "At its next plug the VM's port lands on a bridge ovn-controller does not "
+            "manage, or on the wrong datapath: no network on the port.",
+            "Rewrite bridge_name/datapath_type as the OVN driver writes them (`vifdoctor "
+            "repair --code VD404`) or re-bind the port through the API (`vifdoctor repair "
+            "--os-cloud NAME`), then hard-reboot the VM.",
+            repairable=True,
+        ),
+        CodeInfo(
+            "VD405",
+            _W,
+            "ML2/OVS leftovers in an OVN binding",
+            "The details still carry what the OVS driver wrote: ovs_hybrid_plug true (Nova "
+            "plugs through a qbr bridge whose iptables rules no OVS agent maintains), or a "
+            "port_filter other than the OVN driver's (enable_security_group for ovs, false "
+            "for vhostuser). neutron's OVS -> OVN migration keeps ovs_hybrid_plug.",
+            "The VM keeps a useless qbr/qvb/qvo chain and stale neutron-openvswi-* chains; "
+            "OVN's ACLs still filter on the qvo port. Nothing breaks now.",
+            "Rewrite the details as the OVN driver writes them (`vifdoctor repair --code "
+            "VD405`), then re-plug the VM at a convenient time (hard reboot or migration).",
+            repairable=True,
+        ),
+        CodeInfo(
+            "VD406",
+            _F,
+            "bound port without an LSP",
+            "A bound Neutron port has no Logical_Switch_Port in the Northbound database: "
+            "deleted by hand, or a failed create that the maintenance worker (which compares "
+            "revision numbers only) did not redo.",
+            "OVN knows nothing of the port: no ovn-controller claims it, the VM has no "
+            "network on it and its security groups are not applied.",
+            "Run neutron-ovn-db-sync-util in repair mode (the exact command is in the "
+            "finding): it recreates missing LSPs.",
+        ),
+        CodeInfo(
+            "VD407",
+            _W,
+            "LSP without a Neutron port",
+            "A Logical_Switch_Port on a neutron-<network id> switch has no Neutron port of "
+            "its name: added by hand, or left behind by a deleted port. The provnet-* "
+            "localnet ports neutron makes for physical segments are not orphans.",
+            "It holds addresses (MAC/IP) that Neutron may hand out again, and an "
+            "ovn-controller may claim it for an interface with that iface-id.",
+            "Run neutron-ovn-db-sync-util in repair mode when the LSP has neutron:port_name; "
+            "otherwise delete it by hand with ovn-nbctl lsp-del (the finding says which).",
+        ),
+        CodeInfo(
+            "VD408",
+            _F,
+            "requested-chassis is not the binding host",
+            "The LSP's options:requested-chassis names another host than the binding, "
+            "outside a live migration (during one it is \"src,dst\" and the binding profile "
+            "has migrating_to). Edited by hand, or a binding change whose NB update failed.",
+            "ovn-controller on the binding host refuses to claim the port; the VM on it has "
+            "no network, or the port is claimed on the host requested-chassis names.",
+            "Re-bind the port through the API (`vifdoctor repair --os-cloud NAME`, or "
+            "binding:host_id to '' and back) so the driver rewrites the LSP.",
+        ),
+        CodeInfo(
+            "VD409",
+            _F,
+            "port claimed by another chassis",
+            "The SB Port_Binding's chassis is a chassis whose hostname is not the binding "
+            "host: its traffic goes to another hypervisor. A live migration's destination "
+            "claims as additional_chassis, which is no fault.",
+            "The VM on the binding host has no network on this port; another host's "
+            "interface with the same iface-id gets its traffic.",
+            "Find the interface with this iface-id on the claiming host (`ovs-vsctl --columns"
+            "=name find Interface external_ids:iface-id=PORT`) and remove it, then check the "
+            "port's requested-chassis (VD408).",
+        ),
+        CodeInfo(
+            "VD410",
+            _W,
+            "port status disagrees with the LSP",
+            "Neutron's port status is ACTIVE while the LSP is not up, or DOWN while it is "
+            "up, outside a live migration. Neutron sets the status from OVN's up events; a "
+            "missed event leaves them apart.",
+            "Builds and attaches wait for network-vif-plugged and time out; a port shown "
+            "ACTIVE may have no working datapath.",
+            "Check the port's claim (VD409) and the host's ovn-controller; a restart of the "
+            "neutron API resets port status from the LSPs.",
+        ),
     )
 }
 
