@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from vifdoctor.model import Agent, Binding, Finding
+from vifdoctor.model import JUDGED, Agent, Binding, Finding, parse_json_column
 from vifdoctor.model_ovn import (
     DEFAULT_OVN_BRIDGE,
     OVN_SWITCH_PREFIX,
@@ -31,7 +31,7 @@ from vifdoctor.model_ovn import (
     OvnView,
 )
 from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import JUDGED, Judgement, apply_correction, judge_binding, new_finding
+from vifdoctor.rules.binding import Judgement, apply_correction, judge_binding, new_finding
 from vifdoctor.rules.plug import (
     AGENT_OVS,
     DATAPATH_NETDEV,
@@ -41,7 +41,6 @@ from vifdoctor.rules.plug import (
     VIF_UNBOUND,
     VIF_VHOSTUSER,
     RuleContext,
-    parse_json_column,
 )
 
 VIF_AGILIO = "agilio_ovs"
