@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
+from vifdoctor.ovn_join import OvnJoin, open_ovn
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
 from vifdoctor.rules.binding import Judgement, agent_finding, judge_binding, plugs
@@ -140,6 +141,10 @@ def run_audit(
     nova: NovaJoin | None = None,
     ports_narrowed: bool = False,
     host_join: HostJoin | None = None,
+    ovn_join: OvnJoin | None = None,
+    networks: tuple[str, ...] = (),
+    orphans: bool = True,
+    bound_hosts: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
@@ -149,7 +154,10 @@ def run_audit(
 
     def judge(binding: Binding) -> Judgement:
         host_agents = agents.get(binding.host, [])
-        judgement = judge_binding(binding, host_agents, ctx, needs_memo)
+        if ovn_join is not None and ovn_join.claims(binding, host_agents):
+            judgement = ovn_join.judge(binding)
+        else:
+            judgement = judge_binding(binding, host_agents, ctx, needs_memo)
         if host_join is not None:
             judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
@@ -195,6 +203,13 @@ def run_audit(
         for f in host_join.finish():
             if keep(f) and (not hosts or f.host in hosts):
                 report.add(f)
+    if ovn_join is not None:
+        if orphans and bound_hosts is not None:
+            for f in ovn_join.finish(bound_hosts, networks):
+                if keep(f):
+                    report.add(f)
+        report.ovn = ovn_join.document({h: a for h, a in agents.items()
+                                        if not hosts or h in hosts})
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:
@@ -240,6 +255,11 @@ def audit_cloud(options: AuditOptions,
                 )
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
+            ovn_join, ovn_notes = open_ovn(
+                options.ovn_nb_connection, options.ovn_sb_connection,
+                options.neutron_config_file, s.source, s.agents, s.settings.context,
+                s.settings.agent_down_time)
+            assumptions.extend(ovn_notes)
             return run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
                 s.agents,
@@ -253,6 +273,11 @@ def audit_cloud(options: AuditOptions,
                 nova=nova,
                 ports_narrowed=options.narrowed_to_ports,
                 host_join=host_join,
+                ovn_join=ovn_join,
+                networks=options.network,
+                # orphan LSPs are judged on a whole cloud, or on whole networks
+                orphans=not (options.host or options.port or options.project),
+                bound_hosts=s.source.bound_hosts,
             )
         finally:
             if nova_cells is not None:

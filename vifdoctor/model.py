@@ -149,6 +149,7 @@ class Binding:
     network_id: str = ""
     project_id: str = ""
     has_active_row: bool = True  # for INACTIVE rows: whether an ACTIVE row exists too
+    port_status: str = ""  # ports.status (ACTIVE, DOWN, BUILD, ...): OVN's up drives it
 
     @property
     def is_compute_port(self) -> bool:

@@ -98,6 +98,14 @@ class OvnView:
         return [c for c in self.chassis if c.hostname == host and not c.has_private]
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A binding's network segment as the rules need it (``networksegments``)."""
+
+    network_type: str
+    physical_network: str | None
+
+
 def chassis_list(chassis: Iterable[OvnChassis]) -> list[dict]:
     return [c.as_dict() for c in sorted(chassis, key=lambda c: (c.hostname, c.name))]
 

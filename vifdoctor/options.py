@@ -33,6 +33,9 @@ class SourceOptions:
     nova_generation: str = "modern"
     nova_firewall_driver: str | None = None
     agent_down_time: float | None = None
+    # OVN's databases (neutron's [ovn] ovn_nb_connection/ovn_sb_connection syntax)
+    ovn_nb_connection: str | None = None
+    ovn_sb_connection: str | None = None
     # selectors (empty: everything)
     host: tuple[str, ...] = ()
     port: tuple[str, ...] = ()

@@ -37,6 +37,7 @@ class AuditReport:
     by_code: Counter = field(default_factory=Counter)
     by_severity: Counter = field(default_factory=Counter)
     by_host: Counter = field(default_factory=Counter)
+    ovn: dict | None = None  # OVN's view and the migration tally, when NB/SB were read
 
     def add(self, f: Finding) -> None:
         self.by_code[f.code] += 1
@@ -79,6 +80,7 @@ class AuditReport:
             "agents": self.agents,
             **({"nova": self.nova, "instances": self.instances}
                if self.nova is not None else {}),
+            **({"ovn": self.ovn} if self.ovn is not None else {}),
             "findings": self.findings,
         }
 

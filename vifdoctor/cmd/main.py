@@ -37,6 +37,14 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--neutron-config-file", metavar="FILE", action="append", default=[],
                    help="neutron.conf / ml2_conf.ini / openvswitch_agent.ini to read [database] "
                         "connection and [securitygroup] from; repeatable, later files win")
+    ovn = p.add_argument_group("OVN (ML2/OVN clouds; read-only, needs vifdoctor[ovn])")
+    ovn.add_argument("--ovn-nb-connection", metavar="CONN",
+                     help="OVN Northbound DB as neutron's [ovn] ovn_nb_connection: tcp:IP:PORT, "
+                          "ssl:IP:PORT, unix:PATH, or a comma list for a cluster (default: "
+                          "[ovn] in --neutron-config-file; ssl: takes ovn_nb_private_key, "
+                          "ovn_nb_certificate and ovn_nb_ca_cert from there)")
+    ovn.add_argument("--ovn-sb-connection", metavar="CONN",
+                     help="OVN Southbound DB, as --ovn-nb-connection ([ovn] ovn_sb_connection)")
     api = p.add_argument_group("Neutron API (instead of the database; docs/api-mode.md)")
     api.add_argument("--os-cloud", metavar="NAME",
                      help="read (and repair) through the OpenStack APIs with this clouds.yaml "

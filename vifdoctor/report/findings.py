@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vifdoctor.audit import AuditReport
+from vifdoctor.ovn_join import migration_footer
 from vifdoctor.report import Column, Listing
 
 FINDING_COLUMNS = [
@@ -46,6 +47,8 @@ def audit_listing(report: AuditReport) -> Listing:
         footer.append("By code: " + ", ".join(f"{k} {v}" for k, v in summary["by_code"].items()))
     for category, count in summary["skipped"].items():
         footer.append(f"Not judged: {count} x {category}")
+    if report.ovn is not None:
+        footer.extend(migration_footer(report.ovn))
     footer.append("Assumptions:")
     footer.extend(f"  - {a}" for a in report.assumptions)
     if summary["by_code"]:

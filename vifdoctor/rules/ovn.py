@@ -29,6 +29,7 @@ from vifdoctor.model_ovn import (
     OvnChassis,
     OvnPort,
     OvnView,
+    Segment,
 )
 from vifdoctor.rules import catalog
 from vifdoctor.rules.binding import Judgement, apply_correction, judge_binding, new_finding
@@ -64,14 +65,6 @@ class OvnContext:
     ovs_create_tap: bool = True  # [ovn] ovs_create_tap
     nova_default_bridge: str = DEFAULT_OVN_BRIDGE  # nova [neutron] ovs_bridge, no bridge_name
     config_files: tuple[str, ...] = ()  # for the db-sync command a remedy prints
-
-
-@dataclass(frozen=True)
-class Segment:
-    """The binding's segment as the rules need it (``networksegments``)."""
-
-    network_type: str
-    physical_network: str | None
 
 
 # ---------------------------------------------------------------------- which bindings

@@ -321,6 +321,7 @@ class NeutronApi:
             device_id=port.get("device_id") or "",
             network_id=port.get("network_id") or "",
             project_id=port.get("project_id") or port.get("tenant_id") or "",
+            port_status=port.get("status") or "",
         )
 
     def port_bindings(self, port_id: str) -> list[dict]:

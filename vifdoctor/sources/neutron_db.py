@@ -207,7 +207,8 @@ class NeutronDatabase:
             cols += [lv.c.driver, lv.c.segment_id]
         else:
             cols += [b.c.driver, b.c.segment]
-        cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project]
+        port_status = p.c.status if "status" in p.c else sa.null()  # OVN rules (VD410)
+        cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project, port_status]
         if not active:
             other = b.alias("active_binding")
             cols.append(
@@ -293,7 +294,8 @@ class NeutronDatabase:
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for row in result:
                 (port_id, host, vif_type, details, vnic, profile, status,
-                 driver, segment, owner, device_id, network_id, project) = row[:13]
+                 driver, segment, owner, device_id, network_id, project,
+                 port_status) = row[:14]
                 host = host or ""
                 yield Binding(
                     port_id=port_id,
@@ -309,7 +311,8 @@ class NeutronDatabase:
                     device_id=device_id or "",
                     network_id=network_id or "",
                     project_id=project or "",
-                    has_active_row=bool(row[13]) if not active else True,
+                    has_active_row=bool(row[14]) if not active else True,
+                    port_status=port_status or "",
                 )
             result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.

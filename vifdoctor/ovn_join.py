@@ -1,0 +1,113 @@
+"""OVN's side of an audit: the NB/SB view read once, and the OVN rules applied per binding.
+
+Like the host join, this sits between the audit's stream and the rules: the
+audit asks :meth:`OvnJoin.claims` whether OVN serves a binding, then has it
+judged here instead of by the agent-based rules; at the end, :meth:`finish`
+reports the LSPs no Neutron port explains (VD407) and :meth:`document` the
+migration view ("N of M VM ports fully on OVN").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from vifdoctor.model import Agent, Binding, Finding
+from vifdoctor.model_ovn import OVN_SWITCH_PREFIX, OvnView, Segment, chassis_list
+from vifdoctor.rules.binding import Judgement
+from vifdoctor.rules.ovn import (
+    MigrationTally,
+    OvnContext,
+    is_orphan_candidate,
+    is_ovn_binding,
+    judge_ovn_binding,
+    orphan_finding,
+)
+from vifdoctor.rules.plug import AGENT_OVS, RuleContext
+
+OVN_ASSUMPTIONS = (
+    "OVN: a binding is OVN's when its driver is ovn, or when it is ovs/vhostuser on a host "
+    "with no live Open vSwitch agent that has an OVN chassis (or on a cloud with no live OVS "
+    "agent at all): the OVS -> OVN migration keeps the openvswitch binding levels",
+    "OVN: chassis liveness is neutron's AgentCache rule (nb_cfg within one round of "
+    "NB_Global, else nb_cfg_timestamp within agent_down_time), by this machine's clock",
+    "OVN: details without bridge_name are plugged by Nova into its [neutron] ovs_bridge, "
+    "taken to be br-int",
+)
+
+
+@dataclass
+class OvnJoin:
+    view: OvnView
+    ctx: RuleContext
+    octx: OvnContext
+    segments: dict[str, Segment]
+    live_ovs_anywhere: bool
+    tally: MigrationTally = field(default_factory=MigrationTally)
+    seen: set[str] = field(default_factory=set)  # every port id the stream carried
+
+    def claims(self, b: Binding, host_agents: Sequence[Agent]) -> bool:
+        self.seen.add(b.port_id)
+        return is_ovn_binding(b, host_agents, self.view, self.live_ovs_anywhere)
+
+    def judge(self, b: Binding) -> Judgement:
+        segment = self.segments.get(b.segment or "")
+        judged = judge_ovn_binding(b, self.view, self.ctx, self.octx, segment=segment,
+                                   port_status=b.port_status or None)
+        self.tally.add(b, judged)
+        return Judgement(judged.category, judged.findings)
+
+    def finish(self, neutron_has: Callable[[list[str]], dict[str, str]],
+               networks: Sequence[str] = ()) -> list[Finding]:
+        """VD407: LSPs on neutron switches whose name no Neutron port has."""
+        wanted = {OVN_SWITCH_PREFIX + n for n in networks}
+        candidates = [p for p in self.view.ports.values()
+                      if is_orphan_candidate(p) and p.name not in self.seen
+                      and (not wanted or p.switch in wanted)]
+        known = neutron_has([p.name for p in candidates]) if candidates else {}
+        return [orphan_finding(p, self.octx) for p in sorted(candidates, key=lambda p: p.name)
+                if p.name not in known]
+
+    def document(self, agents: dict[str, list[Agent]]) -> dict:
+        self.tally.add_agents(agents)
+        return {"source": self.view.source, "chassis": chassis_list(self.view.chassis),
+                "migration": self.tally.as_dict()}
+
+
+def live_ovs_agents(agents: dict[str, list[Agent]]) -> bool:
+    return any(a.agent_type == AGENT_OVS and a.alive for rows in agents.values() for a in rows)
+
+
+def migration_footer(ovn: dict) -> list[str]:
+    """The migration view as lines for the table output."""
+    mig = ovn["migration"]
+    lines = [f"OVN: {ovn['source'].get('chassis', 0)} chassis, "
+             f"{ovn['source'].get('logical_switch_ports', 0)} logical switch ports read"]
+    for host, row in mig["hosts"].items():
+        left = {k: v for k, v in row.items() if k not in ("vm_ports", "fully_on_ovn") and v}
+        if left:
+            lines.append(f"  ML2/OVS left on {host}: "
+                         + ", ".join(f"{v} {k}" for k, v in left.items()))
+    lines.append(mig["summary"])
+    return lines
+
+
+def open_ovn(nb: str | None, sb: str | None, config_files: Sequence[str], source: object,
+             agents: dict[str, list[Agent]], ctx: RuleContext, down_time: float
+             ) -> tuple[OvnJoin | None, list[str]]:
+    """Read NB/SB when they are named (flags or [ovn]); None when they are not."""
+    from vifdoctor.sources.neutron_segments import read_segments
+    from vifdoctor.sources.ovn import read_ovn, resolve_ovn
+
+    settings = resolve_ovn(nb, sb, list(config_files))
+    if not settings.given:
+        return None, []
+    view = read_ovn(settings, down_time)
+    octx = OvnContext(enable_security_group=ctx.enable_security_group,
+                      vhost_sock_dir=settings.vhost_sock_dir,
+                      ovs_create_tap=settings.ovs_create_tap,
+                      config_files=tuple(config_files))
+    join = OvnJoin(view, ctx, octx, read_segments(source), live_ovs_agents(agents))
+    notes = [f"OVN NB {view.source['nb']} ({settings.nb.source}), SB {view.source['sb']} "
+             f"({settings.sb.source}); read once, never written", *OVN_ASSUMPTIONS]
+    return join, notes
