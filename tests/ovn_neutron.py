@@ -1,0 +1,131 @@
+"""The real neutron 29.0.0 API with ``mechanism_drivers = ovn``, pointed at an OVN lab.
+
+What it takes to run (found running it here):
+
+* ``service_plugins = ovn-router``, or the OVN maintenance worker crash-loops;
+* ``[ovn] ovn_metadata_enabled = false`` (no metadata agent), noauth, fake transport;
+* ``ASGI_WORKERS=1`` in the environment, so the OVN hash ring sees a worker;
+* Nova notifications pointed at a closed local port: with them off, neutron 29.0.0
+  raises AttributeError (no ``nova_notifier``) on a live-migrating port;
+* stop it with SIGKILL: it ignores SIGTERM while its OVN threads run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import dbfixtures
+from neutron_server import GUNICORN, WSGI_MODULE, NeutronServer, _free_port, start_gunicorn
+from ovnlab import OvnLab
+
+READY_TIMEOUT = 90.0
+
+OVN_NEUTRON_CONF = """[DEFAULT]
+core_plugin = ml2
+service_plugins = ovn-router
+auth_strategy = noauth
+transport_url = fake:/
+api_paste_config = {paste}
+notify_nova_on_port_status_changes = true
+notify_nova_on_port_data_changes = true
+send_events_interval = 1
+agent_down_time = 75
+api_workers = 1
+debug = false
+use_stderr = true
+
+[nova]
+auth_type = admin_token
+endpoint = http://127.0.0.1:{closed}
+token = unused
+
+[database]
+connection = {db_url}
+
+[ml2]
+type_drivers = flat,vlan,geneve
+tenant_network_types = geneve
+mechanism_drivers = ovn
+extension_drivers = port_security
+
+[ml2_type_geneve]
+vni_ranges = 1:1000
+max_header_size = 38
+
+[ml2_type_vlan]
+network_vlan_ranges = physnet1:100:200,physnet2:100:200
+
+[ml2_type_flat]
+flat_networks = *
+
+[ovn]
+ovn_nb_connection = {nb}
+ovn_sb_connection = {sb}
+ovn_metadata_enabled = false
+neutron_sync_mode = off
+
+[securitygroup]
+enable_security_group = true
+
+[oslo_concurrency]
+lock_path = {workdir}/lock
+"""
+
+
+class OvnNeutronServer(NeutronServer):
+    """NeutronServer with the OVN driver; its ``conf`` is also what db-sync would read."""
+
+    def __init__(self, db_url: str, workdir: Path, lab: OvnLab):
+        super().__init__(db_url, workdir)
+        self.lab = lab
+        self.conf = workdir / "neutron.conf"
+
+    def start(self) -> OvnNeutronServer:
+        (self.workdir / "lock").mkdir(exist_ok=True)
+        self.conf.write_text(OVN_NEUTRON_CONF.format(
+            paste=dbfixtures.OPENSTACK_VENV / "etc" / "neutron" / "api-paste.ini",
+            db_url=self.db_url, workdir=self.workdir, nb=self.lab.nb, sb=self.lab.sb,
+            closed=_free_port()))
+        (self.workdir / "vd_neutron_wsgi.py").write_text(WSGI_MODULE.format(conf=str(self.conf)))
+        self.clouds_yaml.write_text(
+            "clouds:\n  vdtest:\n    auth_type: none\n    auth:\n"
+            f"      endpoint: {self.url}\n    network_endpoint_override: {self.url}/\n")
+        old = os.environ.get("ASGI_WORKERS")
+        os.environ["ASGI_WORKERS"] = "1"
+        try:
+            self.proc, self.start_seconds = start_gunicorn(
+                GUNICORN, self.workdir, "vd_neutron_wsgi", self.port, self.log,
+                f"{self.url}/v2.0/extensions", "neutron API server (OVN)", READY_TIMEOUT)
+        finally:
+            if old is None:
+                os.environ.pop("ASGI_WORKERS", None)
+            else:
+                os.environ["ASGI_WORKERS"] = old
+        dbfixtures._record("neutron 29.0.0 API server start with OVN (gunicorn)",
+                           self.start_seconds)
+        return self
+
+    def stop(self) -> None:
+        """SIGKILL the whole session: the OVN threads keep it alive through SIGTERM."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        self.proc = None
+        self.engine.dispose()
+
+
+@contextlib.contextmanager
+def running_ovn_server(db_url: str, workdir: Path, lab: OvnLab) -> Iterator[OvnNeutronServer]:
+    dbfixtures.ensure_openstack_venv()
+    server = OvnNeutronServer(db_url, workdir, lab)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
