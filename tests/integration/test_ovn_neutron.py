@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["ovnlab"]
 
-CH = {"cmp1": "ch-cmp1", "cmp2": "ch-cmp2", "cmp3": "ch-cmp3"}
+CH = {"cmp1": "ch-cmp1", "cmp2": "ch-cmp2", "cmp3": "ch-cmp3", "cmp4": "ch-cmp4"}
 OVN_DETAILS = {"port_filter": True, "connectivity": "l2", "ovs_create_tap": True,
                "bridge_name": "br-int", "datapath_type": "system"}
 
@@ -45,9 +45,11 @@ def ovn_cloud(ovn_lab, neutron29_mariadb_url: str, tmp_path: Path,
 
 
 def call(server: OvnNeutronServer, method: str, path: str, body: dict | None = None) -> Any:
+    """A raw API call, as admin with the service role (binding:profile wants it)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{server.url}/v2.0{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "X-Roles": "admin,service"})
     with urllib.request.urlopen(req, timeout=60) as r:
         text = r.read()
     return json.loads(text) if text else None
@@ -102,7 +104,7 @@ def ovn_codes(doc: dict) -> dict[str, set[str]]:
 def test_a_clean_ovn_cloud_gives_no_ovn_finding(ovn_cloud: OvnNeutronServer) -> None:
     net = network(ovn_cloud)
     ports = [vm_port(ovn_cloud, net, h) for h in ("cmp1", "cmp2")]
-    for p, h in zip(ports, ("cmp1", "cmp2")):
+    for p, h in zip(ports, ("cmp1", "cmp2"), strict=True):
         assert p["binding:vif_type"] == "ovs"
         shown = {k: v for k, v in p["binding:vif_details"].items() if k != "bound_drivers"}
         assert shown == OVN_DETAILS  # what the real driver writes (the API adds bound_drivers)
@@ -116,3 +118,89 @@ def test_a_clean_ovn_cloud_gives_no_ovn_finding(ovn_cloud: OvnNeutronServer) -> 
         "ovn" in k.lower() for k in doc["summary"]["skipped"])
     assert doc["ovn"]["migration"]["summary"] == "2 of 2 VM ports fully on OVN"
     assert code == 0
+
+
+def sql(server: OvnNeutronServer, statement: str, **params: Any) -> None:
+    server.sql(statement, **params)
+
+
+def drift_details(server: OvnNeutronServer, port_id: str, **changes: Any) -> None:
+    """Edit the stored details by SQL, as a migration or a hand edit does."""
+    (row,) = server.sql("SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p "
+                        "AND status = 'ACTIVE'", p=port_id)
+    details = {**json.loads(row[0]), **changes}
+    server.sql("UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p "
+               "AND status = 'ACTIVE'", d=json.dumps(details), p=port_id)
+
+
+def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer) -> None:
+    lab = ovn_cloud.lab
+    net = network(ovn_cloud)
+    vlan = network(ovn_cloud, **{"provider:network_type": "vlan",
+                                 "provider:physical_network": "physnet1",
+                                 "provider:segmentation_id": "150"})
+    where = {"deleted": "cmp1", "requested": "cmp1", "dead": "cmp3", "renamed": "cmp4",
+             "moved": "cmp1", "status": "cmp2", "bridge": "cmp1", "hybrid": "cmp1",
+             "vlan": "cmp2", "good": "cmp2", "migrating": "cmp1", "gone": "cmp2"}
+    ports = {name: vm_port(ovn_cloud, vlan if name == "vlan" else net, host)
+             for name, host in where.items()}
+    for name, port in ports.items():
+        assert port["binding:vif_type"] == "ovs", (name, port)
+        plug(ovn_cloud, port, where[name])
+    pid = {name: port["id"] for name, port in ports.items()}
+    code, doc = audit(ovn_cloud)
+    assert ovn_codes(doc) == {}, doc["findings"]
+
+    # A live migration under way (Nova sets migrating_to; the driver writes "src,dst"),
+    # with the destination's claim as additional_chassis: no finding.
+    call(ovn_cloud, "PUT", f"/ports/{pid['migrating']}",
+         {"port": {"binding:profile": {"migrating_to": "cmp2"}}})
+    requested = lab.nbctl("get", "Logical_Switch_Port", pid["migrating"],
+                          "options:requested-chassis").strip('"')
+    assert requested == "cmp1,cmp2"
+    lab.claim(pid["migrating"], CH["cmp1"], additional=[CH["cmp2"]])
+
+    lab.nbctl("lsp-del", pid["deleted"])                                       # VD406
+    lab.nbctl("set", "Logical_Switch_Port", pid["requested"],
+              "options:requested-chassis=cmp2")                                # VD408
+    lab.set_alive(CH["cmp3"], False)                                           # VD402
+    lab.sbctl("set", "Chassis", CH["cmp4"], "hostname=cmp4.example.org")       # VD401
+    lab.claim(pid["moved"], CH["cmp2"])                                        # VD409
+    sql(ovn_cloud, "UPDATE ports SET status = 'DOWN' WHERE id = :p",
+        p=pid["status"])                                                       # VD410
+    drift_details(ovn_cloud, pid["bridge"], bridge_name="br-old")              # VD404
+    drift_details(ovn_cloud, pid["hybrid"], ovs_hybrid_plug=True)              # VD405
+    lab.set_chassis_config(CH["cmp2"], {"ovn-bridge-mappings": "physnet9:br-ex"})  # VD403
+    lab.nbctl("lsp-add", f"neutron-{net}", "made-by-hand")                     # VD407
+    sql(ovn_cloud, "DELETE FROM ports WHERE id = :p", p=pid["gone"])           # VD407
+
+    code, doc = audit(ovn_cloud)
+    found = ovn_codes(doc)
+    assert found.pop(pid["deleted"]) == {"VD406"}
+    assert found.pop(pid["requested"]) == {"VD408"}
+    assert found.pop(pid["dead"]) == {"VD402"}
+    # Renamed: no chassis has the host's name; the old chassis still claims the port.
+    assert found.pop(pid["renamed"]) == {"VD401", "VD409"}
+    assert found.pop(pid["moved"]) == {"VD409"}
+    assert found.pop(pid["status"]) == {"VD410"}
+    assert found.pop(pid["bridge"]) == {"VD404"}
+    assert found.pop(pid["hybrid"]) == {"VD405"}
+    assert found.pop(pid["vlan"]) == {"VD403"}
+    assert found.pop("made-by-hand") == {"VD407"}
+    assert found.pop(pid["gone"]) == {"VD407"}
+    assert found == {}, found  # the migrating port and the good one: nothing
+    by = {(f["code"], f["port_id"]): f for f in doc["findings"]}
+    f401 = by[("VD401", pid["renamed"])]
+    assert "cmp4.example.org (renamed host?)" in f401["message"]
+    assert f401["extra"]["instance"] == ports["renamed"]["device_id"]
+    assert by[("VD402", pid["dead"])]["extra"]["chassis"] == CH["cmp3"]
+    assert by[("VD409", pid["moved"])]["extra"]["claimed_by"] == CH["cmp2"]
+    hand = by[("VD407", "made-by-hand")]
+    assert "ovn-nbctl lsp-del made-by-hand" in hand["remedy"]
+    gone = by[("VD407", pid["gone"])]
+    assert "--ovn-neutron_sync_mode repair" in gone["remedy"]
+    assert f"--config-file {ovn_cloud.conf}" in by[("VD406", pid["deleted"])]["remedy"]
+    assert by[("VD404", pid["bridge"])]["correction"]["set"]["bridge_name"] == "br-int"
+    assert by[("VD405", pid["hybrid"])]["correction"]["remove"] == ["ovs_hybrid_plug"]
+    assert code == 2
+    assert doc["ovn"]["migration"]["hosts"]["cmp1"]["hybrid-plugged"] == 1

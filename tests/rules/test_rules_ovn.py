@@ -11,11 +11,10 @@ import json
 import pytest
 
 from vifdoctor.model import Agent, Binding
-from vifdoctor.model_ovn import OvnChassis, OvnPort, OvnView
+from vifdoctor.model_ovn import OvnChassis, OvnPort, OvnView, Segment
 from vifdoctor.rules.ovn import (
     MigrationTally,
     OvnContext,
-    Segment,
     expected_details,
     is_orphan_candidate,
     is_ovn_binding,
