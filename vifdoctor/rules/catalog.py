@@ -359,10 +359,9 @@ CATALOG: dict[str, CodeInfo] = {
             "datapath_type other than the chassis's.",
             "At its next plug the VM's port lands on a bridge ovn-controller does not "
             "manage, or on the wrong datapath: no network on the port.",
-            "Rewrite bridge_name/datapath_type as the OVN driver writes them (`vifdoctor "
-            "repair --code VD404`) or re-bind the port through the API (`vifdoctor repair "
-            "--os-cloud NAME`), then hard-reboot the VM.",
-            repairable=True,
+            "Re-bind the port so the OVN driver rewrites its details (a binding:profile "
+            "change, or binding:host_id to '' and back), then hard-reboot the VM so Nova "
+            "plugs it again.",
         ),
         CodeInfo(
             "VD405",
@@ -374,9 +373,9 @@ CATALOG: dict[str, CodeInfo] = {
             "for vhostuser). neutron's OVS -> OVN migration keeps ovs_hybrid_plug.",
             "The VM keeps a useless qbr/qvb/qvo chain and stale neutron-openvswi-* chains; "
             "OVN's ACLs still filter on the qvo port. Nothing breaks now.",
-            "Rewrite the details as the OVN driver writes them (`vifdoctor repair --code "
-            "VD405`), then re-plug the VM at a convenient time (hard reboot or migration).",
-            repairable=True,
+            "Re-bind the port so the OVN driver rewrites its details (a binding:profile "
+            "change, or binding:host_id to '' and back), then re-plug the VM at a "
+            "convenient time (hard reboot or migration).",
         ),
         CodeInfo(
             "VD406",
