@@ -32,12 +32,17 @@ def judge_all(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],
     ctx: RuleContext,
+    ovn_join: OvnJoin | None = None,
 ) -> Iterator[tuple[Binding, Judgement]]:
-    """Each binding with its judgement, in the source's order."""
+    """Each binding with its judgement, in the source's order (OVN's by the OVN rules)."""
     empty: list[Agent] = []
     needs_memo: dict = {}
     for binding in bindings:
-        yield binding, judge_binding(binding, agents.get(binding.host, empty), ctx, needs_memo)
+        host_agents = agents.get(binding.host, empty)
+        if ovn_join is not None and ovn_join.claims(binding, host_agents):
+            yield binding, ovn_join.judge(binding)
+        else:
+            yield binding, judge_binding(binding, host_agents, ctx, needs_memo)
 
 
 @dataclass

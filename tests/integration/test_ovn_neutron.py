@@ -133,7 +133,7 @@ def drift_details(server: OvnNeutronServer, port_id: str, **changes: Any) -> Non
                "AND status = 'ACTIVE'", d=json.dumps(details), p=port_id)
 
 
-def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer) -> None:
+def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path) -> None:
     lab = ovn_cloud.lab
     net = network(ovn_cloud)
     vlan = network(ovn_cloud, **{"provider:network_type": "vlan",
@@ -204,3 +204,21 @@ def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer) -> None:
     assert by[("VD405", pid["hybrid"])]["correction"]["remove"] == ["ovs_hybrid_plug"]
     assert code == 2
     assert doc["ovn"]["migration"]["hosts"]["cmp1"]["hybrid-plugged"] == 1
+
+    # The repair rewrites VD404/VD405 rows as the driver writes them for the chassis,
+    # backed up and guarded like VD101's; nothing else is touched.
+    before = dict(ovn_cloud.sql("SELECT port_id, vif_details FROM ml2_port_bindings"))
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["repair", "--neutron-db", ovn_cloud.db_url, "--neutron-config-file",
+                   str(ovn_cloud.conf), "--code", "VD404", "--code", "VD405", "--apply",
+                   "--backup-dir", str(tmp_path / "backup"), "-f", "json"])
+    assert rc in (0, 1, 2), err.getvalue()
+    after = dict(ovn_cloud.sql("SELECT port_id, vif_details FROM ml2_port_bindings"))
+    changed = {p for p in after if after[p] != before[p]}
+    assert changed == {pid["bridge"], pid["hybrid"]}
+    for name in ("bridge", "hybrid"):
+        assert json.loads(after[pid[name]]) == OVN_DETAILS
+    assert list((tmp_path / "backup").glob("repair-*.json"))
+    code, doc = audit(ovn_cloud)
+    assert pid["bridge"] not in ovn_codes(doc) and pid["hybrid"] not in ovn_codes(doc)

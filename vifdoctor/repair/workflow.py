@@ -16,6 +16,7 @@ from vifdoctor.audit import judge_all
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
+from vifdoctor.ovn_join import open_ovn
 from vifdoctor.repair import apply as writer
 from vifdoctor.repair.backup import default_dir, read_backup, write_backup
 from vifdoctor.repair.hooks import Hooks
@@ -28,9 +29,17 @@ from vifdoctor.sources.database import connect, redact
 from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
 
 
-def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
+def _plan(s: NeutronSession, codes: frozenset[str],
+          options: RepairOptions | None = None) -> list[Change]:
     # A source may narrow the read to the rows a repairable rule can flag.
-    judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context)
+    ovn_join = None
+    if options is not None:  # OVN's bindings are judged (and rewritten) as OVN's
+        ovn_join, notes = open_ovn(options.ovn_nb_connection, options.ovn_sb_connection,
+                                   options.neutron_config_file, s.source, s.agents,
+                                   s.settings.context, s.settings.agent_down_time)
+        s.settings.assumptions.extend(notes)
+    judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context,
+                       ovn_join)
     return list(plan_changes(judged, codes, s.settings.context))
 
 
@@ -38,7 +47,7 @@ def plan(options: RepairOptions) -> ChangeReport:
     """The exact rows a repair would change (read-only)."""
     codes = repair_codes(options.code)
     with neutron_session(options) as s:
-        changes = _plan(s, codes)
+        changes = _plan(s, codes, options)
         return ChangeReport("plan", changes, s.source.describe(), s.settings.assumptions,
                             {"codes": sorted(codes)})
 
@@ -47,7 +56,7 @@ def plan_sql(options: RepairOptions) -> list[str]:
     """The plan as guarded SQL statements for a DBA, in batches of ``batch_size``."""
     codes = repair_codes(options.code)
     with neutron_session(options) as s:
-        changes = _plan(s, codes)
+        changes = _plan(s, codes, options)
         if s.engine is None or not isinstance(s.source, NeutronDatabase):
             raise VifdoctorError("--sql is for the database path; in API mode "
                                  "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
@@ -159,7 +168,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
     codes = repair_codes(options.code)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
-        changes = _plan(s, codes)
+        changes = _plan(s, codes, options)
         extra: dict = {"codes": sorted(codes), "applied": bool(options.apply)}
         report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions,
                               extra)

@@ -359,9 +359,11 @@ CATALOG: dict[str, CodeInfo] = {
             "datapath_type other than the chassis's.",
             "At its next plug the VM's port lands on a bridge ovn-controller does not "
             "manage, or on the wrong datapath: no network on the port.",
-            "Re-bind the port so the OVN driver rewrites its details (a binding:profile "
-            "change, or binding:host_id to '' and back), then hard-reboot the VM so Nova "
-            "plugs it again.",
+            "Rewrite bridge_name/datapath_type as the OVN driver writes them for the chassis "
+            "(`vifdoctor repair --code VD404 --ovn-nb-connection NB --ovn-sb-connection SB`); "
+            "a vif_type that does not fit needs a re-bind (binding:host_id to '' and back). "
+            "Then hard-reboot the VM so Nova plugs it again.",
+            repairable=True,
         ),
         CodeInfo(
             "VD405",
@@ -373,9 +375,10 @@ CATALOG: dict[str, CodeInfo] = {
             "for vhostuser). neutron's OVS -> OVN migration keeps ovs_hybrid_plug.",
             "The VM keeps a useless qbr/qvb/qvo chain and stale neutron-openvswi-* chains; "
             "OVN's ACLs still filter on the qvo port. Nothing breaks now.",
-            "Re-bind the port so the OVN driver rewrites its details (a binding:profile "
-            "change, or binding:host_id to '' and back), then re-plug the VM at a "
-            "convenient time (hard reboot or migration).",
+            "Rewrite the details as the OVN driver writes them (`vifdoctor repair --code "
+            "VD405` with the OVN connections), then re-plug the VM at a convenient time "
+            "(hard reboot or migration).",
+            repairable=True,
         ),
         CodeInfo(
             "VD406",
