@@ -48,7 +48,7 @@ token = unused
 connection = {db_url}
 
 [ml2]
-type_drivers = flat,vlan,geneve
+type_drivers = flat,vlan,geneve,vxlan
 tenant_network_types = geneve
 mechanism_drivers = ovn
 extension_drivers = port_security
@@ -56,6 +56,9 @@ extension_drivers = port_security
 [ml2_type_geneve]
 vni_ranges = 1:1000
 max_header_size = 38
+
+[ml2_type_vxlan]
+vni_ranges = 1:1000
 
 [ml2_type_vlan]
 network_vlan_ranges = physnet1:100:200,physnet2:100:200
@@ -85,12 +88,30 @@ class OvnNeutronServer(NeutronServer):
         self.lab = lab
         self.conf = workdir / "neutron.conf"
 
-    def start(self) -> OvnNeutronServer:
+    def write_conf(self) -> Path:
+        """neutron.conf for the OVN driver (also what neutron-ovn-db-sync-util reads)."""
         (self.workdir / "lock").mkdir(exist_ok=True)
         self.conf.write_text(OVN_NEUTRON_CONF.format(
             paste=dbfixtures.OPENSTACK_VENV / "etc" / "neutron" / "api-paste.ini",
             db_url=self.db_url, workdir=self.workdir, nb=self.lab.nb, sb=self.lab.sb,
             closed=_free_port()))
+        return self.conf
+
+    def sync_util(self, mode: str) -> subprocess.CompletedProcess:
+        """The real ``neutron-ovn-db-sync-util --ovn-neutron_sync_mode MODE`` on this conf."""
+        self.write_conf()
+        tool = dbfixtures.OPENSTACK_VENV / "bin" / "neutron-ovn-db-sync-util"
+        done = subprocess.run([str(tool), "--config-file", str(self.conf),
+                               "--ovn-neutron_sync_mode", mode], capture_output=True,
+                              text=True, timeout=300, check=False,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if done.returncode != 0:
+            raise AssertionError(f"neutron-ovn-db-sync-util {mode} exited {done.returncode}:"
+                                 f"\n{done.stderr[-3000:]}")
+        return done
+
+    def start(self) -> OvnNeutronServer:
+        self.write_conf()
         (self.workdir / "vd_neutron_wsgi.py").write_text(WSGI_MODULE.format(conf=str(self.conf)))
         self.clouds_yaml.write_text(
             "clouds:\n  vdtest:\n    auth_type: none\n    auth:\n"
@@ -100,7 +121,7 @@ class OvnNeutronServer(NeutronServer):
         try:
             self.proc, self.start_seconds = start_gunicorn(
                 GUNICORN, self.workdir, "vd_neutron_wsgi", self.port, self.log,
-                f"{self.url}/v2.0/extensions", "neutron API server (OVN)", READY_TIMEOUT)
+                f"{self.url}/v2.0/ports?limit=1", "neutron API server (OVN)", READY_TIMEOUT)
         finally:
             if old is None:
                 os.environ.pop("ASGI_WORKERS", None)

@@ -1,0 +1,133 @@
+"""An ML2/OVS -> ML2/OVN migration, verified: the operator's one audit after the real
+``neutron-ovn-db-sync-util --ovn-neutron_sync_mode migrate``.
+
+The cloud is built by the real neutron 29.0.0 API with the openvswitch driver
+(iptables_hybrid agents, so its VMs are hybrid-plugged), then the OVS agents stop,
+ovn-controllers register their chassis, and the real sync util creates the NB
+objects and runs ``migrate_neutron_database_to_ovn``. The audit must say, per host,
+what is left of ML2/OVS, and "N of M VM ports fully on OVN"; a port re-bound by the
+OVN driver is then fully on OVN.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vifdoctor.cmd.main import main
+
+if TYPE_CHECKING:
+    from ovnlab import OvnLab
+
+pytest_plugins = ["ovnlab"]
+
+HOSTS = {"cmp1": "ch-cmp1", "cmp2": "ch-cmp2"}
+
+
+def _call(url: str, method: str, path: str, body: dict | None = None) -> Any:
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{url}/v2.0{path}", data=data, method=method, headers={
+        "Content-Type": "application/json", "X-Roles": "admin,service"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            text = r.read()
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
+    return json.loads(text) if text else None
+
+
+def _audit(db_url: str, conf: Path) -> tuple[int, dict, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["audit", "--neutron-db", db_url, "--neutron-config-file", str(conf),
+                     "-f", "json"])
+    assert code in (0, 1, 2), err.getvalue()
+    with redirect_stdout(table := io.StringIO()), redirect_stderr(io.StringIO()):
+        main(["audit", "--neutron-db", db_url, "--neutron-config-file", str(conf)])
+    return code, json.loads(out.getvalue()), table.getvalue()
+
+
+def test_after_the_real_migration_the_audit_says_what_is_left(
+        ovn_lab: OvnLab, neutron29_mariadb_url: str, tmp_path: Path) -> None:
+    from neutron_server import ovs_agent_configurations, running_server
+    from ovn_neutron import OvnNeutronServer, running_ovn_server
+
+    # 1. ML2/OVS: the real API binds hybrid ports on iptables_hybrid agents.
+    ovs_dir = tmp_path / "ovs"
+    ovs_dir.mkdir()
+    ports: dict[str, dict] = {}
+    with running_server(neutron29_mariadb_url, ovs_dir) as ovs:
+        for host in HOSTS:
+            ovs.add_agent(host, ovs_agent_configurations(True))
+        net = _call(ovs.url, "POST", "/networks", {"network": {"name": "old"}})["network"]
+        _call(ovs.url, "POST", "/subnets", {"subnet": {
+            "network_id": net["id"], "cidr": "10.8.0.0/24", "ip_version": 4}})
+        for host in HOSTS:
+            ports[host] = _call(ovs.url, "POST", "/ports", {"port": {
+                "network_id": net["id"], "device_owner": "compute:nova",
+                "device_id": str(uuid.uuid4()), "binding:host_id": host}})["port"]
+            assert ports[host]["binding:vif_details"]["ovs_hybrid_plug"] is True
+        # 2. The OVS agents stop for good.
+        ovs.sql("UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP() - INTERVAL 1 HOUR")
+    for host, chassis in HOSTS.items():
+        ovn_lab.add_chassis(chassis, host)
+
+    # 3. The real migration: NB objects created from Neutron, then the DB rewritten.
+    ovn_dir = tmp_path / "ovn"
+    ovn_dir.mkdir()
+    server = OvnNeutronServer(neutron29_mariadb_url, ovn_dir, ovn_lab)
+    server.sync_util("migrate")
+    for host, port in ports.items():
+        ovn_lab.claim(port["id"], HOSTS[host], up=True)
+    stored = {p: json.loads(d) for p, d in server.sql(
+        "SELECT port_id, vif_details FROM ml2_port_bindings")}
+    for port in ports.values():  # what today's db_migration leaves: br-int, hybrid kept
+        assert stored[port["id"]]["bridge_name"] == "br-int"
+        assert stored[port["id"]]["ovs_hybrid_plug"] is True
+    # Releases 18.1-18.3, 19.0-19.2 and 20.0 deleted these keys instead (domain.md 8).
+    old = {k: v for k, v in stored[ports["cmp2"]["id"]].items()
+           if k not in ("bridge_name", "connectivity", "ovs_hybrid_plug")}
+    server.sql("UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p",
+               d=json.dumps(old), p=ports["cmp2"]["id"])
+
+    code, doc, table = _audit(neutron29_mariadb_url, server.write_conf())
+    hosts = doc["ovn"]["migration"]["hosts"]
+    assert hosts["cmp1"]["hybrid-plugged"] == 1 and hosts["cmp1"]["no bridge_name"] == 0
+    assert hosts["cmp2"]["hybrid-plugged"] == 0 and hosts["cmp2"]["no bridge_name"] == 1
+    for host in HOSTS:
+        assert hosts[host]["levels name openvswitch"] == 1
+        assert hosts[host]["dead Open vSwitch agents"] == 1
+    assert doc["ovn"]["migration"]["summary"] == "0 of 2 VM ports fully on OVN"
+    assert "0 of 2 VM ports fully on OVN" in table and "ML2/OVS left on cmp1" in table
+    codes = {(f["code"], f["port_id"]) for f in doc["findings"]}
+    assert ("VD405", ports["cmp1"]["id"]) in codes  # hybrid plug kept by the migration
+    assert not any(c.startswith("VD10") for c, _ in codes)  # no OVS-agent verdicts
+
+    # 4. The OVN driver re-binds one port: it is then fully on OVN.
+    with running_ovn_server(neutron29_mariadb_url, ovn_dir, ovn_lab) as ovn:
+        pid = ports["cmp1"]["id"]
+        _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": ""}})
+        port = _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": "cmp1"}})
+        assert "ovs_hybrid_plug" not in port["port"]["binding:vif_details"]
+        # The VM is re-plugged (hard reboot): ovn-controller releases and claims again,
+        # and neutron turns the port ACTIVE from the LSP's up event.
+        ovn_lab.claim(pid, None, up=False)
+        ovn_lab.wait_lsp_up(pid, False)
+        ovn_lab.claim(pid, HOSTS["cmp1"], up=True)
+        deadline = time.monotonic() + 30
+        while _call(ovn.url, "GET", f"/ports/{pid}")["port"]["status"] != "ACTIVE":
+            assert time.monotonic() < deadline, "neutron never set the port ACTIVE"
+            time.sleep(0.2)
+    code, doc, table = _audit(neutron29_mariadb_url, server.write_conf())
+    left = [f for f in doc["findings"] if f["port_id"] == ports["cmp1"]["id"]]
+    assert doc["ovn"]["migration"]["summary"] == "1 of 2 VM ports fully on OVN", (
+        left, doc["ovn"]["migration"])
+    assert doc["ovn"]["migration"]["hosts"]["cmp1"]["fully_on_ovn"] == 1
