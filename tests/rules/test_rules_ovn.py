@@ -159,7 +159,7 @@ def test_vd405_leftovers_and_vhostuser_port_filter() -> None:
     j = judge_ovn_binding(hybrid, view(), CTX, OCTX)
     (f,) = j.findings
     assert f.code == "VD405" and "qbr" in f.message
-    assert f.correction == {"set": {"port_filter": True}, "remove": ["ovs_hybrid_plug"]}
+    assert f.correction == {"set": {}, "remove": ["ovs_hybrid_plug"]}
     assert codes(binding({**OVN_DETAILS, "port_filter": False})) == ["VD405"]
     assert codes(binding({**OVN_DETAILS, "ovs_hybrid_plug": False})) == []
     dpdk = view([chassis(datapath_type="netdev", iface_types=("dpdkvhostuser",))])

@@ -23,6 +23,7 @@ from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
 from vifdoctor.results import ChangeReport
+from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
 from vifdoctor.sources.database import connect, redact
@@ -38,8 +39,8 @@ def _plan(s: NeutronSession, codes: frozenset[str],
                                    options.neutron_config_file, s.source, s.agents,
                                    s.settings.context, s.settings.agent_down_time)
         s.settings.assumptions.extend(notes)
-    judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context,
-                       ovn_join)
+    rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
+    judged = judge_all(rows, s.agents, s.settings.context, ovn_join)
     return list(plan_changes(judged, codes, s.settings.context))
 
 

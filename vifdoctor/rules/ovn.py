@@ -18,10 +18,10 @@ Pure functions, no I/O. Each check follows a named piece of neutron 29.0.0:
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vifdoctor.model import JUDGED, Agent, Binding, Finding, parse_json_column
+from vifdoctor.model import JUDGED, Agent, Binding, Finding, Severity, parse_json_column
 from vifdoctor.model_ovn import (
     DEFAULT_OVN_BRIDGE,
     OVN_SWITCH_PREFIX,
@@ -31,8 +31,8 @@ from vifdoctor.model_ovn import (
     OvnView,
     Segment,
 )
-from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement, apply_correction, judge_binding, new_finding
+from vifdoctor.rules.binding import judge_binding
+from vifdoctor.rules.finding import Judgement, apply_correction, declared_finding, new_finding
 from vifdoctor.rules.plug import (
     AGENT_OVS,
     DATAPATH_NETDEV,
@@ -43,6 +43,7 @@ from vifdoctor.rules.plug import (
     VIF_VHOSTUSER,
     RuleContext,
 )
+from vifdoctor.rules.registry import OVN, Scope, declare
 
 VIF_AGILIO = "agilio_ovs"
 OVN_DRIVER = "ovn"
@@ -54,6 +55,179 @@ VNIC_VIRTIO_FORWARDER = "virtio-forwarder"
 FLOATINGIP_OWNER = "network:floatingip"  # utils.is_lsp_ignored: no LSP by design
 SYNC_UTIL = "neutron-ovn-db-sync-util"
 DEFAULT_SYNC_CONFIG = ("/etc/neutron/neutron.conf", "/etc/neutron/plugins/ml2/ml2_conf.ini")
+
+
+def ovn_details_correction(stored: dict, want: dict, ctx: object = None) -> dict:
+    """Rewrite as the OVN driver writes for the chassis (``want``): every key it writes
+    that the row lacks or holds differently, and no ovs_hybrid_plug; other keys kept."""
+    sets = {k: v for k, v in want.items() if k not in stored or stored[k] != v}
+    remove = ["ovs_hybrid_plug"] if "ovs_hybrid_plug" in stored else []
+    return {"set": sets, "remove": remove}
+
+
+_VM_PORTS = Scope(OVN, device_owners=("compute:",))
+_VM_PORT_DETAILS = Scope(OVN, vif_types=frozenset({VIF_OVS, VIF_VHOSTUSER}),
+                         device_owners=("compute:",))
+
+declare(
+    'VD401', Severity.FAILURE, 'no OVN chassis for the host',
+    summary=("ML2/OVN: no OVN chassis has the binding's host as hostname, or several "
+             'do'),
+    why=("No SB Chassis (with its Chassis_Private, which is what neutron's AgentCache "
+         "lists) has the binding's host as its hostname, or several do. The OVN "
+         "driver's bind_port refuses a host without a chassis; with several it binds "
+         'to whichever its cache lists first. A renamed host, an FQDN against a short '
+         'name, or a re-installed ovn-controller with a new system-id leave this '
+         'behind.'),
+    impact=('The next re-bind of the port (migration, resize, host update) fails with '
+            'binding_failed, and no ovn-controller claims the port for this host.'),
+    remedy=("Make the host's ovn-controller register under the name Nova and Neutron "
+            'use (`ovs-vsctl set Open_vSwitch . external_ids:hostname=HOST` on the '
+            'host), or delete the stale chassis (`ovn-sbctl chassis-del NAME`); then '
+            're-bind the port.'),
+    applies_to=_VM_PORTS,
+)
+
+declare(
+    'VD402', Severity.FAILURE, 'OVN chassis dead',
+    summary=("ML2/OVN: the host's chassis is dead, as neutron's AgentCache judges it "
+             '(nb_cfg, nb_cfg_timestamp)'),
+    why=("The host's chassis is dead as neutron's AgentCache judges it: its "
+         'Chassis_Private.nb_cfg is more than one round behind NB_Global.nb_cfg and '
+         'its nb_cfg_timestamp is older than agent_down_time. ovn-controller is down, '
+         'hung or cannot reach the SB.'),
+    impact=("The port's flows are no longer updated on the host; neutron refuses to "
+            'bind any port there, so migrations to the host and new VMs on it fail.'),
+    remedy=('Check ovn-controller on the host (`systemctl status ovn-controller`, its '
+            'log, `ovs-vsctl get Open_vSwitch . external_ids:ovn-remote`), then '
+            '`openstack network agent list --host HOST` until it is alive.'),
+    applies_to=_VM_PORTS,
+)
+
+declare(
+    'VD403', Severity.FAILURE, 'physical network not mapped on the chassis',
+    summary=("ML2/OVN: the port's flat/VLAN physical network is not in the chassis's "
+             'ovn-bridge-mappings'),
+    why=("The port's flat or VLAN segment is on a physical network that the chassis's "
+         'ovn-bridge-mappings (other_config) does not map, or the mappings do not '
+         'parse. The OVN driver refuses to bind the port to this host.'),
+    impact=('The port has no path to its provider network from this host; the next '
+            're-bind fails (binding_failed).'),
+    remedy=('Add the mapping on the host (`ovs-vsctl set Open_vSwitch . '
+            'external_ids:ovn-bridge-mappings=PHYSNET:BRIDGE,...`) and re-bind the '
+            'port.'),
+    applies_to=_VM_PORTS,
+)
+
+declare(
+    'VD404', Severity.FAILURE, 'binding does not fit the OVN chassis',
+    summary=('ML2/OVN: Nova would plug the VM in a way OVN does not wire on that '
+             'chassis (vif_type, bridge_name, datapath_type)'),
+    why=('The stored binding makes Nova plug the VM in a way OVN does not wire on this'
+         ' chassis: an ovs binding where the chassis needs vhostuser (netdev datapath '
+         "with dpdkvhostuser) or the reverse; a bridge_name other than the chassis's "
+         'OVN bridge (Chassis_Private external_ids neutron:ovn-bridge, else br-int); a'
+         " datapath_type other than the chassis's."),
+    impact=("At its next plug the VM's port lands on a bridge ovn-controller does not "
+            'manage, or on the wrong datapath: no network on the port.'),
+    remedy=('Rewrite bridge_name/datapath_type as the OVN driver writes them for the '
+            'chassis (`vifdoctor repair --code VD404 --ovn-nb-connection NB '
+            '--ovn-sb-connection SB`); a vif_type that does not fit needs a re-bind '
+            "(binding:host_id to '' and back). Then hard-reboot the VM so Nova plugs "
+            'it again.'),
+    applies_to=_VM_PORT_DETAILS,
+    correction=ovn_details_correction,
+)
+
+declare(
+    'VD405', Severity.WARNING, 'ML2/OVS leftovers in an OVN binding',
+    summary=('ML2/OVN: ML2/OVS leftovers in the details (ovs_hybrid_plug true, '
+             "port_filter not the OVN driver's)"),
+    why=('The details still carry what the OVS driver wrote: ovs_hybrid_plug true '
+         '(Nova plugs through a qbr bridge whose iptables rules no OVS agent '
+         "maintains), or a port_filter other than the OVN driver's "
+         "(enable_security_group for ovs, false for vhostuser). neutron's OVS -> OVN "
+         'migration keeps ovs_hybrid_plug.'),
+    impact=('The VM keeps a useless qbr/qvb/qvo chain and stale neutron-openvswi-* '
+            "chains; OVN's ACLs still filter on the qvo port. Nothing breaks now."),
+    remedy=('Rewrite the details as the OVN driver writes them (`vifdoctor repair '
+            '--code VD405` with the OVN connections), then re-plug the VM at a '
+            'convenient time (hard reboot or migration).'),
+    applies_to=_VM_PORT_DETAILS,
+    correction=ovn_details_correction,
+)
+
+declare(
+    'VD406', Severity.FAILURE, 'bound port without an LSP',
+    summary='ML2/OVN: a bound port has no NB Logical_Switch_Port',
+    why=('A bound Neutron port has no Logical_Switch_Port in the Northbound database: '
+         'deleted by hand, or a failed create that the maintenance worker (which '
+         'compares revision numbers only) did not redo.'),
+    impact=('OVN knows nothing of the port: no ovn-controller claims it, the VM has no'
+            ' network on it and its security groups are not applied.'),
+    remedy=('Run neutron-ovn-db-sync-util in repair mode (the exact command is in the '
+            'finding): it recreates missing LSPs.'),
+    applies_to=Scope(OVN),
+)
+
+declare(
+    'VD407', Severity.WARNING, 'LSP without a Neutron port',
+    summary=('ML2/OVN: a Logical_Switch_Port on a neutron network has no Neutron port '
+             '(provnet-* excepted)'),
+    why=('A Logical_Switch_Port on a neutron-<network id> switch has no Neutron port '
+         'of its name: added by hand, or left behind by a deleted port. The provnet-* '
+         'localnet ports neutron makes for physical segments are not orphans.'),
+    impact=('It holds addresses (MAC/IP) that Neutron may hand out again, and an '
+            'ovn-controller may claim it for an interface with that iface-id.'),
+    remedy=('Run neutron-ovn-db-sync-util in repair mode when the LSP has '
+            'neutron:port_name; otherwise delete it by hand with ovn-nbctl lsp-del '
+            '(the finding says which).'),
+    applies_to=Scope(OVN),
+)
+
+declare(
+    'VD408', Severity.FAILURE, 'requested-chassis is not the binding host',
+    summary=("ML2/OVN: the LSP's requested-chassis is not the binding host, outside a "
+             'live migration'),
+    why=("The LSP's options:requested-chassis names another host than the binding, "
+         'outside a live migration (during one it is "src,dst" and the binding profile'
+         ' has migrating_to). Edited by hand, or a binding change whose NB update '
+         'failed.'),
+    impact=('ovn-controller on the binding host refuses to claim the port; the VM on '
+            'it has no network, or the port is claimed on the host requested-chassis '
+            'names.'),
+    remedy=('Re-bind the port through the API (`vifdoctor repair --os-cloud NAME`, or '
+            "binding:host_id to '' and back) so the driver rewrites the LSP."),
+    applies_to=_VM_PORTS,
+)
+
+declare(
+    'VD409', Severity.FAILURE, 'port claimed by another chassis',
+    summary="ML2/OVN: the SB Port_Binding is claimed by another host's chassis",
+    why=("The SB Port_Binding's chassis is a chassis whose hostname is not the binding"
+         " host: its traffic goes to another hypervisor. A live migration's "
+         'destination claims as additional_chassis, which is no fault.'),
+    impact=("The VM on the binding host has no network on this port; another host's "
+            'interface with the same iface-id gets its traffic.'),
+    remedy=('Find the interface with this iface-id on the claiming host (`ovs-vsctl '
+            '--columns=name find Interface external_ids:iface-id=PORT`) and remove it,'
+            " then check the port's requested-chassis (VD408)."),
+    applies_to=_VM_PORTS,
+)
+
+declare(
+    'VD410', Severity.WARNING, 'port status disagrees with the LSP',
+    summary=('ML2/OVN: port status ACTIVE with the LSP down, or DOWN with it up, '
+             'outside a live migration'),
+    why=("Neutron's port status is ACTIVE while the LSP is not up, or DOWN while it is"
+         " up, outside a live migration. Neutron sets the status from OVN's up events;"
+         ' a missed event leaves them apart.'),
+    impact=('Builds and attaches wait for network-vif-plugged and time out; a port '
+            'shown ACTIVE may have no working datapath.'),
+    remedy=("Check the port's claim (VD409) and the host's ovn-controller; a restart "
+            'of the neutron API resets port status from the LSPs.'),
+    applies_to=_VM_PORTS,
+)
 
 
 @dataclass(frozen=True)
@@ -264,7 +438,7 @@ def _judge_details(b: Binding, stored: dict, chassis: OvnChassis,
                      f"but chassis {chassis.name} runs {_dp(chassis.datapath_type)}")
     same_type = b.vif_type == want_type
     if wrong:
-        fix = _correction(stored, want, ("bridge_name", "datapath_type")) if same_type else None
+        fix = ovn_details_correction(stored, want) if same_type else None
         out.append(_finding("VD404", b, "; ".join(wrong), chassis, correction=fix,
                             **fields))
     leftovers: list[str] = []
@@ -276,20 +450,10 @@ def _judge_details(b: Binding, stored: dict, chassis: OvnChassis,
         leftovers.append(f"port_filter {key}, the OVN driver writes {want['port_filter']} "
                          f"for {want_type}")
     if leftovers:
-        fix = _correction(stored, want, ("port_filter",)) if same_type else None
+        fix = ovn_details_correction(stored, want) if same_type else None
         out.append(_finding("VD405", b, "; ".join(leftovers), chassis, correction=fix,
                             **fields))
     return out
-
-
-def _correction(stored: dict, want: dict, keys: Iterable[str]) -> dict:
-    """Rewrite as the driver writes: the named keys (and every key the driver writes but
-    the row lacks or holds differently), without ovs_hybrid_plug; other keys kept."""
-    sets = {k: want[k] for k in want if stored.get(k) != want[k] or k not in stored}
-    for k in keys:
-        sets[k] = want[k]
-    remove = ["ovs_hybrid_plug"] if "ovs_hybrid_plug" in stored else []
-    return {"set": sets, "remove": remove}
 
 
 def _judge_lsp(b: Binding, lsp: OvnPort, view: OvnView, dst: str, port_status: str | None,
@@ -347,20 +511,19 @@ def is_orphan_candidate(lsp: OvnPort) -> bool:
 def orphan_finding(lsp: OvnPort, octx: OvnContext, bound_elsewhere: str | None = None
                    ) -> Finding:
     """VD407 for an LSP that has no Neutron port."""
-    info = catalog.CATALOG["VD407"]
     network = lsp.switch[len(OVN_SWITCH_PREFIX):]
     how = ("neutron-ovn-db-sync-util can delete it (it has neutron:port_name)"
            if lsp.has_port_name else
            "it lacks neutron:port_name, so neutron-ovn-db-sync-util never sees it")
-    return Finding(
-        code="VD407", severity=info.severity, title=info.title,
-        message=f"Logical_Switch_Port {lsp.name} on {lsp.switch} has no Neutron port; {how}",
-        impact=info.impact, remedy=sync_remedy("VD407", [lsp.name], octx, lsp=lsp),
+    f = declared_finding(
+        "VD407", f"Logical_Switch_Port {lsp.name} on {lsp.switch} has no Neutron port; {how}",
         port_id=lsp.name, host=lsp.host_id, network_id=network,
         device_owner=lsp.device_owner,
         extra={"chassis": lsp.claimed_by or "", "instance": "", "lsp_type": lsp.type,
                "requested_chassis": lsp.requested_chassis,
                "has_port_name": lsp.has_port_name})
+    f.remedy = sync_remedy("VD407", [lsp.name], octx, lsp=lsp)
+    return f
 
 
 def sync_command(octx: OvnContext) -> str:
