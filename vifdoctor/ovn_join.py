@@ -13,7 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vifdoctor.model import Agent, Binding, Finding
-from vifdoctor.model_ovn import OVN_SWITCH_PREFIX, OvnView, Segment, chassis_list
+from vifdoctor.model_ovn import (
+    AGENT_CONTROLLER,
+    AGENT_CONTROLLER_GW,
+    DEFAULT_OVN_BRIDGE,
+    OVN_SWITCH_PREFIX,
+    OvnChassis,
+    OvnView,
+    Segment,
+    chassis_list,
+    parse_bridge_mappings,
+)
 from vifdoctor.rules.binding import Judgement
 from vifdoctor.rules.ovn import (
     MigrationTally,
@@ -36,6 +46,34 @@ OVN_ASSUMPTIONS = (
 )
 
 
+AGENTS_ONLY_NOTE = (
+    "OVN: judged from the OVN agents Neutron lists (GET /v2.0/agents, neutron's AgentCache): "
+    "VD401-VD403 only, on single-segment networks for VD403; the details, the LSPs and "
+    "the claims (VD404-VD410) need --ovn-nb-connection and --ovn-sb-connection")
+
+
+def view_from_agents(agents: dict[str, list[Agent]]) -> OvnView | None:
+    """Chassis as the API shows OVN's synthesized agents; None when it shows none."""
+    chassis = []
+    for host, rows in agents.items():
+        for a in rows:
+            if a.agent_type not in (AGENT_CONTROLLER, AGENT_CONTROLLER_GW):
+                continue
+            mappings = str(a.configurations.get("bridge-mappings") or "")
+            physnets, error = parse_bridge_mappings(mappings)
+            chassis.append(OvnChassis(
+                name=str(a.configurations.get("chassis_name") or a.id), hostname=host,
+                alive=a.alive, liveness="Neutron's API says the agent is "
+                + ("alive" if a.alive else "dead (AgentCache: nb_cfg and nb_cfg_timestamp)"),
+                gateway=a.agent_type == AGENT_CONTROLLER_GW, bridge_mappings=mappings,
+                physnets=physnets, mappings_error=error, datapath_type="", iface_types=(),
+                ovn_bridge=DEFAULT_OVN_BRIDGE))
+    if not chassis:
+        return None
+    return OvnView(nb_cfg=0, chassis=chassis, ports={},
+                   source={"from": "GET /v2.0/agents", "chassis": len(chassis)})
+
+
 @dataclass
 class OvnJoin:
     view: OvnView
@@ -43,6 +81,7 @@ class OvnJoin:
     octx: OvnContext
     segments: dict[str, Segment]
     live_ovs_anywhere: bool
+    chassis_only: bool = False  # the API's agents, no NB/SB: VD401-VD403 only
     tally: MigrationTally = field(default_factory=MigrationTally)
     seen: set[str] = field(default_factory=set)  # every port id the stream carried
 
@@ -51,15 +90,18 @@ class OvnJoin:
         return is_ovn_binding(b, host_agents, self.view, self.live_ovs_anywhere)
 
     def judge(self, b: Binding) -> Judgement:
-        segment = self.segments.get(b.segment or "")
+        segment = self.segments.get(b.segment or "") or self.segments.get(f"net:{b.network_id}")
         judged = judge_ovn_binding(b, self.view, self.ctx, self.octx, segment=segment,
-                                   port_status=b.port_status or None)
+                                   port_status=b.port_status or None,
+                                   chassis_only=self.chassis_only)
         self.tally.add(b, judged)
         return Judgement(judged.category, judged.findings)
 
     def finish(self, neutron_has: Callable[[list[str]], dict[str, str]],
                networks: Sequence[str] = ()) -> list[Finding]:
         """VD407: LSPs on neutron switches whose name no Neutron port has."""
+        if self.chassis_only:
+            return []
         wanted = {OVN_SWITCH_PREFIX + n for n in networks}
         candidates = [p for p in self.view.ports.values()
                       if is_orphan_candidate(p) and p.name not in self.seen
@@ -81,8 +123,12 @@ def live_ovs_agents(agents: dict[str, list[Agent]]) -> bool:
 def migration_footer(ovn: dict) -> list[str]:
     """The migration view as lines for the table output."""
     mig = ovn["migration"]
-    lines = [f"OVN: {ovn['source'].get('chassis', 0)} chassis, "
-             f"{ovn['source'].get('logical_switch_ports', 0)} logical switch ports read"]
+    src = ovn["source"]
+    if "from" in src:
+        lines = [f"OVN: {src.get('chassis', 0)} agents from {src['from']} (no NB/SB read)"]
+    else:
+        lines = [f"OVN: {src.get('chassis', 0)} chassis, "
+                 f"{src.get('logical_switch_ports', 0)} logical switch ports read"]
     for host, row in mig["hosts"].items():
         left = {k: v for k, v in row.items() if k not in ("vm_ports", "fully_on_ovn") and v}
         if left:
@@ -101,7 +147,14 @@ def open_ovn(nb: str | None, sb: str | None, config_files: Sequence[str], source
 
     settings = resolve_ovn(nb, sb, list(config_files))
     if not settings.given:
-        return None, []
+        view = view_from_agents(agents)
+        if view is None:
+            return None, []
+        octx = OvnContext(enable_security_group=ctx.enable_security_group,
+                          config_files=tuple(config_files))
+        join = OvnJoin(view, ctx, octx, read_segments(source), live_ovs_agents(agents),
+                       chassis_only=True)
+        return join, [AGENTS_ONLY_NOTE, OVN_ASSUMPTIONS[0]]
     view = read_ovn(settings, down_time)
     octx = OvnContext(enable_security_group=ctx.enable_security_group,
                       vhost_sock_dir=settings.vhost_sock_dir,

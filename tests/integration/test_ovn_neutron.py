@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import urllib.request
 import uuid
@@ -133,7 +134,8 @@ def drift_details(server: OvnNeutronServer, port_id: str, **changes: Any) -> Non
                "AND status = 'ACTIVE'", d=json.dumps(details), p=port_id)
 
 
-def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path) -> None:
+def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     lab = ovn_cloud.lab
     net = network(ovn_cloud)
     vlan = network(ovn_cloud, **{"provider:network_type": "vlan",
@@ -204,6 +206,20 @@ def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path
     assert by[("VD405", pid["hybrid"])]["correction"]["remove"] == ["ovs_hybrid_plug"]
     assert code == 2
     assert doc["ovn"]["migration"]["hosts"]["cmp1"]["hybrid-plugged"] == 1
+
+    # API mode, no NB/SB: the agents neutron synthesizes (GET /v2.0/agents) give
+    # VD401-VD403; the rest needs the databases.
+    for key in [k for k in os.environ if k.startswith("OS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(ovn_cloud.clouds_yaml))
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["audit", "--os-cloud", "vdtest", "--no-nova-api", "-f", "json"])
+    assert rc == 2, err.getvalue()
+    api_doc = json.loads(out.getvalue())
+    assert ovn_codes(api_doc) == {pid["dead"]: {"VD402"}, pid["renamed"]: {"VD401"},
+                                  pid["vlan"]: {"VD403"}}
+    assert api_doc["ovn"]["source"]["from"] == "GET /v2.0/agents"
 
     # The repair rewrites VD404/VD405 rows as the driver writes them for the chassis,
     # backed up and guarded like VD101's; nothing else is touched.

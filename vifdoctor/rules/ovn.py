@@ -336,8 +336,12 @@ def _finding(code: str, b: Binding, message: str, chassis: OvnChassis | None = N
 
 def judge_ovn_binding(b: Binding, view: OvnView, ctx: RuleContext, octx: OvnContext, *,
                       segment: Segment | None = None, port_status: str | None = None,
-                      ) -> OvnJudgement:
-    """Judge one binding OVN serves: the generic checks, then VD401-VD410."""
+                      chassis_only: bool = False) -> OvnJudgement:
+    """Judge one binding OVN serves: the generic checks, then VD401-VD410.
+
+    ``chassis_only``: the view holds only the agents Neutron's API lists (no NB/SB):
+    VD401-VD403 are judged, the rest needs the databases.
+    """
     base: Judgement = judge_binding(b, [], ctx)
     findings = [f for f in base.findings if f.code in GENERIC_CODES]
     details = parse_json_column(b.vif_details)
@@ -346,7 +350,7 @@ def judge_ovn_binding(b: Binding, view: OvnView, ctx: RuleContext, octx: OvnCont
     if not details.ok or not live:
         return OvnJudgement(base.category, findings)
     lsp = view.ports.get(b.port_id)
-    if bound and lsp is None and b.device_owner != FLOATINGIP_OWNER:
+    if bound and lsp is None and b.device_owner != FLOATINGIP_OWNER and not chassis_only:
         findings.append(_finding(
             "VD406", b, f"port {b.port_id} ({b.device_owner or 'no device_owner'}) is bound "
             f"to {b.host} but NB has no Logical_Switch_Port named after it",
@@ -362,9 +366,9 @@ def judge_ovn_binding(b: Binding, view: OvnView, ctx: RuleContext, octx: OvnCont
     dst = migrating_to(profile)
     chassis = _judge_chassis(b, view, segment, findings)
     stored = details.as_dict()
-    if chassis is not None:
+    if chassis is not None and not chassis_only:
         findings.extend(_judge_details(b, stored, chassis, octx))
-    if lsp is not None:
+    if lsp is not None and not chassis_only:
         findings.extend(_judge_lsp(b, lsp, view, dst, port_status, chassis))
     return OvnJudgement(JUDGED, findings, chassis, migration_leftovers(b, stored))
 

@@ -39,8 +39,6 @@ PORT_FIELDS = (
     "revision_number", "binding:host_id", "binding:vif_type", "binding:vif_details",
     "binding:vnic_type", "binding:profile",
 )
-AGENT_FIELDS = ("id", "agent_type", "host", "admin_state_up", "alive",
-                "heartbeat_timestamp", "configurations")
 BOUND_DRIVERS = "bound_drivers"  # added to vif_details by ML2 when it shows a port
 
 API_ASSUMPTIONS = (
@@ -251,7 +249,9 @@ class NeutronApi:
         """Every agent by host; alive = heartbeat within ``down_time`` of the server's clock."""
         if "agent" not in self.extensions:
             return {}
-        items = list(self._list("agents", AGENT_FIELDS, []))
+        # One plain GET: agents are few, and ML2/OVN's synthesized agents refuse sorting
+        # and paging (HTTP 400 "['id'] is invalid attribute for sort_keys").
+        items = self._get("/agents").json().get("agents", [])
         self.now = self._last_time or self.now  # the clock as the agents were read
         by_host: dict[str, list[Agent]] = {}
         limit = self.now - datetime.timedelta(seconds=down_time) if self.now else None
@@ -260,9 +260,10 @@ class NeutronApi:
             raw = "" if raw_value is None else json.dumps(raw_value)
             parsed = parse_json_column(raw)
             beat = _parse_time(item.get("heartbeat_timestamp"))
-            if limit is not None and beat is not None:
+            ovn = (item.get("agent_type") or "").startswith("OVN ")
+            if limit is not None and beat is not None and not ovn:
                 alive = beat >= limit
-            else:  # no clock to measure against: the server's own verdict
+            else:  # no clock to measure against, or OVN's AgentCache (nb_cfg): the server's
                 alive = bool(item.get("alive"))
             agent = Agent(
                 id=str(item.get("id")),
@@ -277,6 +278,16 @@ class NeutronApi:
             )
             by_host.setdefault(agent.host, []).append(agent)
         return by_host
+
+    def network_segments(self) -> dict[str, tuple[str, str | None]]:
+        """Network id -> (network type, physical network) of single-segment networks."""
+        fields = ("id", "provider:network_type", "provider:physical_network")
+        found: dict[str, tuple[str, str | None]] = {}
+        for net in self._list("networks", fields, []):
+            if net.get("provider:network_type"):
+                found[str(net["id"])] = (net["provider:network_type"],
+                                         net.get("provider:physical_network"))
+        return found
 
     # -- ports -----------------------------------------------------------
     def _filters(self, selectors: Selectors) -> list[tuple[str, str]]:
