@@ -209,6 +209,11 @@ def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path
 
     # API mode, no NB/SB: the agents neutron synthesizes (GET /v2.0/agents) give
     # VD401-VD403; the rest needs the databases.
+    deadline = time.monotonic() + 60  # neutron's agent cache follows SB events: let it
+    while any(a["alive"] for a in call(ovn_cloud, "GET", "/agents")["agents"]
+              if a["host"] == "cmp3"):
+        assert time.monotonic() < deadline, "neutron never saw ch-cmp3 die"
+        time.sleep(0.5)
     for key in [k for k in os.environ if k.startswith("OS_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(ovn_cloud.clouds_yaml))
