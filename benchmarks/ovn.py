@@ -5,7 +5,7 @@
 1. generate a Neutron cloud of N ports (``benchmarks/generate.py --no-nova``, database
    ``vifdoctor_bench_ovn_N``) and make it a migrated one: every OVS agent dead (its
    bindings still name the openvswitch driver, as after the real migration);
-2. a private NB/SB with a real ovn-northd (tests/ovnlab.py); one chassis per host; every
+2. a private NB/SB with a real ovn-northd (vifdoctor/demo/ovnlab.py); one chassis per host; every
    port an LSP on ``neutron-<network>`` (requested-chassis = its host, neutron's
    external_ids), loaded in bulk by OVSDB ``transact`` (JSON-RPC); northd makes the
    Port_Bindings (``ovn-nbctl --wait=sb sync``); each is claimed by its host's chassis;
@@ -25,12 +25,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 from _common import ROOT, connect, url, vifdoctor_command  # noqa: E402
 from audit import best, timed  # noqa: E402
-from ovnlab import OvnLab  # noqa: E402
 
+from vifdoctor.demo.ovnlab import OvnLab  # noqa: E402
 from vifdoctor.sources.ovn import NB_COLUMNS, SB_COLUMNS  # noqa: E402
 
 CHUNK = 5000

@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "audit it")
     demo.add_argument("--dir", default="vifdoctor-demo",
                       help="folder for the demo databases (default: ./vifdoctor-demo)")
+    demo.add_argument("--ovn", action="store_true",
+                      help="an ML2/OVN cloud instead: a private OVN NB/SB and ovn-northd "
+                           "(needs Debian's ovn-central, ovn-common and ovn-host)")
     _add_output_options(demo)
     return parser
 
