@@ -214,8 +214,10 @@ def run_audit(
             for f in ovn_join.finish(bound_hosts, networks):
                 if keep(f):
                     report.add(f)
-        report.ovn = ovn_join.document({h: a for h, a in agents.items()
-                                        if not hosts or h in hosts})
+        report.ovn = ovn_join.document(
+            {h: a for h, a in agents.items() if not hosts or h in hosts},
+            {h: w for h, w in host_join.reports.items() if not hosts or h in hosts}
+            if host_join is not None else None)
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vifdoctor.model import Agent, Binding, Finding
+from vifdoctor.model import Agent, Binding, Finding, HostWiring
 from vifdoctor.model_ovn import (
     AGENT_CONTROLLER,
     AGENT_CONTROLLER_GW,
@@ -34,6 +34,8 @@ from vifdoctor.rules.ovn import (
     orphan_finding,
 )
 from vifdoctor.rules.plug import AGENT_OVS, RuleContext
+
+TRUNK_BRIDGE_PREFIX = "tbr-"  # neutron's OVS trunk driver: one bridge per trunk
 
 OVN_ASSUMPTIONS = (
     "OVN: a binding is OVN's when its driver is ovn, or when it is ovs/vhostuser on a host "
@@ -110,10 +112,18 @@ class OvnJoin:
         return [orphan_finding(p, self.octx) for p in sorted(candidates, key=lambda p: p.name)
                 if p.name not in known]
 
-    def document(self, agents: dict[str, list[Agent]]) -> dict:
+    def document(self, agents: dict[str, list[Agent]],
+                 wiring: dict[str, HostWiring] | None = None) -> dict:
         self.tally.add_agents(agents)
+        for host, w in sorted((wiring or {}).items()):  # host-scan reports, when given
+            self.tally.add_trunk_bridges(host, len(trunk_bridges(w)))
         return {"source": self.view.source, "chassis": chassis_list(self.view.chassis),
                 "migration": self.tally.as_dict()}
+
+
+def trunk_bridges(w: HostWiring) -> set[str]:
+    """ML2/OVS trunk bridges (tbr-<trunk id>) a host scan found; OVN uses none."""
+    return {i.bridge for i in w.ovs.values() if i.bridge.startswith(TRUNK_BRIDGE_PREFIX)}
 
 
 def live_ovs_agents(agents: dict[str, list[Agent]]) -> bool:

@@ -267,3 +267,18 @@ def test_sync_command_defaults() -> None:
     assert sync_command(OCTX) == (
         "neutron-ovn-db-sync-util --config-file /etc/neutron/neutron.conf --config-file "
         "/etc/neutron/plugins/ml2/ml2_conf.ini --ovn-neutron_sync_mode repair")
+
+
+def test_trunk_bridges_from_a_host_scan_count_in_the_migration_view() -> None:
+    from vifdoctor.model import HostWiring
+    from vifdoctor.ovn_join import OvnJoin
+
+    iface = {"name": "tpi-1", "type": "patch", "ofport": 3, "external_ids": {}}
+    report = {"host": "cmp1", "ovs_bridges": [
+        {"name": "br-int", "ports": [{"name": "tpi-1", "interfaces": [iface]}]},
+        {"name": "tbr-6e0f1c2a-9", "ports": [{"name": "tap1", "interfaces": [
+            {"name": "tap1", "type": "", "ofport": 1, "external_ids": {}}]}]}]}
+    wiring = HostWiring.from_report(report)
+    join = OvnJoin(view(), CTX, OCTX, {}, live_ovs_anywhere=False)
+    doc = join.document({}, {"cmp1": wiring})
+    assert doc["migration"]["hosts"]["cmp1"]["trunk bridges"] == 1
