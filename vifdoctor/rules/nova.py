@@ -10,7 +10,7 @@ re-plugs only on start and hard reboot (domain.md section 6).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,7 +218,7 @@ def judge_instance(
     ctx: RuleContext,
     *,
     check_missing_ports: bool = True,
-    live: dict[str, str] | None = None,
+    live: Mapping[str, str] | None = None,
 ) -> tuple[list[Finding], InstanceView]:
     """VD201-VD205 for one instance and its Neutron compute ports (ACTIVE rows)."""
     findings: list[Finding] = []
