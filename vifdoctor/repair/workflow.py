@@ -119,6 +119,7 @@ def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions
     path = write_backup(folder, _backup_header(source, what), backup_rows,
                         name=f"{what}-{_stamp()}.json")
     bar = hooks.progress(len(changes))
+    assert source.layout is not None
     try:
         with hooks.writing() as should_stop:
             outcome = writer.apply_changes(
