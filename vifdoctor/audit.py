@@ -6,8 +6,10 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
@@ -58,6 +60,22 @@ class NovaJoin:
     # every other instance look as if Neutron lacked its ports.
     full: bool = True
     hosts: frozenset[str] = frozenset()
+
+
+class BindingJoin(Protocol):
+    """Another family of facts judged beside each binding (host wiring, OVN, ...).
+
+    ``judge`` sees each binding after the binding rules; ``finish`` reports what no
+    binding explained; ``live`` maps port ids to how the port is wired now, when the
+    join knows it (Nova's view of an instance uses it).
+    """
+
+    live: dict[str, str]
+
+    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
+              ctx: RuleContext) -> list[Finding]: ...
+
+    def finish(self) -> list[Finding]: ...
 
 
 @dataclass
@@ -146,7 +164,7 @@ def run_audit(
     agent_rows: list[dict] | None = None,
     nova: NovaJoin | None = None,
     ports_narrowed: bool = False,
-    host_join: HostJoin | None = None,
+    joins: Sequence[BindingJoin] = (),
     ovn_join: OvnJoin | None = None,
     networks: tuple[str, ...] = (),
     orphans: bool = True,
@@ -161,11 +179,11 @@ def run_audit(
     def judge(binding: Binding) -> Judgement:
         host_agents = agents.get(binding.host, [])
         if ovn_join is not None and ovn_join.claims(binding, host_agents):
-            judgement = ovn_join.judge(binding)
+            judgement = ovn_join.judge(binding)  # instead of the OVS agents' rules
         else:
             judgement = judge_binding(binding, host_agents, ctx, needs_memo)
-        if host_join is not None:
-            judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
+        for join in joins:
+            judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
@@ -176,6 +194,8 @@ def run_audit(
 
     for binding in bindings:
         judge(binding)
+    # A live view: the joins learn each VM port's wiring as the Nova merge judges it.
+    live = ChainMap(*(join.live for join in joins))
     if nova is not None:
         report.nova = nova.cells
         for device_id, group, instance in join_by_instance(nova.compute_bindings,
@@ -191,7 +211,7 @@ def run_audit(
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
-                                         live=host_join.live if host_join else None)
+                                         live=live)
             for f in found:
                 if keep(f):
                     report.add(f)
@@ -205,8 +225,8 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
-    if host_join is not None and not ports_narrowed:
-        for f in host_join.finish():
+    for join in joins if not ports_narrowed else ():
+        for f in join.finish():
             if keep(f) and (not hosts or f.host in hosts):
                 report.add(f)
     if ovn_join is not None:
@@ -214,10 +234,10 @@ def run_audit(
             for f in ovn_join.finish(bound_hosts, networks):
                 if keep(f):
                     report.add(f)
+        wiring = {h: w for join in joins if isinstance(join, HostJoin)
+                  for h, w in join.reports.items() if not hosts or h in hosts}
         report.ovn = ovn_join.document(
-            {h: a for h, a in agents.items() if not hosts or h in hosts},
-            {h: w for h, w in host_join.reports.items() if not hosts or h in hosts}
-            if host_join is not None else None)
+            {h: a for h, a in agents.items() if not hosts or h in hosts}, wiring)
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:
@@ -249,10 +269,10 @@ def audit_cloud(options: AuditOptions,
             nova = None
             bindings = s.source.bindings(s.selectors)
             assumptions = list(s.settings.assumptions)
-            host_join = None
+            joins: list[BindingJoin] = []
             if host_source is not None:
                 reports, notes = host_source.reports()
-                host_join = HostJoin(reports, s.source.bound_hosts)
+                joins.append(HostJoin(reports, s.source.bound_hosts))
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
@@ -281,7 +301,7 @@ def audit_cloud(options: AuditOptions,
                                           if not hosts or h in hosts}),
                 nova=nova,
                 ports_narrowed=options.narrowed_to_ports,
-                host_join=host_join,
+                joins=joins,
                 ovn_join=ovn_join,
                 networks=options.network,
                 # orphan LSPs are judged on a whole cloud, or on whole networks

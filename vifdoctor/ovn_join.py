@@ -165,6 +165,7 @@ def open_ovn(nb: str | None, sb: str | None, config_files: Sequence[str], source
         join = OvnJoin(view, ctx, octx, read_segments(source), live_ovs_agents(agents),
                        chassis_only=True)
         return join, [AGENTS_ONLY_NOTE, OVN_ASSUMPTIONS[0]]
+    assert settings.nb is not None and settings.sb is not None  # given: both (resolve_ovn)
     view = read_ovn(settings, down_time)
     octx = OvnContext(enable_security_group=ctx.enable_security_group,
                       vhost_sock_dir=settings.vhost_sock_dir,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from vifdoctor.model import JUDGED, Agent, Binding, Finding, Severity, parse_json_column
 from vifdoctor.model_ovn import (
@@ -323,7 +324,7 @@ class OvnJudgement:
 
 
 def _finding(code: str, b: Binding, message: str, chassis: OvnChassis | None = None, *,
-             remedy: str | None = None, extra: dict | None = None, **fields: object
+             remedy: str | None = None, extra: dict | None = None, **fields: Any
              ) -> Finding:
     """A finding that names the port, host, chassis and instance."""
     f = new_finding(code, b, message, **fields)
@@ -425,7 +426,8 @@ def _judge_details(b: Binding, stored: dict, chassis: OvnChassis,
     """VD404 (Nova plugs what OVN does not wire here) and VD405 (ML2/OVS leftovers)."""
     want_type = expected_vif_type(chassis, b.vnic_type)
     want = expected_details(b, chassis, want_type, octx)
-    fields = {"stored_details": stored if b.vif_details else "", "expected_details": want}
+    fields: dict[str, Any] = {"stored_details": stored if b.vif_details else "",
+                              "expected_details": want}
     out: list[Finding] = []
     wrong: list[str] = []
     if b.vif_type != want_type and {b.vif_type, want_type} <= {VIF_OVS, VIF_VHOSTUSER}:
