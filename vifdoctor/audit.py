@@ -212,6 +212,8 @@ def run_audit(
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
                                          live=live)
+            if ovn_join is not None:
+                found.extend(ovn_join.judge_instance(instance, group))
             for f in found:
                 if keep(f):
                     report.add(f)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vifdoctor.model import Agent, Binding, Finding, HostWiring
+from vifdoctor.model import Agent, Binding, Finding, HostWiring, Instance
 from vifdoctor.model_ovn import (
     AGENT_CONTROLLER,
     AGENT_CONTROLLER_GW,
@@ -32,6 +32,7 @@ from vifdoctor.rules.ovn import (
     is_ovn_binding,
     judge_ovn_binding,
     orphan_finding,
+    unclaimed_findings,
 )
 from vifdoctor.rules.plug import AGENT_OVS, RuleContext
 
@@ -86,6 +87,7 @@ class OvnJoin:
     chassis_only: bool = False  # the API's agents, no NB/SB: VD401-VD403 only
     tally: MigrationTally = field(default_factory=MigrationTally)
     seen: set[str] = field(default_factory=set)  # every port id the stream carried
+    ovn_vm_ports: set[str] = field(default_factory=set)  # VM ports judged as OVN's
 
     def claims(self, b: Binding, host_agents: Sequence[Agent]) -> bool:
         self.seen.add(b.port_id)
@@ -93,11 +95,21 @@ class OvnJoin:
 
     def judge(self, b: Binding) -> Judgement:
         segment = self.segments.get(b.segment or "") or self.segments.get(f"net:{b.network_id}")
+        if b.is_compute_port:
+            self.ovn_vm_ports.add(b.port_id)
         judged = judge_ovn_binding(b, self.view, self.ctx, self.octx, segment=segment,
                                    port_status=b.port_status or None,
                                    chassis_only=self.chassis_only)
         self.tally.add(b, judged)
         return Judgement(judged.category, judged.findings)
+
+    def judge_instance(self, instance: Instance | None, group: Sequence[Binding]
+                       ) -> list[Finding]:
+        """An instance's OVN ports that no chassis claims while its VIFs are plugged."""
+        if self.chassis_only:
+            return []
+        return unclaimed_findings(instance, [b for b in group if b.port_id in self.ovn_vm_ports],
+                                  self.view)
 
     def finish(self, neutron_has: Callable[[list[str]], dict[str, str]],
                networks: Sequence[str] = ()) -> list[Finding]:

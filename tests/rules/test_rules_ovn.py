@@ -282,3 +282,16 @@ def test_trunk_bridges_from_a_host_scan_count_in_the_migration_view() -> None:
     join = OvnJoin(view(), CTX, OCTX, {}, live_ovs_anywhere=False)
     doc = join.document({}, {"cmp1": wiring})
     assert doc["migration"]["hosts"]["cmp1"]["trunk bridges"] == 1
+
+
+def test_unclaimed_port_of_a_running_instance() -> None:
+    from vifdoctor.model import Instance
+    from vifdoctor.rules.ovn import unclaimed_findings
+
+    v = view(ports=[lsp(claimed_by=None)])
+    running = Instance(uuid=VM, cell="cell1", host="cmp1", vm_state="active", power_state=1)
+    (f,) = unclaimed_findings(running, [binding()], v)
+    assert f.code == "VD409" and f.instance["uuid"] == VM and "no chassis claims" in f.message
+    stopped = Instance(uuid=VM, cell="cell1", host="cmp1", vm_state="stopped", power_state=4)
+    assert unclaimed_findings(stopped, [binding()], v) == []
+    assert unclaimed_findings(running, [binding()], view()) == []  # claimed: nothing

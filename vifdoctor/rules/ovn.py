@@ -22,7 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vifdoctor.model import JUDGED, Agent, Binding, Finding, Severity, parse_json_column
+from vifdoctor.model import (
+    JUDGED,
+    Agent,
+    Binding,
+    Finding,
+    Instance,
+    Severity,
+    parse_json_column,
+)
 from vifdoctor.model_ovn import (
     DEFAULT_OVN_BRIDGE,
     OVN_SWITCH_PREFIX,
@@ -497,6 +505,27 @@ def _judge_lsp(b: Binding, lsp: OvnPort, view: OvnView, dst: str, port_status: s
             out.append(_finding(
                 "VD410", b, f"Neutron says {port_status}, the LSP is "
                 f"{'up' if up else 'down'}", chassis, extra={"lsp_up": up}))
+    return out
+
+
+def unclaimed_findings(instance: Instance | None, bindings: Sequence[Binding],
+                       view: OvnView) -> list[Finding]:
+    """With Nova: a VM port of an instance whose VIFs exist on its host (running, paused,
+    suspended) must be claimed there; one no chassis claims is VD409, with the instance."""
+    if instance is None or instance.deleted or not instance.plugged:
+        return []
+    out = []
+    for b in bindings:
+        lsp = view.ports.get(b.port_id)
+        if b.status not in (None, "ACTIVE") or lsp is None or lsp.claimed_by is not None:
+            continue
+        f = _finding("VD409", b, f"no chassis claims the port (SB Port_Binding.chassis is "
+                     f"empty) while instance {instance.uuid} is "
+                     f"{'running' if instance.power_state == 1 else 'plugged'} on "
+                     f"{instance.host or '(no host)'}: it has no network on this port",
+                     extra={"claimed_by": "", "instance_host": instance.host})
+        f.instance = instance.as_dict()
+        out.append(f)
     return out
 
 
