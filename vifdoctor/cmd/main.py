@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(audit)
     _add_selectors(audit)
     _add_output_options(audit)
+    audit.add_argument("--metrics-file", metavar="PATH",
+                       help="also write Prometheus metrics here, atomically, in node_exporter's "
+                            "textfile-collector format (even when the audit cannot run: "
+                            "vifdoctor_up 0); needs vifdoctor[prometheus]")
 
     explain = sub.add_parser("explain", help="what a finding code means, its impact and remedy")
     explain.add_argument("codes", nargs="*", metavar="CODE", type=_code,
