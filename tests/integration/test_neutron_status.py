@@ -24,6 +24,7 @@ from pathlib import Path
 import dbfixtures
 import pytest
 from cloudfactory import HYBRID_29, write
+from overlayvenv import REPO, overlay_venv
 
 from vifdoctor.demo import incident
 from vifdoctor.demo.builder import (
@@ -35,7 +36,6 @@ from vifdoctor.demo.builder import (
     SegmentSpec,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 NEUTRON_STATUS = dbfixtures.OPENSTACK_VENV / "bin" / "neutron-status"
 PLUG = "Port bindings Nova will plug wrong"
 STALE = "Stale port bindings"
@@ -47,22 +47,8 @@ OURS = (PLUG, STALE, LEFTOVERS)
 def status_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """python of a venv holding neutron 29.0.0 (via .pth) and a pip-installed vifdoctor."""
     dbfixtures.ensure_openstack_venv()
-    venv = tmp_path_factory.mktemp("neutron-status") / "venv"
-    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                           "['purelib'])"], capture_output=True, text=True, check=True)
-    openstack_site = subprocess.run(
-        [str(dbfixtures.OPENSTACK_PYTHON), "-c",
-         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    Path(site.stdout.strip(), "zz-neutron-29.pth").write_text(openstack_site + "\n")
-    pip = subprocess.run([str(py), "-m", "pip", "install", "--quiet", str(REPO)],
-                         capture_output=True, text=True)
-    if pip.returncode != 0:
-        pytest.fail(f"pip install vifdoctor beside neutron failed:\n{pip.stderr[-3000:]}",
-                    pytrace=False)
-    return py
+    return overlay_venv(dbfixtures.OPENSTACK_PYTHON,
+                        tmp_path_factory.mktemp("neutron-status") / "venv")
 
 
 @pytest.fixture
