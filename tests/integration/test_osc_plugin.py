@@ -112,10 +112,20 @@ def test_osc_errors_are_one_line(osc_python):
     code, out, err = openstack(osc_python, None, "--os-cloud", "nosuch", "vifdoctor", "audit")
     assert code == 1 and "nosuch" in err and "Traceback" not in err
     # vifdoctor's errors become OSC CommandErrors: one line, no password.
-    code, out, err = openstack(osc_python, None, "vifdoctor", "audit", "--neutron-db",
-                               "mysql+pymysql://neutron:Hush-123@127.0.0.1:1/neutron")
+    secret = "mysql+pymysql://neutron:Hush-123@127.0.0.1:1/neutron"
+    code, out, err = openstack(osc_python, None, "vifdoctor", "audit", "--neutron-db", secret)
     assert code == 1 and err.count("\n") == 1 and "cannot connect" in err
     assert "Hush-123" not in err + out
+    # OSC's --debug log: the parsed arguments and vifdoctor's records are masked; OSC's own
+    # "START with options" line echoes argv as typed (hence docs: prefer config files).
+    code, out, err = openstack(osc_python, None, "--debug", "vifdoctor", "audit",
+                               "--neutron-db", secret, "--nova-db", secret)
+    assert code == 1 and "neutron_db='mysql+pymysql://neutron:***@127.0.0.1:1/neutron'" in err
+    assert "nova_db=['mysql+pymysql://neutron:***@127.0.0.1:1/neutron']" in err
+    assert "reading Neutron's database mysql+pymysql://neutron:***@" in err
+    leaking = [line for line in err.splitlines() if "Hush-123" in line]
+    assert len(leaking) == 1 and leaking[0].startswith("START with options: "), leaking
+    assert "Hush-123" not in out
     code, out, err = openstack(osc_python, None, "vifdoctor", "explain", "VD999")
     assert code == 1 and "unknown code(s) VD999" in err
 

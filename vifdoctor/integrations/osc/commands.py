@@ -34,7 +34,7 @@ from vifdoctor.errors import VifdoctorError
 from vifdoctor.options import AuditOptions, RepairOptions, RollbackOptions, SourceOptions
 from vifdoctor.report import Listing, cell
 from vifdoctor.settings import ENV_NEUTRON_DB
-from vifdoctor.sources.database import db_error
+from vifdoctor.sources.database import db_error, scrub
 
 #: One line of help per flag; the long flag is the options field's name.
 HELP = {
@@ -73,6 +73,14 @@ HELP = {
 NOT_FLAGS = ("os_cloud",)
 
 
+class Url(str):
+    """A database URL whose repr hides its password: osc_lib logs ``run(<parsed args>)``
+    at --debug, masked only for ``password=`` patterns, not for URL credentials."""
+
+    def __repr__(self) -> str:
+        return repr(scrub(str(self)))
+
+
 def add_option_flags(parser: argparse.ArgumentParser, options: type) -> None:
     """One flag per field of the options dataclass, typed from its annotation."""
     for f in dataclasses.fields(options):
@@ -84,9 +92,11 @@ def add_option_flags(parser: argparse.ArgumentParser, options: type) -> None:
             parser.add_argument(flag, action="store_true", help=text)
         elif kind.startswith("tuple"):
             parser.add_argument(flag, action="append", default=[], metavar="<value>",
-                                help=text)
+                                type=Url if f.name.endswith("_db") else str, help=text)
         else:
             convert = int if "int" in kind else float if "float" in kind else str
+            if f.name.endswith("_db"):
+                convert = Url
             parser.add_argument(flag, type=convert, metavar="<value>", help=text)
 
 
