@@ -24,6 +24,8 @@ from neutron_server import NeutronServer, ovs_agent_configurations, running_serv
 from overlayvenv import overlay_venv
 from test_api_mode import HYBRID_DETAILS, drift, make_network, make_port
 
+from vifdoctor.cmd.demo import build
+
 OPENSTACK = Path(sys.executable).with_name("openstack")
 HYBRID, NATIVE = "compute1", "compute2"
 
@@ -105,9 +107,17 @@ def test_api_mode_through_osc_session(osc_python, server, ports, monkeypatch):
     plan = {r["Port"]: r for r in json.loads(out)}
     assert list(plan) == [ports["empty"]]
     assert plan[ports["empty"]]["Codes"] == ["VD101", "VD103"]
+    # repair in API mode re-binds through Neutron: without --apply, nothing is written.
+    before = server.sql("SELECT port_id, vif_details FROM ml2_port_bindings ORDER BY port_id")
+    code, out, err = openstack(osc_python, server, "--os-cloud", "vdtest", "vifdoctor",
+                               "repair", "-f", "value", "-c", "Port")
+    assert code == 0, err
+    assert out.split() == [ports["empty"]]
+    assert server.sql("SELECT port_id, vif_details FROM ml2_port_bindings "
+                      "ORDER BY port_id") == before
 
 
-def test_osc_errors_are_one_line(osc_python):
+def test_errors_and_remediation_without_a_server(osc_python, tmp_path):
     # An unknown cloud: OSC's own error, before vifdoctor runs.
     code, out, err = openstack(osc_python, None, "--os-cloud", "nosuch", "vifdoctor", "audit")
     assert code == 1 and "nosuch" in err and "Traceback" not in err
@@ -126,6 +136,17 @@ def test_osc_errors_are_one_line(osc_python):
     leaking = [line for line in err.splitlines() if "Hush-123" in line]
     assert len(leaking) == 1 and leaking[0].startswith("START with options: "), leaking
     assert "Hush-123" not in out
+    # remediation needs Nova: said in one line; with the demo's Nova, the per-host steps.
+    neutron, nova = build(str(tmp_path / "demo"))
+    code, out, err = openstack(osc_python, None, "vifdoctor", "remediation", "--neutron-db",
+                               neutron)
+    assert code == 1 and "remediation needs Nova's database" in err
+    code, out, err = openstack(osc_python, None, "vifdoctor", "remediation", "--neutron-db",
+                               neutron, "--nova-db", nova, "-f", "json")
+    assert code == 0, err
+    steps = json.loads(out)
+    assert {"Host", "Action", "Instance", "Command"} <= set(steps[0])
+    assert any(s["Command"].startswith("openstack vifdoctor repair") for s in steps)
     code, out, err = openstack(osc_python, None, "vifdoctor", "explain", "VD999")
     assert code == 1 and "unknown code(s) VD999" in err
 
