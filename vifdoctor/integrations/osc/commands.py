@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vifdoctor import api
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.integrations.osc.plugin import API_NAME
 from vifdoctor.options import AuditOptions, RepairOptions, RollbackOptions, SourceOptions
 from vifdoctor.report import Listing, cell
 from vifdoctor.settings import ENV_NEUTRON_DB
@@ -156,7 +157,7 @@ class VifdoctorLister(command.Lister):
         # Authenticate now, exactly as OSC does for commands that require it.
         self.auth_required = True
         self.app.prepare_to_run_command(self)
-        connection = self.app.client_manager.vifdoctor
+        connection = getattr(self.app.client_manager, API_NAME)  # plugin.make_client
         with api.openstack_connection(connection):
             yield {**options, "os_cloud": self.app.options.cloud or "openstack client"}
 
@@ -215,7 +216,7 @@ class Remediation(VifdoctorLister):
 
 
 class _Changes(VifdoctorLister):
-    options_class = RepairOptions
+    options_class: type[SourceOptions] = RepairOptions
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--long", action="store_true",
@@ -245,7 +246,7 @@ class Repair(_Changes):
 class Rollback(_Changes):
     """Restore the rows of a repair backup (a dry run unless --apply)."""
 
-    options_class = RollbackOptions
+    options_class: type[SourceOptions] = RollbackOptions
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
