@@ -80,9 +80,13 @@ def confs(tmp_path: Path, dbname: str, user: str, password: str) -> list[str]:
 
 def neutron_status(python: Path, files: list[str], *extra: str
                    ) -> tuple[int, str, str]:
+    """``neutron-status --config-file F... [--config-dir D] upgrade check [--json]``."""
     argv = [str(python), str(NEUTRON_STATUS)]
     for f in files:
         argv += ["--config-file", f]
+    if extra[:1] == ("--config-dir",):
+        argv += list(extra[:2])
+        extra = extra[2:]
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIFDOCTOR_NEUTRON_DB") and not k.startswith("OS_")}
     env["PYTHONWARNINGS"] = "ignore"
@@ -213,11 +217,19 @@ def test_malformed_and_stale_rows(status_python, neutron29_mariadb_url, reader, 
         vm(bad, "null"),
         vm(stale, HYBRID_29, BindingSpec(host="compute9", vif_type="ovs",
                                          vif_details=HYBRID_29, status="INACTIVE"))))
-    files = confs(tmp_path, *reader)
-    code, out, err = neutron_status(status_python, files, "--json")
+    neutron_conf, ml2 = confs(tmp_path, *reader)
+    # ml2 settings from a --config-dir, as packaged deployments (neutron.conf.d) have them
+    folder = tmp_path / "neutron.conf.d"
+    folder.mkdir()
+    Path(ml2).rename(folder / "ml2.conf")
+    code, out, err = neutron_status(status_python, [neutron_conf], "--config-dir",
+                                    str(folder), "--json")
     assert code == 2, out + err
     checks = checks_of(out)
     assert checks[PLUG]["result"] == 2
+    assert checks[PLUG]["details"].endswith("Full report: " + full_command(
+        [neutron_conf, str(folder / "ml2.conf")], "VD101", "VD104", "VD105", "VD107", "VD108",
+        "VD112"))
     assert checks[PLUG]["details"].startswith(
         "1 port binding(s) Nova will plug wrong or cannot plug: VD104 x1. Hosts: compute1 1. "
         f"First: {bad} (VD104 on compute1).")
