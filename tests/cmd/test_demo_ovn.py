@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cloudfactory import run_cli
+from testkit.cloudfactory import run_cli
 
 
 def test_demo_ovn_shows_each_drift(tmp_path: Path) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from cloudfactory import run_cli, write
+from testkit.cloudfactory import run_cli, write
 
 from vifdoctor.demo.builder import CloudSpec
 
 if TYPE_CHECKING:
-    from ovnlab import OvnLab
+    from vifdoctor.demo.ovnlab import OvnLab
 
-pytest_plugins = ["ovnlab"]
+pytest_plugins = ["testkit.ovnlab"]
 
 
 @pytest.mark.parametrize("command", ["audit", "plan", "repair"])

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from vifdoctor.cmd.main import main
 
 if TYPE_CHECKING:
-    from ovnlab import OvnLab
+    from vifdoctor.demo.ovnlab import OvnLab
 
-pytest_plugins = ["ovnlab"]
+pytest_plugins = ["testkit.ovnlab"]
 
 HOSTS = {"cmp1": "ch-cmp1", "cmp2": "ch-cmp2"}
 
@@ -57,8 +57,8 @@ def _audit(db_url: str, conf: Path) -> tuple[int, dict, str]:
 
 def test_after_the_real_migration_the_audit_says_what_is_left(
         ovn_lab: OvnLab, neutron29_mariadb_url: str, tmp_path: Path) -> None:
-    from neutron_server import ovs_agent_configurations, running_server
-    from ovn_neutron import OvnNeutronServer, running_ovn_server
+    from testkit.neutron_server import ovs_agent_configurations, running_server
+    from testkit.ovn_neutron import OvnNeutronServer, running_ovn_server
 
     # 1. ML2/OVS: the real API binds hybrid ports on iptables_hybrid agents.
     ovs_dir = tmp_path / "ovs"

@@ -22,9 +22,9 @@ import pytest
 from vifdoctor.cmd.main import main
 
 if TYPE_CHECKING:
-    from ovn_neutron import OvnNeutronServer
+    from testkit.ovn_neutron import OvnNeutronServer
 
-pytest_plugins = ["ovnlab"]
+pytest_plugins = ["testkit.ovnlab"]
 
 CH = {"cmp1": "ch-cmp1", "cmp2": "ch-cmp2", "cmp3": "ch-cmp3", "cmp4": "ch-cmp4"}
 OVN_DETAILS = {"port_filter": True, "connectivity": "l2", "ovs_create_tap": True,
@@ -34,7 +34,7 @@ OVN_DETAILS = {"port_filter": True, "connectivity": "l2", "ovs_create_tap": True
 @pytest.fixture
 def ovn_cloud(ovn_lab, neutron29_mariadb_url: str, tmp_path: Path,
               monkeypatch: pytest.MonkeyPatch) -> Iterator[OvnNeutronServer]:
-    from ovn_neutron import running_ovn_server
+    from testkit.ovn_neutron import running_ovn_server
 
     for host, name in CH.items():
         ovn_lab.add_chassis(name, host, other_config={

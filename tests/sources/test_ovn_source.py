@@ -14,9 +14,9 @@ from vifdoctor.errors import VifdoctorError
 from vifdoctor.sources.ovn import read_ovn, resolve_ovn
 
 if TYPE_CHECKING:
-    from ovnlab import OvnLab
+    from vifdoctor.demo.ovnlab import OvnLab
 
-pytest_plugins = ["ovnlab"]
+pytest_plugins = ["testkit.ovnlab"]
 REPO = Path(__file__).resolve().parents[2]
 
 

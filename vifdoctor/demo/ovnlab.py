@@ -7,7 +7,7 @@ registered as an operator's ``ovn-sbctl chassis-add`` does, and given the
 ``Chassis_Private`` row a running ``ovn-controller`` writes, so neutron's
 AgentCache (and vifdoctor) see them as agents.
 
-Used by ``vifdoctor demo --ovn`` and by the tests (tests/ovnlab.py wraps it in a
+Used by ``vifdoctor demo --ovn`` and by the tests (tests/testkit/ovnlab.py wraps it in a
 pytest fixture). Missing OVN tools raise :class:`OvnLabError` naming the Debian
 packages (``.ci/run`` installs them for the tests).
 """

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vifdoctor.audit import AuditReport
 from vifdoctor.ovn_join import migration_footer
 from vifdoctor.report import Column, Listing
+from vifdoctor.results import AuditReport
 
 FINDING_COLUMNS = [
     Column("code", "Code"),

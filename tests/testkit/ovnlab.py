@@ -3,7 +3,7 @@
 The lab itself is vifdoctor/demo/ovnlab.py (``vifdoctor demo --ovn`` uses it too).
 Nothing here skips: missing OVN tools fail the test with the Debian package names.
 
-Use: ``pytest_plugins = ["ovnlab"]`` in a test module, then the ``ovn_lab`` fixture.
+Use: ``pytest_plugins = ["testkit.ovnlab"]`` in a test module, then the ``ovn_lab`` fixture.
 """
 
 from __future__ import annotations

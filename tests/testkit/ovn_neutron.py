@@ -19,9 +19,15 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import dbfixtures
-from neutron_server import GUNICORN, WSGI_MODULE, NeutronServer, _free_port, start_gunicorn
-from ovnlab import OvnLab
+from testkit import dbfixtures
+from testkit.neutron_server import (
+    GUNICORN,
+    WSGI_MODULE,
+    NeutronServer,
+    _free_port,
+    start_gunicorn,
+)
+from vifdoctor.demo.ovnlab import OvnLab
 
 READY_TIMEOUT = 90.0
 
