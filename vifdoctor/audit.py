@@ -42,6 +42,7 @@ class AuditReport:
     by_code: Counter = field(default_factory=Counter)
     by_severity: Counter = field(default_factory=Counter)
     by_host: Counter = field(default_factory=Counter)
+    live_wiring: dict[str, str] = field(default_factory=dict)  # port -> kind a host scan saw
 
     def add(self, f: Finding) -> None:
         self.by_code[f.code] += 1
@@ -252,6 +253,8 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
+    if host_join is not None:
+        report.live_wiring = host_join.live
     if host_join is not None and not ports_narrowed:
         for f in host_join.finish():
             if keep(f) and (not hosts or f.host in hosts):
