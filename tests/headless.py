@@ -84,7 +84,8 @@ class Chromium:
             self.events.append(msg)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -92,6 +93,7 @@ class Chromium:
     def load(self, path: str | Path, fragment: str = "", timeout: float = 60) -> float:
         """Open the file; wait until the report says it is ready; seconds from navigation."""
         url = Path(path).resolve().as_uri() + fragment
+        self.call("Page.navigate", url="about:blank")  # a fresh document, even for #fragments
         self.events.clear()
         start = time.monotonic()
         self.call("Page.navigate", url=url)

@@ -315,14 +315,18 @@
   /* ---- start ------------------------------------------------------------------------ */
   findings.refresh();
   instances.refresh();
-  const m = /^#(port|instance)=(.+)$/.exec(location.hash);
-  let start = I.length ? 0 : -1, focus;
-  if (m) {
+  /* #port=UUID or #instance=UUID opens that instance (links can be shared) */
+  function fromHash() {
+    const m = /^#(port|instance)=(.+)$/.exec(location.hash);
+    if (!m) return false;
     const idx = S.indexOf(decodeURIComponent(m[2]));
     const n = m[1] === "port" ? instOfPort.get(idx) : instOfDevice.get(idx);
-    if (n !== undefined) { start = n; if (m[1] === "port") focus = idx; }
+    if (n === undefined) return false;
+    showInstance(n, m[1] === "port" ? idx : undefined);
+    return true;
   }
-  if (start >= 0) showInstance(start, focus);
+  window.addEventListener("hashchange", fromHash);
+  if (!fromHash() && I.length) showInstance(0);
   document.body.setAttribute("data-ready-ms", performance.now().toFixed(0));
   document.body.setAttribute("data-ready", "1");
 })();
