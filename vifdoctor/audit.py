@@ -42,7 +42,8 @@ class AuditReport:
     by_code: Counter = field(default_factory=Counter)
     by_severity: Counter = field(default_factory=Counter)
     by_host: Counter = field(default_factory=Counter)
-    live_wiring: dict[str, str] = field(default_factory=dict)  # port -> kind a host scan saw
+    # port -> what a host scan saw of a port with findings (kind, problems) and its plugs
+    live_wiring: dict[str, dict] = field(default_factory=dict)
 
     def add(self, f: Finding) -> None:
         self.by_code[f.code] += 1
@@ -123,6 +124,7 @@ class HostJoin:
     bound_hosts: Callable[[list[str]], dict[str, str]]
     bound_here: dict[str, set[str]] = field(default_factory=dict)
     live: dict[str, str] = field(default_factory=dict)  # port id -> wiring kind
+    seen: dict[str, dict] = field(default_factory=dict)  # ports with findings: for reports
 
     def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
               ctx: RuleContext) -> list[Finding]:
@@ -139,7 +141,11 @@ class HostJoin:
         found = wiring_rules.classify(b.port_id, w, str(bridge))
         self.live[b.port_id] = found.kind
         next_plug, needed = plugs(b, judgement, ctx)
-        return wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        out = wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        if out or judgement.findings:
+            self.seen[b.port_id] = {"kind": found.kind, "problems": list(found.problems),
+                                    "next_plug": next_plug, "needed_plug": needed}
+        return out
 
     def finish(self) -> list[Finding]:
         """Per host, what no binding explains: foreign iface-ids, leftovers, domains."""
@@ -254,7 +260,7 @@ def run_audit(
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
     if host_join is not None:
-        report.live_wiring = host_join.live
+        report.live_wiring = host_join.seen
     if host_join is not None and not ports_narrowed:
         for f in host_join.finish():
             if keep(f) and (not hosts or f.host in hosts):

@@ -97,6 +97,9 @@ def test_demo_report_renders_the_audit_in_chromium(demo: dict, browser: Chromium
         f"{summary['instances_affected']} rows")
     browser.screenshot(demo["folder"] / "audit.png", 2600)
     assert (demo["folder"] / "audit.png").stat().st_size > 50_000
+    shots = os.environ.get("VIFDOCTOR_SCREENSHOT_DIR")
+    if shots:  # docs/html-report.png is made this way (docs/testing.md)
+        browser.screenshot(Path(shots) / "html-report.png", 1500)
 
 
 def test_filter_sort_and_page(demo: dict, browser: Chromium) -> None:

@@ -72,9 +72,10 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
         p = ports.get(port_id)
         if p is None:
             p = ports[port_id] = _Port()
-            kind = live.get(port_id)
-            if kind:
-                p.seen, p.basis = kind, "host scan"
+            scan = live.get(port_id)
+            if scan:
+                p.seen, p.basis, p.problems = scan["kind"], "host scan", scan["problems"]
+                p.binding, p.needs = scan["next_plug"], scan["needed_plug"]
         return p
 
     for f in report.findings:
@@ -89,10 +90,6 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
             p.needs = p.needs or f.get("needed_plug") or ""
             if f["code"] not in p.codes:
                 p.codes.append(f["code"])
-            extra = f.get("extra") or {}
-            if extra.get("wiring"):
-                p.seen, p.basis = extra["wiring"], "host scan"
-                p.problems = list(extra.get("wiring_problems") or [])
             if p.device:
                 devices_by_host.setdefault(host, set()).add(p.device)
 
@@ -109,7 +106,7 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
                 p.device = inst["device_id"]
                 p.binding = pv.get("next_plug") or p.binding
                 p.needs = pv.get("needed_plug") or p.needs
-                if p.basis != "host scan" or p.seen in ("", "unknown"):
+                if p.basis != "host scan":
                     p.seen, p.basis = pv.get("cached_plug") or "", pv.get("wired_basis") or ""
                 p.codes = sorted(set(p.codes) | set(pv.get("codes") or []))
                 ids.append(s(pv["port_id"]))
