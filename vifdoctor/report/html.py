@@ -25,6 +25,7 @@ from vifdoctor.errors import VifdoctorError
 from vifdoctor.report import Listing
 from vifdoctor.rules import catalog
 
+BLOB_MARK = "@@vifdoctor-blob@@"  # where the data goes in the rendered page
 TOP = 40  # hosts shown in the heat map and the per-host bars; the table has them all
 SEVERITIES = ("failure", "warning", "info")
 # findings fields kept for the table, in the order of a row of the blob
@@ -36,16 +37,27 @@ class Strings:
     """Every distinct string once; rows hold their indexes (the blob stays small)."""
 
     def __init__(self) -> None:
-        self.index: dict[str, int] = {"": 0}
+        self.index: dict[Any, int] = {"": 0, None: 0}
         self.table: list[str] = [""]
 
     def __call__(self, value: Any) -> int:
-        text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+        try:  # the hot path: a string seen before
+            return self.index[value]
+        except (KeyError, TypeError):
+            pass
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         n = self.index.get(text)
         if n is None:
             n = self.index[text] = len(self.table)
             self.table.append(text)
         return n
+
+
+class Rows(list):
+    """Rows already serialized as compact JSON text: a 100,000-row blob in a few MB."""
+
+    def add(self, row: list) -> None:
+        self.append(json.dumps(row, separators=(",", ":")))
 
 
 class _Port:
@@ -63,7 +75,7 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
     """(blob for the page's script, figures for the server-drawn summary)."""
     s = Strings()
     ports: dict[str, _Port] = {}
-    rows: list[list[int]] = []
+    rows = Rows()
     heat: Counter = Counter()  # (host, code) -> findings
     devices_by_host: dict[str, set[str]] = {}
     live = getattr(report, "live_wiring", {}) or {}
@@ -79,7 +91,7 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
         return p
 
     for f in report.findings:
-        rows.append([s(f.get(k)) for k in ROW_FIELDS])
+        rows.add([s(f.get(k)) for k in ROW_FIELDS])
         host = f.get("host") or ""
         heat[(host, f["code"])] += 1
         if f.get("port_id") and f.get("device_owner", "").startswith("compute:"):
@@ -93,7 +105,7 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
             if p.device:
                 devices_by_host.setdefault(host, set()).add(p.device)
 
-    instances: list[list] = []
+    instances = Rows()
     if report.nova is not None:
         devices_by_host = {}
         for inst in report.instances:
@@ -113,7 +125,7 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
             host = info.get("host") or next((pv.get("host") for pv in inst.get("ports") or []
                                              if pv.get("host")), "")
             devices_by_host.setdefault(host or "(no host)", set()).add(inst["device_id"])
-            instances.append([
+            instances.add([
                 s(inst["device_id"]), s(info.get("name")), s(host),
                 s(impact.get("state")), s(" ".join(inst.get("codes") or [])),
                 s(impact.get("security_groups")), s(impact.get("next_stop_start_or_hard_reboot")),
@@ -129,28 +141,52 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
         for device, ids in sorted(by_device.items()):
             first = ports[ids[0]]
             codes = sorted({c for i in ids for c in ports[i].codes})
-            instances.append([s(device), 0, s(first.host), 0, s(" ".join(codes)), 0, 0, [],
+            instances.add([s(device), 0, s(first.host), 0, s(" ".join(codes)), 0, 0, [],
                               [s(i) for i in ids]])
 
-    port_rows = [[s(pid), s(p.host), s(p.device), s(p.binding), s(p.needs), s(p.seen),
-                  s(p.basis), s("\n".join(p.problems)), s(" ".join(p.codes))]
-                 for pid, p in ports.items()]
+    port_rows = Rows()
+    for pid, p in ports.items():
+        port_rows.add([s(pid), s(p.host), s(p.device), s(p.binding), s(p.needs), s(p.seen),
+                       s(p.basis), s("\n".join(p.problems)), s(" ".join(p.codes))])
+    step_rows = Rows()
+    for st in steps or []:
+        step_rows.add([s(st.get("host")), s(st.get("action")), s(st.get("instance")),
+                       s(st.get("command")), s(st.get("reason"))])
     codes = {c: {"severity": info.severity.value, "title": info.title, "impact": info.impact,
                  "remedy": info.remedy}
              for c, info in catalog.CATALOG.items() if c in report.by_code}
     blob = {"strings": s.table, "findings": rows, "ports": port_rows,
             "instances": instances, "codes": codes, "nova": report.nova is not None,
-            "steps": [[s(st.get("host")), s(st.get("action")), s(st.get("instance")),
-                       s(st.get("command")), s(st.get("reason"))] for st in steps or []]}
+            "steps": step_rows}
     figures = {"heat": heat, "devices_by_host": {h: len(d) for h, d in devices_by_host.items()}}
     return blob, figures
 
 
-def blob_json(blob: dict) -> str:
+def safe_json(value: Any) -> str:
     """JSON safe inside <script type="application/json">: no '<', '>' or '&' unescaped."""
-    text = json.dumps(blob, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def write_blob(blob: dict, out: IO[str], chunk: int = 5000) -> None:
+    """The blob as one JSON object, written a slice at a time (never one giant string)."""
+    out.write("{")
+    for n, (key, value) in enumerate(blob.items()):
+        out.write(("," if n else "") + json.dumps(key) + ":")
+        if isinstance(value, Rows):  # numbers only: nothing to escape
+            out.write("[")
+            for i in range(0, len(value), chunk):
+                out.write(("," if i else "") + ",".join(value[i:i + chunk]))
+            out.write("]")
+        elif isinstance(value, list):
+            out.write("[")
+            for i in range(0, len(value), chunk):
+                out.write(("," if i else "") + safe_json(value[i:i + chunk])[1:-1])
+            out.write("]")
+        else:
+            out.write(safe_json(value))
+    out.write("}")
 
 
 # ---- server-drawn SVG charts -------------------------------------------------------------
@@ -276,10 +312,12 @@ def render(listing: Listing, out: IO[str]) -> None:
         "instances_hosts_total": len(per_host),
         "ovn": ovn_progress(summary),
         "plan": doc.get("summary") if remediation else None,
-        "blob": Markup(blob_json(blob)),
+        "blob": Markup(BLOB_MARK),
         "css": Markup(_asset("report.css")),
         "js": Markup(_asset("report.js")),
     }
-    template = environment().get_template("report.html.j2")
-    for chunk in template.generate(**context):
-        out.write(chunk)
+    page = environment().get_template("report.html.j2").render(**context)
+    head, tail = page.split(BLOB_MARK)
+    out.write(head)
+    write_blob(blob, out)
+    out.write(tail)
