@@ -36,10 +36,10 @@ from audit import refresh_heartbeats  # noqa: E402
 from generate import generate  # noqa: E402
 from headless import Chromium  # noqa: E402
 
-from vifdoctor.audit import AuditReport  # noqa: E402
 from vifdoctor.model import Finding, Severity  # noqa: E402
 from vifdoctor.report.findings import audit_listing  # noqa: E402
 from vifdoctor.report.html import render  # noqa: E402
+from vifdoctor.results import AuditReport  # noqa: E402
 from vifdoctor.rules import catalog  # noqa: E402
 
 
@@ -119,7 +119,8 @@ def report_line(name: str, path: Path, render_s: float, m: dict) -> str:
     return (f"{name}: {size / 1e6:.1f} MB, rendered in {render_s:.1f} s; Chromium: ready "
             f"{m['ready_ms']:.0f} ms after navigation ({m['wall_s']:.2f} s wall, as polled); "
             f"{m['rows']}; code filter {m['code_filter_ms']:.0f} ms ({m['rows_after_code']}); "
-            f"text filter {m['text_filter_ms']:.0f} ms ({m['text_filter_rows']}); sort by host {m['sort_ms']:.0f} ms; "
+            f"text filter {m['text_filter_ms']:.0f} ms ({m['text_filter_rows']}); "
+            f"sort by host {m['sort_ms']:.0f} ms; "
             f"console problems: {m['problems'] or 'none'}")
 
 
