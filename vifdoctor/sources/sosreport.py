@@ -36,7 +36,7 @@ OVS_INTERFACES = "ovs-vsctl -t 5 list interface"
 OVS_SYSTEM = "ovs-vsctl -t 5 list Open_vSwitch"
 IP_LINK = ("ip -s -d link", "ip -d address")
 BRIDGE_LINK = "bridge -s -s -d link show"
-IPTABLES = "iptables -vnxL"
+IPTABLES = ("iptables -vnxL", "iptables -t filter -nvL")  # both list the filter table
 HOSTNAME = "hostname"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -426,11 +426,13 @@ def host_report(path: str) -> tuple[dict, list[str]]:
         report["sources"][name] = {"ok": True, "via": f"sosreport {via}"}
 
     def need(command: str | tuple[str, ...]) -> tuple[str, str]:
-        for cmd in (command,) if isinstance(command, str) else command:
+        tried = (command,) if isinstance(command, str) else command
+        for cmd in tried:
             text, where = index.output(cmd)
             if text is not None:
                 return text, where
-        raise CollectError(f"the report has no `{cmd}` output")
+        raise CollectError("the report has no " + " or ".join(f"`{c}`" for c in tried)
+                           + " output")
 
     def ovs() -> tuple[object, str]:
         (show, w1), (ifaces, w2) = need(OVS_SHOW), need(OVS_INTERFACES)
