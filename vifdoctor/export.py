@@ -177,9 +177,9 @@ def _copy_cell(cell, index: int, dst: Connection, tables: dict) -> dict:
             if "instances" not in names or "instance_info_caches" not in names:
                 raise VifdoctorError(f"Nova cell {cell.name}: not a Nova cell database")
             cols = {c["name"] for c in sa.inspect(src).get_columns("instances")}
-            inst = [c for c in ("uuid", "display_name", "host", "node", "vm_state",
+            inst: list[str] = [c for c in ("uuid", "display_name", "host", "node", "vm_state",
                                 "power_state", "task_state", "deleted") if c in cols]
-            cache = ["instance_uuid", "network_info", "deleted"]
+            cache: list[str] = ["instance_uuid", "network_info", "deleted"]
             for table, columns, where in (
                     ("instances", inst, None),
                     # only the live cache rows: the audit joins no other

@@ -138,11 +138,11 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
         for port_id, p in ports.items():
             if p.device:
                 by_device.setdefault(p.device, []).append(port_id)
-        for device, ids in sorted(by_device.items()):
-            first = ports[ids[0]]
-            codes = sorted({c for i in ids for c in ports[i].codes})
-            instances.add([s(device), 0, s(first.host), 0, s(" ".join(codes)), 0, 0, [],
-                              [s(i) for i in ids]])
+        for device, port_ids in sorted(by_device.items()):
+            first = ports[port_ids[0]]
+            found = sorted({c for i in port_ids for c in ports[i].codes})
+            instances.add([s(device), 0, s(first.host), 0, s(" ".join(found)), 0, 0, [],
+                           [s(i) for i in port_ids]])
 
     port_rows = Rows()
     for pid, p in ports.items():
@@ -152,11 +152,11 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
     for st in steps or []:
         step_rows.add([s(st.get("host")), s(st.get("action")), s(st.get("instance")),
                        s(st.get("command")), s(st.get("reason"))])
-    codes = {c: {"severity": info.severity.value, "title": info.title, "impact": info.impact,
-                 "remedy": info.remedy}
-             for c, info in catalog.CATALOG.items() if c in report.by_code}
+    code_info = {c: {"severity": info.severity.value, "title": info.title,
+                     "impact": info.impact, "remedy": info.remedy}
+                 for c, info in catalog.CATALOG.items() if c in report.by_code}
     blob = {"strings": s.table, "findings": rows, "ports": port_rows,
-            "instances": instances, "codes": codes, "nova": report.nova is not None,
+            "instances": instances, "codes": code_info, "nova": report.nova is not None,
             "steps": step_rows}
     figures = {"heat": heat, "devices_by_host": {h: len(d) for h, d in devices_by_host.items()}}
     return blob, figures
@@ -283,7 +283,7 @@ def render(listing: Listing, out: IO[str]) -> None:
     summary = report.summary()
     blob, figures = build_data(report, doc.get("steps") if remediation else None)
     heat: Counter = figures["heat"]
-    by_host = Counter()
+    by_host: Counter = Counter()
     for (host, _code), n in heat.items():
         by_host[host] += n
     hosts = [h for h, _ in sorted(by_host.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]]

@@ -23,6 +23,7 @@ import stat
 import tarfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import Any
 
 from vifdoctor import __version__
 from vifdoctor.sources.host import CollectError
@@ -174,7 +175,7 @@ class _Index:
         path = self.by_exec.get(_normal(command))
         text = self.files.text(path)
         if text is not None:
-            return text, path
+            return text, str(path)
         name = mangle(command)
         for rel in self.files.names:
             if rel.startswith("sos_commands/") and rel.rsplit("/", 1)[1] == name:
@@ -220,7 +221,8 @@ def _ovs_atom(text: str, i: int) -> tuple[object, int]:
 
 def parse_ovs_list(text: str) -> list[dict]:
     """`ovs-vsctl list TABLE`: records of `column : value` lines, blank-line separated."""
-    records, current = [], {}
+    records: list[dict] = []
+    current: dict[str, Any] = {}
     for line in text.splitlines():
         if not line.strip():
             if current:
@@ -249,7 +251,9 @@ def parse_ovs_show(text: str) -> list[dict]:
     if not lines or not UUID_RE.match(lines[0].strip()):
         raise CollectError("not `ovs-vsctl show` output (it starts with the database's uuid)")
     bridges: list[dict] = []
-    bridge = port = iface = None
+    bridge: dict[str, Any] | None = None
+    port: dict[str, Any] | None = None
+    iface: dict[str, Any] | None = None
     for line in lines[1:]:
         depth = (len(line) - len(line.lstrip(" "))) // 4
         word, _, rest = line.strip().partition(" ")
@@ -363,9 +367,10 @@ def domains(files: _Files) -> list[dict]:
         state = "shut off"
         if root.tag == "domstatus":
             state = root.get("state") or "running"
-            root = root.find("domain")
-            if root is None:
+            inner = root.find("domain")
+            if inner is None:
                 raise CollectError(f"{rel}: <domstatus> without <domain>")
+            root = inner
         elif running:
             state = "running"
         domain = parse_domain(ET.tostring(root, encoding="unicode"), state)
