@@ -21,6 +21,7 @@ from typing import Any
 
 from vifdoctor.audit import audit_cloud
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.export import ExportOptions, export_bundle
 from vifdoctor.options import AuditOptions, RepairOptions, RollbackOptions
 from vifdoctor.repair import workflow
 from vifdoctor.repair.hooks import Hooks
@@ -31,7 +32,7 @@ from vifdoctor.sources.interface import HostWiringSource
 __all__ = [
     "AuditOptions", "RepairOptions", "RollbackOptions", "Hooks", "AuditReport",
     "ChangeReport", "VifdoctorError", "audit", "remediation", "plan", "plan_sql", "repair",
-    "rollback", "explain",
+    "rollback", "explain", "export", "ExportOptions",
 ]
 
 
@@ -54,6 +55,11 @@ def remediation(options: AuditOptions | None = None, /, *,
         raise VifdoctorError("remediation needs Nova's database: pass --nova-db URL (per cell), "
                              "--nova-api-db URL or --nova-config-file FILE")
     return report
+
+
+def export(options: ExportOptions | None = None, /, **kwargs: Any) -> dict:
+    """Copy what the audit reads into the SQLite bundle ``output``; returns its manifest."""
+    return export_bundle(ExportOptions.of(options, **kwargs))
 
 
 def plan(options: RepairOptions | None = None, /, **kwargs: Any) -> ChangeReport:

@@ -178,3 +178,20 @@ def test_refusals_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
         assert err.count("\n") == 1 and words in err, (argv, err)
     assert bundle.read_bytes() == before
     assert not list(tmp_path.glob(".bundle.sqlite.*.part"))
+
+
+def test_the_library_exports_and_reads_bundles(sqlite_url: str, tmp_path: Path) -> None:
+    """vifdoctor.api.export and audit(bundle=...) do what the two commands do."""
+    from vifdoctor import api
+
+    engine = sa.create_engine(sqlite_url)
+    try:
+        install_incident(engine, "newton")
+    finally:
+        engine.dispose()
+    manifest = api.export(neutron_db=sqlite_url, output=str(tmp_path / "b.sqlite"))
+    assert manifest["source"]["layout"] == "kilo"  # newton is the kilo layout + project_id
+    assert manifest["tables"]["ports"]["columns"][-1] == "project_id"
+    live = api.audit(neutron_db=sqlite_url)
+    offline = api.audit(bundle=str(tmp_path / "b.sqlite"))
+    assert list(offline.findings) == list(live.findings)

@@ -232,3 +232,20 @@ def test_sos_41_layout_and_nova_host_name(lab: dict, tmp_path: Path) -> None:
         (top / name).unlink()
     with pytest.raises(ValueError, match="no host name"):
         sosreport.host_report(str(top))
+
+
+def test_only_the_reports_own_regular_files_are_read(tmp_path: Path) -> None:
+    """A FIFO never blocks the read and a link out of the report is not followed."""
+    top = tmp_path / "sosreport-evil"
+    (top / "sos_commands/openvswitch").mkdir(parents=True)
+    (top / "sos_commands/host").mkdir(parents=True)
+    (top / "sos_commands/host/hostname").write_text("compute-9\n")
+    os.mkfifo(top / "sos_commands/openvswitch/ovs-vsctl_-t_5_show")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret\n")
+    os.symlink(outside, top / "sos_commands/openvswitch/ovs-vsctl_-t_5_list_interface")
+    doc, _ = sosreport.host_report(str(top))
+    assert doc["host"] == "compute-9"
+    assert doc["sources"]["ovs"]["ok"] is False
+    assert "no `ovs-vsctl -t 5 show` output" in json.dumps(doc["errors"])
+    assert "secret" not in json.dumps(doc)
