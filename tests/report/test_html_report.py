@@ -235,3 +235,26 @@ def test_a_built_wheel_renders_the_report(tmp_path: Path) -> None:
     where = subprocess.run([sys.executable, "-c", "import vifdoctor; print(vifdoctor.__file__)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(tmp_path / "site"))
+
+
+def test_ovn_migration_progress(tmp_path: Path, browser: Chromium) -> None:
+    """VM ports bound by ML2/OVN beside agent-bound ones: the share already on OVN."""
+    url = f"sqlite:///{tmp_path}/n.sqlite"
+    ovs = '{"port_filter": true, "ovs_hybrid_plug": true}'
+    ports = [PortSpec(id=f"00000000-0000-4000-8000-{n:012d}", network_id="net-1",
+                      device_owner="compute:nova", device_id=f"vm-{n}", project_id="proj",
+                      binding=BindingSpec(host="c1", vif_type="ovs", vif_details=ovs,
+                                          driver="ovn" if n < 3 else "openvswitch"))
+             for n in range(8)]
+    write(url, CloudSpec(networks=[NetworkSpec("net-1", "n", "proj", [])],
+                         agents=[AgentSpec(host="c1", agent_type="Open vSwitch agent",
+                                           configurations={})], ports=ports), layout="ocata")
+    code, html, err = run_cli(["audit", "--neutron-db", url, "-f", "html"])
+    assert code in (0, 1, 2), err
+    (tmp_path / "r.html").write_text(html)
+    browser.load(tmp_path / "r.html")
+    assert browser.problems() == []
+    shown = text(browser, "#ovn p")
+    assert shown.startswith("3 of 8 VM ports (37.5%) are on ML2/OVN; 5 still"), shown
+    assert browser.evaluate("document.querySelector('#ovn svg rect.done').getAttribute('width')"
+                            ) == "188"

@@ -243,14 +243,29 @@ def heat_map(heat: Counter, hosts: list[str], codes: list[str]) -> Markup:
     return Markup("".join(parts))
 
 
-def ovn_progress(summary: dict) -> dict | None:
-    """Bindings on ML2/OVN against the agent-based ones, when any port is on OVN."""
+def ovn_progress(report: Any, summary: dict) -> dict | None:
+    """VM ports fully on ML2/OVN out of all, and per host what is left on ML2/OVS.
+
+    From the OVN join's migration tally when NB/SB (or the OVN agents) were read;
+    else from the bindings the audit counted as ML2/OVN-bound.
+    """
+    migration = (getattr(report, "ovn", None) or {}).get("migration")
+    if migration:
+        total, done = migration.get("vm_ports", 0), migration.get("fully_on_ovn", 0)
+        left = []
+        for host, row in (migration.get("hosts") or {}).items():
+            rest = {k: v for k, v in row.items() if k not in ("vm_ports", "fully_on_ovn") and v}
+            if rest:
+                left.append((host, ", ".join(f"{v} {k}" for k, v in rest.items())))
+        return {"ovn": done, "total": total, "other": total - done, "left": left[:TOP],
+                "more": max(0, len(left) - TOP), "summary": migration.get("summary", ""),
+                "percent": round(100 * done / total, 1) if total else 0.0}
     ovn = sum(v for k, v in summary.get("skipped", {}).items() if "ovn" in k.lower())
     if not ovn:
         return None
     total = ovn + summary.get("judged", 0)
-    return {"ovn": ovn, "other": summary.get("judged", 0), "total": total,
-            "percent": round(100 * ovn / total, 1) if total else 0.0}
+    return {"ovn": ovn, "other": summary.get("judged", 0), "total": total, "left": [],
+            "more": 0, "summary": "", "percent": round(100 * ovn / total, 1) if total else 0.0}
 
 
 _ENV: jinja2.Environment | None = None
@@ -310,7 +325,7 @@ def render(listing: Listing, out: IO[str]) -> None:
         "hosts_shown": len(hosts),
         "instances_chart": bar_chart([(h, n, "inst") for h, n in per_host[:TOP]], 170),
         "instances_hosts_total": len(per_host),
-        "ovn": ovn_progress(summary),
+        "ovn": ovn_progress(report, summary),
         "plan": doc.get("summary") if remediation else None,
         "blob": Markup(BLOB_MARK),
         "css": Markup(_asset("report.css")),
