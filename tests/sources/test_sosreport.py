@@ -226,12 +226,19 @@ def test_sos_41_layout_and_nova_host_name(lab: dict, tmp_path: Path) -> None:
     assert doc["host"] == "compute-17.example"
     assert "nova.conf [DEFAULT] host" in notes[0]
 
-    # no host name at all: the report is skipped with the reason
+    # without nova.conf and `hostname`, the name OVS keeps (external_ids:hostname, set by
+    # ovs-ctl) is the last resort; the lab's OVS has none: then the report is skipped
+    assert doc["sosreport"]["datapath_types"] == ["netdev"]  # from `list Open_vSwitch`
     (top / "etc/nova/nova.conf").unlink()
     for name in ("hostname", "sos_commands/host/hostname"):
         (top / name).unlink()
     with pytest.raises(ValueError, match="no host name"):
         sosreport.host_report(str(top))
+    system = top / "sos_commands/openvswitch/ovs-vsctl_-t_5_list_Open_vSwitch"
+    system.write_text(system.read_text().replace(
+        "external_ids        : {}", 'external_ids        : {hostname="compute-9"}'))
+    doc, notes = sosreport.host_report(str(top))
+    assert doc["host"] == "compute-9" and "external_ids:hostname" in notes[0]
 
 
 def test_only_the_reports_own_regular_files_are_read(tmp_path: Path) -> None:

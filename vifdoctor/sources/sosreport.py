@@ -399,8 +399,26 @@ def host_name(index: _Index) -> tuple[str, str]:
         text, where = index.files.text("etc/hostname"), "etc/hostname"
     name = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
     if not name or " " in name:
+        name, where = _ovs_hostname(index), "ovs-vsctl list Open_vSwitch external_ids:hostname"
+    if not name:
         raise ValueError("no host name in the report (sos_commands/host/hostname)")
     return name, where
+
+
+def _open_vswitch(index: _Index) -> dict:
+    """The Open_vSwitch row (`ovs-vsctl list Open_vSwitch`), or {} when absent or unreadable."""
+    text, _ = index.output(OVS_SYSTEM)
+    try:
+        rows = parse_ovs_list(text or "")
+    except CollectError:
+        return {}
+    return rows[0] if rows else {}
+
+
+def _ovs_hostname(index: _Index) -> str:
+    ext = _open_vswitch(index).get("external_ids")
+    name = ext.get("hostname", "") if isinstance(ext, dict) else ""
+    return name if isinstance(name, str) and " " not in name else ""
 
 
 def host_report(path: str) -> tuple[dict, list[str]]:
@@ -419,6 +437,10 @@ def host_report(path: str) -> tuple[dict, list[str]]:
         "domains": [], "ovs_bridges": [], "links": [], "iptables_chains": None,
         "sosreport": {"path": path, "sos_version": index.version, "host_from": host_from},
     }
+    system = _open_vswitch(index)
+    for key in ("ovs_version", "datapath_types"):
+        if system.get(key) not in (None, "", []):
+            report["sosreport"][key] = system[key]
 
     def attempt(name: str, key: str, read: Callable[[], tuple[object, str]]) -> None:
         try:
