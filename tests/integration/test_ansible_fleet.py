@@ -12,7 +12,6 @@ Two more hosts make the fleet partial: one whose SSH port on 127.0.0.1 is closed
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import yaml
 
 pytest.register_assert_rewrite("hostlab")
 
+from ansiblekit import VENV_BIN, ansible_env  # noqa: E402
 from hostlab import ComputeHost, LabError, dev  # noqa: E402
 from test_hosts import (  # noqa: E402
     DIRECT_DETAILS,
@@ -41,10 +41,6 @@ from test_hosts import (  # noqa: E402
 
 from vifdoctor.demo.nova import InstanceSpec, create_nova_schema, write_instances  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / "contrib" / "ansible" / "collections"
-COLLECTION = COLLECTIONS / "ansible_collections" / "vifdoctor" / "openstack"
-VENV_BIN = Path(sys.executable).parent
 ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
 ANSIBLE = VENV_BIN / "ansible"
 SECRET = "s3cr3t-Pa55word"
@@ -156,26 +152,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     finally:
         for lab in labs.values():
             lab.stop()
-
-
-def ansible_env(tmp: Path) -> dict:
-    """Ansible confined to the test: its own home and temp, the repo's collection, no
-    vifdoctor on PATH (each host names its own), JSON output."""
-    home = tmp / "ansible-home"
-    home.mkdir(exist_ok=True)
-    return {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": str(home), "ANSIBLE_HOME": str(home),
-        "ANSIBLE_LOCAL_TEMP": str(home / "tmp"), "ANSIBLE_REMOTE_TEMP": str(home / "rtmp"),
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-        "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "ansible_plugins"),
-        "ANSIBLE_CALLBACKS_ENABLED": "record", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "VIFDOCTOR_ANSIBLE_RECORD": str(tmp / "ansible-record.json"),
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_DEPRECATION_WARNINGS": "False",
-        "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
-    }
 
 
 def _run(fleet: Fleet, argv: list[str]) -> tuple[int, dict, str]:

@@ -14,7 +14,7 @@ description:
   - Runs C(vifdoctor audit) through the library C(vifdoctor.api.audit) on the host the task
     runs on, normally the controller (C(delegate_to=localhost), or a play on C(localhost)).
     vifdoctor must be importable by that host's Python (C(ansible_python_interpreter)).
-  - Read-only: it never writes to a database.
+  - It only reads, and never writes to a database.
   - Fails the task on the exit-code policy of O(fail_on).
   - The database URLs are never printed or returned (they carry passwords).
 options:
