@@ -26,6 +26,9 @@ from vifdoctor.model import HostWiring, OvsIface
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION
 
 FAILURE_FORMAT = "vifdoctor-host-scan-failure"  # written by the collection's action plugin
+# Nova's per-port device names: prefix + port id, cut to 14 (sources do not import rules)
+NIC_NAME_LEN = 14
+PREFIXES = ("tap", "qbr", "qvb", "qvo")
 _CACHE_HOSTS = 8  # host views kept (each holds only its host row: readable, chains, errors)
 
 _SCHEMA = """
@@ -58,16 +61,34 @@ def failure_reason(doc: dict) -> str:
 
 
 class _Table(Mapping):
-    """One host's rows of one table, looked up on disk by key."""
+    """One host's rows of one table, looked up on disk by key.
+
+    Keyed by device name, a lookup of ``tap``/``qbr``/``qvb``/``qvo`` + port reads
+    the port's four devices at once: the wiring rules ask for them in a row.
+    """
 
     def __init__(self, conn: sqlite3.Connection, host: str, table: str, key: str,
                  build):
         self._conn, self._host, self._build = conn, host, build
+        self._by_device = key == "name"
+        self._four = f"SELECT * FROM {table} WHERE host = ? AND name IN (?, ?, ?, ?)"
+        self._suffix: str | None = None
+        self._memo: dict[str, tuple] = {}
         self._one = f"SELECT * FROM {table} WHERE host = ? AND {key} = ? ORDER BY rowid"
         self._keys = (f"SELECT DISTINCT {key} FROM {table} WHERE host = ? "
                       f"AND {key} IS NOT NULL AND {key} != '' ORDER BY {key}")
 
     def __getitem__(self, key: str):
+        if self._by_device and len(key) == NIC_NAME_LEN and key[:3] in PREFIXES:
+            suffix = key[3:]
+            if suffix != self._suffix:
+                names = [p + suffix for p in PREFIXES]
+                self._memo = {row[1]: row for row in
+                              self._conn.execute(self._four, (self._host, *names))}
+                self._suffix = suffix
+            if key not in self._memo:
+                raise KeyError(key)
+            return self._build([self._memo[key]])
         rows = self._conn.execute(self._one, (self._host, key)).fetchall()
         if not rows:
             raise KeyError(key)
