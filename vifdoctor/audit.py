@@ -13,9 +13,10 @@ from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
-from vifdoctor.rules.binding import Judgement, agent_finding, judge_binding, plugs
+from vifdoctor.rules.binding import Judgement, judge_binding, plugs
 from vifdoctor.rules.nova import impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
+from vifdoctor.rules.registry import AGENT, rules_for
 from vifdoctor.session import neutron_session
 from vifdoctor.settings import resolve_cells
 from vifdoctor.sources.host_index import HostReportIndex
@@ -245,9 +246,10 @@ def run_audit(
                 continue
             if ports_narrowed and agent.host not in seen_hosts:
                 continue
-            f = agent_finding(agent)
-            if f is not None and keep(f):
-                report.add(f)
+            for agent_rule in rules_for(AGENT):
+                f = agent_rule.check(agent)  # type: ignore[misc]
+                if f is not None and keep(f):
+                    report.add(f)
     return report
 
 
