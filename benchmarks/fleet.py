@@ -259,6 +259,9 @@ def playbook(args: argparse.Namespace) -> None:
         host_cpu = sum(u + s for _, u, s in rows)
         host_wall = sorted(e for e, _, _ in rows)
         written = len(list(reports.glob("*.json")))
+        sample = json.loads(next(reports.glob("*.json")).read_text())
+        if sample.get("errors") or len(sample.get("domains", [])) != lab["domains"]:
+            raise SystemExit(f"the stand-in tools did not replay the lab host: {sample}")
         n = args.hosts[0]
         print(f"\nplaybook on {n} hosts, forks {args.forks}: wall {wall:.1f} s, "
               f"reports written {written}")
