@@ -5,13 +5,15 @@ ovs-vswitchd, wired by nova 34.0.0 / os-vif (tests/hostlab.py). Ansible reaches
 it with ``ansible_connection: local`` and an ``ansible_python_interpreter`` that
 is a two-line wrapper entering the namespace (``ip netns exec NS python``), so the
 module, and the ``vifdoctor host-scan`` it runs, see only that host's devices.
-Two more hosts make the fleet partial: one whose SSH port on 127.0.0.1 is closed
-(unreachable), one whose Python has no vifdoctor on its PATH.
+Three more hosts make the fleet partial: a namespace host without virsh on its
+PATH, one whose SSH port on 127.0.0.1 is closed (unreachable), and one whose Python
+has no vifdoctor.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -85,8 +87,8 @@ def _script(path: Path, text: str) -> str:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Three wired namespace hosts (hybrid, direct on a hybrid host, broken hybrid), one
-    unreachable host and one without vifdoctor; Neutron and Nova (SQLite) bind a VM port
-    on each."""
+    namespace host without virsh, one unreachable host and one without vifdoctor; Neutron
+    and Nova (SQLite) bind a VM port on each."""
     if shutil.which("ssh") is None:
         pytest.fail("ssh client missing: apt-get install openssh-client (or run .ci/run)")
     if not ANSIBLE_PLAYBOOK.exists():
@@ -94,24 +96,32 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp("fleet")
     labs: dict[str, ComputeHost] = {}
     try:
-        for name in ("compute-hybrid", "compute-direct", "compute-broken"):
+        for name in ("compute-hybrid", "compute-direct", "compute-broken", "compute-notool"):
             labs[name] = ComputeHost().start()
         ports = {name: LabPort(new_id(), new_id(), DIRECT_DETAILS if name == "compute-direct"
                                else HYBRID_DETAILS)
                  for name in (*labs, "compute-down", "compute-bare")}
         for name, lab in labs.items():
             p = ports[name]
-            lab.plug(p.vm, [nova_vif(p.port, p.details)])
+            if name != "compute-notool":  # its VM is not running: nothing wired
+                lab.plug(p.vm, [nova_vif(p.port, p.details)])
         labs["compute-broken"].vsctl("del-port", "br-int", dev("qvo", ports["compute-broken"].port))
     except LabError as exc:
         for lab in labs.values():
             lab.stop()
         pytest.fail(str(exc), pytrace=False)
 
+    # compute-notool: a host without virsh (only ip and ovs-vsctl on its PATH)
+    notool = tmp / "bin-notool"
+    notool.mkdir()
+    for tool in ("ip", "ovs-vsctl"):
+        os.symlink(shutil.which(tool), notool / tool)
     hosts: dict[str, dict] = {}
     for name, lab in labs.items():
-        ns_python = _script(tmp / f"python-{name}",
-                            f"#!/bin/sh\nexec ip netns exec {lab.netns} {sys.executable} \"$@\"\n")
+        path = f"PATH={notool}; export PATH\n" if name == "compute-notool" else ""
+        ns_python = _script(tmp / f"python-{name}", f"#!/bin/sh\n{path}exec "
+                            f"{shutil.which('ip')} netns exec {lab.netns} {sys.executable} "
+                            '"$@"\n')
         vifdoctor = _script(tmp / f"vifdoctor-{name}",
                             f"#!/bin/sh\nexec {sys.executable} -m vifdoctor \"$@\"\n")
         hosts[name] = {
@@ -200,6 +210,7 @@ def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet:
     # and ignored, the audit play runs.
     assert stats["compute-down"]["unreachable"] == 0 and stats["compute-down"]["ignored"] == 1
     assert stats["compute-bare"]["failures"] == 0 and stats["compute-bare"]["ignored"] == 1
+    assert stats["compute-notool"]["failures"] == 0 and stats["compute-notool"]["ignored"] == 0
     assert stats["localhost"]["ok"] >= 2 and stats["localhost"]["failures"] == 0, (out, err)
     assert code == 0, err
 
@@ -208,7 +219,16 @@ def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet:
     assert "vifdoctor is not installed" in scan["compute-bare"]["msg"]
     # Each lab host's report under its inventory name, filed under Neutron's host name
     # (the inventory's vifdoctor_host_name won over the role default).
+    # the host without virsh: scanned, its report says what it could not read
+    assert scan["compute-notool"]["complete"] is False
+    assert scan["compute-notool"]["errors"] == [{"source": "libvirt",
+                                                 "error": "virsh not found"}]
+    assert any("could not read libvirt" in w for w in scan["compute-notool"]["warnings"])
+    notool = json.loads((reports / "compute-notool.json").read_text())
+    assert notool["sources"]["libvirt"]["ok"] is False and notool["sources"]["ovs"]["ok"]
     for name, lab in fleet.labs.items():
+        if name == "compute-notool":
+            continue
         doc = json.loads((reports / f"{name}.json").read_text())
         assert doc["format"] == "vifdoctor-host-scan" and doc["host"] == lab.name
         assert [d["uuid"] for d in doc["domains"]] == [fleet.ports[name].vm]
@@ -234,6 +254,9 @@ def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet:
     assert missing["compute-bare"]["reason"].startswith("no vifdoctor")
     assert audit["summary"]["hosts_without_report"] == 2
     assert any("no host report for 2 host(s)" in a for a in audit["assumptions"])
+    assert any(f"{labs['compute-notool'].name}: libvirt could not be read (virsh not found)"
+               in a for a in audit["assumptions"])
+    assert labs["compute-notool"].name not in by_host  # nothing invented
 
     # The same folder through the CLI, with every port's basis.
     done = subprocess.run([sys.executable, "-m", "vifdoctor", "audit", "--neutron-db",
@@ -343,7 +366,7 @@ def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
     # hosts Neutron binds VM ports to, without a report here
     assert set(never["hosts_without_report"]) == {
         fleet.labs["compute-direct"].name, fleet.labs["compute-broken"].name,
-        "compute-down", "compute-bare"}
+        fleet.labs["compute-notool"].name, "compute-down", "compute-bare"}
     assert never["hosts_without_report"]["compute-down"]["reason"] == "not in the folder"
 
     # warnings only (a selector keeping VD303-free hybrid host): fail_on warning vs failure
