@@ -6,8 +6,10 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
@@ -52,6 +54,22 @@ class NovaJoin:
     # every other instance look as if Neutron lacked its ports.
     full: bool = True
     hosts: frozenset[str] = frozenset()
+
+
+class BindingJoin(Protocol):
+    """Another family of facts judged beside each binding (host wiring, OVN, ...).
+
+    ``judge`` sees each binding after the binding rules; ``finish`` reports what no
+    binding explained; ``live`` maps port ids to how the port is wired now, when the
+    join knows it (Nova's view of an instance uses it).
+    """
+
+    live: dict[str, str]
+
+    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
+              ctx: RuleContext) -> list[Finding]: ...
+
+    def finish(self) -> list[Finding]: ...
 
 
 @dataclass
@@ -169,7 +187,7 @@ def run_audit(
     agent_rows: list[dict] | None = None,
     nova: NovaJoin | None = None,
     ports_narrowed: bool = False,
-    host_join: HostJoin | None = None,
+    joins: Sequence[BindingJoin] = (),
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
@@ -180,8 +198,8 @@ def run_audit(
     def judge(binding: Binding) -> Judgement:
         host_agents = agents.get(binding.host, [])
         judgement = judge_binding(binding, host_agents, ctx, needs_memo)
-        if host_join is not None:
-            judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
+        for join in joins:
+            judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
@@ -192,9 +210,13 @@ def run_audit(
 
     for binding in bindings:
         judge(binding)
+    # A live view: the joins learn each VM port's wiring as the Nova merge judges it.
+    live = ChainMap(*(join.live for join in joins))
+    host_joins = [join for join in joins if isinstance(join, HostJoin)]
+    no_scan = ChainMap(*(join.no_scan for join in host_joins))  # why a port has no scan
     if nova is not None:
         report.nova = nova.cells
-        if host_join is not None:
+        for host_join in host_joins:
             host_join.track_live = True
         for device_id, group, instance in join_by_instance(nova.compute_bindings,
                                                            nova.instances):
@@ -209,9 +231,8 @@ def run_audit(
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
-                                         live=host_join.live if host_join else None,
-                                         no_scan=host_join.no_scan if host_join else None)
-            if host_join is not None:
+                                         live=live, no_scan=no_scan)
+            for host_join in host_joins:
                 host_join.forget(group)
             for f in found:
                 if keep(f):
@@ -226,11 +247,11 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
-    if host_join is not None and not ports_narrowed:
-        for f in host_join.finish():
+    for join in joins if not ports_narrowed else ():
+        for f in join.finish():
             if keep(f) and (not hosts or f.host in hosts):
                 report.add(f)
-    if host_join is not None:
+    for host_join in host_joins[:1]:
         report.host_reports = host_join.coverage()
         missing = report.host_reports["missing"]
         if missing:
@@ -270,11 +291,11 @@ def audit_cloud(options: AuditOptions,
             nova = None
             bindings = s.source.bindings(s.selectors)
             assumptions = list(s.settings.assumptions)
-            host_join = None
+            joins: list[BindingJoin] = []
             if host_source is not None:
                 reports, notes = host_source.reports()
-                host_join = HostJoin(reports, s.source.bound_hosts,
-                                     failures=getattr(host_source, "failures", {}))
+                joins.append(HostJoin(reports, s.source.bound_hosts,
+                                      failures=getattr(host_source, "failures", {})))
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
@@ -298,7 +319,7 @@ def audit_cloud(options: AuditOptions,
                                           if not hosts or h in hosts}),
                 nova=nova,
                 ports_narrowed=options.narrowed_to_ports,
-                host_join=host_join,
+                joins=joins,
             )
         finally:
             if nova_cells is not None:
