@@ -9,6 +9,7 @@ measured (tracemalloc) over 40 and over 400 host reports.
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -107,6 +108,7 @@ def test_failure_records_stale_reports_and_bad_files(sqlite_url: str, tmp_path: 
     # a failure record for a host that also has a report (renamed file): the report wins
     (folder / "c1-old.json").write_text(json.dumps({**failure, "host": "c1"}))
     (folder / "broken.json").write_text("{not json")
+    os.mkfifo(folder / "fifo.json")  # opened non-blocking: it cannot hang the audit
     (folder / "v2.json").write_text(json.dumps({"format": "vifdoctor-host-scan",
                                                 "format_version": 2, "host": "c3"}))
     report = api.audit(neutron_db=sqlite_url, host_source=HostReportIndex(str(folder)))
@@ -116,7 +118,8 @@ def test_failure_records_stale_reports_and_bad_files(sqlite_url: str, tmp_path: 
         "c3": {"reason": "not in the folder", "vm_ports": 1}}}
     assert doc["summary"]["hosts_without_report"] == 2
     notes = "\n".join(doc["assumptions"])
-    assert "host report broken.json skipped" in notes
+    assert "host report broken.json skipped: not valid JSON" in notes
+    assert "host report fifo.json skipped: not a regular file" in notes
     assert "host report v2.json skipped: format version 2, expected 1" in notes
     with pytest.raises(VifdoctorError, match="is not a folder"):
         HostReportIndex(str(tmp_path / "nope")).reports()

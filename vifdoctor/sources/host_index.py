@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 
@@ -29,6 +30,7 @@ FAILURE_FORMAT = "vifdoctor-host-scan-failure"  # written by the collection's ac
 # Nova's per-port device names: prefix + port id, cut to 14 (sources do not import rules)
 NIC_NAME_LEN = 14
 PREFIXES = ("tap", "qbr", "qvb", "qvo")
+MAX_REPORT_BYTES = 64 * 1024 * 1024  # a host with thousands of ports writes a few MB
 _CACHE_HOSTS = 8  # host views kept (each holds only its host row: readable, chains, errors)
 
 _SCHEMA = """
@@ -42,12 +44,37 @@ CREATE INDEX ovs_iface_id ON ovs (host, iface_id);
 
 
 def _read(path: str) -> dict | str:
-    """The file's JSON document, or why it cannot be used."""
+    """The file's JSON document, or why it cannot be used.
+
+    Only a regular file of bounded size is read (opened non-blocking: a FIFO named
+    ``*.json`` cannot hang the audit), the checks host_reports.py's loader makes.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError, RecursionError) as exc:
-        return str(exc)[:200]
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        if info.st_size > MAX_REPORT_BYTES:
+            return f"larger than {MAX_REPORT_BYTES} bytes"
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_REPORT_BYTES + 1)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_REPORT_BYTES:
+        return f"larger than {MAX_REPORT_BYTES} bytes"
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    except RecursionError:
+        return "nested too deeply"
+    except ValueError as exc:
+        return f"not valid JSON: {str(exc)[:160]}"
     if not isinstance(doc, dict):
         return "not a vifdoctor host-scan report"
     return doc
