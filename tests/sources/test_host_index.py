@@ -109,6 +109,9 @@ def test_failure_records_stale_reports_and_bad_files(sqlite_url: str, tmp_path: 
     (folder / "c1-old.json").write_text(json.dumps({**failure, "host": "c1"}))
     (folder / "broken.json").write_text("{not json")
     os.mkfifo(folder / "fifo.json")  # opened non-blocking: it cannot hang the audit
+    (folder / "odd.json").write_text(json.dumps({  # a bridge that is not an object
+        "format": "vifdoctor-host-scan", "format_version": 1, "host": "c3",
+        "ovs_bridges": ["br-int"]}))
     (folder / "v2.json").write_text(json.dumps({"format": "vifdoctor-host-scan",
                                                 "format_version": 2, "host": "c3"}))
     report = api.audit(neutron_db=sqlite_url, host_source=HostReportIndex(str(folder)))
@@ -120,6 +123,7 @@ def test_failure_records_stale_reports_and_bad_files(sqlite_url: str, tmp_path: 
     notes = "\n".join(doc["assumptions"])
     assert "host report broken.json skipped: not valid JSON" in notes
     assert "host report fifo.json skipped: not a regular file" in notes
+    assert "host report odd.json skipped: malformed" in notes
     assert "host report v2.json skipped: format version 2, expected 1" in notes
     with pytest.raises(VifdoctorError, match="is not a folder"):
         HostReportIndex(str(tmp_path / "nope")).reports()

@@ -210,35 +210,25 @@ class HostReportIndex:
             raise VifdoctorError(f"--host-reports {self.folder} is not a folder")
         # "": a private temporary database on disk, deleted when the connection closes
         conn = sqlite3.connect("", check_same_thread=False)
-        conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        conn.executescript("PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF;" + _SCHEMA)
         self.conn = conn
         notes: list[str] = []
         failures: dict[str, str] = {}
         count = 0
-        with conn:
-            for name in sorted(os.listdir(self.folder)):
-                if not name.endswith(".json"):
-                    continue
-                doc = _read(os.path.join(self.folder, name))
-                note = self._check(name, doc)
-                if note is not None:
-                    notes.append(note)
-                    continue
-                assert isinstance(doc, dict)
+        for name in sorted(os.listdir(self.folder)):
+            if not name.endswith(".json"):
+                continue
+            doc = _read(os.path.join(self.folder, name))
+            note = self._check(name, doc)
+            if note is None and isinstance(doc, dict):
                 if doc.get("format") == FAILURE_FORMAT:
                     failures.setdefault(str(doc.get("host") or name[:-5]), failure_reason(doc))
                     continue
-                wiring = HostWiring.from_report(doc)
-                del doc  # one report in memory at a time
-                if self._has(wiring.host):
-                    notes.append(f"host report {name} skipped: a second report for "
-                                 f"{wiring.host}")
-                    continue
-                self._insert(wiring)
+                note = self._add(name, doc, notes)
+            if note is not None:
+                notes.append(note)
+            else:
                 count += 1
-                for err in wiring.errors:
-                    notes.append(f"{wiring.host}: {err.get('source')} could not be read "
-                                 f"({err.get('error')}); findings that need it are not made")
         self.failures = {h: r for h, r in failures.items() if not self._has(h)}
         notes.insert(0, f"live wiring from {count} host report(s) in {self.folder}")
         return IndexedReports(conn), notes
@@ -252,6 +242,26 @@ class HostReportIndex:
         if doc.get("format_version") != FORMAT_VERSION:
             return (f"host report {name} skipped: format version "
                     f"{doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+        return None
+
+    def _add(self, name: str, doc: dict, notes: list[str]) -> str | None:
+        """Index one report (its rows all or nothing); why it was skipped, if it was."""
+        try:
+            wiring = HostWiring.from_report(doc)
+        except (AttributeError, TypeError, ValueError) as exc:
+            return f"host report {name} skipped: malformed ({exc})"[:300]
+        if self._has(wiring.host):
+            return f"host report {name} skipped: a second report for {wiring.host}"
+        assert self.conn is not None
+        try:
+            with self.conn:
+                self._insert(wiring)
+        except (TypeError, ValueError, sqlite3.Error) as exc:
+            return f"host report {name} skipped: malformed ({exc})"[:300]
+        for err in wiring.errors:
+            if isinstance(err, dict):
+                notes.append(f"{wiring.host}: {err.get('source')} could not be read "
+                             f"({err.get('error')}); findings that need it are not made")
         return None
 
     def _has(self, host: str) -> bool:
