@@ -354,7 +354,8 @@ def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
     outcomes = {}
     for policy in ("failure", "warning", "never"):
         code, result, _ = adhoc(fleet, "localhost", "vifdoctor.openstack.vifdoctor_audit",
-                                {**base, "fail_on": policy})
+                                {**base, "fail_on": policy,
+                                 "report_file": str(tmp_path / f"audit-{policy}.json")})
         outcomes[policy] = (code, result)
     assert outcomes["failure"][0] != 0 and outcomes["failure"][1]["failed"] is True
     assert "exit code 2 (fail_on: failure)" in outcomes["failure"][1]["msg"]
@@ -363,6 +364,9 @@ def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
     assert code == 0 and not never.get("failed")
     assert never["exit_code"] == 2 and never["summary"]["by_code"]["VD101"] == 1
     assert {f["code"] for f in never["findings"]} == {"VD101"}
+    written = json.loads((tmp_path / "audit-never.json").read_text())
+    assert written["findings"] == never["findings"]
+    assert written["host_reports"]["missing"] == never["hosts_without_report"]
     # hosts Neutron binds VM ports to, without a report here
     assert set(never["hosts_without_report"]) == {
         fleet.labs["compute-direct"].name, fleet.labs["compute-broken"].name,

@@ -202,8 +202,8 @@ def main() -> None:
     try:
         from vifdoctor import api
         from vifdoctor.errors import VifdoctorError
+        from vifdoctor.report import renderer
         from vifdoctor.report.findings import audit_listing
-        from vifdoctor.report.json import render
     except ImportError as exc:
         module.fail_json(msg=f"vifdoctor is not importable by this Python ({exc}): install it "
                              "on the controller, or point ansible_python_interpreter at the "
@@ -217,7 +217,7 @@ def main() -> None:
         findings = list(itertools.islice(report.findings, limit))
         if module.params["report_file"]:
             with open(module.params["report_file"], "w", encoding="utf-8") as fh:
-                render(audit_listing(report), fh)
+                renderer("json")(audit_listing(report), fh)
         document = report.document()
     except VifdoctorError as exc:
         module.fail_json(msg=f"vifdoctor audit could not run: {exc}", exit_code=3)
