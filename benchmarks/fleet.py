@@ -12,7 +12,7 @@ process (wall time and peak RSS from ``wait4``) three ways: without reports,
 with the on-disk index (``HostReportIndex``, the default), and with the
 in-memory loader it replaced (``HostReportFolder``, every report held at once).
 
-``playbook``: one real lab host (tests/hostlab.py: a namespace with its own OVS,
+``playbook``: one real lab host (tests/testkit/hostlab.py: a namespace with its own OVS,
 VMs plugged by nova/os-vif, a br-tun with tunnel ports) is scanned for real; the
 tool outputs it gave (virsh, ovs-vsctl, ip) are recorded, and N local hosts
 replay them through stand-in commands (a namespace and two OVS daemons per
@@ -54,7 +54,7 @@ from vifdoctor.demo.builder import (  # noqa: E402
 from vifdoctor.demo.schemas import create_schema  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
-from fleetkit import synthetic_report  # noqa: E402
+from testkit.fleetkit import synthetic_report  # noqa: E402
 
 COLLECTIONS = ROOT / "contrib" / "ansible" / "collections"
 NET, SEG, PROJECT = str(uuid.UUID(int=1)), str(uuid.UUID(int=2)), "p" * 32
@@ -168,7 +168,7 @@ exec cat "{d}/ip-link.json"
 
 def record_lab_host(canned: Path, vms: int, tunnels: int) -> dict:
     """Wire a real lab host, time host-scan on it, record its tools' outputs."""
-    from hostlab import ComputeHost
+    from testkit.hostlab import ComputeHost
 
     from vifdoctor.demo.nova import vif_entry
 

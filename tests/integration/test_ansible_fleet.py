@@ -1,7 +1,7 @@
 """The vifdoctor.openstack collection run by real ansible-core against namespace hosts.
 
 Each lab host is a network namespace with its own ovsdb-server and userspace
-ovs-vswitchd, wired by nova 34.0.0 / os-vif (tests/hostlab.py). Ansible reaches
+ovs-vswitchd, wired by nova 34.0.0 / os-vif (tests/testkit/hostlab.py). Ansible reaches
 it with ``ansible_connection: local`` and an ``ansible_python_interpreter`` that
 is a two-line wrapper entering the namespace (``ip netns exec NS python``), so the
 module, and the ``vifdoctor host-scan`` it runs, see only that host's devices.
@@ -27,10 +27,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-pytest.register_assert_rewrite("hostlab")
+pytest.register_assert_rewrite("testkit.hostlab")
 
-from ansiblekit import VENV_BIN, ansible_env  # noqa: E402
-from hostlab import ComputeHost, LabError, dev  # noqa: E402
 from test_hosts import (  # noqa: E402
     DIRECT_DETAILS,
     HYBRID_DETAILS,
@@ -40,6 +38,8 @@ from test_hosts import (  # noqa: E402
     ovs_agent,
     vm_port,
 )
+from testkit.ansiblekit import VENV_BIN, ansible_env  # noqa: E402
+from testkit.hostlab import ComputeHost, LabError, dev  # noqa: E402
 
 from vifdoctor.demo.nova import InstanceSpec, create_nova_schema, write_instances  # noqa: E402
 

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cloudfactory import write
-from fleetkit import dev, synthetic_report
+from testkit.cloudfactory import write
+from testkit.fleetkit import dev, synthetic_report
 
 from vifdoctor import api
 from vifdoctor.demo.builder import (

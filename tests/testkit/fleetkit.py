@@ -3,7 +3,7 @@
 Used by the index tests (tests/sources/test_host_index.py) and the fleet
 benchmark (benchmarks/fleet.py), which needs a thousand of them. The shape
 follows what host-scan records on the lab hosts nova/os-vif wire
-(tests/hostlab.py): per hybrid port qbr/qvb/qvo/tap, per direct port a tap on
+(tests/testkit/hostlab.py): per hybrid port qbr/qvb/qvo/tap, per direct port a tap on
 br-int, plus br-tun with one vxlan port per tunnel peer and br-ex.
 """
 

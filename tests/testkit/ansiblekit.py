@@ -23,7 +23,7 @@ def ansible_env(tmp: Path) -> dict:
         "HOME": str(home), "ANSIBLE_HOME": str(home),
         "ANSIBLE_LOCAL_TEMP": str(home / "tmp"), "ANSIBLE_REMOTE_TEMP": str(home / "rtmp"),
         "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
-        "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "ansible_plugins"),
+        "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "tests" / "integration" / "ansible_plugins"),
         "ANSIBLE_CALLBACKS_ENABLED": "record", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "VIFDOCTOR_ANSIBLE_RECORD": str(tmp / "ansible-record.json"),
         "ANSIBLE_HOST_KEY_CHECKING": "False",
