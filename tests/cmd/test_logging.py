@@ -8,9 +8,9 @@ import re
 import secrets
 from collections.abc import Iterator
 
-import dbfixtures
 import pytest
-from cloudfactory import run_cli, write
+from testkit import dbfixtures
+from testkit.cloudfactory import run_cli, write
 
 from vifdoctor.demo.incident import incident_cloud
 from vifdoctor.integrations.logs import setup_logging

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import dbfixtures
 import pytest
-from cloudfactory import HYBRID_29, write
 from overlayvenv import REPO, overlay_venv
+from testkit import dbfixtures
+from testkit.cloudfactory import HYBRID_29, write
 
 from vifdoctor.demo import incident
 from vifdoctor.demo.builder import (

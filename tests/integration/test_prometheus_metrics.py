@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloudfactory import run_cli
 from prometheus_client.parser import text_string_to_metric_families
+from testkit.cloudfactory import run_cli
 
 from vifdoctor.cmd.demo import build
 
