@@ -12,13 +12,12 @@ import json
 import os
 from pathlib import Path
 
-from cloudfactory import run_cli
-from headless import Chromium
-from test_hosts import (  # hostlab through test_hosts, which has pytest rewrite its asserts
+from testkit.cloudfactory import run_cli
+from testkit.headless import Chromium
+from testkit.hostlab import ComputeHost, dev
+from testkit.labcloud import (
     DIRECT_DETAILS,
     HYBRID_DETAILS,
-    ComputeHost,
-    dev,
     neutron_db,
     new_id,
     nova_vif,
@@ -27,7 +26,7 @@ from test_hosts import (  # hostlab through test_hosts, which has pytest rewrite
     vm_port,
 )
 
-pytest_plugins = ["hostlab"]
+pytest_plugins = ["testkit.hostlab"]
 
 
 def rows(b: Chromium, port: str) -> list[list]:
