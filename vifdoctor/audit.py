@@ -83,6 +83,7 @@ class HostJoin:
     bound_hosts: Callable[[list[str]], dict[str, str]]
     bound_here: dict[str, set[str]] = field(default_factory=dict)
     live: dict[str, str] = field(default_factory=dict)  # port id -> wiring kind
+    seen: dict[str, dict] = field(default_factory=dict)  # ports with findings: for reports
     failures: Mapping[str, str] = field(default_factory=dict)  # host -> why no report
     missing: dict[str, int] = field(default_factory=dict)  # host with VM ports, no report
     no_scan: dict[str, str] = field(default_factory=dict)  # port id -> why no live wiring
@@ -112,7 +113,11 @@ class HostJoin:
             if found.kind == wiring_rules.UNKNOWN:
                 self.no_scan[b.port_id] = "; ".join(found.problems)
         next_plug, needed = plugs(b, judgement, ctx)
-        return wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        out = wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        if out or judgement.findings:
+            self.seen[b.port_id] = {"kind": found.kind, "problems": list(found.problems),
+                                    "next_plug": next_plug, "needed_plug": needed}
+        return out
 
     def finish(self) -> list[Finding]:
         """Per host, what no binding explains: foreign iface-ids, leftovers, domains."""
@@ -250,6 +255,8 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
+    for join in joins:  # what a host scan saw of ports with findings: for the HTML report
+        report.live_wiring.update(getattr(join, "seen", {}))
     for join in joins if not ports_narrowed else ():
         for f in join.finish():
             if keep(f) and (not hosts or f.host in hosts):

@@ -37,6 +37,8 @@ class AuditReport:
     by_code: Counter = field(default_factory=Counter)
     by_severity: Counter = field(default_factory=Counter)
     by_host: Counter = field(default_factory=Counter)
+    # port -> what a host scan saw of a port with findings (kind, problems) and its plugs
+    live_wiring: dict[str, dict] = field(default_factory=dict)
     host_reports: dict | None = None  # with --host-reports: hosts read, hosts without one
 
     def add(self, f: Finding) -> None:
