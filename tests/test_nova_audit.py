@@ -150,7 +150,8 @@ def test_faults_on_nova34_cell_and_neutron29(nova34_cell_mariadb_url: str,
     doc = audit(neutron29_mariadb_url, "--nova-db", nova34_cell_mariadb_url)
     check_faults(doc, s)
     assert doc["nova"] == [{"cell": dbname_of(nova34_cell_mariadb_url),
-                            "url": nova34_cell_mariadb_url, "dialect": "mysql"}]
+                            "url": nova34_cell_mariadb_url, "dialect": "mysql",
+                            "migrations": True}]
     # The audit writes nothing to Nova.
     engine = sa.create_engine(nova34_cell_mariadb_url)
     try:

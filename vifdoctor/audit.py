@@ -6,6 +6,7 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,12 @@ from vifdoctor.errors import EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_OK, EXIT_WARNIN
 from vifdoctor.model import Agent, Binding, Finding, Severity
 from vifdoctor.rules import wiring as wiring_rules
 from vifdoctor.rules.binding import JUDGED, Judgement, agent_finding, judge_binding, plugs
+from vifdoctor.rules.migration import (
+    DEFAULT_STUCK_AFTER,
+    judge_moves,
+    merge_cell_copies,
+    with_moves,
+)
 from vifdoctor.rules.nova import Instance, impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext, parse_json_column
 from vifdoctor.spool import Spool
@@ -112,6 +119,8 @@ class NovaJoin:
     # every other instance look as if Neutron lacked its ports.
     full: bool = True
     hosts: frozenset[str] = frozenset()
+    now: datetime.datetime | None = None  # the cells' clock, for VD208's age
+    stuck_after: float = DEFAULT_STUCK_AFTER
 
 
 @dataclass
@@ -165,13 +174,18 @@ def join_by_instance(
     inst = next(insts, None)
 
     def rows_of(uuid: str) -> Instance | None:
-        """Consume every row of one uuid (it may be in two cells): the live one wins."""
+        """Consume every row of one uuid (it may be in two cells): the live one wins,
+        and of two live ones the visible one (a cross-cell resize hides the other)."""
         nonlocal inst
-        match = None
+        rows = []
         while inst is not None and inst.uuid == uuid:
-            if match is None or (match.deleted and not inst.deleted):
-                match = inst
+            rows.append(inst)
             inst = next(insts, None)
+        if not rows:
+            return None
+        match = min(rows, key=lambda r: (r.deleted, r.hidden))
+        if len(rows) > 1:
+            match.migrations = merge_cell_copies(match, rows)
         return match
 
     while port is not None or inst is not None:
@@ -208,9 +222,11 @@ def run_audit(
     seen_hosts: set[str] = set()
     needs_memo: dict = {}
 
-    def judge(binding: Binding) -> Judgement:
+    def judge(binding: Binding, moves_of: Instance | None = None) -> Judgement:
         host_agents = agents.get(binding.host, [])
         judgement = judge_binding(binding, host_agents, ctx, needs_memo)
+        if moves_of is not None:  # a VM port's INACTIVE row, with its instance's moves
+            judgement.findings = with_moves(binding, judgement.findings, moves_of)
         if host_join is not None:
             judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
@@ -233,12 +249,18 @@ def run_audit(
                 instance is not None and instance.host in nova.hosts)
             if not in_scope:
                 continue
-            judged = [(b, judge(b)) for b in group]
+            active = [b for b in group if b.status in (None, "ACTIVE")]
+            judged = [(b, judge(b)) for b in active]
+            for b in group:
+                if b.status not in (None, "ACTIVE"):
+                    judge(b, moves_of=instance)
             found, view = judge_instance(device_id, instance, judged, ctx,
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
                                          live=host_join.live if host_join else None)
+            if instance is not None:
+                found.extend(judge_moves(instance, active, nova.now, nova.stuck_after))
             for f in found:
                 if keep(f):
                     report.add(f)

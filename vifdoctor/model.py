@@ -103,6 +103,50 @@ class Binding:
 
 
 @dataclass(slots=True)
+class Migration:
+    """One live row of a Nova cell's ``migrations`` table: a move of an instance.
+
+    ``migration_type`` is what Nova reads: the column where there is one (Liberty+),
+    else nova's ``determine_migration_type`` (``resize`` when the flavors differ,
+    else ``migration``). Columns a release lacks are left empty. ``uuid`` is the same
+    in both cells' copies of a cross-cell resize; ``id`` is per cell.
+    """
+
+    id: int
+    instance_uuid: str
+    cell: str = ""
+    uuid: str = ""
+    migration_type: str = ""
+    status: str | None = None
+    source_compute: str = ""
+    dest_compute: str = ""
+    source_node: str = ""
+    dest_node: str = ""
+    created_at: Any = None  # naive UTC, as Nova stores it
+    updated_at: Any = None
+    hidden: bool = False
+    cross_cell_move: bool = False
+
+    @property
+    def key(self) -> str:
+        """One move however many cells hold a copy of it."""
+        return self.uuid or f"{self.cell}/{self.id}"
+
+    def as_dict(self) -> dict:
+        def when(value: Any) -> str | None:
+            return value.isoformat(sep=" ") if hasattr(value, "isoformat") else value
+
+        return {
+            "id": self.id, "uuid": self.uuid or None, "cell": self.cell,
+            "instance_uuid": self.instance_uuid, "migration_type": self.migration_type,
+            "status": self.status, "source_compute": self.source_compute,
+            "dest_compute": self.dest_compute, "source_node": self.source_node,
+            "dest_node": self.dest_node, "created_at": when(self.created_at),
+            "updated_at": when(self.updated_at), "cross_cell_move": self.cross_cell_move,
+        }
+
+
+@dataclass(slots=True)
 class Finding:
     """One judged fault on one binding (or one agent), with what to do about it."""
 

@@ -14,6 +14,8 @@ from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells, resolve_cells
 
+NO_MIGRATIONS = ("Nova's migration records were not read (no migrations table in a cell, "
+                 "or API mode): moves are judged by task_state, INACTIVE rows stay VD109")
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
                    "give every cell (or --nova-api-db)")
 
@@ -46,7 +48,11 @@ def audit_from_args(args: argparse.Namespace) -> AuditReport:
                     cells=nova_cells.describe(),
                     full=full,
                     hosts=hosts,
+                    now=getattr(nova_cells, "now", None),
+                    stuck_after=getattr(args, "stuck_after", 6 * 3600.0),
                 )
+                if not getattr(nova_cells, "reads_migrations", False):
+                    nova_notes.append(NO_MIGRATIONS)
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
             return run_audit(

@@ -61,6 +61,10 @@ def _add_nova_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nova-config-file", metavar="FILE", action="append", default=[],
                    help="nova.conf to read [api_database] and [database] connection from; "
                         "repeatable, later files win")
+    g.add_argument("--stuck-after", type=_duration, default=6 * 3600.0, metavar="DURATION",
+                   help="a live/cold migration, evacuation or resize not finished this long "
+                        "after it started is stuck (VD208): e.g. 6h, 90m, 2d, or seconds; "
+                        "default 6h")
 
 
 def _add_host_report_option(p: argparse.ArgumentParser) -> None:
@@ -154,6 +158,23 @@ def _positive_float(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """``6h``, ``90m``, ``2d``, ``30s`` or a bare number of seconds."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:], 0)
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 6h, 90m)") from None
+    if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
 

@@ -236,6 +236,53 @@ CATALOG: dict[str, CodeInfo] = {
             "`nova refresh-network UUID` rebuilds the cache from Neutron.",
         ),
         CodeInfo(
+            "VD206",
+            _W,
+            "binding left by a failed move",
+            "An INACTIVE binding row of a VM port whose instance has no migration in "
+            "progress (Nova's migration records, judged with nova's own terminal statuses): "
+            "a live migration that failed or was aborted left a bound row on the "
+            "destination, or a finished move whose cleanup failed left an `unbound` row "
+            "with empty details on the source.",
+            "The port cannot be live-migrated to that host again (Neutron refuses a second "
+            "binding for the same host), and tools that read the first binding row may "
+            "read this one.",
+            "Delete the row and its binding levels (`vifdoctor repair --code VD206 "
+            "--apply`: backed up, guarded on the row still being INACTIVE, Nova re-checked "
+            "before each batch), or `DELETE /v2.0/ports/PORT/bindings/HOST`.",
+            repairable=True,
+        ),
+        CodeInfo(
+            "VD207",
+            _F,
+            "move finished half-way",
+            "The instance's last migration has completed (completed, done or confirmed), "
+            "but instances.host still names its source_compute; or the instance is on the "
+            "destination while its port's ACTIVE binding is still on the source.",
+            "Nova acts on the wrong host: reboots, further moves and deletes go to a host "
+            "where the VM is not, or the VM on the destination has no network on this port.",
+            "Nova owns instances.host: vifdoctor never writes it. Check where the domain "
+            "runs first (`virsh domstate UUID` on both hosts), then review and run the "
+            "scoped statement the finding gives (its extra.statement), and afterwards "
+            "`nova-manage placement audit --verbose`; for a binding left on the source, "
+            "`openstack port set --host DEST PORT`.",
+        ),
+        CodeInfo(
+            "VD208",
+            _W,
+            "move stuck",
+            "A live migration, cold migration, evacuation or resize has not reached a "
+            "terminal status within --stuck-after (default 6 h) of its creation. A resize "
+            "or cold migration in `finished` is awaiting confirmation, not stuck.",
+            "The instance's ports stay bound for two hosts (an INACTIVE row or "
+            "migrating_to), the instance cannot be moved again, and the move's resources "
+            "stay claimed on both hosts.",
+            "Look at the migration (`openstack server migration list --server UUID`, "
+            "nova-compute logs on both hosts); abort a live migration "
+            "(`openstack server migration abort`) or reset the instance once nothing "
+            "runs it. vifdoctor never removes a moving port's binding.",
+        ),
+        CodeInfo(
             "VD301",
             _F,
             "unprotected now",

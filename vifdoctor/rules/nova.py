@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from vifdoctor.model import Binding, Finding, Plug
+from vifdoctor.model import Binding, Finding, Migration, Plug
 from vifdoctor.rules import catalog
 from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding, plugs
+from vifdoctor.rules.migration import host_mismatch_explained, instance_finding
 from vifdoctor.rules.plug import (
     VIF_OVS,
     VIF_VHOSTUSER,
@@ -28,13 +28,6 @@ from vifdoctor.rules.plug import (
 )
 
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
-# nova.compute.task_states during which the binding legitimately sits on another host
-MOVING_TASK_STATES = frozenset({
-    "resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
-    "resize_reverting", "resize_confirming", "migrating", "rebuilding",
-    "rebuild_block_device_mapping", "rebuild_spawning", "unshelving",
-    "shelving_offloading", "spawning", "scheduling",
-})
 # nova.compute.power_state: RUNNING=1, PAUSED=3, SHUTDOWN=4, CRASHED=6, SUSPENDED=7
 POWER_STATES = {0: "nostate", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed",
                 7: "suspended"}
@@ -59,6 +52,8 @@ class Instance:
     deleted: bool = False
     network_info: str | None = None  # raw text; None: no live cache row
     cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
+    hidden: bool = False  # the other cell's copy during a cross-cell resize
+    migrations: list[Migration] | None = None  # None: the source has no migration records
 
     def as_dict(self) -> dict:
         return {
@@ -66,6 +61,7 @@ class Instance:
             "node": self.node, "vm_state": self.vm_state,
             "power_state": POWER_STATES.get(self.power_state, self.power_state),
             "task_state": self.task_state, "deleted": self.deleted,
+            **({"hidden": True} if self.hidden else {}),
         }
 
     @property
@@ -149,11 +145,7 @@ def cache_differences(binding: Binding, vif: dict) -> list[str]:
     return diffs
 
 
-def _instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
-    info = catalog.CATALOG[code]
-    return Finding(code=code, severity=info.severity, title=info.title, message=message,
-                   impact=info.impact, remedy=info.remedy, device_id=instance.uuid,
-                   host=instance.host, instance=instance.as_dict(), **fields)
+_instance_finding = instance_finding
 
 
 @dataclass
@@ -227,11 +219,12 @@ def judge_instance(
                     "VD201", binding, "Nova's cache differs from Neutron: " + "; ".join(diffs),
                     stored_details=vif.get("details"), instance=instance.as_dict()))
         if (binding.host and instance.host and binding.host != instance.host
-                and (instance.task_state or "") not in MOVING_TASK_STATES
-                and instance.vm_state != "resized"):
+                and not host_mismatch_explained(instance, binding.host)):
+            moves = ("no migration in progress" if instance.migrations is not None
+                     else "migration records not read")
             findings.append(new_finding(
                 "VD202", binding, f"bound to {binding.host} but instance {instance.uuid} is on "
-                f"{instance.host} (task_state {instance.task_state or 'none'})",
+                f"{instance.host} (task_state {instance.task_state or 'none'}, {moves})",
                 instance=instance.as_dict()))
         view.ports.append(_port_view(binding, judgement, vif, ctx, codes,
                                      (live or {}).get(binding.port_id)))

@@ -189,8 +189,9 @@ class NeutronDatabase:
         return by_host
 
     # -- bindings --------------------------------------------------------
-    def _binding_query(self, selectors: Selectors, *, active: bool,
+    def _binding_query(self, selectors: Selectors, *, active: bool | None,
                        compute: bool | None = None) -> sa.Select:
+        """``active``: True the live rows, False the INACTIVE ones, None both."""
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
@@ -208,7 +209,9 @@ class NeutronDatabase:
         else:
             cols += [b.c.driver, b.c.segment]
         cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project]
-        if not active:
+        if active is not True and not self.layout.has_status:
+            cols.append(sa.true().label("has_active"))  # one row per port: it is the live one
+        elif active is not True:
             other = b.alias("active_binding")
             cols.append(
                 sa.exists()
@@ -216,9 +219,9 @@ class NeutronDatabase:
                 .label("has_active")
             )
         query = sa.select(*cols).select_from(frm)
-        if self.layout.has_status:
+        if self.layout.has_status and active is not None:
             query = query.where(b.c.status == "ACTIVE" if active else b.c.status != "ACTIVE")
-        elif not active:
+        elif active is False:
             query = query.where(sa.false())
         if selectors.hosts:
             query = query.where(b.c.host.in_(selectors.hosts))
@@ -273,19 +276,20 @@ class NeutronDatabase:
         yield from self._stream(selectors, [(True, True)], vif_types=REPAIRABLE_VIF_TYPES)
 
     def other_bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
-        """Live bindings of ports that are not VM ports, then every inactive binding."""
-        yield from self._stream(selectors, [(True, False), (False, None)])
+        """Every binding of ports that are not VM ports (live ones first)."""
+        yield from self._stream(selectors, [(True, False), (False, False)])
 
     def compute_bindings_by_device(self, selectors: Selectors = Selectors()
                                    ) -> Iterator[Binding]:
-        """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova."""
-        yield from self._stream(selectors, [(True, True)])
+        """Every binding of VM ports (ACTIVE and INACTIVE) in byte-wise device_id order,
+        for a merge with Nova: an INACTIVE row is judged with its instance's moves."""
+        yield from self._stream(selectors, [(None, True)])
 
     def _stream(self, selectors: Selectors, parts: list[tuple[bool, bool | None]],
                 vif_types: tuple[str, ...] = ()) -> Iterator[Binding]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
-            if not active and not (self.layout and self.layout.has_status):
+            if active is False and not (self.layout and self.layout.has_status):
                 continue
             query = self._binding_query(selectors, active=active, compute=compute)
             if vif_types:
@@ -309,7 +313,7 @@ class NeutronDatabase:
                     device_id=device_id or "",
                     network_id=network_id or "",
                     project_id=project or "",
-                    has_active_row=bool(row[13]) if not active else True,
+                    has_active_row=bool(row[13]) if active is not True else True,
                 )
             result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.
