@@ -251,9 +251,8 @@ def run_audit(
                 continue
             active = [b for b in group if b.status in (None, "ACTIVE")]
             judged = [(b, judge(b)) for b in active]
-            for b in group:
-                if b.status not in (None, "ACTIVE"):
-                    judge(b, moves_of=instance)
+            stale = [f for b in group if b.status not in (None, "ACTIVE")
+                     for f in judge(b, moves_of=instance).findings if f.code == "VD206"]
             found, view = judge_instance(device_id, instance, judged, ctx,
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
@@ -264,7 +263,8 @@ def run_audit(
             for f in found:
                 if keep(f):
                     report.add(f)
-            codes_here = view.codes | {f.code for f in found}
+            found_here = found + stale  # stale rows were reported as they were judged
+            codes_here = view.codes | {f.code for f in found_here}
             if codes_here and (not codes or codes_here & codes):
                 report.instances.add({
                     "device_id": device_id,
@@ -272,7 +272,7 @@ def run_audit(
                     "codes": sorted(codes_here),
                     "ports": [p.as_dict() for p in view.ports],
                     "impact": impact(view),
-                    "steps": [s.as_dict() for s in remediation(view, found)],
+                    "steps": [s.as_dict() for s in remediation(view, found_here)],
                 })
     if host_join is not None and not ports_narrowed:
         for f in host_join.finish():

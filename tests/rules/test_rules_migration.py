@@ -22,7 +22,7 @@ from vifdoctor.rules.migration import (
     sql_literal,
     with_moves,
 )
-from vifdoctor.rules.nova import judge_instance
+from vifdoctor.rules.nova import judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
 
 NOW = datetime(2026, 11, 30, 12, 0, 0)
@@ -212,3 +212,16 @@ def test_sql_literal_refuses_what_dialects_read_differently() -> None:
     assert sql_literal("compute-1.example.org") == "'compute-1.example.org'"
     assert sql_literal("a\\b") is None and sql_literal("a'b") is None
     assert sql_literal("a\nb") is None
+
+
+def test_remediation_steps_for_moves() -> None:
+    inst = vm(move("completed"), host=SRC, network_info=cache(vif(PORT, HYBRID)))
+    found, view = judge_instance(UUID, inst, [judged(active(DST))], RuleContext())
+    found += judge_moves(inst, [active(DST)], NOW)
+    stale = judge_inactive(inactive(SRC, vif_type="unbound", details="", driver=None), inst)
+    steps = [(s.order, s.action, s.command) for s in remediation(view, found + [stale])]
+    assert steps[:2] == [
+        (1, "delete-stale-binding", f"vifdoctor repair --code VD206 --port {PORT} --apply"),
+        (2, "check-first", f"virsh domstate {UUID}  # on {SRC} and on {DST}, as root")]
+    assert steps[2][1] == "operator-sql" and steps[2][2].startswith("UPDATE instances SET")
+    assert steps[3][1] == "nova-manage"

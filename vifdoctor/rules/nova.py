@@ -281,6 +281,35 @@ class Step:
         return dict(self.__dict__)
 
 
+def _move_steps(uuid: str, host: str, findings: Sequence[Finding]) -> list[Step]:
+    """VD206: the guarded delete; VD207: the check first, then the operator's statement
+    (vifdoctor never writes instances.host, and never deletes a moving port's row)."""
+    steps: list[Step] = []
+    stale = sorted({f.port_id for f in findings
+                    if f.code == "VD206" and f.extra.get("deletable")})
+    if stale:
+        ports = " ".join(f"--port {p}" for p in stale)
+        steps.append(Step(1, "delete-stale-binding", uuid, host,
+                          "INACTIVE binding(s) left by a failed or finished move",
+                          f"vifdoctor repair --code VD206 {ports} --apply"))
+    for f in findings:
+        if f.code != "VD207":
+            continue
+        steps.append(Step(2, "check-first", uuid, host, f.message, f.extra["check_first"]))
+        statement = f.extra.get("statement") or (
+            "# a host name holds characters no SQL literal carries the same on every "
+            "dialect: write this statement by hand")
+        action = "operator-sql" if f.extra.get("shape") == "instances.host" else "rebind-host"
+        steps.append(Step(2, action, uuid, host,
+                          "only once the check shows where the domain runs; reviewed by an "
+                          "operator, in the instance's cell database" if action == "operator-sql"
+                          else "re-bind the port to the host the instance moved to", statement))
+        if f.extra.get("nova_manage"):
+            steps.append(Step(2, "nova-manage", uuid, host, "afterwards",
+                              f.extra["nova_manage"]))
+    return steps
+
+
 EXTERNAL_EVENT = ('POST /v2.1/os-server-external-events {{"events": [{{"name": '
                   '"network-changed", "server_uuid": "{uuid}"}}]}}')
 _REPAIRABLE = catalog.repairable_by_default()
@@ -350,6 +379,7 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
         if f.code == "VD202":
             steps.append(Step(2, "rebind-host", uuid, host, f.message,
                               f"openstack port set --host {inst.host} {f.port_id}"))
+    steps.extend(_move_steps(uuid, host, findings))
     replug = [p for p in view.ports
               if p.cached_plug not in (p.after_repair_plug, Plug.UNKNOWN.value)]
     if replug or "VD202" in codes:
