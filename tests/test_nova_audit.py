@@ -150,8 +150,7 @@ def test_faults_on_nova34_cell_and_neutron29(nova34_cell_mariadb_url: str,
     doc = audit(neutron29_mariadb_url, "--nova-db", nova34_cell_mariadb_url)
     check_faults(doc, s)
     assert doc["nova"] == [{"cell": dbname_of(nova34_cell_mariadb_url),
-                            "url": nova34_cell_mariadb_url, "dialect": "mysql",
-                            "migrations": True}]
+                            "url": nova34_cell_mariadb_url, "dialect": "mysql"}]
     # The audit writes nothing to Nova.
     engine = sa.create_engine(nova34_cell_mariadb_url)
     try:

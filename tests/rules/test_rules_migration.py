@@ -192,7 +192,9 @@ def test_vd202_uses_migration_records() -> None:
     # the move failed: the port on the destination is VD202 now, whatever task_state says
     failed = vm(move("failed"), network_info=info)
     f = judge_instance(UUID, failed, [judged(active(DST))], ctx)[0]
-    assert [x.code for x in f] == ["VD202"] and "no migration in progress" in f[0].message
+    assert [x.code for x in f] == ["VD202"]
+    assert "no move in progress, the last was migration 7 (live-migration, failed" \
+        in f[0].message
 
 
 def test_cross_cell_copies_merge_by_uuid() -> None:

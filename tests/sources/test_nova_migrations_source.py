@@ -53,7 +53,7 @@ def _moves() -> list[MigrationSpec]:
 def _read(url: str) -> list:
     db = NovaCellDatabase(CellSource("cellX", url))
     try:
-        assert db.reads_migrations and db.describe()["migrations"] is True
+        assert db.reads_migrations
         return list(db.instances())
     finally:
         db.close()

@@ -12,9 +12,8 @@ from collections.abc import Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from vifdoctor.model import Layout
+from vifdoctor.model import Change, Layout
 from vifdoctor.repair.apply import batches, guarded_update
-from vifdoctor.repair.plan import Change
 
 
 def literal_dialect(dialect: Dialect) -> Dialect:

@@ -13,15 +13,12 @@ import datetime
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from vifdoctor.model import Binding, Finding, Migration
+from vifdoctor.model import Binding, Finding, Instance, Migration, parse_json_column
 from vifdoctor.rules import catalog
 from vifdoctor.rules.binding import new_finding
-from vifdoctor.rules.plug import VIF_UNBOUND, parse_json_column
-
-if TYPE_CHECKING:  # rules/nova.py imports this module: no import cycle at run time
-    from vifdoctor.rules.nova import Instance
+from vifdoctor.rules.plug import VIF_UNBOUND
 
 #: nova/db/main/api.py::migration_get_in_progress_by_host_and_node, nova 34.0.0.
 TERMINAL_STATUSES = frozenset({

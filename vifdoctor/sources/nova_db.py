@@ -21,8 +21,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
-from vifdoctor.model import Migration
-from vifdoctor.rules.nova import Instance
+from vifdoctor.model import Instance, Migration
 from vifdoctor.sources.database import bytewise, connect, redact, utc_now
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
@@ -100,23 +99,7 @@ def discover_cells(api_url: str, local_db: str | None) -> list[CellSource]:
     return cells
 
 
-def resolve_cells(nova_dbs: list[str], nova_api_db: str | None,
-                  config_files: list[str]) -> list[CellSource]:
-    """Flags, then config files, then the environment; [] when Nova is not to be read."""
-    api_conf, db_conf = read_nova_config(config_files)
-    if nova_dbs:
-        return [CellSource(_cell_name(u, i), u) for i, u in enumerate(nova_dbs)]
-    api = nova_api_db or api_conf or os.environ.get(ENV_NOVA_API_DB)
-    if api:
-        return discover_cells(api, db_conf)
-    env_db = os.environ.get(ENV_NOVA_DB)
-    if db_conf or env_db:
-        url = db_conf or env_db
-        return [CellSource(_cell_name(url, 0), url)]
-    return []
-
-
-def _cell_name(url: str, index: int) -> str:
+def cell_name(url: str, index: int) -> str:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -161,8 +144,7 @@ class NovaCellDatabase:
 
     def describe(self) -> dict:
         return {"cell": self.cell.name, "url": redact(self.engine.url),
-                "dialect": self.engine.dialect.name,
-                "migrations": self._migrations is not None}
+                "dialect": self.engine.dialect.name}
 
     @property
     def reads_migrations(self) -> bool:
