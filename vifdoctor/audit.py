@@ -18,7 +18,7 @@ from vifdoctor.rules.binding import Judgement, agent_finding, judge_binding, plu
 from vifdoctor.rules.migration import (
     DEFAULT_STUCK_AFTER,
     judge_moves,
-    merge_cell_copies,
+    visible_row,
     with_moves,
 )
 from vifdoctor.rules.nova import impact, judge_instance, remediation
@@ -123,12 +123,7 @@ def join_by_instance(
         while inst is not None and inst.uuid == uuid:
             rows.append(inst)
             inst = next(insts, None)
-        if not rows:
-            return None
-        match = min(rows, key=lambda r: (r.deleted, r.hidden))
-        if len(rows) > 1:
-            match.migrations = merge_cell_copies(match, rows)
-        return match
+        return visible_row(rows)
 
     while port is not None or inst is not None:
         if port is None or (inst is not None and inst.uuid < port.device_id):

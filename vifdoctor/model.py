@@ -409,6 +409,7 @@ class Change:
     plug_before: str
     plug_after: str
     binding: Binding | None = field(default=None, compare=False, repr=False)  # the row read
+    action: str = "rewrite"  # "delete": a stale INACTIVE row goes (VD206); "restore": back
 
     @property
     def replug_needed(self) -> bool:
@@ -422,10 +423,11 @@ class Change:
             "status": self.status,
             "codes": list(self.codes),
             "stored_details": self.stored,
-            "new_details": self.new,
+            "new_details": None if self.action == "delete" else self.new,
             "device_owner": self.device_owner,
             "device_id": self.device_id,
             "nova_plug_before": self.plug_before,
             "nova_plug_after": self.plug_after,
             "replug_needed": self.replug_needed,
+            **({"action": self.action} if self.action != "rewrite" else {}),
         }

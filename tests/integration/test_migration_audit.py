@@ -9,22 +9,16 @@ the rules under test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from dbfixtures import load_mariadb_sql
-from novakit import HYBRID, HYBRID_TEXT, cli_json, port_id, vif, vm_port, vm_uuid, write_neutron
+from migrationkit import Cloud, inactive_row, write_cell
+from novakit import HYBRID, cli_json, port_id, vif, vm_port, vm_uuid, write_neutron
 
-from vifdoctor.demo.builder import BindingSpec, utcnow
-from vifdoctor.demo.nova import (
-    InstanceSpec,
-    MigrationSpec,
-    create_nova_schema,
-    write_instances,
-    write_migrations,
-)
+from vifdoctor.demo.builder import utcnow
+from vifdoctor.demo.nova import InstanceSpec, MigrationSpec
 
 SRC, DST = "compute1", "compute2"
 TYPES = ["live-migration", "migration", "evacuation", "resize"]
@@ -33,23 +27,6 @@ STATUSES = ["running", "finished", "completed", "error", "failed", "cancelled", 
 #: where Nova has the instance once a move reached this status
 ON_DEST = {"finished", "completed", "confirmed"}
 TERMINAL = {"completed", "error", "failed", "cancelled", "reverted", "confirmed"}
-
-
-@dataclass
-class Cloud:
-    ports: list = field(default_factory=list)
-    instances: list = field(default_factory=list)
-    moves: list = field(default_factory=list)
-    expected: set = field(default_factory=set)  # (code, device_id, port_id)
-    inactive: set = field(default_factory=set)  # (device_id, port_id) of INACTIVE rows
-
-
-def inactive_row(host: str, *, bound: bool = True) -> BindingSpec:
-    if bound:
-        return BindingSpec(host=host, vif_type="ovs", vif_details=HYBRID_TEXT,
-                           status="INACTIVE", profile='{"migrating_to": "' + host + '"}')
-    return BindingSpec(host=host, vif_type="unbound", vif_details="", status="INACTIVE",
-                       driver=None)
 
 
 def every_status(legacy_types: bool) -> Cloud:
@@ -98,17 +75,6 @@ def every_status(legacy_types: bool) -> Cloud:
     return c
 
 
-def write_cell(url: str, cloud: Cloud, *, icehouse: bool) -> None:
-    engine = sa.create_engine(url)
-    try:
-        if icehouse:
-            create_nova_schema(engine)
-        write_instances(engine, cloud.instances)
-        write_migrations(engine, cloud.moves)
-    finally:
-        engine.dispose()
-
-
 def found(doc: dict) -> set:
     return {(f["code"], f["device_id"], f["port_id"]) for f in doc["findings"]
             if f["code"] in ("VD109", "VD202", "VD204", "VD206", "VD207", "VD208")}
@@ -140,7 +106,7 @@ def test_every_status_on_nova34_and_neutron29(nova34_cell_mariadb_url: str,
                                                neutron29_mariadb_url: str) -> None:
     cloud = every_status(legacy_types=False)
     write_neutron(neutron29_mariadb_url, cloud.ports, [SRC, DST], layout=None)
-    write_cell(nova34_cell_mariadb_url, cloud, icehouse=False)
+    write_cell(nova34_cell_mariadb_url, cloud.instances, cloud.moves, icehouse=False)
     check(neutron29_mariadb_url, [nova34_cell_mariadb_url], cloud, "live-migration")
 
 
@@ -148,7 +114,7 @@ def test_every_status_on_icehouse_nova(nova_db_url: str, tmp_path) -> None:
     cloud = every_status(legacy_types=True)
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     write_neutron(neutron, cloud.ports, [SRC, DST], layout="ocata")
-    write_cell(nova_db_url, cloud, icehouse=True)
+    write_cell(nova_db_url, cloud.instances, cloud.moves, icehouse=True)
     check(neutron, [nova_db_url], cloud, "migration")
 
 
@@ -175,8 +141,8 @@ def test_cross_cell_resize(nova34_cell_mariadb_url: str, mariadb_url: str,
                                             old_flavor=1, new_flavor=2, uuid=mig,
                                             cross_cell_move=True))
     write_neutron(neutron29_mariadb_url, ports, [SRC, DST], layout=None)
-    write_cell(nova34_cell_mariadb_url, cell1, icehouse=False)
-    write_cell(mariadb_url, cell2, icehouse=False)
+    write_cell(nova34_cell_mariadb_url, cell1.instances, cell1.moves, icehouse=False)
+    write_cell(mariadb_url, cell2.instances, cell2.moves, icehouse=False)
     _, doc, _ = cli_json("audit", "--neutron-db", neutron29_mariadb_url,
                          "--nova-db", nova34_cell_mariadb_url, "--nova-db", mariadb_url)
     assert found(doc) == {("VD206", vm_uuid(2), port_id(2))}

@@ -51,8 +51,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
                           "and no --nova-db/--nova-api-db is given)")
 
 
-def _add_nova_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("Nova databases (optional: add the instances' view)")
+def _add_nova_options(p: argparse.ArgumentParser, repair: bool = False) -> None:
+    g = p.add_argument_group(
+        "Nova databases (ports of instances with a move in progress are never written)"
+        if repair else "Nova databases (optional: add the instances' view)")
     g.add_argument("--nova-db", metavar="URL", action="append", default=[],
                    help="a Nova cell database (repeatable: one per cell; env VIFDOCTOR_NOVA_DB)")
     g.add_argument("--nova-api-db", metavar="URL",
@@ -61,6 +63,12 @@ def _add_nova_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nova-config-file", metavar="FILE", action="append", default=[],
                    help="nova.conf to read [api_database] and [database] connection from; "
                         "repeatable, later files win")
+    if repair:
+        g.add_argument("--without-nova", action="store_true",
+                       help="--code VD206 without Nova: delete every INACTIVE row of a port "
+                            "that has an ACTIVE one, as neutron-remove-duplicated-port-"
+                            "bindings does (a live migration under way then breaks)")
+        return
     g.add_argument("--stuck-after", type=_duration, default=6 * 3600.0, metavar="DURATION",
                    help="a live/cold migration, evacuation or resize not finished this long "
                         "after it started is stuck (VD208): e.g. 6h, 90m, 2d, or seconds; "
@@ -226,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(plan)
     _add_selectors(plan)
     _add_output_options(plan)
+    _add_nova_options(plan, repair=True)
     plan.add_argument("--sql", action="store_true",
                       help="print the equivalent guarded SQL statements instead, for a DBA")
     plan.add_argument("--batch-size", type=_positive_int, default=500,
@@ -234,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     repair = sub.add_parser("repair", help="rewrite the flagged bindings: a dry run unless "
                                            "--apply; backed up and guarded")
     _add_source_options(repair)
+    _add_nova_options(repair, repair=True)
     _add_rule_options(repair)
     _add_selectors(repair)
     _add_output_options(repair)

@@ -60,6 +60,17 @@ def merge_cell_copies(visible: Instance, rows: Sequence[Instance]) -> list[Migra
     return sorted(chosen.values(), key=_order)
 
 
+def visible_row(rows: Sequence[Instance]) -> Instance | None:
+    """Of one uuid's rows in several cells, the one Nova shows: live before soft-deleted,
+    visible before hidden (a cross-cell resize), with one record per move merged in."""
+    if not rows:
+        return None
+    match = min(rows, key=lambda r: (r.deleted, r.hidden))
+    if len(rows) > 1:
+        match.migrations = merge_cell_copies(match, rows)
+    return match
+
+
 def _rank(m: Migration, visible: Instance) -> tuple:
     return (m.cell == visible.cell, _stamp(m.updated_at), m.id)
 

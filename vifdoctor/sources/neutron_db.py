@@ -264,6 +264,10 @@ class NeutronDatabase:
         )
         return {(port, host): driver for port, host, driver in self.conn.execute(query)}
 
+    def inactive_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
+        """Every INACTIVE row (Ocata+), each knowing whether its port has an ACTIVE one."""
+        yield from self._stream(selectors, [(False, None)])
+
     def bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])

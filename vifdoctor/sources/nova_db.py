@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import heapq
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -169,8 +169,9 @@ class NovaCellDatabase:
                 move = next(moves, None)
             yield inst
 
-    def migrations(self) -> Iterator[Migration]:
-        """Live (not soft-deleted) migrations in byte-wise instance_uuid order, oldest first.
+    def migrations(self, uuids: Sequence[str] | None = None) -> Iterator[Migration]:
+        """Live (not soft-deleted) migrations in byte-wise instance_uuid order, oldest first
+        (only those of ``uuids`` when given).
 
         Streamed on a connection of their own, beside the instances' stream.
         """
@@ -182,13 +183,29 @@ class NovaCellDatabase:
         cols += [m.c[name] for name in optional]
         query = (sa.select(*cols).where(m.c.deleted == 0, m.c.instance_uuid.is_not(None))
                  .order_by(bytewise(m.c.instance_uuid, self.engine.dialect.name), m.c.id))
+        if uuids is not None:
+            query = query.where(m.c.instance_uuid.in_(list(uuids)))
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for row in result:
                 values = dict(zip(_MIGRATION_COLUMNS + tuple(optional), row, strict=True))
                 yield _migration(values, self.cell.name)
 
-    def _instance_rows(self) -> Iterator[Instance]:
+    def lookup(self, uuids: Sequence[str]) -> list[Instance]:
+        """These instances' rows here (deleted ones too) with their moves, read now: the
+        repair's re-check right before a batch."""
+        if not uuids:
+            return []
+        found = list(self._instance_rows(uuids))
+        if self._migrations is not None:
+            by_uuid: dict[str, list[Migration]] = {}
+            for m in self.migrations(uuids):
+                by_uuid.setdefault(m.instance_uuid, []).append(m)
+            for inst in found:
+                inst.migrations = by_uuid.get(inst.uuid, [])
+        return found
+
+    def _instance_rows(self, uuids: Sequence[str] | None = None) -> Iterator[Instance]:
         i, c = self._instances, self._caches
         query = (
             sa.select(i.c.uuid, i.c.display_name if self._has_name else sa.null(), i.c.host,
@@ -198,6 +215,8 @@ class NovaCellDatabase:
                                                 c.c.deleted == 0)))
             .order_by(bytewise(i.c.uuid, self.engine.dialect.name))
         )
+        if uuids is not None:
+            query = query.where(i.c.uuid.in_(list(uuids)))
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for uuid, name, host, node, vm_state, power, task, deleted, info, hidden in result:
@@ -245,6 +264,10 @@ class NovaCells:
         """Whether every cell read has a migrations table (else moves are judged by
         task_state only)."""
         return bool(self.cells) and all(c.reads_migrations for c in self.cells)
+
+    def lookup(self, uuids: Sequence[str]) -> list[Instance]:
+        """Every cell's rows of these instances, with their moves, read now."""
+        return [inst for cell in self.cells for inst in cell.lookup(uuids)]
 
     @property
     def now(self) -> datetime.datetime | None:
