@@ -14,13 +14,23 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cloudfactory import run_cli
-from migrationkit import dump, inactive_row, write_cell
+from migrationkit import (
+    CLEANUP,
+    DST,
+    FAILED,
+    FINISHED,
+    LATE,
+    ONLY,
+    RUNNING,
+    SRC,
+    cloud,
+    dump,
+    write_cell,
+)
 from novakit import (
-    HYBRID,
     cli_json,
     one_error_line,
     port_id,
-    vif,
     vm_port,
     vm_uuid,
     write_neutron,
@@ -29,38 +39,6 @@ from novakit import (
 from vifdoctor import api
 from vifdoctor.demo.nova import InstanceSpec, MigrationSpec, write_migrations
 from vifdoctor.repair.hooks import Hooks
-
-SRC, DST = "compute1", "compute2"
-FAILED, RUNNING, ONLY, LATE, CLEANUP, FINISHED = range(1, 7)
-
-
-def cloud() -> tuple[list, list, list]:
-    """Six instances, each with one INACTIVE row:
-
-    FAILED   live migration failed: bound row on the destination (VD206, deleted)
-    RUNNING  live migration running: its destination row (kept)
-    ONLY     failed move, but the port has no ACTIVE row (VD206, never deleted)
-    LATE     failed move; another move starts after the plan (kept by the re-check)
-    CLEANUP  completed move, unbound row left on the source (VD206, deleted)
-    FINISHED resize awaiting confirmation: its source row (kept, a revert needs it)
-    """
-    ports, instances, moves = [], [], []
-    for n in range(1, 7):
-        u, p = vm_uuid(n), port_id(n)
-        here = DST if n in (CLEANUP, FINISHED) else SRC
-        there = SRC if here == DST else DST
-        port = vm_port(p, u, here)
-        port.extra_bindings = [inactive_row(there, bound=n != CLEANUP)]
-        if n == ONLY:
-            port.binding, port.extra_bindings = port.extra_bindings[0], []
-        ports.append(port)
-        instances.append(InstanceSpec(u, here, network_info=[vif(p, HYBRID)]))
-        status = {RUNNING: "running", CLEANUP: "completed", FINISHED: "finished"}.get(n, "failed")
-        moves.append(MigrationSpec(u, SRC, DST, status,
-                                   migration_type="resize" if n == FINISHED else
-                                   "live-migration", old_flavor=1,
-                                   new_flavor=2 if n == FINISHED else 1))
-    return ports, instances, moves
 
 
 @pytest.fixture(params=["nova34", "icehouse"])
