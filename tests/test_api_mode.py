@@ -39,7 +39,7 @@ from vifdoctor.sources.neutron_api import NeutronApi, connect_cloud
 pytest.importorskip("openstack")
 
 HYBRID, NATIVE, DEAD = "compute1", "compute2", "compute3"
-# What neutron 29.0.0's OpenvswitchMechanismDriver writes (shared/domain.md section 3).
+# What neutron 29.0.0's OpenvswitchMechanismDriver writes (its mech_openvswitch.py).
 HYBRID_DETAILS = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
                   "ovs_hybrid_plug": True, "port_filter": True}
 NATIVE_DETAILS = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",

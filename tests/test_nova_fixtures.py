@@ -99,7 +99,8 @@ def _check_written(engine: Engine) -> None:
 
 
 def _reference_tables(name: str) -> set[str]:
-    path = dbfixtures.REFERENCE_SCHEMAS / name
+    """Tables of a dump scripts/build-schemas made: the load must lose none of them."""
+    path = dbfixtures.schema_dumps()[name]
     return set(re.findall(r"CREATE TABLE `(\w+)`", path.read_text()))
 
 
@@ -112,7 +113,7 @@ def test_nova34_cell_schema_has_audited_columns(nova34_cell_mariadb_url: str, en
     assert set(caches) >= {"id", "network_info", "instance_uuid", "deleted"}
     assert "MEDIUMTEXT" in str(caches["network_info"]["type"]).upper()
     assert set(insp.get_table_names()) - {"alembic_version"} == (
-        _reference_tables("nova-34.0.0-cell-mariadb.sql") - {"alembic_version"})
+        _reference_tables("nova-cell") - {"alembic_version"})
     with engine_for(nova34_cell_mariadb_url).connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
 
@@ -123,7 +124,7 @@ def test_nova34_api_schema_has_cell_mappings(nova34_api_mariadb_url: str, engine
     columns = {c["name"] for c in insp.get_columns("cell_mappings")}
     assert columns >= {"uuid", "name", "transport_url", "database_connection", "disabled"}
     assert set(insp.get_table_names()) - {"alembic_version"} == (
-        _reference_tables("nova-api-34.0.0-mariadb.sql") - {"alembic_version"})
+        _reference_tables("nova-api") - {"alembic_version"})
 
     cell1 = "mysql+pymysql://nova:secret@db.example.org/nova?charset=utf8"
     write_cell_mappings(engine, [

@@ -14,7 +14,7 @@ from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
-from vifdoctor.rules.binding import Judgement, agent_finding, judge_binding, plugs
+from vifdoctor.rules.binding import Judgement, judge_binding, plugs
 from vifdoctor.rules.migration import (
     DEFAULT_STUCK_AFTER,
     judge_moves,
@@ -23,6 +23,7 @@ from vifdoctor.rules.migration import (
 )
 from vifdoctor.rules.nova import impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
+from vifdoctor.rules.registry import AGENT, rules_for
 from vifdoctor.session import neutron_session
 from vifdoctor.settings import resolve_cells
 from vifdoctor.sources.host_reports import HostReportFolder
@@ -35,7 +36,6 @@ NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells re
                    "give every cell (or --nova-api-db)")
 NO_MIGRATIONS = ("Nova's migration records were not read (no migrations table in a cell, "
                  "or API mode): moves are judged by task_state, INACTIVE rows stay VD109")
-
 
 def judge_all(
     bindings: Iterable[Binding],
@@ -222,9 +222,10 @@ def run_audit(
                 continue
             if ports_narrowed and agent.host not in seen_hosts:
                 continue
-            f = agent_finding(agent)
-            if f is not None and keep(f):
-                report.add(f)
+            for agent_rule in rules_for(AGENT):
+                f = agent_rule.check(agent)  # type: ignore[misc]
+                if f is not None and keep(f):
+                    report.add(f)
     return report
 
 

@@ -23,6 +23,7 @@ from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
 from vifdoctor.results import ChangeReport
+from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
 from vifdoctor.sources.database import connect, redact
@@ -31,7 +32,8 @@ from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
 
 def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
     # A source may narrow the read to the rows a repairable rule can flag.
-    judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context)
+    rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
+    judged = judge_all(rows, s.agents, s.settings.context)
     return list(plan_changes(judged, codes, s.settings.context))
 
 

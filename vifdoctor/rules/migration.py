@@ -15,10 +15,10 @@ import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from vifdoctor.model import Binding, Finding, Instance, Migration, parse_json_column
-from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import new_finding
+from vifdoctor.model import Binding, Finding, Instance, Migration, Severity, parse_json_column
+from vifdoctor.rules.finding import declared_finding, new_finding
 from vifdoctor.rules.plug import VIF_UNBOUND
+from vifdoctor.rules.registry import MIGRATION, Scope, declare
 
 #: nova/db/main/api.py::migration_get_in_progress_by_host_and_node, nova 34.0.0.
 TERMINAL_STATUSES = frozenset({
@@ -36,6 +36,60 @@ MOVING_TASK_STATES = frozenset({
     "shelving_offloading", "spawning", "scheduling",
 })
 DEFAULT_STUCK_AFTER = 6 * 3600.0
+_VM = ("compute:",)
+
+declare(
+    "VD206", Severity.WARNING, "binding left by a failed move",
+    summary="an INACTIVE binding no move in progress needs: left by a failed or aborted move "
+            "(bound, on the destination) or a finished one whose cleanup failed (`unbound`, "
+            "on the source); names the migration; `repair --code VD206` deletes it",
+    why=("An INACTIVE binding row of a VM port whose instance has no migration in progress "
+         "(Nova's migration records, judged with nova's own terminal statuses): a live "
+         "migration that failed or was aborted left a bound row on the destination, or a "
+         "finished move whose cleanup failed left an `unbound` row with empty details on the "
+         "source."),
+    impact=("The port cannot be live-migrated to that host again (Neutron refuses a second "
+            "binding for the same host), and tools that read the first binding row may read "
+            "this one."),
+    remedy=("Delete the row and its binding levels (`vifdoctor repair --code VD206 --apply`: "
+            "backed up, guarded on the row still being INACTIVE, Nova re-checked before each "
+            "batch), or `DELETE /v2.0/ports/PORT/bindings/HOST`."),
+    applies_to=Scope(MIGRATION, device_owners=_VM),
+    deletes_row=True,
+)
+declare(
+    "VD207", Severity.FAILURE, "move finished half-way",
+    summary="the last move completed, but `instances.host` still names its source, or the "
+            "port's ACTIVE binding is still on the source while the instance moved; never "
+            "written: the finding gives the check and the statement",
+    why=("The instance's last migration has completed (completed, done or confirmed), but "
+         "instances.host still names its source_compute; or the instance is on the "
+         "destination while its port's ACTIVE binding is still on the source."),
+    impact=("Nova acts on the wrong host: reboots, further moves and deletes go to a host "
+            "where the VM is not, or the VM on the destination has no network on this port."),
+    remedy=("Nova owns instances.host: vifdoctor never writes it. Check where the domain runs "
+            "first (`virsh domstate UUID` on both hosts), then review and run the scoped "
+            "statement the finding gives (its extra.statement), and afterwards `nova-manage "
+            "placement audit --verbose`; for a binding left on the source, `openstack port "
+            "set --host DEST PORT`."),
+    applies_to=Scope(MIGRATION, device_owners=_VM),
+)
+declare(
+    "VD208", Severity.WARNING, "move stuck",
+    summary="a live/cold migration, evacuation or resize not finished after `--stuck-after` "
+            "(6 h); a resize awaiting confirmation is not stuck",
+    why=("A live migration, cold migration, evacuation or resize has not reached a terminal "
+         "status within --stuck-after (default 6 h) of its creation. A resize or cold "
+         "migration in `finished` is awaiting confirmation, not stuck."),
+    impact=("The instance's ports stay bound for two hosts (an INACTIVE row or migrating_to), "
+            "the instance cannot be moved again, and the move's resources stay claimed on "
+            "both hosts."),
+    remedy=("Look at the migration (`openstack server migration list --server UUID`, "
+            "nova-compute logs on both hosts); abort a live migration (`openstack server "
+            "migration abort`) or reset the instance once nothing runs it. vifdoctor never "
+            "removes a moving port's binding."),
+    applies_to=Scope(MIGRATION, device_owners=_VM),
+)
 _SAFE_LITERAL = re.compile(r"[A-Za-z0-9 ._:@+=/,()-]*")
 
 
@@ -150,10 +204,8 @@ def inactive_shape(b: Binding) -> str:
 
 def instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
     """A finding about an instance rather than one binding row."""
-    info = catalog.CATALOG[code]
-    return Finding(code=code, severity=info.severity, title=info.title, message=message,
-                   impact=info.impact, remedy=info.remedy, device_id=instance.uuid,
-                   host=instance.host, instance=instance.as_dict(), **fields)
+    return declared_finding(code, message, device_id=instance.uuid, host=instance.host,
+                            instance=instance.as_dict(), **fields)
 
 
 def left_by(instance: Instance | None, host: str) -> Migration | None:

@@ -408,11 +408,12 @@ class NeutronApi:
                 yield b
         yield from self._inactive(self._inactive_candidates(selectors), selectors.hosts)
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """The live bindings: a repair never writes an inactive one, so none is read."""
+    def repair_candidates(self, selectors: Selectors = EVERYTHING,
+                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+        """The live bindings (of these vif_types, when given): a repair writes no other."""
         for port in self.ports(selectors):
             b = self._binding(port)
-            if b is not None:
+            if b is not None and (not vif_types or b.vif_type in vif_types):
                 yield b
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:

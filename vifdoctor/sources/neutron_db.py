@@ -36,7 +36,6 @@ BINDING_COLUMNS = {
     "status": "status", "driver": "driver", "segment": "segment",
 }
 STREAM_CHUNK = 2000
-REPAIRABLE_VIF_TYPES = ("ovs", "bridge")  # what VD101/VD102/VD103/VD110 can flag
 
 
 def detect_layout(conn: Connection) -> Layout:
@@ -272,12 +271,13 @@ class NeutronDatabase:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """The only rows a repairable rule can flag: live VM-port bindings of ovs/bridge type.
+    def repair_candidates(self, selectors: Selectors = EVERYTHING,
+                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+        """Live VM-port bindings (of these vif_types, when given): all a repair can write.
 
         Reading just these keeps the repair's read close to the rows it may write.
         """
-        yield from self._stream(selectors, [(True, True)], vif_types=REPAIRABLE_VIF_TYPES)
+        yield from self._stream(selectors, [(True, True)], vif_types=tuple(sorted(vif_types)))
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Every binding of ports that are not VM ports (live ones first)."""
