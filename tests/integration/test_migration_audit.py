@@ -110,6 +110,16 @@ def test_every_status_on_nova34_and_neutron29(nova34_cell_mariadb_url: str,
     check(neutron29_mariadb_url, [nova34_cell_mariadb_url], cloud, "live-migration")
 
 
+def test_every_status_on_neutron29_postgresql(neutron29_postgresql_url: str,
+                                              tmp_path) -> None:
+    """PostgreSQL's Neutron (byte-wise ordering by COLLATE "C", its EXISTS and CASE)."""
+    cloud = every_status(legacy_types=True)
+    nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+    write_neutron(neutron29_postgresql_url, cloud.ports, [SRC, DST], layout=None)
+    write_cell(nova, cloud.instances, cloud.moves, icehouse=True)
+    check(neutron29_postgresql_url, [nova], cloud, "migration")
+
+
 def test_every_status_on_icehouse_nova(nova_db_url: str, tmp_path) -> None:
     cloud = every_status(legacy_types=True)
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"

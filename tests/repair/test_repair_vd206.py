@@ -41,7 +41,7 @@ from vifdoctor.demo.nova import InstanceSpec, MigrationSpec, write_migrations
 from vifdoctor.repair.hooks import Hooks
 
 
-@pytest.fixture(params=["nova34", "icehouse"])
+@pytest.fixture(params=["nova34", "icehouse", "postgresql"])
 def clouds(request, tmp_path: Path) -> tuple[str, str]:
     """(neutron URL, nova URL) holding cloud()."""
     ports, instances, moves = cloud()
@@ -50,6 +50,11 @@ def clouds(request, tmp_path: Path) -> tuple[str, str]:
         nova = request.getfixturevalue("nova34_cell_mariadb_url")
         write_neutron(neutron, ports, [SRC, DST], layout=None)
         write_cell(nova, instances, moves, icehouse=False)
+    elif request.param == "postgresql":  # neutron 29.0.0's schema on PostgreSQL
+        neutron = request.getfixturevalue("neutron29_postgresql_url")
+        nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+        write_neutron(neutron, ports, [SRC, DST], layout=None)
+        write_cell(nova, instances, moves, icehouse=True)
     else:
         neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
         nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"

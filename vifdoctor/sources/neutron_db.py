@@ -212,11 +212,11 @@ class NeutronDatabase:
             cols.append(sa.true().label("has_active"))  # one row per port: it is the live one
         elif active is not True:
             other = b.alias("active_binding")
-            cols.append(
-                sa.exists()
-                .where(other.c.port_id == b.c.port_id, other.c.status == "ACTIVE")
-                .label("has_active")
-            )
+            has_active = sa.exists().where(other.c.port_id == b.c.port_id,
+                                           other.c.status == "ACTIVE")
+            # an ACTIVE row is its own answer: no lookup for it when both kinds are read
+            cols.append((has_active if active is False else sa.case(
+                (b.c.status == "ACTIVE", sa.true()), else_=has_active)).label("has_active"))
         query = sa.select(*cols).select_from(frm)
         if self.layout.has_status and active is not None:
             query = query.where(b.c.status == "ACTIVE" if active else b.c.status != "ACTIVE")
