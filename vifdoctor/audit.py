@@ -63,6 +63,12 @@ class NovaJoin:
     hosts: frozenset[str] = frozenset()
     now: datetime.datetime | None = None  # the cells' clock, for VD208's age
     stuck_after: float = DEFAULT_STUCK_AFTER
+    # where ``now`` comes from when only the stream knows it (an API's HTTP Date)
+    clock: Callable[[], datetime.datetime | None] = lambda: None
+
+    @property
+    def time(self) -> datetime.datetime | None:
+        return self.now or self.clock()
 
 
 @dataclass
@@ -196,7 +202,7 @@ def run_audit(
                                          check_missing_ports=nova.full,
                                          live=host_join.live if host_join else None)
             if instance is not None:
-                found.extend(judge_moves(instance, active, nova.now, nova.stuck_after))
+                found.extend(judge_moves(instance, active, nova.time, nova.stuck_after))
             for f in found:
                 if keep(f):
                     report.add(f)
@@ -258,14 +264,12 @@ def audit_cloud(options: AuditOptions,
                     cells=nova_cells.describe(),
                     full=options.full,
                     hosts=hosts,
-                    now=getattr(nova_cells, "now", None),
                     stuck_after=options.stuck_after,
+                    clock=lambda: getattr(nova_cells, "now", None),
                 )
-                if not getattr(nova_cells, "reads_migrations", False):
-                    nova_notes.append(NO_MIGRATIONS)
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
-            return run_audit(
+            report = run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
                 s.agents,
                 s.settings.context,
@@ -279,6 +283,11 @@ def audit_cloud(options: AuditOptions,
                 ports_narrowed=options.narrowed_to_ports,
                 host_join=host_join,
             )
+            # known once the instances were read (the API lists the moves with them)
+            if nova_cells is not None and not getattr(nova_cells, "reads_migrations", False):
+                report.assumptions.append(getattr(nova_cells, "migrations_note", "")
+                                          or NO_MIGRATIONS)
+            return report
         finally:
             if nova_cells is not None:
                 nova_cells.close()
