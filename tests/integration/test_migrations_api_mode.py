@@ -16,11 +16,12 @@ from datetime import timedelta
 import pytest
 from neutron_server import NeutronServer
 from nova_server import NovaServer
-from test_api_mode import HYBRID, NATIVE, SERVICE, audit, call, make_network
+from test_api_mode import HYBRID, NATIVE, SERVICE, audit, call, make_network, run_cli
 from test_nova_api import clouds, uid, vm_port  # noqa: F401 - the fixture, and helpers
 
 from vifdoctor.demo.builder import utcnow
 from vifdoctor.demo.nova import InstanceSpec, MigrationSpec, write_migrations
+from vifdoctor.sources import neutron_api as neutron_api_source
 
 pytest.importorskip("openstack")
 
@@ -40,7 +41,8 @@ def keyed(doc: dict) -> set[tuple[str, str, str]]:
 
 
 def test_api_mode_judges_moves_from_os_migrations(
-        clouds: tuple[NeutronServer, NovaServer]) -> None:  # noqa: F811 - the fixture
+        clouds: tuple[NeutronServer, NovaServer], tmp_path,  # noqa: F811 - the fixture
+        monkeypatch: pytest.MonkeyPatch) -> None:
     neutron, nova = clouds
     net = make_network(neutron)
     failed, running, waiting = uid(21), uid(22), uid(23)
@@ -82,3 +84,32 @@ def test_api_mode_judges_moves_from_os_migrations(
     assert vd206["extra"]["migration"]["uuid"] == "f0000000-0000-4000-8000-000000000021"
     assert not any("task_state only" in a or "were not read" in a
                    for a in api_doc["assumptions"])
+
+    # the repair through the API: DELETE /ports/{id}/bindings/{host}, after Nova's check.
+    # Neutron's policy gives the bindings API to the service role only: an admin without
+    # it gets one clear line, and nothing is deleted.
+    argv = ("repair", "--os-cloud", "vdtest", "--code", "VD206", "--apply", "--backup-dir",
+            str(tmp_path), "-f", "json")
+    code, out, err = run_cli(*argv)
+    assert code == 3 and "wants the service role" in err
+    assert len(call(neutron, "GET", f"/ports/{ports[failed]}/bindings", None,
+                    SERVICE)["bindings"]) == 2
+    # an account with the service role, as Nova's (noauth: the X-Roles header)
+    real_connect = neutron_api_source.connect_cloud
+
+    def with_service_role(cloud):
+        conn = real_connect(cloud)
+        conn.session.additional_headers.update(SERVICE)
+        return conn
+
+    monkeypatch.setattr(neutron_api_source, "connect_cloud", with_service_role)
+    code, out, err = run_cli(*argv)
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["outcome"]["deleted"] == 1 and rep["outcome"]["nova_rechecks"] == 1, rep["outcome"]
+    statuses = {p: {b["host"]: b["status"] for b in call(
+        neutron, "GET", f"/ports/{p}/bindings", None, SERVICE)["bindings"]}
+        for p in ports.values()}
+    assert statuses[ports[failed]] == {HYBRID: "ACTIVE"}
+    assert statuses[ports[running]] == {HYBRID: "ACTIVE", NATIVE: "INACTIVE"}
+    assert statuses[ports[waiting]] == {NATIVE: "ACTIVE", HYBRID: "INACTIVE"}

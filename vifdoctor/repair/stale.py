@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -143,10 +145,10 @@ def plan_stale(options: RepairOptions, source: NeutronDatabase, cells: NovaCells
     if cells is None:
         if not options.without_nova:
             raise VifdoctorError(NEEDS_NOVA)
-        rows = [b for b in source.inactive_bindings(selectors_of(options))
-                if b.has_active_row]
-        return StalePlan([_change(b.port_id, b.host, b.vif_details, b.device_owner,
-                                  b.device_id, b.vif_type) for b in rows], [WITHOUT_NOVA])
+        rows = [b for b in _inactive_rows(source, options) if b.has_active_row]
+        return StalePlan([_change(b.port_id, b.host, _stored(source, b.vif_details),
+                                  b.device_owner, b.device_id, b.vif_type) for b in rows],
+                         [WITHOUT_NOVA])
     report = audit_cloud(_audit_options(options))
     changes, kept_back = [], []
     for f in report.findings:
@@ -157,8 +159,10 @@ def plan_stale(options: RepairOptions, source: NeutronDatabase, cells: NovaCells
                               "device_id": f["device_id"],
                               "reason": "the port has no ACTIVE binding: re-bind it"})
             continue
-        changes.append(_change(f["port_id"], f["host"], "", f["device_owner"],
-                               f["device_id"], f["vif_type"]))
+        changes.append(_change(f["port_id"], f["host"], _canonical(f["stored_details"]),
+                               f["device_owner"], f["device_id"], f["vif_type"]))
+    if not isinstance(source, NeutronDatabase):  # API: guarded on the details as shown
+        return StalePlan(changes, [], kept_back)
     # the stored text the DELETE is guarded on comes from the rows themselves
     current = _read_rows(source.conn, [(c.port_id, c.host) for c in changes])
     planned = []
@@ -167,6 +171,27 @@ def plan_stale(options: RepairOptions, source: NeutronDatabase, cells: NovaCells
         if row is not None:
             planned.append(dataclasses.replace(c, stored=row[0]["vif_details"] or ""))
     return StalePlan(planned, [], kept_back)
+
+
+def _inactive_rows(source: Any, options: RepairOptions) -> Iterable:
+    selectors = selectors_of(options)
+    if isinstance(source, NeutronDatabase):
+        return source.inactive_bindings(selectors)
+    return (b for b in source.bindings(selectors) if b.status not in (None, "ACTIVE"))
+
+
+def _canonical(details: Any) -> str:
+    """Details as the API shows them, in one spelling: what an API delete is guarded on."""
+    if isinstance(details, str):
+        try:
+            details = json.loads(details) if details else {}
+        except ValueError:
+            return details
+    return json.dumps(details, sort_keys=True)
+
+
+def _stored(source: Any, text: str) -> str:
+    return text if isinstance(source, NeutronDatabase) else _canonical(text)
 
 
 def _tables(conn: Connection) -> tuple[sa.Table, sa.Table | None]:
@@ -490,9 +515,19 @@ def _session(options: RepairOptions):
 
 def _database(s) -> NeutronDatabase:
     if s.engine is None or not isinstance(s.source, NeutronDatabase):
-        raise VifdoctorError("repairing VD206 works on Neutron's database (--neutron-db); "
-                             "through the API: DELETE /v2.0/ports/PORT/bindings/HOST")
+        raise VifdoctorError("--sql is for the database path; in API mode `vifdoctor repair "
+                             "--os-cloud NAME --code VD206` deletes through Neutron's API")
     return s.source
+
+
+def nova_for(options: RepairOptions, source: Any) -> Any:
+    """Nova's databases when given, else (API mode) Nova's API of the same cloud."""
+    cells = open_cells(options)
+    if cells is None and not isinstance(source, NeutronDatabase) and not options.no_nova_api:
+        from vifdoctor.sources.nova_api import open_from_neutron_api
+
+        cells, _ = open_from_neutron_api(source)
+    return cells
 
 
 def _report(kind: str, plan: StalePlan, source: NeutronDatabase, assumptions: list[str],
@@ -504,15 +539,14 @@ def _report(kind: str, plan: StalePlan, source: NeutronDatabase, assumptions: li
 
 
 def plan_report(options: RepairOptions) -> ChangeReport:
-    cells = open_cells(options)
-    try:
-        with _session(options) as s:
-            source = _database(s)
-            plan = plan_stale(options, source, cells)
-            return _report("plan", plan, source, s.settings.assumptions, False)
-    finally:
-        if cells is not None:
-            cells.close()
+    with _session(options) as s:
+        cells = nova_for(options, s.source)
+        try:
+            plan = plan_stale(options, s.source, cells)
+            return _report("plan", plan, s.source, s.settings.assumptions, False)
+        finally:
+            if cells is not None:
+                cells.close()
 
 
 def sql_lines(options: RepairOptions) -> list[str]:
@@ -531,44 +565,122 @@ def sql_lines(options: RepairOptions) -> list[str]:
 
 def repair_report(options: RepairOptions, hooks: Hooks) -> ChangeReport:
     """Plan, then (with ``apply``) back up and delete, Nova re-checked per batch."""
-    cells = open_cells(options)
-    try:
-        with _session(options) as s:
-            source = _database(s)
-            plan = plan_stale(options, source, cells)
-            report = _report("repair", plan, source, s.settings.assumptions,
+    with _session(options) as s:
+        cells = nova_for(options, s.source)
+        try:
+            plan = plan_stale(options, s.source, cells)
+            report = _report("repair", plan, s.source, s.settings.assumptions,
                              bool(options.apply))
             if not options.apply or not plan.changes:
                 return report
-            outcome, path, due = apply_plan(source, plan, options, cells, hooks)
-            for key, state in outcome.status.items():
-                if state == writer.SKIPPED and str(outcome.current.get(key, "")).startswith(
-                        "migration in progress"):
-                    c = next(c for c in due if (c.port_id, c.host) == key)
-                    plan.skipped.append({"port_id": c.port_id, "host": c.host,
-                                         "device_id": c.device_id,
-                                         "reason": outcome.current[key]})
-            report.changes = due
-            report.applied = True
-            report.backup = path
-            report.outcome = {DELETED: outcome.count(DELETED),
-                              writer.SKIPPED: outcome.count(writer.SKIPPED),
-                              writer.FAILED: outcome.count(writer.FAILED),
-                              writer.PENDING: outcome.count(writer.PENDING),
-                              "batches": outcome.batches, "retries": outcome.retries,
-                              "nova_rechecks": outcome.batches if cells is not None else 0,
-                              "longest_transaction_ms":
-                                  round(outcome.longest_transaction_s * 1000, 1),
-                              "interrupted": outcome.interrupted, "errors": outcome.errors}
-            report.longest_transaction_s = outcome.longest_transaction_s
-            report.extra = {**report.extra, "backup": path, "outcome": report.outcome}
-            report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
-            report.exit_code = 130 if outcome.interrupted else (
-                2 if outcome.count(writer.FAILED) else 0)
-            if outcome.errors and not outcome.count(DELETED):
-                raise VifdoctorError(f"repair failed, nothing was deleted: {outcome.errors[0]} "
-                                     f"(backup kept: {path})")
-            return report
+            if isinstance(s.source, NeutronDatabase):
+                outcome, path, due = apply_plan(s.source, plan, options, cells, hooks)
+            else:
+                outcome, path, due = delete_via_api(s.source, plan, options, cells, hooks)
+            return _applied(report, plan, outcome, path, due, cells is not None)
+        finally:
+            if cells is not None:
+                cells.close()
+
+
+def _applied(report: ChangeReport, plan: StalePlan, outcome: writer.Outcome, path: str,
+             due: list[Change], rechecked: bool) -> ChangeReport:
+    """The report of a delete that ran: per-row results, counts, the backup."""
+    for key, state in outcome.status.items():
+        why = str(outcome.current.get(key, ""))
+        if state == writer.SKIPPED and why.startswith("migration in progress"):
+            c = next(c for c in due if (c.port_id, c.host) == key)
+            plan.skipped.append({"port_id": c.port_id, "host": c.host,
+                                 "device_id": c.device_id, "reason": why})
+    report.changes = due
+    report.applied = True
+    report.backup = path
+    report.outcome = {DELETED: outcome.count(DELETED),
+                      writer.SKIPPED: outcome.count(writer.SKIPPED),
+                      writer.FAILED: outcome.count(writer.FAILED),
+                      writer.PENDING: outcome.count(writer.PENDING),
+                      "batches": outcome.batches, "retries": outcome.retries,
+                      "nova_rechecks": outcome.batches if rechecked else 0,
+                      "longest_transaction_ms": round(outcome.longest_transaction_s * 1000, 1),
+                      "interrupted": outcome.interrupted, "errors": outcome.errors}
+    report.longest_transaction_s = outcome.longest_transaction_s
+    report.extra = {**report.extra, "backup": path, "outcome": report.outcome}
+    report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
+    report.exit_code = 130 if outcome.interrupted else (
+        2 if outcome.count(writer.FAILED) else 0)
+    if outcome.errors and not outcome.count(DELETED):
+        raise VifdoctorError(f"repair failed, nothing was deleted: {outcome.errors[0]} "
+                             f"(backup kept: {path})")
+    return report
+
+
+# ---------------------------------------------------------------------------- API mode
+
+
+def _api_binding(api: Any, port_id: str, host: str) -> tuple[dict | None, list[dict]]:
+    """The port's binding on ``host`` as the API shows it, and all its bindings."""
+    rows = api._port_bindings_or_none(port_id) or []
+    return next((r for r in rows if r.get("host") == host), None), rows
+
+
+def delete_via_api(api: Any, plan: StalePlan, options: RepairOptions, cells: Any,
+                   hooks: Hooks) -> tuple[writer.Outcome, str, list[Change]]:
+    """``DELETE /v2.0/ports/{id}/bindings/{host}``, one port at a time, each after the same
+    checks as a database batch: Nova read again, the binding still INACTIVE with the
+    details planned, and the port keeping an ACTIVE binding."""
+    due = list(plan.changes)
+    backup_rows = []
+    for c in due:
+        _, rows = _api_binding(api, c.port_id, c.host)
+        backup_rows.append({"original": {"port_id": c.port_id, "host": c.host,
+                                         "bindings": rows}, "written": "", "codes": [CODE],
+                            "device_id": c.device_id})
+    path = write_backup(options.backup_dir or default_dir(),
+                        {"kind": "api-" + KIND, "api": api.describe(),
+                         "table": f"{BINDINGS} (through the API)"},
+                        backup_rows, name=f"api-repair-vd206-{_stamp()}.json")
+    outcome = writer.Outcome(status={(c.port_id, c.host): writer.PENDING for c in due})
+    recheck = Recheck(cells)
+    bar = hooks.progress(len(due))
+    try:
+        with hooks.writing() as should_stop:
+            for c in due:
+                key = (c.port_id, c.host)
+                if should_stop():
+                    outcome.interrupted = True
+                    break
+                outcome.batches += 1
+                reason = recheck([c]).get(c.device_id)
+                row, rows = _api_binding(api, c.port_id, c.host)
+                if reason is None and (row is None or row.get("status") == "ACTIVE"
+                                       or _canonical(row.get("vif_details")) != c.stored
+                                       or not any(r.get("status") == "ACTIVE" for r in rows)):
+                    reason = "changed since the plan (no longer the INACTIVE row planned)"
+                if reason:
+                    outcome.status[key] = writer.SKIPPED
+                    outcome.current[key] = reason
+                else:
+                    outcome.status[key], note = _api_delete(api, c)
+                    if note:
+                        outcome.errors.append(note)
+                if bar is not None:
+                    bar.update(1)
     finally:
-        if cells is not None:
-            cells.close()
+        if bar is not None:
+            bar.close()
+    return outcome, path, due
+
+
+def _api_delete(api: Any, c: Change) -> tuple[str, str]:
+    try:
+        response = api.connection.network.delete(f"/ports/{c.port_id}/bindings/{c.host}",
+                                                 raise_exc=False)
+    except Exception as exc:
+        return writer.FAILED, f"{c.port_id}@{c.host}: {exc}"
+    if response.status_code in (200, 204):
+        return DELETED, ""
+    if response.status_code == 404:
+        return writer.SKIPPED, ""
+    hint = (" (Neutron's policy wants the service role for the bindings API)"
+            if response.status_code == 403 else "")
+    return writer.FAILED, f"{c.port_id}@{c.host}: HTTP {response.status_code}{hint}"

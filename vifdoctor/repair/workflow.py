@@ -181,13 +181,13 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
     """Rewrite the flagged rows: a dry run unless ``options.apply``; backed up and guarded."""
     hooks = hooks or Hooks()
     settings = resolve(options)
+    codes = repair_codes(options.code)
+    if _stale_code(codes):  # database or API: deletes, Nova re-checked before each
+        return stale.repair_report(options, hooks)
     if settings.api:  # API mode: Neutron re-binds the ports itself
         from vifdoctor.repair.api_rebind import repair_via_api
 
         return repair_via_api(options, settings, hooks)
-    codes = repair_codes(options.code)
-    if _stale_code(codes):
-        return stale.repair_report(options, hooks)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
         changes, moving = _unmoving(_plan(s, codes), options)

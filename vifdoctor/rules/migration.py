@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from vifdoctor.model import Binding, Finding, Instance, Migration, Severity, parse_json_column
-from vifdoctor.rules.finding import declared_finding, new_finding
+from vifdoctor.rules.finding import declared_finding, new_finding, shown_details
 from vifdoctor.rules.plug import VIF_UNBOUND
 from vifdoctor.rules.registry import MIGRATION, Scope, declare
 
@@ -241,6 +241,7 @@ def judge_inactive(b: Binding, instance: Instance | None) -> Finding | None:
         text += "; the port has no ACTIVE binding: re-bind it, vifdoctor does not delete it"
     return new_finding(
         "VD206", b, text, instance=instance.as_dict(),
+        stored_details=shown_details(parse_json_column(b.vif_details)),
         extra={"shape": shape, "migration": m.as_dict() if m else None,
                "migrating_to": hint, "deletable": b.has_active_row})
 

@@ -31,7 +31,7 @@ meant for clouds of moderate size; use the Nova databases for very large ones.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from vifdoctor.errors import VifdoctorError
@@ -122,13 +122,34 @@ class NovaApiCells:
                 inst.migrations = moves.get(inst.uuid, [])
         yield from found
 
-    def _migrations(self) -> dict[str, list[Migration]] | None:
+    def lookup(self, uuids: Sequence[str]) -> list[Instance]:
+        """These servers with their moves, read now (a repair's re-check before writing);
+        a server the API does not show (deleted, or unknown) is left out."""
+        found = []
+        for uuid in uuids:
+            try:
+                with _quiet_sdk():
+                    response = self.connection.compute.get(f"/servers/{uuid}", raise_exc=False)
+            except Exception as exc:
+                raise api_error(exc, "Nova API") from None
+            if response.status_code == 404:
+                continue
+            if response.status_code >= 400:
+                raise VifdoctorError(f"Nova API: HTTP {response.status_code} showing server "
+                                     f"{uuid}")
+            inst = to_instance(_json(response).get("server") or {})
+            moves = self._migrations(f"instance_uuid={uuid}")
+            inst.migrations = moves.get(uuid, []) if moves is not None else None
+            found.append(inst)
+        return found
+
+    def _migrations(self, query: str = "") -> dict[str, list[Migration]] | None:
         """Every migration record by instance, oldest first; None when Nova refuses."""
         by_instance: dict[str, list[Migration]] = {}
         marker = ""
         while True:
-            url = f"/os-migrations?limit={self.page_size}" + (f"&marker={marker}"
-                                                                if marker else "")
+            url = (f"/os-migrations?limit={self.page_size}" + (f"&{query}" if query else "")
+                   + (f"&marker={marker}" if marker else ""))
             try:
                 with _quiet_sdk():
                     response = self.connection.compute.get(
