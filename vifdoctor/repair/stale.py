@@ -19,6 +19,7 @@ and says so; the backup and guards still apply.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import gc
 import json
 import random
@@ -72,7 +73,7 @@ def moving_reason(instance: Instance | None) -> str | None:
     return None
 
 
-def moving_instances(cells: NovaCells | None, device_ids: Iterable[str]) -> dict[str, str]:
+def moving_instances(cells: Any, device_ids: Iterable[str]) -> dict[str, str]:
     """device_id -> why its ports are left alone, read from Nova now."""
     wanted = sorted({d for d in device_ids if d})
     if cells is None or not wanted:
@@ -94,7 +95,7 @@ def open_cells(options: RepairOptions | RollbackOptions) -> NovaCells | None:
     return NovaCells(cells) if cells else None
 
 
-def skip_moving(changes: list[Change], cells: NovaCells | None
+def skip_moving(changes: list[Change], cells: Any
                 ) -> tuple[list[Change], list[dict]]:
     """Any repair: drop the rows of VM ports whose instance is moving; say why."""
     reasons = moving_instances(cells, (c.device_id for c in changes
@@ -134,7 +135,7 @@ def _change(port_id: str, host: str, stored: str, device_owner: str, device_id: 
                   vif_type=vif_type, plug_before="", plug_after="", action="delete")
 
 
-def plan_stale(options: RepairOptions, source: NeutronDatabase, cells: NovaCells | None
+def plan_stale(options: RepairOptions, source: Any, cells: Any
                ) -> StalePlan:
     """The rows to delete: VD206 findings that may be deleted (Nova read), or with
     --without-nova every INACTIVE row whose port has an ACTIVE one."""
@@ -285,11 +286,9 @@ def render_sql(changes: Sequence[Change], conn: Connection, dialect, batch_size:
 class Recheck:
     """Nova, asked again right before each batch."""
 
-    cells: NovaCells | None
-    asked: int = 0
+    cells: Any
 
     def __call__(self, batch: Sequence[Change]) -> dict[str, str]:
-        self.asked += 1
         return moving_instances(self.cells, (c.device_id for c in batch
                                              if c.device_owner.startswith("compute:")))
 
@@ -381,8 +380,6 @@ def _delete_batch(conn: Connection, bindings: sa.Table, levels: sa.Table | None,
 
 
 def _stamp() -> str:
-    import datetime
-
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
@@ -394,7 +391,7 @@ def _header(source: NeutronDatabase) -> dict:
 
 
 def apply_plan(source: NeutronDatabase, plan: StalePlan, options: RepairOptions,
-               cells: NovaCells | None, hooks: Hooks) -> tuple[writer.Outcome, str, list]:
+               cells: Any, hooks: Hooks) -> tuple[writer.Outcome, str, list]:
     """Backup (every column of every row to delete), then the guarded batches."""
     writer.require_writable(source.engine)
     rows = _read_rows(source.conn, [(c.port_id, c.host) for c in plan.changes])
