@@ -202,7 +202,7 @@ def run_audit(
                                          check_missing_ports=nova.full,
                                          live=host_join.live if host_join else None)
             if instance is not None:
-                found.extend(judge_moves(instance, active, nova.time, nova.stuck_after))
+                found.extend(judge_moves(instance, group, nova.time, nova.stuck_after))
             for f in found:
                 if keep(f):
                     report.add(f)

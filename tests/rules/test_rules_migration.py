@@ -164,10 +164,11 @@ def test_vd207_is_not_guessed_after_an_unshelve_elsewhere() -> None:
 def test_vd208_stuck(mtype: str) -> None:
     stuck = move("running" if mtype == "live-migration" else "migrating", mtype,
                  age=timedelta(hours=7))
-    found = judge_moves(vm(stuck), [active(SRC)], NOW)
+    found = judge_moves(vm(stuck), [active(SRC), inactive(DST)], NOW)
     assert [f.code for f in found] == ["VD208"]
     assert found[0].extra["age_seconds"] == 7 * 3600
-    assert f"{PORT} on {SRC}" in found[0].message
+    assert f"{PORT} on {SRC} and {DST} (INACTIVE)" in found[0].message
+    assert found[0].extra["ports"] == {PORT: [SRC, f"{DST} (INACTIVE)"]}
     # within the limit, or with a larger --stuck-after: not stuck
     assert judge_moves(vm(stuck), [active(SRC)], NOW, stuck_after=8 * 3600) == []
 

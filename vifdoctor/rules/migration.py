@@ -256,12 +256,13 @@ def with_moves(b: Binding, findings: list[Finding], instance: Instance) -> list[
     return kept + [stale] if stale is not None else kept
 
 
-def judge_moves(instance: Instance, active: Iterable[Binding], now: datetime.datetime | None,
+def judge_moves(instance: Instance, rows: Iterable[Binding], now: datetime.datetime | None,
                 stuck_after: float = DEFAULT_STUCK_AFTER) -> list[Finding]:
-    """VD207 and VD208 for one live instance and its VM ports' ACTIVE bindings."""
+    """VD207 and VD208 for one live instance and its VM ports' binding rows."""
     if instance.deleted or instance.migrations is None:
         return []
-    ports = list(active)
+    rows = list(rows)
+    ports = [b for b in rows if b.status in (None, "ACTIVE")]
     out: list[Finding] = []
     last = last_migration(instance)
     if last is not None and last.status in MOVED_STATUSES and last.dest_compute:
@@ -274,12 +275,16 @@ def judge_moves(instance: Instance, active: Iterable[Binding], now: datetime.dat
             continue
         age = (now - started).total_seconds()
         if age > stuck_after:
-            held = {b.port_id: b.host for b in ports}
+            held: dict[str, list[str]] = {}
+            for b in sorted(rows, key=lambda r: r.status != "ACTIVE"):
+                held.setdefault(b.port_id, []).append(
+                    b.host + ("" if b.status in (None, "ACTIVE") else f" ({b.status})"))
             out.append(instance_finding(
                 "VD208", instance,
                 f"{describe(m)} of {instance.uuid} started {_hours(age)} ago and is not "
                 f"finished (--stuck-after {_hours(stuck_after)}); its ports are bound to "
-                + (", ".join(f"{p} on {h}" for p, h in sorted(held.items())) or "nothing"),
+                + ("; ".join(f"{p} on {' and '.join(h)}" for p, h in sorted(held.items()))
+                   or "nothing"),
                 extra={"migration": m.as_dict(), "age_seconds": int(age),
                        "ports": held}))
     return out
