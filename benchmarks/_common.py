@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,15 @@ def connect(database: str | None = None, **kw):
 
 
 def vifdoctor_command() -> list[str]:
-    """``vifdoctor`` from the same virtualenv as this interpreter."""
+    """``vifdoctor`` from the same virtualenv as this interpreter.
+
+    ``VIFDOCTOR_BENCH_COMMAND`` (split as a shell would) replaces it, to time another
+    checkout with the same harness, e.g. ``env PYTHONPATH=/other/checkout
+    .venv/bin/python -m vifdoctor``.
+    """
+    override = os.environ.get("VIFDOCTOR_BENCH_COMMAND")
+    if override:
+        return shlex.split(override)
     exe = Path(sys.executable).with_name("vifdoctor")
     if exe.exists():
         return [str(exe)]

@@ -7,8 +7,10 @@ judged one at a time; only the findings (and the small agents table) are kept.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Iterator
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
@@ -69,6 +71,22 @@ class NovaJoin:
     @property
     def time(self) -> datetime.datetime | None:
         return self.now or self.clock()
+
+
+class BindingJoin(Protocol):
+    """Another family of facts judged beside each binding (host wiring, OVN, ...).
+
+    ``judge`` sees each binding after the binding rules; ``finish`` reports what no
+    binding explained; ``live`` maps port ids to how the port is wired now, when the
+    join knows it (Nova's view of an instance uses it).
+    """
+
+    live: dict[str, str]
+
+    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
+              ctx: RuleContext) -> list[Finding]: ...
+
+    def finish(self) -> list[Finding]: ...
 
 
 @dataclass
@@ -157,7 +175,7 @@ def run_audit(
     agent_rows: list[dict] | None = None,
     nova: NovaJoin | None = None,
     ports_narrowed: bool = False,
-    host_join: HostJoin | None = None,
+    joins: Sequence[BindingJoin] = (),
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
@@ -170,8 +188,8 @@ def run_audit(
         judgement = judge_binding(binding, host_agents, ctx, needs_memo)
         if moves_of is not None:  # a VM port's INACTIVE row, with its instance's moves
             judgement.findings = with_moves(binding, judgement.findings, moves_of)
-        if host_join is not None:
-            judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
+        for join in joins:
+            judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
@@ -182,6 +200,8 @@ def run_audit(
 
     for binding in bindings:
         judge(binding)
+    # A live view: the joins learn each VM port's wiring as the Nova merge judges it.
+    live = ChainMap(*(join.live for join in joins))
     if nova is not None:
         report.nova = nova.cells
         for device_id, group, instance in join_by_instance(nova.compute_bindings,
@@ -200,7 +220,7 @@ def run_audit(
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
-                                         live=host_join.live if host_join else None)
+                                         live=live)
             if instance is not None:
                 found.extend(judge_moves(instance, group, nova.time, nova.stuck_after))
             for f in found:
@@ -217,8 +237,8 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found_here)],
                 })
-    if host_join is not None and not ports_narrowed:
-        for f in host_join.finish():
+    for join in joins if not ports_narrowed else ():
+        for f in join.finish():
             if keep(f) and (not hosts or f.host in hosts):
                 report.add(f)
     # Agent findings are about hosts: those selected, else those of the selected ports.
@@ -252,10 +272,10 @@ def audit_cloud(options: AuditOptions,
             nova = None
             bindings = s.source.bindings(s.selectors)
             assumptions = list(s.settings.assumptions)
-            host_join = None
+            joins: list[BindingJoin] = []
             if host_source is not None:
                 reports, notes = host_source.reports()
-                host_join = HostJoin(reports, s.source.bound_hosts)
+                joins.append(HostJoin(reports, s.source.bound_hosts))
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
@@ -281,7 +301,7 @@ def audit_cloud(options: AuditOptions,
                                           if not hosts or h in hosts}),
                 nova=nova,
                 ports_narrowed=options.narrowed_to_ports,
-                host_join=host_join,
+                joins=joins,
             )
             # known once the instances were read (the API lists the moves with them)
             if nova_cells is not None and not getattr(nova_cells, "reads_migrations", False):

@@ -126,7 +126,7 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
     if layout not in NOVA_LAYOUTS:
         raise ValueError(f"unknown Nova layout {layout!r}; expected one of {NOVA_LAYOUTS}")
     md = sa.MetaData()
-    opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
+    opts: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
     sa.Table(
         "migrate_version", md,
         sa.Column("repository_id", sa.String(250), primary_key=True),

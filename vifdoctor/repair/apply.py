@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
 from vifdoctor.sources.database import db_error
+from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
 
 # MySQL/MariaDB: lock wait timeout, deadlock (also how Galera reports a certification failure)
 RETRYABLE_MYSQL = {1205, 1213}
@@ -49,10 +50,6 @@ class Outcome:
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.status.values() if s == state)
-
-
-def bindings_table(conn: Connection) -> sa.Table:
-    return sa.Table("ml2_port_bindings", sa.MetaData(), autoload_with=conn)
 
 
 def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str):
@@ -169,7 +166,7 @@ def apply_changes(
             conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
                                  f"{int(opts.lock_wait_timeout)}"))
             conn.commit()
-        stmt = batch_statement(bindings_table(conn), layout, dialect)
+        stmt = batch_statement(reflect_bindings(conn), layout, dialect)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
@@ -191,7 +188,7 @@ def apply_changes(
                 ahead = written / opts.max_rate - (time.monotonic() - started)
                 if ahead > 0:
                     sleep(ahead)
-        verify(conn, changes, outcome)
+        verify(conn, layout, changes, outcome)
     gc.unfreeze()
     return outcome
 
@@ -226,27 +223,25 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
     return None  # pragma: no cover - the loop always returns
 
 
-def read_current(conn: Connection, keys: Sequence[tuple[str, str]],
+def read_current(conn: Connection, layout: Layout, keys: Sequence[tuple[str, str]],
                  chunk: int = 2000) -> dict[tuple[str, str], str]:
     """vif_details of the live (ACTIVE where the column exists) rows for these keys."""
-    table = bindings_table(conn)
-    has_status = "status" in table.c
+    table = reflect_bindings(conn)
     found: dict[tuple[str, str], str] = {}
     for start in range(0, len(keys), chunk):
         part = keys[start:start + chunk]
-        query = sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(part))
-        if has_status:
-            query = query.where(table.c.status == "ACTIVE")
+        query = only_live(sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(part)), table, layout)
         for port_id, host, details in conn.execute(query):
             found[(port_id, host)] = details
     conn.rollback()
     return found
 
 
-def verify(conn: Connection, changes: Sequence[Change], outcome: Outcome) -> None:
+def verify(conn: Connection, layout: Layout, changes: Sequence[Change],
+           outcome: Outcome) -> None:
     """Re-read every planned row: a row counts as changed only if it now holds the new text."""
-    current = read_current(conn, [(c.port_id, c.host) for c in changes])
+    current = read_current(conn, layout, [(c.port_id, c.host) for c in changes])
     for c in changes:
         key = (c.port_id, c.host)
         now = current.get(key)

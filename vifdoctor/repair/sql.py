@@ -8,6 +8,7 @@ pasting. Batches are wrapped in transactions, as the repair writes them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -25,7 +26,7 @@ def literal_dialect(dialect: Dialect) -> Dialect:
     """
     if dialect.paramstyle not in ("format", "pyformat"):
         return dialect
-    plain = type(dialect)(paramstyle="named")
+    plain = cast(Any, type(dialect))(paramstyle="named")
     for attr in ("_backslash_escapes", "server_version_info", "_server_ansiquotes",
                  "is_mariadb", "default_schema_name"):
         if hasattr(dialect, attr):

@@ -396,12 +396,11 @@ def apply_plan(source: NeutronDatabase, plan: StalePlan, options: RepairOptions,
     writer.require_writable(source.engine)
     rows = _read_rows(source.conn, [(c.port_id, c.host) for c in plan.changes])
     due = [c for c in plan.changes if (c.port_id, c.host) in rows]
-    backup_rows = [{"original": rows[(c.port_id, c.host)][0], "written": "",
-                    "levels": rows[(c.port_id, c.host)][1], "codes": [CODE],
-                    "device_id": c.device_id, "device_owner": c.device_owner} for c in due]
-    path = write_backup(options.backup_dir or default_dir(), _header(source),
-                        [{**r, "original": _plain(r["original"]),
-                          "levels": [_plain(x) for x in r["levels"]]} for r in backup_rows],
+    backup_rows = [{"original": _plain(rows[(c.port_id, c.host)][0]), "written": "",
+                    "levels": [_plain(x) for x in rows[(c.port_id, c.host)][1]],
+                    "codes": [CODE], "device_id": c.device_id, "device_owner": c.device_owner}
+                   for c in due]
+    path = write_backup(options.backup_dir or default_dir(), _header(source), backup_rows,
                         name=f"repair-vd206-{_stamp()}.json")
     bar = hooks.progress(len(due))
     opts = writer.WriteOptions(batch_size=options.batch_size, max_rate=options.max_rate,
@@ -523,7 +522,7 @@ def nova_for(options: RepairOptions, source: Any) -> Any:
     if cells is None and not isinstance(source, NeutronDatabase) and not options.no_nova_api:
         from vifdoctor.sources.nova_api import open_from_neutron_api
 
-        cells, _ = open_from_neutron_api(source)
+        return open_from_neutron_api(source)[0]
     return cells
 
 

@@ -27,7 +27,8 @@ from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
 from vifdoctor.sources.database import connect, redact
-from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
+from vifdoctor.sources.neutron_db import NeutronDatabase
+from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
 
 
 def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
@@ -81,7 +82,7 @@ def plan_sql(options: RepairOptions) -> list[str]:
             raise VifdoctorError("--sql is for the database path; in API mode "
                                  "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
         assert s.source.layout is not None
-        table = writer.bindings_table(s.source.conn)
+        table = reflect_bindings(s.source.conn)
         return list(render_sql(changes, table, s.source.layout, s.engine.dialect,
                                options.batch_size))
 
@@ -99,7 +100,7 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     plan; a table with other columns (a vendor's) is read again, whole.
     """
     conn = source.conn
-    table = writer.bindings_table(conn)
+    table = reflect_bindings(conn)
     conn.rollback()
     columns = [c.name for c in table.columns]
     if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
@@ -109,10 +110,9 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     keys = [(c.port_id, c.host) for c in changes]
     assert source.layout is not None
     for start in range(0, len(keys), 2000):
-        query = sa.select(table).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000]))
-        if source.layout.has_status:
-            query = query.where(table.c.status == "ACTIVE")
+        query = only_live(sa.select(table).where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000])),
+            table, source.layout)
         for row in conn.execute(query).mappings():
             found[(row["port_id"], row["host"])] = {k: _jsonable(v) for k, v in row.items()}
     conn.rollback()
@@ -146,6 +146,7 @@ def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions
     path = write_backup(folder, _backup_header(source, what), backup_rows,
                         name=f"{what}-{_stamp()}.json")
     bar = hooks.progress(len(changes))
+    assert source.layout is not None
     try:
         with hooks.writing() as should_stop:
             outcome = writer.apply_changes(
@@ -246,7 +247,9 @@ def rollback(backup_path: str, options: RollbackOptions,
             if backup.header.get("kind") == stale.KIND:  # VD206 deleted rows: re-insert
                 return stale.restore(backup, source, options, hooks)
             changes = [_restore(row) for row in backup.rows]
-            current = writer.read_current(source.conn, [(c.port_id, c.host) for c in changes])
+            assert source.layout is not None
+            keys = [(c.port_id, c.host) for c in changes]
+            current = writer.read_current(source.conn, source.layout, keys)
             due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
             results = {(c.port_id, c.host): ("restorable" if c in due else "not touched",
                                              current.get((c.port_id, c.host))) for c in changes}

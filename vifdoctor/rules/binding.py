@@ -243,7 +243,12 @@ def vif_type_nova_cannot_plug(case: BindingCase) -> list[Finding]:
 
 
 # -- a VM port against its host's L2 agent -------------------------------------
-_PLUG_SCOPE = {"device_owners": _VM, "drivers": _L2_DRIVERS}
+
+
+def _plug_scope(*vif_types: str) -> Scope:
+    """A VM port of these vif_types, bound by an L2-agent driver (or none named)."""
+    return Scope(VM_PORT_PLUG, vif_types=frozenset(vif_types), drivers=_L2_DRIVERS,
+                 device_owners=_VM)
 
 
 @rule(
@@ -255,8 +260,7 @@ _PLUG_SCOPE = {"device_owners": _VM, "drivers": _L2_DRIVERS}
         '(migration, host update) ends in binding_failed.'),
     remedy=('Start or repair the agent on the host (`openstack network agent list --host HOST`), '
         'or move the VM.'),
-    applies_to=Scope(VM_PORT_PLUG, vif_types=frozenset({VIF_OVS, VIF_VHOSTUSER, VIF_BRIDGE}),
-                     **_PLUG_SCOPE),
+    applies_to=_plug_scope(VIF_OVS, VIF_VHOSTUSER, VIF_BRIDGE),
 )
 def no_live_agent(case: BindingCase) -> list[Finding]:
     b, agent, wanted = case.b, case.agent, case.wanted_agent
@@ -285,8 +289,7 @@ def no_live_agent(case: BindingCase) -> list[Finding]:
         'connectivity through this port after its next plug.'),
     remedy=("Re-bind the port so the host's current mechanism driver binds it (binding:host_id to"
         " '' and back), then re-plug the VM."),
-    applies_to=Scope(VM_PORT_PLUG, vif_types=frozenset({VIF_OVS, VIF_VHOSTUSER, VIF_BRIDGE}),
-                     **_PLUG_SCOPE),
+    applies_to=_plug_scope(VIF_OVS, VIF_VHOSTUSER, VIF_BRIDGE),
 )
 def agent_type_mismatch(case: BindingCase) -> list[Finding]:
     b = case.b
@@ -319,7 +322,7 @@ def agent_type_mismatch(case: BindingCase) -> list[Finding]:
     remedy=('Set ovs_hybrid_plug (and port_filter) as the mechanism driver writes them for this '
         'host (`vifdoctor repair`), then hard-reboot or stop/start each VM whose live wiring '
         'must change.'),
-    applies_to=Scope(VM_PORT_PLUG, vif_types=frozenset({VIF_OVS}), **_PLUG_SCOPE),
+    applies_to=_plug_scope(VIF_OVS),
     correction=hybrid_plug_correction,
     repair_by_default=True,
 )
@@ -345,7 +348,7 @@ def hybrid_plug_missing(case: BindingCase) -> list[Finding]:
         'firewall still filters on the qvo port. Nothing breaks now.'),
     remedy=('Correct ovs_hybrid_plug to false (`vifdoctor repair --code VD102`) and re-plug the '
         'VM at a convenient time (hard reboot, stop/start or a live migration).'),
-    applies_to=Scope(VM_PORT_PLUG, vif_types=frozenset({VIF_OVS}), **_PLUG_SCOPE),
+    applies_to=_plug_scope(VIF_OVS),
     correction=direct_plug_correction,
 )
 def hybrid_plug_unexpected(case: BindingCase) -> list[Finding]:
@@ -373,7 +376,7 @@ def hybrid_plug_unexpected(case: BindingCase) -> list[Finding]:
         'unfiltered and plugs it hybrid with its own iptables rules; API clients and os-vif '
         'see traffic filtering as off.'),
     remedy=('Set port_filter as the mechanism driver writes it (`vifdoctor repair`).'),
-    applies_to=Scope(VM_PORT_PLUG, vif_types=frozenset({VIF_OVS, VIF_BRIDGE}), **_PLUG_SCOPE),
+    applies_to=_plug_scope(VIF_OVS, VIF_BRIDGE),
     correction=port_filter_correction,
     repair_by_default=True,
 )
@@ -412,7 +415,7 @@ def port_filter_off(case: BindingCase) -> list[Finding]:
         ' port does not pass traffic.'),
     remedy=('Correct datapath_type (`vifdoctor repair --code VD110`) or re-bind the port so the '
         'mechanism driver writes the right vif_type, then re-plug the VM.'),
-    applies_to=Scope(VM_PORT_PLUG, vif_types=frozenset({VIF_OVS}), **_PLUG_SCOPE),
+    applies_to=_plug_scope(VIF_OVS),
     correction=datapath_correction,
 )
 def datapath_mismatch(case: BindingCase) -> list[Finding]:

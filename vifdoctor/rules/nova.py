@@ -10,12 +10,11 @@ re-plugs only on start and hard reboot (domain.md section 6).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vifdoctor.model import (
-    POWER_STATES,
     Binding,
     Finding,
     Instance,
@@ -23,6 +22,7 @@ from vifdoctor.model import (
     Severity,
     json_kind,
     parse_json_column,
+    power_state_name,
     short_json_error,
 )
 from vifdoctor.rules.binding import plugs
@@ -212,7 +212,7 @@ def judge_instance(
     ctx: RuleContext,
     *,
     check_missing_ports: bool = True,
-    live: dict[str, str] | None = None,
+    live: Mapping[str, str] | None = None,
 ) -> tuple[list[Finding], InstanceView]:
     """VD201-VD205 for one instance and its Neutron compute ports (ACTIVE rows)."""
     findings: list[Finding] = []
@@ -374,7 +374,7 @@ def impact(view: InstanceView) -> dict:
         nxt = "keeps the current plug"
     return {
         "running": bool(inst and inst.plugged),
-        "state": (f"{inst.vm_state}/{POWER_STATES.get(inst.power_state, inst.power_state)}"
+        "state": (f"{inst.vm_state}/{power_state_name(inst.power_state)}"
                   if inst else "no instance"),
         "wired_as": {p.port_id: p.cached_plug for p in view.ports},
         "wired_as_basis": {p.port_id: p.wired_basis for p in view.ports},

@@ -32,10 +32,11 @@ def parse_url(text: str) -> URL:
 def redact(url: URL | str) -> str:
     """The URL as it may be shown: password replaced by ***."""
     if isinstance(url, str):
+        text = url
         try:
-            url = make_url(url)
+            url = make_url(text)
         except ArgumentError:
-            return scrub(url)
+            return scrub(text)
     return url.render_as_string(hide_password=True)
 
 
@@ -110,6 +111,8 @@ def utc_now(conn: Connection) -> datetime.datetime:
     else:
         query = "SELECT CURRENT_TIMESTAMP"
     value = conn.execute(sa.text(query)).scalar()
+    if value is None:
+        raise VifdoctorError(f"the {dialect} server returned no current time")
     if isinstance(value, str):
         value = datetime.datetime.fromisoformat(value)
     if value.tzinfo is not None:
