@@ -320,7 +320,9 @@ def _move_steps(uuid: str, host: str, findings: Sequence[Finding]) -> list[Step]
     if stale:
         ports = " ".join(f"--port {p}" for p in stale)
         steps.append(Step(1, "delete-stale-binding", uuid, host,
-                          "INACTIVE binding(s) left by a failed or finished move",
+                          "INACTIVE binding(s) left by a failed or finished move; give it the "
+                          "audit's Neutron and Nova options (Nova is read again before each "
+                          "batch)",
                           f"vifdoctor repair --code VD206 {ports} --apply"))
     for f in findings:
         if f.code != "VD207":
