@@ -7,6 +7,8 @@ judged one at a time; only the findings (and the small agents table) are kept.
 from __future__ import annotations
 
 import datetime
+import logging
+import time
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells
 
+LOG = logging.getLogger(__name__)
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
                    "give every cell (or --nova-api-db)")
 NO_MIGRATIONS = ("Nova's migration records were not read (no migrations table in a cell, "
@@ -289,6 +292,7 @@ def audit_cloud(options: AuditOptions,
                 )
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
+            started = time.monotonic()
             report = run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
                 s.agents,
@@ -307,6 +311,9 @@ def audit_cloud(options: AuditOptions,
             if nova_cells is not None and not getattr(nova_cells, "reads_migrations", False):
                 report.assumptions.append(getattr(nova_cells, "migrations_note", "")
                                           or NO_MIGRATIONS)
+            LOG.info("audit: %d binding(s) read, %d finding(s) %s in %.2f s", report.rows,
+                     len(report.findings), dict(report.by_severity),
+                     time.monotonic() - started)
             return report
         finally:
             if nova_cells is not None:

@@ -13,9 +13,9 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from dbfixtures import load_mariadb_sql
-from migrationkit import Cloud, inactive_row, write_cell
-from novakit import HYBRID, cli_json, port_id, vif, vm_port, vm_uuid, write_neutron
+from testkit.dbfixtures import load_mariadb_sql
+from testkit.migrationkit import Cloud, inactive_row, write_cell
+from testkit.novakit import HYBRID, cli_json, port_id, vif, vm_port, vm_uuid, write_neutron
 
 from vifdoctor.demo.builder import utcnow
 from vifdoctor.demo.nova import InstanceSpec, MigrationSpec

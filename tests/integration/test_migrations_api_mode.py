@@ -14,10 +14,10 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
-from neutron_server import NeutronServer
-from nova_server import NovaServer
 from test_api_mode import HYBRID, NATIVE, SERVICE, audit, call, make_network, run_cli
 from test_nova_api import clouds, uid, vm_port  # noqa: F401 - the fixture, and helpers
+from testkit.neutron_server import NeutronServer
+from testkit.nova_server import NovaServer
 
 from vifdoctor.demo.builder import utcnow
 from vifdoctor.demo.nova import InstanceSpec, MigrationSpec, write_migrations

@@ -10,10 +10,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
-from migrationkit import (
+from testkit import dbfixtures
+from testkit.migrationkit import (
     CLEANUP,
     DST,
     FAILED,
@@ -26,7 +26,7 @@ from migrationkit import (
     dump,
     write_cell,
 )
-from novakit import cli_json, port_id, write_neutron
+from testkit.novakit import cli_json, port_id, write_neutron
 
 PEER = dbfixtures.OPENSTACK_VENV / "bin" / "neutron-remove-duplicated-port-bindings"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from migrationkit import write_cell
-from neutron_server import NeutronServer, ovs_agent_configurations, running_server
-from novakit import cli_json, vm_uuid
+from testkit.migrationkit import write_cell
+from testkit.neutron_server import NeutronServer, ovs_agent_configurations, running_server
+from testkit.novakit import cli_json, vm_uuid
 
 from vifdoctor.demo.nova import InstanceSpec, MigrationSpec
 

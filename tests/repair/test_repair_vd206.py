@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cloudfactory import run_cli
-from migrationkit import (
+from testkit.cloudfactory import run_cli
+from testkit.migrationkit import (
     CLEANUP,
     DST,
     FAILED,
@@ -27,7 +27,7 @@ from migrationkit import (
     dump,
     write_cell,
 )
-from novakit import (
+from testkit.novakit import (
     cli_json,
     one_error_line,
     port_id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from novakit import HYBRID, cache, instance, judged, vif
+from testkit.novakit import HYBRID, cache, instance, judged, vif
 
 from vifdoctor.model import Binding, Migration
 from vifdoctor.rules.binding import judge_binding

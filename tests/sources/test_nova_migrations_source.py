@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from dbfixtures import load_mariadb_sql
-from novakit import vm_uuid
+from testkit.dbfixtures import load_mariadb_sql
+from testkit.novakit import vm_uuid
 
 from vifdoctor.audit import join_by_instance
 from vifdoctor.demo.nova import (

@@ -107,17 +107,6 @@ class MigrationSpec:
     deleted: bool = False
 
 
-@dataclass
-class CellMappingSpec:
-    """One nova_api ``cell_mappings`` row."""
-
-    uuid: str
-    name: str
-    database_connection: str
-    transport_url: str = "none:///"
-    disabled: bool = False
-
-
 # --------------------------------------------------------------------------- schema
 
 
@@ -493,14 +482,3 @@ def write_migrations(engine: Engine, migrations: Sequence[MigrationSpec]) -> lis
             _fix_sequence(conn, "migrations")
         return ids
 
-
-def write_cell_mappings(engine: Engine, cells: Sequence[CellMappingSpec]) -> None:
-    """Insert rows into a nova_api database's ``cell_mappings`` (cell0: CELL0_UUID)."""
-    now = utcnow()
-    with engine.begin() as conn:
-        t = _reflect(conn, ("cell_mappings",), "nova_api")["cell_mappings"]
-        _insert(conn, t, [t.row({
-            "uuid": c.uuid, "name": c.name, "transport_url": c.transport_url,
-            "database_connection": c.database_connection, "disabled": c.disabled,
-            "created_at": now, "updated_at": None,
-        }) for c in cells])

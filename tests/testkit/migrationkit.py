@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from novakit import HYBRID, HYBRID_TEXT, port_id, vif, vm_port, vm_uuid
 
+from testkit.novakit import HYBRID, HYBRID_TEXT, port_id, vif, vm_port, vm_uuid
 from vifdoctor.demo.builder import BindingSpec
 from vifdoctor.demo.nova import (
     InstanceSpec,
