@@ -159,7 +159,7 @@ class Binding:
 class Migration:
     """One live row of a Nova cell's ``migrations`` table: a move of an instance.
 
-    ``migration_type`` is what Nova reads: the column where there is one (Liberty+),
+    ``migration_type`` is what Nova reads: the column where there is one (object 1.2+),
     else nova's ``determine_migration_type`` (``resize`` when the flavors differ,
     else ``migration``). Columns a release lacks are left empty. ``uuid`` is the same
     in both cells' copies of a cross-cell resize; ``id`` is per cell.

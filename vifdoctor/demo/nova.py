@@ -205,8 +205,8 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
                                 name="instance_info_caches_instance_uuid_fkey"),
         **opts,
     )
-    # 216_havana.py; migration_type/hidden came in Liberty, uuid in Newton, cross_cell_move
-    # in Ussuri: reflection finds them missing here, as on a real Icehouse cloud.
+    # 216_havana.py; migration_type/hidden, uuid and cross_cell_move came later (Migration
+    # object 1.2, 1.5, 1.6): reflection finds them missing here, as on an Icehouse cloud.
     sa.Table(
         "migrations", md,
         sa.Column("created_at", sa.DateTime),
