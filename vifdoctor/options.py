@@ -79,6 +79,7 @@ class AuditOptions(SourceOptions):
     nova_config_file: tuple[str, ...] = ()
     host_reports: str | None = None
     stuck_after: float = 6 * 3600.0  # seconds: a move older than this is stuck (VD208)
+    bundle: str | None = None  # an export bundle instead of the databases (sources/bundle.py)
 
 
 @dataclass(frozen=True)

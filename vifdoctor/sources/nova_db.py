@@ -41,6 +41,7 @@ _MIGRATION_OPTIONAL = ("uuid", "migration_type", "source_node", "dest_node", "cr
 class CellSource:
     name: str
     url: str
+    prefix: str = ""  # of its table names: one cell of an export bundle (sources/bundle.py)
 
 
 def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
@@ -116,29 +117,31 @@ class NovaCellDatabase:
     def __init__(self, cell: CellSource):
         self.cell = cell
         self.engine: Engine = connect(cell.url, what=f"Nova cell {cell.name}")
+        instances, caches = f"{cell.prefix}instances", f"{cell.prefix}instance_info_caches"
         with self.engine.connect() as conn:
             insp = sa.inspect(conn)
             tables = set(insp.get_table_names())
-            for table in ("instances", "instance_info_caches"):
+            for table in (instances, caches):
                 if table not in tables:
                     hint = " (it looks like a Neutron database)" if "ports" in tables else ""
                     raise UnsupportedSchema(
                         f"Nova cell {cell.name}: no {table} table: not a Nova cell database"
                         f"{hint}")
-            cols = {c["name"] for c in insp.get_columns("instances")}
+            cols = {c["name"] for c in insp.get_columns(instances)}
             missing = set(_INSTANCE_COLUMNS) - cols
             if missing:
                 raise UnsupportedSchema(f"Nova cell {cell.name}: instances lacks "
                                         f"{', '.join(sorted(missing))}")
-            has_migrations = "migrations" in tables and set(_MIGRATION_COLUMNS) <= {
-                c["name"] for c in insp.get_columns("migrations")}
+            migrations = f"{cell.prefix}migrations"
+            has_migrations = migrations in tables and set(_MIGRATION_COLUMNS) <= {
+                c["name"] for c in insp.get_columns(migrations)}
             md = sa.MetaData()
-            md.reflect(bind=conn, only=["instances", "instance_info_caches"]
-                       + (["migrations"] if has_migrations else []))
+            md.reflect(bind=conn, only=[instances, caches]
+                       + ([migrations] if has_migrations else []))
             self.now: datetime.datetime = utc_now(conn)
-        self._instances = md.tables["instances"]
-        self._caches = md.tables["instance_info_caches"]
-        self._migrations = md.tables.get("migrations")
+        self._instances = md.tables[instances]
+        self._caches = md.tables[caches]
+        self._migrations = md.tables.get(migrations)
         self._has_name = "display_name" in cols
         self._has_hidden = "hidden" in cols
 
