@@ -90,8 +90,10 @@ def moving_instances(cells: Any, device_ids: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def open_cells(options: RepairOptions | RollbackOptions) -> NovaCells | None:
-    cells = resolve_cells(options)  # type: ignore[arg-type]  # the same nova_* fields
+def open_cells(options: RepairOptions) -> NovaCells | None:
+    """The Nova cells the repair's --nova-db/--nova-api-db/--nova-config-file name."""
+    cells = resolve_cells(AuditOptions(nova_db=options.nova_db, nova_api_db=options.nova_api_db,
+                                       nova_config_file=options.nova_config_file))
     return NovaCells(cells) if cells else None
 
 
