@@ -7,7 +7,13 @@ CODE`` prints an entry. The declarations live beside the rules that judge them
 
 from __future__ import annotations
 
-from vifdoctor.rules import binding, nova, ovn, wiring  # noqa: F401 - they declare the codes
+from vifdoctor.rules import (  # noqa: F401 - they declare the codes
+    binding,
+    migration,
+    nova,
+    ovn,
+    wiring,
+)
 from vifdoctor.rules.registry import REGISTRY, Rule, repairable, repairable_by_default
 
 CodeInfo = Rule  # what the catalog calls an entry
