@@ -59,7 +59,7 @@ from vifdoctor.rules.registry import (
     VM_PORT_STATE,
     Scope,
     rule,
-    rules_for,
+    rules_matching,
 )
 
 # The mechanism drivers whose bindings an L2 agent on the host must serve.
@@ -471,9 +471,8 @@ def owner_category(device_owner: str) -> str:
 def _ask(subject: str, case: BindingCase) -> list[Finding]:
     """Every rule of one subject that applies to the row, in code order."""
     found: list[Finding] = []
-    for r in rules_for(subject):
-        if r.applies_to.matches(case.b):
-            found.extend(r.check(case))  # type: ignore[misc]
+    for r in rules_matching(subject, case.b):
+        found.extend(r.check(case))  # type: ignore[misc]
     return found
 
 
