@@ -105,6 +105,12 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
                    help="show this column (repeatable); table, csv, value and json rows")
 
 
+def _add_all_rows_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all-rows", action="store_true",
+                   help="table: list every row even past 1,000 (default: a summary by host "
+                        "and codes; -f json/yaml/csv always list every row)")
+
+
 def _add_write_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("writing")
     g.add_argument("--apply", action="store_true",
@@ -205,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(plan)
     _add_selectors(plan)
     _add_output_options(plan)
+    _add_all_rows_option(plan)
     plan.add_argument("--sql", action="store_true",
                       help="print the equivalent guarded SQL statements instead, for a DBA")
     plan.add_argument("--batch-size", type=_positive_int, default=500,
@@ -216,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(repair)
     _add_selectors(repair)
     _add_output_options(repair)
+    _add_all_rows_option(repair)
     _add_write_options(repair)
 
     rollback = sub.add_parser("rollback", help="restore the rows of a repair backup (dry run "
@@ -223,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("backup", metavar="BACKUP", help="the backup file a repair wrote")
     _add_source_options(rollback)
     _add_output_options(rollback)
+    _add_all_rows_option(rollback)
     _add_write_options(rollback)
     rollback.add_argument("--any-database", action="store_true",
                           help="restore into a database other than the one backed up")

@@ -52,7 +52,9 @@ TERMINAL = Hooks(progress=progress_bar, writing=finish_batch_on_ctrl_c)
 
 
 def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
-    renderer(args.format)(change_listing(report).select(args.column), out)
+    # A table summarizes a large change list unless every row is asked for (-c or --all-rows).
+    summary = args.format == "table" and not args.column and not args.all_rows
+    renderer(args.format)(change_listing(report, summary=summary).select(args.column), out)
     return report.exit_code
 
 
