@@ -15,7 +15,7 @@ from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
-from vifdoctor.rules.binding import Judgement, judge_binding, plugs
+from vifdoctor.rules.binding import BindingJudge, Judgement, plugs
 from vifdoctor.rules.nova import impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
 from vifdoctor.rules.registry import AGENT, rules_for
@@ -37,9 +37,9 @@ def judge_all(
 ) -> Iterator[tuple[Binding, Judgement]]:
     """Each binding with its judgement, in the source's order."""
     empty: list[Agent] = []
-    needs_memo: dict = {}
+    judge = BindingJudge(ctx)
     for binding in bindings:
-        yield binding, judge_binding(binding, agents.get(binding.host, empty), ctx, needs_memo)
+        yield binding, judge(binding, agents.get(binding.host, empty))
 
 
 @dataclass
@@ -164,11 +164,11 @@ def run_audit(
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
     keep = (lambda f: f.code in codes) if codes else (lambda f: True)
     seen_hosts: set[str] = set()
-    needs_memo: dict = {}
+    judge_row = BindingJudge(ctx)
 
     def judge(binding: Binding) -> Judgement:
         host_agents = agents.get(binding.host, [])
-        judgement = judge_binding(binding, host_agents, ctx, needs_memo)
+        judgement = judge_row(binding, host_agents)
         for join in joins:
             judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)

@@ -531,6 +531,38 @@ def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
     return Judgement(JUDGED, findings)
 
 
+class BindingJudge:
+    """``judge_binding`` for one run (one context, one agents table), with its memos.
+
+    Most rows of a cloud are clean and alike: a rule's verdict depends on the row's
+    host (its agents), types, stored texts, status, driver and owner, never on its
+    ids (they only appear in findings' messages). So a clean verdict is remembered
+    by those fields and a row like one already judged clean is not judged again
+    (issue 14: the rules were half of an audit's Python time). Rows with findings
+    are always judged in full, so each finding names its own port.
+    """
+
+    MAX_CLEAN = 65536  # distinct clean shapes kept; a cloud of unique texts stays bounded
+
+    def __init__(self, ctx: RuleContext):
+        self.ctx = ctx
+        self.needs: dict[str, HostNeeds] = {}
+        self.clean: dict[tuple, str] = {}
+
+    def __call__(self, b: Binding, agents: Sequence[Agent]) -> Judgement:
+        key = (b.host, b.vif_type, b.vif_details, b.vnic_type, b.profile, b.status, b.driver,
+               b.device_owner, b.has_active_row)
+        category = self.clean.get(key)
+        if category is not None:
+            return Judgement(category, [])
+        judgement = judge_binding(b, agents, self.ctx, self.needs)
+        if not judgement.findings:
+            if len(self.clean) >= self.MAX_CLEAN:
+                self.clean.clear()
+            self.clean[key] = judgement.category
+        return judgement
+
+
 def plugs(b: Binding, judgement: Judgement, ctx: RuleContext) -> tuple[str, str]:
     """(Nova's next plug from the stored details, the plug the host needs or "")."""
     details = parse_json_column(b.vif_details)

@@ -81,13 +81,22 @@ class Rule:
 
 
 REGISTRY: dict[str, Rule] = {}
-# Both caches are emptied whenever a rule is declared (declarations happen at import).
+# Both caches are emptied whenever a rule is declared (declarations happen at import),
+# and whenever the registry's size is not the one they were built for (a rule removed).
 _BY_SUBJECT: dict[str, tuple[Rule, ...]] = {}
 # (subject, vif_type, driver, device_owner) -> the rules whose scope matches: the
 # engine asks per binding row, and a cloud has few distinct keys (issue 14: sorting
 # and filtering the registry per row was 15 % of an audit).
 _MATCHING: dict[tuple[str, str, str | None, str], tuple[Rule, ...]] = {}
 _MATCHING_MAX = 4096
+_CACHED_SIZE = [0]
+
+
+def _caches_fresh() -> None:
+    if len(REGISTRY) != _CACHED_SIZE[0]:
+        _BY_SUBJECT.clear()
+        _MATCHING.clear()
+        _CACHED_SIZE[0] = len(REGISTRY)
 
 
 def _add(entry: Rule) -> None:
@@ -123,6 +132,7 @@ def rule(code: str, severity: Severity, title: str, *, why: str, impact: str, re
 
 def rules_for(subject: str) -> tuple[Rule, ...]:
     """The rules an engine runs for one subject, in code order."""
+    _caches_fresh()
     found = _BY_SUBJECT.get(subject)
     if found is None:
         found = _BY_SUBJECT[subject] = tuple(
@@ -133,6 +143,7 @@ def rules_for(subject: str) -> tuple[Rule, ...]:
 
 def rules_matching(subject: str, b: Binding) -> tuple[Rule, ...]:
     """``rules_for(subject)`` narrowed to those whose scope matches the row, in code order."""
+    _caches_fresh()
     key = (subject, b.vif_type, b.driver, b.device_owner)
     found = _MATCHING.get(key)
     if found is None:
