@@ -30,6 +30,12 @@ from vifdoctor.sources.nova_db import NovaCells
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
                    "give every cell (or --nova-api-db)")
 
+INACTIVE_SCOPE_NOTE = (
+    "API mode: INACTIVE bindings were read only for ports where one can exist (instances "
+    "Nova's os-migrations shows moved, binding:profile migrating_to, a binding host other "
+    "than Nova's); --all-inactive-bindings reads every VM port's")
+
+
 def judge_all(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],
@@ -243,6 +249,11 @@ def audit_cloud(options: AuditOptions,
         if nova_cells is None and s.engine is None and not options.no_nova_api:
             # API mode without Nova databases: Nova's API of the same cloud
             nova_cells, nova_notes = open_from_neutron_api(s.source)
+            if nova_cells is not None and not options.all_inactive_bindings and getattr(
+                    s.source, "read_inactive", False):
+                # One GET per port only where an INACTIVE binding can exist (issue 14).
+                s.source.inactive_scope = nova_cells.inactive_scope()  # type: ignore
+                nova_notes.append(INACTIVE_SCOPE_NOTE)
         try:
             nova = None
             bindings = s.source.bindings(s.selectors)

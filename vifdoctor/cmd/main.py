@@ -45,6 +45,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     api.add_argument("--skip-inactive-bindings", action="store_true",
                      help="API mode: do not read each VM port's /bindings (one GET per port) "
                           "for INACTIVE rows; VD109 is then not judged")
+    api.add_argument("--all-inactive-bindings", action="store_true",
+                     help="API mode: read every VM port's /bindings (one GET each), not only "
+                          "those of ports where Nova's API shows an INACTIVE binding can exist "
+                          "(a migration, migrating_to, or a host other than Nova's)")
     api.add_argument("--no-nova-api", action="store_true",
                      help="API mode: do not read Nova's compute API (by default its servers' "
                           "hosts and states are read when the cloud has a compute endpoint "

@@ -21,12 +21,12 @@ meant for clouds of moderate size; use the Nova databases for very large ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Instance
-from vifdoctor.sources.neutron_api import _quiet_sdk, api_error, scrub
+from vifdoctor.sources.neutron_api import _quiet_sdk, api_error, inactive_possible, scrub
 
 #: Codes judged from Nova's network info cache, which the compute API does not show.
 CACHE_CODES = frozenset({"VD201", "VD203", "VD205"})
@@ -56,6 +56,7 @@ class NovaApiCells:
         self.page_size = page_size
         self.endpoint = ""
         self.servers_read = 0
+        self._servers: list[Instance] | None = None  # read once, for the hint and the join
 
     def open(self) -> NovaApiCells:
         """Find the compute endpoint and check an admin may list all projects' servers.
@@ -88,8 +89,10 @@ class NovaApiCells:
     def close(self) -> None:
         """The connection belongs to the caller (it is shared with the Neutron source)."""
 
-    def instances(self) -> Iterator[Instance]:
-        """Every listed server in uuid order (code point order, as the merge-join needs)."""
+    def servers(self) -> list[Instance]:
+        """Every listed server in uuid order (read once)."""
+        if self._servers is not None:
+            return self._servers
         found: list[Instance] = []
         try:
             with _quiet_sdk():
@@ -102,7 +105,34 @@ class NovaApiCells:
             raise api_error(exc, "Nova API") from None
         self.servers_read = len(found)
         found.sort(key=lambda inst: inst.uuid)
-        yield from found
+        self._servers = found
+        return found
+
+    def instances(self) -> Iterator[Instance]:
+        """Every listed server in uuid order (code point order, as the merge-join needs)."""
+        yield from self.servers()
+
+    def migrated(self) -> set[str]:
+        """The instances Nova's ``GET /os-migrations`` shows moved (any type, any status).
+
+        Without a microversion the API lists every migration record in one answer.
+        """
+        try:
+            with _quiet_sdk():
+                response = self.connection.compute.get("/os-migrations", raise_exc=False)
+        except Exception as exc:
+            raise api_error(exc, "Nova API") from None
+        if response.status_code >= 400:
+            raise VifdoctorError(f"Nova API: HTTP {response.status_code} listing "
+                                 "os-migrations (--all-inactive-bindings reads every port)")
+        return {str(m.get("instance_uuid")) for m in _json(response).get("migrations", [])
+                if m.get("instance_uuid")}
+
+    def inactive_scope(self) -> Callable[[dict], bool]:
+        """Which Neutron ports (as the API lists them) can hold an INACTIVE binding."""
+        moved = self.migrated()
+        hosts = {inst.uuid: inst.host for inst in self.servers()}
+        return lambda port: inactive_possible(port, moved, hosts)
 
 
 def open_from_neutron_api(source: Any) -> tuple[NovaApiCells | None, list[str]]:
