@@ -40,10 +40,15 @@ def judge_all(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],
     ctx: RuleContext,
+    shapes: bool = False,
 ) -> Iterator[tuple[Binding, Judgement]]:
-    """Each binding with its judgement, in the source's order."""
+    """Each binding with its judgement, in the source's order.
+
+    ``shapes``: rows alike share one (read-only) Judgement; for callers that read only
+    codes and corrections (the repair's plan), see BindingJudge.
+    """
     empty: list[Agent] = []
-    judge = BindingJudge(ctx)
+    judge = BindingJudge(ctx, shapes)
     for binding in bindings:
         yield binding, judge(binding, agents.get(binding.host, empty))
 

@@ -8,6 +8,7 @@ progress bar, and a way to stop after the running batch (Ctrl-C on the CLI).
 from __future__ import annotations
 
 import datetime
+import gc
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +34,16 @@ from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect
 def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
     # A source may narrow the read to the rows a repairable rule can flag.
     rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
-    judged = judge_all(rows, s.agents, s.settings.context)
-    return list(plan_changes(judged, codes, s.settings.context))
+    judged = judge_all(rows, s.agents, s.settings.context, shapes=True)
+    # The plan only grows (no reference cycles): cyclic GC passes over its heap cost a
+    # fifth of the planning time at 100,000 changes (issue 14), for nothing to free.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(plan_changes(judged, codes, s.settings.context))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def plan(options: RepairOptions) -> ChangeReport:

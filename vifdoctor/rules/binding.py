@@ -540,14 +540,20 @@ class BindingJudge:
     by those fields and a row like one already judged clean is not judged again
     (issue 14: the rules were half of an audit's Python time). Rows with findings
     are always judged in full, so each finding names its own port.
+
+    With ``shapes`` (for callers that read only the findings' codes and corrections,
+    as the repair's plan does), every verdict is remembered, findings included: rows
+    of one shape then share one Judgement, whose findings name the first such port.
     """
 
-    MAX_CLEAN = 65536  # distinct clean shapes kept; a cloud of unique texts stays bounded
+    MAX_CLEAN = 65536  # distinct shapes kept; a cloud of unique texts stays bounded
 
-    def __init__(self, ctx: RuleContext):
+    def __init__(self, ctx: RuleContext, shapes: bool = False):
         self.ctx = ctx
+        self.shapes = shapes
         self.needs: dict[str, HostNeeds] = {}
         self.clean: dict[tuple, str] = {}
+        self.verdicts: dict[tuple, Judgement] = {}
 
     def __call__(self, b: Binding, agents: Sequence[Agent]) -> Judgement:
         key = (b.host, b.vif_type, b.vif_details, b.vnic_type, b.profile, b.status, b.driver,
@@ -555,7 +561,15 @@ class BindingJudge:
         category = self.clean.get(key)
         if category is not None:
             return Judgement(category, [])
+        if self.shapes:
+            shared = self.verdicts.get(key)
+            if shared is not None:
+                return shared
         judgement = judge_binding(b, agents, self.ctx, self.needs)
+        if self.shapes and judgement.findings:
+            if len(self.verdicts) >= self.MAX_CLEAN:
+                self.verdicts.clear()
+            self.verdicts[key] = judgement
         if not judgement.findings:
             if len(self.clean) >= self.MAX_CLEAN:
                 self.clean.clear()
