@@ -1,6 +1,6 @@
 """Shared pytest fixtures: one fresh, uniquely named database per test.
 
-The logic lives in ``tests/dbfixtures.py``; see docs/testing.md for what the
+The logic lives in ``tests/testkit/dbfixtures.py``; see docs/testing.md for what the
 fixtures need (MariaDB, PostgreSQL, the OpenStack venv) and how to start it.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import dbfixtures
 import pytest
+from testkit import dbfixtures
 
 
 def pytest_configure(config: pytest.Config) -> None:

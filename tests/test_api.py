@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 import pytest
-from repairkit import cli_json, drifted_cloud, install, install_demo
+from testkit.repairkit import cli_json, drifted_cloud, install, install_demo
 
 from vifdoctor import api
 from vifdoctor.demo.incident import EMPTY_DETAIL_PORT_IDS

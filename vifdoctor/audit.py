@@ -6,6 +6,8 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells
 
+LOG = logging.getLogger(__name__)
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
                    "give every cell (or --nova-api-db)")
 
@@ -278,7 +281,8 @@ def audit_cloud(options: AuditOptions,
                 )
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
-            return run_audit(
+            started = time.monotonic()
+            report = run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
                 s.agents,
                 s.settings.context,
@@ -292,6 +296,10 @@ def audit_cloud(options: AuditOptions,
                 ports_narrowed=options.narrowed_to_ports,
                 joins=joins,
             )
+            LOG.info("audit: %d binding(s) read, %d finding(s) %s in %.2f s", report.rows,
+                     len(report.findings), dict(report.by_severity),
+                     time.monotonic() - started)
+            return report
         finally:
             if nova_cells is not None:
                 nova_cells.close()

@@ -83,17 +83,6 @@ class InstanceSpec:
     network_info: list[dict] | str | None = None
 
 
-@dataclass
-class CellMappingSpec:
-    """One nova_api ``cell_mappings`` row."""
-
-    uuid: str
-    name: str
-    database_connection: str
-    transport_url: str = "none:///"
-    disabled: bool = False
-
-
 # --------------------------------------------------------------------------- schema
 
 
@@ -412,15 +401,3 @@ def write_instances(engine: Engine, instances: Sequence[InstanceSpec]) -> None:
             _fix_sequence(conn, "instances")
         if cache_rows:
             _fix_sequence(conn, "instance_info_caches")
-
-
-def write_cell_mappings(engine: Engine, cells: Sequence[CellMappingSpec]) -> None:
-    """Insert rows into a nova_api database's ``cell_mappings`` (cell0: CELL0_UUID)."""
-    now = utcnow()
-    with engine.begin() as conn:
-        t = _reflect(conn, ("cell_mappings",), "nova_api")["cell_mappings"]
-        _insert(conn, t, [t.row({
-            "uuid": c.uuid, "name": c.name, "transport_url": c.transport_url,
-            "database_connection": c.database_connection, "disabled": c.disabled,
-            "created_at": now, "updated_at": None,
-        }) for c in cells])

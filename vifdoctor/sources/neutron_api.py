@@ -17,6 +17,7 @@ network, project). What the API cannot show is said in :attr:`assumptions`:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import email.utils
 import json
@@ -56,8 +57,39 @@ API_ASSUMPTIONS = (
 )
 
 
+#: A connection a front end already authenticated (the openstack client's), used
+#: instead of opening one from clouds.yaml: see :func:`given_connection`.
+_GIVEN: contextvars.ContextVar[Any] = contextvars.ContextVar("vifdoctor_connection",
+                                                             default=None)
+
+
+class _Borrowed:
+    """A connection vifdoctor uses but does not own: closing it is left to its owner."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def given_connection(conn: Any) -> Iterator[None]:
+    """API mode reads (and repairs) through ``conn``, an openstacksdk Connection, meanwhile."""
+    token = _GIVEN.set(conn)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
+
+
 def connect_cloud(cloud: str | None) -> Any:
     """An openstacksdk connection for ``cloud`` (None: the OS_* environment / OS_CLOUD)."""
+    if _GIVEN.get() is not None:
+        return _Borrowed(_GIVEN.get())
     try:
         import openstack
         import openstack.config

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cloudfactory import HYBRID, audit_json, execute, pairs, run_cli, write
+from testkit.cloudfactory import HYBRID, audit_json, execute, pairs, run_cli, write
 
 from vifdoctor.demo.builder import (
     AgentSpec,

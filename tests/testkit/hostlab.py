@@ -12,7 +12,7 @@ driver's ``get_config()`` and is served by libvirt's test driver
 Nothing here skips: a machine that refuses network namespaces, or lacks Open
 vSwitch, virsh or the nova venv, makes the test fail with the reason.
 
-Use: ``pytest_plugins = ["hostlab"]`` in a test module, then the
+Use: ``pytest_plugins = ["testkit.hostlab"]`` in a test module, then the
 ``compute_host`` fixture.
 """
 
@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NOVA_VENV = Path(os.environ.get("VIFDOCTOR_NOVA_VENV", REPO_ROOT / ".cache" / "nova-venv"))
 NOVA_PYTHON = NOVA_VENV / "bin" / "python"
 OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")

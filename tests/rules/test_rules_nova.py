@@ -16,8 +16,8 @@ import json
 import time
 
 import pytest
-from cloudfactory import DIRECT_29, HYBRID_29, binding, reporting_ovs
-from novakit import CTX, HYBRID, HYBRID_TEXT, cache, instance, judged, port_id, vif
+from testkit.cloudfactory import DIRECT_29, HYBRID_29, binding, reporting_ovs
+from testkit.novakit import CTX, HYBRID, HYBRID_TEXT, cache, instance, judged, port_id, vif
 
 from vifdoctor.audit import join_by_instance
 from vifdoctor.model import Instance

@@ -22,12 +22,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
-from neutron_server import _free_port, _rss_mb, start_gunicorn, stop_gunicorn
 
-from vifdoctor.demo.nova import CellMappingSpec, InstanceSpec, write_cell_mappings, write_instances
+from testkit import dbfixtures
+from testkit.cells import CellMappingSpec, write_cell_mappings
+from testkit.neutron_server import _free_port, _rss_mb, start_gunicorn, stop_gunicorn
+from vifdoctor.demo.nova import InstanceSpec, write_instances
 
 GUNICORN = dbfixtures.NOVA_VENV / "bin" / "gunicorn"
 SHIPPED_PASTE = dbfixtures.NOVA_VENV / "etc" / "nova" / "api-paste.ini"

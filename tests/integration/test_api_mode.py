@@ -1,4 +1,4 @@
-"""API mode against a real neutron 29.0.0 API server (tests/neutron_server.py).
+"""API mode against a real neutron 29.0.0 API server (tests/testkit/neutron_server.py).
 
 Ports are created through the API (so ML2's openvswitch driver binds them), some
 bindings are then drifted by SQL as the incident did, and:
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from neutron_server import NeutronServer, ovs_agent_configurations, running_server
+from testkit.neutron_server import NeutronServer, ovs_agent_configurations, running_server
 
 from vifdoctor.cmd.main import main
 from vifdoctor.model import Change

@@ -16,11 +16,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import cloudfactory
-import dbfixtures
 import pymysql
 import sqlalchemy as sa
 
+from testkit import cloudfactory, dbfixtures
 from vifdoctor.cmd.main import main
 from vifdoctor.demo.builder import (
     AgentSpec,
@@ -32,7 +31,7 @@ from vifdoctor.demo.builder import (
 )
 from vifdoctor.demo.incident import incident_cloud
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # What the OVS mechanism driver writes for a hybrid host (the incident's fix).
 HYBRID = '{"port_filter": true, "ovs_hybrid_plug": true}'

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache"
 OPENSTACK_VENV = CACHE_DIR / "openstack-venv"
 OPENSTACK_VENV_SCRIPT = REPO_ROOT / "scripts" / "openstack-venv"

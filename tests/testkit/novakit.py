@@ -13,11 +13,11 @@ import secrets
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import dbfixtures
 import pymysql
 import sqlalchemy as sa
-from cloudfactory import legacy_ovs, run_cli
 
+from testkit import dbfixtures
+from testkit.cloudfactory import legacy_ovs, run_cli
 from vifdoctor.demo.builder import (
     AgentSpec,
     BindingSpec,

@@ -1,6 +1,6 @@
 """Host wiring built by the real OpenStack code, scanned by host-scan, judged by the audit.
 
-Every test gets its own compute host (tests/hostlab.py: a network namespace with a
+Every test gets its own compute host (tests/testkit/hostlab.py: a network namespace with a
 private ovsdb-server + userspace ovs-vswitchd); nova 34.0.0's
 ``LibvirtGenericVIFDriver.plug()`` (os-vif 5.3.0) wires the ports and its
 ``get_config()`` writes the domain XML that libvirt's test driver serves. Then
@@ -25,8 +25,8 @@ import pytest
 pytest.register_assert_rewrite("hostlab")
 
 import sqlalchemy as sa  # noqa: E402
-from cloudfactory import audit_json, run_cli, write  # noqa: E402
-from hostlab import ComputeHost, LabError, compute_host_lab, dev  # noqa: E402
+from testkit.cloudfactory import audit_json, run_cli, write  # noqa: E402
+from testkit.hostlab import ComputeHost, LabError, compute_host_lab, dev  # noqa: E402
 
 from vifdoctor.demo.builder import (  # noqa: E402
     AgentSpec,
@@ -45,7 +45,7 @@ from vifdoctor.demo.nova import (  # noqa: E402
 from vifdoctor.rules import wiring  # noqa: E402
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION  # noqa: E402
 
-pytest_plugins = ["hostlab"]
+pytest_plugins = ["testkit.hostlab"]
 
 PROJECT = "11111111aaaa4bbb8ccc000000000001"
 NET = "22222222-aaaa-4bbb-8ccc-000000000001"

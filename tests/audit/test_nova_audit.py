@@ -11,11 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
-from cloudfactory import execute, run_cli
-from novakit import (
+from testkit import dbfixtures
+from testkit.cells import CellMappingSpec
+from testkit.cloudfactory import execute, run_cli
+from testkit.novakit import (
     HYBRID,
     cli_json,
     codes_by_device,
@@ -34,7 +35,6 @@ from novakit import (
 from vifdoctor.demo import incident
 from vifdoctor.demo.nova import (
     CELL0_UUID,
-    CellMappingSpec,
     InstanceSpec,
     create_nova_schema,
 )
@@ -300,7 +300,7 @@ def test_two_cells_through_the_api_database(
             host = f"{dbfixtures.MARIADB_HOST}:{dbfixtures.MARIADB_PORT}"
             engine = sa.create_engine(nova34_api_mariadb_url)
             try:
-                from vifdoctor.demo.nova import write_cell_mappings
+                from testkit.cells import write_cell_mappings
 
                 write_cell_mappings(engine, [
                     # cell0 points at a database that does not exist: it must not be read
@@ -401,7 +401,7 @@ def test_config_file_api_database_with_password(tmp_path: Path, nova34_api_maria
         host = f"{dbfixtures.MARIADB_HOST}:{dbfixtures.MARIADB_PORT}"
         engine = sa.create_engine(nova34_api_mariadb_url)
         try:
-            from vifdoctor.demo.nova import write_cell_mappings
+            from testkit.cells import write_cell_mappings
 
             write_cell_mappings(engine, [
                 CellMappingSpec(uuid=CELL0_UUID, name="cell0",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from cloudfactory import HYBRID, LINUXBRIDGE, audit_json, pairs, write
+from testkit.cloudfactory import HYBRID, LINUXBRIDGE, audit_json, pairs, write
 
 from vifdoctor.demo.builder import (
     AgentSpec,

@@ -13,10 +13,10 @@ import signal
 import subprocess
 import time
 
-import dbfixtures
 import pymysql
 import pytest
-from repairkit import (
+from testkit import dbfixtures
+from testkit.repairkit import (
     HYBRID,
     backups,
     bindings,

@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
+
+from testkit import dbfixtures
 
 GUNICORN = dbfixtures.OPENSTACK_VENV / "bin" / "gunicorn"
 API_PASTE = dbfixtures.OPENSTACK_VENV / "etc" / "neutron" / "api-paste.ini"

@@ -13,9 +13,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from cloudfactory import HYBRID, agent, binding, pairs, run_cli, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit.cloudfactory import HYBRID, agent, binding, pairs, run_cli, write
 
 from vifdoctor.demo.builder import (
     AgentSpec,

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import pytest
-from cloudfactory import agent, legacy_ovs, reporting_ovs
+from testkit.cloudfactory import agent, legacy_ovs, reporting_ovs
 
 from vifdoctor.model import NovaGeneration, Plug, parse_json_column
 from vifdoctor.rules.plug import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cloudfactory import (
+from testkit.cloudfactory import (
     DIRECT_29,
     HYBRID,
     HYBRID_29,

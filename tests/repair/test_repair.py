@@ -17,10 +17,10 @@ import stat
 import subprocess
 from pathlib import Path
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
-from repairkit import (
+from testkit import dbfixtures
+from testkit.repairkit import (
     HYBRID,
     BindingSpec,
     CloudSpec,

@@ -14,22 +14,21 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from testkit import dbfixtures
+from testkit.cells import CellMappingSpec, write_cell_mappings
 
 from vifdoctor.demo import incident
 from vifdoctor.demo.builder import write_cloud
 from vifdoctor.demo.nova import (
     CELL0_UUID,
     ICEHOUSE_MIGRATE_VERSION,
-    CellMappingSpec,
     InstanceSpec,
     create_nova_schema,
     subnet_entry,
     vif_entry,
-    write_cell_mappings,
     write_instances,
 )
 from vifdoctor.demo.schemas import create_schema

@@ -1,7 +1,7 @@
 """Nova through its compute API in API mode, against a real nova 34.0.0 API server.
 
-tests/nova_server.py serves nova's own ``osapi_compute`` app on the real nova 34.0.0
-schema (instances written by ``write_instances``), next to tests/neutron_server.py's
+tests/testkit/nova_server.py serves nova's own ``osapi_compute`` app on the real nova 34.0.0
+schema (instances written by ``write_instances``), next to tests/testkit/neutron_server.py's
 real neutron. The API-mode audit must find the instance-level problems the
 database path finds (VD202, VD204) and must not judge the cache it cannot see.
 """
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from neutron_server import NeutronServer, ovs_agent_configurations
-from neutron_server import running_server as running_neutron
-from nova_server import NovaServer
-from nova_server import running_server as running_nova
 from test_api_mode import HYBRID, NATIVE, audit, call, make_network, run_cli
+from testkit.neutron_server import NeutronServer, ovs_agent_configurations
+from testkit.neutron_server import running_server as running_neutron
+from testkit.nova_server import NovaServer
+from testkit.nova_server import running_server as running_nova
 
 from vifdoctor.demo.nova import POWER_RUNNING, POWER_SHUTDOWN, InstanceSpec
 from vifdoctor.sources.neutron_api import connect_cloud
