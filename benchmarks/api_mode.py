@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time the API audit reading every VM port's bindings")
     args = p.parse_args(argv)
 
-    import dbfixtures
     from generate import generate
-    from neutron_server import running_server as running_neutron
-    from nova_server import FLAVOR_JSON
-    from nova_server import running_server as running_nova
+    from testkit import dbfixtures
+    from testkit.neutron_server import running_server as running_neutron
+    from testkit.nova_server import FLAVOR_JSON
+    from testkit.nova_server import running_server as running_nova
 
     db = f"vifdoctor_api_{args.ports}"
     cell, api = f"{db}_nova", f"{db}_novaapi"

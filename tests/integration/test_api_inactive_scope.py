@@ -8,12 +8,14 @@ only with --all-inactive-bindings (which reads every VM port, as before issue 14
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
-from neutron_server import NeutronServer
-from nova_server import NovaServer
 from test_api_mode import HYBRID, NATIVE, SERVICE, audit, call, make_network
 from test_nova_api import clouds, uid, vm_port  # noqa: F401 - the fixture
+from testkit.neutron_server import NeutronServer
+from testkit.nova_server import NovaServer
 
 from vifdoctor.audit import INACTIVE_SCOPE_NOTE
 from vifdoctor.demo.nova import InstanceSpec
@@ -47,7 +49,7 @@ def test_inactive_bindings_read_where_a_move_shows(
             ":s, :d, 'error', :i, 'live-migration', 0, 0, :u)"),
             {"s": HYBRID, "d": NATIVE, "i": moved, "u": uid(99)})
     neutron.sql("UPDATE ml2_port_bindings SET profile = :p WHERE port_id = :id",
-                p='{"migrating_to": "%s"}' % NATIVE, id=ports["migrating"])
+                p=json.dumps({"migrating_to": NATIVE}), id=ports["migrating"])
     for name in ports:  # an INACTIVE binding on every port, the one at home too
         call(neutron, "POST", f"/ports/{ports[name]}/bindings", {"binding": {"host": NATIVE}},
              SERVICE)

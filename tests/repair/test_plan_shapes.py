@@ -7,7 +7,7 @@ the plan made with every row judged on its own.
 
 from __future__ import annotations
 
-from cloudfactory import binding, legacy_ovs, reporting_ovs
+from testkit.cloudfactory import binding, legacy_ovs, reporting_ovs
 
 from vifdoctor.audit import judge_all
 from vifdoctor.repair.plan import plan_changes, repair_codes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from repairkit import HYBRID, cli, drifted_cloud, install, port_uuid
+from testkit.repairkit import HYBRID, cli, drifted_cloud, install, port_uuid
 
 from vifdoctor.report import changes
 from vifdoctor.report.changes import SUMMARY_THRESHOLD

@@ -7,7 +7,7 @@ port; anything a rule reads (host's agents, texts, status, driver, owner) is in 
 
 from __future__ import annotations
 
-from cloudfactory import binding, legacy_ovs, reporting_ovs
+from testkit.cloudfactory import binding, legacy_ovs, reporting_ovs
 
 from vifdoctor.rules.binding import JUDGED, BindingJudge, judge_binding
 from vifdoctor.rules.plug import RuleContext
