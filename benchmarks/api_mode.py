@@ -7,6 +7,8 @@
    a nova_api database ``vifdoctor_api_N_novaapi`` (nova 34.0.0's schema dump) mapping
    every live instance to the cell, and the ``instance_extra`` flavor rows nova's
    server views need;
+   and one ``migrations`` record (status error, live-migration) for each instance whose
+   port has an INACTIVE binding: generate.py's INACTIVE rows are failed live migrations;
 2. start the real neutron 29.0.0 API (tests/neutron_server.py) and nova 34.0.0 compute
    API (tests/nova_server.py), one gunicorn worker each, on those databases;
 3. time ``vifdoctor audit --os-cloud vdtest -f json`` (Neutron and Nova through their
@@ -97,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     sql(None, f"DROP DATABASE IF EXISTS `{api}`", f"CREATE DATABASE `{api}` CHARACTER SET utf8mb4")
     _, api_ddl = dbfixtures.build_nova34_mariadb_ddl()
     dbfixtures.load_mariadb_sql(api, api_ddl, "nova api DDL")
+    # Each INACTIVE binding is a failed live migration (generate.py): Nova logs one record
+    # per such move, which is what API mode reads (os-migrations) to choose its ports.
+    sql(cell, "DELETE FROM migrations",
+        "INSERT INTO migrations (created_at, source_compute, dest_compute, status, "
+        "instance_uuid, migration_type, hidden, deleted, uuid) SELECT UTC_TIMESTAMP(), "
+        "a.host, b.host, 'error', p.device_id, 'live-migration', 0, 0, UUID() "
+        f"FROM `{db}`.ml2_port_bindings b JOIN `{db}`.ports p ON p.id = b.port_id "
+        f"JOIN `{db}`.ml2_port_bindings a ON a.port_id = b.port_id AND a.status = 'ACTIVE' "
+        "WHERE b.status = 'INACTIVE' AND p.device_owner LIKE 'compute:%'")
     sql(cell, "DELETE FROM instance_extra",
         "INSERT INTO instance_extra (created_at, deleted, instance_uuid, flavor) "
         f"SELECT UTC_TIMESTAMP(), 0, uuid, '{FLAVOR_JSON}' FROM instances WHERE deleted = 0")
@@ -124,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                                                 "--all-inactive-bindings"]))
                 for name, command in runs:
                     sql(db, "UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP()")
-                    results[name] = run(command, env)
+                    try:
+                        results[name] = run(command, env)
+                    except SystemExit:
+                        print("nova API log:", nova.log.read_text()[-3000:], file=sys.stderr)
+                        raise
                     wall, rc, doc = results[name]
                     print(f"   {name:<8} {wall:8.1f} s (exit {rc}), "
                           f"{len(doc['findings'])} findings", flush=True)

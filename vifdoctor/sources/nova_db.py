@@ -10,9 +10,12 @@ either side in memory.
 from __future__ import annotations
 
 import heapq
+import marshal
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import IO
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
@@ -27,6 +30,7 @@ CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 ENV_NOVA_DB = "VIFDOCTOR_NOVA_DB"
 ENV_NOVA_API_DB = "VIFDOCTOR_NOVA_API_DB"
 STREAM_CHUNK = 2000
+RUN_BYTES = 16 * 2**20  # rows (mostly network_info text) sorted in memory at a time
 _INSTANCE_COLUMNS = ("uuid", "host", "node", "vm_state", "power_state", "task_state", "deleted")
 
 
@@ -140,52 +144,50 @@ class NovaCellDatabase:
     def instances(self) -> Iterator[Instance]:
         """Every instance, deleted ones included, in byte-wise uuid order.
 
-        Only the small ``instances`` columns are sorted by the server; the
-        ``network_info`` blobs are fetched for each chunk of instances (by the
-        uuid index), so no plan ever sorts the blobs (issue 14: at a million
-        ports that sort was 85 % of the audit). The cache rows are matched by
-        the server's own ``instance_uuid = uuid`` join and handed back by the
-        instance's primary key, as one LEFT JOIN would match them: the column's
-        collation (MySQL's case- and trailing-space-insensitive one, PostgreSQL's
-        and SQLite's byte equality) decides, never Python.
+        The server runs the one LEFT JOIN of instances and their live cache rows
+        with no ORDER BY (its own join, so its collation decides which cache row
+        matches: MySQL's case- and trailing-space-insensitive one, PostgreSQL's and
+        SQLite's byte equality), and the rows are sorted here, by an external merge
+        sort through temporary files: a server sorting the ``network_info`` blobs
+        (or fetching them by random index look-ups) was 85 % of a million-port
+        audit (issue 14). Memory holds one run of RUN_BYTES at a time.
         """
-        if not self._has_id:
-            yield from self._instances_one_query()
-            return
         i, c = self._instances, self._caches
         query = (
-            sa.select(i.c.id, i.c.uuid, i.c.display_name if self._has_name else sa.null(),
-                      i.c.host, i.c.node, i.c.vm_state, i.c.power_state, i.c.task_state,
-                      i.c.deleted)
-            .order_by(bytewise(i.c.uuid, self.engine.dialect.name), i.c.id)
+            sa.select(i.c.uuid, i.c.id if self._has_id else sa.null(),
+                      i.c.display_name if self._has_name else sa.null(), i.c.host,
+                      i.c.node, i.c.vm_state, i.c.power_state, i.c.task_state, i.c.deleted,
+                      c.c.network_info)
+            .select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid,
+                                                c.c.deleted == 0)))
         )
-        caches = (
-            sa.select(i.c.id, c.c.network_info)
-            .select_from(i.join(c, sa.and_(c.c.instance_uuid == i.c.uuid, c.c.deleted == 0)))
-            .where(i.c.uuid.in_(sa.bindparam("uuids", expanding=True)))
-        )
-        # Two connections: the instances stream stays open (server-side cursor)
-        # while the other fetches each chunk's caches.
-        with self.engine.connect() as conn, self.engine.connect() as blobs:
-            result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            while True:
-                chunk = result.fetchmany(STREAM_CHUNK)
-                if not chunk:
-                    break
-                infos: dict[int, list[str | None]] = {}
-                for rid, info in blobs.execute(caches, {"uuids": [r[1] for r in chunk]}):
-                    infos.setdefault(rid, []).append(info)
-                blobs.rollback()
-                for rid, uuid, name, host, node, vm_state, power, task, deleted in chunk:
-                    for info in infos.get(rid) or (None,):
-                        yield Instance(
-                            uuid=uuid, cell=self.cell.name, name=name or "", host=host or "",
-                            node=node or "", vm_state=vm_state or "", power_state=power,
-                            task_state=task, deleted=bool(deleted), network_info=info,
-                        )
+        runs: list[IO[bytes]] = []
+        batch: list[tuple] = []
+        size = 0
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
+                for row in result:
+                    batch.append(tuple(row))
+                    size += 200 + len(row[9] or "")
+                    if size >= RUN_BYTES:
+                        runs.append(_spill(batch))
+                        batch, size = [], 0
+            batch.sort(key=_order)
+            rows: Iterable[tuple] = heapq.merge(
+                *(_unspill(f) for f in runs), iter(batch), key=_order) if runs else batch
+            for uuid, _, name, host, node, vm_state, power, task, deleted, info in rows:
+                yield Instance(
+                    uuid=uuid, cell=self.cell.name, name=name or "", host=host or "",
+                    node=node or "", vm_state=vm_state or "", power_state=power,
+                    task_state=task, deleted=bool(deleted), network_info=info,
+                )
+        finally:
+            for f in runs:
+                f.close()
 
     def _instances_one_query(self) -> Iterator[Instance]:
-        """A layout whose instances have no ``id`` column: one LEFT JOIN in uuid order."""
+        """The server sorting the LEFT JOIN (as before issue 14): the reference in tests."""
         i, c = self._instances, self._caches
         query = (
             sa.select(i.c.uuid, i.c.display_name if self._has_name else sa.null(), i.c.host,
@@ -203,6 +205,31 @@ class NovaCellDatabase:
                     node=node or "", vm_state=vm_state or "", power_state=power,
                     task_state=task, deleted=bool(deleted), network_info=info,
                 )
+
+
+def _order(row: tuple) -> tuple:
+    """Byte-wise uuid (code point order is UTF-8 byte order), then the row id."""
+    return (row[0] is not None, row[0] or "", row[1] if row[1] is not None else -1)
+
+
+def _spill(batch: list[tuple]) -> IO[bytes]:
+    """One sorted run on disk (marshal: C speed, exact types), read back by _unspill."""
+    batch.sort(key=_order)
+    f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by instances()
+    dump = marshal.dump
+    for row in batch:
+        dump(row, f)
+    f.seek(0)
+    return f
+
+
+def _unspill(f: IO[bytes]) -> Iterator[tuple]:
+    load = marshal.load
+    while True:
+        try:
+            yield load(f)
+        except EOFError:
+            return
 
 
 class NovaCells:

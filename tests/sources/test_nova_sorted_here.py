@@ -1,12 +1,12 @@
-"""Nova's instances read by chunk (issue 14) give exactly what one LEFT JOIN gives.
+"""Nova's instances sorted by vifdoctor, not the server (issue 14), as one sorted LEFT JOIN.
 
-``NovaCellDatabase.instances`` sorts only the small ``instances`` columns and fetches
-the ``network_info`` blobs per chunk of uuids, so no server ever sorts the blobs. The
-answer must not move: the same instances, in byte-wise uuid order, each with the cache
-rows the server's own ``instance_uuid = uuid`` join matches. The traps are where
-databases disagree: MariaDB's default collation (utf8mb4_general_ci) matches case-
-and trailing-space-insensitively, PostgreSQL and SQLite compare bytes. The chunk size
-is cut to 3 so the rows straddle many chunks.
+``NovaCellDatabase.instances`` has the server run the LEFT JOIN of instances and their
+caches with no ORDER BY, and sorts the rows itself through runs on disk, so no server
+ever sorts the ``network_info`` blobs. The answer must not move: the same instances, in
+byte-wise uuid order, each with the cache rows the server's own ``instance_uuid = uuid``
+join matches. The traps are where databases disagree: MariaDB's default collation
+(utf8mb4_general_ci) matches case- and trailing-space-insensitively, PostgreSQL and
+SQLite compare bytes. The run size is cut so the rows straddle many runs on disk.
 """
 
 from __future__ import annotations
@@ -99,11 +99,16 @@ BY_DIALECT = {
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
-def test_chunked_read_is_the_left_join(backend: str, request: pytest.FixtureRequest,
+def test_read_sorted_here_is_the_sorted_left_join(backend: str, request: pytest.FixtureRequest,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     url = request.getfixturevalue(f"{backend}_url")
     _load(url)
     monkeypatch.setattr(nova_db, "STREAM_CHUNK", 3)
+    monkeypatch.setattr(nova_db, "RUN_BYTES", 450)  # three rows a run: six runs merged
+    spilled: list[int] = []
+    real_spill = nova_db._spill
+    monkeypatch.setattr(nova_db, "_spill", lambda batch: (spilled.append(len(batch)),
+                                                          real_spill(batch))[1])
     cell = NovaCellDatabase(CellSource("cell1", url))
     sent: list[str] = []
     sa.event.listen(cell.engine, "before_cursor_execute",
@@ -121,13 +126,13 @@ def test_chunked_read_is_the_left_join(backend: str, request: pytest.FixtureRequ
     assert [u for u, _ in chunked] == [u for u, _ in one_query]
     assert set(chunked) == COMMON | BY_DIALECT[backend]
     assert len(chunked) == len(INSTANCES) + 1  # dup-3 twice
-    # the blobs came by chunk (17 instances, 3 a chunk), never in the sorted query
-    assert len(reads) == 6
-    assert all("ORDER BY" not in s.upper() for s in reads)
+    # one query, which the server does not sort; the rows went through runs on disk
+    assert len(reads) == 1 and "ORDER BY" not in reads[0].upper()
+    assert spilled == [3] * 6  # all 18 rows: the last run was spilled too, none left over
 
 
-def test_a_layout_without_instances_id_reads_in_one_query(sqlite_url: str) -> None:
-    """Without a primary key column to hand the blobs back by, the one LEFT JOIN is kept."""
+def test_a_layout_without_instances_id(sqlite_url: str) -> None:
+    """Without an id column, rows are ordered by uuid alone."""
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
         conn.execute(sa.text(
