@@ -14,6 +14,9 @@ import tempfile
 from collections.abc import Iterator
 
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
+# One encoder for every row: json.dumps(row, default=str) builds a new one per call,
+# which cost more than encoding a finding (issue 14).
+_ENCODE = json.JSONEncoder(default=str).encode
 
 
 class Spool:
@@ -26,7 +29,7 @@ class Spool:
         self._end = 0  # where the next line goes (no seek(0, 2) syscall per row)
 
     def add(self, row: dict, key: tuple[str, ...] = ()) -> None:
-        line = json.dumps(row, default=str).encode("utf-8")
+        line = _ENCODE(row).encode("utf-8")
         offset = self._end
         self._file.write(line)
         self._end += len(line)
