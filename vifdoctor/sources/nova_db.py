@@ -30,7 +30,7 @@ CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 ENV_NOVA_DB = "VIFDOCTOR_NOVA_DB"
 ENV_NOVA_API_DB = "VIFDOCTOR_NOVA_API_DB"
 STREAM_CHUNK = 2000
-RUN_BYTES = 16 * 2**20  # rows (mostly network_info text) sorted in memory at a time
+RUN_BYTES = 4 * 2**20  # rows (mostly network_info text) sorted in memory at a time
 _INSTANCE_COLUMNS = ("uuid", "host", "node", "vm_state", "power_state", "task_state", "deleted")
 
 
