@@ -7,6 +7,7 @@ import os
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import HostWiring
+from vifdoctor.sources import sosreport
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION
 
 
@@ -17,12 +18,17 @@ def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
     reports: dict[str, HostWiring] = {}
     notes: list[str] = []
     for name in sorted(os.listdir(folder)):
-        if not name.endswith(".json"):
-            continue
         path = os.path.join(folder, name)
+        sos = sosreport.is_sosreport(path)  # sos directories and tarballs: docs/hosts.md
+        if not (sos or name.endswith(".json")):
+            continue
         try:
-            with open(path, encoding="utf-8") as fh:
-                doc = json.load(fh)
+            if sos:
+                doc, more = sosreport.host_report(path)
+                notes.extend(more)
+            else:
+                with open(path, encoding="utf-8") as fh:
+                    doc = json.load(fh)
         except (OSError, ValueError) as exc:
             notes.append(f"host report {name} skipped: {exc}")
             continue
