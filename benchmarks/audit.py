@@ -22,7 +22,7 @@ For each ``--ports N`` (database ``vifdoctor_bench_N``):
    its floor, what the same rows cost to read with nothing sorted (issue 14):
    the Neutron floor's SQL above, then on Nova ``instances LEFT JOIN
    instance_info_caches`` with no ORDER BY (captured from
-   ``NovaCellDatabase._instances_one_query``); the two ``mariadb`` clients run
+   ``NovaCellDatabase._instance_rows``); the two ``mariadb`` clients run
    one after the other.
 
 With ``--repeat R`` each timing is the best of R runs. ``--profile`` also runs
@@ -159,7 +159,7 @@ class _Captured(Exception):
 
 def nova_floor_sql(database: str) -> str:
     """What Nova's rows cost to read: the one LEFT JOIN of instances and their caches
-    (``NovaCellDatabase._instances_one_query``, captured as the server receives it, the
+    (``NovaCellDatabase._instance_rows``, captured as the server receives it, the
     statement intercepted and never run) without its ORDER BY, so the server sorts nothing
     (issue 14: the sorted query's 96 s at 1M ports was the server's filesort of blobs)."""
     import sqlalchemy as sa
@@ -175,7 +175,7 @@ def nova_floor_sql(database: str) -> str:
 
     sa.event.listen(cell.engine, "before_cursor_execute", grab)
     try:
-        next(iter(cell._instances_one_query()), None)
+        next(iter(cell._instance_rows()), None)
     except _Captured:
         pass
     except sa.exc.StatementError as exc:

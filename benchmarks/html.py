@@ -8,7 +8,7 @@ Two reports (docs/benchmarks.md, "HTML report"):
   drifted port of a million-port cloud) over N/2 instances, to show the table at that
   many rows.
 
-Each file is opened by headless Chromium (tests/headless.py) from disk: the time from
+Each file is opened by headless Chromium (tests/testkit/headless.py) from disk: the time from
 navigation until the page's script has rendered the first page of findings and an
 instance (``data-ready``), then the time to filter by code, to type a text filter and
 to sort 100,000 rows by host.
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import ROOT, nova_database, url  # noqa: E402
 from audit import refresh_heartbeats  # noqa: E402
 from generate import generate  # noqa: E402
-from headless import Chromium  # noqa: E402
+from testkit.headless import Chromium  # noqa: E402
 
 from vifdoctor.model import Finding, Severity  # noqa: E402
 from vifdoctor.report.findings import audit_listing  # noqa: E402

@@ -6,6 +6,7 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections import ChainMap
@@ -18,6 +19,12 @@ from vifdoctor.options import AuditOptions
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
 from vifdoctor.rules.binding import BindingJudge, Judgement, plugs
+from vifdoctor.rules.migration import (
+    DEFAULT_STUCK_AFTER,
+    judge_moves,
+    visible_row,
+    with_moves,
+)
 from vifdoctor.rules.nova import impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
 from vifdoctor.rules.registry import AGENT, rules_for
@@ -32,6 +39,8 @@ from vifdoctor.sources.nova_db import NovaCells
 LOG = logging.getLogger(__name__)
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
                    "give every cell (or --nova-api-db)")
+NO_MIGRATIONS = ("Nova's migration records were not read (no migrations table in a cell, "
+                 "or API mode): moves are judged by task_state, INACTIVE rows stay VD109")
 
 INACTIVE_SCOPE_NOTE = (
     "API mode: INACTIVE bindings were read only for ports where one can exist (instances "
@@ -68,6 +77,14 @@ class NovaJoin:
     # every other instance look as if Neutron lacked its ports.
     full: bool = True
     hosts: frozenset[str] = frozenset()
+    now: datetime.datetime | None = None  # the cells' clock, for VD208's age
+    stuck_after: float = DEFAULT_STUCK_AFTER
+    # where ``now`` comes from when only the stream knows it (an API's HTTP Date)
+    clock: Callable[[], datetime.datetime | None] = lambda: None
+
+    @property
+    def time(self) -> datetime.datetime | None:
+        return self.now or self.clock()
 
 
 class BindingJoin(Protocol):
@@ -171,14 +188,14 @@ def join_by_instance(
     inst = next(insts, None)
 
     def rows_of(uuid: str) -> Instance | None:
-        """Consume every row of one uuid (it may be in two cells): the live one wins."""
+        """Consume every row of one uuid (it may be in two cells): the live one wins,
+        and of two live ones the visible one (a cross-cell resize hides the other)."""
         nonlocal inst
-        match = None
+        rows = []
         while inst is not None and inst.uuid == uuid:
-            if match is None or (match.deleted and not inst.deleted):
-                match = inst
+            rows.append(inst)
             inst = next(insts, None)
-        return match
+        return visible_row(rows)
 
     while port is not None or inst is not None:
         if port is None or (inst is not None and inst.uuid < port.device_id):
@@ -214,9 +231,11 @@ def run_audit(
     seen_hosts: set[str] = set()
     judge_row = BindingJudge(ctx)
 
-    def judge(binding: Binding) -> Judgement:
+    def judge(binding: Binding, moves_of: Instance | None = None) -> Judgement:
         host_agents = agents.get(binding.host, [])
         judgement = judge_row(binding, host_agents)
+        if moves_of is not None:  # a VM port's INACTIVE row, with its instance's moves
+            judgement.findings = with_moves(binding, judgement.findings, moves_of)
         for join in joins:
             judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
@@ -245,18 +264,24 @@ def run_audit(
                 instance is not None and instance.host in nova.hosts)
             if not in_scope:
                 continue
-            judged = [(b, judge(b)) for b in group]
+            active = [b for b in group if b.status in (None, "ACTIVE")]
+            judged = [(b, judge(b)) for b in active]
+            stale = [f for b in group if b.status not in (None, "ACTIVE")
+                     for f in judge(b, moves_of=instance).findings if f.code == "VD206"]
             found, view = judge_instance(device_id, instance, judged, ctx,
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
                                          live=live, no_scan=no_scan)
+            if instance is not None:
+                found.extend(judge_moves(instance, group, nova.time, nova.stuck_after))
             for host_join in host_joins:
                 host_join.forget(group)
             for f in found:
                 if keep(f):
                     report.add(f)
-            codes_here = view.codes | {f.code for f in found}
+            found_here = found + stale  # stale rows were reported as they were judged
+            codes_here = view.codes | {f.code for f in found_here}
             if codes_here and (not codes or codes_here & codes):
                 report.instances.add({
                     "device_id": device_id,
@@ -264,7 +289,7 @@ def run_audit(
                     "codes": sorted(codes_here),
                     "ports": [p.as_dict() for p in view.ports],
                     "impact": impact(view),
-                    "steps": [s.as_dict() for s in remediation(view, found)],
+                    "steps": [s.as_dict() for s in remediation(view, found_here)],
                 })
     for join in joins:  # what a host scan saw of ports with findings: for the HTML report
         report.live_wiring.update(getattr(join, "seen", {}))
@@ -311,8 +336,10 @@ def audit_cloud(options: AuditOptions,
             if nova_cells is not None and not options.all_inactive_bindings and getattr(
                     s.source, "read_inactive", False):
                 # One GET per port only where an INACTIVE binding can exist (issue 14).
-                s.source.inactive_scope = nova_cells.inactive_scope()  # type: ignore
-                nova_notes.append(INACTIVE_SCOPE_NOTE)
+                scope = nova_cells.inactive_scope()
+                if scope is not None:
+                    s.source.inactive_scope = scope  # type: ignore[attr-defined]
+                    nova_notes.append(INACTIVE_SCOPE_NOTE)
         try:
             nova = None
             bindings = s.source.bindings(s.selectors)
@@ -330,6 +357,8 @@ def audit_cloud(options: AuditOptions,
                     cells=nova_cells.describe(),
                     full=options.full,
                     hosts=hosts,
+                    stuck_after=options.stuck_after,
+                    clock=lambda: getattr(nova_cells, "now", None),
                 )
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
@@ -348,6 +377,10 @@ def audit_cloud(options: AuditOptions,
                 ports_narrowed=options.narrowed_to_ports,
                 joins=joins,
             )
+            # known once the instances were read (the API lists the moves with them)
+            if nova_cells is not None and not getattr(nova_cells, "reads_migrations", False):
+                report.assumptions.append(getattr(nova_cells, "migrations_note", "")
+                                          or NO_MIGRATIONS)
             LOG.info("audit: %d binding(s) read, %d finding(s) %s in %.2f s", report.rows,
                      len(report.findings), dict(report.by_severity),
                      time.monotonic() - started)

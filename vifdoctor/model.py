@@ -156,6 +156,50 @@ class Binding:
 
 
 @dataclass(slots=True)
+class Migration:
+    """One live row of a Nova cell's ``migrations`` table: a move of an instance.
+
+    ``migration_type`` is what Nova reads: the column where there is one (object 1.2+),
+    else nova's ``determine_migration_type`` (``resize`` when the flavors differ,
+    else ``migration``). Columns a release lacks are left empty. ``uuid`` is the same
+    in both cells' copies of a cross-cell resize; ``id`` is per cell.
+    """
+
+    id: int
+    instance_uuid: str
+    cell: str = ""
+    uuid: str = ""
+    migration_type: str = ""
+    status: str | None = None
+    source_compute: str = ""
+    dest_compute: str = ""
+    source_node: str = ""
+    dest_node: str = ""
+    created_at: Any = None  # naive UTC, as Nova stores it
+    updated_at: Any = None
+    hidden: bool = False
+    cross_cell_move: bool = False
+
+    @property
+    def key(self) -> str:
+        """One move however many cells hold a copy of it."""
+        return self.uuid or f"{self.cell}/{self.id}"
+
+    def as_dict(self) -> dict:
+        def when(value: Any) -> str | None:
+            return value.isoformat(sep=" ") if hasattr(value, "isoformat") else value
+
+        return {
+            "id": self.id, "uuid": self.uuid or None, "cell": self.cell,
+            "instance_uuid": self.instance_uuid, "migration_type": self.migration_type,
+            "status": self.status, "source_compute": self.source_compute,
+            "dest_compute": self.dest_compute, "source_node": self.source_node,
+            "dest_node": self.dest_node, "created_at": when(self.created_at),
+            "updated_at": when(self.updated_at), "cross_cell_move": self.cross_cell_move,
+        }
+
+
+@dataclass(slots=True)
 class Finding:
     """One judged fault on one binding (or one agent), with what to do about it."""
 
@@ -264,6 +308,8 @@ class Instance:
     deleted: bool = False
     network_info: str | None = None  # raw text; None: no live cache row
     cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
+    hidden: bool = False  # the other cell's copy during a cross-cell resize
+    migrations: list[Migration] | None = None  # None: the source has no migration records
 
     def as_dict(self) -> dict:
         return {
@@ -271,6 +317,7 @@ class Instance:
             "node": self.node, "vm_state": self.vm_state,
             "power_state": power_state_name(self.power_state),
             "task_state": self.task_state, "deleted": self.deleted,
+            **({"hidden": True} if self.hidden else {}),
         }
 
     @property
@@ -367,6 +414,7 @@ class Change:
     plug_before: str
     plug_after: str
     binding: Binding | None = field(default=None, compare=False, repr=False)  # the row read
+    action: str = "rewrite"  # "delete": a stale INACTIVE row goes (VD206); "restore": back
 
     @property
     def replug_needed(self) -> bool:
@@ -380,10 +428,11 @@ class Change:
             "status": self.status,
             "codes": list(self.codes),
             "stored_details": self.stored,
-            "new_details": self.new,
+            "new_details": None if self.action == "delete" else self.new,
             "device_owner": self.device_owner,
             "device_id": self.device_id,
             "nova_plug_before": self.plug_before,
             "nova_plug_after": self.plug_after,
             "replug_needed": self.replug_needed,
+            **({"action": self.action} if self.action != "rewrite" else {}),
         }

@@ -79,6 +79,7 @@ class AuditOptions(SourceOptions):
     nova_api_db: str | None = None
     nova_config_file: tuple[str, ...] = ()
     host_reports: str | None = None
+    stuck_after: float = 6 * 3600.0  # seconds: a move older than this is stuck (VD208)
     bundle: str | None = None  # an export bundle instead of the databases (sources/bundle.py)
 
 
@@ -101,6 +102,11 @@ class RepairOptions(SourceOptions, WriteOptions):
     rebind_method: str = "auto"
     via_host: str | None = None
     concurrency: int = 4
+    # Nova: ports of instances with a move in progress are never written (any code)
+    nova_db: tuple[str, ...] = ()
+    nova_api_db: str | None = None
+    nova_config_file: tuple[str, ...] = ()
+    without_nova: bool = False  # VD206 only: delete as the peer tool does, unprotected
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,14 @@ def test_icehouse_layout_matches_nova_2014_1(nova_db_url: str, engine_for) -> No
     create_nova_schema(engine)
     insp = sa.inspect(engine)
     assert set(insp.get_table_names()) == {
-        "instances", "instance_info_caches", "migrate_version"}
+        "instances", "instance_info_caches", "migrations", "migrate_version"}
+    # 216_havana.py's migrations: no migration_type/hidden (Liberty), uuid, cross_cell_move
+    assert [c["name"] for c in insp.get_columns("migrations")] == [
+        "created_at", "updated_at", "deleted_at", "id", "source_compute", "dest_compute",
+        "dest_host", "status", "instance_uuid", "old_instance_type_id",
+        "new_instance_type_id", "source_node", "dest_node", "deleted"]
+    assert [(f["constrained_columns"], f["referred_table"])
+            for f in insp.get_foreign_keys("migrations")] == [(["instance_uuid"], "instances")]
     cols = {c["name"]: c for c in insp.get_columns("instances")}
     # 216_havana.py: everything but id is nullable, scheduled_at still exists,
     # and 231 added ephemeral_key_uuid.

@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,27 +28,24 @@ import yaml
 
 pytest.register_assert_rewrite("testkit.hostlab")
 
-from test_hosts import (  # noqa: E402
+from testkit.ansiblekit import VENV_BIN, ansible_env  # noqa: E402
+from testkit.hostlab import ComputeHost, LabError, dev  # noqa: E402
+from testkit.labcloud import (  # noqa: E402
     DIRECT_DETAILS,
     HYBRID_DETAILS,
     PROJECT,
     neutron_db,
+    new_id,
     nova_vif,
     ovs_agent,
     vm_port,
 )
-from testkit.ansiblekit import VENV_BIN, ansible_env  # noqa: E402
-from testkit.hostlab import ComputeHost, LabError, dev  # noqa: E402
 
 from vifdoctor.demo.nova import InstanceSpec, create_nova_schema, write_instances  # noqa: E402
 
 ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
 ANSIBLE = VENV_BIN / "ansible"
 SECRET = "s3cr3t-Pa55word"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_hosts import DIRECT_DETAILS, NET, PROJECT, SEG, neutron_db, ovs_agent, vm_port
 from testkit.ansiblekit import VENV_BIN, ansible_env
+from testkit.labcloud import DIRECT_DETAILS, NET, PROJECT, SEG, neutron_db, ovs_agent, vm_port
 
 from vifdoctor.demo.builder import BindingSpec, PortSpec
 from vifdoctor.fleet import compute_hosts

@@ -22,9 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from overlayvenv import REPO, overlay_venv
 from testkit import dbfixtures
 from testkit.cloudfactory import HYBRID_29, write
+from testkit.overlayvenv import REPO, overlay_venv
 
 from vifdoctor.demo import incident
 from vifdoctor.demo.builder import (

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from overlayvenv import overlay_venv
 from test_api_mode import HYBRID_DETAILS, drift, make_network, make_port
 from testkit.cloudfactory import run_cli
 from testkit.neutron_server import NeutronServer, ovs_agent_configurations, running_server
+from testkit.overlayvenv import overlay_venv
 
-from vifdoctor.cmd.demo import build
+from vifdoctor.demo.incident import build_demo as build
 
 OPENSTACK = Path(sys.executable).with_name("openstack")
 HYBRID, NATIVE = "compute1", "compute2"

@@ -18,8 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cloudfactory import run_cli, write
-from headless import Chromium
+from testkit.cloudfactory import run_cli, write
+from testkit.headless import Chromium
 
 from vifdoctor.demo.builder import AgentSpec, BindingSpec, CloudSpec, NetworkSpec, PortSpec
 from vifdoctor.demo.incident import BINDING_FAILED_PORT_ID, MALFORMED_PORT_ID

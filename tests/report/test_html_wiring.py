@@ -12,13 +12,12 @@ import json
 import os
 from pathlib import Path
 
-from cloudfactory import run_cli
-from headless import Chromium
-from test_hosts import (  # hostlab through test_hosts, which has pytest rewrite its asserts
+from testkit.cloudfactory import run_cli
+from testkit.headless import Chromium
+from testkit.hostlab import ComputeHost, dev
+from testkit.labcloud import (
     DIRECT_DETAILS,
     HYBRID_DETAILS,
-    ComputeHost,
-    dev,
     neutron_db,
     new_id,
     nova_vif,
@@ -27,7 +26,7 @@ from test_hosts import (  # hostlab through test_hosts, which has pytest rewrite
     vm_port,
 )
 
-pytest_plugins = ["hostlab"]
+pytest_plugins = ["testkit.hostlab"]
 
 
 def rows(b: Chromium, port: str) -> list[list]:
@@ -54,9 +53,12 @@ def test_diagrams_show_what_the_host_scan_saw(compute_host: ComputeHost, sqlite_
     code, report, _ = scan_into(host, tmp_path / "reports")
     assert code == 0, report["errors"]
     stale = {**HYBRID_DETAILS, "ovs_hybrid_plug": False, "ovs_create_tap": True}
+    unscanned = new_id()
     url = neutron_db(sqlite_url, [vm_port(broken, vm, host.name, HYBRID_DETAILS),
                                   vm_port(direct, vm, host.name, DIRECT_DETAILS),
-                                  vm_port(drifted, vm, host.name, stale)],
+                                  vm_port(drifted, vm, host.name, stale),
+                                  vm_port(unscanned, new_id(), "compute-unscanned",
+                                          HYBRID_DETAILS)],
                      [ovs_agent(host.name, hybrid=True)])
     code, out, err = run_cli(["audit", "--neutron-db", url, "--host-reports",
                               str(tmp_path / "reports"), "-f", "json"])
@@ -88,6 +90,13 @@ def test_diagrams_show_what_the_host_scan_saw(compute_host: ComputeHost, sqlite_
         assert seen[:2] == ["host scan saw", "direct"]
         assert seen[4:] == [missing, "≠ needs"]
 
+        # the host Neutron binds a VM port to, with no report in the folder
+        assert b.evaluate("document.querySelector('#coverage p').textContent") == (
+            "1 host(s) with a report; 1 host(s) with VM ports and none (their live wiring is "
+            "not judged).")
+        assert b.evaluate("Array.from(document.querySelectorAll('#coverage tr > *'))"
+                          ".map(c => c.textContent)") == [
+            "compute-unscanned", "1 VM port(s): not in the folder"]
         binding, needs, seen = rows(b, drifted)
         assert binding[1] == "direct" and binding[5] == "≠ needs"
         assert seen[:2] == ["host scan saw", "hybrid"] and seen[3:] == [[], [], "= needs"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cloudfactory import run_cli
+from testkit.cloudfactory import run_cli
 
 from vifdoctor.demo.builder import AgentSpec, CloudSpec, NetworkSpec, write_cloud
 from vifdoctor.demo.incident import incident_cloud, incident_instances, install_incident

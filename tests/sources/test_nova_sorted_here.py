@@ -116,7 +116,7 @@ def test_read_sorted_here_is_the_sorted_left_join(backend: str, request: pytest.
     try:
         chunked = _rows(cell.instances())
         reads = [s for s in sent if "network_info" in s]
-        one_query = _rows(cell._instances_one_query())
+        one_query = _rows(cell._instance_rows())
     finally:
         cell.close()
     # byte-wise uuid order (as Python sorts str), the same rows as the single LEFT JOIN

@@ -31,14 +31,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloudfactory import audit_json
-from test_hosts import (  # hostlab through test_hosts, which has pytest rewrite its asserts
+from testkit.cloudfactory import audit_json
+from testkit.hostlab import ComputeHost, LabError, compute_host_lab, dev
+from testkit.labcloud import (
     DIRECT_DETAILS,
     HYBRID_DETAILS,
-    ComputeHost,
-    LabError,
-    compute_host_lab,
-    dev,
     neutron_db,
     new_id,
     nova_vif,

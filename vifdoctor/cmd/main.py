@@ -57,8 +57,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
                           "and no --nova-db/--nova-api-db is given)")
 
 
-def _add_nova_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("Nova databases (optional: add the instances' view)")
+def _add_nova_options(p: argparse.ArgumentParser, repair: bool = False) -> None:
+    g = p.add_argument_group(
+        "Nova databases (ports of instances with a move in progress are never written)"
+        if repair else "Nova databases (optional: add the instances' view)")
     g.add_argument("--nova-db", metavar="URL", action="append", default=[],
                    help="a Nova cell database (repeatable: one per cell; env VIFDOCTOR_NOVA_DB)")
     g.add_argument("--nova-api-db", metavar="URL",
@@ -67,6 +69,16 @@ def _add_nova_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nova-config-file", metavar="FILE", action="append", default=[],
                    help="nova.conf to read [api_database] and [database] connection from; "
                         "repeatable, later files win")
+    if repair:
+        g.add_argument("--without-nova", action="store_true",
+                       help="--code VD206 without Nova: delete every INACTIVE row of a port "
+                            "that has an ACTIVE one, as neutron-remove-duplicated-port-"
+                            "bindings does (a live migration under way then breaks)")
+        return
+    g.add_argument("--stuck-after", type=_duration, default=6 * 3600.0, metavar="DURATION",
+                   help="a live/cold migration, evacuation or resize not finished this long "
+                        "after it started is stuck (VD208): e.g. 6h, 90m, 2d, or seconds; "
+                        "default 6h")
 
 
 def _add_host_report_option(p: argparse.ArgumentParser) -> None:
@@ -176,6 +188,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """``6h``, ``90m``, ``2d``, ``30s`` or a bare number of seconds."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:], 0)
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 6h, 90m)") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
 def _code(text: str) -> str:
     code = text.strip().upper()
     if code not in CATALOG:
@@ -230,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selectors(plan)
     _add_output_options(plan)
     _add_all_rows_option(plan)
+    _add_nova_options(plan, repair=True)
     plan.add_argument("--sql", action="store_true",
                       help="print the equivalent guarded SQL statements instead, for a DBA")
     plan.add_argument("--batch-size", type=_positive_int, default=500,
@@ -238,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     repair = sub.add_parser("repair", help="rewrite the flagged bindings: a dry run unless "
                                            "--apply; backed up and guarded")
     _add_source_options(repair)
+    _add_nova_options(repair, repair=True)
     _add_rule_options(repair)
     _add_selectors(repair)
     _add_output_options(repair)

@@ -13,8 +13,9 @@ database, plus the ``migrate_version`` row (233) a real Icehouse cloud has.
 ``write_instances`` reflects whatever schema it meets, so the same specs land
 in that layout and in nova 34.0.0's real cell schema; NOT NULL columns it knows
 nothing about get a filler of their type, as in the Neutron builder.
-``vif_entry`` builds one VIF exactly as nova 34.0.0's
-``nova.network.neutron.API._build_vif_model`` caches it.
+``write_migrations`` adds ``migrations`` rows the same way (the table is in the
+Icehouse layout too, as 216_havana.py made it). ``vif_entry`` builds one VIF exactly
+as nova 34.0.0's ``nova.network.neutron.API._build_vif_model`` caches it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,29 @@ class InstanceSpec:
     project_id: str = ""
     user_id: str = ""
     network_info: list[dict] | str | None = None
+    hidden: bool = False  # nova 34's instances.hidden (cross-cell resize); ignored where absent
+
+
+@dataclass
+class MigrationSpec:
+    """One ``migrations`` row. ``migration_type`` None leaves the column NULL (pre-Liberty
+    rows, and Icehouse where there is no column); ``old``/``new_flavor`` then tell a
+    resize (they differ) from a cold migration. ``created_at`` defaults to now."""
+
+    instance_uuid: str
+    source_compute: str
+    dest_compute: str
+    status: str | None
+    migration_type: str | None = "live-migration"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    source_node: str | None = None
+    dest_node: str | None = None
+    old_flavor: int = 1
+    new_flavor: int = 1
+    uuid: str | None = None
+    cross_cell_move: bool = False
+    deleted: bool = False
 
 
 # --------------------------------------------------------------------------- schema
@@ -179,6 +203,34 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
         sa.UniqueConstraint("instance_uuid", name="uniq_instance_info_caches0instance_uuid"),
         sa.ForeignKeyConstraint(["instance_uuid"], [instances.c.uuid],
                                 name="instance_info_caches_instance_uuid_fkey"),
+        **opts,
+    )
+    # 216_havana.py; migration_type/hidden, uuid and cross_cell_move came later (Migration
+    # object 1.2, 1.5, 1.6): reflection finds them missing here, as on an Icehouse cloud.
+    sa.Table(
+        "migrations", md,
+        sa.Column("created_at", sa.DateTime),
+        sa.Column("updated_at", sa.DateTime),
+        sa.Column("deleted_at", sa.DateTime),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("source_compute", sa.String(255)),
+        sa.Column("dest_compute", sa.String(255)),
+        sa.Column("dest_host", sa.String(255)),
+        sa.Column("status", sa.String(255)),
+        sa.Column("instance_uuid", sa.String(36)),
+        sa.Column("old_instance_type_id", sa.Integer),
+        sa.Column("new_instance_type_id", sa.Integer),
+        sa.Column("source_node", sa.String(255)),
+        sa.Column("dest_node", sa.String(255)),
+        sa.Column("deleted", sa.Integer),
+        sa.Index("migrations_by_host_nodes_and_status_idx", "deleted", "source_compute",
+                 "dest_compute", "source_node", "dest_node", "status",
+                 mysql_length={"source_compute": 100, "dest_compute": 100,
+                               "source_node": 100, "dest_node": 100}),
+        sa.Index("migrations_instance_uuid_and_status_idx", "deleted", "instance_uuid",
+                 "status"),
+        sa.ForeignKeyConstraint(["instance_uuid"], [instances.c.uuid],
+                                name="fk_migrations_instance_uuid"),
         **opts,
     )
     return md
@@ -364,7 +416,7 @@ def _instance_row(t: _Table, spec: InstanceSpec, row_id: int, now: datetime) -> 
         "task_state": spec.task_state, "availability_zone": "nova",
         "reservation_id": f"r-{spec.uuid[:8]}", "launch_index": 0,
         "locked": False, "shutdown_terminate": False, "disable_terminate": False,
-        "cleaned": 1 if spec.deleted else 0, "progress": 0,
+        "cleaned": 1 if spec.deleted else 0, "progress": 0, "hidden": spec.hidden,
     })
 
 
@@ -401,3 +453,32 @@ def write_instances(engine: Engine, instances: Sequence[InstanceSpec]) -> None:
             _fix_sequence(conn, "instances")
         if cache_rows:
             _fix_sequence(conn, "instance_info_caches")
+
+
+def write_migrations(engine: Engine, migrations: Sequence[MigrationSpec]) -> list[int]:
+    """Insert migration rows (the instances must exist: nova has a foreign key); their ids."""
+    now = utcnow()
+    with engine.begin() as conn:
+        t = _reflect(conn, ("migrations",), "Nova cell")["migrations"]
+        row_id = _next_id(conn, t)
+        rows, ids = [], []
+        for m in migrations:
+            created = m.created_at or now
+            rows.append(t.row({
+                "id": row_id, "created_at": created, "updated_at": m.updated_at or created,
+                "deleted_at": now if m.deleted else None, "deleted": row_id if m.deleted else 0,
+                "instance_uuid": m.instance_uuid, "status": m.status,
+                "source_compute": m.source_compute, "dest_compute": m.dest_compute,
+                "source_node": m.source_node or m.source_compute,
+                "dest_node": m.dest_node or m.dest_compute, "dest_host": "192.0.2.1",
+                "old_instance_type_id": m.old_flavor, "new_instance_type_id": m.new_flavor,
+                "migration_type": m.migration_type, "uuid": m.uuid,
+                "hidden": False, "cross_cell_move": m.cross_cell_move,
+            }))
+            ids.append(row_id)
+            row_id += 1
+        _insert(conn, t, rows)
+        if rows:
+            _fix_sequence(conn, "migrations")
+        return ids
+

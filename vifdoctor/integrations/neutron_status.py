@@ -57,7 +57,7 @@ CHECKS = (
           ("VD101", "VD104", "VD105", "VD107", "VD108", "VD112"),
           "port binding(s) Nova will plug wrong or cannot plug",
           "No port binding that Nova will plug wrong"),
-    Check("Stale port bindings", ("VD109",),
+    Check("Stale port bindings", ("VD109", "VD206"),
           "stale INACTIVE port binding(s) beside the ACTIVE one",
           "No stale port binding"),
     Check("Binding details leftovers", ("VD102", "VD103"),

@@ -308,6 +308,21 @@ def _backup_rows(due: list[tuple[Change, dict]], api: NeutronApi) -> list[dict]:
     return rows
 
 
+def _unmoving_api(changes: list[Change], options: RepairOptions, api: NeutronApi
+                  ) -> tuple[list[Change], dict]:
+    """Nova (its databases when given, else its API) keeps moving instances' ports out."""
+    from vifdoctor.repair import stale
+
+    cells = stale.nova_for(options, api)
+    if cells is None:
+        return changes, {}
+    try:
+        kept, skipped = stale.skip_moving(changes, cells)
+    finally:
+        cells.close()
+    return kept, {"skipped_moving": skipped}
+
+
 def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> ChangeReport:
     """``repair --os-cloud NAME [--apply]``: plan, back up, re-bind, verify."""
     codes = repair_codes(options.code)
@@ -320,11 +335,12 @@ def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> 
         assert isinstance(api, NeutronApi)
         changes = list(plan_changes(judge_all(api.bindings(s.selectors), s.agents,
                                               s.settings.context), codes, s.settings.context))
+        changes, moving = _unmoving_api(changes, options, api)
         by_id = {p["id"]: p for p in api.ports(s.selectors)}
         due = [(c, by_id[c.port_id]) for c in changes if c.port_id in by_id]
         shown = "auto (profile, the least disruptive)" if method == "auto" else method
         extra = {"codes": sorted(codes), "applied": bool(options.apply), "method": shown,
-                 "method_effects": METHOD_EFFECTS}
+                 "method_effects": METHOD_EFFECTS, **moving}
         report = ChangeReport("api-repair", changes, api.describe(), s.settings.assumptions,
                               extra, restorable=len(due))
         if not options.apply or not due:

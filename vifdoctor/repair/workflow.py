@@ -18,6 +18,7 @@ from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
 from vifdoctor.repair import apply as writer
+from vifdoctor.repair import stale
 from vifdoctor.repair.backup import default_dir, read_backup, write_backup
 from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
@@ -46,20 +47,46 @@ def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
             gc.enable()
 
 
+def _stale_code(codes: frozenset[str]) -> bool:
+    """VD206 deletes rows: it is repaired on its own (vifdoctor.repair.stale)."""
+    if stale.CODE not in codes:
+        return False
+    if codes != {stale.CODE}:
+        raise VifdoctorError(f"{stale.CODE} deletes rows while the others rewrite them: "
+                             f"repair it on its own (--code {stale.CODE})")
+    return True
+
+
+def _unmoving(changes: list[Change], options: RepairOptions) -> tuple[list[Change], dict]:
+    """With Nova given, leave out the ports of instances with a move in progress."""
+    cells = stale.open_cells(options)
+    if cells is None:
+        return changes, {}
+    try:
+        kept, skipped = stale.skip_moving(changes, cells)
+    finally:
+        cells.close()
+    return kept, {"skipped_moving": skipped}
+
+
 def plan(options: RepairOptions) -> ChangeReport:
     """The exact rows a repair would change (read-only)."""
     codes = repair_codes(options.code)
+    if _stale_code(codes):
+        return stale.plan_report(options)
     with neutron_session(options) as s:
-        changes = _plan(s, codes)
+        changes, moving = _unmoving(_plan(s, codes), options)
         return ChangeReport("plan", changes, s.source.describe(), s.settings.assumptions,
-                            {"codes": sorted(codes)})
+                            {"codes": sorted(codes), **moving})
 
 
 def plan_sql(options: RepairOptions) -> list[str]:
     """The plan as guarded SQL statements for a DBA, in batches of ``batch_size``."""
     codes = repair_codes(options.code)
+    if _stale_code(codes):
+        return stale.sql_lines(options)
     with neutron_session(options) as s:
-        changes = _plan(s, codes)
+        changes, _ = _unmoving(_plan(s, codes), options)
         if s.engine is None or not isinstance(s.source, NeutronDatabase):
             raise VifdoctorError("--sql is for the database path; in API mode "
                                  "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
@@ -164,15 +191,17 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
     """Rewrite the flagged rows: a dry run unless ``options.apply``; backed up and guarded."""
     hooks = hooks or Hooks()
     settings = resolve(options)
+    codes = repair_codes(options.code)
+    if _stale_code(codes):  # database or API: deletes, Nova re-checked before each
+        return stale.repair_report(options, hooks)
     if settings.api:  # API mode: Neutron re-binds the ports itself
         from vifdoctor.repair.api_rebind import repair_via_api
 
         return repair_via_api(options, settings, hooks)
-    codes = repair_codes(options.code)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
-        changes = _plan(s, codes)
-        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply)}
+        changes, moving = _unmoving(_plan(s, codes), options)
+        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply), **moving}
         report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions,
                               extra)
         if not options.apply or not changes:
@@ -224,6 +253,8 @@ def rollback(backup_path: str, options: RollbackOptions,
                 raise VifdoctorError(
                     f"backup {backup_path} was taken on database {want!r}, not "
                     f"{engine.url.database!r} (pass --any-database if that is intended)")
+            if backup.header.get("kind") == stale.KIND:  # VD206 deleted rows: re-insert
+                return stale.restore(backup, source, options, hooks)
             changes = [_restore(row) for row in backup.rows]
             assert source.layout is not None
             keys = [(c.port_id, c.host) for c in changes]

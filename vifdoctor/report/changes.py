@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -34,7 +35,8 @@ def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]
     hosts: dict[str, dict[str, dict[str, None]]] = defaultdict(
         lambda: {"replug": {}, "refresh": {}})  # dicts as ordered sets
     for c in changes:
-        if not c.device_owner.startswith("compute:") or not c.device_id:
+        if not c.device_owner.startswith("compute:") or not c.device_id or \
+                c.action != "rewrite":
             continue
         hosts[c.host]["replug" if c.replug_needed else "refresh"][c.device_id] = None
     return {h: {k: list(v) for k, v in hosts[h].items()} for h in sorted(hosts)}
@@ -110,15 +112,55 @@ def _outcome_footer(report: ChangeReport) -> list[str]:
     return lines
 
 
+def _moving_lines(report: ChangeReport) -> list[str]:
+    """Ports left alone because their instance is moving (or VD206 rows kept for a reason)."""
+    skipped = report.extra.get("skipped_moving") or []
+    return [f"skipped {s['port_id']} on {s['host']} (instance {s['device_id'] or 'none'}): "
+            f"{s['reason']}" for s in skipped]
+
+
+def _deletes_footer(report: ChangeReport) -> list[str]:
+    """VD206: rows deleted with their binding levels, not rewritten."""
+    n = len(report.changes)
+    if report.applied:
+        o = report.outcome or {}
+        return _moving_lines(report) + [
+            f"{report.kind}: {o.get('deleted', 0)} deleted, {o.get('skipped', 0)} skipped "
+            f"(changed underneath, or a move started since the plan), {o.get('failed', 0)} "
+            f"failed, {o.get('pending', 0)} not attempted; {o.get('batches', 0)} batch(es), "
+            f"Nova re-checked before each ({o.get('nova_rechecks', 0)}), longest transaction "
+            f"{report.longest_transaction_s * 1000:.0f} ms",
+            f"Backup: {report.backup}  (restore: vifdoctor rollback {report.backup} --apply)"
+        ] + [f"error: {e}" for e in o.get("errors", [])[:5]]
+    return _moving_lines(report) + [
+        f"{n} stale INACTIVE binding row(s) to delete, with their binding levels (VD206). "
+        "Nothing was written: `vifdoctor repair --code VD206 --apply` deletes them, with a "
+        "backup, re-checking Nova before each batch."]
+
+
 def _footer(report: ChangeReport, summary: bool = False) -> list[str]:
     """The lines a table ends with: what was (or would be) written, and what is left to do."""
     n = len(report.changes)
-
+    if report.kind in ("plan", "repair") and report.extra.get("codes") == ["VD206"]:
+        return _deletes_footer(report)
+    if report.extra.get("skipped_moving"):
+        return _moving_lines(report) + _footer(
+            dataclasses.replace(report, extra={**report.extra, "skipped_moving": []}), summary)
     if report.kind == "plan":
         codes = ", ".join(report.extra.get("codes", []))
         return [f"{n} binding row(s) to change ({codes}). Nothing was written: "
                 "`vifdoctor repair --apply` writes them, with a backup."
                 ] + next_steps(report.changes, summary)
+    if report.kind == "rollback" and report.changes and report.changes[0].action == "restore":
+        o = report.outcome or {}
+        if report.applied:
+            return [f"rollback: {o.get('restored', 0)} row(s) re-inserted with their binding "
+                    f"levels, {o.get('skipped', 0)} skipped (a row took their place), "
+                    f"{o.get('failed', 0)} failed"] + [f"error: {e}" for e in
+                                                      o.get("errors", [])[:5]]
+        return [f"{report.restorable} of {n} deleted row(s) can be re-inserted; the others "
+                "have a binding row again or lost their port and are not touched.",
+                "Dry run: nothing was written. Add --apply to restore."]
     if report.kind == "rollback":
         if report.applied:
             return _outcome_footer(report)

@@ -326,6 +326,7 @@ def render(listing: Listing, out: IO[str]) -> None:
         "instances_chart": bar_chart([(h, n, "inst") for h, n in per_host[:TOP]], 170),
         "instances_hosts_total": len(per_host),
         "ovn": ovn_progress(report, summary),
+        "coverage": getattr(report, "host_reports", None),
         "plan": doc.get("summary") if remediation else None,
         "blob": Markup(BLOB_MARK),
         "css": Markup(_asset("report.css")),

@@ -163,7 +163,8 @@ def malformed_json(case: BindingCase) -> list[Finding]:
 
 @rule(
     'VD109', Severity.WARNING, 'stale inactive binding',
-    summary='stale INACTIVE binding beside the ACTIVE one (Ocata+)',
+    summary=('stale INACTIVE binding beside the ACTIVE one (Ocata+), when Nova\'s migration '
+             'records were not read'),
     why=("An INACTIVE binding row sits beside the port's ACTIVE one: the remains of a live "
         'migration that failed or was aborted (Ocata+ multiple port bindings).'),
     impact=('The next live migration to that host can fail, and tools that read the first binding'

@@ -7,7 +7,7 @@ CODE`` prints an entry. The declarations live beside the rules that judge them
 
 from __future__ import annotations
 
-from vifdoctor.rules import binding, nova, wiring  # noqa: F401 - they declare the codes
+from vifdoctor.rules import binding, migration, nova, wiring  # noqa: F401 - they declare codes
 from vifdoctor.rules.registry import REGISTRY, Rule, repairable, repairable_by_default
 
 CodeInfo = Rule  # what the catalog calls an entry

@@ -33,17 +33,11 @@ from vifdoctor.rules.finding import (
     declared_finding,
     new_finding,
 )
+from vifdoctor.rules.migration import describe, host_mismatch_explained, last_migration
 from vifdoctor.rules.plug import VIF_OVS, VIF_VHOSTUSER, RuleContext, nova_plug
 from vifdoctor.rules.registry import INSTANCE, REGISTRY, Scope, declare, repairable_by_default
 
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
-# nova.compute.task_states during which the binding legitimately sits on another host
-MOVING_TASK_STATES = frozenset({
-    "resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
-    "resize_reverting", "resize_confirming", "migrating", "rebuilding",
-    "rebuild_block_device_mapping", "rebuild_spawning", "unshelving",
-    "shelving_offloading", "spawning", "scheduling",
-})
 # ovs_interfaceid is the port id for these vif types (nova.network.neutron._nw_info_build_network)
 _OVS_INTERFACEID_TYPES = {VIF_OVS, "agilio_ovs"}
 
@@ -256,11 +250,12 @@ def judge_instance(
                     "VD201", binding, "Nova's cache differs from Neutron: " + "; ".join(diffs),
                     stored_details=vif.get("details"), instance=instance.as_dict()))
         if (binding.host and instance.host and binding.host != instance.host
-                and (instance.task_state or "") not in MOVING_TASK_STATES
-                and instance.vm_state != "resized"):
+                and not host_mismatch_explained(instance, binding.host)):
+            last = last_migration(instance)
+            moves = f"; no move in progress, the last was {describe(last)}" if last else ""
             findings.append(new_finding(
                 "VD202", binding, f"bound to {binding.host} but instance {instance.uuid} is on "
-                f"{instance.host} (task_state {instance.task_state or 'none'})",
+                f"{instance.host} (task_state {instance.task_state or 'none'}){moves}",
                 instance=instance.as_dict()))
         view.ports.append(_port_view(binding, judgement, vif, ctx, codes,
                                      (live or {}).get(binding.port_id),
@@ -319,6 +314,37 @@ class Step:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _move_steps(uuid: str, host: str, findings: Sequence[Finding]) -> list[Step]:
+    """VD206: the guarded delete; VD207: the check first, then the operator's statement
+    (vifdoctor never writes instances.host, and never deletes a moving port's row)."""
+    steps: list[Step] = []
+    stale = sorted({f.port_id for f in findings
+                    if f.code == "VD206" and f.extra.get("deletable")})
+    if stale:
+        ports = " ".join(f"--port {p}" for p in stale)
+        steps.append(Step(1, "delete-stale-binding", uuid, host,
+                          "INACTIVE binding(s) left by a failed or finished move; give it the "
+                          "audit's Neutron and Nova options (Nova is read again before each "
+                          "batch)",
+                          f"vifdoctor repair --code VD206 {ports} --apply"))
+    for f in findings:
+        if f.code != "VD207":
+            continue
+        steps.append(Step(2, "check-first", uuid, host, f.message, f.extra["check_first"]))
+        statement = f.extra.get("statement") or (
+            "# a host name holds characters no SQL literal carries the same on every "
+            "dialect: write this statement by hand")
+        action = "operator-sql" if f.extra.get("shape") == "instances.host" else "rebind-host"
+        steps.append(Step(2, action, uuid, host,
+                          "only once the check shows where the domain runs; reviewed by an "
+                          "operator, in the instance's cell database" if action == "operator-sql"
+                          else "re-bind the port to the host the instance moved to", statement))
+        if f.extra.get("nova_manage"):
+            steps.append(Step(2, "nova-manage", uuid, host, "afterwards",
+                              f.extra["nova_manage"]))
+    return steps
 
 
 EXTERNAL_EVENT = ('POST /v2.1/os-server-external-events {{"events": [{{"name": '
@@ -389,6 +415,7 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
         if f.code == "VD202":
             steps.append(Step(2, "rebind-host", uuid, host, f.message,
                               f"openstack port set --host {inst.host} {f.port_id}"))
+    steps.extend(_move_steps(uuid, host, findings))
     replug = [p for p in view.ports
               if p.cached_plug not in (p.after_repair_plug, Plug.UNKNOWN.value)]
     if replug or "VD202" in codes:

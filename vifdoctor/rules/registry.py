@@ -73,11 +73,12 @@ class Rule:
     correction: Correction | None = field(default=None, compare=False)
     repair_by_default: bool = False  # repaired without being named with --code
     summary: str = ""  # one line for the tables in README.md and docs/rules.md
+    deletes_row: bool = False  # repaired by deleting the row (VD206), not by a correction
 
     @property
     def repairable(self) -> bool:
-        """The database repair can correct it (it declares a correction)."""
-        return self.correction is not None
+        """The database repair can correct it (a correction, or the row's deletion)."""
+        return self.correction is not None or self.deletes_row
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -111,10 +112,10 @@ def _add(entry: Rule) -> None:
 
 def declare(code: str, severity: Severity, title: str, *, why: str, impact: str, remedy: str,
             applies_to: Scope, summary: str = "", correction: Correction | None = None,
-            repair_by_default: bool = False) -> None:
+            repair_by_default: bool = False, deletes_row: bool = False) -> None:
     """Declare a code that a family's judge function reports together with others."""
     _add(Rule(code, severity, title, why, impact, remedy, applies_to, None, correction,
-              repair_by_default, summary))
+              repair_by_default, summary, deletes_row))
 
 
 def rule(code: str, severity: Severity, title: str, *, why: str, impact: str, remedy: str,

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import HostWiring, OvsIface
+from vifdoctor.sources import sosreport
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION
 
 FAILURE_FORMAT = "vifdoctor-host-scan-failure"  # written by the collection's action plugin
@@ -216,9 +217,13 @@ class HostReportIndex:
         failures: dict[str, str] = {}
         count = 0
         for name in sorted(os.listdir(self.folder)):
-            if not name.endswith(".json"):
+            path = os.path.join(self.folder, name)
+            if sosreport.is_sosreport(path):  # sos directories and tarballs: docs/hosts.md
+                doc = sosreport.read(path, notes)
+            elif not name.endswith(".json"):
                 continue
-            doc = _read(os.path.join(self.folder, name))
+            else:
+                doc = _read(path)
             note = self._check(name, doc)
             if note is None and isinstance(doc, dict):
                 if doc.get("format") == FAILURE_FORMAT:

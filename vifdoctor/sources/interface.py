@@ -56,12 +56,14 @@ class BindingSource(Protocol):
         ...
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """Live bindings of ports that are not VM ports, then every inactive binding."""
+        """Live bindings of ports that are not VM ports, then inactive bindings (a source
+        may leave VM ports' INACTIVE rows to compute_bindings_by_device instead)."""
         ...
 
     def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
                                    ) -> Iterator[Binding]:
-        """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova."""
+        """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova;
+        a source may add their INACTIVE rows here, then judged with the instance's moves."""
         ...
 
     def bound_hosts(self, port_ids: list[str]) -> dict[str, str]:

@@ -453,19 +453,23 @@ class NeutronApi:
                 yield b
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """Live bindings of ports that are not VM ports, then every inactive binding."""
+        """Live bindings of ports that are not VM ports, then their inactive bindings."""
         for port in self.ports(selectors):
             b = self._binding(port)
             if b is not None and not b.is_compute_port:
                 yield b
-        yield from self._inactive(self._inactive_candidates(selectors), selectors.hosts)
+        yield from (b for b in self._inactive(self._inactive_candidates(selectors),
+                                               selectors.hosts) if not b.is_compute_port)
 
     def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
                                    ) -> Iterator[Binding]:
-        """Live bindings of VM ports in device_id order (code point = UTF-8 byte order)."""
+        """VM ports' bindings, live and INACTIVE, in device_id order (code point = UTF-8
+        byte order): an INACTIVE row is judged with its instance's moves."""
         found = [b for b in map(self._binding, self.ports(selectors))
                  if b is not None and b.is_compute_port]
-        found.sort(key=lambda b: (b.device_id, b.port_id))
+        found += [b for b in self._inactive(self._inactive_candidates(selectors),
+                                            selectors.hosts) if b.is_compute_port]
+        found.sort(key=lambda b: (b.device_id, b.port_id, b.status != "ACTIVE"))
         yield from found
 
     def bound_hosts(self, port_ids: list[str]) -> dict[str, str]:

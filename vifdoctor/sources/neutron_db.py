@@ -107,8 +107,9 @@ class NeutronDatabase:
         return by_host
 
     # -- bindings --------------------------------------------------------
-    def _binding_query(self, selectors: Selectors, *, active: bool,
+    def _binding_query(self, selectors: Selectors, *, active: bool | None,
                        compute: bool | None = None) -> sa.Select:
+        """``active``: True the live rows, False the INACTIVE ones, None both."""
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
@@ -127,17 +128,19 @@ class NeutronDatabase:
         else:
             cols += [b.c.driver, b.c.segment]
         cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project.label("project_id")]
-        if not active:
+        if active is not True and not self.layout.has_status:
+            cols.append(sa.true().label("has_active_row"))  # one row per port: the live one
+        elif active is not True:
             other = b.alias("active_binding")
-            cols.append(
-                sa.exists()
-                .where(other.c.port_id == b.c.port_id, other.c.status == "ACTIVE")
-                .label("has_active_row")
-            )
+            has_active = sa.exists().where(other.c.port_id == b.c.port_id,
+                                           other.c.status == "ACTIVE")
+            # an ACTIVE row is its own answer: no lookup for it when both kinds are read
+            cols.append((has_active if active is False else sa.case(
+                (b.c.status == "ACTIVE", sa.true()), else_=has_active)).label("has_active_row"))
         query = sa.select(*cols).select_from(frm)
-        if self.layout.has_status:
+        if self.layout.has_status and active is not None:
             query = query.where(b.c.status == "ACTIVE" if active else b.c.status != "ACTIVE")
-        elif not active:
+        elif active is False:
             query = query.where(sa.false())
         if selectors.hosts:
             query = query.where(b.c.host.in_(selectors.hosts))
@@ -179,6 +182,10 @@ class NeutronDatabase:
         )
         return {(port, host): driver for port, host, driver in self.conn.execute(query)}
 
+    def inactive_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
+        """Every INACTIVE row (Ocata+), each knowing whether its port has an ACTIVE one."""
+        yield from self._stream(selectors, [(False, None)])
+
     def bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])
@@ -192,19 +199,20 @@ class NeutronDatabase:
         yield from self._stream(selectors, [(True, True)], vif_types=tuple(sorted(vif_types)))
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """Live bindings of ports that are not VM ports, then every inactive binding."""
-        yield from self._stream(selectors, [(True, False), (False, None)])
+        """Every binding of ports that are not VM ports (live ones first)."""
+        yield from self._stream(selectors, [(True, False), (False, False)])
 
     def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
                                    ) -> Iterator[Binding]:
-        """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova."""
-        yield from self._stream(selectors, [(True, True)])
+        """Every binding of VM ports (ACTIVE and INACTIVE) in byte-wise device_id order,
+        for a merge with Nova: an INACTIVE row is judged with its instance's moves."""
+        yield from self._stream(selectors, [(None, True)])
 
-    def _stream(self, selectors: Selectors, parts: list[tuple[bool, bool | None]],
+    def _stream(self, selectors: Selectors, parts: list[tuple[bool | None, bool | None]],
                 vif_types: tuple[str, ...] = ()) -> Iterator[Binding]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
-            if not active and not (self.layout and self.layout.has_status):
+            if active is False and not (self.layout and self.layout.has_status):
                 continue
             query = self._binding_query(selectors, active=active, compute=compute)
             if vif_types:

@@ -15,23 +15,41 @@ What the API cannot show, and what that leaves unjudged:
   are therefore yielded with ``cache_known=False``: the rules do not judge the
   cache codes (VD201, VD203, VD205, :data:`CACHE_CODES`) for them.
 
+Moves come from ``GET /os-migrations`` (microversion 2.59: uuid, type, paging by
+marker), every status Nova keeps, as the database path reads them. Not from
+``GET /servers/{id}/migrations``: its allow-list (``queued``, ``preparing``,
+``running``, ``post-migrating``) hides a resize in ``finished`` awaiting
+confirmation, whose source binding a revert needs. ``/os-migrations`` leaves out
+hidden records (a cross-cell resize's other copy). Their ages are measured against
+the API server's clock (HTTP Date). A cloud whose policy refuses the listing is
+audited with moves judged by task_state, and the report says so.
+
 Servers are sorted by id in memory (one small record per server): API mode is
 meant for clouds of moderate size; use the Nova databases for very large ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import datetime
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import Instance
-from vifdoctor.sources.neutron_api import _quiet_sdk, api_error, inactive_possible, scrub
+from vifdoctor.model import Instance, Migration
+from vifdoctor.sources.neutron_api import (
+    _parse_time,
+    _quiet_sdk,
+    _server_time,
+    api_error,
+    inactive_possible,
+    scrub,
+)
 
 #: Codes judged from Nova's network info cache, which the compute API does not show.
 CACHE_CODES = frozenset({"VD201", "VD203", "VD205"})
 CELL_NAME = "nova-api"
 PAGE_SIZE = 1000  # nova's default [api] max_limit
+MIGRATIONS_MICROVERSION = "2.59"  # uuid, migration_type, limit/marker paging
 
 NOVA_API_ASSUMPTIONS = (
     "Nova API mode: instances come from Nova's compute API (GET /servers/detail, all "
@@ -57,6 +75,10 @@ class NovaApiCells:
         self.endpoint = ""
         self.servers_read = 0
         self._servers: list[Instance] | None = None  # read once, for the hint and the join
+        self._moved: set[str] | None = None  # instances os-migrations lists
+        self.reads_migrations = False  # /os-migrations listed (else moves: task_state only)
+        self.now: datetime.datetime | None = None  # the API server's clock (HTTP Date)
+        self.migrations_note = ""
 
     def open(self) -> NovaApiCells:
         """Find the compute endpoint and check an admin may list all projects' servers.
@@ -105,34 +127,80 @@ class NovaApiCells:
             raise api_error(exc, "Nova API") from None
         self.servers_read = len(found)
         found.sort(key=lambda inst: inst.uuid)
-        self._servers = found
+        moves = self._migrations()
+        if moves is not None:
+            for inst in found:
+                inst.migrations = moves.get(inst.uuid, [])
+        self._servers, self._moved = found, (None if moves is None else set(moves))
         return found
 
     def instances(self) -> Iterator[Instance]:
         """Every listed server in uuid order (code point order, as the merge-join needs)."""
         yield from self.servers()
 
-    def migrated(self) -> set[str]:
-        """The instances Nova's ``GET /os-migrations`` shows moved (any type, any status).
-
-        Without a microversion the API lists every migration record in one answer.
-        """
-        try:
-            with _quiet_sdk():
-                response = self.connection.compute.get("/os-migrations", raise_exc=False)
-        except Exception as exc:
-            raise api_error(exc, "Nova API") from None
-        if response.status_code >= 400:
-            raise VifdoctorError(f"Nova API: HTTP {response.status_code} listing "
-                                 "os-migrations (--all-inactive-bindings reads every port)")
-        return {str(m.get("instance_uuid")) for m in _json(response).get("migrations", [])
-                if m.get("instance_uuid")}
-
-    def inactive_scope(self) -> Callable[[dict], bool]:
-        """Which Neutron ports (as the API lists them) can hold an INACTIVE binding."""
-        moved = self.migrated()
-        hosts = {inst.uuid: inst.host for inst in self.servers()}
+    def inactive_scope(self) -> Callable[[dict], bool] | None:
+        """Which Neutron ports (as the API lists them) can hold an INACTIVE binding; None
+        when Nova does not list its migrations (then every VM port is asked)."""
+        servers = self.servers()
+        moved = self._moved
+        if moved is None:
+            return None
+        hosts = {inst.uuid: inst.host for inst in servers}
         return lambda port: inactive_possible(port, moved, hosts)
+
+    def lookup(self, uuids: Sequence[str]) -> list[Instance]:
+        """These servers with their moves, read now (a repair's re-check before writing);
+        a server the API does not show (deleted, or unknown) is left out."""
+        found = []
+        for uuid in uuids:
+            try:
+                with _quiet_sdk():
+                    response = self.connection.compute.get(f"/servers/{uuid}", raise_exc=False)
+            except Exception as exc:
+                raise api_error(exc, "Nova API") from None
+            if response.status_code == 404:
+                continue
+            if response.status_code >= 400:
+                raise VifdoctorError(f"Nova API: HTTP {response.status_code} showing server "
+                                     f"{uuid}")
+            inst = to_instance(_json(response).get("server") or {})
+            moves = self._migrations(f"instance_uuid={uuid}")
+            inst.migrations = moves.get(uuid, []) if moves is not None else None
+            found.append(inst)
+        return found
+
+    def _migrations(self, query: str = "") -> dict[str, list[Migration]] | None:
+        """Every migration record by instance, oldest first; None when Nova refuses."""
+        by_instance: dict[str, list[Migration]] = {}
+        marker = ""
+        while True:
+            url = (f"/os-migrations?limit={self.page_size}" + (f"&{query}" if query else "")
+                   + (f"&marker={marker}" if marker else ""))
+            try:
+                with _quiet_sdk():
+                    response = self.connection.compute.get(
+                        url, microversion=MIGRATIONS_MICROVERSION, raise_exc=False)
+            except Exception as exc:
+                raise api_error(exc, "Nova API") from None
+            if response.status_code >= 400:
+                self.migrations_note = (f"Nova API mode: GET /os-migrations answered HTTP "
+                                        f"{response.status_code}: moves are judged by "
+                                        "task_state only, INACTIVE rows stay VD109")
+                return None
+            self.now = self.now or _server_time(response)
+            page = _json(response).get("migrations") or []
+            for item in page:
+                m = to_migration(item)
+                by_instance.setdefault(m.instance_uuid, []).append(m)
+            if len(page) < self.page_size or not page:
+                break
+            marker = str(page[-1].get("uuid") or "")
+            if not marker:
+                break
+        self.reads_migrations = True
+        for moves in by_instance.values():
+            moves.sort(key=lambda m: (m.created_at or datetime.datetime.min, m.id))
+        return by_instance
 
 
 def open_from_neutron_api(source: Any) -> tuple[NovaApiCells | None, list[str]]:
@@ -166,6 +234,18 @@ def to_instance(server: Any) -> Instance:
         network_info=None,
         cache_known=False,  # the compute API shows no info cache: no VD201/VD203/VD205
     )
+
+
+def to_migration(item: dict) -> Migration:
+    """One ``/os-migrations`` entry as the database path's Migration."""
+    return Migration(
+        id=int(item.get("id") or 0), instance_uuid=str(item.get("instance_uuid") or ""),
+        cell=CELL_NAME, uuid=str(item.get("uuid") or ""),
+        migration_type=str(item.get("migration_type") or "migration"),
+        status=item.get("status"), source_compute=item.get("source_compute") or "",
+        dest_compute=item.get("dest_compute") or "", source_node=item.get("source_node") or "",
+        dest_node=item.get("dest_node") or "", created_at=_parse_time(item.get("created_at")),
+        updated_at=_parse_time(item.get("updated_at")))
 
 
 def _json(response: Any) -> dict:

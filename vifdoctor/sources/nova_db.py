@@ -9,11 +9,12 @@ either side in memory.
 
 from __future__ import annotations
 
+import datetime
 import heapq
 import marshal
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlparse
@@ -23,8 +24,8 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
-from vifdoctor.model import Instance
-from vifdoctor.sources.database import bytewise, connect, redact
+from vifdoctor.model import Instance, Migration
+from vifdoctor.sources.database import bytewise, connect, redact, utc_now
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 ENV_NOVA_DB = "VIFDOCTOR_NOVA_DB"
@@ -32,6 +33,12 @@ ENV_NOVA_API_DB = "VIFDOCTOR_NOVA_API_DB"
 STREAM_CHUNK = 2000
 RUN_BYTES = 4 * 2**20  # rows (mostly network_info text) sorted in memory at a time
 _INSTANCE_COLUMNS = ("uuid", "host", "node", "vm_state", "power_state", "task_state", "deleted")
+#: Every release since Havana has these (216_havana.py); the rest is read where it exists.
+_MIGRATION_COLUMNS = ("id", "instance_uuid", "source_compute", "dest_compute", "status",
+                      "deleted")
+_MIGRATION_OPTIONAL = ("uuid", "migration_type", "source_node", "dest_node", "created_at",
+                       "updated_at", "hidden", "cross_cell_move", "old_instance_type_id",
+                       "new_instance_type_id")
 
 
 @dataclass(frozen=True)
@@ -129,22 +136,85 @@ class NovaCellDatabase:
             if missing:
                 raise UnsupportedSchema(f"Nova cell {cell.name}: instances lacks "
                                         f"{', '.join(sorted(missing))}")
+            migrations = f"{cell.prefix}migrations"
+            has_migrations = migrations in tables and set(_MIGRATION_COLUMNS) <= {
+                c["name"] for c in insp.get_columns(migrations)}
             md = sa.MetaData()
-            md.reflect(bind=conn, only=[instances, caches])
+            md.reflect(bind=conn, only=[instances, caches]
+                       + ([migrations] if has_migrations else []))
+            self.now: datetime.datetime = utc_now(conn)
         self._instances = md.tables[instances]
         self._caches = md.tables[caches]
+        self._migrations = md.tables.get(migrations)
         self._has_name = "display_name" in cols
         self._has_id = "id" in cols
+        self._has_hidden = "hidden" in cols
 
     def describe(self) -> dict:
         return {"cell": self.cell.name, "url": redact(self.engine.url),
                 "dialect": self.engine.dialect.name}
 
+    @property
+    def reads_migrations(self) -> bool:
+        return self._migrations is not None
+
     def close(self) -> None:
         self.engine.dispose()
 
     def instances(self) -> Iterator[Instance]:
-        """Every instance, deleted ones included, in byte-wise uuid order.
+        """Every instance, deleted ones included, in byte-wise uuid order, with its moves."""
+        moves = self.migrations()
+        move = next(moves, None)
+        for inst in self._sorted_rows():
+            if self._migrations is None:
+                yield inst
+                continue
+            inst.migrations = []
+            while move is not None and move.instance_uuid < inst.uuid:
+                move = next(moves, None)  # a migration of an instance archived away
+            while move is not None and move.instance_uuid == inst.uuid:
+                inst.migrations.append(move)
+                move = next(moves, None)
+            yield inst
+
+    def migrations(self, uuids: Sequence[str] | None = None) -> Iterator[Migration]:
+        """Live (not soft-deleted) migrations in byte-wise instance_uuid order, oldest first
+        (only those of ``uuids`` when given).
+
+        Streamed on a connection of their own, beside the instances' stream.
+        """
+        m = self._migrations
+        if m is None:
+            return
+        cols = [m.c[name] for name in _MIGRATION_COLUMNS]
+        optional = [name for name in _MIGRATION_OPTIONAL if name in m.c]
+        cols += [m.c[name] for name in optional]
+        query = (sa.select(*cols).where(m.c.deleted == 0, m.c.instance_uuid.is_not(None))
+                 .order_by(bytewise(m.c.instance_uuid, self.engine.dialect.name), m.c.id))
+        if uuids is not None:
+            query = query.where(m.c.instance_uuid.in_(list(uuids)))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
+            for row in result:
+                values = dict(zip(_MIGRATION_COLUMNS + tuple(optional), row, strict=True))
+                yield _migration(values, self.cell.name)
+
+    def lookup(self, uuids: Sequence[str]) -> list[Instance]:
+        """These instances' rows here (deleted ones too) with their moves, read now: the
+        repair's re-check right before a batch."""
+        if not uuids:
+            return []
+        found = list(self._instance_rows(uuids))
+        if self._migrations is not None:
+            by_uuid: dict[str, list[Migration]] = {}
+            for m in self.migrations(uuids):
+                by_uuid.setdefault(m.instance_uuid, []).append(m)
+            for inst in found:
+                inst.migrations = by_uuid.get(inst.uuid, [])
+        return found
+
+    def _sorted_rows(self) -> Iterator[Instance]:
+        """Every instance row, deleted ones included, in byte-wise uuid order.
 
         The server runs the one LEFT JOIN of instances and their live cache rows
         with no ORDER BY (its own join, so its collation decides which cache row
@@ -159,7 +229,7 @@ class NovaCellDatabase:
             sa.select(i.c.uuid, i.c.id if self._has_id else sa.null(),
                       i.c.display_name if self._has_name else sa.null(), i.c.host,
                       i.c.node, i.c.vm_state, i.c.power_state, i.c.task_state, i.c.deleted,
-                      c.c.network_info)
+                      c.c.network_info, i.c.hidden if self._has_hidden else sa.null())
             .select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid,
                                                 c.c.deleted == 0)))
         )
@@ -178,34 +248,39 @@ class NovaCellDatabase:
             batch.sort(key=_order)
             rows: Iterable[tuple] = heapq.merge(
                 *(_unspill(f) for f in runs), iter(batch), key=_order) if runs else batch
-            for uuid, _, name, host, node, vm_state, power, task, deleted, info in rows:
+            for uuid, _, name, host, node, vm_state, power, task, deleted, info, hidden in rows:
                 yield Instance(
                     uuid=uuid, cell=self.cell.name, name=name or "", host=host or "",
                     node=node or "", vm_state=vm_state or "", power_state=power,
                     task_state=task, deleted=bool(deleted), network_info=info,
+                    hidden=bool(hidden),
                 )
         finally:
             for f in runs:
                 f.close()
 
-    def _instances_one_query(self) -> Iterator[Instance]:
-        """The server sorting the LEFT JOIN (as before issue 14): the reference in tests."""
+    def _instance_rows(self, uuids: Sequence[str] | None = None) -> Iterator[Instance]:
+        """These rows (all when None), the server sorting them: the repair's re-check, and
+        the reference the tests compare the sorted-here read with."""
         i, c = self._instances, self._caches
         query = (
             sa.select(i.c.uuid, i.c.display_name if self._has_name else sa.null(), i.c.host,
                       i.c.node, i.c.vm_state, i.c.power_state, i.c.task_state, i.c.deleted,
-                      c.c.network_info)
+                      c.c.network_info, i.c.hidden if self._has_hidden else sa.null())
             .select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid,
                                                 c.c.deleted == 0)))
             .order_by(bytewise(i.c.uuid, self.engine.dialect.name))
         )
+        if uuids is not None:
+            query = query.where(i.c.uuid.in_(list(uuids)))
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            for uuid, name, host, node, vm_state, power, task, deleted, info in result:
+            for uuid, name, host, node, vm_state, power, task, deleted, info, hidden in result:
                 yield Instance(
                     uuid=uuid, cell=self.cell.name, name=name or "", host=host or "",
                     node=node or "", vm_state=vm_state or "", power_state=power,
                     task_state=task, deleted=bool(deleted), network_info=info,
+                    hidden=bool(hidden),
                 )
 
 
@@ -234,6 +309,22 @@ def _unspill(f: IO[bytes]) -> Iterator[tuple]:
             return
 
 
+def _migration(values: dict, cell: str) -> Migration:
+    """A row as Nova's Migration object reads it (``_from_db_object``)."""
+    mtype = values.get("migration_type")
+    if not mtype:  # nova.objects.migration.determine_migration_type
+        old, new = values.get("old_instance_type_id"), values.get("new_instance_type_id")
+        mtype = "resize" if old != new else "migration"
+    return Migration(
+        id=int(values["id"]), instance_uuid=values["instance_uuid"], cell=cell,
+        uuid=values.get("uuid") or "", migration_type=str(mtype), status=values["status"],
+        source_compute=values["source_compute"] or "", dest_compute=values["dest_compute"] or "",
+        source_node=values.get("source_node") or "", dest_node=values.get("dest_node") or "",
+        created_at=values.get("created_at"), updated_at=values.get("updated_at"),
+        hidden=bool(values.get("hidden")), cross_cell_move=bool(values.get("cross_cell_move")),
+    )
+
+
 class NovaCells:
     """All the cells read, merged into one uuid-ordered stream of instances."""
 
@@ -248,6 +339,21 @@ class NovaCells:
 
     def describe(self) -> list[dict]:
         return [c.describe() for c in self.cells]
+
+    @property
+    def reads_migrations(self) -> bool:
+        """Whether every cell read has a migrations table (else moves are judged by
+        task_state only)."""
+        return bool(self.cells) and all(c.reads_migrations for c in self.cells)
+
+    def lookup(self, uuids: Sequence[str]) -> list[Instance]:
+        """Every cell's rows of these instances, with their moves, read now."""
+        return [inst for cell in self.cells for inst in cell.lookup(uuids)]
+
+    @property
+    def now(self) -> datetime.datetime | None:
+        """The first cell's clock, naive UTC: what migration ages are measured against."""
+        return self.cells[0].now if self.cells else None
 
     def instances(self) -> Iterator[Instance]:
         return heapq.merge(*(c.instances() for c in self.cells), key=lambda inst: inst.uuid)

@@ -494,3 +494,13 @@ def host_report(path: str) -> tuple[dict, list[str]]:
              f"(sos {index.version}{', ' + index.start if index.start else ''}); host name "
              f"from {host_from}: it must be the name Neutron binds the ports to"]
     return report, notes
+
+
+def read(path: str, notes: list[str]) -> dict | str:
+    """A sosreport as a host-scan document (its notes added), or why it cannot be used."""
+    try:
+        doc, more = host_report(path)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    notes.extend(more)
+    return doc
