@@ -19,7 +19,7 @@ from vifdoctor.options import AuditOptions
 from vifdoctor.ovn_join import OvnJoin, open_ovn
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
-from vifdoctor.rules.binding import Judgement, judge_binding, plugs
+from vifdoctor.rules.binding import BindingJudge, Judgement, plugs
 from vifdoctor.rules.migration import (
     DEFAULT_STUCK_AFTER,
     judge_moves,
@@ -43,21 +43,32 @@ NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells re
 NO_MIGRATIONS = ("Nova's migration records were not read (no migrations table in a cell, "
                  "or API mode): moves are judged by task_state, INACTIVE rows stay VD109")
 
+INACTIVE_SCOPE_NOTE = (
+    "API mode: INACTIVE bindings were read only for ports where one can exist (instances "
+    "Nova's os-migrations shows moved, binding:profile migrating_to, a binding host other "
+    "than Nova's); --all-inactive-bindings reads every VM port's")
+
+
 def judge_all(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],
     ctx: RuleContext,
     ovn_join: OvnJoin | None = None,
+    shapes: bool = False,
 ) -> Iterator[tuple[Binding, Judgement]]:
-    """Each binding with its judgement, in the source's order (OVN's by the OVN rules)."""
+    """Each binding with its judgement, in the source's order (OVN's by the OVN rules).
+
+    ``shapes``: rows alike share one (read-only) Judgement; for callers that read only
+    codes and corrections (the repair's plan), see BindingJudge.
+    """
     empty: list[Agent] = []
-    needs_memo: dict = {}
+    judge = BindingJudge(ctx, shapes)
     for binding in bindings:
         host_agents = agents.get(binding.host, empty)
         if ovn_join is not None and ovn_join.claims(binding, host_agents):
             yield binding, ovn_join.judge(binding)
         else:
-            yield binding, judge_binding(binding, host_agents, ctx, needs_memo)
+            yield binding, judge(binding, host_agents)
 
 
 @dataclass
@@ -228,14 +239,14 @@ def run_audit(
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
     keep = (lambda f: f.code in codes) if codes else (lambda f: True)
     seen_hosts: set[str] = set()
-    needs_memo: dict = {}
+    judge_row = BindingJudge(ctx)
 
     def judge(binding: Binding, moves_of: Instance | None = None) -> Judgement:
         host_agents = agents.get(binding.host, [])
         if ovn_join is not None and ovn_join.claims(binding, host_agents):
             judgement = ovn_join.judge(binding)  # instead of the OVS agents' rules
         else:
-            judgement = judge_binding(binding, host_agents, ctx, needs_memo)
+            judgement = judge_row(binding, host_agents)
         if moves_of is not None:  # a VM port's INACTIVE row, with its instance's moves
             judgement.findings = with_moves(binding, judgement.findings, moves_of)
         for join in joins:
@@ -346,6 +357,13 @@ def audit_cloud(options: AuditOptions,
         if nova_cells is None and s.engine is None and not options.no_nova_api:
             # API mode without Nova databases: Nova's API of the same cloud
             nova_cells, nova_notes = open_from_neutron_api(s.source)
+            if nova_cells is not None and not options.all_inactive_bindings and getattr(
+                    s.source, "read_inactive", False):
+                # One GET per port only where an INACTIVE binding can exist (issue 14).
+                scope = nova_cells.inactive_scope()
+                if scope is not None:
+                    s.source.inactive_scope = scope  # type: ignore[attr-defined]
+                    nova_notes.append(INACTIVE_SCOPE_NOTE)
         try:
             nova = None
             bindings = s.source.bindings(s.selectors)

@@ -27,6 +27,7 @@ class SourceOptions:
     neutron_config_file: tuple[str, ...] = ()
     os_cloud: str | None = None
     skip_inactive_bindings: bool = False
+    all_inactive_bindings: bool = False
     no_nova_api: bool = False
     # what the hosts and Nova do
     firewall_driver: str | None = None

@@ -14,6 +14,9 @@ import tempfile
 from collections.abc import Iterator
 
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
+# One encoder for every row: json.dumps(row, default=str) builds a new one per call,
+# which cost more than encoding a finding (issue 14).
+_ENCODE = json.JSONEncoder(default=str).encode
 
 
 class Spool:
@@ -23,11 +26,13 @@ class Spool:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the spool
         self._index: list[bytes] = []
         self._sorted = True
+        self._end = 0  # where the next line goes (no seek(0, 2) syscall per row)
 
     def add(self, row: dict, key: tuple[str, ...] = ()) -> None:
-        line = json.dumps(row, default=str).encode("utf-8")
-        offset = self._file.seek(0, 2)
+        line = _ENCODE(row).encode("utf-8")
+        offset = self._end
         self._file.write(line)
+        self._end += len(line)
         entry = (_SEP.join(k.encode("utf-8") for k in key) + _SEP +
                  offset.to_bytes(8, "big") + len(line).to_bytes(4, "big"))
         if self._index and entry < self._index[-1]:

@@ -106,7 +106,10 @@ def start_gunicorn(gunicorn: Path, workdir: Path, module: str, port: int, log: P
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(gunicorn), "--pythonpath", str(workdir), "-b", f"127.0.0.1:{port}",
-             "-w", "1", "--timeout", "120", f"{module}:application"],
+             "-w", "1", "--timeout", "120",
+             # nova asks neutron for 150 ports' security groups in one URL (~7 KB): the
+             # limit of a real neutron-server's request line, not gunicorn's 4 KB default
+             "--limit-request-line", "16384", f"{module}:application"],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     while True:
         if proc.poll() is not None:

@@ -55,6 +55,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     api.add_argument("--skip-inactive-bindings", action="store_true",
                      help="API mode: do not read each VM port's /bindings (one GET per port) "
                           "for INACTIVE rows; VD109 is then not judged")
+    api.add_argument("--all-inactive-bindings", action="store_true",
+                     help="API mode: read every VM port's /bindings (one GET each), not only "
+                          "those of ports where Nova's API shows an INACTIVE binding can exist "
+                          "(a migration, migrating_to, or a host other than Nova's)")
     api.add_argument("--no-nova-api", action="store_true",
                      help="API mode: do not read Nova's compute API (by default its servers' "
                           "hosts and states are read when the cloud has a compute endpoint "
@@ -131,6 +135,12 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
                    help="output format (default: table)")
     g.add_argument("-c", "--column", action="append", default=[], metavar="COLUMN",
                    help="show this column (repeatable); table, csv, value and json rows")
+
+
+def _add_all_rows_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all-rows", action="store_true",
+                   help="table: list every row even past 1,000 (default: a summary by host "
+                        "and codes; -f json/yaml/csv always list every row)")
 
 
 def _add_write_options(p: argparse.ArgumentParser) -> None:
@@ -256,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(plan)
     _add_selectors(plan)
     _add_output_options(plan)
+    _add_all_rows_option(plan)
     _add_nova_options(plan, repair=True)
     plan.add_argument("--sql", action="store_true",
                       help="print the equivalent guarded SQL statements instead, for a DBA")
@@ -269,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(repair)
     _add_selectors(repair)
     _add_output_options(repair)
+    _add_all_rows_option(repair)
     _add_write_options(repair)
 
     rollback = sub.add_parser("rollback", help="restore the rows of a repair backup (dry run "
@@ -276,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("backup", metavar="BACKUP", help="the backup file a repair wrote")
     _add_source_options(rollback)
     _add_output_options(rollback)
+    _add_all_rows_option(rollback)
     _add_write_options(rollback)
     rollback.add_argument("--any-database", action="store_true",
                           help="restore into a database other than the one backed up")

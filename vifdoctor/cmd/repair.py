@@ -7,6 +7,7 @@ batch", the progress bar, and the rendering.
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -51,24 +52,42 @@ def progress_bar(total: int) -> Progress | None:
 TERMINAL = Hooks(progress=progress_bar, writing=finish_batch_on_ctrl_c)
 
 
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """A plan or repair builds one long list of changes and their rows, with no cycles to
+    free: cyclic GC passes over that heap were a fifth of a 100,000-row run (issue 14)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
-    renderer(args.format)(change_listing(report).select(args.column), out)
+    # A table summarizes a large change list unless every row is asked for (-c or --all-rows).
+    summary = args.format == "table" and not args.column and not args.all_rows
+    renderer(args.format)(change_listing(report, summary=summary).select(args.column), out)
     return report.exit_code
 
 
 def run_plan(args: argparse.Namespace, out: IO[str]) -> int:
     options = options_from(RepairOptions, args)
-    if args.sql:
-        for line in api.plan_sql(options):
-            out.write(line + "\n")
-        return 0
-    return _show(api.plan(options), args, out)
+    with no_cyclic_gc():
+        if args.sql:
+            for line in api.plan_sql(options):
+                out.write(line + "\n")
+            return 0
+        return _show(api.plan(options), args, out)
 
 
 def run_repair(args: argparse.Namespace, out: IO[str]) -> int:
-    return _show(api.repair(options_from(RepairOptions, args), hooks=TERMINAL), args, out)
+    with no_cyclic_gc():
+        return _show(api.repair(options_from(RepairOptions, args), hooks=TERMINAL), args, out)
 
 
 def run_rollback(args: argparse.Namespace, out: IO[str]) -> int:
-    report = api.rollback(args.backup, options_from(RollbackOptions, args), hooks=TERMINAL)
-    return _show(report, args, out)
+    with no_cyclic_gc():
+        report = api.rollback(args.backup, options_from(RollbackOptions, args), hooks=TERMINAL)
+        return _show(report, args, out)

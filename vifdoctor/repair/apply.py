@@ -202,6 +202,7 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
     waits until it is closed, so locks are held only for the statements themselves.
     """
     groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS))
+    collecting = gc.isenabled()  # a caller may have stopped it for the whole run
     for attempt in range(opts.retries + 1):
         gc.disable()
         began = time.monotonic()
@@ -219,7 +220,8 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
             outcome.errors.append(db_error(exc))
             return None
         finally:
-            gc.enable()
+            if collecting:
+                gc.enable()
     return None  # pragma: no cover - the loop always returns
 
 

@@ -9,6 +9,7 @@ repairable rule are never planned.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 
@@ -77,7 +78,24 @@ def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
 
 def plan_changes(judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[str],
                  ctx: RuleContext) -> Iterator[Change]:
+    """The changes, in the judged order. Rows that share a Judgement (judge_all's
+    ``shapes``) and stored text share the computed new text and plugs too."""
+    # id(judgement) -> (the judgement, kept so its id stays its own; by (text, type, status))
+    memo: dict[int, tuple[Judgement, dict[tuple, Change | None]]] = {}
     for binding, judgement in judged:
-        change = plan_change(binding, judgement, codes, ctx)
+        if not judgement.findings:
+            continue
+        entry = memo.get(id(judgement))
+        if entry is None or entry[0] is not judgement:
+            entry = memo[id(judgement)] = (judgement, {})
+        key = (binding.vif_details, binding.vif_type, binding.status)
+        if key in entry[1]:
+            like = entry[1][key]
+            change = None if like is None else dataclasses.replace(
+                like, port_id=binding.port_id, host=binding.host,
+                device_owner=binding.device_owner, device_id=binding.device_id,
+                binding=binding)
+        else:
+            change = entry[1][key] = plan_change(binding, judgement, codes, ctx)
         if change is not None:
             yield change

@@ -8,6 +8,7 @@ progress bar, and a way to stop after the running batch (Ctrl-C on the CLI).
 from __future__ import annotations
 
 import datetime
+import gc
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,8 +43,16 @@ def _plan(s: NeutronSession, codes: frozenset[str],
                                    s.settings.context, s.settings.agent_down_time)
         s.settings.assumptions.extend(notes)
     rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
-    judged = judge_all(rows, s.agents, s.settings.context, ovn_join)
-    return list(plan_changes(judged, codes, s.settings.context))
+    judged = judge_all(rows, s.agents, s.settings.context, ovn_join, shapes=True)
+    # The plan only grows (no reference cycles): cyclic GC passes over its heap cost a
+    # fifth of the planning time at 100,000 changes (issue 14), for nothing to free.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return list(plan_changes(judged, codes, s.settings.context))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _stale_code(codes: frozenset[str]) -> bool:

@@ -42,13 +42,20 @@ def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]
     return {h: {k: list(v) for k, v in hosts[h].items()} for h in sorted(hosts)}
 
 
-def next_steps(changes: Sequence[Change]) -> list[str]:
-    """What a fixed row does not do by itself: Nova re-reads details only on a re-plug."""
+def next_steps(changes: Sequence[Change], summary: bool = False) -> list[str]:
+    """What a fixed row does not do by itself: Nova re-reads details only on a re-plug.
+
+    ``summary``: counts per host instead of one command per VM (a large repair).
+    """
     plan = replug_by_host(changes)
     if not plan:
         return []
     lines = ["", "The database change alone does not re-wire running VMs. Per host:"]
     for host, vms in plan.items():
+        if summary:
+            lines.append(f"  {host}: {len(vms['replug'])} VM(s) to re-plug (hard reboot or "
+                         f"stop/start), {len(vms['refresh'])} to refresh Nova's cache")
+            continue
         if vms["replug"]:
             lines.append(f"  {host}: re-plug (hard reboot or stop/start) before the wiring "
                          f"follows the new details:")
@@ -131,19 +138,19 @@ def _deletes_footer(report: ChangeReport) -> list[str]:
         "backup, re-checking Nova before each batch."]
 
 
-def _footer(report: ChangeReport) -> list[str]:
+def _footer(report: ChangeReport, summary: bool = False) -> list[str]:
     """The lines a table ends with: what was (or would be) written, and what is left to do."""
     n = len(report.changes)
     if report.kind in ("plan", "repair") and report.extra.get("codes") == ["VD206"]:
         return _deletes_footer(report)
     if report.extra.get("skipped_moving"):
         return _moving_lines(report) + _footer(
-            dataclasses.replace(report, extra={**report.extra, "skipped_moving": []}))
+            dataclasses.replace(report, extra={**report.extra, "skipped_moving": []}), summary)
     if report.kind == "plan":
         codes = ", ".join(report.extra.get("codes", []))
         return [f"{n} binding row(s) to change ({codes}). Nothing was written: "
                 "`vifdoctor repair --apply` writes them, with a backup."
-                ] + next_steps(report.changes)
+                ] + next_steps(report.changes, summary)
     if report.kind == "rollback" and report.changes and report.changes[0].action == "restore":
         o = report.outcome or {}
         if report.applied:
@@ -173,17 +180,48 @@ def _footer(report: ChangeReport) -> list[str]:
                 f"{o.get('skipped', 0)} skipped (changed underneath or no live agent), "
                 f"{o.get('failed', 0)} failed, {o.get('not attempted', 0)} not attempted",
                 f"Backup of every port's attributes before the change: {report.backup}"
-                ] + report.messages + next_steps(report.done)
+                ] + report.messages + next_steps(report.done, summary)
     if report.applied:
-        return _outcome_footer(report) + next_steps(report.done)
+        return _outcome_footer(report) + next_steps(report.done, summary)
     note = ("Dry run: nothing was written. Add --apply to write, with a backup."
             if n else "Nothing to repair.")
-    return [f"{n} binding row(s) to change.", note] + next_steps(report.changes)
+    return [f"{n} binding row(s) to change.", note] + next_steps(report.changes, summary)
 
 
-def change_listing(report: ChangeReport) -> Listing:
-    """A plan, repair or rollback as a listing, with its footer."""
+#: Past this many rows a table shows a summary by host and codes, unless asked for all.
+SUMMARY_THRESHOLD = 1000
+SUMMARY_COLUMNS = [
+    Column("host", "Host"),
+    Column("codes", "Codes"),
+    Column("result", "Result"),
+    Column("rows", "Rows"),
+]
+
+
+def change_listing(report: ChangeReport, summary: bool = False) -> Listing:
+    """A plan, repair or rollback as a listing, with its footer.
+
+    ``summary`` (a table, unless --all-rows): past SUMMARY_THRESHOLD rows the table
+    counts rows by host, codes and result instead of listing each, so rendering a
+    100,000-row repair does not cost more than the repair (issue 14); the document
+    (-f json/yaml) and csv/value rows always list every row.
+    """
     listing = plan_listing(report.changes, report.schema, report.assumptions, report.extra,
                            report.results)
-    listing.footer = _footer(report)
+    if not summary or len(report.changes) <= SUMMARY_THRESHOLD:
+        listing.footer = _footer(report)
+        return listing
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in listing.rows:
+        codes = row.get("codes") or []
+        counts[(row.get("host") or "", ",".join(codes) if isinstance(codes, list)
+                else str(codes), row.get("result") or "")] += 1
+    listing.columns = [c for c in SUMMARY_COLUMNS
+                       if c.key != "result" or report.results is not None]
+    listing.available = listing.columns
+    listing.rows = [{"host": h, "codes": c, "result": r, "rows": n}
+                    for (h, c, r), n in sorted(counts.items())]
+    listing.footer = [f"{len(report.changes)} rows, summarized by host (more than "
+                      f"{SUMMARY_THRESHOLD}): --all-rows lists each, -f json writes every row."
+                      ] + _footer(report, summary=True)
     return listing

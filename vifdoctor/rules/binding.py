@@ -59,7 +59,7 @@ from vifdoctor.rules.registry import (
     VM_PORT_STATE,
     Scope,
     rule,
-    rules_for,
+    rules_matching,
 )
 
 # The mechanism drivers whose bindings an L2 agent on the host must serve.
@@ -472,9 +472,8 @@ def owner_category(device_owner: str) -> str:
 def _ask(subject: str, case: BindingCase) -> list[Finding]:
     """Every rule of one subject that applies to the row, in code order."""
     found: list[Finding] = []
-    for r in rules_for(subject):
-        if r.applies_to.matches(case.b):
-            found.extend(r.check(case))  # type: ignore[misc]
+    for r in rules_matching(subject, case.b):
+        found.extend(r.check(case))  # type: ignore[misc]
     return found
 
 
@@ -531,6 +530,52 @@ def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
         return Judgement(f"ovs vnic_type {b.vnic_type} (hardware offload, no plug rule)",
                          findings)
     return Judgement(JUDGED, findings)
+
+
+class BindingJudge:
+    """``judge_binding`` for one run (one context, one agents table), with its memos.
+
+    Most rows of a cloud are clean and alike: a rule's verdict depends on the row's
+    host (its agents), types, stored texts, status, driver and owner, never on its
+    ids (they only appear in findings' messages). So a clean verdict is remembered
+    by those fields and a row like one already judged clean is not judged again
+    (issue 14: the rules were half of an audit's Python time). Rows with findings
+    are always judged in full, so each finding names its own port.
+
+    With ``shapes`` (for callers that read only the findings' codes and corrections,
+    as the repair's plan does), every verdict is remembered, findings included: rows
+    of one shape then share one Judgement, whose findings name the first such port.
+    """
+
+    MAX_CLEAN = 65536  # distinct shapes kept; a cloud of unique texts stays bounded
+
+    def __init__(self, ctx: RuleContext, shapes: bool = False):
+        self.ctx = ctx
+        self.shapes = shapes
+        self.needs: dict[str, HostNeeds] = {}
+        self.clean: dict[tuple, str] = {}
+        self.verdicts: dict[tuple, Judgement] = {}
+
+    def __call__(self, b: Binding, agents: Sequence[Agent]) -> Judgement:
+        key = (b.host, b.vif_type, b.vif_details, b.vnic_type, b.profile, b.status, b.driver,
+               b.device_owner, b.has_active_row)
+        category = self.clean.get(key)
+        if category is not None:
+            return Judgement(category, [])
+        if self.shapes:
+            shared = self.verdicts.get(key)
+            if shared is not None:
+                return shared
+        judgement = judge_binding(b, agents, self.ctx, self.needs)
+        if self.shapes and judgement.findings:
+            if len(self.verdicts) >= self.MAX_CLEAN:
+                self.verdicts.clear()
+            self.verdicts[key] = judgement
+        if not judgement.findings:
+            if len(self.clean) >= self.MAX_CLEAN:
+                self.clean.clear()
+            self.clean[key] = judgement.category
+        return judgement
 
 
 def plugs(b: Binding, judgement: Judgement, ctx: RuleContext) -> tuple[str, str]:

@@ -22,7 +22,7 @@ import datetime
 import email.utils
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
@@ -187,6 +187,8 @@ class NeutronApi:
         self._cache: list[dict] | None = None
         self._cache_key: Selectors | None = None
         self._last_time: datetime.datetime | None = None
+        # Which VM ports' /bindings to GET for INACTIVE rows; None: every one.
+        self.inactive_scope: Callable[[dict], bool] | None = None
 
     # -- lifecycle -------------------------------------------------------
     def open(self) -> NeutronApi:
@@ -394,6 +396,8 @@ class NeutronApi:
         # The bindings API serves only VM (and shared filesystem) ports: ask for those.
         ports = [p for p in ports if (p.get("device_owner") or "").startswith(
             ("compute:", "manila:"))]
+        if self.inactive_scope is not None:
+            ports = [p for p in ports if self.inactive_scope(p)]
         if not ports:
             return
         bar = _progress("bindings (API)", len(ports)) if self.show_progress else None
@@ -489,6 +493,25 @@ class NeutronApi:
             for port in self._get(f"/ports?{urlencode(query)}").json().get("ports", []):
                 found[port["id"]] = port.get("binding:host_id") or ""
         return found
+
+
+def inactive_possible(port: dict, moved: set[str], nova_hosts: dict[str, str]) -> bool:
+    """Whether a port (as the API lists it) can hold an INACTIVE binding.
+
+    Neutron keeps an INACTIVE binding only while Nova live-migrates the port's
+    instance (it creates one on the destination, activates it, deletes the old
+    one), and a failed or interrupted move leaves it behind. So: the ports of
+    instances that Nova's os-migrations shows moved, ports whose binding:profile
+    still names a ``migrating_to`` host, and ports bound to a host other than the
+    one Nova has (or whose instance Nova does not list).
+    """
+    profile = port.get("binding:profile")
+    if isinstance(profile, dict) and profile.get("migrating_to"):
+        return True
+    device = port.get("device_id") or ""
+    if device in moved:
+        return True
+    return nova_hosts.get(device) != (port.get("binding:host_id") or "")
 
 
 class _HttpFailure(Exception):

@@ -20,6 +20,10 @@ from vifdoctor.sources.interface import EVERYTHING, Selectors
 from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
 
 STREAM_CHUNK = 2000
+# The columns of a binding query, in order: the Binding fields they fill.
+_FIELDS = ("port_id", "host", "vif_type", "vif_details", "vnic_type", "profile", "status",
+           "driver", "segment", "device_owner", "device_id", "network_id", "project_id",
+           "port_status")
 
 
 class NeutronDatabase:
@@ -110,7 +114,7 @@ class NeutronDatabase:
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
-        # Labelled as the Binding fields they fill: rows are read by name.
+        # Labelled as the Binding fields they fill, in _FIELDS order (checked when read).
         cols = [
             b.c.port_id, b.c.host, b.c.vif_type, b.c.vif_details, b.c.vnic_type, b.c.profile,
             (b.c.status if self.layout.has_status else sa.null()).label("status"),
@@ -217,25 +221,19 @@ class NeutronDatabase:
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            for row in result.mappings():
-                host = row["host"] or ""
-                yield Binding(
-                    port_id=row["port_id"],
-                    host=host,
-                    vif_type=row["vif_type"] or "",
-                    vif_details=row["vif_details"] or "",
-                    vnic_type=row["vnic_type"] or "normal",
-                    profile=row["profile"] or "",
-                    status=row["status"],
-                    driver=deeper.get((row["port_id"], host), row["driver"]),
-                    segment=row["segment"],
-                    device_owner=row["device_owner"] or "",
-                    device_id=row["device_id"] or "",
-                    network_id=row["network_id"] or "",
-                    project_id=row["project_id"] or "",
-                    has_active_row=bool(row["has_active_row"]) if active is not True else True,
-                    port_status=row["port_status"] or "",
-                )
+            # Rows by position (the order _binding_query labels them in, checked here): a
+            # mapping per row cost more than the rules (issue 14).
+            assert list(result.keys())[:len(_FIELDS)] == list(_FIELDS)
+            for (port_id, host, vif_type, details, vnic_type, profile, status, driver,
+                 segment, owner, device, network, project, port_status, *more) in result:
+                host = host or ""
+                if deeper:
+                    driver = deeper.get((port_id, host), driver)
+                yield Binding(port_id, host, vif_type or "", details or "",
+                              vnic_type or "normal", profile or "", status, driver, segment,
+                              owner or "", device or "", network or "", project or "",
+                              has_active_row=bool(more[0]) if more else True,
+                              port_status=port_status or "")
             result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.
         self.conn.rollback()

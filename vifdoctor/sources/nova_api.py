@@ -31,12 +31,19 @@ meant for clouds of moderate size; use the Nova databases for very large ones.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Instance, Migration
-from vifdoctor.sources.neutron_api import _parse_time, _quiet_sdk, _server_time, api_error, scrub
+from vifdoctor.sources.neutron_api import (
+    _parse_time,
+    _quiet_sdk,
+    _server_time,
+    api_error,
+    inactive_possible,
+    scrub,
+)
 
 #: Codes judged from Nova's network info cache, which the compute API does not show.
 CACHE_CODES = frozenset({"VD201", "VD203", "VD205"})
@@ -67,6 +74,8 @@ class NovaApiCells:
         self.page_size = page_size
         self.endpoint = ""
         self.servers_read = 0
+        self._servers: list[Instance] | None = None  # read once, for the hint and the join
+        self._moved: set[str] | None = None  # instances os-migrations lists
         self.reads_migrations = False  # /os-migrations listed (else moves: task_state only)
         self.now: datetime.datetime | None = None  # the API server's clock (HTTP Date)
         self.migrations_note = ""
@@ -102,8 +111,10 @@ class NovaApiCells:
     def close(self) -> None:
         """The connection belongs to the caller (it is shared with the Neutron source)."""
 
-    def instances(self) -> Iterator[Instance]:
-        """Every listed server in uuid order (code point order, as the merge-join needs)."""
+    def servers(self) -> list[Instance]:
+        """Every listed server in uuid order (read once)."""
+        if self._servers is not None:
+            return self._servers
         found: list[Instance] = []
         try:
             with _quiet_sdk():
@@ -120,7 +131,22 @@ class NovaApiCells:
         if moves is not None:
             for inst in found:
                 inst.migrations = moves.get(inst.uuid, [])
-        yield from found
+        self._servers, self._moved = found, (None if moves is None else set(moves))
+        return found
+
+    def instances(self) -> Iterator[Instance]:
+        """Every listed server in uuid order (code point order, as the merge-join needs)."""
+        yield from self.servers()
+
+    def inactive_scope(self) -> Callable[[dict], bool] | None:
+        """Which Neutron ports (as the API lists them) can hold an INACTIVE binding; None
+        when Nova does not list its migrations (then every VM port is asked)."""
+        servers = self.servers()
+        moved = self._moved
+        if moved is None:
+            return None
+        hosts = {inst.uuid: inst.host for inst in servers}
+        return lambda port: inactive_possible(port, moved, hosts)
 
     def lookup(self, uuids: Sequence[str]) -> list[Instance]:
         """These servers with their moves, read now (a repair's re-check before writing);

@@ -1,0 +1,51 @@
+"""BindingJudge: a run's judge remembers clean row shapes, never findings (issue 14).
+
+The memo must not change any answer: a row like a clean one is clean with the same
+category; a drifted row is judged in full every time, so each finding names its own
+port; anything a rule reads (host's agents, texts, status, driver, owner) is in the key.
+"""
+
+from __future__ import annotations
+
+from testkit.cloudfactory import binding, legacy_ovs, reporting_ovs
+
+from vifdoctor.rules.binding import JUDGED, BindingJudge, judge_binding
+from vifdoctor.rules.plug import RuleContext
+
+CTX = RuleContext()
+
+
+def test_clean_shape_is_remembered_with_its_category() -> None:
+    judge = BindingJudge(CTX)
+    agents = [legacy_ovs()]
+    first = judge(binding(port_id="p-1"), agents)
+    second = judge(binding(port_id="p-2", device_id="vm-2", network_id="n-2"), agents)
+    assert first.findings == second.findings == []
+    assert first.category == second.category == JUDGED
+    assert len(judge.clean) == 1
+    dhcp = judge(binding(port_id="p-3", device_owner="network:dhcp"), agents)
+    assert dhcp.category == judge_binding(binding(device_owner="network:dhcp"), agents,
+                                          CTX).category
+    assert len(judge.clean) == 2
+
+
+def test_drifted_rows_are_judged_each_time_and_name_their_port() -> None:
+    judge = BindingJudge(CTX)
+    agents = [legacy_ovs()]
+    found = [judge(binding(port_id=f"p-{n}", vif_details=""), agents) for n in range(3)]
+    assert [sorted(f.code for f in j.findings) for j in found] == [["VD101", "VD103"]] * 3
+    assert [{f.port_id for f in j.findings} for j in found] == [{"p-0"}, {"p-1"}, {"p-2"}]
+    assert judge.clean == {}
+
+
+def test_the_key_holds_what_the_rules_read() -> None:
+    """A clean shape on one host says nothing about another host's agents, or other text."""
+    judge = BindingJudge(CTX)
+    assert judge(binding(host="compute1"), [legacy_ovs("compute1")]).findings == []
+    # the same hybrid details on an openvswitch-firewall host: VD102 (hybrid not wanted)
+    other = judge(binding(host="compute2"), [reporting_ovs(False, "compute2")])
+    assert [f.code for f in other.findings] == ["VD102"]
+    assert len(judge.clean) == 1
+    inactive = judge(binding(host="compute1", status="INACTIVE", has_active_row=False),
+                     [legacy_ovs("compute1")])
+    assert inactive.category == "inactive binding"
