@@ -298,6 +298,24 @@ def test_vd107_still_judges_the_details_from_the_last_report():
     assert codes(j) == ["VD101", "VD107"]
 
 
+@pytest.mark.parametrize("details", ['{"port_filter": true}', '{"ovs_hybrid_plug": true}'])
+def test_a_dead_agents_report_judges_but_never_repairs(details):
+    """After an ML2/OVS -> OVN migration the dead OVS agent's last report would put
+    ovs_hybrid_plug back on OVN ports: the finding stands, the repair does not write."""
+    dead = judge(binding(vif_details=details), [legacy_ovs(alive=False)])
+    live = judge(binding(vif_details=details), [legacy_ovs()])
+    repairable = {"VD101", "VD103"}
+    assert [f.code for f in live.findings if f.correction] == \
+        sorted(set(codes(live)) & repairable)
+    assert [f.code for f in dead.findings if f.code in repairable] == \
+        [f.code for f in live.findings if f.code in repairable]
+    assert all(f.correction is None for f in dead.findings)
+    # admin-down with a live heartbeat: its report is current, ML2 still binds there
+    down = judge(binding(vif_details=details), [legacy_ovs(admin_state_up=False)])
+    assert [f.code for f in down.findings if f.correction] == \
+        [f.code for f in live.findings if f.correction]
+
+
 # --------------------------------------------------------------------------- VD108
 
 

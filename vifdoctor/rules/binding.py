@@ -133,11 +133,21 @@ def datapath_correction(details: dict, needs: HostNeeds, ctx: RuleContext) -> di
     return {"set": {"datapath_type": needs.datapath_type}, "remove": []}
 
 
+def _repairable(case: BindingCase, fix: dict) -> dict | None:
+    """The correction the repair may write: none when the host's agent is not alive.
+
+    A dead agent's last report is no proof of what the host needs today (after an
+    ML2/OVS -> OVN migration it is the old OVS agent's): the finding stands, but the
+    repair leaves the row alone until a live agent (or a re-bind) says what to write.
+    """
+    return fix if case.agent is not None and case.agent.alive else None
+
+
 def _corrected(code_fix: Any, case: BindingCase, message: str, code: str) -> Finding:
     fix = code_fix(case.stored, case.needs, case.ctx)
     return new_finding(code, case.b, message,
-                       expected_details=apply_correction(case.stored, fix), correction=fix,
-                       **case.plug_fields())
+                       expected_details=apply_correction(case.stored, fix),
+                       correction=_repairable(case, fix), **case.plug_fields())
 
 
 # -- the row itself -----------------------------------------------------------
@@ -402,7 +412,8 @@ def port_filter_off(case: BindingCase) -> list[Finding]:
         "VD103", b,
         f"port_filter={_shown_key(case.stored, 'port_filter')} although {b.host} enforces "
         f"security groups ({source})",
-        expected_details=apply_correction(case.stored, fix), correction=fix, **fields)]
+        expected_details=apply_correction(case.stored, fix), correction=_repairable(case, fix),
+        **fields)]
 
 
 @rule(
