@@ -64,17 +64,20 @@ def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str
 
 
 def guarded_update(table: sa.Table, layout: Layout, dialect: str,
-                   change: Change | None = None) -> sa.Update:
+                   change: Change | None = None, *,
+                   literal: Callable[[str], sa.ColumnElement] | None = None) -> sa.Update:
     """UPDATE ... SET vif_details=:new WHERE port_id=:p AND host=:h AND vif_details=:stored.
 
-    With ``change`` the values are literals (for ``plan --sql``); without, bound
-    parameters named as :func:`params` names them.
+    With ``change`` the values are literals (for ``plan --sql``, rendered by
+    ``literal``); without, bound parameters named as :func:`params` names them.
     """
     values = params(change) if change is not None else {}
 
     def value(name: str) -> sa.ColumnElement:
         if change is None:
             return sa.bindparam(name, type_=sa.String())
+        if literal is not None:
+            return literal(values[name])
         return sa.literal(values[name], sa.String())
 
     cond = [
