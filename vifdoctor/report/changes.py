@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from vifdoctor import __version__
 from vifdoctor.repair.plan import Change
 from vifdoctor.report import Column, Listing
+from vifdoctor.shell import command, is_uuid, terminal_safe
 
 CHANGE_COLUMNS = [
     Column("port_id", "Port"),
@@ -46,18 +47,29 @@ def next_steps(changes: Sequence[Change]) -> list[str]:
         return []
     lines = ["", "The database change alone does not re-wire running VMs. Per host:"]
     for host, vms in plan.items():
+        shown = terminal_safe(host)
         if vms["replug"]:
-            lines.append(f"  {host}: re-plug (hard reboot or stop/start) before the wiring "
+            lines.append(f"  {shown}: re-plug (hard reboot or stop/start) before the wiring "
                          f"follows the new details:")
-            lines.extend(f"    openstack server reboot --hard {vm}" for vm in vms["replug"])
+            lines.extend(_reboot(vm) for vm in vms["replug"])
         if vms["refresh"]:
-            lines.append(f"  {host}: wiring unchanged; refresh Nova's cache "
-                         f"({len(vms['refresh'])} VM(s)): " + " ".join(vms["refresh"]))
+            lines.append(f"  {shown}: wiring unchanged; refresh Nova's cache "
+                         f"({len(vms['refresh'])} VM(s)): "
+                         + " ".join(command(vm) or repr(terminal_safe(vm))
+                                    for vm in vms["refresh"]))
     lines.append("Nova's instance_info_caches keep the old details until a network-changed "
                  "event, start or hard reboot refreshes them. For the exact per-instance plan "
                  "(stopped VMs, VMs still wired hybrid, stale caches): `vifdoctor remediation "
                  "--nova-db URL [--host-reports DIR]`.")
     return lines
+
+
+def _reboot(vm: str) -> str:
+    """The hard-reboot command for one VM; none for a device_id that is not a UUID."""
+    if is_uuid(vm):
+        return "    " + (command("openstack", "server", "reboot", "--hard", vm) or "")
+    return (f"    (no command: device_id {terminal_safe(vm)!r} is not an instance UUID; "
+            "check the port by hand)")
 
 
 def plan_listing(changes: Sequence[Change], schema: dict, assumptions: list[str],
