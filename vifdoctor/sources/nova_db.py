@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
 from vifdoctor.rules.nova import Instance
-from vifdoctor.sources.database import bytewise, connect, redact
+from vifdoctor.sources.config import check_config_files
+from vifdoctor.sources.database import bytewise, connect, redact, scrub
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 ENV_NOVA_DB = "VIFDOCTOR_NOVA_DB"
@@ -40,6 +41,7 @@ def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
     """``[api_database] connection`` and ``[database] connection`` (later files win)."""
     if not files:
         return None, None
+    check_config_files(files, "Nova config file")
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="api_database")
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="database")
@@ -50,7 +52,7 @@ def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
         raise VifdoctorError(
             f"Nova config file not found or unreadable: {', '.join(exc.config_files)}") from None
     except (cfg.Error, ValueError) as exc:
-        raise VifdoctorError(f"cannot read Nova config files: {exc}") from None
+        raise VifdoctorError(f"cannot read Nova config files: {scrub(str(exc))}") from None
 
 
 def format_cell_url(template: str, local: str | None) -> str:
@@ -101,6 +103,11 @@ def resolve_cells(nova_dbs: list[str], nova_api_db: str | None,
     api = nova_api_db or api_conf or os.environ.get(ENV_NOVA_API_DB)
     if api:
         return discover_cells(api, db_conf)
+    if config_files and not (api_conf or db_conf):
+        raise VifdoctorError(
+            f"--nova-config-file {', '.join(config_files)} sets neither [api_database] nor "
+            "[database] connection: Nova cannot be read (give --nova-db or --nova-api-db, "
+            "or drop --nova-config-file)")
     env_db = os.environ.get(ENV_NOVA_DB)
     if db_conf or env_db:
         url = db_conf or env_db
@@ -111,7 +118,7 @@ def resolve_cells(nova_dbs: list[str], nova_api_db: str | None,
 def _cell_name(url: str, index: int) -> str:
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError, TypeError):
         return f"cell{index + 1}"
     name = parsed.database or ""
     if parsed.get_backend_name() == "sqlite":
