@@ -245,7 +245,9 @@ def run_rollback(args: argparse.Namespace, out: IO[str]) -> int:
             changes = [_restore(row) for row in backup.rows]
             current = writer.read_current(source.conn, [(c.port_id, c.host) for c in changes])
             due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
-            results = {(c.port_id, c.host): ("restorable" if c in due else "not touched",
+            due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
+            results = {(c.port_id, c.host): ("restorable" if (c.port_id, c.host) in due_keys
+                                             else "not touched",
                                              current.get((c.port_id, c.host))) for c in changes}
             extra = {"backup": args.backup, "applied": bool(args.apply)}
             if not args.apply or not due:
