@@ -13,6 +13,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from vifdoctor.report.strict import dumps
+
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
 
 
@@ -25,7 +27,7 @@ class Spool:
         self._sorted = True
 
     def add(self, row: dict, key: tuple[str, ...] = ()) -> None:
-        line = json.dumps(row, default=str).encode("utf-8")
+        line = dumps(row).encode("utf-8")  # strict JSON: the renderer copies lines as they are
         offset = self._file.seek(0, 2)
         self._file.write(line)
         entry = (_SEP.join(k.encode("utf-8") for k in key) + _SEP +

@@ -19,6 +19,7 @@ from vifdoctor.errors import EXIT_CANNOT_RUN, VifdoctorError
 from vifdoctor.report import FORMATS
 from vifdoctor.rules.catalog import CATALOG
 from vifdoctor.rules.plug import FIREWALL_DRIVERS
+from vifdoctor.shell import terminal_safe
 from vifdoctor.sources.database import db_error, scrub
 
 
@@ -251,7 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _robust_streams() -> None:
+    """Text the databases hold but UTF-8 cannot encode (a lone surrogate) is shown escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _robust_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -273,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vifdoctor.cmd.demo import run
         return run(args, sys.stdout)
     except VifdoctorError as exc:
-        print(f"vifdoctor: error: {exc}", file=sys.stderr)
+        print(f"vifdoctor: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except SQLAlchemyError as exc:
         print(f"vifdoctor: error: database: {db_error(exc)}", file=sys.stderr)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vifdoctor.model import Binding, Finding, Plug
-from vifdoctor.shell import command, is_uuid, terminal_safe
 from vifdoctor.rules import catalog
 from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding, plugs
 from vifdoctor.rules.plug import (
@@ -27,6 +26,7 @@ from vifdoctor.rules.plug import (
     parse_json_column,
     short_json_error,
 )
+from vifdoctor.shell import command, is_uuid, terminal_safe
 
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
 # nova.compute.task_states during which the binding legitimately sits on another host
