@@ -119,7 +119,8 @@ def floor_sql(database: str, nova: bool = False) -> str:
     import sqlalchemy as sa
     from sqlalchemy.dialects import mysql
 
-    from vifdoctor.sources.neutron_db import LEVELS, NeutronDatabase, Selectors
+    from vifdoctor.sources.interface import Selectors
+    from vifdoctor.sources.neutron_db import LEVELS, NeutronDatabase
 
     engine = sa.create_engine(url(database))
     try:

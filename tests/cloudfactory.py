@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from vifdoctor.cmd.main import main
 from vifdoctor.demo.builder import CloudSpec, write_cloud
 from vifdoctor.demo.schemas import create_schema
-from vifdoctor.model import Agent, Binding
-from vifdoctor.rules.plug import AGENT_LINUXBRIDGE, AGENT_OVS, parse_json_column
+from vifdoctor.model import Agent, Binding, parse_json_column
+from vifdoctor.rules.plug import AGENT_LINUXBRIDGE, AGENT_OVS
 
 # What the Icehouse..Juno OVS mechanism driver wrote (seed/incident-en.md).
 HYBRID = '{"port_filter": true, "ovs_hybrid_plug": true}'

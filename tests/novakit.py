@@ -29,9 +29,8 @@ from vifdoctor.demo.builder import (
 )
 from vifdoctor.demo.nova import InstanceSpec, vif_entry, write_instances
 from vifdoctor.demo.schemas import create_schema
-from vifdoctor.model import Agent, Binding
+from vifdoctor.model import Agent, Binding, Instance
 from vifdoctor.rules.binding import Judgement, judge_binding
-from vifdoctor.rules.nova import Instance
 from vifdoctor.rules.plug import RuleContext
 
 CTX = RuleContext()

@@ -28,9 +28,10 @@ import pytest
 from neutron_server import NeutronServer, ovs_agent_configurations, running_server
 
 from vifdoctor.cmd.main import main
+from vifdoctor.model import Change
+from vifdoctor.options import SourceOptions
 from vifdoctor.repair import api_rebind
 from vifdoctor.repair.backup import read_backup
-from vifdoctor.repair.plan import Change
 from vifdoctor.rules.plug import RuleContext
 from vifdoctor.settings import resolve
 from vifdoctor.sources.neutron_api import NeutronApi, connect_cloud
@@ -248,9 +249,7 @@ def _rebinder(server: NeutronServer, roles: dict | None, codes: frozenset[str]
     if roles:
         conn.session.additional_headers.update(roles)
     api = NeutronApi(conn, cloud="vdtest", progress=False).open()
-    settings = resolve(neutron_db="x", neutron_config_files=[], firewall_driver=None,
-                       nova_generation="modern", nova_firewall_driver=None,
-                       agent_down_time=None)
+    settings = resolve(SourceOptions(neutron_db="x"))
     ctx: RuleContext = settings.context
     return api, api_rebind.Rebinder(api, api.agents(75), ctx, codes, "auto")
 

@@ -20,8 +20,8 @@ from cloudfactory import DIRECT_29, HYBRID_29, binding, reporting_ovs
 from novakit import CTX, HYBRID, HYBRID_TEXT, cache, instance, judged, port_id, vif
 
 from vifdoctor.audit import join_by_instance
+from vifdoctor.model import Instance
 from vifdoctor.rules.nova import (
-    Instance,
     cache_differences,
     expected_devname,
     impact,

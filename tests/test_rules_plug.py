@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from cloudfactory import agent, legacy_ovs, reporting_ovs
 
-from vifdoctor.model import NovaGeneration, Plug
+from vifdoctor.model import NovaGeneration, Plug, parse_json_column
 from vifdoctor.rules.plug import (
     FW_IPTABLES,
     FW_IPTABLES_HYBRID,
@@ -26,7 +26,6 @@ from vifdoctor.rules.plug import (
     host_needs,
     normalize_firewall_driver,
     nova_plug,
-    parse_json_column,
 )
 
 MODERN, LEGACY = NovaGeneration.MODERN, NovaGeneration.LEGACY

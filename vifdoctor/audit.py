@@ -6,87 +6,26 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from vifdoctor import __version__
-from vifdoctor.errors import EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_OK, EXIT_WARNING
-from vifdoctor.model import Agent, Binding, Finding, Severity
+from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
+from vifdoctor.options import AuditOptions
+from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
-from vifdoctor.rules.binding import JUDGED, Judgement, agent_finding, judge_binding, plugs
-from vifdoctor.rules.nova import Instance, impact, judge_instance, remediation
-from vifdoctor.rules.plug import RuleContext, parse_json_column
-from vifdoctor.spool import Spool
+from vifdoctor.rules.binding import Judgement, agent_finding, judge_binding, plugs
+from vifdoctor.rules.nova import impact, judge_instance, remediation
+from vifdoctor.rules.plug import RuleContext
+from vifdoctor.session import neutron_session
+from vifdoctor.settings import resolve_cells
+from vifdoctor.sources.host_reports import HostReportFolder
+from vifdoctor.sources.interface import HostWiringSource, InstanceSource
+from vifdoctor.sources.neutron_db import agent_summary
+from vifdoctor.sources.nova_api import open_from_neutron_api
+from vifdoctor.sources.nova_db import NovaCells
 
-_SEVERITY_ORDER = {Severity.FAILURE: "0", Severity.WARNING: "1", Severity.INFO: "2"}
-
-
-@dataclass
-class AuditReport:
-    """What an audit found, ready for any output format.
-
-    Findings and affected instances are spooled to disk as they come (see
-    vifdoctor.spool); only their counts are kept in memory.
-    """
-
-    schema: dict
-    assumptions: list[str]
-    findings: Spool = field(default_factory=Spool)
-    rows: int = 0
-    categories: Counter = field(default_factory=Counter)
-    agents: list[dict] = field(default_factory=list)
-    nova: list[dict] | None = None  # the cells read; None when Nova was not read
-    instances: Spool = field(default_factory=Spool)  # affected instances, with steps
-    instances_read: int = 0
-    by_code: Counter = field(default_factory=Counter)
-    by_severity: Counter = field(default_factory=Counter)
-    by_host: Counter = field(default_factory=Counter)
-
-    def add(self, f: Finding) -> None:
-        self.by_code[f.code] += 1
-        self.by_severity[f.severity.value] += 1
-        if f.host:
-            self.by_host[f.host] += 1
-        self.findings.add(f.as_dict(), (_SEVERITY_ORDER[f.severity], f.code, f.host,
-                                        f.port_id))
-
-    @property
-    def exit_code(self) -> int:
-        if self.by_severity[Severity.FAILURE.value]:
-            return EXIT_FAILURE
-        if self.by_severity[Severity.WARNING.value]:
-            return EXIT_WARNING
-        return EXIT_OK
-
-    def summary(self) -> dict:
-        skipped = {k: v for k, v in sorted(self.categories.items()) if k != JUDGED}
-        return {
-            "bindings": self.rows,
-            "judged": self.categories.get(JUDGED, 0),
-            "skipped": skipped,
-            "findings": len(self.findings),
-            "by_code": dict(sorted(self.by_code.items())),
-            "by_severity": {s.value: self.by_severity.get(s.value, 0) for s in Severity},
-            "by_host": dict(sorted(self.by_host.items())),
-            "exit_code": self.exit_code,
-            **({"instances_read": self.instances_read,
-                "instances_affected": len(self.instances)} if self.nova is not None else {}),
-        }
-
-    def document(self) -> dict:
-        """The JSON/YAML document (docs/output.md describes it); rows stay spooled."""
-        return {
-            "tool": {"name": "vifdoctor", "version": __version__},
-            "schema": self.schema,
-            "assumptions": self.assumptions,
-            "summary": self.summary(),
-            "agents": self.agents,
-            **({"nova": self.nova, "instances": self.instances}
-               if self.nova is not None else {}),
-            "findings": self.findings,
-        }
-
+NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
+                   "give every cell (or --nova-api-db)")
 
 def judge_all(
     bindings: Iterable[Binding],
@@ -269,4 +208,55 @@ def run_audit(
     return report
 
 
-__all__ = ["AuditReport", "run_audit", "judge_all", "EXIT_CANNOT_RUN"]
+def audit_cloud(options: AuditOptions,
+                host_source: HostWiringSource | None = None) -> AuditReport:
+    """Open every source the options name, stream them through the rules, close them."""
+    cells = resolve_cells(options)
+    if host_source is None and options.host_reports:
+        host_source = HostReportFolder(options.host_reports)
+    with neutron_session(options) as s:
+        hosts = frozenset(options.host)
+        nova_cells: InstanceSource | None = NovaCells(cells) if cells else None
+        nova_notes = [NOVA_ASSUMPTION] if nova_cells is not None else []
+        if nova_cells is None and s.engine is None and not options.no_nova_api:
+            # API mode without Nova databases: Nova's API of the same cloud
+            nova_cells, nova_notes = open_from_neutron_api(s.source)
+        try:
+            nova = None
+            bindings = s.source.bindings(s.selectors)
+            assumptions = list(s.settings.assumptions)
+            host_join = None
+            if host_source is not None:
+                reports, notes = host_source.reports()
+                host_join = HostJoin(reports, s.source.bound_hosts)
+                assumptions.extend(notes)
+            if nova_cells is not None:
+                nova = NovaJoin(
+                    compute_bindings=s.source.compute_bindings_by_device(s.selectors),
+                    instances=nova_cells.instances(),
+                    cells=nova_cells.describe(),
+                    full=options.full,
+                    hosts=hosts,
+                )
+                bindings = s.source.other_bindings(s.selectors)
+            assumptions.extend(nova_notes)
+            return run_audit(
+                bindings,  # consumed before the Nova join starts: one stream at a time
+                s.agents,
+                s.settings.context,
+                schema=s.source.describe(),
+                assumptions=assumptions,
+                codes=frozenset(options.code),
+                hosts=hosts,
+                agent_rows=agent_summary({h: a for h, a in s.agents.items()
+                                          if not hosts or h in hosts}),
+                nova=nova,
+                ports_narrowed=options.narrowed_to_ports,
+                host_join=host_join,
+            )
+        finally:
+            if nova_cells is not None:
+                nova_cells.close()
+
+
+__all__ = ["AuditReport", "audit_cloud", "run_audit", "judge_all"]

@@ -1,15 +1,22 @@
-"""The facts vifdoctor reads and the findings it makes of them.
+"""The shared vocabulary: the facts vifdoctor reads and the findings it makes of them.
 
-Sources (``vifdoctor.sources``) produce :class:`Binding` and :class:`Agent`
-records; rules (``vifdoctor.rules``) turn them into :class:`Finding` records;
-reports (``vifdoctor.report``) render them. Nothing here does I/O.
+Sources (``vifdoctor.sources``) produce :class:`Binding`, :class:`Agent`,
+:class:`Instance` and :class:`HostWiring` records; rules (``vifdoctor.rules``)
+turn them into :class:`Finding` records and the repair into :class:`Change`
+records; reports (``vifdoctor.report``) render them. Sources and rules both
+stand on this module and never on each other. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+#: The category of a binding row that a plug rule judged (others say why none applied).
+JUDGED = "judged"
 
 
 class Severity(str, enum.Enum):
@@ -57,6 +64,52 @@ class ParsedJson:
 
     def as_dict(self) -> dict:
         return self.value if isinstance(self.value, dict) else {}
+
+
+def parse_json_column(raw: str | None) -> ParsedJson:
+    """Read a JSON text column the way Neutron's ML2 plugin hands it to Nova.
+
+    Empty text is ``{}``; text that does not parse is ``{}`` plus an error
+    (Neutron logs it and returns ``{}``); a value that parses but is not an
+    object is kept (Neutron returns it as is) and flagged.
+
+    Results are shared between equal texts (a cloud holds few distinct
+    vif_details): callers copy before they change a value.
+    """
+    return _parse_cached("" if raw is None else raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> ParsedJson:
+    if not text:
+        return ParsedJson(text, {})
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return ParsedJson(text, {}, f"not valid JSON ({short_json_error(exc)})")
+    if not isinstance(value, dict):
+        return ParsedJson(text, value, f"a JSON {json_kind(value)}, not an object")
+    return ParsedJson(text, value)
+
+
+def short_json_error(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg}, char {exc.pos}"
+    return type(exc).__name__
+
+
+def json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
 
 
 @dataclass(slots=True)
@@ -181,4 +234,151 @@ class Layout:
             "project_column": self.project_column,
             "segments_table": self.segments_table,
             "alembic_versions": list(self.alembic_versions),
+        }
+
+
+# nova.compute.power_state: RUNNING=1, PAUSED=3, SHUTDOWN=4, CRASHED=6, SUSPENDED=7
+POWER_STATES = {0: "nostate", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed",
+                7: "suspended"}
+_PLUGGED_POWER = {1, 3, 7}  # the VIF exists on the host now
+_STOPPED_VM_STATES = {"stopped", "shelved", "shelved_offloaded", "deleted", "soft-delete"}
+
+
+@dataclass
+class Instance:
+    """One row of a cell's ``instances`` with its cache, as Nova stores them."""
+
+    uuid: str
+    cell: str
+    name: str = ""
+    host: str = ""
+    node: str = ""
+    vm_state: str = ""
+    power_state: int | None = None
+    task_state: str | None = None
+    deleted: bool = False
+    network_info: str | None = None  # raw text; None: no live cache row
+    cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
+
+    def as_dict(self) -> dict:
+        return {
+            "uuid": self.uuid, "name": self.name, "cell": self.cell, "host": self.host,
+            "node": self.node, "vm_state": self.vm_state,
+            "power_state": POWER_STATES.get(self.power_state, self.power_state),
+            "task_state": self.task_state, "deleted": self.deleted,
+        }
+
+    @property
+    def plugged(self) -> bool:
+        """Whether its VIFs exist on the host now (running, paused or suspended)."""
+        if self.power_state is not None:
+            return self.power_state in _PLUGGED_POWER
+        return self.vm_state == "active"
+
+    @property
+    def stopped(self) -> bool:
+        return not self.plugged and (self.vm_state in _STOPPED_VM_STATES or
+                                     self.power_state == 4)
+
+
+# libvirt domain states in which the domain's interfaces exist on the host
+RUNNING = {"running", "paused", "blocked", "pmsuspended", "idle", "in shutdown"}
+
+
+@dataclass
+class OvsIface:
+    bridge: str
+    name: str
+    type: str
+    ofport: int | None
+    iface_id: str | None
+    external_ids: dict
+
+
+@dataclass
+class HostWiring:
+    """One host-scan report, indexed for the rules."""
+
+    host: str
+    readable: dict[str, bool]
+    links: dict[str, dict]
+    ovs: dict[str, OvsIface]  # by interface name
+    ovs_by_iface_id: dict[str, list[OvsIface]]
+    domains: list[dict]
+    chains: set[str] | None
+    errors: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_report(cls, report: dict) -> HostWiring:
+        links = {}
+        for link in report.get("links") or []:
+            if isinstance(link, dict) and isinstance(link.get("name"), str):
+                links[link["name"]] = link
+        ovs: dict[str, OvsIface] = {}
+        by_id: dict[str, list[OvsIface]] = {}
+        for br in report.get("ovs_bridges") or []:
+            for port in br.get("ports") or []:
+                for iface in port.get("interfaces") or []:
+                    ext = iface.get("external_ids") or {}
+                    item = OvsIface(br.get("name") or "", iface.get("name") or "",
+                                    iface.get("type") or "", iface.get("ofport"),
+                                    ext.get("iface-id"), ext)
+                    ovs[item.name] = item
+                    if item.iface_id:
+                        by_id.setdefault(item.iface_id, []).append(item)
+        sources = report.get("sources") or {}
+        chains = report.get("iptables_chains")
+        return cls(
+            host=str(report.get("host") or ""),
+            readable={k: bool((sources.get(k) or {}).get("ok")) for k in
+                      ("libvirt", "ovs", "links", "iptables")},
+            links=links,
+            ovs=ovs,
+            ovs_by_iface_id=by_id,
+            domains=[d for d in report.get("domains") or [] if isinstance(d, dict)],
+            chains=set(chains) if isinstance(chains, list) else None,
+            errors=list(report.get("errors") or []),
+        )
+
+    def running_devices(self) -> set[str]:
+        """Target devices of the interfaces of every running domain."""
+        return {i.get("target_dev") for d in self.domains if d.get("state") in RUNNING
+                for i in d.get("interfaces") or [] if i.get("target_dev")}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One binding row to rewrite, with the exact stored text it is guarded on."""
+
+    port_id: str
+    host: str
+    status: str | None  # "ACTIVE" where the column exists, else None
+    stored: str
+    new: str
+    codes: tuple[str, ...]
+    device_owner: str
+    device_id: str
+    vif_type: str
+    plug_before: str
+    plug_after: str
+    binding: Binding | None = field(default=None, compare=False, repr=False)  # the row read
+
+    @property
+    def replug_needed(self) -> bool:
+        """Whether the VM's wiring must change for Nova to follow the new details."""
+        return self.plug_before != self.plug_after
+
+    def as_dict(self) -> dict:
+        return {
+            "port_id": self.port_id,
+            "host": self.host,
+            "status": self.status,
+            "codes": list(self.codes),
+            "stored_details": self.stored,
+            "new_details": self.new,
+            "device_owner": self.device_owner,
+            "device_id": self.device_id,
+            "nova_plug_before": self.plug_before,
+            "nova_plug_after": self.plug_after,
+            "replug_needed": self.replug_needed,
         }

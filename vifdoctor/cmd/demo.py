@@ -10,7 +10,7 @@ from typing import IO
 
 import sqlalchemy as sa
 
-from vifdoctor.cmd.audit import audit_from_args
+from vifdoctor import api
 from vifdoctor.demo.builder import utcnow, write_cloud
 from vifdoctor.demo.incident import LAYOUT, incident_cloud, install_incident_nova
 from vifdoctor.demo.schemas import create_schema
@@ -59,13 +59,7 @@ def build(folder: str) -> tuple[str, str]:
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     url, nova_url = build(args.dir)
-    audit_args = argparse.Namespace(
-        neutron_db=url, neutron_config_file=[], firewall_driver=None,
-        nova_generation="modern", nova_firewall_driver=None, agent_down_time=None,
-        host=[], port=[], network=[], project=[], code=[],
-        nova_db=[nova_url], nova_api_db=None, nova_config_file=[], host_reports=None,
-    )
-    report = audit_from_args(audit_args)
+    report = api.audit(neutron_db=url, nova_db=[nova_url])
     listing = audit_listing(report).select(args.column)
     if args.format != "table":
         renderer(args.format)(listing, out)

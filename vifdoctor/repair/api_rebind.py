@@ -19,7 +19,6 @@ audit read it is skipped, and an attribute the method touched is always put back
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import threading
@@ -27,12 +26,16 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from vifdoctor.audit import judge_all
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.model import Change
+from vifdoctor.options import RepairOptions
 from vifdoctor.repair.backup import default_dir, write_backup
-from vifdoctor.repair.plan import Change, plan_changes, repair_codes
+from vifdoctor.repair.hooks import Hooks
+from vifdoctor.repair.plan import plan_changes, repair_codes
+from vifdoctor.results import ChangeReport
 from vifdoctor.rules.binding import judge_binding
 from vifdoctor.rules.plug import (
     AGENT_LINUXBRIDGE,
@@ -42,6 +45,8 @@ from vifdoctor.rules.plug import (
     VIF_UNBOUND,
     RuleContext,
 )
+from vifdoctor.session import neutron_session
+from vifdoctor.settings import Resolved
 from vifdoctor.sources.neutron_api import NeutronApi, stored_details
 
 REBIND_KEY = "vifdoctor_rebind"
@@ -303,68 +308,57 @@ def _backup_rows(due: list[tuple[Change, dict]], api: NeutronApi) -> list[dict]:
     return rows
 
 
-def run_api_repair(args: argparse.Namespace, out: IO[str]) -> int:
-    """``vifdoctor repair --os-cloud NAME [--apply]``: plan, back up, re-bind, verify."""
-    from vifdoctor.cmd.common import neutron_session
-    from vifdoctor.cmd.repair import _finish_batch_on_ctrl_c, _progress, _show
-    from vifdoctor.report.changes import next_steps, plan_listing
-
-    codes = repair_codes(args.code)
-    method = getattr(args, "rebind_method", "auto")
-    if method == "bindings" and not getattr(args, "via_host", None):
+def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> ChangeReport:
+    """``repair --os-cloud NAME [--apply]``: plan, back up, re-bind, verify."""
+    codes = repair_codes(options.code)
+    method = options.rebind_method
+    if method == "bindings" and not options.via_host:
         raise VifdoctorError("--rebind-method bindings needs --via-host HOST (a host with a "
                              "live agent the binding visits)")
-    with neutron_session(args) as s:
-        api: NeutronApi = s.source
+    with neutron_session(options, settings) as s:
+        api = s.source
+        assert isinstance(api, NeutronApi)
         changes = list(plan_changes(judge_all(api.bindings(s.selectors), s.agents,
                                               s.settings.context), codes, s.settings.context))
         by_id = {p["id"]: p for p in api.ports(s.selectors)}
         due = [(c, by_id[c.port_id]) for c in changes if c.port_id in by_id]
         shown = "auto (profile, the least disruptive)" if method == "auto" else method
-        extra = {"codes": sorted(codes), "applied": bool(args.apply), "method": shown,
+        extra = {"codes": sorted(codes), "applied": bool(options.apply), "method": shown,
                  "method_effects": METHOD_EFFECTS}
-        if not args.apply or not due:
-            listing = plan_listing(changes, api.describe(), s.settings.assumptions, extra)
-            note = (f"Dry run: nothing was changed. Add --apply to have Neutron re-bind them "
-                    f"(method {shown}), with a backup." if due else "Nothing to repair.")
-            _show(listing, args, out, [f"{len(due)} port(s) to re-bind through the API; "
-                                       "the new details are what vifdoctor expects, the "
-                                       "mechanism driver writes its own.", note])
-            return 0
-        rebinder = Rebinder(api, s.agents, s.settings.context, codes, method,
-                            getattr(args, "via_host", None))
-        folder = args.backup_dir or default_dir()
+        report = ChangeReport("api-repair", changes, api.describe(), s.settings.assumptions,
+                              extra, restorable=len(due))
+        if not options.apply or not due:
+            return report
+        rebinder = Rebinder(api, s.agents, s.settings.context, codes, method, options.via_host)
+        folder = options.backup_dir or default_dir()
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         header = {"kind": "api-repair", "api": api.describe(), "method": shown,
                   "table": "ml2_port_bindings (through the API)"}
         path = write_backup(folder, header, _backup_rows(due, api),
                             name=f"api-repair-{stamp}.json")
-        bar = _progress(len(due))
+        bar = hooks.progress(len(due))
         try:
-            with _finish_batch_on_ctrl_c() as stop:
+            with hooks.writing() as should_stop:
                 results = rebind_all(
-                    rebinder, due, concurrency=args.concurrency, max_rate=args.max_rate,
-                    should_stop=lambda: stop[0],
+                    rebinder, due, concurrency=options.concurrency,
+                    max_rate=options.max_rate, should_stop=should_stop,
                     progress=bar.update if bar is not None else (lambda n: None))
         finally:
             if bar is not None:
                 bar.close()
-        table = {(r.port_id, r.host): (r.result, json.dumps(r.details_after)
-                                       if r.details_after is not None else None)
-                 for r in results.values()}
         counts = {state: sum(r.result == state for r in results.values())
                   for state in (REBOUND, SKIPPED, FAILED, "not attempted")}
-        listing = plan_listing([c for c, _ in due], api.describe(), s.settings.assumptions,
-                               {**extra, "backup": path, "outcome": counts,
-                                "ports": [r.as_dict() for r in results.values()]}, table)
-    done = [c for c, _ in due if results[c.port_id].result == REBOUND]
-    footer = [f"repair through the API: {counts[REBOUND]} re-bound, {counts[SKIPPED]} skipped "
-              f"(changed underneath or no live agent), {counts[FAILED]} failed, "
-              f"{counts['not attempted']} not attempted",
-              f"Backup of every port's attributes before the change: {path}"]
-    footer += [f"{r.port_id}: {r.result}: {r.message}" for r in results.values()
-               if r.result != REBOUND][:20]
-    _show(listing, args, out, footer + next_steps(done))
-    if counts["not attempted"]:
-        return 130
-    return 2 if counts[FAILED] else 0
+        report.changes = [c for c, _ in due]
+        report.applied = True
+        report.backup = path
+        report.outcome = counts
+        report.extra = {**extra, "backup": path, "outcome": counts,
+                        "ports": [r.as_dict() for r in results.values()]}
+        report.results = {(r.port_id, r.host): (r.result, json.dumps(r.details_after)
+                                                if r.details_after is not None else None)
+                          for r in results.values()}
+        report.done = [c for c, _ in due if results[c.port_id].result == REBOUND]
+        report.messages = [f"{r.port_id}: {r.result}: {r.message}" for r in results.values()
+                           if r.result != REBOUND][:20]
+        report.exit_code = 130 if counts["not attempted"] else 2 if counts[FAILED] else 0
+        return report

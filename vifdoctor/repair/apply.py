@@ -20,8 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import Layout
-from vifdoctor.repair.plan import Change
+from vifdoctor.model import Change, Layout
 from vifdoctor.sources.database import db_error
 
 # MySQL/MariaDB: lock wait timeout, deadlock (also how Galera reports a certification failure)

@@ -11,51 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import Binding
+from vifdoctor.model import Binding, Change, parse_json_column
 from vifdoctor.rules import catalog
 from vifdoctor.rules.binding import Judgement, apply_correction
-from vifdoctor.rules.plug import RuleContext, nova_plug, parse_json_column
-
-
-@dataclass(frozen=True)
-class Change:
-    """One binding row to rewrite, with the exact stored text it is guarded on."""
-
-    port_id: str
-    host: str
-    status: str | None  # "ACTIVE" where the column exists, else None
-    stored: str
-    new: str
-    codes: tuple[str, ...]
-    device_owner: str
-    device_id: str
-    vif_type: str
-    plug_before: str
-    plug_after: str
-    binding: Binding | None = field(default=None, compare=False, repr=False)  # the row read
-
-    @property
-    def replug_needed(self) -> bool:
-        """Whether the VM's wiring must change for Nova to follow the new details."""
-        return self.plug_before != self.plug_after
-
-    def as_dict(self) -> dict:
-        return {
-            "port_id": self.port_id,
-            "host": self.host,
-            "status": self.status,
-            "codes": list(self.codes),
-            "stored_details": self.stored,
-            "new_details": self.new,
-            "device_owner": self.device_owner,
-            "device_id": self.device_id,
-            "nova_plug_before": self.plug_before,
-            "nova_plug_after": self.plug_after,
-            "replug_needed": self.replug_needed,
-        }
+from vifdoctor.rules.plug import RuleContext, nova_plug
 
 
 def repair_codes(named: Iterable[str]) -> frozenset[str]:

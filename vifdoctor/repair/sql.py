@@ -25,9 +25,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from vifdoctor.model import Layout
+from vifdoctor.model import Change, Layout
 from vifdoctor.repair.apply import batches, guarded_update
-from vifdoctor.repair.plan import Change
 
 # Unicode categories spelled out as character functions: controls, format characters
 # (bidi overrides, zero-width), line and paragraph separators, surrogates.

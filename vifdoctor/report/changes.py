@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from vifdoctor import __version__
-from vifdoctor.repair.plan import Change
+from vifdoctor.model import Change
 from vifdoctor.report import Column, Listing
+from vifdoctor.results import ChangeReport
 from vifdoctor.shell import command, is_uuid, terminal_safe
 
 CHANGE_COLUMNS = [
@@ -64,6 +65,10 @@ def next_steps(changes: Sequence[Change]) -> list[str]:
     return lines
 
 
+def _restore_command(backup: str) -> str:
+    return command("vifdoctor", "rollback", backup, "--apply") or "vifdoctor rollback BACKUP"
+
+
 def _reboot(vm: str) -> str:
     """The hard-reboot command for one VM; none for a device_id that is not a UUID."""
     if is_uuid(vm):
@@ -95,3 +100,63 @@ def plan_listing(changes: Sequence[Change], schema: dict, assumptions: list[str]
         columns.insert(3, Column("result", "Result"))
     return Listing(columns, rows, doc, rows_key="changes",
                    available=CHANGE_COLUMNS + OTHER_CHANGE_COLUMNS)
+
+
+def _outcome_footer(report: ChangeReport) -> list[str]:
+    o = report.outcome or {}
+    lines = [
+        f"{report.kind}: {o.get('changed', 0)} changed, "
+        f"{o.get('skipped', 0)} skipped (changed underneath, left as found), "
+        f"{o.get('failed', 0)} failed, {o.get('pending', 0)} not attempted; "
+        f"{o.get('batches', 0)} batch(es), {o.get('retries', 0)} retried, longest transaction "
+        f"{report.longest_transaction_s * 1000:.0f} ms",
+        f"Backup: {report.backup}  (restore: {_restore_command(str(report.backup))})",
+    ]
+    lines += [f"error: {e}" for e in o.get("errors", [])[:5]]
+    if o.get("interrupted"):
+        lines.append("Interrupted: every finished batch is committed; run the same command "
+                     "again to finish (it re-plans from the database).")
+    return lines
+
+
+def _footer(report: ChangeReport) -> list[str]:
+    """The lines a table ends with: what was (or would be) written, and what is left to do."""
+    n = len(report.changes)
+    if report.kind == "plan":
+        codes = ", ".join(report.extra.get("codes", []))
+        return [f"{n} binding row(s) to change ({codes}). Nothing was written: "
+                "`vifdoctor repair --apply` writes them, with a backup."
+                ] + next_steps(report.changes)
+    if report.kind == "rollback":
+        if report.applied:
+            return _outcome_footer(report)
+        return [f"{report.restorable} of {n} row(s) still hold the value vifdoctor wrote "
+                "and can be restored; the others changed since and are not touched.",
+                "Nothing to restore." if report.extra.get("applied")
+                else "Dry run: nothing was written. Add --apply to restore."]
+    if report.kind == "api-repair":
+        if not report.applied:
+            note = (f"Dry run: nothing was changed. Add --apply to have Neutron re-bind them "
+                    f"(method {report.extra.get('method')}), with a backup."
+                    if report.restorable else "Nothing to repair.")
+            return [f"{report.restorable} port(s) to re-bind through the API; the new details "
+                    "are what vifdoctor expects, the mechanism driver writes its own.", note]
+        o = report.outcome or {}
+        return [f"repair through the API: {o.get('rebound', 0)} re-bound, "
+                f"{o.get('skipped', 0)} skipped (changed underneath or no live agent), "
+                f"{o.get('failed', 0)} failed, {o.get('not attempted', 0)} not attempted",
+                f"Backup of every port's attributes before the change: {report.backup}"
+                ] + report.messages + next_steps(report.done)
+    if report.applied:
+        return _outcome_footer(report) + next_steps(report.done)
+    note = ("Dry run: nothing was written. Add --apply to write, with a backup."
+            if n else "Nothing to repair.")
+    return [f"{n} binding row(s) to change.", note] + next_steps(report.changes)
+
+
+def change_listing(report: ChangeReport) -> Listing:
+    """A plan, repair or rollback as a listing, with its footer."""
+    listing = plan_listing(report.changes, report.schema, report.assumptions, report.extra,
+                           report.results)
+    listing.footer = _footer(report)
+    return listing

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vifdoctor.model import Agent, Binding, Finding, ParsedJson, Plug
+from vifdoctor.model import JUDGED, Agent, Binding, Finding, ParsedJson, Plug, parse_json_column
 from vifdoctor.rules import catalog
 from vifdoctor.rules.plug import (
     AGENT_LINUXBRIDGE,
@@ -31,10 +31,8 @@ from vifdoctor.rules.plug import (
     RuleContext,
     host_needs,
     nova_plug,
-    parse_json_column,
 )
 
-JUDGED = "judged"
 RAW_CUT = 200  # characters of a malformed value shown in a finding
 
 # The mechanism drivers whose bindings an L2 agent on the host must serve.

@@ -14,18 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vifdoctor.model import Binding, Finding, Plug
-from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding, plugs
-from vifdoctor.rules.plug import (
-    VIF_OVS,
-    VIF_VHOSTUSER,
-    RuleContext,
+from vifdoctor.model import (
+    POWER_STATES,
+    Binding,
+    Finding,
+    Instance,
+    Plug,
     json_kind,
-    nova_plug,
     parse_json_column,
     short_json_error,
 )
+from vifdoctor.rules import catalog
+from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding, plugs
+from vifdoctor.rules.plug import VIF_OVS, VIF_VHOSTUSER, RuleContext, nova_plug
 from vifdoctor.shell import command, is_uuid, terminal_safe
 
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
@@ -36,50 +37,8 @@ MOVING_TASK_STATES = frozenset({
     "rebuild_block_device_mapping", "rebuild_spawning", "unshelving",
     "shelving_offloading", "spawning", "scheduling",
 })
-# nova.compute.power_state: RUNNING=1, PAUSED=3, SHUTDOWN=4, CRASHED=6, SUSPENDED=7
-POWER_STATES = {0: "nostate", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed",
-                7: "suspended"}
-_PLUGGED_POWER = {1, 3, 7}  # the VIF exists on the host now
-_STOPPED_VM_STATES = {"stopped", "shelved", "shelved_offloaded", "deleted", "soft-delete"}
 # ovs_interfaceid is the port id for these vif types (nova.network.neutron._nw_info_build_network)
 _OVS_INTERFACEID_TYPES = {VIF_OVS, "agilio_ovs"}
-
-
-@dataclass
-class Instance:
-    """One row of a cell's ``instances`` with its cache, as Nova stores them."""
-
-    uuid: str
-    cell: str
-    name: str = ""
-    host: str = ""
-    node: str = ""
-    vm_state: str = ""
-    power_state: int | None = None
-    task_state: str | None = None
-    deleted: bool = False
-    network_info: str | None = None  # raw text; None: no live cache row
-    cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
-
-    def as_dict(self) -> dict:
-        return {
-            "uuid": self.uuid, "name": self.name, "cell": self.cell, "host": self.host,
-            "node": self.node, "vm_state": self.vm_state,
-            "power_state": POWER_STATES.get(self.power_state, self.power_state),
-            "task_state": self.task_state, "deleted": self.deleted,
-        }
-
-    @property
-    def plugged(self) -> bool:
-        """Whether its VIFs exist on the host now (running, paused or suspended)."""
-        if self.power_state is not None:
-            return self.power_state in _PLUGGED_POWER
-        return self.vm_state == "active"
-
-    @property
-    def stopped(self) -> bool:
-        return not self.plugged and (self.vm_state in _STOPPED_VM_STATES or
-                                     self.power_state == 4)
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,11 @@ reader can hold one against the other:
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from vifdoctor.model import Agent, NovaGeneration, ParsedJson, Plug
+from vifdoctor.model import Agent, NovaGeneration, Plug
 
 AGENT_OVS = "Open vSwitch agent"
 AGENT_LINUXBRIDGE = "Linux bridge agent"
@@ -79,52 +78,6 @@ def normalize_firewall_driver(value: str | None) -> str | None:
     if low in FIREWALL_DRIVERS:
         return low
     return _FIREWALL_CLASSES.get(low)
-
-
-def parse_json_column(raw: str | None) -> ParsedJson:
-    """Read a JSON text column the way Neutron's ML2 plugin hands it to Nova.
-
-    Empty text is ``{}``; text that does not parse is ``{}`` plus an error
-    (Neutron logs it and returns ``{}``); a value that parses but is not an
-    object is kept (Neutron returns it as is) and flagged.
-
-    Results are shared between equal texts (a cloud holds few distinct
-    vif_details): callers copy before they change a value.
-    """
-    return _parse_cached("" if raw is None else raw)
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_cached(text: str) -> ParsedJson:
-    if not text:
-        return ParsedJson(text, {})
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return ParsedJson(text, {}, f"not valid JSON ({short_json_error(exc)})")
-    if not isinstance(value, dict):
-        return ParsedJson(text, value, f"a JSON {json_kind(value)}, not an object")
-    return ParsedJson(text, value)
-
-
-def short_json_error(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg}, char {exc.pos}"
-    return type(exc).__name__
-
-
-def json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
 
 
 def nova_firewall_required(details: dict, nova_firewall_driver: str) -> bool:

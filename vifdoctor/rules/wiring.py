@@ -8,15 +8,14 @@ per-port chains ``<agent>-i<port[:10]>`` and ``-o<port[:10]>``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from vifdoctor.model import Binding, Finding, Plug
+from vifdoctor.model import Binding, Finding, HostWiring, Plug
 from vifdoctor.rules import catalog
 from vifdoctor.rules.binding import new_finding
 
 NIC_NAME_LEN = 14
 PREFIXES = ("tap", "qbr", "qvb", "qvo")
-RUNNING = {"running", "paused", "blocked", "pmsuspended", "idle", "in shutdown"}
 
 HYBRID, DIRECT, VHOSTUSER = "hybrid", "direct", "vhostuser"
 MISSING, BROKEN, UNKNOWN = "missing", "broken hybrid", "unknown"
@@ -24,67 +23,6 @@ MISSING, BROKEN, UNKNOWN = "missing", "broken hybrid", "unknown"
 
 def dev(prefix: str, port_id: str) -> str:
     return (prefix + port_id)[:NIC_NAME_LEN]
-
-
-@dataclass
-class OvsIface:
-    bridge: str
-    name: str
-    type: str
-    ofport: int | None
-    iface_id: str | None
-    external_ids: dict
-
-
-@dataclass
-class HostWiring:
-    """One host-scan report, indexed for the rules."""
-
-    host: str
-    readable: dict[str, bool]
-    links: dict[str, dict]
-    ovs: dict[str, OvsIface]  # by interface name
-    ovs_by_iface_id: dict[str, list[OvsIface]]
-    domains: list[dict]
-    chains: set[str] | None
-    errors: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def from_report(cls, report: dict) -> HostWiring:
-        links = {}
-        for link in report.get("links") or []:
-            if isinstance(link, dict) and isinstance(link.get("name"), str):
-                links[link["name"]] = link
-        ovs: dict[str, OvsIface] = {}
-        by_id: dict[str, list[OvsIface]] = {}
-        for br in report.get("ovs_bridges") or []:
-            for port in br.get("ports") or []:
-                for iface in port.get("interfaces") or []:
-                    ext = iface.get("external_ids") or {}
-                    item = OvsIface(br.get("name") or "", iface.get("name") or "",
-                                    iface.get("type") or "", iface.get("ofport"),
-                                    ext.get("iface-id"), ext)
-                    ovs[item.name] = item
-                    if item.iface_id:
-                        by_id.setdefault(item.iface_id, []).append(item)
-        sources = report.get("sources") or {}
-        chains = report.get("iptables_chains")
-        return cls(
-            host=str(report.get("host") or ""),
-            readable={k: bool((sources.get(k) or {}).get("ok")) for k in
-                      ("libvirt", "ovs", "links", "iptables")},
-            links=links,
-            ovs=ovs,
-            ovs_by_iface_id=by_id,
-            domains=[d for d in report.get("domains") or [] if isinstance(d, dict)],
-            chains=set(chains) if isinstance(chains, list) else None,
-            errors=list(report.get("errors") or []),
-        )
-
-    def running_devices(self) -> set[str]:
-        """Target devices of the interfaces of every running domain."""
-        return {i.get("target_dev") for d in self.domains if d.get("state") in RUNNING
-                for i in d.get("interfaces") or [] if i.get("target_dev")}
 
 
 @dataclass(frozen=True)

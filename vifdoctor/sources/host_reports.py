@@ -7,7 +7,7 @@ import os
 import stat
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.rules.wiring import HostWiring
+from vifdoctor.model import HostWiring
 from vifdoctor.shell import terminal_safe
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION
 from vifdoctor.sources.host_schema import problem
@@ -87,3 +87,14 @@ def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
                          f"({err.get('error')}); findings that need it are not made")
     notes.insert(0, f"live wiring from {len(reports)} host report(s) in {folder}")
     return reports, notes
+
+
+class HostReportFolder:
+    """A folder of host-scan reports: a ``HostWiringSource``."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def reports(self) -> tuple[dict[str, HostWiring], list[str]]:
+        return load_reports(self.folder)
+

@@ -27,10 +27,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import Agent, Binding, Layout
-from vifdoctor.rules.plug import parse_json_column
+from vifdoctor.model import Agent, Binding, Layout, parse_json_column
 from vifdoctor.sources.database import scrub
-from vifdoctor.sources.neutron_db import Selectors
+from vifdoctor.sources.interface import EVERYTHING, Selectors
 
 PAGE_SIZE = 1000
 #: Per-port GET /ports/{id}/bindings run this many at a time (INACTIVE rows, Rocky+).
@@ -42,7 +41,6 @@ PORT_FIELDS = (
 )
 AGENT_FIELDS = ("id", "agent_type", "host", "admin_state_up", "alive",
                 "heartbeat_timestamp", "configurations")
-EVERYTHING = Selectors()
 BOUND_DRIVERS = "bound_drivers"  # added to vif_details by ML2 when it shows a port
 
 API_ASSUMPTIONS = (
@@ -409,6 +407,13 @@ class NeutronApi:
             if b is not None:
                 yield b
         yield from self._inactive(self._inactive_candidates(selectors), selectors.hosts)
+
+    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
+        """The live bindings: a repair never writes an inactive one, so none is read."""
+        for port in self.ports(selectors):
+            b = self._binding(port)
+            if b is not None:
+                yield b
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Live bindings of ports that are not VM ports, then every inactive binding."""

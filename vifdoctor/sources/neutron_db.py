@@ -13,15 +13,14 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from vifdoctor.errors import UnsupportedSchema
-from vifdoctor.model import Agent, Binding, Layout
-from vifdoctor.rules.plug import parse_json_column
+from vifdoctor.model import Agent, Binding, Layout, parse_json_column
 from vifdoctor.sources.database import bytewise, redact, utc_now
+from vifdoctor.sources.interface import EVERYTHING, Selectors
 
 BINDINGS = "ml2_port_bindings"
 LEVELS = "ml2_port_binding_levels"
@@ -30,18 +29,14 @@ _REQUIRED_PORT_COLUMNS = {"id", "network_id", "device_id", "device_owner"}
 _REQUIRED_AGENT_COLUMNS = {
     "id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp", "configurations",
 }
+#: ml2_port_bindings' columns in every layout vifdoctor knows -> the Binding field holding each.
+BINDING_COLUMNS = {
+    "port_id": "port_id", "host": "host", "vif_type": "vif_type",
+    "vif_details": "vif_details", "vnic_type": "vnic_type", "profile": "profile",
+    "status": "status", "driver": "driver", "segment": "segment",
+}
 STREAM_CHUNK = 2000
 REPAIRABLE_VIF_TYPES = ("ovs", "bridge")  # what VD101/VD102/VD103/VD110 can flag
-
-
-@dataclass(frozen=True)
-class Selectors:
-    """Which bindings to read; empty tuples select everything."""
-
-    hosts: tuple[str, ...] = ()
-    ports: tuple[str, ...] = ()
-    networks: tuple[str, ...] = ()
-    projects: tuple[str, ...] = ()
 
 
 def detect_layout(conn: Connection) -> Layout:
@@ -143,6 +138,11 @@ class NeutronDatabase:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def assumptions(self) -> list[str]:
+        """The database shows everything the rules read: nothing to add."""
+        return []
 
     @property
     def conn(self) -> Connection:
@@ -261,22 +261,22 @@ class NeutronDatabase:
         )
         return {(port, host): driver for port, host, driver in self.conn.execute(query)}
 
-    def bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
+    def bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])
 
-    def repair_candidates(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
+    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """The only rows a repairable rule can flag: live VM-port bindings of ovs/bridge type.
 
         Reading just these keeps the repair's read close to the rows it may write.
         """
         yield from self._stream(selectors, [(True, True)], vif_types=REPAIRABLE_VIF_TYPES)
 
-    def other_bindings(self, selectors: Selectors = Selectors()) -> Iterator[Binding]:
+    def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Live bindings of ports that are not VM ports, then every inactive binding."""
         yield from self._stream(selectors, [(True, False), (False, None)])
 
-    def compute_bindings_by_device(self, selectors: Selectors = Selectors()
+    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
                                    ) -> Iterator[Binding]:
         """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova."""
         yield from self._stream(selectors, [(True, True)])

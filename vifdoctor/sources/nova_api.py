@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.rules.nova import Instance
+from vifdoctor.model import Instance
 from vifdoctor.sources.neutron_api import _quiet_sdk, api_error, scrub
 
 #: Codes judged from Nova's network info cache, which the compute API does not show.

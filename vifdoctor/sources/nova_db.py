@@ -20,7 +20,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
-from vifdoctor.rules.nova import Instance
+from vifdoctor.model import Instance
 from vifdoctor.sources.config import check_config_files
 from vifdoctor.sources.database import bytewise, connect, redact, scrub
 
@@ -94,28 +94,7 @@ def discover_cells(api_url: str, local_db: str | None) -> list[CellSource]:
     return cells
 
 
-def resolve_cells(nova_dbs: list[str], nova_api_db: str | None,
-                  config_files: list[str]) -> list[CellSource]:
-    """Flags, then config files, then the environment; [] when Nova is not to be read."""
-    api_conf, db_conf = read_nova_config(config_files)
-    if nova_dbs:
-        return [CellSource(_cell_name(u, i), u) for i, u in enumerate(nova_dbs)]
-    api = nova_api_db or api_conf or os.environ.get(ENV_NOVA_API_DB)
-    if api:
-        return discover_cells(api, db_conf)
-    if config_files and not (api_conf or db_conf):
-        raise VifdoctorError(
-            f"--nova-config-file {', '.join(config_files)} sets neither [api_database] nor "
-            "[database] connection: Nova cannot be read (give --nova-db or --nova-api-db, "
-            "or drop --nova-config-file)")
-    env_db = os.environ.get(ENV_NOVA_DB)
-    if db_conf or env_db:
-        url = db_conf or env_db
-        return [CellSource(_cell_name(url, 0), url)]
-    return []
-
-
-def _cell_name(url: str, index: int) -> str:
+def cell_name(url: str, index: int) -> str:
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError, TypeError):

@@ -1,0 +1,244 @@
+"""The writing commands as library calls: plan, repair and rollback, start to end.
+
+Each returns a :class:`ChangeReport` that any front end renders. What only a
+front end can do reaches these functions as callbacks in :class:`Hooks`: a
+progress bar, and a way to stop after the running batch (Ctrl-C on the CLI).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from vifdoctor.audit import judge_all
+from vifdoctor.errors import VifdoctorError
+from vifdoctor.model import Change
+from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
+from vifdoctor.repair import apply as writer
+from vifdoctor.repair.backup import default_dir, read_backup, write_backup
+from vifdoctor.repair.hooks import Hooks
+from vifdoctor.repair.plan import plan_changes, repair_codes
+from vifdoctor.repair.sql import render_sql
+from vifdoctor.results import ChangeReport
+from vifdoctor.session import NeutronSession, neutron_session
+from vifdoctor.settings import resolve
+from vifdoctor.sources.database import connect, redact
+from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
+
+
+def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
+    # A source may narrow the read to the rows a repairable rule can flag.
+    judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context)
+    return list(plan_changes(judged, codes, s.settings.context))
+
+
+def plan(options: RepairOptions) -> ChangeReport:
+    """The exact rows a repair would change (read-only)."""
+    codes = repair_codes(options.code)
+    with neutron_session(options) as s:
+        changes = _plan(s, codes)
+        return ChangeReport("plan", changes, s.source.describe(), s.settings.assumptions,
+                            {"codes": sorted(codes)})
+
+
+def plan_sql(options: RepairOptions) -> list[str]:
+    """The plan as guarded SQL statements for a DBA, in batches of ``batch_size``."""
+    codes = repair_codes(options.code)
+    with neutron_session(options) as s:
+        changes = _plan(s, codes)
+        if s.engine is None or not isinstance(s.source, NeutronDatabase):
+            raise VifdoctorError("--sql is for the database path; in API mode "
+                                 "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
+        assert s.source.layout is not None
+        table = writer.bindings_table(s.source.conn)
+        return list(render_sql(changes, table, s.source.layout, s.engine.dialect,
+                               options.batch_size))
+
+
+def _write_options(options: WriteOptions) -> writer.WriteOptions:
+    return writer.WriteOptions(batch_size=options.batch_size, max_rate=options.max_rate,
+                               retries=options.retries,
+                               lock_wait_timeout=options.lock_wait_timeout)
+
+
+def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str, str], dict]:
+    """Every column of every row about to change, for the backup.
+
+    When the table has only the columns the plan already read, the rows come from the
+    plan; a table with other columns (a vendor's) is read again, whole.
+    """
+    conn = source.conn
+    table = writer.bindings_table(conn)
+    conn.rollback()
+    columns = [c.name for c in table.columns]
+    if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
+        return {(c.port_id, c.host): {col: getattr(c.binding, BINDING_COLUMNS[col])
+                                      for col in columns} for c in changes}
+    found: dict[tuple[str, str], dict] = {}
+    keys = [(c.port_id, c.host) for c in changes]
+    assert source.layout is not None
+    for start in range(0, len(keys), 2000):
+        query = sa.select(table).where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000]))
+        if source.layout.has_status:
+            query = query.where(table.c.status == "ACTIVE")
+        for row in conn.execute(query).mappings():
+            found[(row["port_id"], row["host"])] = {k: _jsonable(v) for k, v in row.items()}
+    conn.rollback()
+    return found
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _backup_header(source: NeutronDatabase, what: str) -> dict:
+    return {"kind": what, "database": {"url": redact(source.engine.url),
+                                       "name": source.engine.url.database,
+                                       "dialect": source.engine.dialect.name},
+            "schema": source.describe(), "table": "ml2_port_bindings"}
+
+
+def _stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions,
+           backup_rows: list[dict], what: str, hooks: Hooks) -> tuple[writer.Outcome, str]:
+    """Backup first (refuse if it cannot be written), then the guarded batches."""
+    writer.require_writable(source.engine)
+    folder = options.backup_dir or default_dir()
+    path = write_backup(folder, _backup_header(source, what), backup_rows,
+                        name=f"{what}-{_stamp()}.json")
+    bar = hooks.progress(len(changes))
+    try:
+        with hooks.writing() as should_stop:
+            outcome = writer.apply_changes(
+                source.engine, source.layout, changes, _write_options(options),
+                should_stop=should_stop,
+                progress=(bar.update if bar is not None else (lambda n: None)),
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    if outcome.errors and outcome.count(writer.CHANGED) == 0:
+        raise VifdoctorError(f"{what} failed, nothing was written: {outcome.errors[0]} "
+                             f"(backup kept: {path})")
+    return outcome, path
+
+
+def outcome_doc(outcome: writer.Outcome) -> dict:
+    """The write's counts and figures, as the JSON document and the footer show them."""
+    return {state: outcome.count(state) for state in
+            (writer.CHANGED, writer.SKIPPED, writer.FAILED, writer.PENDING)} | {
+        "batches": outcome.batches, "retries": outcome.retries,
+        "longest_transaction_ms": round(outcome.longest_transaction_s * 1000, 1),
+        "interrupted": outcome.interrupted, "errors": outcome.errors}
+
+
+def _exit_code(outcome: writer.Outcome) -> int:
+    if outcome.interrupted:
+        return 130
+    return 2 if outcome.count(writer.FAILED) else 0
+
+
+def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
+    """Rewrite the flagged rows: a dry run unless ``options.apply``; backed up and guarded."""
+    hooks = hooks or Hooks()
+    settings = resolve(options)
+    if settings.api:  # API mode: Neutron re-binds the ports itself
+        from vifdoctor.repair.api_rebind import repair_via_api
+
+        return repair_via_api(options, settings, hooks)
+    codes = repair_codes(options.code)
+    with neutron_session(options, settings) as s:
+        assert isinstance(s.source, NeutronDatabase)
+        changes = _plan(s, codes)
+        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply)}
+        report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions,
+                              extra)
+        if not options.apply or not changes:
+            return report
+        originals = _originals(s.source, changes)
+        rows = [{"original": originals[(c.port_id, c.host)], "written": c.new,
+                 "codes": list(c.codes)} for c in changes if (c.port_id, c.host) in originals]
+        changes = [c for c in changes if (c.port_id, c.host) in originals]
+        outcome, path = _write(s.source, changes, options, rows, "repair", hooks)
+        report.changes = changes
+        report.applied = True
+        report.backup = path
+        report.outcome = outcome_doc(outcome)
+        report.longest_transaction_s = outcome.longest_transaction_s
+        report.extra = {**extra, "backup": path, "outcome": report.outcome}
+        report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
+        report.done = [c for c in changes
+                       if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+        report.exit_code = _exit_code(outcome)
+        return report
+
+
+def _restore(row: dict) -> Change:
+    """The write that undoes one backed-up row: guarded on what vifdoctor wrote."""
+    original = row["original"]
+    return Change(
+        port_id=original["port_id"], host=original["host"], status=original.get("status"),
+        stored=row["written"], new=original.get("vif_details") or "", codes=("rollback",),
+        device_owner="", device_id="", vif_type=original.get("vif_type", ""),
+        plug_before="", plug_after="",
+    )
+
+
+def rollback(backup_path: str, options: RollbackOptions,
+             hooks: Hooks | None = None) -> ChangeReport:
+    """Restore a repair's backup, only on rows still holding what vifdoctor wrote."""
+    hooks = hooks or Hooks()
+    settings = resolve(options)
+    if settings.api:
+        raise VifdoctorError("rollback works on the database only; an API repair's backup "
+                             "lists every port's attributes before the re-bind")
+    backup = read_backup(backup_path)
+    assert settings.neutron_url is not None
+    engine = connect(settings.neutron_url, what="Neutron database")
+    try:
+        with NeutronDatabase(engine) as source:
+            want = backup.header.get("database", {}).get("name")
+            if want and want != engine.url.database and not options.any_database:
+                raise VifdoctorError(
+                    f"backup {backup_path} was taken on database {want!r}, not "
+                    f"{engine.url.database!r} (pass --any-database if that is intended)")
+            changes = [_restore(row) for row in backup.rows]
+            current = writer.read_current(source.conn, [(c.port_id, c.host) for c in changes])
+            due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
+            due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
+            results = {(c.port_id, c.host): ("restorable" if (c.port_id, c.host) in due_keys
+                                             else "not touched",
+                                             current.get((c.port_id, c.host))) for c in changes}
+            extra = {"backup": backup_path, "applied": bool(options.apply)}
+            report = ChangeReport("rollback", changes, source.describe(), [], extra, results,
+                                  restorable=len(due))
+            if not options.apply or not due:
+                return report
+            originals = _originals(source, due)
+            rows = [{"original": originals[(c.port_id, c.host)], "written": c.new,
+                     "codes": ["rollback"]} for c in due if (c.port_id, c.host) in originals]
+            outcome, path = _write(source, due, options, rows, "rollback", hooks)
+            for key, state in outcome.status.items():
+                results[key] = (state, outcome.current.get(key))
+            report.applied = True
+            report.backup = path
+            report.outcome = outcome_doc(outcome)
+            report.longest_transaction_s = outcome.longest_transaction_s
+            report.extra = {**extra, "outcome": report.outcome}
+            report.exit_code = _exit_code(outcome)
+            return report
+    finally:
+        engine.dispose()
+
+
+__all__ = ["ChangeReport", "Hooks", "plan", "plan_sql", "repair", "rollback", "outcome_doc"]

@@ -1,0 +1,103 @@
+"""What the commands return: the report objects the CLI renders and the API hands back.
+
+They sit below the audit, the repair and the report formats, so each of those
+can use them without importing the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from vifdoctor import __version__
+from vifdoctor.errors import EXIT_FAILURE, EXIT_OK, EXIT_WARNING
+from vifdoctor.model import JUDGED, Change, Finding, Severity
+from vifdoctor.spool import Spool
+
+_SEVERITY_ORDER = {Severity.FAILURE: "0", Severity.WARNING: "1", Severity.INFO: "2"}
+
+
+@dataclass
+class AuditReport:
+    """What an audit found, ready for any output format.
+
+    Findings and affected instances are spooled to disk as they come (see
+    vifdoctor.spool); only their counts are kept in memory.
+    """
+
+    schema: dict
+    assumptions: list[str]
+    findings: Spool = field(default_factory=Spool)
+    rows: int = 0
+    categories: Counter = field(default_factory=Counter)
+    agents: list[dict] = field(default_factory=list)
+    nova: list[dict] | None = None  # the cells read; None when Nova was not read
+    instances: Spool = field(default_factory=Spool)  # affected instances, with steps
+    instances_read: int = 0
+    by_code: Counter = field(default_factory=Counter)
+    by_severity: Counter = field(default_factory=Counter)
+    by_host: Counter = field(default_factory=Counter)
+
+    def add(self, f: Finding) -> None:
+        self.by_code[f.code] += 1
+        self.by_severity[f.severity.value] += 1
+        if f.host:
+            self.by_host[f.host] += 1
+        self.findings.add(f.as_dict(), (_SEVERITY_ORDER[f.severity], f.code, f.host,
+                                        f.port_id))
+
+    @property
+    def exit_code(self) -> int:
+        if self.by_severity[Severity.FAILURE.value]:
+            return EXIT_FAILURE
+        if self.by_severity[Severity.WARNING.value]:
+            return EXIT_WARNING
+        return EXIT_OK
+
+    def summary(self) -> dict:
+        skipped = {k: v for k, v in sorted(self.categories.items()) if k != JUDGED}
+        return {
+            "bindings": self.rows,
+            "judged": self.categories.get(JUDGED, 0),
+            "skipped": skipped,
+            "findings": len(self.findings),
+            "by_code": dict(sorted(self.by_code.items())),
+            "by_severity": {s.value: self.by_severity.get(s.value, 0) for s in Severity},
+            "by_host": dict(sorted(self.by_host.items())),
+            "exit_code": self.exit_code,
+            **({"instances_read": self.instances_read,
+                "instances_affected": len(self.instances)} if self.nova is not None else {}),
+        }
+
+    def document(self) -> dict:
+        """The JSON/YAML document (docs/output.md describes it); rows stay spooled."""
+        return {
+            "tool": {"name": "vifdoctor", "version": __version__},
+            "schema": self.schema,
+            "assumptions": self.assumptions,
+            "summary": self.summary(),
+            "agents": self.agents,
+            **({"nova": self.nova, "instances": self.instances}
+               if self.nova is not None else {}),
+            "findings": self.findings,
+        }
+
+
+@dataclass
+class ChangeReport:
+    """A plan, a repair or a rollback: the rows, and what happened to each."""
+
+    kind: str  # "plan" | "repair" | "rollback" | "api-repair"
+    changes: list[Change]
+    schema: dict
+    assumptions: list[str]
+    extra: dict = field(default_factory=dict)  # the document's other top-level keys
+    results: dict | None = None  # (port_id, host) -> (state, current details)
+    applied: bool = False
+    backup: str | None = None
+    outcome: dict | None = None  # counts and figures of the write
+    done: list[Change] = field(default_factory=list)  # rows now holding the new value
+    messages: list[str] = field(default_factory=list)  # per-port notes (API mode)
+    restorable: int = 0  # rollback: rows still holding what vifdoctor wrote; API: ports due
+    longest_transaction_s: float = 0.0
+    exit_code: int = 0
