@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
-from vifdoctor.sources.database import db_error
+from vifdoctor.sources.database import column_bytes, column_text, db_error, is_binary
 
 # MySQL/MariaDB: lock wait timeout, deadlock (also how Galera reports a certification failure)
 RETRYABLE_MYSQL = {1205, 1213}
@@ -29,6 +29,8 @@ RETRYABLE_MYSQL = {1205, 1213}
 RETRYABLE_PG = {"40001", "40P01"}
 
 CHANGED, SKIPPED, FAILED, PENDING = "changed", "skipped", "failed", "pending"
+# A row whose batch was sent but whose value could not be re-read afterwards: maybe written.
+UNKNOWN = "unknown"
 _WRITTEN = "written"  # the batch committed but matched fewer rows: the re-read decides
 # Rows per UPDATE statement inside a batch: SQLite caps bound parameters (2 per row here).
 _STATEMENT_ROWS = {"sqlite": 400}
@@ -107,15 +109,21 @@ def batch_statement(table: sa.Table, layout: Layout, dialect: str) -> sa.Update:
     return stmt.values(vif_details=sa.bindparam("b_new", type_=sa.String()))
 
 
-def batch_params(batch: Sequence[Change], size: int) -> list[dict]:
-    """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs."""
+def batch_params(batch: Sequence[Change], size: int, binary: bool = False) -> list[dict]:
+    """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs.
+
+    ``binary``: the column is a BLOB, so the values go over as the exact bytes read.
+    """
     groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for c in batch:
         groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
     out = []
     for (stored, new), keys in groups.items():
+        b_stored, b_new = ((column_bytes(stored), column_bytes(new)) if binary
+                           else (stored, new))
         for start in range(0, len(keys), size):
-            out.append({"b_keys": keys[start:start + size], "b_stored": stored, "b_new": new})
+            out.append({"b_keys": keys[start:start + size], "b_stored": b_stored,
+                        "b_new": b_new})
     return out
 
 
@@ -172,14 +180,16 @@ def apply_changes(
             conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
                                  f"{int(opts.lock_wait_timeout)}"))
             conn.commit()
-        stmt = batch_statement(bindings_table(conn), layout, dialect)
+        table = bindings_table(conn)
+        binary = is_binary(table.c.vif_details)
+        stmt = batch_statement(table, layout, dialect)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(conn, stmt, batch, opts, outcome, sleep)
+            matched = _write_batch(conn, stmt, batch, opts, outcome, sleep, binary)
             if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
@@ -201,13 +211,14 @@ def apply_changes(
 
 def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
                  opts: WriteOptions, outcome: Outcome,
-                 sleep: Callable[[float], None]) -> int | None:
+                 sleep: Callable[[float], None], binary: bool = False) -> int | None:
     """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
     """
-    groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS))
+    groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS),
+                          binary)
     for attempt in range(opts.retries + 1):
         gc.disable()
         began = time.monotonic()
@@ -242,20 +253,35 @@ def read_current(conn: Connection, keys: Sequence[tuple[str, str]],
         if has_status:
             query = query.where(table.c.status == "ACTIVE")
         for port_id, host, details in conn.execute(query):
-            found[(port_id, host)] = details
+            found[(port_id, host)] = column_text(details)
     conn.rollback()
     return found
 
 
 def verify(conn: Connection, changes: Sequence[Change], outcome: Outcome) -> None:
-    """Re-read every planned row: a row counts as changed only if it now holds the new text."""
-    current = read_current(conn, [(c.port_id, c.host) for c in changes])
+    """Re-read every planned row: a row counts as changed only if it now holds the new text.
+
+    A row of a batch that failed is re-read too: if it holds the new value, the
+    commit went through despite the error, and it is reported changed. If the
+    re-read itself fails, every row a batch was sent for is reported unknown,
+    never as "nothing was written".
+    """
+    try:
+        current = read_current(conn, [(c.port_id, c.host) for c in changes])
+    except DBAPIError as exc:
+        outcome.errors.append(f"could not re-read the rows: {db_error(exc)}")
+        for key, state in outcome.status.items():
+            if state in (CHANGED, _WRITTEN, FAILED):
+                outcome.status[key] = UNKNOWN
+        return
     for c in changes:
         key = (c.port_id, c.host)
         now = current.get(key)
         state = outcome.status[key]
         if state == _WRITTEN:  # its batch matched fewer rows than planned: which ones?
             state = outcome.status[key] = CHANGED if now == c.new else SKIPPED
+        if state == FAILED and now == c.new and c.new != c.stored:
+            state = outcome.status[key] = CHANGED  # committed, though the driver said no
         if state == CHANGED and now != c.new:
             outcome.status[key] = FAILED
             outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
@@ -274,4 +300,4 @@ def require_writable(engine: Engine) -> None:
 
 
 __all__ = ["apply_changes", "Outcome", "WriteOptions", "guarded_update", "read_current",
-           "CHANGED", "SKIPPED", "FAILED", "PENDING", "db_error"]
+           "CHANGED", "SKIPPED", "FAILED", "PENDING", "UNKNOWN", "db_error"]

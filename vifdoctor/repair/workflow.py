@@ -7,6 +7,7 @@ progress bar, and a way to stop after the running batch (Ctrl-C on the CLI).
 
 from __future__ import annotations
 
+import base64
 import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from vifdoctor.audit import judge_all
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.limits import check_max_rate
 from vifdoctor.model import Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
 from vifdoctor.repair import apply as writer
@@ -24,7 +26,7 @@ from vifdoctor.repair.sql import render_sql
 from vifdoctor.results import ChangeReport
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
-from vifdoctor.sources.database import connect, redact
+from vifdoctor.sources.database import column_bytes, column_text, connect, is_binary, redact
 from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
 
 
@@ -58,7 +60,8 @@ def plan_sql(options: RepairOptions) -> list[str]:
 
 
 def _write_options(options: WriteOptions) -> writer.WriteOptions:
-    return writer.WriteOptions(batch_size=options.batch_size, max_rate=options.max_rate,
+    return writer.WriteOptions(batch_size=options.batch_size,
+                               max_rate=check_max_rate(options.max_rate),
                                retries=options.retries,
                                lock_wait_timeout=options.lock_wait_timeout)
 
@@ -73,8 +76,10 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     table = writer.bindings_table(conn)
     conn.rollback()
     columns = [c.name for c in table.columns]
+    binary = {c.name for c in table.columns if is_binary(c)}
     if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
-        return {(c.port_id, c.host): {col: getattr(c.binding, BINDING_COLUMNS[col])
+        return {(c.port_id, c.host): {col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]),
+                                                        col in binary)
                                       for col in columns} for c in changes}
     found: dict[tuple[str, str], dict] = {}
     keys = [(c.port_id, c.host) for c in changes]
@@ -85,16 +90,31 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
         if source.layout.has_status:
             query = query.where(table.c.status == "ACTIVE")
         for row in conn.execute(query).mappings():
-            found[(row["port_id"], row["host"])] = {k: _jsonable(v) for k, v in row.items()}
+            found[(row["port_id"], row["host"])] = {k: backup_value(v, k in binary)
+                                                    for k, v in row.items()}
     conn.rollback()
     return found
 
 
-def _jsonable(value: Any) -> Any:
+def backup_value(value: Any, binary: bool = False) -> Any:
+    """A column's value as the backup keeps it: exact bytes of a BLOB as tagged base64.
+
+    ``binary``: the column is a BLOB whose value the plan read as text
+    (:func:`column_text`); its exact bytes are stored, whatever they are.
+    """
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    if isinstance(value, str) and binary:
+        value = column_bytes(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "bytes", "base64": base64.b64encode(bytes(value)).decode("ascii")}
+    return value
+
+
+def restored_value(value: Any) -> Any:
+    """The column value a backup entry stands for (str, None, or text of a BLOB's bytes)."""
+    if isinstance(value, dict) and value.get("type") == "bytes":
+        return column_text(base64.b64decode(value["base64"], validate=True))
     return value
 
 
@@ -112,6 +132,7 @@ def _stamp() -> str:
 def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions,
            backup_rows: list[dict], what: str, hooks: Hooks) -> tuple[writer.Outcome, str]:
     """Backup first (refuse if it cannot be written), then the guarded batches."""
+    write_options = _write_options(options)  # bad settings refused before anything is written
     writer.require_writable(source.engine)
     folder = options.backup_dir or default_dir()
     path = write_backup(folder, _backup_header(source, what), backup_rows,
@@ -120,14 +141,16 @@ def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions
     try:
         with hooks.writing() as should_stop:
             outcome = writer.apply_changes(
-                source.engine, source.layout, changes, _write_options(options),
+                source.engine, source.layout, changes, write_options,
                 should_stop=should_stop,
                 progress=(bar.update if bar is not None else (lambda n: None)),
             )
     finally:
         if bar is not None:
             bar.close()
-    if outcome.errors and outcome.count(writer.CHANGED) == 0:
+    # "Nothing was written" only when the re-read proves it; otherwise every row is
+    # reported as it reads back (changed / skipped / failed / unknown).
+    if outcome.errors and not (outcome.count(writer.CHANGED) or outcome.count(writer.UNKNOWN)):
         raise VifdoctorError(f"{what} failed, nothing was written: {outcome.errors[0]} "
                              f"(backup kept: {path})")
     return outcome, path
@@ -139,13 +162,14 @@ def outcome_doc(outcome: writer.Outcome) -> dict:
             (writer.CHANGED, writer.SKIPPED, writer.FAILED, writer.PENDING)} | {
         "batches": outcome.batches, "retries": outcome.retries,
         "longest_transaction_ms": round(outcome.longest_transaction_s * 1000, 1),
-        "interrupted": outcome.interrupted, "errors": outcome.errors}
+        "interrupted": outcome.interrupted, "errors": outcome.errors} | (
+        {writer.UNKNOWN: outcome.count(writer.UNKNOWN)} if outcome.count(writer.UNKNOWN) else {})
 
 
 def _exit_code(outcome: writer.Outcome) -> int:
     if outcome.interrupted:
         return 130
-    return 2 if outcome.count(writer.FAILED) else 0
+    return 2 if outcome.count(writer.FAILED) or outcome.count(writer.UNKNOWN) else 0
 
 
 def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
@@ -188,7 +212,8 @@ def _restore(row: dict) -> Change:
     original = row["original"]
     return Change(
         port_id=original["port_id"], host=original["host"], status=original.get("status"),
-        stored=row["written"], new=original.get("vif_details") or "", codes=("rollback",),
+        stored=row["written"], new=restored_value(original.get("vif_details")) or "",
+        codes=("rollback",),
         device_owner="", device_id="", vif_type=original.get("vif_type", ""),
         plug_before="", plug_after="",
     )

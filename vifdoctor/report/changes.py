@@ -107,7 +107,9 @@ def _outcome_footer(report: ChangeReport) -> list[str]:
     lines = [
         f"{report.kind}: {o.get('changed', 0)} changed, "
         f"{o.get('skipped', 0)} skipped (changed underneath, left as found), "
-        f"{o.get('failed', 0)} failed, {o.get('pending', 0)} not attempted; "
+        f"{o.get('failed', 0)} failed, {o.get('pending', 0)} not attempted"
+        + (f", {o['unknown']} unknown (sent, but could not be re-read)" if o.get("unknown")
+           else "") + "; "
         f"{o.get('batches', 0)} batch(es), {o.get('retries', 0)} retried, longest transaction "
         f"{report.longest_transaction_s * 1000:.0f} ms",
         f"Backup: {report.backup}  (restore: {_restore_command(str(report.backup))})",

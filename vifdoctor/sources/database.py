@@ -200,3 +200,27 @@ def bytewise(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
     if dialect == "postgresql":
         return column.collate("C")
     return column  # SQLite compares bytes
+
+
+def column_text(value: object) -> object:
+    """A text column's value as str, also where the column is a BLOB (bytes from the driver).
+
+    Bytes that are not UTF-8 keep every byte as a lone surrogate (``surrogateescape``):
+    such text is never valid JSON, so the row is judged malformed and never written,
+    and :func:`column_bytes` gives the exact bytes back.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value
+
+
+def column_bytes(value: str) -> bytes:
+    """The exact bytes :func:`column_text` read."""
+    return value.encode("utf-8", "surrogateescape")
+
+
+def is_binary(column: sa.Column) -> bool:
+    """Whether the driver hands this column's values over as bytes (BLOB, BYTEA, ...)."""
+    return isinstance(column.type, sa.LargeBinary) or getattr(
+        column.type, "_type_affinity", None) is sa.LargeBinary
+

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from vifdoctor.errors import UnsupportedSchema
 from vifdoctor.model import Agent, Binding, Layout, parse_json_column
-from vifdoctor.sources.database import bytewise, redact, utc_now
+from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
 
 BINDINGS = "ml2_port_bindings"
@@ -299,9 +299,9 @@ class NeutronDatabase:
                     port_id=port_id,
                     host=host,
                     vif_type=vif_type or "",
-                    vif_details=details or "",
+                    vif_details=column_text(details) or "",
                     vnic_type=vnic or "normal",
-                    profile=profile or "",
+                    profile=column_text(profile) or "",
                     status=status,
                     driver=deeper.get((port_id, host), driver),
                     segment=segment,
