@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.limits import check_agent_down_time
 from vifdoctor.model import NovaGeneration
 from vifdoctor.options import AuditOptions, SourceOptions
 from vifdoctor.rules.plug import (
@@ -147,6 +148,7 @@ def resolve(options: SourceOptions) -> Resolved:
         down, down_from = DEFAULT_AGENT_DOWN_TIME, "default"
     if not down > 0:
         raise VifdoctorError(f"agent down time must be positive, got {down}")
+    down = check_agent_down_time(down, down_from)
     origins["agent_down_time"] = down_from
     clock = "the Neutron API server's clock (HTTP Date)" if api else "the database's clock"
     notes.append(f"an agent is alive when its heartbeat is within {down:g} s of "

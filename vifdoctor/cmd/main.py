@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vifdoctor import __version__
 from vifdoctor.errors import EXIT_CANNOT_RUN, VifdoctorError
+from vifdoctor.limits import check_agent_down_time, check_max_rate
 from vifdoctor.report import FORMATS
 from vifdoctor.rules.catalog import CATALOG
 from vifdoctor.rules.plug import FIREWALL_DRIVERS
@@ -83,7 +84,7 @@ def _add_rule_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nova-firewall-driver", metavar="CLASS",
                    help="legacy Nova's [DEFAULT] firewall_driver "
                         "(default nova.virt.firewall.NoopFirewallDriver)")
-    g.add_argument("--agent-down-time", type=_positive_float, metavar="SECONDS",
+    g.add_argument("--agent-down-time", type=_down_time, metavar="SECONDS",
                    help="an agent is dead when its heartbeat is older than this, by the "
                         "database's clock (default: agent_down_time in the config files, else 75)")
 
@@ -114,7 +115,7 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
                    help="where the backup goes (default: ./vifdoctor-backup-<UTC time>)")
     g.add_argument("--batch-size", type=_positive_int, default=500,
                    help="rows per transaction (default 500)")
-    g.add_argument("--max-rate", type=_positive_float, metavar="ROWS_PER_SECOND",
+    g.add_argument("--max-rate", type=_rate, metavar="ROWS_PER_SECOND",
                    help="pace the writes for a busy database")
     g.add_argument("--retries", type=_non_negative_int, default=5,
                    help="retries of a batch after a lock wait timeout or deadlock (default 5)")
@@ -157,6 +158,23 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+def _checked(check, text: str) -> float:
+    value = _positive_float(text)
+    try:
+        return check(value)
+    except VifdoctorError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(" must ", 1)[-1].join(
+            ["must ", ""])) from None
+
+
+def _down_time(text: str) -> float:
+    return _checked(check_agent_down_time, text)
+
+
+def _rate(text: str) -> float:
+    return _checked(check_max_rate, text)
 
 
 def _code(text: str) -> str:
@@ -206,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(plan)
     _add_selectors(plan)
     _add_output_options(plan)
+    plan.set_defaults(format=None)  # so that `--sql -f ...` can be refused
     plan.add_argument("--sql", action="store_true",
                       help="print the equivalent guarded SQL statements instead, for a DBA")
     plan.add_argument("--batch-size", type=_positive_int, default=500,
