@@ -30,26 +30,55 @@ from vifdoctor.sources.database import column_bytes, column_text, connect, is_bi
 from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
 
 
-def _plan(s: NeutronSession, codes: frozenset[str]) -> list[Change]:
+def _plan(s: NeutronSession, codes: frozenset[str]) -> tuple[list[Change], list[dict]]:
+    """The changes that fit the column, and one note per row whose new value would not."""
     # A source may narrow the read to the rows a repairable rule can flag.
     judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context)
-    return list(plan_changes(judged, codes, s.settings.context))
+    changes = list(plan_changes(judged, codes, s.settings.context))
+    if s.engine is None or not isinstance(s.source, NeutronDatabase):
+        return changes, []
+    table = writer.bindings_table(s.source.conn)
+    s.source.conn.rollback()
+    return split_too_long(changes, getattr(table.c.vif_details.type, "length", None))
+
+
+def split_too_long(changes: list[Change], limit: int | None
+                   ) -> tuple[list[Change], list[dict]]:
+    """Rows whose new value exceeds the column (VARCHAR(4095)) are not planned but named.
+
+    Re-serializing as Neutron does (``json.dumps``) can lengthen a compact value; one
+    such row used to fail its whole batch with an error naming no port.
+    """
+    if not limit:
+        return changes, []
+    fit, too_long = [], []
+    for c in changes:
+        if len(c.new) > limit:
+            too_long.append({"port_id": c.port_id, "host": c.host, "codes": list(c.codes),
+                             "new_length": len(c.new), "column_length": limit})
+        else:
+            fit.append(c)
+    return fit, too_long
+
+
+def _too_long_extra(too_long: list[dict]) -> dict:
+    return {"not_planned_too_long": too_long} if too_long else {}
 
 
 def plan(options: RepairOptions) -> ChangeReport:
     """The exact rows a repair would change (read-only)."""
     codes = repair_codes(options.code)
     with neutron_session(options) as s:
-        changes = _plan(s, codes)
+        changes, too_long = _plan(s, codes)
         return ChangeReport("plan", changes, s.source.describe(), s.settings.assumptions,
-                            {"codes": sorted(codes)})
+                            {"codes": sorted(codes), **_too_long_extra(too_long)})
 
 
 def plan_sql(options: RepairOptions) -> list[str]:
     """The plan as guarded SQL statements for a DBA, in batches of ``batch_size``."""
     codes = repair_codes(options.code)
     with neutron_session(options) as s:
-        changes = _plan(s, codes)
+        changes, _ = _plan(s, codes)
         if s.engine is None or not isinstance(s.source, NeutronDatabase):
             raise VifdoctorError("--sql is for the database path; in API mode "
                                  "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
@@ -183,10 +212,13 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
     codes = repair_codes(options.code)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
-        changes = _plan(s, codes)
-        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply)}
+        changes, too_long = _plan(s, codes)
+        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply),
+                       **_too_long_extra(too_long)}
         report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions,
                               extra)
+        if too_long:  # rows left as they are, which the operator must fix by hand
+            report.exit_code = 2
         if not options.apply or not changes:
             return report
         originals = _originals(s.source, changes)
@@ -203,7 +235,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
         report.done = [c for c in changes
                        if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
-        report.exit_code = _exit_code(outcome)
+        report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
 
 

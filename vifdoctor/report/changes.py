@@ -156,9 +156,17 @@ def _footer(report: ChangeReport) -> list[str]:
     return [f"{n} binding row(s) to change.", note] + next_steps(report.changes)
 
 
+def _too_long_lines(report: ChangeReport) -> list[str]:
+    """The rows left out because their new value would not fit the column."""
+    return [f"not planned: port {terminal_safe(r['port_id'])} on {terminal_safe(r['host'])}: "
+            f"the new details are {r['new_length']} characters, the column holds "
+            f"{r['column_length']}; fix this row by hand"
+            for r in report.extra.get("not_planned_too_long", [])]
+
+
 def change_listing(report: ChangeReport) -> Listing:
     """A plan, repair or rollback as a listing, with its footer."""
     listing = plan_listing(report.changes, report.schema, report.assumptions, report.extra,
                            report.results)
-    listing.footer = _footer(report)
+    listing.footer = _too_long_lines(report) + _footer(report)
     return listing
