@@ -231,7 +231,8 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
         except DBAPIError as exc:
             if is_retryable(exc) and attempt < opts.retries:
                 outcome.retries += 1
-                sleep(opts.backoff_s * (2 ** attempt) * (1 + random.random() / 2))
+                jitter = random.random() / 2  # noqa: S311 - backoff jitter, not a secret
+                sleep(opts.backoff_s * (2 ** attempt) * (1 + jitter))
                 continue
             outcome.errors.append(db_error(exc))
             return None
