@@ -105,7 +105,7 @@ def read_backup(path: str) -> Backup:
     if not isinstance(database, dict) or not isinstance(database.get("name"), (str, type(None))):
         raise VifdoctorError(f"backup {path} has no database header: it cannot say which "
                              "database it belongs to, so it is not restored anywhere")
-    rows = body.pop("rows")
+    rows = body.pop("rows", None)
     if not isinstance(rows, list):
         raise VifdoctorError(f"backup {path} has malformed rows")
     for n, row in enumerate(rows):

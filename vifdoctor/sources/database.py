@@ -65,8 +65,18 @@ def parse_url(text: str) -> URL:
             f"not a database URL: {shown} does not parse (expected e.g. "
             "mysql+pymysql://user:password@host/neutron or sqlite:///path)"
         ) from None
+    if _ambiguous(url):
+        scheme = _scheme(text)
+        raise VifdoctorError(
+            f"not a database URL: {scheme}://{_MASK} has an '@' in its host part: a password "
+            "holding '@' (or ':', '/', '?', '#') must be percent-encoded (%40 for '@')")
     _remember(url)
     return url
+
+
+def _ambiguous(url: URL) -> bool:
+    """An '@' left in the host: the password held an unencoded '@' and was cut there."""
+    return "@" in (url.host or "")
 
 
 def redact(url: URL | str) -> str:
@@ -77,6 +87,8 @@ def redact(url: URL | str) -> str:
         except (ArgumentError, ValueError, TypeError):
             scheme = _scheme(url)
             return f"{scheme}://{_MASK}" if scheme else _MASK
+    if _ambiguous(url):
+        return f"{url.drivername}://{_MASK}"
     _remember(url)
     secret = _secret_params(url)
     if secret:
