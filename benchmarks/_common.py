@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +15,23 @@ HOST = os.environ.get("VIFDOCTOR_BENCH_HOST", "127.0.0.1")
 PORT = int(os.environ.get("VIFDOCTOR_BENCH_PORT", "3306"))
 USER = os.environ.get("VIFDOCTOR_BENCH_USER", "root")
 PASSWORD = os.environ.get("VIFDOCTOR_BENCH_PASSWORD", "")
-SCHEMA_29 = Path(
-    os.environ.get(
-        "VIFDOCTOR_BENCH_SCHEMA",
-        "/work/shared/reference/schemas/neutron-29.0.0-mariadb.sql",
-    )
-)
 
 
-#: nova 34.0.0's cell schema as ``nova-manage db sync`` makes it, dumped by the tests
-#: (tests/dbfixtures.py ``build_nova34_mariadb_ddl``, behind the ``nova34_cell_mariadb_url``
-#: fixture): run ``scripts/openstack-venv`` and ``.venv/bin/pytest -m nova_real`` once.
-NOVA34_CELL_DDL = Path(
-    os.environ.get("VIFDOCTOR_BENCH_NOVA_SCHEMA", str(ROOT / ".cache" / "nova-34.0.0-cell-ddl.sql"))
-)
+def schema_dump(name: str, override: str) -> Path:
+    """A real schema dump: the file named by env ``override``, else scripts/build-schemas'.
+
+    ``name`` is ``neutron-mariadb`` (neutron 29.0.0's migrations) or ``nova-cell``
+    (``nova-manage db sync`` of nova 34.0.0); the script builds them once into
+    .cache/schemas/ from the OpenStack venvs scripts/openstack-venv installs.
+    """
+    if os.environ.get(override):
+        return Path(os.environ[override])
+    proc = subprocess.run([str(ROOT / "scripts" / "build-schemas"), "--json"],
+                          stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"scripts/build-schemas failed (exit {proc.returncode}, see above); "
+                 f"or point {override} at a {name} dump")
+    return Path(json.loads(proc.stdout)[name])
 
 
 def nova_database(database: str) -> str:
@@ -64,7 +69,15 @@ def connect(database: str | None = None, **kw):
 
 
 def vifdoctor_command() -> list[str]:
-    """``vifdoctor`` from the same virtualenv as this interpreter."""
+    """``vifdoctor`` from the same virtualenv as this interpreter.
+
+    ``VIFDOCTOR_BENCH_COMMAND`` (split as a shell would) replaces it, to time another
+    checkout with the same harness, e.g. ``env PYTHONPATH=/other/checkout
+    .venv/bin/python -m vifdoctor``.
+    """
+    override = os.environ.get("VIFDOCTOR_BENCH_COMMAND")
+    if override:
+        return shlex.split(override)
     exe = Path(sys.executable).with_name("vifdoctor")
     if exe.exists():
         return [str(exe)]

@@ -120,7 +120,8 @@ def floor_sql(database: str, nova: bool = False) -> str:
     from sqlalchemy.dialects import mysql
 
     from vifdoctor.sources.interface import Selectors
-    from vifdoctor.sources.neutron_db import LEVELS, NeutronDatabase
+    from vifdoctor.sources.neutron_db import NeutronDatabase
+    from vifdoctor.sources.neutron_schema import LEVELS
 
     engine = sa.create_engine(url(database))
     try:

@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/generate.py --ports 1000000 [--database vifdoctor_bench]
         [--drift 0.1] [--seed 1]
 
-The schema is the real neutron 29.0.0 one (``/work/shared/reference/schemas/
-neutron-29.0.0-mariadb.sql``, Ocata+ layout). Rows are written as TSV files and
-bulk-loaded with ``LOAD DATA LOCAL INFILE`` (foreign key and unique checks off,
-each table's rows in primary-key order), which is what makes a million ports
+The schema is the real neutron 29.0.0 one (its migrations, dumped by
+``scripts/build-schemas`` into ``.cache/schemas/``; Ocata+ layout). Rows are
+written as TSV files and bulk-loaded with ``LOAD DATA LOCAL INFILE`` (foreign key
+and unique checks off, each table's rows in primary-key order), which is what makes a million ports
 load in well under three minutes on two cores; the cloud builder in
 ``vifdoctor.demo.builder`` is exact but builds dicts row by row.
 
@@ -31,8 +31,8 @@ What the cloud looks like (see docs/benchmarks.md):
 
 With ``--nova`` (the default; ``--no-nova`` skips it) a Nova cell database
 ``<database>_nova`` is created from nova 34.0.0's real cell schema
-(``.cache/nova-34.0.0-cell-ddl.sql``, dumped by the tests after ``nova-manage db
-sync``) and bulk-loaded the same way: one ``instances`` row per compute port's
+(``nova-manage db sync``, dumped by ``scripts/build-schemas`` into
+``.cache/schemas/``) and bulk-loaded the same way: one ``instances`` row per compute port's
 ``device_id`` (on the binding's host; ~4% stopped), each with its
 ``instance_info_caches`` row whose ``network_info`` is the VIF list nova 34.0.0
 caches (``vifdoctor.demo.nova.vif_entry``'s shape: id, address, network with
@@ -65,11 +65,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     DEFAULT_DATABASE,
-    NOVA34_CELL_DDL,
-    SCHEMA_29,
     connect,
     mariadb_args,
     nova_database,
+    schema_dump,
 )
 
 PORTS_PER_HOST = 500
@@ -583,20 +582,13 @@ def _recreate_from(database: str, schema_file: Path) -> None:
         subprocess.run(mariadb_args(database), stdin=schema, check=True)
 
 
-def recreate(database: str) -> None:
-    _recreate_from(database, SCHEMA_29)
+def schemas(nova: bool) -> tuple[Path, Path | None]:
+    """neutron 29.0.0's and nova 34.0.0's real schemas, built once by scripts/build-schemas.
 
-
-def recreate_nova(database: str) -> None:
-    """``<database>_nova`` with nova 34.0.0's real cell schema (the cached DDL)."""
-    if not NOVA34_CELL_DDL.exists():
-        sys.exit(
-            f"{NOVA34_CELL_DDL} is missing: it is nova 34.0.0's cell schema as `nova-manage "
-            "db sync` makes it, dumped by the test fixture nova34_mariadb_ddl "
-            "(tests/dbfixtures.py build_nova34_mariadb_ddl). Build it once with "
-            "`scripts/openstack-venv && .venv/bin/pytest -m nova_real -x -q` (or scripts/test), "
-            "point VIFDOCTOR_BENCH_NOVA_SCHEMA at a copy, or pass --no-nova.")
-    _recreate_from(database, NOVA34_CELL_DDL)
+    VIFDOCTOR_BENCH_SCHEMA / VIFDOCTOR_BENCH_NOVA_SCHEMA name other dump files instead.
+    """
+    neutron = schema_dump("neutron-mariadb", "VIFDOCTOR_BENCH_SCHEMA")
+    return neutron, schema_dump("nova-cell", "VIFDOCTOR_BENCH_NOVA_SCHEMA") if nova else None
 
 
 def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, seed: int = 1,
@@ -612,14 +604,15 @@ def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, s
     folder = Path(tempfile.mkdtemp(prefix="vifdoctor-bench-"))
     nova_made = None
     try:
+        neutron_schema, nova_schema = schemas(nova)
         t0 = time.perf_counter()
-        recreate(database)
+        _recreate_from(database, neutron_schema)
         t_schema = time.perf_counter() - t0
-        say(f"schema: neutron 29.0.0 ({SCHEMA_29.name}) in {database}: {t_schema:.1f} s")
-        if nova:
+        say(f"schema: neutron 29.0.0 ({neutron_schema}) in {database}: {t_schema:.1f} s")
+        if nova_schema is not None:
             t0 = time.perf_counter()
-            recreate_nova(nova_database(database))
-            say(f"schema: nova 34.0.0 cell ({NOVA34_CELL_DDL.name}) in "
+            _recreate_from(nova_database(database), nova_schema)
+            say(f"schema: nova 34.0.0 cell ({nova_schema}) in "
                 f"{nova_database(database)}: {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,6 +1,6 @@
 """Shared pytest fixtures: one fresh, uniquely named database per test.
 
-The logic lives in ``tests/dbfixtures.py``; see docs/testing.md for what the
+The logic lives in ``tests/testkit/dbfixtures.py``; see docs/testing.md for what the
 fixtures need (MariaDB, PostgreSQL, the OpenStack venv) and how to start it.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import dbfixtures
 import pytest
+from testkit import dbfixtures
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,7 +63,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def neutron29_mariadb_ddl() -> Path:
-    """DDL dumped from neutron 29.0.0's real migrations on MariaDB (cached in .cache/)."""
+    """DDL dumped from neutron 29.0.0's real migrations on MariaDB (.cache/schemas/)."""
     return dbfixtures.build_neutron29_mariadb_ddl()
 
 
@@ -98,7 +98,7 @@ def neutron29_postgresql_url(neutron29_postgresql_template: str) -> Iterator[str
 
 @pytest.fixture
 def neutron29_sqlite_url(tmp_path: Path) -> str:
-    """SQLite file with neutron 29.0.0's schema from its ORM models (shared/reference)."""
+    """SQLite file with neutron 29.0.0's schema from its ORM models (scripts/build-schemas)."""
     path = dbfixtures.build_neutron29_sqlite(tmp_path / "neutron29.sqlite")
     return f"sqlite:///{path}"
 
@@ -116,7 +116,7 @@ def nova_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def nova34_mariadb_ddl() -> tuple[Path, Path]:
-    """(cell, api) DDL dumped from nova 34.0.0's real migrations on MariaDB (cached in .cache/)."""
+    """(cell, api) DDL dumped from nova 34.0.0's real migrations on MariaDB (.cache/schemas/)."""
     return dbfixtures.build_nova34_mariadb_ddl()
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import dbfixtures
 import pytest
 import sqlalchemy as sa
+from testkit import dbfixtures
 
 NEUTRON_TABLES = ("ml2_port_bindings", "ml2_port_binding_levels", "agents", "standardattributes")
 

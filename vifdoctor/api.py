@@ -17,6 +17,7 @@ Errors the operator must fix raise :class:`vifdoctor.errors.VifdoctorError`
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from vifdoctor.audit import audit_cloud
@@ -27,11 +28,12 @@ from vifdoctor.repair.hooks import Hooks
 from vifdoctor.results import AuditReport, ChangeReport
 from vifdoctor.rules.catalog import CATALOG, CodeInfo
 from vifdoctor.sources.interface import HostWiringSource
+from vifdoctor.sources.neutron_api import given_connection
 
 __all__ = [
     "AuditOptions", "RepairOptions", "RollbackOptions", "Hooks", "AuditReport",
     "ChangeReport", "VifdoctorError", "audit", "remediation", "plan", "plan_sql", "repair",
-    "rollback", "explain",
+    "rollback", "explain", "openstack_connection",
 ]
 
 
@@ -86,3 +88,12 @@ def explain(*codes: str) -> list[CodeInfo]:
         raise VifdoctorError(f"unknown code(s) {', '.join(unknown)} "
                              f"(known: {', '.join(sorted(CATALOG))})")
     return [CATALOG[c] for c in wanted]
+
+
+def openstack_connection(conn: Any) -> AbstractContextManager[None]:
+    """Within this block, API mode uses ``conn`` (an authenticated openstacksdk Connection).
+
+    For front ends that authenticate themselves, as the openstack client plugin does;
+    pass ``os_cloud`` (any name: it only labels messages) so API mode is chosen.
+    """
+    return given_connection(conn)

@@ -6,16 +6,21 @@ judged one at a time; only the findings (and the small agents table) are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import logging
+import time
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
-from vifdoctor.rules.binding import Judgement, agent_finding, judge_binding, plugs
+from vifdoctor.rules.binding import Judgement, judge_binding, plugs
 from vifdoctor.rules.nova import impact, judge_instance, remediation
 from vifdoctor.rules.plug import RuleContext
+from vifdoctor.rules.registry import AGENT, rules_for
 from vifdoctor.session import neutron_session
 from vifdoctor.settings import resolve_cells
 from vifdoctor.sources.host_reports import HostReportFolder
@@ -24,6 +29,7 @@ from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells
 
+LOG = logging.getLogger(__name__)
 NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
                    "give every cell (or --nova-api-db)")
 
@@ -51,6 +57,22 @@ class NovaJoin:
     # every other instance look as if Neutron lacked its ports.
     full: bool = True
     hosts: frozenset[str] = frozenset()
+
+
+class BindingJoin(Protocol):
+    """Another family of facts judged beside each binding (host wiring, OVN, ...).
+
+    ``judge`` sees each binding after the binding rules; ``finish`` reports what no
+    binding explained; ``live`` maps port ids to how the port is wired now, when the
+    join knows it (Nova's view of an instance uses it).
+    """
+
+    live: dict[str, str]
+
+    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
+              ctx: RuleContext) -> list[Finding]: ...
+
+    def finish(self) -> list[Finding]: ...
 
 
 @dataclass
@@ -139,7 +161,7 @@ def run_audit(
     agent_rows: list[dict] | None = None,
     nova: NovaJoin | None = None,
     ports_narrowed: bool = False,
-    host_join: HostJoin | None = None,
+    joins: Sequence[BindingJoin] = (),
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
@@ -150,8 +172,8 @@ def run_audit(
     def judge(binding: Binding) -> Judgement:
         host_agents = agents.get(binding.host, [])
         judgement = judge_binding(binding, host_agents, ctx, needs_memo)
-        if host_join is not None:
-            judgement.findings.extend(host_join.judge(binding, judgement, host_agents, ctx))
+        for join in joins:
+            judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1
@@ -162,6 +184,8 @@ def run_audit(
 
     for binding in bindings:
         judge(binding)
+    # A live view: the joins learn each VM port's wiring as the Nova merge judges it.
+    live = ChainMap(*(join.live for join in joins))
     if nova is not None:
         report.nova = nova.cells
         for device_id, group, instance in join_by_instance(nova.compute_bindings,
@@ -177,7 +201,7 @@ def run_audit(
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
-                                         live=host_join.live if host_join else None)
+                                         live=live)
             for f in found:
                 if keep(f):
                     report.add(f)
@@ -191,8 +215,8 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
-    if host_join is not None and not ports_narrowed:
-        for f in host_join.finish():
+    for join in joins if not ports_narrowed else ():
+        for f in join.finish():
             if keep(f) and (not hosts or f.host in hosts):
                 report.add(f)
     # Agent findings are about hosts: those selected, else those of the selected ports.
@@ -202,9 +226,10 @@ def run_audit(
                 continue
             if ports_narrowed and agent.host not in seen_hosts:
                 continue
-            f = agent_finding(agent)
-            if f is not None and keep(f):
-                report.add(f)
+            for agent_rule in rules_for(AGENT):
+                f = agent_rule.check(agent)  # type: ignore[misc]
+                if f is not None and keep(f):
+                    report.add(f)
     return report
 
 
@@ -225,10 +250,10 @@ def audit_cloud(options: AuditOptions,
             nova = None
             bindings = s.source.bindings(s.selectors)
             assumptions = list(s.settings.assumptions)
-            host_join = None
+            joins: list[BindingJoin] = []
             if host_source is not None:
                 reports, notes = host_source.reports()
-                host_join = HostJoin(reports, s.source.bound_hosts)
+                joins.append(HostJoin(reports, s.source.bound_hosts))
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
@@ -240,7 +265,8 @@ def audit_cloud(options: AuditOptions,
                 )
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
-            return run_audit(
+            started = time.monotonic()
+            report = run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
                 s.agents,
                 s.settings.context,
@@ -252,8 +278,12 @@ def audit_cloud(options: AuditOptions,
                                           if not hosts or h in hosts}),
                 nova=nova,
                 ports_narrowed=options.narrowed_to_ports,
-                host_join=host_join,
+                joins=joins,
             )
+            LOG.info("audit: %d binding(s) read, %d finding(s) %s in %.2f s", report.rows,
+                     len(report.findings), dict(report.by_severity),
+                     time.monotonic() - started)
+            return report
         finally:
             if nova_cells is not None:
                 nova_cells.close()

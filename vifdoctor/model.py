@@ -244,6 +244,11 @@ _PLUGGED_POWER = {1, 3, 7}  # the VIF exists on the host now
 _STOPPED_VM_STATES = {"stopped", "shelved", "shelved_offloaded", "deleted", "soft-delete"}
 
 
+def power_state_name(value: int | None) -> str | int | None:
+    """nova.compute.power_state's name for a value (the value itself when unknown)."""
+    return None if value is None else POWER_STATES.get(value, value)
+
+
 @dataclass
 class Instance:
     """One row of a cell's ``instances`` with its cache, as Nova stores them."""
@@ -264,7 +269,7 @@ class Instance:
         return {
             "uuid": self.uuid, "name": self.name, "cell": self.cell, "host": self.host,
             "node": self.node, "vm_state": self.vm_state,
-            "power_state": POWER_STATES.get(self.power_state, self.power_state),
+            "power_state": power_state_name(self.power_state),
             "task_state": self.task_state, "deleted": self.deleted,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ from sqlalchemy.engine import Engine
 from vifdoctor.model import Agent
 from vifdoctor.options import SourceOptions
 from vifdoctor.settings import Resolved, resolve
-from vifdoctor.sources.database import connect
+from vifdoctor.sources.database import connect, scrub
 from vifdoctor.sources.interface import BindingSource, Selectors
 from vifdoctor.sources.neutron_db import NeutronDatabase
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,8 +38,11 @@ def neutron_session(options: SourceOptions,
     """Resolve settings (unless given), connect, detect the layout and read the agents."""
     settings = settings or resolve(options)
     selectors = selectors_of(options)
+    LOG.debug("settings from: %s", settings.origins)
     if settings.api:
         from vifdoctor.sources.neutron_api import NeutronApi, connect_cloud
+
+        LOG.info("reading Neutron through its API (cloud %s)", settings.cloud or "from OS_*")
 
         with NeutronApi(connect_cloud(settings.cloud), cloud=settings.cloud,
                         inactive=not options.skip_inactive_bindings) as api_source:
@@ -45,10 +51,15 @@ def neutron_session(options: SourceOptions,
             yield NeutronSession(settings, None, api_source, agents, selectors)
         return
     assert settings.neutron_url is not None
+    LOG.info("reading Neutron's database %s (%s)", scrub(settings.neutron_url),
+             settings.origins.get("source"))
     engine = connect(settings.neutron_url, what="Neutron database")
     try:
         with NeutronDatabase(engine) as source:
             agents = source.agents(settings.agent_down_time)
+            LOG.info("schema layout %s; %d agent(s) on %d host(s)",
+                     source.describe().get("layout"), sum(map(len, agents.values())),
+                     len(agents))
             yield NeutronSession(settings, engine, source, agents, selectors)
     finally:
         engine.dispose()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from repairkit import checksum, cli, install_demo, one_error_line
+from testkit.repairkit import checksum, cli, install_demo, one_error_line
 
 
 @pytest.fixture

@@ -29,11 +29,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from cloudfactory import run_cli
-from hostilekit import DEVICE_IDS, HOSTS, dump, run_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from repairkit import install, install_demo, network
+from testkit.cloudfactory import run_cli
+from testkit.hostilekit import DEVICE_IDS, HOSTS, dump, run_client
+from testkit.repairkit import install, install_demo, network
 
 from vifdoctor.demo.builder import AgentSpec, BindingSpec, CloudSpec, PortSpec
 from vifdoctor.demo.nova import InstanceSpec, create_nova_schema, write_instances

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cloudfactory import run_cli
+from testkit.cloudfactory import run_cli
 
 from vifdoctor.demo.builder import AgentSpec, BindingSpec, CloudSpec, PortSpec, write_cloud
 from vifdoctor.demo.incident import (

@@ -11,9 +11,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from cloudfactory import binding
-from hostilekit import DEVICE_IDS, HOSTS, hostile_cloud, port_id
-from repairkit import cli, install, legacy_ovs_agent, network, vm_port
+from testkit.cloudfactory import binding
+from testkit.hostilekit import DEVICE_IDS, HOSTS, hostile_cloud, port_id
+from testkit.repairkit import cli, install, legacy_ovs_agent, network, vm_port
 
 from vifdoctor.demo.builder import CloudSpec
 from vifdoctor.rules.nova import Instance, judge_instance, remediation
@@ -93,6 +93,6 @@ def _judged(b):
 
 
 def legacy_agent():
-    from cloudfactory import legacy_ovs
+    from testkit.cloudfactory import legacy_ovs
 
     return legacy_ovs("compute1")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from repairkit import checksum, cli, install_demo, one_error_line
+from testkit.repairkit import checksum, cli, install_demo, one_error_line
 
 
 def _reseal(body: dict) -> None:

@@ -12,7 +12,7 @@ import base64
 import json
 
 import pytest
-from repairkit import (
+from testkit.repairkit import (
     HYBRID,
     bindings,
     cli,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from repairkit import cli, details, drifted_cloud, install
+from testkit.repairkit import cli, details, drifted_cloud, install
 
 ROWS = 8000
 

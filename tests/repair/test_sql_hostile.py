@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import dbfixtures
 import pytest
-from hostilekit import dump, hostile_cloud, run_client
-from repairkit import cli, install
+from testkit import dbfixtures
+from testkit.hostilekit import dump, hostile_cloud, run_client
+from testkit.repairkit import cli, install
 
 
 @contextlib.contextmanager

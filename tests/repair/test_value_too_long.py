@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from repairkit import HYBRID, bindings, cli, drifted_cloud, install, port_uuid
+from testkit.repairkit import HYBRID, bindings, cli, drifted_cloud, install, port_uuid
 
 # Compact JSON that json.dumps re-serializes with ", " and ": ": it grows past 4095.
 LONG = json.dumps({"port_filter": True, "pad": "x" * 4040}, separators=(",", ":"))

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from repairkit import cli, install_demo
+from testkit.repairkit import cli, install_demo
 
 GOOD = {"format": "vifdoctor-host-scan", "format_version": 1, "host": "compute000",
         "sources": {"ovs": {"ok": True}, "links": {"ok": True}, "libvirt": {"ok": True}},

@@ -13,9 +13,9 @@ import string
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import dbfixtures
 import pytest
-from repairkit import cli, install_demo, mariadb_root
+from testkit import dbfixtures
+from testkit.repairkit import cli, install_demo, mariadb_root
 
 # Every printable ASCII character but whitespace, each next to a rare capital so that
 # any six characters of it are unlikely to occur in output by chance.
@@ -35,7 +35,7 @@ def leaks(text: str, password: str = PASSWORD) -> list[str]:
 @pytest.fixture
 def hostile_user(mariadb_url):
     """(url with the hostile password, database name) for a user with all rights on it."""
-    from repairkit import dbname_of
+    from testkit.repairkit import dbname_of
 
     name = dbname_of(mariadb_url)
     install_demo(mariadb_url)
@@ -135,7 +135,7 @@ def test_config_parse_error_does_not_echo_the_line(section, tmp_path, capsys):
 
 def test_cell_mapping_url_is_masked(mariadb_url, tmp_path, capsys):
     """A cell whose database_connection holds the password, unreachable: the error masks it."""
-    from repairkit import execute
+    from testkit.repairkit import execute
 
     execute(mariadb_url, "CREATE TABLE cell_mappings (id INT PRIMARY KEY, uuid VARCHAR(36), "
                          "name VARCHAR(255), database_connection TEXT)")

@@ -13,7 +13,13 @@ from vifdoctor.report.findings import audit_listing
 
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
-    report = api.audit(options_from(AuditOptions, args))
+    options = options_from(AuditOptions, args)
+    if args.metrics_file:
+        from vifdoctor.integrations.prometheus import audit_with_metrics
+
+        report = audit_with_metrics(args.metrics_file, lambda: api.audit(options))
+    else:
+        report = api.audit(options)
     listing = audit_listing(report).select(args.column)
     renderer(args.format)(listing, out)
     return report.exit_code

@@ -3,62 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import shlex
 from typing import IO
 
-import sqlalchemy as sa
-
 from vifdoctor import api
-from vifdoctor.demo.builder import utcnow, write_cloud
-from vifdoctor.demo.incident import LAYOUT, incident_cloud, install_incident_nova
-from vifdoctor.demo.schemas import create_schema
-from vifdoctor.errors import VifdoctorError
+from vifdoctor.demo.incident import LAYOUT, build_demo
 from vifdoctor.report import Column, Listing, renderer
 from vifdoctor.report.findings import audit_listing
 from vifdoctor.report.remediation import remediation_listing
 
-NEUTRON_FILE = "neutron.sqlite"
-NOVA_FILE = "nova.sqlite"
-
-
-def build(folder: str) -> tuple[str, str]:
-    """(Re)create the demo Neutron and Nova databases; returns their SQLAlchemy URLs."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise VifdoctorError(f"cannot create demo folder {folder}: {exc.strerror}") from None
-    path = os.path.abspath(os.path.join(folder, NEUTRON_FILE))
-    nova_path = os.path.abspath(os.path.join(folder, NOVA_FILE))
-    for old in (path, nova_path):
-        if os.path.exists(old):
-            os.remove(old)  # only the demo's own files, rebuilt from scratch each time
-    url = f"sqlite:///{path}"
-    nova_url = f"sqlite:///{nova_path}"
-    cloud = incident_cloud()
-    # The demo's agents "keep reporting": a heartbeat a year ahead keeps them alive for the
-    # commands the demo suggests, run minutes or days later, without a live agent process.
-    ahead = utcnow() + datetime.timedelta(days=365)
-    for agent in cloud.agents:
-        if agent.alive:
-            agent.heartbeat_at = ahead
-    engine = sa.create_engine(url)
-    try:
-        create_schema(engine, LAYOUT)
-        write_cloud(engine, cloud)
-    finally:
-        engine.dispose()
-    nova_engine = sa.create_engine(nova_url)
-    try:
-        install_incident_nova(nova_engine)
-    finally:
-        nova_engine.dispose()
-    return url, nova_url
-
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
-    url, nova_url = build(args.dir)
+    url, nova_url = build_demo(args.dir)
     report = api.audit(neutron_db=url, nova_db=[nova_url])
     listing = audit_listing(report).select(args.column)
     if args.format != "table":

@@ -7,6 +7,7 @@ Exit codes follow oslo.upgradecheck: 0 nothing above info, 1 warnings only,
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vifdoctor import __version__
 from vifdoctor.errors import EXIT_CANNOT_RUN, VifdoctorError
+from vifdoctor.integrations.logs import setup_logging
 from vifdoctor.limits import check_agent_down_time, check_max_rate
 from vifdoctor.report import FORMATS
 from vifdoctor.rules.catalog import CATALOG
@@ -203,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(audit)
     _add_selectors(audit)
     _add_output_options(audit)
+    audit.add_argument("--metrics-file", metavar="PATH",
+                       help="also write Prometheus metrics here, atomically, in node_exporter's "
+                            "textfile-collector format (even when the audit cannot run: "
+                            "vifdoctor_up 0); needs vifdoctor[prometheus]")
 
     explain = sub.add_parser("explain", help="what a finding code means, its impact and remedy")
     explain.add_argument("codes", nargs="*", metavar="CODE", type=_code,
@@ -268,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", default="vifdoctor-demo",
                       help="folder for the demo databases (default: ./vifdoctor-demo)")
     _add_output_options(demo)
+    for p in (parser, *sub.choices.values()):
+        _add_logging_options(p, top=p is parser)
     return parser
 
 
@@ -279,11 +287,25 @@ def _robust_streams() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def _add_logging_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """--debug / --log-file as the OpenStack CLIs have them, before or after the command."""
+    g = p.add_argument_group("logging (passwords are masked)")
+    # After the command they only override what was given before it.
+    default: dict = {} if top else {"default": argparse.SUPPRESS}
+    g.add_argument("-d", "--debug", action="store_true", **({"default": False} | default),
+                   help="log DEBUG lines (to stderr, or to --log-file)")
+    g.add_argument("--log-file", metavar="PATH", **default,
+                   help="append INFO (with --debug, DEBUG) log lines to this file, in "
+                        "oslo.log's format")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _robust_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_handler = None
     try:
+        log_handler = setup_logging(args.debug, args.log_file)
         if args.command == "audit":
             from vifdoctor.cmd.audit import run
         elif args.command == "explain":
@@ -318,9 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours: still one line, and a way to see more
         if os.environ.get("VIFDOCTOR_DEBUG"):
             raise
+        if log_handler is not None:  # the traceback goes to the log, masked
+            logging.getLogger("vifdoctor").exception("internal error")
         print(f"vifdoctor: internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
-              "(set VIFDOCTOR_DEBUG=1 for the traceback; please report it)", file=sys.stderr)
+              "(set VIFDOCTOR_DEBUG=1 or --debug for the traceback; please report it)",
+              file=sys.stderr)
         return EXIT_CANNOT_RUN
+    finally:
+        if log_handler is not None:  # main() may run in-process (tests, wrappers)
+            logging.getLogger().removeHandler(log_handler)
+            logging.getLogger().setLevel(logging.WARNING)
+            log_handler.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

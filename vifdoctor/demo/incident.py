@@ -11,8 +11,11 @@ no random ids, no clock beyond the agents' heartbeats set at write time.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from vifdoctor.demo.builder import (
@@ -23,6 +26,7 @@ from vifdoctor.demo.builder import (
     PortSpec,
     SegmentSpec,
     _mac_for,
+    utcnow,
     write_cloud,
 )
 from vifdoctor.demo.nova import (
@@ -34,6 +38,7 @@ from vifdoctor.demo.nova import (
     write_instances,
 )
 from vifdoctor.demo.schemas import create_schema
+from vifdoctor.errors import VifdoctorError
 
 LAYOUT = "icehouse"
 
@@ -266,3 +271,41 @@ def install_incident_nova(engine: Engine, layout: str = "icehouse") -> list[Inst
     instances = incident_instances()
     write_instances(engine, instances)
     return instances
+
+
+NEUTRON_FILE = "neutron.sqlite"
+NOVA_FILE = "nova.sqlite"
+
+
+def build_demo(folder: str) -> tuple[str, str]:
+    """(Re)create the demo Neutron and Nova databases; returns their SQLAlchemy URLs."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise VifdoctorError(f"cannot create demo folder {folder}: {exc.strerror}") from None
+    path = os.path.abspath(os.path.join(folder, NEUTRON_FILE))
+    nova_path = os.path.abspath(os.path.join(folder, NOVA_FILE))
+    for old in (path, nova_path):
+        if os.path.exists(old):
+            os.remove(old)  # only the demo's own files, rebuilt from scratch each time
+    url = f"sqlite:///{path}"
+    nova_url = f"sqlite:///{nova_path}"
+    cloud = incident_cloud()
+    # The demo's agents "keep reporting": a heartbeat a year ahead keeps them alive for the
+    # commands the demo suggests, run minutes or days later, without a live agent process.
+    ahead = utcnow() + datetime.timedelta(days=365)
+    for agent in cloud.agents:
+        if agent.alive:
+            agent.heartbeat_at = ahead
+    engine = sa.create_engine(url)
+    try:
+        create_schema(engine, LAYOUT)
+        write_cloud(engine, cloud)
+    finally:
+        engine.dispose()
+    nova_engine = sa.create_engine(nova_url)
+    try:
+        install_incident_nova(nova_engine)
+    finally:
+        nova_engine.dispose()
+    return url, nova_url

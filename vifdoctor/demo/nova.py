@@ -83,17 +83,6 @@ class InstanceSpec:
     network_info: list[dict] | str | None = None
 
 
-@dataclass
-class CellMappingSpec:
-    """One nova_api ``cell_mappings`` row."""
-
-    uuid: str
-    name: str
-    database_connection: str
-    transport_url: str = "none:///"
-    disabled: bool = False
-
-
 # --------------------------------------------------------------------------- schema
 
 
@@ -102,7 +91,7 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
     if layout not in NOVA_LAYOUTS:
         raise ValueError(f"unknown Nova layout {layout!r}; expected one of {NOVA_LAYOUTS}")
     md = sa.MetaData()
-    opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
+    opts: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
     sa.Table(
         "migrate_version", md,
         sa.Column("repository_id", sa.String(250), primary_key=True),
@@ -413,15 +402,3 @@ def write_instances(engine: Engine, instances: Sequence[InstanceSpec]) -> None:
             _fix_sequence(conn, "instances")
         if cache_rows:
             _fix_sequence(conn, "instance_info_caches")
-
-
-def write_cell_mappings(engine: Engine, cells: Sequence[CellMappingSpec]) -> None:
-    """Insert rows into a nova_api database's ``cell_mappings`` (cell0: CELL0_UUID)."""
-    now = utcnow()
-    with engine.begin() as conn:
-        t = _reflect(conn, ("cell_mappings",), "nova_api")["cell_mappings"]
-        _insert(conn, t, [t.row({
-            "uuid": c.uuid, "name": c.name, "transport_url": c.transport_url,
-            "database_connection": c.database_connection, "disabled": c.disabled,
-            "created_at": now, "updated_at": None,
-        }) for c in cells])

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
 from vifdoctor.sources.database import column_bytes, column_text, db_error, is_binary
+from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
 
 # MySQL/MariaDB: lock wait timeout, deadlock (also how Galera reports a certification failure)
 RETRYABLE_MYSQL = {1205, 1213}
@@ -51,10 +52,6 @@ class Outcome:
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.status.values() if s == state)
-
-
-def bindings_table(conn: Connection) -> sa.Table:
-    return sa.Table("ml2_port_bindings", sa.MetaData(), autoload_with=conn)
 
 
 def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str):
@@ -180,7 +177,7 @@ def apply_changes(
             conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
                                  f"{int(opts.lock_wait_timeout)}"))
             conn.commit()
-        table = bindings_table(conn)
+        table = reflect_bindings(conn)
         binary = is_binary(table.c.vif_details)
         stmt = batch_statement(table, layout, dialect)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
@@ -204,7 +201,7 @@ def apply_changes(
                 ahead = written / opts.max_rate - (time.monotonic() - started)
                 if ahead > 0:
                     sleep(ahead)
-        verify(conn, changes, outcome)
+        verify(conn, layout, changes, outcome)
     gc.unfreeze()
     return outcome
 
@@ -241,25 +238,23 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
     return None  # pragma: no cover - the loop always returns
 
 
-def read_current(conn: Connection, keys: Sequence[tuple[str, str]],
-                 chunk: int = 2000) -> dict[tuple[str, str], str]:
+def read_current(conn: Connection, layout: Layout, keys: Sequence[tuple[str, str]],
+                 chunk: int = 2000) -> dict[tuple[str, str], str | None]:
     """vif_details of the live (ACTIVE where the column exists) rows for these keys."""
-    table = bindings_table(conn)
-    has_status = "status" in table.c
-    found: dict[tuple[str, str], str] = {}
+    table = reflect_bindings(conn)
+    found: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(keys), chunk):
         part = keys[start:start + chunk]
-        query = sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(part))
-        if has_status:
-            query = query.where(table.c.status == "ACTIVE")
+        query = only_live(sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(part)), table, layout)
         for port_id, host, details in conn.execute(query):
             found[(port_id, host)] = column_text(details)
     conn.rollback()
     return found
 
 
-def verify(conn: Connection, changes: Sequence[Change], outcome: Outcome) -> None:
+def verify(conn: Connection, layout: Layout, changes: Sequence[Change],
+           outcome: Outcome) -> None:
     """Re-read every planned row: a row counts as changed only if it now holds the new text.
 
     A row of a batch that failed is re-read too: if it holds the new value, the
@@ -268,7 +263,7 @@ def verify(conn: Connection, changes: Sequence[Change], outcome: Outcome) -> Non
     never as "nothing was written".
     """
     try:
-        current = read_current(conn, [(c.port_id, c.host) for c in changes])
+        current = read_current(conn, layout, [(c.port_id, c.host) for c in changes])
     except DBAPIError as exc:
         outcome.errors.append(f"could not re-read the rows: {db_error(exc)}")
         for key, state in outcome.status.items():

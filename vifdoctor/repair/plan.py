@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Binding, Change, parse_json_column
 from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement, apply_correction
+from vifdoctor.rules.finding import Judgement, apply_correction
 from vifdoctor.rules.plug import RuleContext, nova_plug
 
 

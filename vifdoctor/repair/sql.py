@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator, Sequence
+from typing import Any, cast
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -43,7 +44,7 @@ def literal_dialect(dialect: Dialect) -> Dialect:
     """
     if dialect.paramstyle not in ("format", "pyformat"):
         return dialect
-    plain = type(dialect)(paramstyle="named")
+    plain = cast(Any, type(dialect))(paramstyle="named")
     for attr in ("_backslash_escapes", "server_version_info", "_server_ansiquotes",
                  "is_mariadb", "default_schema_name"):
         if hasattr(dialect, attr):

@@ -24,20 +24,23 @@ from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
 from vifdoctor.results import ChangeReport
+from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
 from vifdoctor.sources.database import column_bytes, column_text, connect, is_binary, redact
-from vifdoctor.sources.neutron_db import BINDING_COLUMNS, NeutronDatabase
+from vifdoctor.sources.neutron_db import NeutronDatabase
+from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
 
 
 def _plan(s: NeutronSession, codes: frozenset[str]) -> tuple[list[Change], list[dict]]:
     """The changes that fit the column, and one note per row whose new value would not."""
     # A source may narrow the read to the rows a repairable rule can flag.
-    judged = judge_all(s.source.repair_candidates(s.selectors), s.agents, s.settings.context)
+    rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
+    judged = judge_all(rows, s.agents, s.settings.context)
     changes = list(plan_changes(judged, codes, s.settings.context))
     if s.engine is None or not isinstance(s.source, NeutronDatabase):
         return changes, []
-    table = writer.bindings_table(s.source.conn)
+    table = reflect_bindings(s.source.conn)
     s.source.conn.rollback()
     return split_too_long(changes, getattr(table.c.vif_details.type, "length", None))
 
@@ -83,7 +86,7 @@ def plan_sql(options: RepairOptions) -> list[str]:
             raise VifdoctorError("--sql is for the database path; in API mode "
                                  "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
         assert s.source.layout is not None
-        table = writer.bindings_table(s.source.conn)
+        table = reflect_bindings(s.source.conn)
         return list(render_sql(changes, table, s.source.layout, s.engine.dialect,
                                options.batch_size))
 
@@ -102,7 +105,7 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     plan; a table with other columns (a vendor's) is read again, whole.
     """
     conn = source.conn
-    table = writer.bindings_table(conn)
+    table = reflect_bindings(conn)
     conn.rollback()
     columns = [c.name for c in table.columns]
     binary = {c.name for c in table.columns if is_binary(c)}
@@ -114,10 +117,9 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     keys = [(c.port_id, c.host) for c in changes]
     assert source.layout is not None
     for start in range(0, len(keys), 2000):
-        query = sa.select(table).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000]))
-        if source.layout.has_status:
-            query = query.where(table.c.status == "ACTIVE")
+        query = only_live(sa.select(table).where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000])),
+            table, source.layout)
         for row in conn.execute(query).mappings():
             found[(row["port_id"], row["host"])] = {k: backup_value(v, k in binary)
                                                     for k, v in row.items()}
@@ -167,6 +169,7 @@ def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions
     path = write_backup(folder, _backup_header(source, what), backup_rows,
                         name=f"{what}-{_stamp()}.json")
     bar = hooks.progress(len(changes))
+    assert source.layout is not None
     try:
         with hooks.writing() as should_stop:
             outcome = writer.apply_changes(
@@ -270,7 +273,9 @@ def rollback(backup_path: str, options: RollbackOptions,
                     f"backup {backup_path} was taken on database {want!r}, not "
                     f"{engine.url.database!r} (pass --any-database if that is intended)")
             changes = [_restore(row) for row in backup.rows]
-            current = writer.read_current(source.conn, [(c.port_id, c.host) for c in changes])
+            assert source.layout is not None
+            keys = [(c.port_id, c.host) for c in changes]
+            current = writer.read_current(source.conn, source.layout, keys)
             due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
             due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
             results = {(c.port_id, c.host): ("restorable" if (c.port_id, c.host) in due_keys

@@ -37,17 +37,17 @@ class Listing:
         """Keep only the named columns (by heading or key, any case), in that order."""
         if not wanted:
             return self
-        index = {}
+        index: dict[str, Column] = {}
         for col in self.available or self.columns:
             index[col.key.lower()] = col
             index[col.heading.lower()] = col
         chosen = []
         for name in wanted:
-            col = index.get(name.lower())
-            if col is None:
+            found = index.get(name.lower())
+            if found is None:
                 known = ", ".join(c.heading for c in self.available or self.columns)
                 raise VifdoctorError(f"no column {name!r} (columns: {known})")
-            chosen.append(col)
+            chosen.append(found)
         keys = [c.key for c in chosen]
         doc = dict(self.document)
         if self.rows_key in doc:

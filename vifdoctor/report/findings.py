@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vifdoctor.audit import AuditReport
 from vifdoctor.report import Column, Listing
+from vifdoctor.results import AuditReport
 
 FINDING_COLUMNS = [
     Column("code", "Code"),

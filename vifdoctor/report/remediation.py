@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vifdoctor import __version__
-from vifdoctor.audit import AuditReport
 from vifdoctor.report import Column, Listing
+from vifdoctor.results import AuditReport
 
 STEP_COLUMNS = [
     Column("host", "Host"),

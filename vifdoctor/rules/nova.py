@@ -10,23 +10,31 @@ re-plugs only on start and hard reboot (domain.md section 6).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vifdoctor.model import (
-    POWER_STATES,
     Binding,
     Finding,
     Instance,
     Plug,
+    Severity,
     json_kind,
     parse_json_column,
+    power_state_name,
     short_json_error,
 )
-from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import Judgement, apply_correction, cut, new_finding, plugs
+from vifdoctor.rules.binding import plugs
+from vifdoctor.rules.finding import (
+    Judgement,
+    apply_correction,
+    cut,
+    declared_finding,
+    new_finding,
+)
 from vifdoctor.rules.plug import VIF_OVS, VIF_VHOSTUSER, RuleContext, nova_plug
+from vifdoctor.rules.registry import INSTANCE, REGISTRY, Scope, declare, repairable_by_default
 from vifdoctor.shell import command, is_uuid, terminal_safe
 
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
@@ -39,6 +47,69 @@ MOVING_TASK_STATES = frozenset({
 })
 # ovs_interfaceid is the port id for these vif types (nova.network.neutron._nw_info_build_network)
 _OVS_INTERFACEID_TYPES = {VIF_OVS, "agilio_ovs"}
+
+
+_VM = ("compute:",)
+
+declare(
+    'VD201', Severity.WARNING, 'stale Nova cache',
+    summary="Nova's cached VIF (details, type, devname, ovs_interfaceid) differs from Neutron",
+    why=("The VIF in Nova's instance_info_caches.network_info differs from what Nova would "
+        "build from Neutron's port now (details, type, devname or ovs_interfaceid): expected "
+        'right after a database repair, since Neutron sends Nova no event for it.'),
+    impact=('Nova keeps acting on the old details (soft reboot, interface list, live migration) '
+        'until it refreshes the cache; a start or hard reboot re-reads the port and re-plugs '
+        'it.'),
+    remedy=('Refresh the cache: `nova refresh-network UUID` (a network-changed external event), '
+        'or hard reboot the VM when its plug must change anyway.'),
+    applies_to=Scope(INSTANCE, device_owners=_VM),
+)
+
+declare(
+    'VD202', Severity.FAILURE, 'host mismatch',
+    summary="the port is bound to another host than the instance's, with no move under way",
+    why=("The port is bound to a host other than the instance's host, and no migration, "
+        'resize, rebuild or unshelve is under way: a move that failed half-way.'),
+    impact=("The port's flows and firewall are set up on the wrong host: the VM has no network on"
+        ' this port, and its next plug binds nothing on its own host.'),
+    remedy=("Re-bind the port to the instance's host (`openstack port set --host HOST PORT`, "
+        'admin), then hard reboot the VM.'),
+    applies_to=Scope(INSTANCE, device_owners=_VM),
+)
+
+declare(
+    'VD203', Severity.WARNING, 'cache and Neutron disagree on ports',
+    summary='cache and Neutron disagree on which ports the instance has',
+    why=("A port attached to the instance in Neutron is missing from Nova's cache, or a cached"
+        ' port is not attached to the instance in Neutron.'),
+    impact=('Nova does not plug a port it does not know at the next start, and keeps a detached '
+        'port in its view (metadata, interface list).'),
+    remedy=('`nova refresh-network UUID`; if the cache stays wrong, detach and re-attach the '
+        'interface (`openstack server remove/add port`).'),
+    applies_to=Scope(INSTANCE, device_owners=_VM),
+)
+
+declare(
+    'VD204', Severity.WARNING, 'orphan binding',
+    summary='a VM port bound to a host for a deleted or unknown instance',
+    why=('A compute port is bound to a host for an instance that is deleted or that no Nova '
+        'cell read knows (only meaningful when every cell is given).'),
+    impact=('The port holds an IP and flows on the host for a VM that is gone.'),
+    remedy=('Check the instance (`openstack server show UUID --all-projects`); if it is gone, '
+        "delete the port or unbind it (`openstack port set --device-id '' --device-owner '' "
+        "--host ''`)."),
+    applies_to=Scope(INSTANCE, device_owners=_VM),
+)
+
+declare(
+    'VD205', Severity.FAILURE, 'malformed Nova cache',
+    summary='`network_info` is not a JSON list of VIF objects',
+    why=('instance_info_caches.network_info is not a JSON list of VIF objects.'),
+    impact=("Nova cannot read the instance's network info: reboots, migrations and interface "
+        'operations fail or act on nothing.'),
+    remedy=('`nova refresh-network UUID` rebuilds the cache from Neutron.'),
+    applies_to=Scope(INSTANCE, device_owners=_VM),
+)
 
 
 @dataclass(frozen=True)
@@ -110,10 +181,8 @@ def cache_differences(binding: Binding, vif: dict) -> list[str]:
 
 
 def _instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
-    info = catalog.CATALOG[code]
-    return Finding(code=code, severity=info.severity, title=info.title, message=message,
-                   impact=info.impact, remedy=info.remedy, device_id=instance.uuid,
-                   host=instance.host, instance=instance.as_dict(), **fields)
+    return declared_finding(code, message, device_id=instance.uuid, host=instance.host,
+                            instance=instance.as_dict(), **fields)
 
 
 @dataclass
@@ -150,7 +219,7 @@ def judge_instance(
     ctx: RuleContext,
     *,
     check_missing_ports: bool = True,
-    live: dict[str, str] | None = None,
+    live: Mapping[str, str] | None = None,
 ) -> tuple[list[Finding], InstanceView]:
     """VD201-VD205 for one instance and its Neutron compute ports (ACTIVE rows)."""
     findings: list[Finding] = []
@@ -212,7 +281,7 @@ def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: Ru
     details = parse_json_column(binding.vif_details)
     after = details.as_dict() if details.ok else {}
     for f in judgement.findings:
-        if f.correction and catalog.CATALOG[f.code].repair_by_default:
+        if f.correction and REGISTRY[f.code].repair_by_default:
             after = apply_correction(after, f.correction)
     if live in (Plug.HYBRID.value, Plug.DIRECT.value, Plug.VHOSTUSER.value):
         wired, basis = live, "host scan"
@@ -250,7 +319,6 @@ class Step:
 
 EXTERNAL_EVENT = ('POST /v2.1/os-server-external-events {{"events": [{{"name": '
                   '"network-changed", "server_uuid": "{uuid}"}}]}}')
-_REPAIRABLE = catalog.repairable_by_default()
 
 
 def impact(view: InstanceView) -> dict:
@@ -283,7 +351,7 @@ def impact(view: InstanceView) -> dict:
         nxt = "keeps the current plug"
     return {
         "running": bool(inst and inst.plugged),
-        "state": (f"{inst.vm_state}/{POWER_STATES.get(inst.power_state, inst.power_state)}"
+        "state": (f"{inst.vm_state}/{power_state_name(inst.power_state)}"
                   if inst else "no instance"),
         "wired_as": {p.port_id: p.cached_plug for p in view.ports},
         "wired_as_basis": {p.port_id: p.wired_basis for p in view.ports},
@@ -320,7 +388,7 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
                                         command("openstack", "port", "delete", f.port_id),
                                         "then:")))
         return steps
-    to_repair = sorted(p.port_id for p in view.ports if set(p.codes) & _REPAIRABLE)
+    to_repair = sorted(p.port_id for p in view.ports if set(p.codes) & repairable_by_default())
     if to_repair:
         ports = [w for p in to_repair for w in ("--port", p)]
         steps.append(Step(1, "repair-binding", uuid, host,

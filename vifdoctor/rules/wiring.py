@@ -10,15 +10,94 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vifdoctor.model import Binding, Finding, HostWiring, Plug
-from vifdoctor.rules import catalog
-from vifdoctor.rules.binding import new_finding
+from vifdoctor.model import Binding, Finding, HostWiring, Plug, Severity
+from vifdoctor.rules.finding import declared_finding, new_finding
+from vifdoctor.rules.registry import HOST_WIRING, Scope, declare
 
 NIC_NAME_LEN = 14
 PREFIXES = ("tap", "qbr", "qvb", "qvo")
 
 HYBRID, DIRECT, VHOSTUSER = "hybrid", "direct", "vhostuser"
 MISSING, BROKEN, UNKNOWN = "missing", "broken hybrid", "unknown"
+
+
+declare(
+    'VD301', Severity.FAILURE, 'unprotected now',
+    summary='wired direct now while the host needs hybrid: security groups off right now',
+    why=("The host scan shows the VM's tap (or os-vif port) straight on the integration bridge"
+        " while the host's firewall (iptables_hybrid) needs the hybrid qbr bridge."),
+    impact=('Security groups are not enforced on this VM right now: its traffic passes '
+        'unfiltered. The most urgent finding.'),
+    remedy=('Repair the binding if it is wrong (`vifdoctor repair`), then hard reboot or '
+        'stop/start the VM so Nova re-plugs it hybrid.'),
+    applies_to=Scope(HOST_WIRING),
+)
+
+declare(
+    'VD302', Severity.FAILURE, 'breaks at next re-plug',
+    summary='wired hybrid today, but the next stop/start or hard reboot plugs it direct',
+    why=('The VM is wired hybrid today (it was plugged before the details drifted), but the '
+        'stored details make Nova plug it direct at its next stop/start, hard reboot or '
+        'migration.'),
+    impact=('Fine until the next re-plug; then security groups stop working and the VM can lose '
+        "its network: the incident's failure mode."),
+    remedy=('Repair the binding now (`vifdoctor repair`); the VM itself needs no reboot.'),
+    applies_to=Scope(HOST_WIRING),
+)
+
+declare(
+    'VD303', Severity.WARNING, 'broken hybrid plumbing',
+    summary="broken hybrid plumbing (qbr/qvb/qvo missing or carrying another port's iface-id)",
+    why=('Part of the hybrid chain is missing or wrong: a qbr without its qvb/qvo, a qvo '
+        "missing from the integration bridge, or a qvo carrying another port's iface-id. "
+        'os-vif leaves this after a half-done plug and does not redo it.'),
+    impact=("The VM has no network on this port, or the agent wires another port's flows to it."),
+    remedy=('Delete the stale qbr/qvb/qvo devices on the host, then hard reboot the VM so Nova '
+        'plugs it afresh.'),
+    applies_to=Scope(HOST_WIRING),
+)
+
+declare(
+    'VD304', Severity.WARNING, 'unknown or foreign OVS port',
+    summary='an OVS interface whose iface-id Neutron does not know, or binds elsewhere',
+    why=('An OVS interface on this host carries an iface-id that Neutron does not know, or '
+        'that Neutron binds to another host.'),
+    impact=('The agent keeps flows for a port that is not here (a leftover of a deleted port or '
+        'of a failed migration); a duplicate iface-id confuses the agent.'),
+    remedy=('Check the port (`openstack port show ID`), then delete the OVS port (`ovs-vsctl '
+        'del-port br-int NAME`) if nothing uses it.'),
+    applies_to=Scope(HOST_WIRING),
+)
+
+declare(
+    'VD305', Severity.INFO, 'leftover devices',
+    summary='leftover tap/qbr/qvb/qvo devices of no running domain',
+    why=('tap/qbr/qvb/qvo devices that belong to no running domain and to no port bound to '
+        'this host.'),
+    impact=('Harmless clutter, but they can collide with a new plug of the same port.'),
+    remedy=('Remove them (`ip link delete NAME`, `ovs-vsctl del-port NAME`).'),
+    applies_to=Scope(HOST_WIRING),
+)
+
+declare(
+    'VD306', Severity.WARNING, 'domain interface not bound here',
+    summary='a domain interface whose port Neutron does not bind to this host',
+    why=('A libvirt domain has an interface for a port that Neutron does not bind to this '
+        'host: a failed migration or a port moved underneath the VM.'),
+    impact=("The VM's interface is not served by this host's agent: no network on it."),
+    remedy=('Re-bind the port to this host or migrate the VM; then hard reboot it.'),
+    applies_to=Scope(HOST_WIRING),
+)
+
+declare(
+    'VD307', Severity.FAILURE, 'security-group chains missing',
+    summary='a hybrid port on an iptables_hybrid host without its security-group chains',
+    why=('The port is wired hybrid on an iptables_hybrid host, but iptables has no neutron '
+        'chains for it: the agent never applied its security groups.'),
+    impact=("The VM's traffic is not filtered although the wiring is right."),
+    remedy=('Restart the OVS agent on the host (full resync) and check its log for the port.'),
+    applies_to=Scope(HOST_WIRING),
+)
 
 
 def dev(prefix: str, port_id: str) -> str:
@@ -68,9 +147,7 @@ def classify(port_id: str, w: HostWiring, integration_bridge: str = "br-int") ->
 
 
 def _host_finding(code: str, host: str, message: str, **fields) -> Finding:
-    info = catalog.CATALOG[code]
-    return Finding(code=code, severity=info.severity, title=info.title, message=message,
-                   impact=info.impact, remedy=info.remedy, host=host, **fields)
+    return declared_finding(code, message, host=host, **fields)
 
 
 def judge_wiring(b: Binding, w: HostWiring, wiring: Wiring, needed: str, next_plug: str

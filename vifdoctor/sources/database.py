@@ -82,10 +82,11 @@ def _ambiguous(url: URL) -> bool:
 def redact(url: URL | str) -> str:
     """The URL as it may be shown: password and secret query values replaced by ***."""
     if isinstance(url, str):
+        text = url
         try:
-            url = make_url(url)
+            url = make_url(text)
         except (ArgumentError, ValueError, TypeError):
-            scheme = _scheme(url)
+            scheme = _scheme(text)
             return f"{scheme}://{_MASK}" if scheme else _MASK
     if _ambiguous(url):
         return f"{url.drivername}://{_MASK}"
@@ -193,6 +194,8 @@ def utc_now(conn: Connection) -> datetime.datetime:
     else:
         query = "SELECT CURRENT_TIMESTAMP"
     value = conn.execute(sa.text(query)).scalar()
+    if value is None:
+        raise VifdoctorError(f"the {dialect} server returned no current time")
     if isinstance(value, str):
         value = datetime.datetime.fromisoformat(value)
     if value.tzinfo is not None:
@@ -214,7 +217,7 @@ def bytewise(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
     return column  # SQLite compares bytes
 
 
-def column_text(value: object) -> object:
+def column_text(value: str | bytes | bytearray | memoryview | None) -> str | None:
     """A text column's value as str, also where the column is a BLOB (bytes from the driver).
 
     Bytes that are not UTF-8 keep every byte as a lone surrogate (``surrogateescape``):

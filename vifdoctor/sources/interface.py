@@ -50,8 +50,9 @@ class BindingSource(Protocol):
         """Every selected binding: the live ones, then the inactive ones."""
         ...
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """At least every live binding a repairable rule can flag (may be all of them)."""
+    def repair_candidates(self, selectors: Selectors = EVERYTHING,
+                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+        """At least every live VM-port binding of these vif_types (all when empty)."""
         ...
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:

@@ -17,6 +17,7 @@ network, project). What the API cannot show is said in :attr:`assumptions`:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import email.utils
 import json
@@ -56,8 +57,39 @@ API_ASSUMPTIONS = (
 )
 
 
+#: A connection a front end already authenticated (the openstack client's), used
+#: instead of opening one from clouds.yaml: see :func:`given_connection`.
+_GIVEN: contextvars.ContextVar[Any] = contextvars.ContextVar("vifdoctor_connection",
+                                                             default=None)
+
+
+class _Borrowed:
+    """A connection vifdoctor uses but does not own: closing it is left to its owner."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def given_connection(conn: Any) -> Iterator[None]:
+    """API mode reads (and repairs) through ``conn``, an openstacksdk Connection, meanwhile."""
+    token = _GIVEN.set(conn)
+    try:
+        yield
+    finally:
+        _GIVEN.reset(token)
+
+
 def connect_cloud(cloud: str | None) -> Any:
     """An openstacksdk connection for ``cloud`` (None: the OS_* environment / OS_CLOUD)."""
+    if _GIVEN.get() is not None:
+        return _Borrowed(_GIVEN.get())
     try:
         import openstack
         import openstack.config
@@ -408,11 +440,12 @@ class NeutronApi:
                 yield b
         yield from self._inactive(self._inactive_candidates(selectors), selectors.hosts)
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """The live bindings: a repair never writes an inactive one, so none is read."""
+    def repair_candidates(self, selectors: Selectors = EVERYTHING,
+                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+        """The live bindings (of these vif_types, when given): a repair writes no other."""
         for port in self.ports(selectors):
             b = self._binding(port)
-            if b is not None:
+            if b is not None and (not vif_types or b.vif_type in vif_types):
                 yield b
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:

@@ -1,11 +1,7 @@
 """Neutron's database as a source of bindings and agents, read-only and streamed.
 
-The layout is found by reflection, never guessed from a version string:
-
-* ``icehouse`` -- Icehouse/Juno: ``driver``/``segment`` on ``ml2_port_bindings``
-* ``kilo``     -- Kilo..Newton: ``ml2_port_binding_levels``, no ``status``
-* ``ocata``    -- Ocata..today (neutron 29.0.0): ``status``, PK (port_id, host);
-  only the ACTIVE row is the live binding
+The tables' layout (icehouse, kilo, ocata) comes from
+:mod:`vifdoctor.sources.neutron_schema`; this module only reads.
 """
 
 from __future__ import annotations
@@ -17,95 +13,12 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from vifdoctor.errors import UnsupportedSchema
 from vifdoctor.model import Agent, Binding, Layout, parse_json_column
 from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
+from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
 
-BINDINGS = "ml2_port_bindings"
-LEVELS = "ml2_port_binding_levels"
-_REQUIRED_BINDING_COLUMNS = {"port_id", "host", "vif_type", "vif_details", "vnic_type", "profile"}
-_REQUIRED_PORT_COLUMNS = {"id", "network_id", "device_id", "device_owner"}
-_REQUIRED_AGENT_COLUMNS = {
-    "id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp", "configurations",
-}
-#: ml2_port_bindings' columns in every layout vifdoctor knows -> the Binding field holding each.
-BINDING_COLUMNS = {
-    "port_id": "port_id", "host": "host", "vif_type": "vif_type",
-    "vif_details": "vif_details", "vnic_type": "vnic_type", "profile": "profile",
-    "status": "status", "driver": "driver", "segment": "segment",
-}
 STREAM_CHUNK = 2000
-REPAIRABLE_VIF_TYPES = ("ovs", "bridge")  # what VD101/VD102/VD103/VD110 can flag
-
-
-def detect_layout(conn: Connection) -> Layout:
-    """Identify the schema layout by the tables and columns that are there."""
-    insp = sa.inspect(conn)
-    tables = set(insp.get_table_names())
-    if BINDINGS not in tables:
-        hint = ""
-        if "instances" in tables or "instance_info_caches" in tables:
-            hint = " (it looks like a Nova database)"
-        elif "ovs_network_bindings" in tables or "portbindingports" in tables:
-            hint = " (a pre-ML2 monolithic plugin database: migrate it to ML2 first)"
-        elif not tables:
-            hint = " (the database is empty)"
-        raise UnsupportedSchema(f"no {BINDINGS} table: not a Neutron ML2 database{hint}")
-    for table, required in (("ports", _REQUIRED_PORT_COLUMNS), ("agents", _REQUIRED_AGENT_COLUMNS)):
-        if table not in tables:
-            raise UnsupportedSchema(f"{BINDINGS} exists but table {table} is missing")
-        missing = required - {c["name"] for c in insp.get_columns(table)}
-        if missing:
-            raise UnsupportedSchema(f"table {table} lacks column(s) {', '.join(sorted(missing))}")
-    cols = {c["name"] for c in insp.get_columns(BINDINGS)}
-    missing = _REQUIRED_BINDING_COLUMNS - cols
-    if missing:
-        raise UnsupportedSchema(
-            f"{BINDINGS} lacks column(s) {', '.join(sorted(missing))}: not a layout vifdoctor knows"
-        )
-    has_driver = {"driver", "segment"} <= cols
-    has_levels = LEVELS in tables
-    has_status = "status" in cols
-    port_cols = {c["name"] for c in insp.get_columns("ports")}
-    project_column = "project_id" if "project_id" in port_cols else "tenant_id"
-    if project_column not in port_cols:
-        raise UnsupportedSchema("table ports has neither project_id nor tenant_id")
-    segments = next((t for t in ("networksegments", "ml2_network_segments") if t in tables), None)
-
-    if has_driver and not has_levels and not has_status:
-        name, text = "icehouse", "Icehouse-Juno: driver/segment on ml2_port_bindings"
-    elif not has_driver and has_levels and not has_status:
-        name, text = "kilo", "Kilo-Newton: ml2_port_binding_levels, one binding per port"
-    elif not has_driver and has_levels and has_status:
-        pk = set(insp.get_pk_constraint(BINDINGS).get("constrained_columns") or [])
-        if pk != {"port_id", "host"}:
-            raise UnsupportedSchema(
-                f"{BINDINGS} has a status column but its primary key is "
-                f"({', '.join(sorted(pk)) or 'none'}), not (port_id, host)"
-            )
-        name, text = "ocata", "Ocata+: status column, PK (port_id, host), ACTIVE row is live"
-    else:
-        found = ", ".join(
-            f"{k}={'yes' if v else 'no'}"
-            for k, v in (("driver/segment", has_driver), ("levels", has_levels),
-                         ("status", has_status))
-        )
-        raise UnsupportedSchema(f"unknown binding layout ({found})")
-    versions: tuple = ()
-    if "alembic_version" in tables:
-        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
-        versions = tuple(sorted(str(v) for v in rows))
-    return Layout(
-        name=name,
-        description=text,
-        bindings_table=BINDINGS,
-        has_levels=has_levels,
-        has_status=has_status,
-        project_column=project_column,
-        segments_table=segments,
-        alembic_versions=versions,
-    )
 
 
 class NeutronDatabase:
@@ -194,9 +107,10 @@ class NeutronDatabase:
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
+        # Labelled as the Binding fields they fill: rows are read by name.
         cols = [
             b.c.port_id, b.c.host, b.c.vif_type, b.c.vif_details, b.c.vnic_type, b.c.profile,
-            b.c.status if self.layout.has_status else sa.null(),
+            (b.c.status if self.layout.has_status else sa.null()).label("status"),
         ]
         frm = b.join(p, p.c.id == b.c.port_id)
         if self.layout.has_levels:
@@ -204,16 +118,16 @@ class NeutronDatabase:
             frm = frm.outerjoin(
                 lv, sa.and_(lv.c.port_id == b.c.port_id, lv.c.host == b.c.host, lv.c.level == 0)
             )
-            cols += [lv.c.driver, lv.c.segment_id]
+            cols += [lv.c.driver.label("driver"), lv.c.segment_id.label("segment")]
         else:
             cols += [b.c.driver, b.c.segment]
-        cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project]
+        cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project.label("project_id")]
         if not active:
             other = b.alias("active_binding")
             cols.append(
                 sa.exists()
                 .where(other.c.port_id == b.c.port_id, other.c.status == "ACTIVE")
-                .label("has_active")
+                .label("has_active_row")
             )
         query = sa.select(*cols).select_from(frm)
         if self.layout.has_status:
@@ -241,10 +155,9 @@ class NeutronDatabase:
         b = self._t[BINDINGS]
         found: dict[str, str] = {}
         for start in range(0, len(port_ids), 500):
-            query = sa.select(b.c.port_id, b.c.host).where(
-                b.c.port_id.in_(port_ids[start:start + 500]))
-            if self.layout and self.layout.has_status:
-                query = query.where(b.c.status == "ACTIVE")
+            assert self.layout is not None
+            query = only_live(sa.select(b.c.port_id, b.c.host).where(
+                b.c.port_id.in_(port_ids[start:start + 500])), b, self.layout)
             found.update({p: h for p, h in self.conn.execute(query)})
         self.conn.rollback()
         return found
@@ -265,12 +178,13 @@ class NeutronDatabase:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
-        """The only rows a repairable rule can flag: live VM-port bindings of ovs/bridge type.
+    def repair_candidates(self, selectors: Selectors = EVERYTHING,
+                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+        """Live VM-port bindings (of these vif_types, when given): all a repair can write.
 
         Reading just these keeps the repair's read close to the rows it may write.
         """
-        yield from self._stream(selectors, [(True, True)], vif_types=REPAIRABLE_VIF_TYPES)
+        yield from self._stream(selectors, [(True, True)], vif_types=tuple(sorted(vif_types)))
 
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Live bindings of ports that are not VM ports, then every inactive binding."""
@@ -291,25 +205,23 @@ class NeutronDatabase:
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            for row in result:
-                (port_id, host, vif_type, details, vnic, profile, status,
-                 driver, segment, owner, device_id, network_id, project) = row[:13]
-                host = host or ""
+            for row in result.mappings():
+                host = row["host"] or ""
                 yield Binding(
-                    port_id=port_id,
+                    port_id=row["port_id"],
                     host=host,
-                    vif_type=vif_type or "",
-                    vif_details=column_text(details) or "",
-                    vnic_type=vnic or "normal",
-                    profile=column_text(profile) or "",
-                    status=status,
-                    driver=deeper.get((port_id, host), driver),
-                    segment=segment,
-                    device_owner=owner or "",
-                    device_id=device_id or "",
-                    network_id=network_id or "",
-                    project_id=project or "",
-                    has_active_row=bool(row[13]) if not active else True,
+                    vif_type=row["vif_type"] or "",
+                    vif_details=column_text(row["vif_details"]) or "",
+                    vnic_type=row["vnic_type"] or "normal",
+                    profile=column_text(row["profile"]) or "",
+                    status=row["status"],
+                    driver=deeper.get((row["port_id"], host), row["driver"]),
+                    segment=row["segment"],
+                    device_owner=row["device_owner"] or "",
+                    device_id=row["device_id"] or "",
+                    network_id=row["network_id"] or "",
+                    project_id=row["project_id"] or "",
+                    has_active_row=bool(row["has_active_row"]) if not active else True,
                 )
             result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.

@@ -46,7 +46,7 @@ def parse_domain(xml_text: str, state: str = "") -> dict:
 def collect(uri: str | None) -> tuple[list[dict], str]:
     """Every domain (running or not); also says which way it was read."""
     try:
-        import libvirt  # type: ignore[import-not-found]
+        import libvirt
     except ImportError:
         return _collect_virsh(uri), "virsh"
     try:
