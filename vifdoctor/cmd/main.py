@@ -166,9 +166,9 @@ def _checked(check, text: str) -> float:
     value = _positive_float(text)
     try:
         return check(value)
-    except VifdoctorError as exc:
-        raise argparse.ArgumentTypeError(str(exc).split(" must ", 1)[-1].join(
-            ["must ", ""])) from None
+    except VifdoctorError as exc:  # "--flag must be ...": argparse names the flag itself
+        message = str(exc)
+        raise argparse.ArgumentTypeError(message[message.find("must "):]) from None
 
 
 def _down_time(text: str) -> float:
