@@ -101,18 +101,26 @@ def read_backup(path: str) -> Backup:
     stated = body.pop("checksum", None)
     if stated != _checksum(body):
         raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
-    database = body.get("database")
-    if not isinstance(database, dict) or not isinstance(database.get("name"), (str, type(None))):
-        raise VifdoctorError(f"backup {path} has no database header: it cannot say which "
-                             "database it belongs to, so it is not restored anywhere")
     rows = body.pop("rows", None)
     if not isinstance(rows, list):
         raise VifdoctorError(f"backup {path} has malformed rows")
-    for n, row in enumerate(rows):
+    return Backup(path, body, rows)
+
+
+def check_restorable(backup: Backup) -> None:
+    """A database backup ``rollback`` can trust, even if hand-made with a valid checksum.
+
+    It must say which database it was taken on (a backup without a ``database``
+    header would be restored anywhere), and every row must be what a repair writes.
+    """
+    database = backup.header.get("database")
+    if not isinstance(database, dict) or not isinstance(database.get("name"), (str, type(None))):
+        raise VifdoctorError(f"backup {backup.path} has no database header: it cannot say "
+                             "which database it belongs to, so it is not restored anywhere")
+    for n, row in enumerate(backup.rows):
         bad = _row_problem(row)
         if bad:
-            raise VifdoctorError(f"backup {path} has a malformed row {n + 1}: {bad}")
-    return Backup(path, body, rows)
+            raise VifdoctorError(f"backup {backup.path} has a malformed row {n + 1}: {bad}")
 
 
 def _is_value(value: object) -> bool:

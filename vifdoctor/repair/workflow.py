@@ -19,7 +19,7 @@ from vifdoctor.limits import check_max_rate
 from vifdoctor.model import Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
 from vifdoctor.repair import apply as writer
-from vifdoctor.repair.backup import default_dir, read_backup, write_backup
+from vifdoctor.repair.backup import check_restorable, default_dir, read_backup, write_backup
 from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
@@ -263,6 +263,7 @@ def rollback(backup_path: str, options: RollbackOptions,
         raise VifdoctorError("rollback works on the database only; an API repair's backup "
                              "lists every port's attributes before the re-bind")
     backup = read_backup(backup_path)
+    check_restorable(backup)
     assert settings.neutron_url is not None
     engine = connect(settings.neutron_url, what="Neutron database")
     try:
