@@ -22,6 +22,7 @@ from typing import Any
 
 from vifdoctor.audit import audit_cloud
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.export import ExportOptions, export_bundle
 from vifdoctor.options import AuditOptions, RepairOptions, RollbackOptions
 from vifdoctor.repair import workflow
 from vifdoctor.repair.hooks import Hooks
@@ -33,7 +34,7 @@ from vifdoctor.sources.neutron_api import given_connection
 __all__ = [
     "AuditOptions", "RepairOptions", "RollbackOptions", "Hooks", "AuditReport",
     "ChangeReport", "VifdoctorError", "audit", "remediation", "plan", "plan_sql", "repair",
-    "rollback", "explain", "openstack_connection",
+    "rollback", "explain", "openstack_connection", "export", "ExportOptions",
 ]
 
 
@@ -56,6 +57,11 @@ def remediation(options: AuditOptions | None = None, /, *,
         raise VifdoctorError("remediation needs Nova's database: pass --nova-db URL (per cell), "
                              "--nova-api-db URL or --nova-config-file FILE")
     return report
+
+
+def export(options: ExportOptions | None = None, /, **kwargs: Any) -> dict:
+    """Copy what the audit reads into the SQLite bundle ``output``; returns its manifest."""
+    return export_bundle(ExportOptions.of(options, **kwargs))
 
 
 def plan(options: RepairOptions | None = None, /, **kwargs: Any) -> ChangeReport:

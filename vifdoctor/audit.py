@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from vifdoctor.rules.plug import RuleContext
 from vifdoctor.rules.registry import AGENT, rules_for
 from vifdoctor.session import neutron_session
 from vifdoctor.settings import resolve_cells
-from vifdoctor.sources.host_reports import HostReportFolder
+from vifdoctor.sources.host_index import HostReportIndex
 from vifdoctor.sources.interface import HostWiringSource, InstanceSource
 from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
@@ -79,15 +79,26 @@ class BindingJoin(Protocol):
 class HostJoin:
     """Host-scan reports by host, and a way to ask Neutron where other ports are bound."""
 
-    reports: dict[str, wiring_rules.HostWiring]
+    reports: Mapping[str, wiring_rules.HostWiring]
     bound_hosts: Callable[[list[str]], dict[str, str]]
     bound_here: dict[str, set[str]] = field(default_factory=dict)
     live: dict[str, str] = field(default_factory=dict)  # port id -> wiring kind
+    seen: dict[str, dict] = field(default_factory=dict)  # ports with findings: for reports
+    failures: Mapping[str, str] = field(default_factory=dict)  # host -> why no report
+    missing: dict[str, int] = field(default_factory=dict)  # host with VM ports, no report
+    no_scan: dict[str, str] = field(default_factory=dict)  # port id -> why no live wiring
+    track_live: bool = False  # only the Nova join reads live/no_scan, one instance at a time
 
     def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
               ctx: RuleContext) -> list[Finding]:
+        if b.status not in (None, "ACTIVE"):
+            return []
         w = self.reports.get(b.host)
-        if w is None or b.status not in (None, "ACTIVE"):
+        if w is None:
+            if b.host and b.is_compute_port:
+                self.missing[b.host] = self.missing.get(b.host, 0) + 1
+                if self.track_live:
+                    self.no_scan[b.port_id] = self.why_no_report(b.host)
             return []
         self.bound_here.setdefault(b.host, set()).add(b.port_id)
         if not b.is_compute_port:
@@ -97,14 +108,22 @@ class HostJoin:
             (a.configurations.get("integration_bridge") for a in agents
              if a.configurations.get("integration_bridge")), None) or "br-int"
         found = wiring_rules.classify(b.port_id, w, str(bridge))
-        self.live[b.port_id] = found.kind
+        if self.track_live:
+            self.live[b.port_id] = found.kind
+            if found.kind == wiring_rules.UNKNOWN:
+                self.no_scan[b.port_id] = "; ".join(found.problems)
         next_plug, needed = plugs(b, judgement, ctx)
-        return wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        out = wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        if out or judgement.findings:
+            self.seen[b.port_id] = {"kind": found.kind, "problems": list(found.problems),
+                                    "next_plug": next_plug, "needed_plug": needed}
+        return out
 
     def finish(self) -> list[Finding]:
         """Per host, what no binding explains: foreign iface-ids, leftovers, domains."""
         out: list[Finding] = []
-        for host, w in sorted(self.reports.items()):
+        for host in sorted(self.reports):  # one host's wiring at a time
+            w = self.reports[host]
             here = self.bound_here.get(host, set())
             unknown = wiring_rules.unknown_iface_ids(w, here)
             where = self.bound_hosts(unknown) if unknown else {}
@@ -114,6 +133,21 @@ class HostJoin:
             if w.readable.get("libvirt"):
                 out.extend(wiring_rules.foreign_domain_interfaces(w, prefixes))
         return out
+
+    def why_no_report(self, host: str) -> str:
+        return f"no host report for {host}: {self.failures.get(host, 'not in the folder')}"
+
+    def forget(self, ports: Iterable[Binding]) -> None:
+        """Drop what the Nova join has used: memory stays flat over the instances."""
+        for b in ports:
+            self.live.pop(b.port_id, None)
+            self.no_scan.pop(b.port_id, None)
+
+    def coverage(self) -> dict:
+        """Which hosts Neutron binds VM ports to have no usable report, and why."""
+        return {"hosts": len(self.reports),
+                "missing": {h: {"reason": self.failures.get(h, "not in the folder"),
+                                "vm_ports": n} for h, n in sorted(self.missing.items())}}
 
 
 def join_by_instance(
@@ -186,8 +220,12 @@ def run_audit(
         judge(binding)
     # A live view: the joins learn each VM port's wiring as the Nova merge judges it.
     live = ChainMap(*(join.live for join in joins))
+    host_joins = [join for join in joins if isinstance(join, HostJoin)]
+    no_scan = ChainMap(*(join.no_scan for join in host_joins))  # why a port has no scan
     if nova is not None:
         report.nova = nova.cells
+        for host_join in host_joins:
+            host_join.track_live = True
         for device_id, group, instance in join_by_instance(nova.compute_bindings,
                                                            nova.instances):
             if instance is not None:
@@ -201,7 +239,9 @@ def run_audit(
                                          # with selectors, an instance's other ports
                                          # may be filtered out: judge only full audits
                                          check_missing_ports=nova.full,
-                                         live=live)
+                                         live=live, no_scan=no_scan)
+            for host_join in host_joins:
+                host_join.forget(group)
             for f in found:
                 if keep(f):
                     report.add(f)
@@ -215,10 +255,21 @@ def run_audit(
                     "impact": impact(view),
                     "steps": [s.as_dict() for s in remediation(view, found)],
                 })
+    for join in joins:  # what a host scan saw of ports with findings: for the HTML report
+        report.live_wiring.update(getattr(join, "seen", {}))
     for join in joins if not ports_narrowed else ():
         for f in join.finish():
             if keep(f) and (not hosts or f.host in hosts):
                 report.add(f)
+    for host_join in host_joins[:1]:
+        report.host_reports = host_join.coverage()
+        missing = report.host_reports["missing"]
+        if missing:
+            shown = ", ".join(f"{h} ({m['reason']})" for h, m in list(missing.items())[:20])
+            more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            report.assumptions.append(
+                f"no host report for {len(missing)} host(s) with VM ports: {shown}{more}; "
+                "their ports' wiring comes from Nova's cache (each row's basis says so)")
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:
@@ -238,7 +289,7 @@ def audit_cloud(options: AuditOptions,
     """Open every source the options name, stream them through the rules, close them."""
     cells = resolve_cells(options)
     if host_source is None and options.host_reports:
-        host_source = HostReportFolder(options.host_reports)
+        host_source = HostReportIndex(options.host_reports)
     with neutron_session(options) as s:
         hosts = frozenset(options.host)
         nova_cells: InstanceSource | None = NovaCells(cells) if cells else None
@@ -253,7 +304,8 @@ def audit_cloud(options: AuditOptions,
             joins: list[BindingJoin] = []
             if host_source is not None:
                 reports, notes = host_source.reports()
-                joins.append(HostJoin(reports, s.source.bound_hosts))
+                joins.append(HostJoin(reports, s.source.bound_hosts,
+                                      failures=getattr(host_source, "failures", {})))
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
@@ -287,6 +339,8 @@ def audit_cloud(options: AuditOptions,
         finally:
             if nova_cells is not None:
                 nova_cells.close()
+            if isinstance(host_source, HostReportIndex):
+                host_source.close()
 
 
 __all__ = ["AuditReport", "audit_cloud", "run_audit", "judge_all"]

@@ -78,6 +78,7 @@ class AuditOptions(SourceOptions):
     nova_api_db: str | None = None
     nova_config_file: tuple[str, ...] = ()
     host_reports: str | None = None
+    bundle: str | None = None  # an export bundle instead of the databases (sources/bundle.py)
 
 
 @dataclass(frozen=True)

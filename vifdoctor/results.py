@@ -37,6 +37,9 @@ class AuditReport:
     by_code: Counter = field(default_factory=Counter)
     by_severity: Counter = field(default_factory=Counter)
     by_host: Counter = field(default_factory=Counter)
+    # port -> what a host scan saw of a port with findings (kind, problems) and its plugs
+    live_wiring: dict[str, dict] = field(default_factory=dict)
+    host_reports: dict | None = None  # with --host-reports: hosts read, hosts without one
 
     def add(self, f: Finding) -> None:
         self.by_code[f.code] += 1
@@ -67,6 +70,8 @@ class AuditReport:
             "exit_code": self.exit_code,
             **({"instances_read": self.instances_read,
                 "instances_affected": len(self.instances)} if self.nova is not None else {}),
+            **({"hosts_without_report": len(self.host_reports["missing"])}
+               if self.host_reports is not None else {}),
         }
 
     def document(self) -> dict:
@@ -77,6 +82,7 @@ class AuditReport:
             "assumptions": self.assumptions,
             "summary": self.summary(),
             "agents": self.agents,
+            **({"host_reports": self.host_reports} if self.host_reports is not None else {}),
             **({"nova": self.nova, "instances": self.instances}
                if self.nova is not None else {}),
             "findings": self.findings,

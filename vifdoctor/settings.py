@@ -24,6 +24,7 @@ from vifdoctor.rules.plug import (
     RuleContext,
     normalize_firewall_driver,
 )
+from vifdoctor.sources import bundle
 from vifdoctor.sources.config import read_neutron_config
 from vifdoctor.sources.nova_db import (
     ENV_NOVA_API_DB,
@@ -78,6 +79,12 @@ def resolve(options: SourceOptions) -> Resolved:
     url: str | None = None
     if api:
         origins["source"] = f"Neutron API ({api_origin})"
+    elif getattr(options, "bundle", None):
+        path = options.bundle  # type: ignore[attr-defined]
+        if options.neutron_db or getattr(options, "nova_db", None):
+            raise VifdoctorError("--bundle replaces --neutron-db and --nova-db: give one or "
+                                 "the other")
+        url, origins["source"] = bundle.url(path), "--bundle"
     elif options.neutron_db:
         url, origins["source"] = options.neutron_db, "--neutron-db"
     elif conf.connection:
@@ -90,6 +97,8 @@ def resolve(options: SourceOptions) -> Resolved:
             f"(with [database] connection), or set {ENV_NEUTRON_DB}"
         )
     notes: list[str] = []
+    if getattr(options, "bundle", None):
+        notes.append(bundle.describe(options.bundle))  # type: ignore[attr-defined]
 
     explicit = True
     if options.firewall_driver:
@@ -167,6 +176,8 @@ def resolve(options: SourceOptions) -> Resolved:
 
 def resolve_cells(options: AuditOptions) -> list[CellSource]:
     """The Nova cells to read: flags, then config files, then the environment; [] for none."""
+    if options.bundle:
+        return bundle.cells(options.bundle)
     api_conf, db_conf = read_nova_config(list(options.nova_config_file))
     if options.nova_db:
         return [CellSource(cell_name(u, i), u) for i, u in enumerate(options.nova_db)]

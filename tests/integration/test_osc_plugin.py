@@ -24,7 +24,7 @@ from test_api_mode import HYBRID_DETAILS, drift, make_network, make_port
 from testkit.cloudfactory import run_cli
 from testkit.neutron_server import NeutronServer, ovs_agent_configurations, running_server
 
-from vifdoctor.cmd.demo import build
+from vifdoctor.demo.incident import build_demo as build
 
 OPENSTACK = Path(sys.executable).with_name("openstack")
 HYBRID, NATIVE = "compute1", "compute2"

@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from testkit.cloudfactory import run_cli
 
-from vifdoctor.cmd.demo import build
+from vifdoctor.demo.incident import build_demo as build
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRIB = REPO / "contrib" / "prometheus"

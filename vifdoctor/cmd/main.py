@@ -73,6 +73,12 @@ def _add_host_report_option(p: argparse.ArgumentParser) -> None:
                         "wiring (VD3xx) and uses it in the remediation plan")
 
 
+def _add_bundle_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", metavar="FILE",
+                   help="read an export bundle (`vifdoctor export`) instead of the Neutron "
+                        "and Nova databases")
+
+
 def _add_rule_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what the hosts and Nova do")
     g.add_argument("--firewall-driver", choices=FIREWALL_DRIVERS,
@@ -202,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(audit)
     _add_nova_options(audit)
     _add_host_report_option(audit)
+    _add_bundle_option(audit)
     _add_rule_options(audit)
     _add_selectors(audit)
     _add_output_options(audit)
@@ -220,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(remediation)
     _add_nova_options(remediation)
     _add_host_report_option(remediation)
+    _add_bundle_option(remediation)
     _add_rule_options(remediation)
     _add_selectors(remediation)
     _add_output_options(remediation)
@@ -268,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="OVSDB to read, e.g. unix:/run/openvswitch/db.sock")
     host_scan.add_argument("--iptables", action="store_true",
                            help="also record the neutron iptables chains (iptables-save)")
+
+    export = sub.add_parser("export", help="copy exactly what the audit reads into one SQLite "
+                                           "file, to audit elsewhere with --bundle")
+    _add_source_options(export)
+    _add_nova_options(export)
+    export.add_argument("-o", "--output", metavar="FILE", required=True,
+                        help="the bundle to write (never overwritten)")
 
     demo = sub.add_parser("demo", help="build a SQLite cloud that reproduces the incident and "
                                        "audit it")
@@ -320,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vifdoctor.cmd.repair import run_repair as run
         elif args.command == "rollback":
             from vifdoctor.cmd.repair import run_rollback as run
+        elif args.command == "export":
+            from vifdoctor.cmd.export import run
         else:
             from vifdoctor.cmd.demo import run
         return run(args, sys.stdout)

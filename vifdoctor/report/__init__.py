@@ -2,7 +2,8 @@
 
 A command builds a :class:`Listing` (columns, rows and the whole document);
 each format renders it: ``table``, ``csv`` and ``value`` show the rows (``-c``
-picks columns), ``json`` and ``yaml`` show the document.
+picks columns), ``json`` and ``yaml`` show the document, ``html`` draws the
+whole report behind the listing (``Listing.report``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import IO, Any
 
 from vifdoctor.errors import VifdoctorError
 
-FORMATS = ("table", "json", "yaml", "csv", "value")
+FORMATS = ("table", "json", "yaml", "csv", "value", "html")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Listing:
     rows_key: str = "findings"  # where the rows sit in the document
     footer: list[str] = field(default_factory=list)  # shown after a table only
     available: list[Column] = field(default_factory=list)  # what -c may name; default: columns
+    # The report the listing was made from (an AuditReport), for formats that draw more
+    # than the document's rows: the HTML report's charts and wiring diagrams.
+    report: Any = None
 
     def select(self, wanted: list[str]) -> Listing:
         """Keep only the named columns (by heading or key, any case), in that order."""
@@ -52,7 +56,8 @@ class Listing:
         doc = dict(self.document)
         if self.rows_key in doc:
             doc[self.rows_key] = Projection(self.rows, keys)
-        return Listing(chosen, self.rows, doc, self.rows_key, self.footer, self.available)
+        return Listing(chosen, self.rows, doc, self.rows_key, self.footer, self.available,
+                       self.report)
 
 
 class Projection:
@@ -90,6 +95,8 @@ def renderer(fmt: str) -> Callable[[Listing, IO[str]], None]:
         from vifdoctor.report.csv import render
     elif fmt == "value":
         from vifdoctor.report.value import render
+    elif fmt == "html":
+        from vifdoctor.report.html import render
     else:
         raise VifdoctorError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     return render

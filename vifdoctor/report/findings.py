@@ -52,4 +52,4 @@ def audit_listing(report: AuditReport) -> Listing:
         footer.append("`vifdoctor explain CODE` says what a code means, its impact and remedy; "
                       "`-f json` gives every field.")
     return Listing(FINDING_COLUMNS, doc["findings"], doc, footer=footer,
-                   available=FINDING_COLUMNS + OTHER_COLUMNS)
+                   available=FINDING_COLUMNS + OTHER_COLUMNS, report=report)

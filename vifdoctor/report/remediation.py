@@ -52,7 +52,7 @@ def remediation_listing(report: AuditReport, repair_command: str = "vifdoctor re
               "`vifdoctor repair --apply`), then work host by host.",
               "A stopped VM needs nothing more: its next start re-plugs from the fixed "
               "details. Wiring is inferred from Nova's cache, as far as the database can tell."]
-    return Listing(STEP_COLUMNS, steps, doc, rows_key="steps", footer=footer)
+    return Listing(STEP_COLUMNS, steps, doc, rows_key="steps", footer=footer, report=report)
 
 
 def _count(rows: list[dict], key: str) -> dict[str, int]:

@@ -193,7 +193,7 @@ class PortView:
     host: str
     codes: list[str]
     cached_plug: str  # how it is wired now: from a host scan, else from Nova's cache
-    wired_basis: str  # "host scan" | "nova cache" | "none"
+    wired_basis: str  # "host scan" | "nova cache" | "none", + " (why no scan)" with reports
     next_plug: str  # what Nova plugs at the next start/hard reboot, from Neutron's details
     needed_plug: str  # what the host needs ("" when no rule judged it)
     after_repair_plug: str  # next_plug once `vifdoctor repair` has fixed the row
@@ -220,6 +220,7 @@ def judge_instance(
     *,
     check_missing_ports: bool = True,
     live: Mapping[str, str] | None = None,
+    no_scan: Mapping[str, str] | None = None,
 ) -> tuple[list[Finding], InstanceView]:
     """VD201-VD205 for one instance and its Neutron compute ports (ACTIVE rows)."""
     findings: list[Finding] = []
@@ -263,7 +264,8 @@ def judge_instance(
                 f"{instance.host} (task_state {instance.task_state or 'none'})",
                 instance=instance.as_dict()))
         view.ports.append(_port_view(binding, judgement, vif, ctx, codes,
-                                     (live or {}).get(binding.port_id)))
+                                     (live or {}).get(binding.port_id),
+                                     (no_scan or {}).get(binding.port_id)))
 
     if check_missing_ports:
         known = {b.port_id for b, _ in ports}
@@ -276,7 +278,8 @@ def judge_instance(
 
 
 def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: RuleContext,
-               codes: list[str], live: str | None) -> PortView:
+               codes: list[str], live: str | None, no_scan: str | None = None) -> PortView:
+    """``no_scan``: why a host scan gives no wiring for the port (said in the basis)."""
     next_plug, needed = plugs(binding, judgement, ctx)
     details = parse_json_column(binding.vif_details)
     after = details.as_dict() if details.ok else {}
@@ -289,6 +292,8 @@ def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: Ru
         wired, basis = cached_plug(vif, ctx).value, "nova cache"
     else:
         wired, basis = Plug.UNKNOWN.value, "none"
+    if no_scan:
+        basis += f" ({no_scan})"
     return PortView(
         port_id=binding.port_id,
         host=binding.host,

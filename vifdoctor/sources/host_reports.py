@@ -9,6 +9,7 @@ import stat
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import HostWiring
 from vifdoctor.shell import terminal_safe
+from vifdoctor.sources import sosreport
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION
 from vifdoctor.sources.host_schema import problem
 
@@ -48,6 +49,14 @@ def read_report(path: str) -> dict:
         raise ValueError(f"not valid JSON: {exc}") from None
 
 
+def _regular(path: str) -> bool:
+    """A regular file (a FIFO named like a report must not block the audit)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
     """Every readable report by host, and one note per file that could not be used."""
     if not os.path.isdir(folder):
@@ -55,13 +64,20 @@ def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
     reports: dict[str, HostWiring] = {}
     notes: list[str] = []
     for name in sorted(os.listdir(folder)):
-        if not name.endswith(".json"):
-            continue
         path = os.path.join(folder, name)
         shown = terminal_safe(name)
+        sos = sosreport.is_sosreport(path)  # sos directories and tarballs: docs/hosts.md
+        if not (sos or name.endswith(".json")):
+            continue
         try:
-            doc = read_report(path)
-        except ValueError as exc:
+            if sos:
+                if not os.path.isdir(path) and not _regular(path):
+                    raise ValueError("not a regular file")
+                doc, more = sosreport.host_report(path)
+                notes.extend(more)
+            else:
+                doc = read_report(path)
+        except (OSError, ValueError) as exc:
             notes.append(f"host report {shown} skipped: {exc}")
             continue
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -74,7 +90,7 @@ def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
             continue
         bad = problem(doc)
         if bad is not None:
-            notes.append(f"host report {shown} skipped: {terminal_safe(bad)[:200]}")
+            notes.append(f"host report {shown} skipped: malformed ({terminal_safe(bad)[:200]})")
             continue
         wiring = HostWiring.from_report(doc)
         if wiring.host in reports:

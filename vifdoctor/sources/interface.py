@@ -7,7 +7,7 @@ databases) is a new module that implements one of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -88,6 +88,9 @@ class InstanceSource(Protocol):
 class HostWiringSource(Protocol):
     """The compute hosts' live wiring (host-scan reports, ...)."""
 
-    def reports(self) -> tuple[dict[str, HostWiring], list[str]]:
-        """Each host's wiring by host name, and one note per input that could not be used."""
+    def reports(self) -> tuple[Mapping[str, HostWiring], list[str]]:
+        """Each host's wiring by host name, and one note per input that could not be used.
+
+        A mapping, not necessarily a dict: it may look each host up on disk (host_index).
+        """
         ...

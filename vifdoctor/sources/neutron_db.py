@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from vifdoctor.model import Agent, Binding, Layout, parse_json_column
+from vifdoctor.sources.bundle import recorded_time
 from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
 from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
@@ -34,7 +35,8 @@ class NeutronDatabase:
     def open(self) -> NeutronDatabase:
         self._conn = self.engine.connect()
         self.layout = detect_layout(self._conn)
-        self.now = utc_now(self._conn)
+        # an export bundle carries its source's clock at export (sources/bundle.py)
+        self.now = recorded_time(self._conn) or utc_now(self._conn)
         md = sa.MetaData()
         names = [BINDINGS, "ports", "agents"] + ([LEVELS] if self.layout.has_levels else [])
         md.reflect(bind=self._conn, only=names)

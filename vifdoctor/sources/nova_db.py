@@ -35,6 +35,7 @@ _INSTANCE_COLUMNS = ("uuid", "host", "node", "vm_state", "power_state", "task_st
 class CellSource:
     name: str
     url: str
+    prefix: str = ""  # of its table names: one cell of an export bundle (sources/bundle.py)
 
 
 def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
@@ -111,24 +112,25 @@ class NovaCellDatabase:
     def __init__(self, cell: CellSource):
         self.cell = cell
         self.engine: Engine = connect(cell.url, what=f"Nova cell {cell.name}")
+        instances, caches = f"{cell.prefix}instances", f"{cell.prefix}instance_info_caches"
         with self.engine.connect() as conn:
             insp = sa.inspect(conn)
             tables = set(insp.get_table_names())
-            for table in ("instances", "instance_info_caches"):
+            for table in (instances, caches):
                 if table not in tables:
                     hint = " (it looks like a Neutron database)" if "ports" in tables else ""
                     raise UnsupportedSchema(
                         f"Nova cell {cell.name}: no {table} table: not a Nova cell database"
                         f"{hint}")
-            cols = {c["name"] for c in insp.get_columns("instances")}
+            cols = {c["name"] for c in insp.get_columns(instances)}
             missing = set(_INSTANCE_COLUMNS) - cols
             if missing:
                 raise UnsupportedSchema(f"Nova cell {cell.name}: instances lacks "
                                         f"{', '.join(sorted(missing))}")
             md = sa.MetaData()
-            md.reflect(bind=conn, only=["instances", "instance_info_caches"])
-        self._instances = md.tables["instances"]
-        self._caches = md.tables["instance_info_caches"]
+            md.reflect(bind=conn, only=[instances, caches])
+        self._instances = md.tables[instances]
+        self._caches = md.tables[caches]
         self._has_name = "display_name" in cols
 
     def describe(self) -> dict:
