@@ -14,6 +14,9 @@
    then ``vifdoctor repair --apply --backup-dir TMP -f json --batch-size B`` (wall
    time under /usr/bin/time: backup, batches, verification re-read and output),
    and read ``outcome`` from its JSON (batches, retries, longest transaction);
+   after the comparisons of step 4, the last repair of each repeat is undone by
+   ``vifdoctor rollback BACKUP --apply`` (timed), and the copy must be the source
+   again, byte for byte;
 3. copy it to ``vifdoctor_repair_b`` and time, with the ``mariadb`` client, the
    incident's UPDATE of the same rows
    (``SET vif_details='{"port_filter": true, "ovs_hybrid_plug": true}' WHERE
@@ -294,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 changed = differing(SOURCE, COPY_A)
                 repairs[batch].append({"plan": plan, "run": run, "outcome": outcome,
                                        "planned": planned, "changed_rows": changed,
-                                       "backup_mb": backup_mb})
+                                       "backup_mb": backup_mb, "backup": backup})
                 print(f"   [{rep + 1}] batch {batch}: plan {plan.wall:.2f} s ({planned} rows), "
                       f"repair --apply {run.wall:.2f} s (exit {run.rc}, "
                       f"{outcome['changed']} changed, {outcome['batches']} batches, "
@@ -309,6 +312,16 @@ def main(argv: list[str] | None = None) -> int:
             c_run, c_secs, c_info = blanket(COPY_C, EVERY_ROW)
             mismatch = repaired_match(COPY_A, COPY_B, SOURCE)
             mismatch_c = repaired_match(COPY_A, COPY_C, SOURCE)
+            # Then undo the last repair of A with its own backup, and time that.
+            last = repairs[sizes[-1]][-1]
+            [backup_file] = sorted(last["backup"].glob("repair-*.json"))
+            undo = timed([*vd, "rollback", str(backup_file), "--neutron-db", url(COPY_A),
+                          "--apply", "--backup-dir", str(last["backup"] / "rb"), "-f", "json",
+                          "--batch-size", str(sizes[-1])], env=env)
+            last["rollback"], last["restored"] = undo, differing(SOURCE, COPY_A) == 0
+            print(f"   [{rep + 1}] rollback --apply of the batch-{sizes[-1]} repair: "
+                  f"{undo.wall:.2f} s (exit {undo.rc}, peak RSS {undo.rss_mb:.0f} MB); source "
+                  f"restored byte for byte: {'yes' if last['restored'] else 'NO'}", flush=True)
             blankets.append({"targeted": (b_run, b_secs, b_info),
                              "every": (c_run, c_secs, c_info),
                              "b_changed": differing(SOURCE, COPY_B),
@@ -345,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         p_best = min(x["plan"].wall for x in runs)
         print(f"{'  (plan -f json, read side)':<34} {p_best:>7.2f} {p_best / floor:>9.2f} "
               f"{p_best / read:>7.2f}  (x the read floor)")
+        undone = [x["rollback"].wall for x in runs if "rollback" in x]
+        if undone:
+            rb = min(undone)
+            print(f"{'  rollback --apply of its backup':<34} {rb:>7.2f} {rb / floor:>9.2f}")
     b = best_b["targeted"]
     c = best_c["every"]
     print(f"{'blanket UPDATE, same rows':<34} {b[0].wall:>7.2f} {1:>9.2f} "
@@ -363,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
           + "  ".join(f"{x['every'][0].wall:.2f}" for x in blankets))
     ok = all(x["mismatch"] == 0 and x["b_changed"] == drifted for x in blankets) and all(
         x["changed_rows"] == drifted and x["outcome"]["changed"] == drifted
+        and x.get("restored", True)
         for runs in repairs.values() for x in runs)
     print(f"\nsame vif_details for the {drifted} rows after repair and after the blanket "
           f"UPDATE, and no other row changed by either: {'yes' if ok else 'NO'}")

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.limits import check_agent_down_time
 from vifdoctor.model import NovaGeneration
 from vifdoctor.options import AuditOptions, SourceOptions
 from vifdoctor.rules.plug import (
@@ -156,6 +157,7 @@ def resolve(options: SourceOptions) -> Resolved:
         down, down_from = DEFAULT_AGENT_DOWN_TIME, "default"
     if not down > 0:
         raise VifdoctorError(f"agent down time must be positive, got {down}")
+    down = check_agent_down_time(down, down_from)
     origins["agent_down_time"] = down_from
     clock = "the Neutron API server's clock (HTTP Date)" if api else "the database's clock"
     notes.append(f"an agent is alive when its heartbeat is within {down:g} s of "
@@ -182,6 +184,11 @@ def resolve_cells(options: AuditOptions) -> list[CellSource]:
     api = options.nova_api_db or api_conf or os.environ.get(ENV_NOVA_API_DB)
     if api:
         return discover_cells(api, db_conf)
+    if options.nova_config_file and not (api_conf or db_conf):
+        raise VifdoctorError(
+            f"--nova-config-file {', '.join(options.nova_config_file)} sets neither "
+            "[api_database] nor [database] connection: Nova cannot be read (give --nova-db "
+            "or --nova-api-db, or drop --nova-config-file)")
     env_db = os.environ.get(ENV_NOVA_DB)
     if db_conf or env_db:
         url = db_conf or env_db

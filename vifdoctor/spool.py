@@ -13,10 +13,20 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from vifdoctor.report.strict import dumps
+
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
 # One encoder for every row: json.dumps(row, default=str) builds a new one per call,
 # which cost more than encoding a finding (issue 14).
-_ENCODE = json.JSONEncoder(default=str).encode
+_ENCODE = json.JSONEncoder(default=str, allow_nan=False).encode  # one encoder, reused
+
+
+def _encode(row: dict) -> str:
+    """Strict JSON for one row: the fast encoder, else the walk that makes it strict."""
+    try:
+        return _ENCODE(row)
+    except (ValueError, RecursionError):
+        return dumps(row)
 
 
 class Spool:
@@ -29,7 +39,7 @@ class Spool:
         self._end = 0  # where the next line goes (no seek(0, 2) syscall per row)
 
     def add(self, row: dict, key: tuple[str, ...] = ()) -> None:
-        line = _ENCODE(row).encode("utf-8")
+        line = _encode(row).encode("utf-8")  # strict JSON: the renderer copies lines
         offset = self._end
         self._file.write(line)
         self._end += len(line)

@@ -18,9 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from vifdoctor import __version__
 from vifdoctor.errors import EXIT_CANNOT_RUN, VifdoctorError
 from vifdoctor.integrations.logs import setup_logging
+from vifdoctor.limits import check_agent_down_time, check_max_rate
 from vifdoctor.report import FORMATS
 from vifdoctor.rules.catalog import CATALOG
 from vifdoctor.rules.plug import FIREWALL_DRIVERS
+from vifdoctor.shell import terminal_safe
 from vifdoctor.sources.database import db_error, scrub
 
 
@@ -114,7 +116,7 @@ def _add_rule_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nova-firewall-driver", metavar="CLASS",
                    help="legacy Nova's [DEFAULT] firewall_driver "
                         "(default nova.virt.firewall.NoopFirewallDriver)")
-    g.add_argument("--agent-down-time", type=_positive_float, metavar="SECONDS",
+    g.add_argument("--agent-down-time", type=_down_time, metavar="SECONDS",
                    help="an agent is dead when its heartbeat is older than this, by the "
                         "database's clock (default: agent_down_time in the config files, else 75)")
 
@@ -151,7 +153,7 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
                    help="where the backup goes (default: ./vifdoctor-backup-<UTC time>)")
     g.add_argument("--batch-size", type=_positive_int, default=500,
                    help="rows per transaction (default 500)")
-    g.add_argument("--max-rate", type=_positive_float, metavar="ROWS_PER_SECOND",
+    g.add_argument("--max-rate", type=_rate, metavar="ROWS_PER_SECOND",
                    help="pace the writes for a busy database")
     g.add_argument("--retries", type=_non_negative_int, default=5,
                    help="retries of a batch after a lock wait timeout or deadlock (default 5)")
@@ -211,6 +213,21 @@ def _duration(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+def _checked(check, text: str) -> float:
+    value = _positive_float(text)
+    try:
+        return check(value)
+    except VifdoctorError as exc:  # "--flag must be ...": argparse names the flag itself
+        message = str(exc)
+        raise argparse.ArgumentTypeError(message[message.find("must "):]) from None
+
+
+def _down_time(text: str) -> float:
+    return _checked(check_agent_down_time, text)
+
+
+def _rate(text: str) -> float:
+    return _checked(check_max_rate, text)
 
 
 def _code(text: str) -> str:
@@ -268,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(plan)
     _add_all_rows_option(plan)
     _add_nova_options(plan, repair=True)
+    plan.set_defaults(format=None)  # so that `--sql -f ...` can be refused
     plan.add_argument("--sql", action="store_true",
                       help="print the equivalent guarded SQL statements instead, for a DBA")
     plan.add_argument("--batch-size", type=_positive_int, default=500,
@@ -329,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _robust_streams() -> None:
+    """Text the databases hold but UTF-8 cannot encode (a lone surrogate) is shown escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def _add_logging_options(p: argparse.ArgumentParser, top: bool) -> None:
     """--debug / --log-file as the OpenStack CLIs have them, before or after the command."""
     g = p.add_argument_group("logging (passwords are masked)")
@@ -342,6 +368,7 @@ def _add_logging_options(p: argparse.ArgumentParser, top: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _robust_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     log_handler = None
@@ -367,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from vifdoctor.cmd.demo import run
         return run(args, sys.stdout)
     except VifdoctorError as exc:
-        print(f"vifdoctor: error: {exc}", file=sys.stderr)
+        print(f"vifdoctor: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except SQLAlchemyError as exc:
         print(f"vifdoctor: error: database: {db_error(exc)}", file=sys.stderr)

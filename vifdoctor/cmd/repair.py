@@ -16,6 +16,7 @@ from typing import IO
 
 from vifdoctor import api
 from vifdoctor.cmd.args import options_from
+from vifdoctor.errors import VifdoctorError
 from vifdoctor.options import RepairOptions, RollbackOptions
 from vifdoctor.repair.hooks import Hooks, Progress
 from vifdoctor.report import renderer
@@ -74,6 +75,10 @@ def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
 
 def run_plan(args: argparse.Namespace, out: IO[str]) -> int:
     options = options_from(RepairOptions, args)
+    if args.sql and (args.format is not None or args.column):
+        raise VifdoctorError("plan --sql prints SQL only: -f/--format and -c/--column do not "
+                             "apply to it")
+    args.format = args.format or "table"  # plan's -f defaults to None to tell it was given
     with no_cyclic_gc():
         if args.sql:
             for line in api.plan_sql(options):

@@ -187,7 +187,7 @@ def _insert(conn: Connection, t: _Table, rows: list[dict[str, Any]]) -> None:
 
 def _mac_for(port_id: str, taken: set[tuple[str, str]], network_id: str) -> str:
     """A Neutron-style fa:16:3e MAC derived from the port id, unique per network."""
-    n = int.from_bytes(hashlib.sha1(port_id.encode()).digest()[:3], "big")
+    n = int.from_bytes(hashlib.sha1(port_id.encode(), usedforsecurity=False).digest()[:3], "big")
     while True:
         mac = f"fa:16:3e:{n >> 16:02x}:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
         if (network_id, mac) not in taken:

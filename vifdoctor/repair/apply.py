@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
-from vifdoctor.sources.database import db_error
+from vifdoctor.sources.database import column_bytes, column_text, db_error, is_binary
 from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
 
 # MySQL/MariaDB: lock wait timeout, deadlock (also how Galera reports a certification failure)
@@ -30,6 +30,8 @@ RETRYABLE_MYSQL = {1205, 1213}
 RETRYABLE_PG = {"40001", "40P01"}
 
 CHANGED, SKIPPED, FAILED, PENDING = "changed", "skipped", "failed", "pending"
+# A row whose batch was sent but whose value could not be re-read afterwards: maybe written.
+UNKNOWN = "unknown"
 _WRITTEN = "written"  # the batch committed but matched fewer rows: the re-read decides
 # Rows per UPDATE statement inside a batch: SQLite caps bound parameters (2 per row here).
 _STATEMENT_ROWS = {"sqlite": 400}
@@ -60,17 +62,20 @@ def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str
 
 
 def guarded_update(table: sa.Table, layout: Layout, dialect: str,
-                   change: Change | None = None) -> sa.Update:
+                   change: Change | None = None, *,
+                   literal: Callable[[str], sa.ColumnElement] | None = None) -> sa.Update:
     """UPDATE ... SET vif_details=:new WHERE port_id=:p AND host=:h AND vif_details=:stored.
 
-    With ``change`` the values are literals (for ``plan --sql``); without, bound
-    parameters named as :func:`params` names them.
+    With ``change`` the values are literals (for ``plan --sql``, rendered by
+    ``literal``); without, bound parameters named as :func:`params` names them.
     """
     values = params(change) if change is not None else {}
 
     def value(name: str) -> sa.ColumnElement:
         if change is None:
             return sa.bindparam(name, type_=sa.String())
+        if literal is not None:
+            return literal(values[name])
         return sa.literal(values[name], sa.String())
 
     cond = [
@@ -101,15 +106,21 @@ def batch_statement(table: sa.Table, layout: Layout, dialect: str) -> sa.Update:
     return stmt.values(vif_details=sa.bindparam("b_new", type_=sa.String()))
 
 
-def batch_params(batch: Sequence[Change], size: int) -> list[dict]:
-    """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs."""
+def batch_params(batch: Sequence[Change], size: int, binary: bool = False) -> list[dict]:
+    """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs.
+
+    ``binary``: the column is a BLOB, so the values go over as the exact bytes read.
+    """
     groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for c in batch:
         groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
     out = []
     for (stored, new), keys in groups.items():
+        b_stored, b_new = ((column_bytes(stored), column_bytes(new)) if binary
+                           else (stored, new))
         for start in range(0, len(keys), size):
-            out.append({"b_keys": keys[start:start + size], "b_stored": stored, "b_new": new})
+            out.append({"b_keys": keys[start:start + size], "b_stored": b_stored,
+                        "b_new": b_new})
     return out
 
 
@@ -166,14 +177,16 @@ def apply_changes(
             conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
                                  f"{int(opts.lock_wait_timeout)}"))
             conn.commit()
-        stmt = batch_statement(reflect_bindings(conn), layout, dialect)
+        table = reflect_bindings(conn)
+        binary = is_binary(table.c.vif_details)
+        stmt = batch_statement(table, layout, dialect)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(conn, stmt, batch, opts, outcome, sleep)
+            matched = _write_batch(conn, stmt, batch, opts, outcome, sleep, binary)
             if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
@@ -195,13 +208,14 @@ def apply_changes(
 
 def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
                  opts: WriteOptions, outcome: Outcome,
-                 sleep: Callable[[float], None]) -> int | None:
+                 sleep: Callable[[float], None], binary: bool = False) -> int | None:
     """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
     """
-    groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS))
+    groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS),
+                          binary)
     collecting = gc.isenabled()  # a caller may have stopped it for the whole run
     for attempt in range(opts.retries + 1):
         gc.disable()
@@ -215,7 +229,8 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
         except DBAPIError as exc:
             if is_retryable(exc) and attempt < opts.retries:
                 outcome.retries += 1
-                sleep(opts.backoff_s * (2 ** attempt) * (1 + random.random() / 2))
+                jitter = random.random() / 2  # noqa: S311 - backoff jitter, not a secret
+                sleep(opts.backoff_s * (2 ** attempt) * (1 + jitter))
                 continue
             outcome.errors.append(db_error(exc))
             return None
@@ -226,30 +241,45 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
 
 
 def read_current(conn: Connection, layout: Layout, keys: Sequence[tuple[str, str]],
-                 chunk: int = 2000) -> dict[tuple[str, str], str]:
+                 chunk: int = 2000) -> dict[tuple[str, str], str | None]:
     """vif_details of the live (ACTIVE where the column exists) rows for these keys."""
     table = reflect_bindings(conn)
-    found: dict[tuple[str, str], str] = {}
+    found: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(keys), chunk):
         part = keys[start:start + chunk]
         query = only_live(sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
             sa.tuple_(table.c.port_id, table.c.host).in_(part)), table, layout)
         for port_id, host, details in conn.execute(query):
-            found[(port_id, host)] = details
+            found[(port_id, host)] = column_text(details)
     conn.rollback()
     return found
 
 
 def verify(conn: Connection, layout: Layout, changes: Sequence[Change],
            outcome: Outcome) -> None:
-    """Re-read every planned row: a row counts as changed only if it now holds the new text."""
-    current = read_current(conn, layout, [(c.port_id, c.host) for c in changes])
+    """Re-read every planned row: a row counts as changed only if it now holds the new text.
+
+    A row of a batch that failed is re-read too: if it holds the new value, the
+    commit went through despite the error, and it is reported changed. If the
+    re-read itself fails, every row a batch was sent for is reported unknown,
+    never as "nothing was written".
+    """
+    try:
+        current = read_current(conn, layout, [(c.port_id, c.host) for c in changes])
+    except DBAPIError as exc:
+        outcome.errors.append(f"could not re-read the rows: {db_error(exc)}")
+        for key, state in outcome.status.items():
+            if state in (CHANGED, _WRITTEN, FAILED):
+                outcome.status[key] = UNKNOWN
+        return
     for c in changes:
         key = (c.port_id, c.host)
         now = current.get(key)
         state = outcome.status[key]
         if state == _WRITTEN:  # its batch matched fewer rows than planned: which ones?
             state = outcome.status[key] = CHANGED if now == c.new else SKIPPED
+        if state == FAILED and now == c.new and c.new != c.stored:
+            state = outcome.status[key] = CHANGED  # committed, though the driver said no
         if state == CHANGED and now != c.new:
             outcome.status[key] = FAILED
             outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
@@ -268,4 +298,4 @@ def require_writable(engine: Engine) -> None:
 
 
 __all__ = ["apply_changes", "Outcome", "WriteOptions", "guarded_update", "read_current",
-           "CHANGED", "SKIPPED", "FAILED", "PENDING", "db_error"]
+           "CHANGED", "SKIPPED", "FAILED", "PENDING", "UNKNOWN", "db_error"]

@@ -8,6 +8,7 @@ password, layout, time) sealed by a SHA-256 checksum. The file is created
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import hashlib
@@ -100,10 +101,54 @@ def read_backup(path: str) -> Backup:
     stated = body.pop("checksum", None)
     if stated != _checksum(body):
         raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
-    rows = body.pop("rows")
-    if not isinstance(rows, list) or not all(
-        isinstance(r, dict) and isinstance(r.get("original"), dict)
-        and isinstance(r.get("written"), str) for r in rows
-    ):
+    rows = body.pop("rows", None)
+    if not isinstance(rows, list):
         raise VifdoctorError(f"backup {path} has malformed rows")
     return Backup(path, body, rows)
+
+
+def check_restorable(backup: Backup) -> None:
+    """A database backup ``rollback`` can trust, even if hand-made with a valid checksum.
+
+    It must say which database it was taken on (a backup without a ``database``
+    header would be restored anywhere), and every row must be what a repair writes.
+    """
+    database = backup.header.get("database")
+    if not isinstance(database, dict) or not isinstance(database.get("name"), (str, type(None))):
+        raise VifdoctorError(f"backup {backup.path} has no database header: it cannot say "
+                             "which database it belongs to, so it is not restored anywhere")
+    for n, row in enumerate(backup.rows):
+        bad = _row_problem(row)
+        if bad:
+            raise VifdoctorError(f"backup {backup.path} has a malformed row {n + 1}: {bad}")
+
+
+def _is_value(value: object) -> bool:
+    """A column value as backups store it: text, null, or tagged base64 bytes."""
+    if value is None or isinstance(value, str):
+        return True
+    if isinstance(value, dict) and value.get("type") == "bytes" and isinstance(
+            value.get("base64"), str):
+        try:
+            base64.b64decode(value["base64"], validate=True)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _row_problem(row: object) -> str | None:
+    """Why a (checksum-valid, maybe hand-made) row cannot be restored, or None."""
+    if not isinstance(row, dict) or not isinstance(row.get("original"), dict):
+        return "no original columns"
+    original = row["original"]
+    for key in ("port_id", "host"):
+        if not isinstance(original.get(key), str):
+            return f"{key} is not text"
+    if "vif_details" not in original or not _is_value(original["vif_details"]):
+        return "vif_details is not text, null or tagged bytes"
+    if not isinstance(original.get("status"), (str, type(None))):
+        return "status is not text"
+    if not isinstance(row.get("written"), str):
+        return "the written value is not text"
+    return None

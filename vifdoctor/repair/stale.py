@@ -39,7 +39,7 @@ from vifdoctor.options import AuditOptions, RepairOptions, RollbackOptions
 from vifdoctor.repair import apply as writer
 from vifdoctor.repair.backup import Backup, default_dir, write_backup
 from vifdoctor.repair.hooks import Hooks
-from vifdoctor.repair.sql import literal_dialect
+from vifdoctor.repair.sql import comment_text, literal_dialect, preamble, sql_literal
 from vifdoctor.results import ChangeReport
 from vifdoctor.rules.migration import describe, moves_in_progress, moving, visible_row
 from vifdoctor.session import selectors_of
@@ -230,25 +230,33 @@ def _read_rows(conn: Connection, keys: Sequence[tuple[str, str]]
 # ---------------------------------------------------------------------------- statements
 
 
-def _delete_bindings(bindings: sa.Table, dialect: str, keys, stored) -> sa.Delete:
+def _keys(table: sa.Table, keys, literal=None) -> sa.ColumnElement:
+    """The rows at ``keys``; with ``literal`` (the --sql script) one key spelled inline."""
+    if literal is None:
+        return sa.tuple_(table.c.port_id, table.c.host).in_(keys)
+    ((port_id, host),) = keys
+    return sa.and_(table.c.port_id == literal(port_id), table.c.host == literal(host))
+
+
+def _delete_bindings(bindings: sa.Table, dialect: str, keys, stored,
+                     literal=None) -> sa.Delete:
     """DELETE the INACTIVE rows at ``keys`` still holding ``stored``, of ports that keep
     an ACTIVE row (a derived table: MySQL refuses a DELETE reading its own table)."""
     active = sa.select(bindings.c.port_id).where(bindings.c.status == "ACTIVE").subquery(
         "active_ports")
     return sa.delete(bindings).where(
-        sa.tuple_(bindings.c.port_id, bindings.c.host).in_(keys),
+        _keys(bindings, keys, literal),
         bindings.c.status == "INACTIVE",
         writer.exact_equals(bindings.c.vif_details, stored, dialect),
         bindings.c.port_id.in_(sa.select(active.c.port_id)),
     )
 
 
-def _delete_levels(levels: sa.Table, bindings: sa.Table, keys) -> sa.Delete:
+def _delete_levels(levels: sa.Table, bindings: sa.Table, keys, literal=None) -> sa.Delete:
     """DELETE the levels at ``keys`` whose binding row is gone (never a live one's)."""
     still = sa.select(sa.literal(1)).where(bindings.c.port_id == levels.c.port_id,
                                            bindings.c.host == levels.c.host)
-    return sa.delete(levels).where(sa.tuple_(levels.c.port_id, levels.c.host).in_(keys),
-                                   ~sa.exists(still))
+    return sa.delete(levels).where(_keys(levels, keys, literal), ~sa.exists(still))
 
 
 def render_sql(changes: Sequence[Change], conn: Connection, dialect, batch_size: int
@@ -258,26 +266,35 @@ def render_sql(changes: Sequence[Change], conn: Connection, dialect, batch_size:
     conn.rollback()
     dialect = literal_dialect(dialect)
     begin = "BEGIN;" if dialect.name in ("postgresql", "sqlite") else "START TRANSACTION;"
-    yield (f"-- vifdoctor VD206 plan: {len(changes)} stale INACTIVE binding(s) to delete "
+    # A comment naming a count and table names only: S608 checked.
+    yield (f"-- vifdoctor VD206 plan: {len(changes)} stale INACTIVE binding(s) to delete "  # noqa: S608
            f"from {bindings.name}, with their {LEVELS} rows; each DELETE removes 1 row, or 0 "
            "if the row changed since the plan, is no longer INACTIVE, or its port lost its "
            "ACTIVE binding")
     yield ("-- Before each batch, check that no instance named below started a move: "
            "openstack server migration list --server UUID (nothing in progress)")
 
+    yield from preamble(dialect.name)
+
+    def literal(value: str) -> sa.ColumnElement:
+        return sa.literal_column(sql_literal(value, dialect.name), sa.String())
+
     def text(stmt) -> str:
-        return " ".join(str(stmt.compile(dialect=dialect,
-                                         compile_kwargs={"literal_binds": True})).split()) + ";"
+        # Literals hold no line break (spelled as functions, as in repair/sql.py): only
+        # the compiler's own layout is joined, every byte of the data is kept.
+        compiled = stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        return str(compiled).replace("\n", " ") + ";"
 
     for batch in writer.batches(changes, batch_size):
         yield begin
         for c in batch:
             key = [(c.port_id, c.host)]
-            yield f"-- {c.port_id} on {c.host} (instance {c.device_id or 'none'}): VD206"
-            yield text(_delete_bindings(bindings, dialect.name, key,
-                                        sa.literal(c.stored, sa.String())))
+            yield (f"-- {comment_text(c.port_id)} on {comment_text(c.host)} (instance "
+                   f"{comment_text(c.device_id) if c.device_id else 'none'}): VD206")
+            yield text(_delete_bindings(bindings, dialect.name, key, literal(c.stored),
+                                        literal))
             if levels is not None:
-                yield text(_delete_levels(levels, bindings, key))
+                yield text(_delete_levels(levels, bindings, key, literal))
         yield "COMMIT;"
 
 
@@ -372,7 +389,8 @@ def _delete_batch(conn: Connection, bindings: sa.Table, levels: sa.Table | None,
         except DBAPIError as exc:
             if writer.is_retryable(exc) and attempt < opts.retries:
                 outcome.retries += 1
-                sleep(opts.backoff_s * (2 ** attempt) * (1 + random.random() / 2))
+                jitter = random.random() / 2  # noqa: S311 - backoff jitter, not a secret
+                sleep(opts.backoff_s * (2 ** attempt) * (1 + jitter))
                 continue
             outcome.errors.append(db_error(exc))
             return False

@@ -7,6 +7,7 @@ progress bar, and a way to stop after the running batch (Ctrl-C on the CLI).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import gc
 from typing import Any
@@ -15,12 +16,13 @@ import sqlalchemy as sa
 
 from vifdoctor.audit import judge_all
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.limits import check_max_rate
 from vifdoctor.model import Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
 from vifdoctor.ovn_join import open_ovn
 from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
-from vifdoctor.repair.backup import default_dir, read_backup, write_backup
+from vifdoctor.repair.backup import check_restorable, default_dir, read_backup, write_backup
 from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
@@ -28,13 +30,14 @@ from vifdoctor.results import ChangeReport
 from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
-from vifdoctor.sources.database import connect, redact
+from vifdoctor.sources.database import column_bytes, column_text, connect, is_binary, redact
 from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
 
 
 def _plan(s: NeutronSession, codes: frozenset[str],
-          options: RepairOptions | None = None) -> list[Change]:
+          options: RepairOptions | None = None) -> tuple[list[Change], list[dict]]:
+    """The changes that fit the column, and one note per row whose new value would not."""
     # A source may narrow the read to the rows a repairable rule can flag.
     ovn_join = None
     if options is not None:  # OVN's bindings are judged (and rewritten) as OVN's
@@ -49,10 +52,15 @@ def _plan(s: NeutronSession, codes: frozenset[str],
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return list(plan_changes(judged, codes, s.settings.context))
+        changes = list(plan_changes(judged, codes, s.settings.context))
     finally:
         if enabled:
             gc.enable()
+    if s.engine is None or not isinstance(s.source, NeutronDatabase):
+        return changes, []
+    table = reflect_bindings(s.source.conn)
+    s.source.conn.rollback()
+    return split_too_long(changes, getattr(table.c.vif_details.type, "length", None))
 
 
 def _stale_code(codes: frozenset[str]) -> bool:
@@ -77,15 +85,39 @@ def _unmoving(changes: list[Change], options: RepairOptions) -> tuple[list[Chang
     return kept, {"skipped_moving": skipped}
 
 
+def split_too_long(changes: list[Change], limit: int | None
+                   ) -> tuple[list[Change], list[dict]]:
+    """Rows whose new value exceeds the column (VARCHAR(4095)) are not planned but named.
+
+    Re-serializing as Neutron does (``json.dumps``) can lengthen a compact value; one
+    such row used to fail its whole batch with an error naming no port.
+    """
+    if not limit:
+        return changes, []
+    fit, too_long = [], []
+    for c in changes:
+        if len(c.new) > limit:
+            too_long.append({"port_id": c.port_id, "host": c.host, "codes": list(c.codes),
+                             "new_length": len(c.new), "column_length": limit})
+        else:
+            fit.append(c)
+    return fit, too_long
+
+
+def _too_long_extra(too_long: list[dict]) -> dict:
+    return {"not_planned_too_long": too_long} if too_long else {}
+
+
 def plan(options: RepairOptions) -> ChangeReport:
     """The exact rows a repair would change (read-only)."""
     codes = repair_codes(options.code)
     if _stale_code(codes):
         return stale.plan_report(options)
     with neutron_session(options) as s:
-        changes, moving = _unmoving(_plan(s, codes, options), options)
+        planned, too_long = _plan(s, codes, options)
+        changes, moving = _unmoving(planned, options)
         return ChangeReport("plan", changes, s.source.describe(), s.settings.assumptions,
-                            {"codes": sorted(codes), **moving})
+                            {"codes": sorted(codes), **moving, **_too_long_extra(too_long)})
 
 
 def plan_sql(options: RepairOptions) -> list[str]:
@@ -94,7 +126,8 @@ def plan_sql(options: RepairOptions) -> list[str]:
     if _stale_code(codes):
         return stale.sql_lines(options)
     with neutron_session(options) as s:
-        changes, _ = _unmoving(_plan(s, codes, options), options)
+        planned, _ = _plan(s, codes, options)
+        changes, _ = _unmoving(planned, options)
         if s.engine is None or not isinstance(s.source, NeutronDatabase):
             raise VifdoctorError("--sql is for the database path; in API mode "
                                  "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
@@ -105,7 +138,8 @@ def plan_sql(options: RepairOptions) -> list[str]:
 
 
 def _write_options(options: WriteOptions) -> writer.WriteOptions:
-    return writer.WriteOptions(batch_size=options.batch_size, max_rate=options.max_rate,
+    return writer.WriteOptions(batch_size=options.batch_size,
+                               max_rate=check_max_rate(options.max_rate),
                                retries=options.retries,
                                lock_wait_timeout=options.lock_wait_timeout)
 
@@ -120,8 +154,10 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     table = reflect_bindings(conn)
     conn.rollback()
     columns = [c.name for c in table.columns]
+    binary = {c.name for c in table.columns if is_binary(c)}
     if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
-        return {(c.port_id, c.host): {col: getattr(c.binding, BINDING_COLUMNS[col])
+        return {(c.port_id, c.host): {col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]),
+                                                        col in binary)
                                       for col in columns} for c in changes}
     found: dict[tuple[str, str], dict] = {}
     keys = [(c.port_id, c.host) for c in changes]
@@ -131,16 +167,31 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
             sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000])),
             table, source.layout)
         for row in conn.execute(query).mappings():
-            found[(row["port_id"], row["host"])] = {k: _jsonable(v) for k, v in row.items()}
+            found[(row["port_id"], row["host"])] = {k: backup_value(v, k in binary)
+                                                    for k, v in row.items()}
     conn.rollback()
     return found
 
 
-def _jsonable(value: Any) -> Any:
+def backup_value(value: Any, binary: bool = False) -> Any:
+    """A column's value as the backup keeps it: exact bytes of a BLOB as tagged base64.
+
+    ``binary``: the column is a BLOB whose value the plan read as text
+    (:func:`column_text`); its exact bytes are stored, whatever they are.
+    """
     if isinstance(value, (datetime.datetime, datetime.date)):
         return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    if isinstance(value, str) and binary:
+        value = column_bytes(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "bytes", "base64": base64.b64encode(bytes(value)).decode("ascii")}
+    return value
+
+
+def restored_value(value: Any) -> Any:
+    """The column value a backup entry stands for (str, None, or text of a BLOB's bytes)."""
+    if isinstance(value, dict) and value.get("type") == "bytes":
+        return column_text(base64.b64decode(value["base64"], validate=True))
     return value
 
 
@@ -158,6 +209,7 @@ def _stamp() -> str:
 def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions,
            backup_rows: list[dict], what: str, hooks: Hooks) -> tuple[writer.Outcome, str]:
     """Backup first (refuse if it cannot be written), then the guarded batches."""
+    write_options = _write_options(options)  # bad settings refused before anything is written
     writer.require_writable(source.engine)
     folder = options.backup_dir or default_dir()
     path = write_backup(folder, _backup_header(source, what), backup_rows,
@@ -167,14 +219,16 @@ def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions
     try:
         with hooks.writing() as should_stop:
             outcome = writer.apply_changes(
-                source.engine, source.layout, changes, _write_options(options),
+                source.engine, source.layout, changes, write_options,
                 should_stop=should_stop,
                 progress=(bar.update if bar is not None else (lambda n: None)),
             )
     finally:
         if bar is not None:
             bar.close()
-    if outcome.errors and outcome.count(writer.CHANGED) == 0:
+    # "Nothing was written" only when the re-read proves it; otherwise every row is
+    # reported as it reads back (changed / skipped / failed / unknown).
+    if outcome.errors and not (outcome.count(writer.CHANGED) or outcome.count(writer.UNKNOWN)):
         raise VifdoctorError(f"{what} failed, nothing was written: {outcome.errors[0]} "
                              f"(backup kept: {path})")
     return outcome, path
@@ -186,13 +240,14 @@ def outcome_doc(outcome: writer.Outcome) -> dict:
             (writer.CHANGED, writer.SKIPPED, writer.FAILED, writer.PENDING)} | {
         "batches": outcome.batches, "retries": outcome.retries,
         "longest_transaction_ms": round(outcome.longest_transaction_s * 1000, 1),
-        "interrupted": outcome.interrupted, "errors": outcome.errors}
+        "interrupted": outcome.interrupted, "errors": outcome.errors} | (
+        {writer.UNKNOWN: outcome.count(writer.UNKNOWN)} if outcome.count(writer.UNKNOWN) else {})
 
 
 def _exit_code(outcome: writer.Outcome) -> int:
     if outcome.interrupted:
         return 130
-    return 2 if outcome.count(writer.FAILED) else 0
+    return 2 if outcome.count(writer.FAILED) or outcome.count(writer.UNKNOWN) else 0
 
 
 def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
@@ -208,10 +263,14 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         return repair_via_api(options, settings, hooks)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
-        changes, moving = _unmoving(_plan(s, codes, options), options)
-        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply), **moving}
+        planned, too_long = _plan(s, codes, options)
+        changes, moving = _unmoving(planned, options)
+        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply), **moving,
+                       **_too_long_extra(too_long)}
         report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions,
                               extra)
+        if too_long:  # rows left as they are, which the operator must fix by hand
+            report.exit_code = 2
         if not options.apply or not changes:
             return report
         originals = _originals(s.source, changes)
@@ -228,7 +287,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
         report.done = [c for c in changes
                        if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
-        report.exit_code = _exit_code(outcome)
+        report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
 
 
@@ -237,7 +296,8 @@ def _restore(row: dict) -> Change:
     original = row["original"]
     return Change(
         port_id=original["port_id"], host=original["host"], status=original.get("status"),
-        stored=row["written"], new=original.get("vif_details") or "", codes=("rollback",),
+        stored=row["written"], new=restored_value(original.get("vif_details")) or "",
+        codes=("rollback",),
         device_owner="", device_id="", vif_type=original.get("vif_type", ""),
         plug_before="", plug_after="",
     )
@@ -252,6 +312,7 @@ def rollback(backup_path: str, options: RollbackOptions,
         raise VifdoctorError("rollback works on the database only; an API repair's backup "
                              "lists every port's attributes before the re-bind")
     backup = read_backup(backup_path)
+    check_restorable(backup)
     assert settings.neutron_url is not None
     engine = connect(settings.neutron_url, what="Neutron database")
     try:
@@ -268,7 +329,9 @@ def rollback(backup_path: str, options: RollbackOptions,
             keys = [(c.port_id, c.host) for c in changes]
             current = writer.read_current(source.conn, source.layout, keys)
             due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
-            results = {(c.port_id, c.host): ("restorable" if c in due else "not touched",
+            due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
+            results = {(c.port_id, c.host): ("restorable" if (c.port_id, c.host) in due_keys
+                                             else "not touched",
                                              current.get((c.port_id, c.host))) for c in changes}
             extra = {"backup": backup_path, "applied": bool(options.apply)}
             report = ChangeReport("rollback", changes, source.describe(), [], extra, results,

@@ -78,9 +78,9 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        import json
+        from vifdoctor.report.strict import dumps
 
-        return json.dumps(value, sort_keys=True)
+        return dumps(value, sort_keys=True)
     return str(value)
 
 

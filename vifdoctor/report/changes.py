@@ -10,6 +10,7 @@ from vifdoctor import __version__
 from vifdoctor.model import Change
 from vifdoctor.report import Column, Listing
 from vifdoctor.results import ChangeReport
+from vifdoctor.shell import command, is_uuid, terminal_safe
 
 CHANGE_COLUMNS = [
     Column("port_id", "Port"),
@@ -52,22 +53,37 @@ def next_steps(changes: Sequence[Change], summary: bool = False) -> list[str]:
         return []
     lines = ["", "The database change alone does not re-wire running VMs. Per host:"]
     for host, vms in plan.items():
+        shown = terminal_safe(host)
         if summary:
-            lines.append(f"  {host}: {len(vms['replug'])} VM(s) to re-plug (hard reboot or "
+            lines.append(f"  {shown}: {len(vms['replug'])} VM(s) to re-plug (hard reboot or "
                          f"stop/start), {len(vms['refresh'])} to refresh Nova's cache")
             continue
         if vms["replug"]:
-            lines.append(f"  {host}: re-plug (hard reboot or stop/start) before the wiring "
+            lines.append(f"  {shown}: re-plug (hard reboot or stop/start) before the wiring "
                          f"follows the new details:")
-            lines.extend(f"    openstack server reboot --hard {vm}" for vm in vms["replug"])
+            lines.extend(_reboot(vm) for vm in vms["replug"])
         if vms["refresh"]:
-            lines.append(f"  {host}: wiring unchanged; refresh Nova's cache "
-                         f"({len(vms['refresh'])} VM(s)): " + " ".join(vms["refresh"]))
+            lines.append(f"  {shown}: wiring unchanged; refresh Nova's cache "
+                         f"({len(vms['refresh'])} VM(s)): "
+                         + " ".join(command(vm) or repr(terminal_safe(vm))
+                                    for vm in vms["refresh"]))
     lines.append("Nova's instance_info_caches keep the old details until a network-changed "
                  "event, start or hard reboot refreshes them. For the exact per-instance plan "
                  "(stopped VMs, VMs still wired hybrid, stale caches): `vifdoctor remediation "
                  "--nova-db URL [--host-reports DIR]`.")
     return lines
+
+
+def _restore_command(backup: str) -> str:
+    return command("vifdoctor", "rollback", backup, "--apply") or "vifdoctor rollback BACKUP"
+
+
+def _reboot(vm: str) -> str:
+    """The hard-reboot command for one VM; none for a device_id that is not a UUID."""
+    if is_uuid(vm):
+        return "    " + (command("openstack", "server", "reboot", "--hard", vm) or "")
+    return (f"    (no command: device_id {terminal_safe(vm)!r} is not an instance UUID; "
+            "check the port by hand)")
 
 
 def plan_listing(changes: Sequence[Change], schema: dict, assumptions: list[str],
@@ -100,10 +116,12 @@ def _outcome_footer(report: ChangeReport) -> list[str]:
     lines = [
         f"{report.kind}: {o.get('changed', 0)} changed, "
         f"{o.get('skipped', 0)} skipped (changed underneath, left as found), "
-        f"{o.get('failed', 0)} failed, {o.get('pending', 0)} not attempted; "
+        f"{o.get('failed', 0)} failed, {o.get('pending', 0)} not attempted"
+        + (f", {o['unknown']} unknown (sent, but could not be re-read)" if o.get("unknown")
+           else "") + "; "
         f"{o.get('batches', 0)} batch(es), {o.get('retries', 0)} retried, longest transaction "
         f"{report.longest_transaction_s * 1000:.0f} ms",
-        f"Backup: {report.backup}  (restore: vifdoctor rollback {report.backup} --apply)",
+        f"Backup: {report.backup}  (restore: {_restore_command(str(report.backup))})",
     ]
     lines += [f"error: {e}" for e in o.get("errors", [])[:5]]
     if o.get("interrupted"):
@@ -208,8 +226,9 @@ def change_listing(report: ChangeReport, summary: bool = False) -> Listing:
     """
     listing = plan_listing(report.changes, report.schema, report.assumptions, report.extra,
                            report.results)
+    too_long = _too_long_lines(report)
     if not summary or len(report.changes) <= SUMMARY_THRESHOLD:
-        listing.footer = _footer(report)
+        listing.footer = too_long + _footer(report)
         return listing
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for row in listing.rows:
@@ -221,7 +240,15 @@ def change_listing(report: ChangeReport, summary: bool = False) -> Listing:
     listing.available = listing.columns
     listing.rows = [{"host": h, "codes": c, "result": r, "rows": n}
                     for (h, c, r), n in sorted(counts.items())]
-    listing.footer = [f"{len(report.changes)} rows, summarized by host (more than "
+    listing.footer = too_long + [f"{len(report.changes)} rows, summarized by host (more than "
                       f"{SUMMARY_THRESHOLD}): --all-rows lists each, -f json writes every row."
                       ] + _footer(report, summary=True)
     return listing
+
+
+def _too_long_lines(report: ChangeReport) -> list[str]:
+    """The rows left out because their new value would not fit the column."""
+    return [f"not planned: port {terminal_safe(r['port_id'])} on {terminal_safe(r['host'])}: "
+            f"the new details are {r['new_length']} characters, the column holds "
+            f"{r['column_length']}; fix this row by hand"
+            for r in report.extra.get("not_planned_too_long", [])]

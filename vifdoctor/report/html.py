@@ -209,7 +209,7 @@ def bar_chart(items: list[tuple[str, int, str]], label_width: int = 150) -> Mark
             f'<rect x="{label_width}" y="{y + 3}" width="{w}" height="{row_h - 6}" rx="2"/>'
             f'<text class="value" x="{label_width + w + 5}" y="{y + 15}">{value}</text></g>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 
 
 def heat_map(heat: Counter, hosts: list[str], codes: list[str]) -> Markup:
@@ -240,7 +240,7 @@ def heat_map(heat: Counter, hosts: list[str], codes: list[str]) -> Markup:
                 + (f'<text x="{left + j * cell_w + cell_w / 2 - 1}" y="{y + 14}" '
                    f'text-anchor="middle">{v}</text>' if v else "") + "</g>")
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 
 
 def ovn_progress(report: Any, summary: dict) -> dict | None:
@@ -328,9 +328,10 @@ def render(listing: Listing, out: IO[str]) -> None:
         "ovn": ovn_progress(report, summary),
         "coverage": getattr(report, "host_reports", None),
         "plan": doc.get("summary") if remediation else None,
-        "blob": Markup(BLOB_MARK),
-        "css": Markup(_asset("report.css")),
-        "js": Markup(_asset("report.js")),
+        # S704: a constant and the package's own assets, no data
+        "blob": Markup(BLOB_MARK),  # noqa: S704
+        "css": Markup(_asset("report.css")),  # noqa: S704
+        "js": Markup(_asset("report.js")),  # noqa: S704
     }
     page = environment().get_template("report.html.j2").render(**context)
     head, tail = page.split(BLOB_MARK)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from vifdoctor.report import Listing
+from vifdoctor.report.strict import dumps
 from vifdoctor.spool import Spool
 
 
@@ -24,9 +25,9 @@ def render(listing: Listing, out: IO[str]) -> None:
         if isinstance(value, Spool):
             _write_lines((line.decode("utf-8") for line in value.lines()), out)
         elif key == listing.rows_key and not isinstance(value, (dict, str)):
-            _write_lines((json.dumps(r, default=str) for r in value), out)
+            _write_lines((dumps(r) for r in value), out)
         else:
-            out.write(json.dumps(value, indent=2, default=str).replace("\n", "\n  "))
+            out.write(dumps(value, indent=2).replace("\n", "\n  "))
         out.write(",\n" if n < last else "\n")
     out.write("}\n")
 

@@ -1,4 +1,11 @@
-"""A human table (prettytable, as the openstack client uses), then the footer lines."""
+"""A human table (prettytable, as the openstack client uses), then the footer lines.
+
+What reaches the terminal is made inert and bounded: control characters in
+any cell or footer line are escaped (an ANSI escape in a host name cannot
+rewrite the screen), and a value longer than :data:`MAX_CELL_CHARS` is cut
+with a note, so wrapping stays linear in the output's size (``-f json`` keeps
+every value whole).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,19 @@ from typing import IO
 from prettytable import PrettyTable
 
 from vifdoctor.report import Listing, cell
+from vifdoctor.shell import terminal_safe
 
 MAX_CELL = 50  # long messages wrap instead of widening the table past a terminal
+MAX_CELL_CHARS = 1000  # longer values are cut: wrapping a 1 MB value took minutes
+
+
+def table_cell(value: object) -> str:
+    """One value as a table shows it: escaped, and cut when long."""
+    text = cell(value)
+    if len(text) > MAX_CELL_CHARS:
+        text = (f"{text[:MAX_CELL_CHARS]}... [cut: {len(text)} characters; "
+                "-f json shows it whole]")
+    return terminal_safe(text)
 
 
 def render(listing: Listing, out: IO[str]) -> None:
@@ -20,7 +38,7 @@ def render(listing: Listing, out: IO[str]) -> None:
         for col in listing.columns:
             table.max_width[col.heading] = MAX_CELL
         for row in (first, *rows):
-            table.add_row([cell(row.get(c.key)) for c in listing.columns])
+            table.add_row([table_cell(row.get(c.key)) for c in listing.columns])
         out.write(table.get_string() + "\n")
     for line in listing.footer:
-        out.write(line + "\n")
+        out.write(terminal_safe(line) + "\n")

@@ -7,6 +7,7 @@ from typing import IO
 import yaml
 
 from vifdoctor.report import Listing
+from vifdoctor.report.strict import strict
 from vifdoctor.spool import Spool
 
 
@@ -15,4 +16,5 @@ def render(listing: Listing, out: IO[str]) -> None:
     rows = doc.get(listing.rows_key)
     if rows is not None and not isinstance(rows, (list, dict)):
         doc[listing.rows_key] = list(rows)
-    yaml.safe_dump(doc, out, default_flow_style=False, sort_keys=False, allow_unicode=True)
+    # strict(): no recursion past MAX_DEPTH in the emitter, NaN shown as text
+    yaml.safe_dump(strict(doc), out, default_flow_style=False, sort_keys=False, allow_unicode=True)

@@ -36,6 +36,7 @@ from vifdoctor.rules.finding import (
 from vifdoctor.rules.migration import describe, host_mismatch_explained, last_migration
 from vifdoctor.rules.plug import VIF_OVS, VIF_VHOSTUSER, RuleContext, nova_plug
 from vifdoctor.rules.registry import INSTANCE, REGISTRY, Scope, declare, repairable_by_default
+from vifdoctor.shell import command, is_uuid, terminal_safe
 
 NIC_NAME_LEN = 14  # nova.network.model.NIC_NAME_LEN
 # ovs_interfaceid is the port id for these vif types (nova.network.neutron._nw_info_build_network)
@@ -391,30 +392,44 @@ def impact(view: InstanceView) -> dict:
 
 
 def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
-    """What the instance needs once its bindings are fixed, in the order to do it."""
+    """What the instance needs once its bindings are fixed, in the order to do it.
+
+    Every value in a command is shell-quoted; an instance or port id that is not
+    a UUID (a tenant sets a port's device_id) gets a ``check-id`` step without a
+    command instead, since no quoting stops an id from naming the wrong object.
+    """
     inst = view.instance
     uuid = view.device_id
     host = (inst.host if inst and inst.host else
             next((p.host for p in view.ports if p.host), ""))
     codes = {f.code for f in findings} | view.codes
     steps: list[Step] = []
+    bad_ids = [i for i in [uuid, *(p.port_id for p in view.ports)] if not is_uuid(i)]
+    if bad_ids:
+        return [Step(0, "check-id", uuid, host,
+                     "not a UUID: " + ", ".join(repr(terminal_safe(i)) for i in bad_ids)
+                     + "; no command is printed for it (check the port with "
+                       "`openstack port list --device-id` by hand)", "")]
     if inst is None or inst.deleted:
         for f in findings:
             if f.code == "VD204":
                 steps.append(Step(5, "check-orphan", uuid, f.host, f.message,
-                                  f"openstack server show {uuid} --all-projects  # then: "
-                                  f"openstack port delete {f.port_id}"))
+                                  _join(command("openstack", "server", "show", uuid,
+                                                "--all-projects"),
+                                        command("openstack", "port", "delete", f.port_id),
+                                        "then:")))
         return steps
     to_repair = sorted(p.port_id for p in view.ports if set(p.codes) & repairable_by_default())
     if to_repair:
-        ports = " ".join(f"--port {p}" for p in to_repair)
+        ports = [w for p in to_repair for w in ("--port", p)]
         steps.append(Step(1, "repair-binding", uuid, host,
                           "the binding must be fixed first: Nova re-reads it at the re-plug",
-                          f"vifdoctor repair {ports} --apply"))
+                          command("vifdoctor", "repair", *ports, "--apply") or ""))
     for f in findings:
         if f.code == "VD202":
             steps.append(Step(2, "rebind-host", uuid, host, f.message,
-                              f"openstack port set --host {inst.host} {f.port_id}"))
+                              command("openstack", "port", "set", "--host", inst.host,
+                                      f.port_id) or ""))
     steps.extend(_move_steps(uuid, host, findings))
     replug = [p for p in view.ports
               if p.cached_plug not in (p.after_repair_plug, Plug.UNKNOWN.value)]
@@ -423,7 +438,7 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
                         for p in replug) or "port re-bound to the instance's host"
         if inst.plugged:
             steps.append(Step(3, "hard-reboot", uuid, host, f"re-plug: {why}",
-                              f"openstack server reboot --hard {uuid}"))
+                              command("openstack", "server", "reboot", "--hard", uuid) or ""))
         else:
             steps.append(Step(9, "none", uuid, host,
                               f"{inst.vm_state or 'not running'}: its next start re-plugs "
@@ -432,6 +447,13 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
     if codes & {"VD201", "VD203", "VD205"} or (to_repair and inst.plugged):
         steps.append(Step(4, "refresh-network", uuid, host,
                           "Nova's cache must re-read the port(s)",
-                          f"nova refresh-network {uuid}  # or "
-                          + EXTERNAL_EVENT.format(uuid=uuid)))
+                          _join(command("nova", "refresh-network", uuid),
+                                EXTERNAL_EVENT.format(uuid=uuid), "or")))
     return steps
+
+
+def _join(first: str | None, second: str | None, word: str) -> str:
+    """``first  # WORD second``: the second is a comment, shown only if both are safe."""
+    if first is None:
+        return ""
+    return f"{first}  # {word} {second}" if second is not None else first

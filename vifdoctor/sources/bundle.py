@@ -32,7 +32,7 @@ def read_manifest(path: str) -> dict:
         raise VifdoctorError(f"--bundle {path}: no such file")
     try:
         with sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True) as db:
-            rows = db.execute(f"SELECT key, value FROM {MANIFEST}").fetchall()
+            rows = db.execute(f"SELECT key, value FROM {MANIFEST}").fetchall()  # noqa: S608
     except sqlite3.Error as exc:
         raise VifdoctorError(f"--bundle {path}: not a vifdoctor bundle ({exc})") from None
     manifest = {key: json.loads(value) for key, value in rows}
@@ -58,7 +58,7 @@ def recorded_time(conn: Connection) -> datetime.datetime | None:
     """The source database's clock at export, when ``conn`` is a bundle; else None."""
     if conn.dialect.name != "sqlite" or not sa.inspect(conn).has_table(MANIFEST):
         return None
-    value = conn.execute(sa.text(f"SELECT value FROM {MANIFEST} WHERE key = 'source'")
+    value = conn.execute(sa.text(f"SELECT value FROM {MANIFEST} WHERE key = 'source'")  # noqa: S608
                          ).scalar()
     when = json.loads(value or "{}").get("database_time_utc") if value else None
     return datetime.datetime.fromisoformat(when) if when else None

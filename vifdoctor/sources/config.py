@@ -7,11 +7,44 @@ registered; the rest of each file is ignored.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 from oslo_config import cfg
 
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.sources.database import scrub
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a neutron.conf is kilobytes; refuse to read a disk
+
+
+def check_config_files(files: list[str], what: str = "config file") -> None:
+    """Each file is a regular, bounded, parseable config file: else one clear error.
+
+    A parse error names the file and line number but never shows the line: it may be
+    a ``connection`` holding a password. Directories, FIFOs, devices and symlink loops
+    are refused before oslo.config opens them.
+    """
+    for path in files:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise VifdoctorError(f"{what} {path}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise VifdoctorError(f"{what} {path} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise VifdoctorError(f"{what} {path} is larger than {MAX_CONFIG_BYTES} bytes")
+        try:
+            cfg.ConfigParser(path, {}).parse()
+        except cfg.ParseError as exc:
+            raise VifdoctorError(
+                f"cannot parse {what} {path}, line {exc.lineno}: {exc.msg} (the line is not "
+                "shown: it may hold a password)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise VifdoctorError(f"cannot read {what} {path}: "
+                                 f"{getattr(exc, 'strerror', None) or type(exc).__name__}") \
+                from None
 
 
 @dataclass(frozen=True)
@@ -31,7 +64,8 @@ def _file_setting(files: list[str], section: str, name: str) -> tuple[str | None
         try:
             cfg.ConfigParser(path, sections).parse()
         except cfg.ParseError as exc:
-            raise VifdoctorError(f"cannot parse config file {path}: {exc}") from None
+            raise VifdoctorError(f"cannot parse config file {path}, line {exc.lineno}: "
+                                 f"{exc.msg}") from None
         for key, values in sections.get(section, {}).items():
             if key == name and values:
                 value, where = values[-1], path
@@ -42,6 +76,7 @@ def read_neutron_config(files: list[str]) -> NeutronSettings:
     """Read ``[database] connection``, ``[securitygroup]`` and ``agent_down_time``."""
     if not files:
         return NeutronSettings()
+    check_config_files(files)
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="database")
     conf.register_opts(
@@ -56,13 +91,13 @@ def read_neutron_config(files: list[str]) -> NeutronSettings:
         raise VifdoctorError(f"config file not found or unreadable: {', '.join(exc.config_files)}")\
             from None
     except (cfg.ConfigFileParseError, cfg.Error, ValueError) as exc:
-        raise VifdoctorError(f"cannot read config files: {exc}") from None
+        raise VifdoctorError(f"cannot read config files: {scrub(str(exc))}") from None
     try:
         sg = conf.securitygroup
         firewall, enable_sg = sg.firewall_driver, sg.enable_security_group
         connection, down_time = conf.database.connection, conf.agent_down_time
     except (cfg.Error, ValueError) as exc:
-        raise VifdoctorError(f"bad value in config files: {exc}") from None
+        raise VifdoctorError(f"bad value in config files: {scrub(str(exc))}") from None
     _, firewall_file = _file_setting(files, "securitygroup", "firewall_driver")
     return NeutronSettings(
         connection=connection,

@@ -1,14 +1,18 @@
 """Opening a database from an SQLAlchemy URL, with errors an operator can act on.
 
-The password never leaves this module in clear: every URL shown anywhere is
-:func:`redact`-ed, and driver errors are reduced to their message with the URL
-stripped.
+The password never leaves this module in clear. URLs are masked by parsing
+them (:func:`redact`): the password and every query parameter that names a
+secret (``?password=``, ``?passwd=``, ...) become ``***``; a URL that does not
+parse is not shown at all. Every secret a parsed URL holds is remembered, in
+every spelling (as given, percent-encoded, decoded), and :func:`scrub` removes
+them from any free text (driver errors) before it is shown.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
+from urllib.parse import quote, quote_plus, unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -17,32 +21,89 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from vifdoctor.errors import VifdoctorError
 
 _PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+# Query parameters whose value is a secret (keys, matched by name).
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|cred|auth", re.IGNORECASE)
+_MASK = "***"
+_KNOWN_SECRETS: set[str] = set()
+_MIN_SECRET = 3  # shorter values are too likely to be ordinary text to be masked in it
+
+
+def remember_secret(value: str | None) -> None:
+    """Mask ``value`` wherever :func:`scrub` sees it, in each way a URL may spell it."""
+    if not value or len(value) < _MIN_SECRET:
+        return
+    for form in (value, quote(value, safe=""), quote_plus(value, safe=""), unquote(value)):
+        if len(form) >= _MIN_SECRET:
+            _KNOWN_SECRETS.add(form)
+
+
+def _secret_params(url: URL) -> list[str]:
+    return [k for k in url.query if _SECRET_PARAM.search(k)]
+
+
+def _remember(url: URL) -> None:
+    remember_secret(url.password if url.password is None else str(url.password))
+    for key in _secret_params(url):
+        value = url.query[key]
+        for v in (value,) if isinstance(value, str) else value:
+            remember_secret(v)
+
+
+def _scheme(text: str) -> str:
+    match = re.match(r"\s*([A-Za-z][A-Za-z0-9+.]*)://", text)
+    return match.group(1) if match else ""
 
 
 def parse_url(text: str) -> URL:
+    """Parse a URL; it is never echoed when it does not parse (its password may be anywhere)."""
     try:
-        return make_url(text.strip())
-    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
+        url = make_url(text.strip())
+    except (ArgumentError, ValueError, TypeError):  # ValueError: e.g. a port not a number
+        scheme = _scheme(text)
+        shown = f"{scheme}://{_MASK}" if scheme else "(not shown)"
         raise VifdoctorError(
-            f"not a database URL: {scrub(text)!r} (expected e.g. "
+            f"not a database URL: {shown} does not parse (expected e.g. "
             "mysql+pymysql://user:password@host/neutron or sqlite:///path)"
         ) from None
+    if _ambiguous(url):
+        scheme = _scheme(text)
+        raise VifdoctorError(
+            f"not a database URL: {scheme}://{_MASK} has an '@' in its host part: a password "
+            "holding '@' (or ':', '/', '?', '#') must be percent-encoded (%40 for '@')")
+    _remember(url)
+    return url
+
+
+def _ambiguous(url: URL) -> bool:
+    """An '@' left in the host: the password held an unencoded '@' and was cut there."""
+    return "@" in (url.host or "")
 
 
 def redact(url: URL | str) -> str:
-    """The URL as it may be shown: password replaced by ***."""
+    """The URL as it may be shown: password and secret query values replaced by ***."""
     if isinstance(url, str):
         text = url
         try:
             url = make_url(text)
-        except ArgumentError:
-            return scrub(text)
-    return url.render_as_string(hide_password=True)
+        except (ArgumentError, ValueError, TypeError):
+            scheme = _scheme(text)
+            return f"{scheme}://{_MASK}" if scheme else _MASK
+    if _ambiguous(url):
+        return f"{url.drivername}://{_MASK}"
+    _remember(url)
+    secret = _secret_params(url)
+    if secret:
+        url = url.update_query_dict({k: _MASK for k in secret})
+    return url.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=" + _MASK)
 
 
 def scrub(text: str) -> str:
-    """Remove anything that looks like a password inside a URL from free text."""
-    return _PASSWORD_IN_TEXT.sub(r"\1***@", str(text))
+    """Free text without any password seen in a URL (and none that looks like one)."""
+    text = str(text)
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, _MASK)
+    return _PASSWORD_IN_TEXT.sub(r"\1***@", text)
 
 
 def _default_driver(url: URL) -> URL:
@@ -80,13 +141,35 @@ def connect(url_text: str, *, what: str = "database") -> Engine:
     except ImportError as exc:
         hint = " (pip install 'vifdoctor[postgresql]')" if "psycopg" in str(exc) else ""
         raise VifdoctorError(f"{what}: database driver missing: {exc}{hint}") from None
+    _check_charset(url, what)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except SQLAlchemyError as exc:
         engine.dispose()
         raise VifdoctorError(f"{what}: cannot connect to {redact(url)}: {db_error(exc)}") from None
+    except (TypeError, ValueError, AttributeError, LookupError) as exc:
+        # The driver choked on the URL's query options (pymysql: an unknown keyword).
+        engine.dispose()
+        options = ", ".join(sorted(url.query)) or "none"
+        raise VifdoctorError(
+            f"{what}: the driver refused the URL's options ({options}) in {redact(url)}: "
+            f"{scrub(str(exc))[:200]}") from None
     return engine
+
+
+def _check_charset(url: URL, what: str) -> None:
+    """pymysql fails on an unknown charset with an AttributeError: say what is wrong."""
+    charset = url.query.get("charset")
+    if not isinstance(charset, str) or url.get_backend_name() not in ("mysql", "mariadb"):
+        return
+    try:
+        from pymysql.charset import charset_by_name
+    except ImportError:  # pragma: no cover - another MySQL driver checks it itself
+        return
+    if charset_by_name(charset) is None:
+        raise VifdoctorError(f"{what}: unknown MySQL charset {charset!r} in {redact(url)} "
+                             "(e.g. charset=utf8mb4)")
 
 
 def db_error(exc: BaseException) -> str:
@@ -132,3 +215,27 @@ def bytewise(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
     if dialect == "postgresql":
         return column.collate("C")
     return column  # SQLite compares bytes
+
+
+def column_text(value: str | bytes | bytearray | memoryview | None) -> str | None:
+    """A text column's value as str, also where the column is a BLOB (bytes from the driver).
+
+    Bytes that are not UTF-8 keep every byte as a lone surrogate (``surrogateescape``):
+    such text is never valid JSON, so the row is judged malformed and never written,
+    and :func:`column_bytes` gives the exact bytes back.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value
+
+
+def column_bytes(value: str) -> bytes:
+    """The exact bytes :func:`column_text` read."""
+    return value.encode("utf-8", "surrogateescape")
+
+
+def is_binary(column: sa.Column) -> bool:
+    """Whether the driver hands this column's values over as bytes (BLOB, BYTEA, ...)."""
+    return isinstance(column.type, sa.LargeBinary) or getattr(
+        column.type, "_type_affinity", None) is sa.LargeBinary
+

@@ -26,6 +26,7 @@ from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import HostWiring, OvsIface
 from vifdoctor.sources import sosreport
 from vifdoctor.sources.host.scan import FORMAT, FORMAT_VERSION
+from vifdoctor.sources.host_schema import problem
 
 FAILURE_FORMAT = "vifdoctor-host-scan-failure"  # written by the collection's action plugin
 # Nova's per-port device names: prefix + port id, cut to 14 (sources do not import rules)
@@ -99,11 +100,12 @@ class _Table(Mapping):
                  build):
         self._conn, self._host, self._build = conn, host, build
         self._by_device = key == "name"
-        self._four = f"SELECT * FROM {table} WHERE host = ? AND name IN (?, ?, ?, ?)"
+        # S608: table and key are this module's constants (see below), values are bound
+        self._four = f"SELECT * FROM {table} WHERE host = ? AND name IN (?, ?, ?, ?)"  # noqa: S608
         self._suffix: str | None = None
         self._memo: dict[str, tuple] = {}
-        self._one = f"SELECT * FROM {table} WHERE host = ? AND {key} = ? ORDER BY rowid"
-        self._keys = (f"SELECT DISTINCT {key} FROM {table} WHERE host = ? "
+        self._one = f"SELECT * FROM {table} WHERE host = ? AND {key} = ? ORDER BY rowid"  # noqa: S608
+        self._keys = (f"SELECT DISTINCT {key} FROM {table} WHERE host = ? "  # noqa: S608
                       f"AND {key} IS NOT NULL AND {key} != '' ORDER BY {key}")
 
     def __getitem__(self, key: str):
@@ -247,6 +249,9 @@ class HostReportIndex:
         if doc.get("format_version") != FORMAT_VERSION:
             return (f"host report {name} skipped: format version "
                     f"{doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+        bad = problem(doc) if doc.get("format") == FORMAT else None  # the schema (issue 13)
+        if bad is not None:
+            return f"host report {name} skipped: malformed ({bad})"[:300]
         return None
 
     def _add(self, name: str, doc: dict, notes: list[str]) -> str | None:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from vifdoctor.model import Agent, Binding, Layout, parse_json_column
 from vifdoctor.sources.bundle import recorded_time
-from vifdoctor.sources.database import bytewise, redact, utc_now
+from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
 from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
 
@@ -229,9 +229,10 @@ class NeutronDatabase:
                 host = host or ""
                 if deeper:
                     driver = deeper.get((port_id, host), driver)
-                yield Binding(port_id, host, vif_type or "", details or "",
-                              vnic_type or "normal", profile or "", status, driver, segment,
-                              owner or "", device or "", network or "", project or "",
+                yield Binding(port_id, host, vif_type or "", column_text(details) or "",
+                              vnic_type or "normal", column_text(profile) or "", status,
+                              driver, segment, owner or "", device or "", network or "",
+                              project or "",
                               has_active_row=bool(more[0]) if more else True,
                               port_status=port_status or "")
             result.close()

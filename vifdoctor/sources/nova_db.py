@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
 from vifdoctor.model import Instance, Migration
-from vifdoctor.sources.database import bytewise, connect, redact, utc_now
+from vifdoctor.sources.config import check_config_files
+from vifdoctor.sources.database import bytewise, connect, redact, scrub, utc_now
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
 ENV_NOVA_DB = "VIFDOCTOR_NOVA_DB"
@@ -52,6 +53,7 @@ def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
     """``[api_database] connection`` and ``[database] connection`` (later files win)."""
     if not files:
         return None, None
+    check_config_files(files, "Nova config file")
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="api_database")
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="database")
@@ -62,7 +64,7 @@ def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
         raise VifdoctorError(
             f"Nova config file not found or unreadable: {', '.join(exc.config_files)}") from None
     except (cfg.Error, ValueError) as exc:
-        raise VifdoctorError(f"cannot read Nova config files: {exc}") from None
+        raise VifdoctorError(f"cannot read Nova config files: {scrub(str(exc))}") from None
 
 
 def format_cell_url(template: str, local: str | None) -> str:
@@ -107,7 +109,7 @@ def discover_cells(api_url: str, local_db: str | None) -> list[CellSource]:
 def cell_name(url: str, index: int) -> str:
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError, TypeError):
         return f"cell{index + 1}"
     name = parsed.database or ""
     if parsed.get_backend_name() == "sqlite":

@@ -1,0 +1,98 @@
+"""Commands vifdoctor prints for a person to paste are inert: every value quoted, no
+command for an id that is not a UUID, no terminal control character reaching the screen.
+
+Issue 13: a tenant-set ``device_id`` of ``x$(touch PWNED)`` reached the operator's
+shell through ``openstack server reboot --hard ...`` in the plan's footer.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from testkit.cloudfactory import binding
+from testkit.hostilekit import DEVICE_IDS, HOSTS, hostile_cloud, port_id
+from testkit.repairkit import cli, install, legacy_ovs_agent, network, vm_port
+
+from vifdoctor.demo.builder import CloudSpec
+from vifdoctor.rules.nova import Instance, judge_instance, remediation
+from vifdoctor.rules.plug import FW_IPTABLES_HYBRID, FirewallAssumption, RuleContext
+
+VM = "6f952f0c-62fd-43a8-81fa-0c178dab8eb9"
+CTX = RuleContext(firewall=FirewallAssumption(FW_IPTABLES_HYBRID, "test"))
+
+
+def _commands(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()
+            if line.strip().startswith(("openstack ", "nova ", "vifdoctor "))]
+
+
+def _pasted(line: str, tmp_path: Path) -> None:
+    """Run the line through a real shell with every command replaced by `true`."""
+    words = shlex.split(line, comments=True)
+    script = "set -e; " + " ".join(shlex.quote(w) for w in ["true", *words[1:]])
+    subprocess.run(["sh", "-c", script], cwd=tmp_path, check=True)
+    assert not list(tmp_path.glob("PWNED*"))
+
+
+def test_plan_prints_no_command_for_a_hostile_device_id(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'n.sqlite'}"
+    install(url, hostile_cloud(nul=False), "icehouse")
+    code, out, err = cli(capsys, "plan", "--neutron-db", url)
+    assert code == 0, err
+    assert "$(touch" not in "\n".join(_commands(out))
+    for device in DEVICE_IDS:
+        assert f"--hard {device}" not in out
+    assert "is not an instance UUID" in out
+    assert "\x1b" not in out and "\r" not in out
+
+
+def test_plan_quotes_a_uuid_command_and_escapes_hosts(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'n.sqlite'}"
+    host = HOSTS[4]  # ESC sequences and \r\n
+    port = vm_port(1, host, "")
+    port.device_id = VM
+    install(url, CloudSpec(networks=[network()], agents=[legacy_ovs_agent(host)],
+                           ports=[port]), "icehouse")
+    code, out, err = cli(capsys, "plan", "--neutron-db", url)
+    assert code == 0, err
+    assert f"openstack server reboot --hard {VM}" in out
+    assert "\x1b" not in out and "\r" not in out
+    assert "\\x1b[31mred" in out  # shown, escaped
+
+
+def test_remediation_refuses_a_hostile_device_id():
+    for device in DEVICE_IDS:
+        b = binding(port_id=port_id(1), device_id=device, host="compute1", vif_details="")
+        found, view = judge_instance(device, None, [(b, _judged(b))], CTX)
+        steps = remediation(view, found)
+        assert [s.action for s in steps] == ["check-id"]
+        assert steps[0].command == ""
+
+
+def test_remediation_quotes_a_hostile_host(tmp_path):
+    host = "c1; touch PWNED-$(id -u) `touch PWNED2` 'q\"r"
+    b = binding(port_id=port_id(1), device_id=VM, host="compute2",
+                vif_details='{"port_filter": true, "ovs_hybrid_plug": true}')
+    inst = Instance(uuid=VM, cell="c", name="", host=host, node="", vm_state="active",
+                    power_state=1, task_state=None, deleted=False, network_info=None)
+    found, view = judge_instance(VM, inst, [(b, _judged(b))], CTX)
+    steps = {s.action: s.command for s in remediation(view, found)}
+    assert shlex.split(steps["rebind-host"]) == ["openstack", "port", "set", "--host", host,
+                                                 port_id(1)]
+    for command in steps.values():
+        if command:
+            _pasted(command, tmp_path)
+
+
+def _judged(b):
+    from vifdoctor.rules.binding import judge_binding
+
+    return judge_binding(b, [legacy_agent()], CTX)
+
+
+def legacy_agent():
+    from testkit.cloudfactory import legacy_ovs
+
+    return legacy_ovs("compute1")
