@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-from vifdoctor.report.strict import dumps
+from vifdoctor.strictjson import dumps
 
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
 # One encoder for every row: json.dumps(row, default=str) builds a new one per call,

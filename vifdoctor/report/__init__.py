@@ -78,7 +78,7 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        from vifdoctor.report.strict import dumps
+        from vifdoctor.strictjson import dumps
 
         return dumps(value, sort_keys=True)
     return str(value)

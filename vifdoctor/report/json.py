@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import IO
 
 from vifdoctor.report import Listing
-from vifdoctor.report.strict import dumps
 from vifdoctor.spool import Spool
+from vifdoctor.strictjson import dumps
 
 
 def render(listing: Listing, out: IO[str]) -> None:

@@ -7,8 +7,8 @@ from typing import IO
 import yaml
 
 from vifdoctor.report import Listing
-from vifdoctor.report.strict import strict
 from vifdoctor.spool import Spool
+from vifdoctor.strictjson import strict
 
 
 def render(listing: Listing, out: IO[str]) -> None:
