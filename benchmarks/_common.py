@@ -26,11 +26,17 @@ def schema_dump(name: str, override: str) -> Path:
     """
     if os.environ.get(override):
         return Path(os.environ[override])
-    proc = subprocess.run([str(ROOT / "scripts" / "build-schemas"), "--json"],
-                          stdout=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "build-schemas"), "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
-        sys.exit(f"scripts/build-schemas failed (exit {proc.returncode}, see above); "
-                 f"or point {override} at a {name} dump")
+        sys.exit(
+            f"scripts/build-schemas failed (exit {proc.returncode}, see above); "
+            f"or point {override} at a {name} dump"
+        )
     return Path(json.loads(proc.stdout)[name])
 
 
@@ -63,8 +69,14 @@ def connect(database: str | None = None, **kw):
     import pymysql
 
     return pymysql.connect(
-        host=HOST, port=PORT, user=USER, password=PASSWORD, database=database,
-        local_infile=True, charset="utf8mb4", **kw,
+        host=HOST,
+        port=PORT,
+        user=USER,
+        password=PASSWORD,
+        database=database,
+        local_infile=True,
+        charset="utf8mb4",
+        **kw,
     )
 
 

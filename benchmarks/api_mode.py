@@ -64,8 +64,9 @@ def exists(database: str) -> bool:
 
 def run(argv: list[str], env: dict) -> tuple[float, int, dict]:
     t0 = time.perf_counter()
-    proc = subprocess.run([*vifdoctor_command(), *argv, "-f", "json"], capture_output=True,
-                          text=True, env=env)
+    proc = subprocess.run(
+        [*vifdoctor_command(), *argv, "-f", "json"], capture_output=True, text=True, env=env
+    )
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1, 2):
         sys.exit(f"{' '.join(argv[:3])} failed (exit {proc.returncode}): {proc.stderr[-800:]}")
@@ -73,8 +74,9 @@ def run(argv: list[str], env: dict) -> tuple[float, int, dict]:
 
 
 def keyed(doc: dict) -> set[tuple[str, str, str]]:
-    return {(f["code"], f["port_id"], f["host"]) for f in doc["findings"]
-            if f["code"] not in API_BLIND}
+    return {
+        (f["code"], f["port_id"], f["host"]) for f in doc["findings"] if f["code"] not in API_BLIND
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ports", type=int, default=20000)
     p.add_argument("--reuse", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the generated databases")
-    p.add_argument("--all-inactive-bindings", action="store_true",
-                   help="also time the API audit reading every VM port's bindings")
+    p.add_argument(
+        "--all-inactive-bindings",
+        action="store_true",
+        help="also time the API audit reading every VM port's bindings",
+    )
     args = p.parse_args(argv)
 
     from generate import generate
@@ -101,38 +106,60 @@ def main(argv: list[str] | None = None) -> int:
     dbfixtures.load_mariadb_sql(api, api_ddl, "nova api DDL")
     # Each INACTIVE binding is a failed live migration (generate.py): Nova logs one record
     # per such move, which is what API mode reads (os-migrations) to choose its ports.
-    sql(cell, "DELETE FROM migrations",
+    sql(
+        cell,
+        "DELETE FROM migrations",
         "INSERT INTO migrations (created_at, source_compute, dest_compute, status, "
         "instance_uuid, migration_type, hidden, deleted, uuid) SELECT UTC_TIMESTAMP(), "
         "a.host, b.host, 'error', p.device_id, 'live-migration', 0, 0, UUID() "
         f"FROM `{db}`.ml2_port_bindings b JOIN `{db}`.ports p ON p.id = b.port_id "
         f"JOIN `{db}`.ml2_port_bindings a ON a.port_id = b.port_id AND a.status = 'ACTIVE' "
-        "WHERE b.status = 'INACTIVE' AND p.device_owner LIKE 'compute:%'")
-    sql(cell, "DELETE FROM instance_extra",
+        "WHERE b.status = 'INACTIVE' AND p.device_owner LIKE 'compute:%'",
+    )
+    sql(
+        cell,
+        "DELETE FROM instance_extra",
         "INSERT INTO instance_extra (created_at, deleted, instance_uuid, flavor) "
-        f"SELECT UTC_TIMESTAMP(), 0, uuid, '{FLAVOR_JSON}' FROM instances WHERE deleted = 0")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("OS_") and k not in ("VIFDOCTOR_NEUTRON_DB", "VIFDOCTOR_NOVA_DB",
-                                                    "VIFDOCTOR_NOVA_API_DB",
-                                                    "PYTHONUNBUFFERED")}
+        f"SELECT UTC_TIMESTAMP(), 0, uuid, '{FLAVOR_JSON}' FROM instances WHERE deleted = 0",
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OS_")
+        and k
+        not in (
+            "VIFDOCTOR_NEUTRON_DB",
+            "VIFDOCTOR_NOVA_DB",
+            "VIFDOCTOR_NOVA_API_DB",
+            "PYTHONUNBUFFERED",
+        )
+    }
     results = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             (work / "neutron").mkdir()
-            with running_neutron(url(db), work / "neutron") as neutron, \
-                    running_nova(url(api), url(cell), neutron.url, work / "nova") as nova:
+            with (
+                running_neutron(url(db), work / "neutron") as neutron,
+                running_nova(url(api), url(cell), neutron.url, work / "nova") as nova,
+            ):
                 nova.add_clouds_entry(neutron.clouds_yaml)
-                sql(api, "INSERT INTO instance_mappings (created_at, instance_uuid, cell_id, "
-                         "project_id, user_id, queued_for_delete) SELECT UTC_TIMESTAMP(), "
-                         "i.uuid, (SELECT id FROM cell_mappings LIMIT 1), i.project_id, "
-                         f"i.user_id, 0 FROM `{cell}`.instances i WHERE i.deleted = 0")
+                sql(
+                    api,
+                    "INSERT INTO instance_mappings (created_at, instance_uuid, cell_id, "
+                    "project_id, user_id, queued_for_delete) SELECT UTC_TIMESTAMP(), "
+                    "i.uuid, (SELECT id FROM cell_mappings LIMIT 1), i.project_id, "
+                    f"i.user_id, 0 FROM `{cell}`.instances i WHERE i.deleted = 0",
+                )
                 env["OS_CLIENT_CONFIG_FILE"] = str(neutron.clouds_yaml)
-                runs = [("api", ["audit", "--os-cloud", "vdtest"]),
-                        ("db", ["audit", "--neutron-db", url(db), "--nova-db", url(cell)])]
+                runs = [
+                    ("api", ["audit", "--os-cloud", "vdtest"]),
+                    ("db", ["audit", "--neutron-db", url(db), "--nova-db", url(cell)]),
+                ]
                 if args.all_inactive_bindings:
-                    runs.insert(1, ("api-all", ["audit", "--os-cloud", "vdtest",
-                                                "--all-inactive-bindings"]))
+                    runs.insert(
+                        1, ("api-all", ["audit", "--os-cloud", "vdtest", "--all-inactive-bindings"])
+                    )
                 for name, command in runs:
                     sql(db, "UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP()")
                     try:
@@ -141,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                         print("nova API log:", nova.log.read_text()[-3000:], file=sys.stderr)
                         raise
                     wall, rc, doc = results[name]
-                    print(f"   {name:<8} {wall:8.1f} s (exit {rc}), "
-                          f"{len(doc['findings'])} findings", flush=True)
+                    print(
+                        f"   {name:<8} {wall:8.1f} s (exit {rc}), {len(doc['findings'])} findings",
+                        flush=True,
+                    )
     finally:
         sql(None, f"DROP DATABASE IF EXISTS `{api}`")
         if not args.keep:
@@ -153,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "db":
             continue
         got = keyed(results[name][2])
-        print(f"{name}: {len(got)} comparable findings, database path {len(db_keys)}; "
-              f"only through the API {len(got - db_keys)}, only in the database "
-              f"{len(db_keys - got)}")
+        print(
+            f"{name}: {len(got)} comparable findings, database path {len(db_keys)}; "
+            f"only through the API {len(got - db_keys)}, only in the database "
+            f"{len(db_keys - got)}"
+        )
         for k in sorted(got ^ db_keys)[:10]:
             print("   differs:", k)
         same = same and got == db_keys

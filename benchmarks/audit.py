@@ -96,13 +96,20 @@ def timed(args: list[str], stdin_text: str | None = None, env: dict | None = Non
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
         cmd = [TIME, "-f", "%e %M", "-o", out.name, *args]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              input=stdin_text, text=True, env=env)
+        proc = subprocess.run(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            input=stdin_text,
+            text=True,
+            env=env,
+        )
         wall = time.perf_counter() - t0
         fields = out.read().split()
     if proc.returncode not in (0, 1, 2):
-        sys.exit(f"{' '.join(args[:3])}... failed (exit {proc.returncode}): "
-                 f"{proc.stderr.strip()[-500:]}")
+        sys.exit(
+            f"{' '.join(args[:3])}... failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+        )
     rss_kb = float(fields[-1]) if fields else float("nan")
     return Run(wall=wall, rss_mb=rss_kb / 1024, rc=proc.returncode)
 
@@ -128,14 +135,22 @@ def floor_sql(database: str, nova: bool = False) -> str:
             t = source._t
             agents = t["agents"]
             queries = [
-                sa.select(agents.c.id, agents.c.agent_type, agents.c.host,
-                          agents.c.admin_state_up, agents.c.heartbeat_timestamp,
-                          agents.c.configurations),
+                sa.select(
+                    agents.c.id,
+                    agents.c.agent_type,
+                    agents.c.host,
+                    agents.c.admin_state_up,
+                    agents.c.heartbeat_timestamp,
+                    agents.c.configurations,
+                ),
             ]
             if source.layout.has_levels:
                 lv = t[LEVELS]
-                queries.append(sa.select(lv.c.port_id, lv.c.host, lv.c.driver)
-                               .where(lv.c.level > 0).order_by(lv.c.level))
+                queries.append(
+                    sa.select(lv.c.port_id, lv.c.host, lv.c.driver)
+                    .where(lv.c.level > 0)
+                    .order_by(lv.c.level)
+                )
             if nova:
                 queries.append(source._binding_query(Selectors(), active=True, compute=False))
                 # the VM ports, by device_id: read after the others, merged with Nova
@@ -145,10 +160,13 @@ def floor_sql(database: str, nova: bool = False) -> str:
             if source.layout.has_status:
                 queries.append(source._binding_query(Selectors(), active=False))
             dialect = mysql.dialect()
-            return ";\n".join(
-                str(q.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-                for q in queries
-            ) + ";"
+            return (
+                ";\n".join(
+                    str(q.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+                    for q in queries
+                )
+                + ";"
+            )
     finally:
         engine.dispose()
 
@@ -229,9 +247,24 @@ def profile(database: str, top: int, env: dict | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "audit.prof")
         proc = subprocess.run(
-            [sys.executable, "-m", "cProfile", "-o", out, "-m", "vifdoctor", "audit",
-             "--neutron-db", url(database), "-f", "json"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                out,
+                "-m",
+                "vifdoctor",
+                "audit",
+                "--neutron-db",
+                url(database),
+                "-f",
+                "json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         if proc.returncode not in (0, 1, 2):
             sys.exit(f"profiled audit failed (exit {proc.returncode}): {proc.stderr.strip()}")
@@ -248,9 +281,27 @@ def py_spy(exe: str, database: str, top: int, env: dict | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "audit.txt")
         proc = subprocess.run(
-            [exe, "record", "-r", "250", "-f", "raw", "-o", raw, "--",
-             *vifdoctor_command(), "audit", "--neutron-db", url(database), "-f", "json"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                exe,
+                "record",
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-o",
+                raw,
+                "--",
+                *vifdoctor_command(),
+                "audit",
+                "--neutron-db",
+                url(database),
+                "-f",
+                "json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         if not os.path.exists(raw):
             sys.exit(f"py-spy failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -265,8 +316,9 @@ def py_spy(exe: str, database: str, top: int, env: dict | None = None) -> str:
                     continue
                 n = int(count)
                 total += n
-                frames = [fr.replace(str(ROOT) + "/", "").replace(prefix, "")
-                          for fr in stack.split(";")]
+                frames = [
+                    fr.replace(str(ROOT) + "/", "").replace(prefix, "") for fr in stack.split(";")
+                ]
                 for name in {fr.rsplit(":", 1)[0] + ")" for fr in frames}:
                     inclusive[name] += n
                 own[frames[-1]] += n
@@ -279,29 +331,57 @@ def py_spy(exe: str, database: str, top: int, env: dict | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ports", type=int, action="append", default=[],
-                   help="cloud size; repeatable (default 100000)")
-    p.add_argument("--reuse", action="store_true",
-                   help="use vifdoctor_bench_N as it is when it exists")
-    p.add_argument("--drift", type=float, default=0.1,
-                   help="generate.py --drift: share of drifted bindings (default 0.1)")
+    p.add_argument(
+        "--ports",
+        type=int,
+        action="append",
+        default=[],
+        help="cloud size; repeatable (default 100000)",
+    )
+    p.add_argument(
+        "--reuse", action="store_true", help="use vifdoctor_bench_N as it is when it exists"
+    )
+    p.add_argument(
+        "--drift",
+        type=float,
+        default=0.1,
+        help="generate.py --drift: share of drifted bindings (default 0.1)",
+    )
     p.add_argument("--seed", type=int, default=1, help="generate.py --seed (default 1)")
     p.add_argument("--repeat", type=int, default=1, help="best of R runs (default 1)")
-    p.add_argument("--driver", choices=("pymysql", "mysqldb"), default=None,
-                   help="the audit's MySQL driver: pymysql (default, pure Python) or mysqldb "
-                        "(mysqlclient, C: pip install 'vifdoctor[mysqlclient]')")
-    p.add_argument("--nova", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time the audit with --nova-db vifdoctor_bench_N_nova (default: "
-                        "yes, when generate.py built it)")
-    p.add_argument("--few-findings-code", default="VD110",
-                   help="the --code of the streaming-only run (default VD110)")
-    p.add_argument("--profile", action="store_true",
-                   help="also profile one audit with cProfile (smallest N)")
-    p.add_argument("--py-spy", metavar="EXE",
-                   help="also sample one audit with this py-spy executable (smallest N)")
+    p.add_argument(
+        "--driver",
+        choices=("pymysql", "mysqldb"),
+        default=None,
+        help="the audit's MySQL driver: pymysql (default, pure Python) or mysqldb "
+        "(mysqlclient, C: pip install 'vifdoctor[mysqlclient]')",
+    )
+    p.add_argument(
+        "--nova",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the audit with --nova-db vifdoctor_bench_N_nova (default: "
+        "yes, when generate.py built it)",
+    )
+    p.add_argument(
+        "--few-findings-code",
+        default="VD110",
+        help="the --code of the streaming-only run (default VD110)",
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="also profile one audit with cProfile (smallest N)"
+    )
+    p.add_argument(
+        "--py-spy",
+        metavar="EXE",
+        help="also sample one audit with this py-spy executable (smallest N)",
+    )
     p.add_argument("--top", type=int, default=25, help="profile entries shown (default 25)")
-    p.add_argument("--unbuffered", action="store_true",
-                   help="keep PYTHONUNBUFFERED in the audit's environment (dropped by default)")
+    p.add_argument(
+        "--unbuffered",
+        action="store_true",
+        help="keep PYTHONUNBUFFERED in the audit's environment (dropped by default)",
+    )
     args = p.parse_args(argv)
     if args.driver:
         _common.DRIVER = args.driver
@@ -328,21 +408,24 @@ def main(argv: list[str] | None = None) -> int:
         instances = count_instances(ndb) if with_nova else 0
         audit_cmd = [*vifdoctor_command(), "audit", "--neutron-db", url(db), "-f", "json"]
         sql = floor_sql(db)
-        runs: dict[str, list[Run]] = {k: [] for k in ("full", "few", "floor", "nova",
-                                                       "nova_floor")}
+        runs: dict[str, list[Run]] = {k: [] for k in ("full", "few", "floor", "nova", "nova_floor")}
         if with_nova:
-            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f1, \
-                    tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f2:
+            with (
+                tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f1,
+                tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f2,
+            ):
                 f1.write(sql)  # the same Neutron columns, unordered: what they cost to read
                 f2.write(nova_floor_sql(ndb))
             temps = [f1.name, f2.name]
             client = " ".join([*mariadb_args(), "-N", "-B", "--quick"])
-            nova_floor_cmd = ["sh", "-c", f"{client} {db} < {f1.name} && "
-                                          f"{client} {ndb} < {f2.name}"]
+            nova_floor_cmd = [
+                "sh",
+                "-c",
+                f"{client} {db} < {f1.name} && {client} {ndb} < {f2.name}",
+            ]
             nova_cmd = [*audit_cmd, "--nova-db", url(ndb)]
         for _ in range(max(1, args.repeat)):
-            runs["floor"].append(timed([*mariadb_args(db), "-N", "-B", "--quick"],
-                                       stdin_text=sql))
+            runs["floor"].append(timed([*mariadb_args(db), "-N", "-B", "--quick"], stdin_text=sql))
             refresh_heartbeats(db)
             runs["full"].append(timed(audit_cmd, env=env))
             refresh_heartbeats(db)
@@ -354,50 +437,83 @@ def main(argv: list[str] | None = None) -> int:
         if with_nova:
             for name in temps:
                 os.unlink(name)
-        row = {"n": n, "ports": ports, "bindings": bindings, "gen": gen_s,
-               "instances": instances, "all": runs,
-               **{k: best(v) for k, v in runs.items() if v}}
+        row = {
+            "n": n,
+            "ports": ports,
+            "bindings": bindings,
+            "gen": gen_s,
+            "instances": instances,
+            "all": runs,
+            **{k: best(v) for k, v in runs.items() if v},
+        }
         results.append(row)
-        print(f"   audit {row['full'].wall:.2f} s (exit {row['full'].rc}), "
-              f"--code {args.few_findings_code} {row['few'].wall:.2f} s, "
-              f"floor {row['floor'].wall:.2f} s"
-              + (f"; with Nova: audit {row['nova'].wall:.2f} s (exit {row['nova'].rc}), "
-                 f"floor {row['nova_floor'].wall:.2f} s" if with_nova else ""), flush=True)
+        print(
+            f"   audit {row['full'].wall:.2f} s (exit {row['full'].rc}), "
+            f"--code {args.few_findings_code} {row['few'].wall:.2f} s, "
+            f"floor {row['floor'].wall:.2f} s"
+            + (
+                f"; with Nova: audit {row['nova'].wall:.2f} s (exit {row['nova'].rc}), "
+                f"floor {row['nova_floor'].wall:.2f} s"
+                if with_nova
+                else ""
+            ),
+            flush=True,
+        )
 
     print()
-    head = (f"{'ports':>9} {'bindings':>9} {'gen s':>6} {'run':<19} {'wall s':>7} "
-            f"{'rows/s':>8} {'peak RSS MB':>11} {'x floor':>7}")
+    head = (
+        f"{'ports':>9} {'bindings':>9} {'gen s':>6} {'run':<19} {'wall s':>7} "
+        f"{'rows/s':>8} {'peak RSS MB':>11} {'x floor':>7}"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
-        lines = [("audit -f json", r["full"], r["floor"], r["bindings"]),
-                 (f"audit --code {args.few_findings_code}", r["few"], r["floor"], r["bindings"]),
-                 ("floor (mariadb)", r["floor"], r["floor"], r["bindings"])]
+        lines = [
+            ("audit -f json", r["full"], r["floor"], r["bindings"]),
+            (f"audit --code {args.few_findings_code}", r["few"], r["floor"], r["bindings"]),
+            ("floor (mariadb)", r["floor"], r["floor"], r["bindings"]),
+        ]
         if "nova" in r:
             rows = r["bindings"] + r["instances"]  # rows/s: bindings plus instances read
-            lines += [("+nova audit -f json", r["nova"], r["nova_floor"], rows),
-                      ("+nova floor", r["nova_floor"], r["nova_floor"], rows)]
+            lines += [
+                ("+nova audit -f json", r["nova"], r["nova_floor"], rows),
+                ("+nova floor", r["nova_floor"], r["nova_floor"], rows),
+            ]
         for label, run, floor_run, rows in lines:
-            gen = f"{r['gen']:.1f}" if r["gen"] is not None and label.startswith("audit -f") \
-                else ""
-            print(f"{r['ports']:>9} {r['bindings']:>9} {gen:>6} {label:<19} {run.wall:>7.2f} "
-                  f"{rows / run.wall:>8.0f} {run.rss_mb:>11.1f} "
-                  f"{run.wall / floor_run.wall:>7.2f}")
+            gen = f"{r['gen']:.1f}" if r["gen"] is not None and label.startswith("audit -f") else ""
+            print(
+                f"{r['ports']:>9} {r['bindings']:>9} {gen:>6} {label:<19} {run.wall:>7.2f} "
+                f"{rows / run.wall:>8.0f} {run.rss_mb:>11.1f} "
+                f"{run.wall / floor_run.wall:>7.2f}"
+            )
     print("\nevery run (wall s), to judge the noise:")
     for r in results:
-        for key, label in (("full", "audit"), ("few", "--code"), ("floor", "floor"),
-                           ("nova", "+nova audit"), ("nova_floor", "+nova floor")):
+        for key, label in (
+            ("full", "audit"),
+            ("few", "--code"),
+            ("floor", "floor"),
+            ("nova", "+nova audit"),
+            ("nova_floor", "+nova floor"),
+        ):
             if r["all"][key]:
-                print(f"  {r['n']:>9} {label:<12} "
-                      + " ".join(f"{x.wall:.2f}" for x in r["all"][key])
-                      + "   RSS MB " + " ".join(f"{x.rss_mb:.0f}" for x in r["all"][key]))
+                print(
+                    f"  {r['n']:>9} {label:<12} "
+                    + " ".join(f"{x.wall:.2f}" for x in r["all"][key])
+                    + "   RSS MB "
+                    + " ".join(f"{x.rss_mb:.0f}" for x in r["all"][key])
+                )
     if len(results) > 1:
         a, b = results[0], results[-1]
-        print(f"\npeak RSS growth {a['n']} -> {b['n']} ports: "
-              f"audit x{b['full'].rss_mb / a['full'].rss_mb:.2f}, "
-              f"--code x{b['few'].rss_mb / a['few'].rss_mb:.2f}"
-              + (f", +nova audit x{b['nova'].rss_mb / a['nova'].rss_mb:.2f}"
-                 if "nova" in a and "nova" in b else ""))
+        print(
+            f"\npeak RSS growth {a['n']} -> {b['n']} ports: "
+            f"audit x{b['full'].rss_mb / a['full'].rss_mb:.2f}, "
+            f"--code x{b['few'].rss_mb / a['few'].rss_mb:.2f}"
+            + (
+                f", +nova audit x{b['nova'].rss_mb / a['nova'].rss_mb:.2f}"
+                if "nova" in a and "nova" in b
+                else ""
+            )
+        )
     if args.profile:
         refresh_heartbeats(database_for(sizes[0]))
         print(f"\n== cProfile of the audit at {sizes[0]} ports\n")

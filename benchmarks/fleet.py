@@ -58,12 +58,18 @@ from testkit.fleetkit import synthetic_report  # noqa: E402
 
 COLLECTIONS = ROOT / "contrib" / "ansible" / "collections"
 NET, SEG, PROJECT = str(uuid.UUID(int=1)), str(uuid.UUID(int=2)), "p" * 32
-HYBRID = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-          "ovs_hybrid_plug": True, "port_filter": True}
+HYBRID = {
+    "bridge_name": "br-int",
+    "connectivity": "l2",
+    "datapath_type": "system",
+    "ovs_hybrid_plug": True,
+    "port_filter": True,
+}
 
 
-def make_fleet(folder: Path, hosts: int, per_host: int, tunnels: int, seed: int = 1
-               ) -> tuple[str, int]:
+def make_fleet(
+    folder: Path, hosts: int, per_host: int, tunnels: int, seed: int = 1
+) -> tuple[str, int]:
     """Reports in folder/reports, Neutron in folder/neutron.sqlite; the URL and port count."""
     import sqlalchemy as sa
 
@@ -73,26 +79,54 @@ def make_fleet(folder: Path, hosts: int, per_host: int, tunnels: int, seed: int 
     specs, agents = [], []
     for h in range(hosts):
         host = f"compute{h:04d}"
-        ports = [(str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                  str(uuid.UUID(int=rng.getrandbits(128), version=4)), rng.random() > 0.05)
-                 for _ in range(per_host)]
+        ports = [
+            (
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                rng.random() > 0.05,
+            )
+            for _ in range(per_host)
+        ]
         (reports / f"{host}.json").write_text(
-            json.dumps(synthetic_report(host, ports, tunnels), indent=1))
-        agents.append(AgentSpec(host=host, agent_type="Open vSwitch agent", configurations={
-            "ovs_hybrid_plug": True, "integration_bridge": "br-int", "tunnel_types": ["vxlan"],
-            "bridge_mappings": {}}))
-        specs += [PortSpec(id=p, network_id=NET, device_owner="compute:nova", device_id=vm,
-                           project_id=PROJECT, binding=BindingSpec(
-                               host=host, vif_type="ovs", vif_details=json.dumps(HYBRID),
-                               segment_id=SEG))
-                  for p, vm, _ in ports]
+            json.dumps(synthetic_report(host, ports, tunnels), indent=1)
+        )
+        agents.append(
+            AgentSpec(
+                host=host,
+                agent_type="Open vSwitch agent",
+                configurations={
+                    "ovs_hybrid_plug": True,
+                    "integration_bridge": "br-int",
+                    "tunnel_types": ["vxlan"],
+                    "bridge_mappings": {},
+                },
+            )
+        )
+        specs += [
+            PortSpec(
+                id=p,
+                network_id=NET,
+                device_owner="compute:nova",
+                device_id=vm,
+                project_id=PROJECT,
+                binding=BindingSpec(
+                    host=host, vif_type="ovs", vif_details=json.dumps(HYBRID), segment_id=SEG
+                ),
+            )
+            for p, vm, _ in ports
+        ]
     url = f"sqlite:///{folder / 'neutron.sqlite'}"
     engine = sa.create_engine(url)
     try:
         create_schema(engine, "ocata")
-        write_cloud(engine, CloudSpec(
-            networks=[NetworkSpec(NET, "net", PROJECT, [SegmentSpec(SEG, "vxlan", None, 7)])],
-            agents=agents, ports=specs))
+        write_cloud(
+            engine,
+            CloudSpec(
+                networks=[NetworkSpec(NET, "net", PROJECT, [SegmentSpec(SEG, "vxlan", None, 7)])],
+                agents=agents,
+                ports=specs,
+            ),
+        )
     finally:
         engine.dispose()
     return url, len(specs)
@@ -117,8 +151,12 @@ def timed_child(argv: list[str], env: dict | None = None) -> tuple[float, float,
     stdout). Not wait4 on a child of this process: a child's peak RSS starts from its
     parent's at fork, and this process holds the generated cloud."""
     with tempfile.NamedTemporaryFile("r") as timing, tempfile.TemporaryFile() as out:
-        done = subprocess.run(["/usr/bin/time", "-o", timing.name, "-f", "%e %U %S %M",
-                               *argv], stdout=out, env=env, check=False)
+        done = subprocess.run(
+            ["/usr/bin/time", "-o", timing.name, "-f", "%e %U %S %M", *argv],
+            stdout=out,
+            env=env,
+            check=False,
+        )
         if done.returncode != 0:
             raise SystemExit(f"{argv[:4]} exited {done.returncode}")
         wall, user, system, rss_kib = timing.read().split()[-4:]
@@ -133,15 +171,20 @@ def merge(args: argparse.Namespace) -> None:
             t0 = time.monotonic()
             url, ports = make_fleet(folder, hosts, args.ports_per_host, args.tunnels)
             size = sum(p.stat().st_size for p in (folder / "reports").iterdir())
-            print(f"\n{hosts} hosts, {ports} VM ports, reports {size / 2**20:.0f} MiB "
-                  f"(made in {time.monotonic() - t0:.0f} s)")
+            print(
+                f"\n{hosts} hosts, {ports} VM ports, reports {size / 2**20:.0f} MiB "
+                f"(made in {time.monotonic() - t0:.0f} s)"
+            )
             for how in ("none", "index", "memory"):
-                wall, cpu, rss, out = timed_child([sys.executable, "-c", AUDIT_SNIPPET, url,
-                                                   str(folder / "reports"), how])
+                wall, cpu, rss, out = timed_child(
+                    [sys.executable, "-c", AUDIT_SNIPPET, url, str(folder / "reports"), how]
+                )
                 inner, findings, codes = out.split(" ", 2)
-                print(f"  reports={how:6} wall {wall:6.1f} s  audit {float(inner):6.1f} s  "
-                      f"cpu {cpu:6.1f} s  peak RSS {rss:6.0f} MiB  findings {findings} "
-                      f"{codes.strip()}")
+                print(
+                    f"  reports={how:6} wall {wall:6.1f} s  audit {float(inner):6.1f} s  "
+                    f"cpu {cpu:6.1f} s  peak RSS {rss:6.0f} MiB  findings {findings} "
+                    f"{codes.strip()}"
+                )
 
 
 # ---------------------------------------------------------------------- the playbook
@@ -177,16 +220,44 @@ def record_lab_host(canned: Path, vms: int, tunnels: int) -> dict:
         t0 = time.monotonic()
         for n in range(vms):
             port, vm = str(uuid.uuid4()), str(uuid.uuid4())
-            details = dict(HYBRID, datapath_type="netdev") if n % 2 else {
-                **HYBRID, "datapath_type": "netdev", "ovs_hybrid_plug": False,
-                "ovs_create_tap": True}
-            lab.plug(vm, [vif_entry(port, "ovs", details, network_id=NET,
-                                    mac=f"fa:16:3e:00:01:{n:02x}", tenant_id=PROJECT, mtu=1450)])
+            details = (
+                dict(HYBRID, datapath_type="netdev")
+                if n % 2
+                else {
+                    **HYBRID,
+                    "datapath_type": "netdev",
+                    "ovs_hybrid_plug": False,
+                    "ovs_create_tap": True,
+                }
+            )
+            lab.plug(
+                vm,
+                [
+                    vif_entry(
+                        port,
+                        "ovs",
+                        details,
+                        network_id=NET,
+                        mac=f"fa:16:3e:00:01:{n:02x}",
+                        tenant_id=PROJECT,
+                        mtu=1450,
+                    )
+                ],
+            )
         lab.vsctl("add-br", "br-tun", "--", "set", "Bridge", "br-tun", "datapath_type=netdev")
         for t in range(tunnels):  # loopback remote_ip: nothing leaves the machine
             name = f"vxlan-7f{t:06x}"
-            lab.vsctl("add-port", "br-tun", name, "--", "set", "Interface", name,
-                      "type=vxlan", f"options:remote_ip=127.0.{t // 250}.{t % 250 + 1}")
+            lab.vsctl(
+                "add-port",
+                "br-tun",
+                name,
+                "--",
+                "set",
+                "Interface",
+                name,
+                "type=vxlan",
+                f"options:remote_ip=127.0.{t // 250}.{t % 250 + 1}",
+            )
         wired = time.monotonic() - t0
         scans = []
         for _ in range(5):
@@ -198,18 +269,36 @@ def record_lab_host(canned: Path, vms: int, tunnels: int) -> dict:
         for d in report["domains"]:
             for what in ("domstate", "dumpxml"):
                 (canned / f"virsh-{what}-{d['name']}").write_text(
-                    lab.ns(uri + [what, d["name"]]).stdout)
-        for table, cols in (("Bridge", "_uuid,name,datapath_type,ports"),
-                            ("Port", "_uuid,name,interfaces,tag"),
-                            ("Interface", "_uuid,name,type,ofport,external_ids,error")):
-            (canned / f"ovs-{table}.json").write_text(lab.ns(
-                ["ovs-vsctl", f"--db={lab.ovsdb}", "--format=json", f"--columns={cols}",
-                 "list", table]).stdout)
+                    lab.ns(uri + [what, d["name"]]).stdout
+                )
+        for table, cols in (
+            ("Bridge", "_uuid,name,datapath_type,ports"),
+            ("Port", "_uuid,name,interfaces,tag"),
+            ("Interface", "_uuid,name,type,ofport,external_ids,error"),
+        ):
+            (canned / f"ovs-{table}.json").write_text(
+                lab.ns(
+                    [
+                        "ovs-vsctl",
+                        f"--db={lab.ovsdb}",
+                        "--format=json",
+                        f"--columns={cols}",
+                        "list",
+                        table,
+                    ]
+                ).stdout
+            )
         (canned / "ip-link.json").write_text(lab.ns(["ip", "-j", "-d", "link", "show"]).stdout)
-        return {"wired_s": wired, "scan_s": sorted(scans), "report_bytes":
-                (canned / "real-report.json").stat().st_size, "domains": len(report["domains"]),
-                "ovs_interfaces": sum(len(p["interfaces"]) for b in report["ovs_bridges"]
-                                      for p in b["ports"]), "links": len(report["links"])}
+        return {
+            "wired_s": wired,
+            "scan_s": sorted(scans),
+            "report_bytes": (canned / "real-report.json").stat().st_size,
+            "domains": len(report["domains"]),
+            "ovs_interfaces": sum(
+                len(p["interfaces"]) for b in report["ovs_bridges"] for p in b["ports"]
+            ),
+            "links": len(report["links"]),
+        }
     finally:
         lab.stop()
 
@@ -223,39 +312,71 @@ def playbook(args: argparse.Namespace) -> None:
         bindir = canned / "bin"
         bindir.mkdir(parents=True)
         lab = record_lab_host(canned, args.vms, args.tunnels)
-        print(f"real lab host: {lab['domains']} domains, {lab['ovs_interfaces']} OVS interfaces,"
-              f" {lab['links']} links, report {lab['report_bytes'] / 1024:.0f} KiB; wired in "
-              f"{lab['wired_s']:.0f} s; host-scan in the namespace "
-              f"{', '.join(f'{s:.2f}' for s in lab['scan_s'])} s")
+        print(
+            f"real lab host: {lab['domains']} domains, {lab['ovs_interfaces']} OVS interfaces,"
+            f" {lab['links']} links, report {lab['report_bytes'] / 1024:.0f} KiB; wired in "
+            f"{lab['wired_s']:.0f} s; host-scan in the namespace "
+            f"{', '.join(f'{s:.2f}' for s in lab['scan_s'])} s"
+        )
         for tool, text in STANDIN.items():
             (bindir / tool).write_text(text.replace("{d}", str(canned)))
             (bindir / tool).chmod(0o755)
         hostcpu = tmpdir / "host-cpu.log"
         python = tmpdir / "host-python"
-        python.write_text(f"#!/bin/sh\nexport PATH={bindir}:$PATH\nexec /usr/bin/time -a -o "
-                          f"{hostcpu} -f '%e %U %S' {sys.executable} \"$@\"\n")
+        python.write_text(
+            f"#!/bin/sh\nexport PATH={bindir}:$PATH\nexec /usr/bin/time -a -o "
+            f"{hostcpu} -f '%e %U %S' {sys.executable} \"$@\"\n"
+        )
         python.chmod(0o755)
         vifdoctor = tmpdir / "vifdoctor"
-        vifdoctor.write_text(f"#!/bin/sh\nexec {sys.executable} -m vifdoctor \"$@\"\n")
+        vifdoctor.write_text(f'#!/bin/sh\nexec {sys.executable} -m vifdoctor "$@"\n')
         vifdoctor.chmod(0o755)
         hosts = {f"sim{n:04d}": {} for n in range(args.hosts[0])}
         inventory = tmpdir / "inventory.yml"
-        inventory.write_text(yaml.safe_dump({"compute": {
-            "vars": {"ansible_connection": "local", "ansible_become": False,
-                     "ansible_python_interpreter": str(python),
-                     "vifdoctor_bin": str(vifdoctor)},
-            "hosts": hosts}}))
+        inventory.write_text(
+            yaml.safe_dump(
+                {
+                    "compute": {
+                        "vars": {
+                            "ansible_connection": "local",
+                            "ansible_become": False,
+                            "ansible_python_interpreter": str(python),
+                            "vifdoctor_bin": str(vifdoctor),
+                        },
+                        "hosts": hosts,
+                    }
+                }
+            )
+        )
         home = tmpdir / "home"
-        env = {**os.environ, "HOME": str(home), "ANSIBLE_HOME": str(home),
-               "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_NOCOLOR": "1",
-               "PYTHONPATH": str(ROOT), "ANSIBLE_LOCAL_TEMP": str(home / "tmp")}
+        env = {
+            **os.environ,
+            "HOME": str(home),
+            "ANSIBLE_HOME": str(home),
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_NOCOLOR": "1",
+            "PYTHONPATH": str(ROOT),
+            "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        }
         reports = tmpdir / "reports"
         wall, cpu, rss, _ = timed_child(
-            [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-             "vifdoctor.openstack.host_scan", "-f", str(args.forks),
-             "-e", f"vifdoctor_reports_dir={reports}"], env=env)
-        rows = [list(map(float, line.split()[-3:])) for line in
-                hostcpu.read_text().splitlines() if line.strip() and line[0].isdigit()]
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                "vifdoctor.openstack.host_scan",
+                "-f",
+                str(args.forks),
+                "-e",
+                f"vifdoctor_reports_dir={reports}",
+            ],
+            env=env,
+        )
+        rows = [
+            list(map(float, line.split()[-3:]))
+            for line in hostcpu.read_text().splitlines()
+            if line.strip() and line[0].isdigit()
+        ]
         host_cpu = sum(u + s for _, u, s in rows)
         host_wall = sorted(e for e, _, _ in rows)
         written = len(list(reports.glob("*.json")))
@@ -263,13 +384,19 @@ def playbook(args: argparse.Namespace) -> None:
         if sample.get("errors") or len(sample.get("domains", [])) != lab["domains"]:
             raise SystemExit(f"the stand-in tools did not replay the lab host: {sample}")
         n = args.hosts[0]
-        print(f"\nplaybook on {n} hosts, forks {args.forks}: wall {wall:.1f} s, "
-              f"reports written {written}")
-        print(f"  CPU, ansible-playbook and all under it: {cpu:.1f} s; of it the host side "
-              f"(module + host-scan, {len(rows)} runs): {host_cpu:.1f} s; controller: "
-              f"{cpu - host_cpu:.1f} s = {(cpu - host_cpu) / n * 1000:.0f} ms per host")
-        print(f"  host side wall per host: median {host_wall[len(host_wall) // 2]:.2f} s, "
-              f"max {host_wall[-1]:.2f} s; peak RSS of ansible-playbook {rss:.0f} MiB")
+        print(
+            f"\nplaybook on {n} hosts, forks {args.forks}: wall {wall:.1f} s, "
+            f"reports written {written}"
+        )
+        print(
+            f"  CPU, ansible-playbook and all under it: {cpu:.1f} s; of it the host side "
+            f"(module + host-scan, {len(rows)} runs): {host_cpu:.1f} s; controller: "
+            f"{cpu - host_cpu:.1f} s = {(cpu - host_cpu) / n * 1000:.0f} ms per host"
+        )
+        print(
+            f"  host side wall per host: median {host_wall[len(host_wall) // 2]:.2f} s, "
+            f"max {host_wall[-1]:.2f} s; peak RSS of ansible-playbook {rss:.0f} MiB"
+        )
         shutil.rmtree(home, ignore_errors=True)
 
 

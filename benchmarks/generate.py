@@ -87,10 +87,25 @@ AGENT_SHARES = ((HYBRID, 0.50), (OVSFW, 0.05), (LEGACY, 0.45))
 
 _DUMP = json.dumps  # Neutron stores vif_details with json.dumps: key order as built
 EXPECTED = {
-    HYBRID: _DUMP({"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                   "ovs_hybrid_plug": True, "port_filter": True}),
-    OVSFW: _DUMP({"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                  "ovs_create_tap": True, "ovs_hybrid_plug": False, "port_filter": True}),
+    HYBRID: _DUMP(
+        {
+            "bridge_name": "br-int",
+            "connectivity": "l2",
+            "datapath_type": "system",
+            "ovs_hybrid_plug": True,
+            "port_filter": True,
+        }
+    ),
+    OVSFW: _DUMP(
+        {
+            "bridge_name": "br-int",
+            "connectivity": "l2",
+            "datapath_type": "system",
+            "ovs_create_tap": True,
+            "ovs_hybrid_plug": False,
+            "port_filter": True,
+        }
+    ),
     # A pre-Newton agent reports nothing: the server wrote its own view (Kilo style).
     LEGACY: _DUMP({"port_filter": True, "ovs_hybrid_plug": True}),
 }
@@ -106,9 +121,15 @@ DRIFT_SHARES = (
 DRIFT_TEXT = {
     "empty": "",
     "port_filter only": _DUMP({"port_filter": True}),
-    "ovs_hybrid_plug null": _DUMP({"bridge_name": "br-int", "connectivity": "l2",
-                                   "datapath_type": "system", "ovs_hybrid_plug": None,
-                                   "port_filter": True}),
+    "ovs_hybrid_plug null": _DUMP(
+        {
+            "bridge_name": "br-int",
+            "connectivity": "l2",
+            "datapath_type": "system",
+            "ovs_hybrid_plug": None,
+            "port_filter": True,
+        }
+    ),
 }
 MALFORMED = (
     "{'port_filter': True, 'ovs_hybrid_plug': True}",  # a Python repr pasted into SQL
@@ -124,14 +145,49 @@ NOVA_MISSING_PORT = 0.003  # the cache lacks one of the instance's ports (VD203)
 NOVA_DELETED_WITH_PORTS = 0.001  # soft-deleted, its ports still bound (VD204)
 NOVA_EXTRA_DELETED = 0.01  # soft-deleted instances no port refers to
 INSTANCE_COLUMNS = (
-    "created_at", "updated_at", "deleted_at", "id", "user_id", "project_id", "image_ref",
-    "launch_index", "power_state", "vm_state", "memory_mb", "vcpus", "hostname", "host",
-    "reservation_id", "launched_at", "terminated_at", "display_name", "availability_zone",
-    "locked", "launched_on", "instance_type_id", "uuid", "task_state", "progress",
-    "shutdown_terminate", "disable_terminate", "root_gb", "ephemeral_gb", "node", "deleted",
-    "cleaned", "hidden")
-CACHE_COLUMNS = ("created_at", "updated_at", "deleted_at", "id", "network_info",
-                 "instance_uuid", "deleted")
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "id",
+    "user_id",
+    "project_id",
+    "image_ref",
+    "launch_index",
+    "power_state",
+    "vm_state",
+    "memory_mb",
+    "vcpus",
+    "hostname",
+    "host",
+    "reservation_id",
+    "launched_at",
+    "terminated_at",
+    "display_name",
+    "availability_zone",
+    "locked",
+    "launched_on",
+    "instance_type_id",
+    "uuid",
+    "task_state",
+    "progress",
+    "shutdown_terminate",
+    "disable_terminate",
+    "root_gb",
+    "ephemeral_gb",
+    "node",
+    "deleted",
+    "cleaned",
+    "hidden",
+)
+CACHE_COLUMNS = (
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "id",
+    "network_info",
+    "instance_uuid",
+    "deleted",
+)
 
 
 def _vif_template() -> str:
@@ -139,15 +195,31 @@ def _vif_template() -> str:
     from vifdoctor.demo.nova import subnet_entry, vif_entry
 
     vif = vif_entry(
-        "@PORT@", "ovs", {"@DETAILS@": 1}, network_id="@NET@", mac="@MAC@",
-        tenant_id="@PROJECT@", mtu=1450, label="@LABEL@", devname="@DEVNAME@",
-        subnets=[subnet_entry("@CIDR@", gateway="@GATEWAY@", ips=["@IP@"],
-                              dhcp_server="@DHCP@")],
+        "@PORT@",
+        "ovs",
+        {"@DETAILS@": 1},
+        network_id="@NET@",
+        mac="@MAC@",
+        tenant_id="@PROJECT@",
+        mtu=1450,
+        label="@LABEL@",
+        devname="@DEVNAME@",
+        subnets=[subnet_entry("@CIDR@", gateway="@GATEWAY@", ips=["@IP@"], dhcp_server="@DHCP@")],
     )
     text = json.dumps(vif).replace("%", "%%")
     text = text.replace('{"@DETAILS@": 1}', "%(details)s")
-    for name in ("PORT", "NET", "MAC", "PROJECT", "LABEL", "DEVNAME", "CIDR", "GATEWAY",
-                 "IP", "DHCP"):
+    for name in (
+        "PORT",
+        "NET",
+        "MAC",
+        "PROJECT",
+        "LABEL",
+        "DEVNAME",
+        "CIDR",
+        "GATEWAY",
+        "IP",
+        "DHCP",
+    ):
         text = text.replace(f"@{name}@", f"%({name.lower()})s")
     # subnet_entry guessed the IP version from the placeholder: these are IPv4 subnets.
     return text.replace('"version": null', '"version": 4')
@@ -162,8 +234,7 @@ class NovaBuilder:
         self.stamp = stamp
         self.template = _vif_template()
         self.inst = Tsv(folder / "instances.tsv", "instances", INSTANCE_COLUMNS)
-        self.cache = Tsv(folder / "instance_info_caches.tsv", "instance_info_caches",
-                         CACHE_COLUMNS)
+        self.cache = Tsv(folder / "instance_info_caches.tsv", "instance_info_caches", CACHE_COLUMNS)
         self.next_id = 1
         self.current: tuple[str, str, str] | None = None  # (uuid, host, project)
         self.vifs: list[tuple[str, str]] = []  # (port id, details as Neutron returns them)
@@ -182,23 +253,43 @@ class NovaBuilder:
             out = self.details_json[text] = json.dumps(value if isinstance(value, dict) else {})
         return out
 
-    def port(self, device: str, host: str, project: str, port_id: str, mac: str,
-             network: tuple[str, str, int], details: str, ip_index: int) -> None:
+    def port(
+        self,
+        device: str,
+        host: str,
+        project: str,
+        port_id: str,
+        mac: str,
+        network: tuple[str, str, int],
+        details: str,
+        ip_index: int,
+    ) -> None:
         if self.current is None or self.current[0] != device:
             self.flush()
             self.current = (device, host, project)
         net_id, label, j = network
         prefix = f"10.{(j >> 8) & 255}.{j & 255}"
         self.vifs.append((port_id, details))
-        self.vif_text.append(self.template % {
-            "port": port_id, "net": net_id, "mac": mac, "project": project, "label": label,
-            "devname": ("tap" + port_id)[:14], "cidr": prefix + ".0/24",
-            "gateway": prefix + ".1", "dhcp": prefix + ".2",
-            "ip": f"{prefix}.{3 + ip_index % 250}", "details": self.neutron_details(details),
-        })
+        self.vif_text.append(
+            self.template
+            % {
+                "port": port_id,
+                "net": net_id,
+                "mac": mac,
+                "project": project,
+                "label": label,
+                "devname": ("tap" + port_id)[:14],
+                "cidr": prefix + ".0/24",
+                "gateway": prefix + ".1",
+                "dhcp": prefix + ".2",
+                "ip": f"{prefix}.{3 + ip_index % 250}",
+                "details": self.neutron_details(details),
+            }
+        )
 
-    def _instance(self, uuid: str, host: str, project: str, *, deleted: bool,
-                  stopped: bool, network_info: str) -> None:
+    def _instance(
+        self, uuid: str, host: str, project: str, *, deleted: bool, stopped: bool, network_info: str
+    ) -> None:
         row_id = self.next_id
         self.next_id += 1
         stamp = self.stamp
@@ -208,12 +299,43 @@ class NovaBuilder:
             vm_state, power = "deleted", 0
         gone = stamp if deleted else None
         self.inst.add(
-            "2024-01-01 00:00:00", stamp, gone, row_id, "u" + project[:31], project,
-            "6f3b1c9e-2a41-4c35-9b0e-5d4c2a1e7f00", 0, power, vm_state, 2048, 1, name, host,
-            f"r-{uuid[:8]}", "2024-01-01 00:00:05", gone, name, "nova", 0, host, 2, uuid,
-            None, 0, 0, 0, 20, 0, host, row_id if deleted else 0, 1 if deleted else 0, 0)
-        self.cache.add("2024-01-01 00:00:05", stamp, gone, row_id, network_info, uuid,
-                       row_id if deleted else 0)
+            "2024-01-01 00:00:00",
+            stamp,
+            gone,
+            row_id,
+            "u" + project[:31],
+            project,
+            "6f3b1c9e-2a41-4c35-9b0e-5d4c2a1e7f00",
+            0,
+            power,
+            vm_state,
+            2048,
+            1,
+            name,
+            host,
+            f"r-{uuid[:8]}",
+            "2024-01-01 00:00:05",
+            gone,
+            name,
+            "nova",
+            0,
+            host,
+            2,
+            uuid,
+            None,
+            0,
+            0,
+            0,
+            20,
+            0,
+            host,
+            row_id if deleted else 0,
+            1 if deleted else 0,
+            0,
+        )
+        self.cache.add(
+            "2024-01-01 00:00:05", stamp, gone, row_id, network_info, uuid, row_id if deleted else 0
+        )
 
     def flush(self) -> None:
         """Write the instance whose ports were just generated (and maybe a deleted one)."""
@@ -222,8 +344,9 @@ class NovaBuilder:
         uuid, host, project = self.current
         rand = self.rng.random
         if rand() < NOVA_EXTRA_DELETED:
-            self._instance(self.new_uuid(), host, project, deleted=True, stopped=False,
-                           network_info="[]")
+            self._instance(
+                self.new_uuid(), host, project, deleted=True, stopped=False, network_info="[]"
+            )
             self.counts["deleted, no port"] += 1
         texts = self.vif_text
         r = rand()
@@ -231,22 +354,38 @@ class NovaBuilder:
             # cached before Neutron's row changed: empty details where Neutron has some,
             # the pre-Newton server's view where Neutron's text is empty or broken
             port_id, details = self.vifs[0]
-            old = ('{}' if self.neutron_details(details) != "{}"
-                   else '{"port_filter": true, "ovs_hybrid_plug": true}')
-            texts = [texts[0].replace('"details": ' + self.neutron_details(details),
-                                      '"details": ' + old, 1), *texts[1:]]
+            old = (
+                "{}"
+                if self.neutron_details(details) != "{}"
+                else '{"port_filter": true, "ovs_hybrid_plug": true}'
+            )
+            texts = [
+                texts[0].replace(
+                    '"details": ' + self.neutron_details(details), '"details": ' + old, 1
+                ),
+                *texts[1:],
+            ]
             self.counts["stale details"] += 1
         elif r < NOVA_STALE_DETAILS + NOVA_MISSING_PORT:
             texts = texts[:-1]
             self.counts["cache missing a port"] += 1
-        deleted = NOVA_STALE_DETAILS + NOVA_MISSING_PORT <= r < (
-            NOVA_STALE_DETAILS + NOVA_MISSING_PORT + NOVA_DELETED_WITH_PORTS)
+        deleted = (
+            NOVA_STALE_DETAILS + NOVA_MISSING_PORT
+            <= r
+            < (NOVA_STALE_DETAILS + NOVA_MISSING_PORT + NOVA_DELETED_WITH_PORTS)
+        )
         if deleted:
             self.counts["deleted, ports still bound"] += 1
         stopped = not deleted and rand() < NOVA_STOPPED
         self.counts["stopped"] += stopped
-        self._instance(uuid, host, project, deleted=deleted, stopped=stopped,
-                       network_info="[" + ", ".join(texts) + "]")
+        self._instance(
+            uuid,
+            host,
+            project,
+            deleted=deleted,
+            stopped=stopped,
+            network_info="[" + ", ".join(texts) + "]",
+        )
         self.counts["instances"] += 1
         self.counts["vifs"] += len(self.vifs)
         self.current, self.vifs, self.vif_text = None, [], []
@@ -273,23 +412,42 @@ def _ovs_configurations(kind: str, index: int, devices: int, network_node: bool)
     }
     if kind == LEGACY:
         return _DUMP(base)
-    base.update({
-        "baremetal_smartnic": False,
-        "datapath_type": "system",
-        "integration_bridge": "br-int",
-        "ovs_capabilities": {
-            "datapath_types": ["netdev", "system"],
-            "iface_types": ["bareudp", "erspan", "geneve", "gre", "gtpu", "internal",
-                            "ip6erspan", "ip6gre", "lisp", "patch", "stt", "system", "tap",
-                            "vxlan"],
-        },
-        "ovs_hybrid_plug": kind == HYBRID,
-        "resource_provider_bandwidths": {},
-        "resource_provider_hypervisors": {},
-        "resource_provider_inventory_defaults": {
-            "allocation_ratio": 1.0, "min_unit": 1, "step_size": 1, "reserved": 0},
-        "vhostuser_socket_dir": "/var/run/openvswitch",
-    })
+    base.update(
+        {
+            "baremetal_smartnic": False,
+            "datapath_type": "system",
+            "integration_bridge": "br-int",
+            "ovs_capabilities": {
+                "datapath_types": ["netdev", "system"],
+                "iface_types": [
+                    "bareudp",
+                    "erspan",
+                    "geneve",
+                    "gre",
+                    "gtpu",
+                    "internal",
+                    "ip6erspan",
+                    "ip6gre",
+                    "lisp",
+                    "patch",
+                    "stt",
+                    "system",
+                    "tap",
+                    "vxlan",
+                ],
+            },
+            "ovs_hybrid_plug": kind == HYBRID,
+            "resource_provider_bandwidths": {},
+            "resource_provider_hypervisors": {},
+            "resource_provider_inventory_defaults": {
+                "allocation_ratio": 1.0,
+                "min_unit": 1,
+                "step_size": 1,
+                "reserved": 0,
+            },
+            "vhostuser_socket_dir": "/var/run/openvswitch",
+        }
+    )
     return _DUMP(base)
 
 
@@ -354,15 +512,16 @@ class Tsv:
         lines = self.lines
         with open(self.path, "w", encoding="utf-8") as f:
             for start in range(0, len(lines), 10000):  # no second copy of a big table
-                f.write("\n".join(lines[start:start + 10000]))
+                f.write("\n".join(lines[start : start + 10000]))
                 f.write("\n")
         n = len(self.lines)
         self.lines = []
         return n
 
 
-def build_files(ports: int, drift: float, seed: int, folder: Path,
-                nova: NovaBuilder | None = None) -> tuple[list[Tsv], Made]:
+def build_files(
+    ports: int, drift: float, seed: int, folder: Path, nova: NovaBuilder | None = None
+) -> tuple[list[Tsv], Made]:
     """Write one TSV per table, each in primary-key order (Nova's rows into ``nova``)."""
     rng = random.Random(seed)
     new_uuid = _uuid_factory(rng)
@@ -396,27 +555,76 @@ def build_files(ports: int, drift: float, seed: int, folder: Path,
     dhcp_prefix = {h.name: "dhcp" + str(uuid.uuid5(uuid.NAMESPACE_DNS, h.name)) for h in netnodes}
     made.networks, made.projects = n_networks, n_projects
 
-    std = Tsv(folder / "standardattributes.tsv", "standardattributes",
-              ("id", "resource_type", "created_at", "updated_at", "description",
-               "revision_number"))
-    net_t = Tsv(folder / "networks.tsv", "networks",
-                ("project_id", "id", "name", "status", "admin_state_up", "mtu",
-                 "standard_attr_id"))
-    seg_t = Tsv(folder / "networksegments.tsv", "networksegments",
-                ("id", "network_id", "network_type", "physical_network", "segmentation_id",
-                 "is_dynamic", "segment_index", "standard_attr_id"))
-    agent_t = Tsv(folder / "agents.tsv", "agents",
-                  ("id", "agent_type", "binary", "topic", "host", "admin_state_up",
-                   "created_at", "started_at", "heartbeat_timestamp", "configurations",
-                   "load", "availability_zone", "resources_synced"))
-    port_t = Tsv(folder / "ports.tsv", "ports",
-                 ("project_id", "id", "name", "network_id", "mac_address", "admin_state_up",
-                  "status", "device_id", "device_owner", "standard_attr_id", "ip_allocation"))
-    bind_t = Tsv(folder / "ml2_port_bindings.tsv", "ml2_port_bindings",
-                 ("port_id", "host", "vif_type", "vnic_type", "profile", "vif_details",
-                  "status"))
-    level_t = Tsv(folder / "ml2_port_binding_levels.tsv", "ml2_port_binding_levels",
-                  ("port_id", "host", "level", "driver", "segment_id"))
+    std = Tsv(
+        folder / "standardattributes.tsv",
+        "standardattributes",
+        ("id", "resource_type", "created_at", "updated_at", "description", "revision_number"),
+    )
+    net_t = Tsv(
+        folder / "networks.tsv",
+        "networks",
+        ("project_id", "id", "name", "status", "admin_state_up", "mtu", "standard_attr_id"),
+    )
+    seg_t = Tsv(
+        folder / "networksegments.tsv",
+        "networksegments",
+        (
+            "id",
+            "network_id",
+            "network_type",
+            "physical_network",
+            "segmentation_id",
+            "is_dynamic",
+            "segment_index",
+            "standard_attr_id",
+        ),
+    )
+    agent_t = Tsv(
+        folder / "agents.tsv",
+        "agents",
+        (
+            "id",
+            "agent_type",
+            "binary",
+            "topic",
+            "host",
+            "admin_state_up",
+            "created_at",
+            "started_at",
+            "heartbeat_timestamp",
+            "configurations",
+            "load",
+            "availability_zone",
+            "resources_synced",
+        ),
+    )
+    port_t = Tsv(
+        folder / "ports.tsv",
+        "ports",
+        (
+            "project_id",
+            "id",
+            "name",
+            "network_id",
+            "mac_address",
+            "admin_state_up",
+            "status",
+            "device_id",
+            "device_owner",
+            "standard_attr_id",
+            "ip_allocation",
+        ),
+    )
+    bind_t = Tsv(
+        folder / "ml2_port_bindings.tsv",
+        "ml2_port_bindings",
+        ("port_id", "host", "vif_type", "vnic_type", "profile", "vif_details", "status"),
+    )
+    level_t = Tsv(
+        folder / "ml2_port_binding_levels.tsv",
+        "ml2_port_binding_levels",
+        ("port_id", "host", "level", "driver", "segment_id"),
+    )
 
     sid = 0
     labels = {}
@@ -465,8 +673,7 @@ def build_files(ports: int, drift: float, seed: int, folder: Path,
             expected = compute_expected[h]
             stale = compute_stale[h]
         else:
-            owner = "network:dhcp" if r < SHARE_COMPUTE + SHARE_DHCP else \
-                "network:router_interface"
+            owner = "network:dhcp" if r < SHARE_COMPUTE + SHARE_DHCP else "network:router_interface"
             node = netnodes[int(rand() * n_netnodes)]
             host = node.name
             expected, stale = EXPECTED[HYBRID], EXPECTED[OVSFW]
@@ -495,10 +702,10 @@ def build_files(ports: int, drift: float, seed: int, folder: Path,
         mac = f"fa:16:3e:{(index >> 16) & 255:02x}:{(index >> 8) & 255:02x}:{index & 255:02x}"
         std_lines.append(f"{sid}\tports\t{created}\t{created}\t\t2")
         ports_lines.append(
-            f"{project}\t{pid}\t\t{net_id}\t{mac}\t1\tACTIVE\t{device}\t{owner}\t{sid}\timmediate")
+            f"{project}\t{pid}\t\t{net_id}\t{mac}\t1\tACTIVE\t{device}\t{owner}\t{sid}\timmediate"
+        )
         if nova is not None and h >= 0:
-            nova.port(device, host, project, pid, mac, (net_id, labels[net_id], j), details,
-                      index)
+            nova.port(device, host, project, pid, mac, (net_id, labels[net_id], j), details, index)
         rows = [(host, details, "ACTIVE")]
         if h >= 0 and n_computes > 1 and rand() < SHARE_INACTIVE:
             other = (h + 1 + int(rand() * (n_computes - 1))) % n_computes
@@ -514,26 +721,53 @@ def build_files(ports: int, drift: float, seed: int, folder: Path,
     devices = Counter(line.split("\t", 2)[1] for line in bind_lines)
     for i, h in enumerate(sorted(hosts, key=lambda h: h.name)):
         h.devices = devices.get(h.name, 0)
-        agent_rows = [("Open vSwitch agent", "neutron-openvswitch-agent", "N/A",
-                       _ovs_configurations(h.kind, i + 1, h.devices, h.network_node), None)]
+        agent_rows = [
+            (
+                "Open vSwitch agent",
+                "neutron-openvswitch-agent",
+                "N/A",
+                _ovs_configurations(h.kind, i + 1, h.devices, h.network_node),
+                None,
+            )
+        ]
         if h.network_node:
             agent_rows += [
-                ("DHCP agent", "neutron-dhcp-agent", "dhcp_agent",
-                 _DUMP({"dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
-                        "dhcp_lease_duration": 86400, "log_agent_heartbeats": False,
-                        "networks": n_networks // max(1, n_network),
-                        "ports": owners["network:dhcp"] // max(1, n_network),
-                        "subnets": n_networks // max(1, n_network)}), "nova"),
-                ("L3 agent", "neutron-l3-agent", "l3_agent",
-                 _DUMP({"agent_mode": "legacy", "ex_gw_ports": 0, "floating_ips": 0,
-                        "interfaces": owners["network:router_interface"] // max(1, n_network),
-                        "log_agent_heartbeats": False,
-                        "routers": len(routers) // max(1, n_network)}), "nova"),
+                (
+                    "DHCP agent",
+                    "neutron-dhcp-agent",
+                    "dhcp_agent",
+                    _DUMP(
+                        {
+                            "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
+                            "dhcp_lease_duration": 86400,
+                            "log_agent_heartbeats": False,
+                            "networks": n_networks // max(1, n_network),
+                            "ports": owners["network:dhcp"] // max(1, n_network),
+                            "subnets": n_networks // max(1, n_network),
+                        }
+                    ),
+                    "nova",
+                ),
+                (
+                    "L3 agent",
+                    "neutron-l3-agent",
+                    "l3_agent",
+                    _DUMP(
+                        {
+                            "agent_mode": "legacy",
+                            "ex_gw_ports": 0,
+                            "floating_ips": 0,
+                            "interfaces": owners["network:router_interface"] // max(1, n_network),
+                            "log_agent_heartbeats": False,
+                            "routers": len(routers) // max(1, n_network),
+                        }
+                    ),
+                    "nova",
+                ),
             ]
         for atype, binary, topic, conf, az in agent_rows:
             aid = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{atype}/{h.name}"))
-            agent_t.add(aid, atype, binary, topic, h.name, 1, created, stamp, stamp, conf, 0,
-                        az, 1)
+            agent_t.add(aid, atype, binary, topic, h.name, 1, created, stamp, stamp, conf, 0, az, 1)
     agent_t.lines.sort()
     made.agents = len(agent_t.lines)
     return [std, net_t, seg_t, agent_t, port_t, bind_t, level_t], made
@@ -574,8 +808,9 @@ def _recreate_from(database: str, schema_file: Path) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-            cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 "
-                        "COLLATE utf8mb4_general_ci")
+            cur.execute(
+                f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+            )
     finally:
         conn.close()
     with open(schema_file, "rb") as schema:
@@ -591,9 +826,15 @@ def schemas(nova: bool) -> tuple[Path, Path | None]:
     return neutron, schema_dump("nova-cell", "VIFDOCTOR_BENCH_NOVA_SCHEMA") if nova else None
 
 
-def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, seed: int = 1,
-             quiet: bool = False, nova: bool = True,
-             tweak: Callable[[list[Tsv], Made], None] | None = None) -> Made:
+def generate(
+    ports: int,
+    database: str = DEFAULT_DATABASE,
+    drift: float = 0.1,
+    seed: int = 1,
+    quiet: bool = False,
+    nova: bool = True,
+    tweak: Callable[[list[Tsv], Made], None] | None = None,
+) -> Made:
     """Build the cloud (and its Nova cell in ``<database>_nova`` unless ``nova`` is False).
 
     ``tweak`` may rewrite the generated rows before they are loaded (benchmarks/repair.py
@@ -612,8 +853,10 @@ def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, s
         if nova_schema is not None:
             t0 = time.perf_counter()
             _recreate_from(nova_database(database), nova_schema)
-            say(f"schema: nova 34.0.0 cell ({nova_schema}) in "
-                f"{nova_database(database)}: {time.perf_counter() - t0:.1f} s")
+            say(
+                f"schema: nova 34.0.0 cell ({nova_schema}) in "
+                f"{nova_database(database)}: {time.perf_counter() - t0:.1f} s"
+            )
         t0 = time.perf_counter()
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         nova_made = NovaBuilder(folder, seed, stamp) if nova else None
@@ -634,18 +877,27 @@ def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, s
         shutil.rmtree(folder, ignore_errors=True)
     total = time.perf_counter() - t_start
     kinds = Counter(h.kind for h in made.hosts if not h.network_node)
-    say(f"hosts: {len(made.hosts)} ({sum(not h.network_node for h in made.hosts)} compute: "
+    say(
+        f"hosts: {len(made.hosts)} ({sum(not h.network_node for h in made.hosts)} compute: "
         + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-        + f"; {sum(h.network_node for h in made.hosts)} network nodes, {HYBRID})")
-    say(f"agents: {made.agents}; networks: {made.networks} (one vxlan segment each); "
-        f"projects: {made.projects}")
-    say(f"ports: {made.ports} (" + ", ".join(f"{k} {v}" for k, v in made.owners.most_common())
-        + ")")
+        + f"; {sum(h.network_node for h in made.hosts)} network nodes, {HYBRID})"
+    )
+    say(
+        f"agents: {made.agents}; networks: {made.networks} (one vxlan segment each); "
+        f"projects: {made.projects}"
+    )
+    say(
+        f"ports: {made.ports} (" + ", ".join(f"{k} {v}" for k, v in made.owners.most_common()) + ")"
+    )
     drifted = sum(made.drift.values())
-    say(f"bindings: {made.active} ACTIVE + {made.inactive} INACTIVE = "
-        f"{made.active + made.inactive}; levels: {made.levels}")
-    say(f"drifted ACTIVE bindings: {drifted} ({drifted / max(1, made.active):.1%}): "
-        + ", ".join(f"{k} {v}" for k, v in made.drift.most_common()))
+    say(
+        f"bindings: {made.active} ACTIVE + {made.inactive} INACTIVE = "
+        f"{made.active + made.inactive}; levels: {made.levels}"
+    )
+    say(
+        f"drifted ACTIVE bindings: {drifted} ({drifted / max(1, made.active):.1%}): "
+        + ", ".join(f"{k} {v}" for k, v in made.drift.most_common())
+    )
     say("rows loaded: " + ", ".join(f"{k} {v}" for k, v in made.rows.items()))
     say(f"total: {total:.1f} s")
     return made
@@ -654,13 +906,24 @@ def generate(ports: int, database: str = DEFAULT_DATABASE, drift: float = 0.1, s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ports", type=int, required=True, help="number of ports")
-    p.add_argument("--database", default=DEFAULT_DATABASE,
-                   help=f"database to drop and recreate (default {DEFAULT_DATABASE})")
-    p.add_argument("--drift", type=float, default=0.1,
-                   help="share of ACTIVE bindings with drifted vif_details (default 0.1)")
+    p.add_argument(
+        "--database",
+        default=DEFAULT_DATABASE,
+        help=f"database to drop and recreate (default {DEFAULT_DATABASE})",
+    )
+    p.add_argument(
+        "--drift",
+        type=float,
+        default=0.1,
+        help="share of ACTIVE bindings with drifted vif_details (default 0.1)",
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--nova", action=argparse.BooleanOptionalAction, default=True,
-                   help="also build the Nova cell database <database>_nova (default: yes)")
+    p.add_argument(
+        "--nova",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also build the Nova cell database <database>_nova (default: yes)",
+    )
     args = p.parse_args(argv)
     if args.ports < 1 or not 0 <= args.drift <= 1:
         p.error("--ports must be >= 1 and --drift within [0, 1]")

@@ -36,8 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import vifdoctor_command  # noqa: E402
 from audit import Run, best, child_env, timed  # noqa: E402
 
-PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-X", "-q", "-v",
-      "ON_ERROR_STOP=1"]
+PG = [
+    "psql",
+    "-h",
+    "127.0.0.1",
+    "-p",
+    "5432",
+    "-U",
+    "postgres",
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+]
 
 
 def pg_url(database: str) -> str:
@@ -45,8 +56,9 @@ def pg_url(database: str) -> str:
 
 
 def psql(database: str, sql: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*PG, "-d", database, "-c", sql], check=True, text=True,
-                          capture_output=True, **kw)
+    return subprocess.run(
+        [*PG, "-d", database, "-c", sql], check=True, text=True, capture_output=True, **kw
+    )
 
 
 def exists(database: str) -> bool:
@@ -72,10 +84,12 @@ def generate_pg(ports: int, database: str, drift: float, seed: int) -> float:
             cols = ", ".join(f'"{c}"' for c in tsv.columns)
             script.append(f"\\copy {tsv.table} ({cols}) FROM '{tsv.path}'")
         script.append("ANALYZE;")
-        subprocess.run([*PG, "-d", database], input="\n".join(script) + "\n", text=True,
-                       check=True)
-        print(f"   {database}: {made.ports} ports, {made.active} ACTIVE + {made.inactive} "
-              f"INACTIVE bindings", flush=True)
+        subprocess.run([*PG, "-d", database], input="\n".join(script) + "\n", text=True, check=True)
+        print(
+            f"   {database}: {made.ports} ports, {made.active} ACTIVE + {made.inactive} "
+            f"INACTIVE bindings",
+            flush=True,
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         dbfixtures.postgresql_drop_database(template)
@@ -95,18 +109,30 @@ def floor_script(database: str) -> str:
         with NeutronDatabase(engine) as source:
             t = source._t
             agents = t["agents"]
-            queries = [sa.select(agents.c.id, agents.c.agent_type, agents.c.host,
-                                 agents.c.admin_state_up, agents.c.heartbeat_timestamp,
-                                 agents.c.configurations)]
+            queries = [
+                sa.select(
+                    agents.c.id,
+                    agents.c.agent_type,
+                    agents.c.host,
+                    agents.c.admin_state_up,
+                    agents.c.heartbeat_timestamp,
+                    agents.c.configurations,
+                )
+            ]
             if source.layout.has_levels:
                 lv = t[LEVELS]
-                queries.append(sa.select(lv.c.port_id, lv.c.host, lv.c.driver)
-                               .where(lv.c.level > 0).order_by(lv.c.level))
+                queries.append(
+                    sa.select(lv.c.port_id, lv.c.host, lv.c.driver)
+                    .where(lv.c.level > 0)
+                    .order_by(lv.c.level)
+                )
             queries.append(source._binding_query(Selectors(), active=True))
             if source.layout.has_status:
                 queries.append(source._binding_query(Selectors(), active=False))
-            texts = [" ".join(str(q.compile(engine, compile_kwargs={"literal_binds": True}))
-                              .split()) for q in queries]
+            texts = [
+                " ".join(str(q.compile(engine, compile_kwargs={"literal_binds": True})).split())
+                for q in queries
+            ]
     finally:
         engine.dispose()
     return "\n".join(f"\\copy ({q}) TO '/dev/null'" for q in texts) + "\n"
@@ -142,15 +168,20 @@ def main(argv: list[str] | None = None) -> int:
             os.unlink(f.name)
         a, fl = best(runs["audit"]), best(runs["floor"])
         rows.append((n, a, fl, runs))
-        print(f"   {n}: audit {a.wall:.2f} s (exit {a.rc}, RSS {a.rss_mb:.0f} MB), "
-              f"floor {fl.wall:.2f} s: x{a.wall / fl.wall:.2f}", flush=True)
+        print(
+            f"   {n}: audit {a.wall:.2f} s (exit {a.rc}, RSS {a.rss_mb:.0f} MB), "
+            f"floor {fl.wall:.2f} s: x{a.wall / fl.wall:.2f}",
+            flush=True,
+        )
         if args.drop:
             psql("postgres", f'DROP DATABASE IF EXISTS "{db}"')
     print(f"\n{'ports':>9} {'audit s':>8} {'RSS MB':>7} {'floor s':>8} {'x floor':>7}  runs")
     for n, a, fl, runs in rows:
-        print(f"{n:>9} {a.wall:>8.2f} {a.rss_mb:>7.0f} {fl.wall:>8.2f} {a.wall / fl.wall:>7.2f}"
-              f"  audit {' '.join(f'{r.wall:.2f}' for r in runs['audit'])}; "
-              f"floor {' '.join(f'{r.wall:.2f}' for r in runs['floor'])}")
+        print(
+            f"{n:>9} {a.wall:>8.2f} {a.rss_mb:>7.0f} {fl.wall:>8.2f} {a.wall / fl.wall:>7.2f}"
+            f"  audit {' '.join(f'{r.wall:.2f}' for r in runs['audit'])}; "
+            f"floor {' '.join(f'{r.wall:.2f}' for r in runs['floor'])}"
+        )
     return 0
 
 

@@ -54,11 +54,12 @@ from _common import connect, mariadb_args, url, vifdoctor_command  # noqa: E402
 TIME = "/usr/bin/time"
 # VIFDOCTOR_BENCH_REPAIR_PREFIX: other names, so two checkouts can be timed side by side.
 _PREFIX = os.environ.get("VIFDOCTOR_BENCH_REPAIR_PREFIX", "vifdoctor_repair")
-SOURCE, COPY_A, COPY_B, COPY_C = (f"{_PREFIX}_src", f"{_PREFIX}_a", f"{_PREFIX}_b",
-                                  f"{_PREFIX}_c")
+SOURCE, COPY_A, COPY_B, COPY_C = (f"{_PREFIX}_src", f"{_PREFIX}_a", f"{_PREFIX}_b", f"{_PREFIX}_c")
 BLANKET_VALUE = '{"port_filter": true, "ovs_hybrid_plug": true}'
-TARGETED = (f"UPDATE ml2_port_bindings SET vif_details='{BLANKET_VALUE}' "
-            "WHERE vif_details='' AND status='ACTIVE'")
+TARGETED = (
+    f"UPDATE ml2_port_bindings SET vif_details='{BLANKET_VALUE}' "
+    "WHERE vif_details='' AND status='ACTIVE'"
+)
 EVERY_ROW = f"UPDATE ml2_port_bindings SET vif_details='{BLANKET_VALUE}'"
 
 
@@ -72,20 +73,24 @@ class Timed:
 
 def timed(args: list[str], env: dict | None = None) -> Timed:
     """Run ``args``; wall time (perf_counter) and peak RSS (GNU time) of the child."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as t, \
-            tempfile.TemporaryFile("w+") as out:
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as t, tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
-        proc = subprocess.run([TIME, "-f", "%M", "-o", t.name, *args], stdout=out,
-                              stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.run(
+            [TIME, "-f", "%M", "-o", t.name, *args],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         wall = time.perf_counter() - t0
         fields = t.read().split()
         out.seek(0)
         text = out.read()
     if proc.returncode not in (0, 1, 2):
-        sys.exit(f"{' '.join(args[:3])}... failed (exit {proc.returncode}): "
-                 f"{proc.stderr.strip()[-800:]}")
-    return Timed(wall, float(fields[-1]) / 1024 if fields else float("nan"), proc.returncode,
-                 text)
+        sys.exit(
+            f"{' '.join(args[:3])}... failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}"
+        )
+    return Timed(wall, float(fields[-1]) / 1024 if fields else float("nan"), proc.returncode, text)
 
 
 def child_env() -> dict[str, str]:
@@ -102,8 +107,7 @@ def plant_drift(rows: int, seed: int):
     def tweak(files, made) -> None:
         bindings = next(t for t in files if t.table == "ml2_port_bindings")
         ports = next(t for t in files if t.table == "ports")
-        compute = {line.split("\t", 2)[1] for line in ports.lines
-                   if "\tcompute:nova\t" in line}
+        compute = {line.split("\t", 2)[1] for line in ports.lines if "\tcompute:nova\t" in line}
         hybrid_hosts = {h.name for h in made.hosts if not h.network_node and h.kind != OVSFW}
         lines = bindings.lines
         eligible = []
@@ -136,10 +140,12 @@ def copy_database(src: str, dst: str) -> float:
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{dst}`")
-            cur.execute(f"CREATE DATABASE `{dst}` CHARACTER SET utf8mb4 "
-                        "COLLATE utf8mb4_general_ci")
-            cur.execute("SELECT table_name, table_rows FROM information_schema.tables "
-                        "WHERE table_schema=%s AND table_type='BASE TABLE'", (src,))
+            cur.execute(f"CREATE DATABASE `{dst}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            cur.execute(
+                "SELECT table_name, table_rows FROM information_schema.tables "
+                "WHERE table_schema=%s AND table_type='BASE TABLE'",
+                (src,),
+            )
             tables = cur.fetchall()
             cur.execute("SET SESSION foreign_key_checks=0, unique_checks=0")
             for name, _rows in tables:
@@ -148,8 +154,10 @@ def copy_database(src: str, dst: str) -> float:
                 if rows or name == "alembic_version":
                     cur.execute(f"INSERT INTO `{dst}`.`{name}` SELECT * FROM `{src}`.`{name}`")
             # the copy must be read like the source: fresh statistics, agents alive
-            cur.execute(f"ANALYZE TABLE `{dst}`.ports, `{dst}`.ml2_port_bindings, "
-                        f"`{dst}`.ml2_port_binding_levels, `{dst}`.agents")
+            cur.execute(
+                f"ANALYZE TABLE `{dst}`.ports, `{dst}`.ml2_port_bindings, "
+                f"`{dst}`.ml2_port_binding_levels, `{dst}`.agents"
+            )
             cur.fetchall()
             cur.execute(f"UPDATE `{dst}`.agents SET heartbeat_timestamp = UTC_TIMESTAMP()")
     finally:
@@ -159,19 +167,25 @@ def copy_database(src: str, dst: str) -> float:
 
 def differing(a: str, b: str) -> int:
     """Bindings whose vif_details differ (byte-wise) between databases a and b."""
-    out = sql(None, f"SELECT COUNT(*) FROM `{a}`.ml2_port_bindings x JOIN "
-                    f"`{b}`.ml2_port_bindings y USING (port_id, host) "
-                    "WHERE CAST(x.vif_details AS BINARY) <> CAST(y.vif_details AS BINARY)")
+    out = sql(
+        None,
+        f"SELECT COUNT(*) FROM `{a}`.ml2_port_bindings x JOIN "
+        f"`{b}`.ml2_port_bindings y USING (port_id, host) "
+        "WHERE CAST(x.vif_details AS BINARY) <> CAST(y.vif_details AS BINARY)",
+    )
     return int(out.strip())
 
 
 def repaired_match(a: str, b: str, src: str) -> int:
     """Rows drifted in the source whose vif_details differ between a and b (0 expected)."""
-    out = sql(None, f"SELECT COUNT(*) FROM `{src}`.ml2_port_bindings s "
-                    f"JOIN `{a}`.ml2_port_bindings x USING (port_id, host) "
-                    f"JOIN `{b}`.ml2_port_bindings y USING (port_id, host) "
-                    "WHERE s.vif_details = '' AND s.status = 'ACTIVE' "
-                    "AND CAST(x.vif_details AS BINARY) <> CAST(y.vif_details AS BINARY)")
+    out = sql(
+        None,
+        f"SELECT COUNT(*) FROM `{src}`.ml2_port_bindings s "
+        f"JOIN `{a}`.ml2_port_bindings x USING (port_id, host) "
+        f"JOIN `{b}`.ml2_port_bindings y USING (port_id, host) "
+        "WHERE s.vif_details = '' AND s.status = 'ACTIVE' "
+        "AND CAST(x.vif_details AS BINARY) <> CAST(y.vif_details AS BINARY)",
+    )
     return int(out.strip())
 
 
@@ -205,8 +219,10 @@ def read_floor_sql(database: str) -> str:
             types = sorted(repair_vif_types(repair_codes([])))
             if types:
                 query = query.where(source._t[BINDINGS].c.vif_type.in_(types))
-            return str(query.compile(dialect=mysql.dialect(),
-                                     compile_kwargs={"literal_binds": True})) + ";"
+            return (
+                str(query.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
+                + ";"
+            )
     finally:
         engine.dispose()
 
@@ -216,13 +232,29 @@ def read_floor(database: str, statement: str) -> Timed:
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
         f.write(statement)
         f.flush()
-        return timed(["sh", "-c", " ".join([*mariadb_args(database), "-N", "-B", "--quick"])
-                      + f" < {f.name} > /dev/null"])
+        return timed(
+            [
+                "sh",
+                "-c",
+                " ".join([*mariadb_args(database), "-N", "-B", "--quick"])
+                + f" < {f.name} > /dev/null",
+            ]
+        )
 
 
 def repair_cmd(database: str, backup: str, batch: int) -> list[str]:
-    return ["repair", "--neutron-db", url(database), "--apply", "--backup-dir", backup,
-            "-f", "json", "--batch-size", str(batch)]
+    return [
+        "repair",
+        "--neutron-db",
+        url(database),
+        "--apply",
+        "--backup-dir",
+        backup,
+        "-f",
+        "json",
+        "--batch-size",
+        str(batch),
+    ]
 
 
 def profile_repair(batch: int, top: int, env: dict) -> str:
@@ -230,9 +262,21 @@ def profile_repair(batch: int, top: int, env: dict) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "repair.prof")
         proc = subprocess.run(
-            [sys.executable, "-m", "cProfile", "-o", out, "-m", "vifdoctor",
-             *repair_cmd(COPY_A, os.path.join(tmp, "backup"), batch)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                out,
+                "-m",
+                "vifdoctor",
+                *repair_cmd(COPY_A, os.path.join(tmp, "backup"), batch),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         if proc.returncode not in (0, 1, 2):
             sys.exit(f"profiled repair failed (exit {proc.returncode}): {proc.stderr[-800:]}")
         text = io.StringIO()
@@ -244,18 +288,30 @@ def profile_repair(batch: int, top: int, env: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rows", type=int, default=100000,
-                   help="drifted (VD101, empty vif_details) rows to repair (default 100000)")
-    p.add_argument("--ports", type=int, default=250000,
-                   help="ports in the cloud around them (default 250000)")
-    p.add_argument("--batch-size", type=int, action="append", default=[],
-                   help="repair --batch-size; repeatable (default 500)")
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=100000,
+        help="drifted (VD101, empty vif_details) rows to repair (default 100000)",
+    )
+    p.add_argument(
+        "--ports", type=int, default=250000, help="ports in the cloud around them (default 250000)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        action="append",
+        default=[],
+        help="repair --batch-size; repeatable (default 500)",
+    )
     p.add_argument("--repeat", type=int, default=1, help="runs of each (default 1)")
     p.add_argument("--seed", type=int, default=1, help="generate.py --seed (default 1)")
-    p.add_argument("--reuse", action="store_true",
-                   help=f"use {SOURCE} as it is when it exists")
-    p.add_argument("--profile", action="store_true",
-                   help="also run one repair under cProfile and print its top entries")
+    p.add_argument("--reuse", action="store_true", help=f"use {SOURCE} as it is when it exists")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run one repair under cProfile and print its top entries",
+    )
     p.add_argument("--top", type=int, default=25, help="profile entries shown (default 25)")
     p.add_argument("--keep", action="store_true", help="keep the copies afterwards")
     args = p.parse_args(argv)
@@ -269,10 +325,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== reusing {SOURCE}", flush=True)
     else:
         print(f"== generating {SOURCE}: {args.ports} ports, {args.rows} drifted", flush=True)
-        generate(args.ports, SOURCE, drift=0.0, seed=args.seed, nova=False,
-                 tweak=plant_drift(args.rows, args.seed))
-    drifted = int(sql(SOURCE, "SELECT COUNT(*) FROM ml2_port_bindings "
-                              "WHERE vif_details='' AND status='ACTIVE'").strip())
+        generate(
+            args.ports,
+            SOURCE,
+            drift=0.0,
+            seed=args.seed,
+            nova=False,
+            tweak=plant_drift(args.rows, args.seed),
+        )
+    drifted = int(
+        sql(
+            SOURCE,
+            "SELECT COUNT(*) FROM ml2_port_bindings WHERE vif_details='' AND status='ACTIVE'",
+        ).strip()
+    )
     total = int(sql(SOURCE, "SELECT COUNT(*) FROM ml2_port_bindings").strip())
     print(f"   {total} binding rows, {drifted} ACTIVE with empty vif_details", flush=True)
 
@@ -295,16 +361,27 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = doc["outcome"]
                 backup_mb = sum(f.stat().st_size for f in backup.iterdir()) / 2**20
                 changed = differing(SOURCE, COPY_A)
-                repairs[batch].append({"plan": plan, "run": run, "outcome": outcome,
-                                       "planned": planned, "changed_rows": changed,
-                                       "backup_mb": backup_mb, "backup": backup})
-                print(f"   [{rep + 1}] batch {batch}: plan {plan.wall:.2f} s ({planned} rows), "
-                      f"repair --apply {run.wall:.2f} s (exit {run.rc}, "
-                      f"{outcome['changed']} changed, {outcome['batches']} batches, "
-                      f"{outcome['retries']} retries, longest transaction "
-                      f"{outcome['longest_transaction_ms']} ms, peak RSS {run.rss_mb:.0f} MB, "
-                      f"backup {backup_mb:.1f} MB); rows now differing from the source: "
-                      f"{changed}", flush=True)
+                repairs[batch].append(
+                    {
+                        "plan": plan,
+                        "run": run,
+                        "outcome": outcome,
+                        "planned": planned,
+                        "changed_rows": changed,
+                        "backup_mb": backup_mb,
+                        "backup": backup,
+                    }
+                )
+                print(
+                    f"   [{rep + 1}] batch {batch}: plan {plan.wall:.2f} s ({planned} rows), "
+                    f"repair --apply {run.wall:.2f} s (exit {run.rc}, "
+                    f"{outcome['changed']} changed, {outcome['batches']} batches, "
+                    f"{outcome['retries']} retries, longest transaction "
+                    f"{outcome['longest_transaction_ms']} ms, peak RSS {run.rss_mb:.0f} MB, "
+                    f"backup {backup_mb:.1f} MB); rows now differing from the source: "
+                    f"{changed}",
+                    flush=True,
+                )
             reads.append(read_floor(SOURCE, floor_statement))
             copies.append(copy_database(SOURCE, COPY_B))
             b_run, b_secs, b_info = blanket(COPY_B, TARGETED)
@@ -315,21 +392,46 @@ def main(argv: list[str] | None = None) -> int:
             # Then undo the last repair of A with its own backup, and time that.
             last = repairs[sizes[-1]][-1]
             [backup_file] = sorted(last["backup"].glob("repair-*.json"))
-            undo = timed([*vd, "rollback", str(backup_file), "--neutron-db", url(COPY_A),
-                          "--apply", "--backup-dir", str(last["backup"] / "rb"), "-f", "json",
-                          "--batch-size", str(sizes[-1])], env=env)
+            undo = timed(
+                [
+                    *vd,
+                    "rollback",
+                    str(backup_file),
+                    "--neutron-db",
+                    url(COPY_A),
+                    "--apply",
+                    "--backup-dir",
+                    str(last["backup"] / "rb"),
+                    "-f",
+                    "json",
+                    "--batch-size",
+                    str(sizes[-1]),
+                ],
+                env=env,
+            )
             last["rollback"], last["restored"] = undo, differing(SOURCE, COPY_A) == 0
-            print(f"   [{rep + 1}] rollback --apply of the batch-{sizes[-1]} repair: "
-                  f"{undo.wall:.2f} s (exit {undo.rc}, peak RSS {undo.rss_mb:.0f} MB); source "
-                  f"restored byte for byte: {'yes' if last['restored'] else 'NO'}", flush=True)
-            blankets.append({"targeted": (b_run, b_secs, b_info),
-                             "every": (c_run, c_secs, c_info),
-                             "b_changed": differing(SOURCE, COPY_B),
-                             "mismatch": mismatch, "mismatch_c": mismatch_c})
-            print(f"   [{rep + 1}] blanket UPDATE WHERE vif_details='': {b_run.wall:.2f} s "
-                  f"(server {b_secs} s; {b_info}); every row: {c_run.wall:.2f} s "
-                  f"(server {c_secs} s; {c_info}); repaired rows differing A vs B: {mismatch}, "
-                  f"A vs C: {mismatch_c}", flush=True)
+            print(
+                f"   [{rep + 1}] rollback --apply of the batch-{sizes[-1]} repair: "
+                f"{undo.wall:.2f} s (exit {undo.rc}, peak RSS {undo.rss_mb:.0f} MB); source "
+                f"restored byte for byte: {'yes' if last['restored'] else 'NO'}",
+                flush=True,
+            )
+            blankets.append(
+                {
+                    "targeted": (b_run, b_secs, b_info),
+                    "every": (c_run, c_secs, c_info),
+                    "b_changed": differing(SOURCE, COPY_B),
+                    "mismatch": mismatch,
+                    "mismatch_c": mismatch_c,
+                }
+            )
+            print(
+                f"   [{rep + 1}] blanket UPDATE WHERE vif_details='': {b_run.wall:.2f} s "
+                f"(server {b_secs} s; {b_info}); every row: {c_run.wall:.2f} s "
+                f"(server {c_secs} s; {c_info}); repaired rows differing A vs B: {mismatch}, "
+                f"A vs C: {mismatch_c}",
+                flush=True,
+            )
     finally:
         shutil.rmtree(backup_root, ignore_errors=True)
 
@@ -338,52 +440,79 @@ def main(argv: list[str] | None = None) -> int:
     floor = best_b["targeted"][0].wall
     read = min(r.wall for r in reads)
     target_floor = read + floor
-    print(f"\n{drifted} drifted rows among {total} bindings; copy of the database "
-          f"{min(copies):.1f}-{max(copies):.1f} s (not timed)")
-    print(f"floor: read of the candidate rows (mariadb --quick) {read:.2f} s "
-          f"(runs: {' '.join(f'{r.wall:.2f}' for r in reads)}) + blanket UPDATE {floor:.2f} s "
-          f"= {target_floor:.2f} s\n")
-    head = (f"{'run':<34} {'wall s':>7} {'x blanket':>9} {'x floor':>7} {'longest txn ms':>14} "
-            f"{'batches':>7} {'retries':>7} {'RSS MB':>7}")
+    print(
+        f"\n{drifted} drifted rows among {total} bindings; copy of the database "
+        f"{min(copies):.1f}-{max(copies):.1f} s (not timed)"
+    )
+    print(
+        f"floor: read of the candidate rows (mariadb --quick) {read:.2f} s "
+        f"(runs: {' '.join(f'{r.wall:.2f}' for r in reads)}) + blanket UPDATE {floor:.2f} s "
+        f"= {target_floor:.2f} s\n"
+    )
+    head = (
+        f"{'run':<34} {'wall s':>7} {'x blanket':>9} {'x floor':>7} {'longest txn ms':>14} "
+        f"{'batches':>7} {'retries':>7} {'RSS MB':>7}"
+    )
     print(head)
     print("-" * len(head))
     for batch in sizes:
         runs = repairs[batch]
         r = min(runs, key=lambda x: x["run"].wall)
         longest = max(x["outcome"]["longest_transaction_ms"] for x in runs)
-        print(f"{'repair --apply --batch-size ' + str(batch):<34} {r['run'].wall:>7.2f} "
-              f"{r['run'].wall / floor:>9.2f} {r['run'].wall / target_floor:>7.2f} "
-              f"{longest:>14.1f} {r['outcome']['batches']:>7} "
-              f"{max(x['outcome']['retries'] for x in runs):>7} {r['run'].rss_mb:>7.0f}")
+        print(
+            f"{'repair --apply --batch-size ' + str(batch):<34} {r['run'].wall:>7.2f} "
+            f"{r['run'].wall / floor:>9.2f} {r['run'].wall / target_floor:>7.2f} "
+            f"{longest:>14.1f} {r['outcome']['batches']:>7} "
+            f"{max(x['outcome']['retries'] for x in runs):>7} {r['run'].rss_mb:>7.0f}"
+        )
         p_best = min(x["plan"].wall for x in runs)
-        print(f"{'  (plan -f json, read side)':<34} {p_best:>7.2f} {p_best / floor:>9.2f} "
-              f"{p_best / read:>7.2f}  (x the read floor)")
+        print(
+            f"{'  (plan -f json, read side)':<34} {p_best:>7.2f} {p_best / floor:>9.2f} "
+            f"{p_best / read:>7.2f}  (x the read floor)"
+        )
         undone = [x["rollback"].wall for x in runs if "rollback" in x]
         if undone:
             rb = min(undone)
             print(f"{'  rollback --apply of its backup':<34} {rb:>7.2f} {rb / floor:>9.2f}")
     b = best_b["targeted"]
     c = best_c["every"]
-    print(f"{'blanket UPDATE, same rows':<34} {b[0].wall:>7.2f} {1:>9.2f} "
-          f"{(b[1] or b[0].wall) * 1000:>14.1f} {1:>7}")
-    print(f"{'blanket UPDATE, every row':<34} {c[0].wall:>7.2f} {c[0].wall / floor:>9.2f} "
-          f"{(c[1] or c[0].wall) * 1000:>14.1f} {1:>7}")
+    print(
+        f"{'blanket UPDATE, same rows':<34} {b[0].wall:>7.2f} {1:>9.2f} "
+        f"{(b[1] or b[0].wall) * 1000:>14.1f} {1:>7}"
+    )
+    print(
+        f"{'blanket UPDATE, every row':<34} {c[0].wall:>7.2f} {c[0].wall / floor:>9.2f} "
+        f"{(c[1] or c[0].wall) * 1000:>14.1f} {1:>7}"
+    )
     print("\nevery run (wall s / longest transaction ms):")
     for batch in sizes:
-        print(f"  repair --batch-size {batch:<6} "
-              + "  ".join(f"{x['run'].wall:.2f}/{x['outcome']['longest_transaction_ms']}"
-                          for x in repairs[batch])
-              + "   plan " + " ".join(f"{x['plan'].wall:.2f}" for x in repairs[batch]))
-    print("  blanket, same rows          "
-          + "  ".join(f"{x['targeted'][0].wall:.2f}" for x in blankets))
-    print("  blanket, every row          "
-          + "  ".join(f"{x['every'][0].wall:.2f}" for x in blankets))
+        print(
+            f"  repair --batch-size {batch:<6} "
+            + "  ".join(
+                f"{x['run'].wall:.2f}/{x['outcome']['longest_transaction_ms']}"
+                for x in repairs[batch]
+            )
+            + "   plan "
+            + " ".join(f"{x['plan'].wall:.2f}" for x in repairs[batch])
+        )
+    print(
+        "  blanket, same rows          "
+        + "  ".join(f"{x['targeted'][0].wall:.2f}" for x in blankets)
+    )
+    print(
+        "  blanket, every row          " + "  ".join(f"{x['every'][0].wall:.2f}" for x in blankets)
+    )
     ok = all(x["mismatch"] == 0 and x["b_changed"] == drifted for x in blankets) and all(
-        x["changed_rows"] == drifted and x["outcome"]["changed"] == drifted
+        x["changed_rows"] == drifted
+        and x["outcome"]["changed"] == drifted
         and x.get("restored", True)
-        for runs in repairs.values() for x in runs)
-    print(f"\nsame vif_details for the {drifted} rows after repair and after the blanket "
-          f"UPDATE, and no other row changed by either: {'yes' if ok else 'NO'}")
+        for runs in repairs.values()
+        for x in runs
+    )
+    print(
+        f"\nsame vif_details for the {drifted} rows after repair and after the blanket "
+        f"UPDATE, and no other row changed by either: {'yes' if ok else 'NO'}"
+    )
     if args.profile:
         print(f"\n== cProfile of repair --apply --batch-size {sizes[0]}\n")
         print(profile_repair(sizes[0], args.top, env))

@@ -16,7 +16,8 @@ from testkit import dbfixtures
 def pytest_configure(config: pytest.Config) -> None:
     """Register ``nova_real`` here (pyproject lists the others) for ``--strict-markers``."""
     config.addinivalue_line(
-        "markers", "nova_real: needs the real nova 34.0.0 schema built from PyPI's nova")
+        "markers", "nova_real: needs the real nova 34.0.0 schema built from PyPI's nova"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -125,7 +126,8 @@ def nova34_cell_mariadb_url(nova34_mariadb_ddl: tuple[Path, Path]) -> Iterator[s
     """Private MariaDB database with nova 34.0.0's real cell schema (``nova-manage db sync``)."""
     with dbfixtures.mariadb_database() as dbname:
         dbfixtures.load_mariadb_sql(
-            dbname, nova34_mariadb_ddl[0], "per-test load of nova cell DDL (MariaDB)")
+            dbname, nova34_mariadb_ddl[0], "per-test load of nova cell DDL (MariaDB)"
+        )
         yield dbfixtures.mariadb_url(dbname)
 
 
@@ -134,5 +136,6 @@ def nova34_api_mariadb_url(nova34_mariadb_ddl: tuple[Path, Path]) -> Iterator[st
     """Private MariaDB database with nova 34.0.0's real nova_api schema (``api_db sync``)."""
     with dbfixtures.mariadb_database() as dbname:
         dbfixtures.load_mariadb_sql(
-            dbname, nova34_mariadb_ddl[1], "per-test load of nova api DDL (MariaDB)")
+            dbname, nova34_mariadb_ddl[1], "per-test load of nova api DDL (MariaDB)"
+        )
         yield dbfixtures.mariadb_url(dbname)

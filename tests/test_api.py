@@ -37,8 +37,9 @@ def test_options_dataclass_and_keywords_ask_the_same(sqlite_url):
     opts = AuditOptions(neutron_db=sqlite_url, code=["VD101"], host=["compute000"])
     assert opts.code == ("VD101",) and opts.host == ("compute000",)  # lists become tuples
     by_options = _codes(api.audit(opts))
-    assert by_options == _codes(api.audit(neutron_db=sqlite_url, code=("VD101",),
-                                          host=["compute000"]))
+    assert by_options == _codes(
+        api.audit(neutron_db=sqlite_url, code=("VD101",), host=["compute000"])
+    )
     assert by_options and {c for c, _ in by_options} == {"VD101"}
     # keywords given beside a dataclass replace its fields
     assert _codes(api.audit(opts, host=[])) != by_options
@@ -58,8 +59,9 @@ def test_unknown_keyword_and_missing_source_are_one_clear_error(monkeypatch):
 
 def test_settings_say_where_each_value_came_from(tmp_path, monkeypatch, sqlite_url):
     conf = tmp_path / "neutron.conf"
-    conf.write_text(f"[database]\nconnection = {sqlite_url}\n"
-                    "[securitygroup]\nfirewall_driver = openvswitch\n")
+    conf.write_text(
+        f"[database]\nconnection = {sqlite_url}\n[securitygroup]\nfirewall_driver = openvswitch\n"
+    )
     monkeypatch.setenv(ENV_NEUTRON_DB, "sqlite:///elsewhere")
     s = resolve(AuditOptions(neutron_config_file=(str(conf),), agent_down_time=30))
     assert s.neutron_url == sqlite_url  # the config file beats the environment
@@ -80,16 +82,17 @@ def test_plan_repair_and_rollback_round_trip(sqlite_url, tmp_path):
     assert plan.kind == "plan" and len(plan.changes) == 30 and not plan.applied
     dry = api.repair(neutron_db=sqlite_url)
     assert not dry.applied and dry.backup is None and len(dry.changes) == 30
-    done = api.repair(RepairOptions(neutron_db=sqlite_url, apply=True,
-                                    backup_dir=str(tmp_path), batch_size=7))
+    done = api.repair(
+        RepairOptions(neutron_db=sqlite_url, apply=True, backup_dir=str(tmp_path), batch_size=7)
+    )
     assert done.applied and done.exit_code == 0 and len(done.done) == 30
     assert done.outcome["changed"] == 30 and done.outcome["batches"] == 5
     assert api.plan(neutron_db=sqlite_url).changes == []
-    back = api.rollback(done.backup, neutron_db=sqlite_url, apply=True,
-                        backup_dir=str(tmp_path))
+    back = api.rollback(done.backup, neutron_db=sqlite_url, apply=True, backup_dir=str(tmp_path))
     assert back.outcome["changed"] == 30
-    assert [c.port_id for c in api.plan(neutron_db=sqlite_url).changes] == \
-        [c.port_id for c in plan.changes]
+    assert [c.port_id for c in api.plan(neutron_db=sqlite_url).changes] == [
+        c.port_id for c in plan.changes
+    ]
     sql = api.plan_sql(neutron_db=sqlite_url, batch_size=10)
     assert sum(line.startswith("UPDATE") for line in sql) >= 1
 
@@ -114,9 +117,13 @@ def test_hooks_stop_after_the_running_batch_and_see_progress(sqlite_url, tmp_pat
 
         yield stop
 
-    report = api.repair(neutron_db=sqlite_url, apply=True, backup_dir=str(tmp_path),
-                        batch_size=10, hooks=Hooks(progress=lambda total: Bar(),
-                                                   writing=writing))
+    report = api.repair(
+        neutron_db=sqlite_url,
+        apply=True,
+        backup_dir=str(tmp_path),
+        batch_size=10,
+        hooks=Hooks(progress=lambda total: Bar(), writing=writing),
+    )
     assert report.exit_code == 130 and report.outcome["interrupted"]
     assert report.outcome["changed"] == 20 and report.outcome["pending"] == 10
     assert seen == [10, 10, -1]

@@ -32,14 +32,33 @@ from vifdoctor.sources.interface import HostWiringSource
 from vifdoctor.sources.neutron_api import given_connection
 
 __all__ = [
-    "AuditOptions", "RepairOptions", "RollbackOptions", "Hooks", "AuditReport",
-    "ChangeReport", "VifdoctorError", "audit", "remediation", "plan", "plan_sql", "repair",
-    "rollback", "explain", "openstack_connection", "export", "ExportOptions",
+    "AuditOptions",
+    "RepairOptions",
+    "RollbackOptions",
+    "Hooks",
+    "AuditReport",
+    "ChangeReport",
+    "VifdoctorError",
+    "audit",
+    "remediation",
+    "plan",
+    "plan_sql",
+    "repair",
+    "rollback",
+    "explain",
+    "openstack_connection",
+    "export",
+    "ExportOptions",
 ]
 
 
-def audit(options: AuditOptions | None = None, /, *,
-          host_source: HostWiringSource | None = None, **kwargs: Any) -> AuditReport:
+def audit(
+    options: AuditOptions | None = None,
+    /,
+    *,
+    host_source: HostWiringSource | None = None,
+    **kwargs: Any,
+) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); read-only.
 
     ``host_source`` gives the hosts' live wiring from elsewhere than the
@@ -48,14 +67,21 @@ def audit(options: AuditOptions | None = None, /, *,
     return audit_cloud(AuditOptions.of(options, **kwargs), host_source)
 
 
-def remediation(options: AuditOptions | None = None, /, *,
-                host_source: HostWiringSource | None = None, **kwargs: Any) -> AuditReport:
+def remediation(
+    options: AuditOptions | None = None,
+    /,
+    *,
+    host_source: HostWiringSource | None = None,
+    **kwargs: Any,
+) -> AuditReport:
     """The audit, with Nova required: its ``instances`` carry each VM's remediation steps."""
     opts = AuditOptions.of(options, **kwargs)
     report = audit_cloud(opts, host_source)
     if report.nova is None:
-        raise VifdoctorError("remediation needs Nova's database: pass --nova-db URL (per cell), "
-                             "--nova-api-db URL or --nova-config-file FILE")
+        raise VifdoctorError(
+            "remediation needs Nova's database: pass --nova-db URL (per cell), "
+            "--nova-api-db URL or --nova-config-file FILE"
+        )
     return report
 
 
@@ -74,14 +100,21 @@ def plan_sql(options: RepairOptions | None = None, /, **kwargs: Any) -> list[str
     return workflow.plan_sql(RepairOptions.of(options, **kwargs))
 
 
-def repair(options: RepairOptions | None = None, /, *, hooks: Hooks | None = None,
-           **kwargs: Any) -> ChangeReport:
+def repair(
+    options: RepairOptions | None = None, /, *, hooks: Hooks | None = None, **kwargs: Any
+) -> ChangeReport:
     """Rewrite the flagged rows; a dry run unless ``apply=True``. Backed up and guarded."""
     return workflow.repair(RepairOptions.of(options, **kwargs), hooks)
 
 
-def rollback(backup: str, options: RollbackOptions | None = None, /, *,
-             hooks: Hooks | None = None, **kwargs: Any) -> ChangeReport:
+def rollback(
+    backup: str,
+    options: RollbackOptions | None = None,
+    /,
+    *,
+    hooks: Hooks | None = None,
+    **kwargs: Any,
+) -> ChangeReport:
     """Restore a repair's backup file; a dry run unless ``apply=True``."""
     return workflow.rollback(backup, RollbackOptions.of(options, **kwargs), hooks)
 
@@ -91,8 +124,9 @@ def explain(*codes: str) -> list[CodeInfo]:
     wanted = [c.strip().upper() for c in codes] or sorted(CATALOG)
     unknown = [c for c in wanted if c not in CATALOG]
     if unknown:
-        raise VifdoctorError(f"unknown code(s) {', '.join(unknown)} "
-                             f"(known: {', '.join(sorted(CATALOG))})")
+        raise VifdoctorError(
+            f"unknown code(s) {', '.join(unknown)} (known: {', '.join(sorted(CATALOG))})"
+        )
     return [CATALOG[c] for c in wanted]
 
 

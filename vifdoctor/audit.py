@@ -38,15 +38,20 @@ from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells
 
 LOG = logging.getLogger(__name__)
-NOVA_ASSUMPTION = ("VD204 takes an instance that is in none of the Nova cells read as unknown: "
-                   "give every cell (or --nova-api-db)")
-NO_MIGRATIONS = ("Nova's migration records were not read (no migrations table in a cell, "
-                 "or API mode): moves are judged by task_state, INACTIVE rows stay VD109")
+NOVA_ASSUMPTION = (
+    "VD204 takes an instance that is in none of the Nova cells read as unknown: "
+    "give every cell (or --nova-api-db)"
+)
+NO_MIGRATIONS = (
+    "Nova's migration records were not read (no migrations table in a cell, "
+    "or API mode): moves are judged by task_state, INACTIVE rows stay VD109"
+)
 
 INACTIVE_SCOPE_NOTE = (
     "API mode: INACTIVE bindings were read only for ports where one can exist (instances "
     "Nova's os-migrations shows moved, binding:profile migrating_to, a binding host other "
-    "than Nova's); --all-inactive-bindings reads every VM port's")
+    "than Nova's); --all-inactive-bindings reads every VM port's"
+)
 
 
 def judge_all(
@@ -103,8 +108,9 @@ class BindingJoin(Protocol):
 
     live: dict[str, str]
 
-    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
-              ctx: RuleContext) -> list[Finding]: ...
+    def judge(
+        self, b: Binding, judgement: Judgement, agents: list[Agent], ctx: RuleContext
+    ) -> list[Finding]: ...
 
     def finish(self) -> list[Finding]: ...
 
@@ -123,8 +129,9 @@ class HostJoin:
     no_scan: dict[str, str] = field(default_factory=dict)  # port id -> why no live wiring
     track_live: bool = False  # only the Nova join reads live/no_scan, one instance at a time
 
-    def judge(self, b: Binding, judgement: Judgement, agents: list[Agent],
-              ctx: RuleContext) -> list[Finding]:
+    def judge(
+        self, b: Binding, judgement: Judgement, agents: list[Agent], ctx: RuleContext
+    ) -> list[Finding]:
         if b.status not in (None, "ACTIVE"):
             return []
         w = self.reports.get(b.host)
@@ -138,9 +145,18 @@ class HostJoin:
         if not b.is_compute_port:
             return []
         details = parse_json_column(b.vif_details).as_dict()
-        bridge = details.get("bridge_name") or next(
-            (a.configurations.get("integration_bridge") for a in agents
-             if a.configurations.get("integration_bridge")), None) or "br-int"
+        bridge = (
+            details.get("bridge_name")
+            or next(
+                (
+                    a.configurations.get("integration_bridge")
+                    for a in agents
+                    if a.configurations.get("integration_bridge")
+                ),
+                None,
+            )
+            or "br-int"
+        )
         found = wiring_rules.classify(b.port_id, w, str(bridge))
         if self.track_live:
             self.live[b.port_id] = found.kind
@@ -149,8 +165,12 @@ class HostJoin:
         next_plug, needed = plugs(b, judgement, ctx)
         out = wiring_rules.judge_wiring(b, w, found, needed, next_plug)
         if out or judgement.findings:
-            self.seen[b.port_id] = {"kind": found.kind, "problems": list(found.problems),
-                                    "next_plug": next_plug, "needed_plug": needed}
+            self.seen[b.port_id] = {
+                "kind": found.kind,
+                "problems": list(found.problems),
+                "next_plug": next_plug,
+                "needed_plug": needed,
+            }
         return out
 
     def finish(self) -> list[Finding]:
@@ -179,9 +199,13 @@ class HostJoin:
 
     def coverage(self) -> dict:
         """Which hosts Neutron binds VM ports to have no usable report, and why."""
-        return {"hosts": len(self.reports),
-                "missing": {h: {"reason": self.failures.get(h, "not in the folder"),
-                                "vm_ports": n} for h, n in sorted(self.missing.items())}}
+        return {
+            "hosts": len(self.reports),
+            "missing": {
+                h: {"reason": self.failures.get(h, "not in the folder"), "vm_ports": n}
+                for h, n in sorted(self.missing.items())
+            },
+        }
 
 
 def join_by_instance(
@@ -269,23 +293,34 @@ def run_audit(
         report.nova = nova.cells
         for host_join in host_joins:
             host_join.track_live = True
-        for device_id, group, instance in join_by_instance(nova.compute_bindings,
-                                                           nova.instances):
+        for device_id, group, instance in join_by_instance(nova.compute_bindings, nova.instances):
             if instance is not None:
                 report.instances_read += 1
-            in_scope = bool(group) or nova.full or (
-                instance is not None and instance.host in nova.hosts)
+            in_scope = (
+                bool(group) or nova.full or (instance is not None and instance.host in nova.hosts)
+            )
             if not in_scope:
                 continue
             active = [b for b in group if b.status in (None, "ACTIVE")]
             judged = [(b, judge(b)) for b in active]
-            stale = [f for b in group if b.status not in (None, "ACTIVE")
-                     for f in judge(b, moves_of=instance).findings if f.code == "VD206"]
-            found, view = judge_instance(device_id, instance, judged, ctx,
-                                         # with selectors, an instance's other ports
-                                         # may be filtered out: judge only full audits
-                                         check_missing_ports=nova.full,
-                                         live=live, no_scan=no_scan)
+            stale = [
+                f
+                for b in group
+                if b.status not in (None, "ACTIVE")
+                for f in judge(b, moves_of=instance).findings
+                if f.code == "VD206"
+            ]
+            found, view = judge_instance(
+                device_id,
+                instance,
+                judged,
+                ctx,
+                # with selectors, an instance's other ports
+                # may be filtered out: judge only full audits
+                check_missing_ports=nova.full,
+                live=live,
+                no_scan=no_scan,
+            )
             if instance is not None:
                 found.extend(judge_moves(instance, group, nova.time, nova.stuck_after))
             if ovn_join is not None:
@@ -298,14 +333,16 @@ def run_audit(
             found_here = found + stale  # stale rows were reported as they were judged
             codes_here = view.codes | {f.code for f in found_here}
             if codes_here and (not codes or codes_here & codes):
-                report.instances.add({
-                    "device_id": device_id,
-                    "instance": instance.as_dict() if instance else None,
-                    "codes": sorted(codes_here),
-                    "ports": [p.as_dict() for p in view.ports],
-                    "impact": impact(view),
-                    "steps": [s.as_dict() for s in remediation(view, found_here)],
-                })
+                report.instances.add(
+                    {
+                        "device_id": device_id,
+                        "instance": instance.as_dict() if instance else None,
+                        "codes": sorted(codes_here),
+                        "ports": [p.as_dict() for p in view.ports],
+                        "impact": impact(view),
+                        "steps": [s.as_dict() for s in remediation(view, found_here)],
+                    }
+                )
     for join in joins:  # what a host scan saw of ports with findings: for the HTML report
         report.live_wiring.update(getattr(join, "seen", {}))
     for join in joins if not ports_narrowed else ():
@@ -320,16 +357,23 @@ def run_audit(
             more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
             report.assumptions.append(
                 f"no host report for {len(missing)} host(s) with VM ports: {shown}{more}; "
-                "their ports' wiring comes from Nova's cache (each row's basis says so)")
+                "their ports' wiring comes from Nova's cache (each row's basis says so)"
+            )
     if ovn_join is not None:
         if orphans and bound_hosts is not None:
             for f in ovn_join.finish(bound_hosts, networks):
                 if keep(f):
                     report.add(f)
-        wiring = {h: w for join in joins if isinstance(join, HostJoin)
-                  for h, w in join.reports.items() if not hosts or h in hosts}
+        wiring = {
+            h: w
+            for join in joins
+            if isinstance(join, HostJoin)
+            for h, w in join.reports.items()
+            if not hosts or h in hosts
+        }
         report.ovn = ovn_join.document(
-            {h: a for h, a in agents.items() if not hosts or h in hosts}, wiring)
+            {h: a for h, a in agents.items() if not hosts or h in hosts}, wiring
+        )
     # Agent findings are about hosts: those selected, else those of the selected ports.
     for host_agents in agents.values():
         for agent in host_agents:
@@ -344,8 +388,7 @@ def run_audit(
     return report
 
 
-def audit_cloud(options: AuditOptions,
-                host_source: HostWiringSource | None = None) -> AuditReport:
+def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = None) -> AuditReport:
     """Open every source the options name, stream them through the rules, close them."""
     cells = resolve_cells(options)
     if host_source is None and options.host_reports:
@@ -357,8 +400,11 @@ def audit_cloud(options: AuditOptions,
         if nova_cells is None and s.engine is None and not options.no_nova_api:
             # API mode without Nova databases: Nova's API of the same cloud
             nova_cells, nova_notes = open_from_neutron_api(s.source)
-            if nova_cells is not None and not options.all_inactive_bindings and getattr(
-                    s.source, "read_inactive", False):
+            if (
+                nova_cells is not None
+                and not options.all_inactive_bindings
+                and getattr(s.source, "read_inactive", False)
+            ):
                 # One GET per port only where an INACTIVE binding can exist (issue 14).
                 scope = nova_cells.inactive_scope()
                 if scope is not None:
@@ -371,8 +417,11 @@ def audit_cloud(options: AuditOptions,
             joins: list[BindingJoin] = []
             if host_source is not None:
                 reports, notes = host_source.reports()
-                joins.append(HostJoin(reports, s.source.bound_hosts,
-                                      failures=getattr(host_source, "failures", {})))
+                joins.append(
+                    HostJoin(
+                        reports, s.source.bound_hosts, failures=getattr(host_source, "failures", {})
+                    )
+                )
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
@@ -387,9 +436,14 @@ def audit_cloud(options: AuditOptions,
                 bindings = s.source.other_bindings(s.selectors)
             assumptions.extend(nova_notes)
             ovn_join, ovn_notes = open_ovn(
-                options.ovn_nb_connection, options.ovn_sb_connection,
-                options.neutron_config_file, s.source, s.agents, s.settings.context,
-                s.settings.agent_down_time)
+                options.ovn_nb_connection,
+                options.ovn_sb_connection,
+                options.neutron_config_file,
+                s.source,
+                s.agents,
+                s.settings.context,
+                s.settings.agent_down_time,
+            )
             assumptions.extend(ovn_notes)
             started = time.monotonic()
             report = run_audit(
@@ -400,8 +454,9 @@ def audit_cloud(options: AuditOptions,
                 assumptions=assumptions,
                 codes=frozenset(options.code),
                 hosts=hosts,
-                agent_rows=agent_summary({h: a for h, a in s.agents.items()
-                                          if not hosts or h in hosts}),
+                agent_rows=agent_summary(
+                    {h: a for h, a in s.agents.items() if not hosts or h in hosts}
+                ),
                 nova=nova,
                 ports_narrowed=options.narrowed_to_ports,
                 joins=joins,
@@ -413,11 +468,16 @@ def audit_cloud(options: AuditOptions,
             )
             # known once the instances were read (the API lists the moves with them)
             if nova_cells is not None and not getattr(nova_cells, "reads_migrations", False):
-                report.assumptions.append(getattr(nova_cells, "migrations_note", "")
-                                          or NO_MIGRATIONS)
-            LOG.info("audit: %d binding(s) read, %d finding(s) %s in %.2f s", report.rows,
-                     len(report.findings), dict(report.by_severity),
-                     time.monotonic() - started)
+                report.assumptions.append(
+                    getattr(nova_cells, "migrations_note", "") or NO_MIGRATIONS
+                )
+            LOG.info(
+                "audit: %d binding(s) read, %d finding(s) %s in %.2f s",
+                report.rows,
+                len(report.findings),
+                dict(report.by_severity),
+                time.monotonic() - started,
+            )
             return report
         finally:
             if nova_cells is not None:

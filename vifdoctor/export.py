@@ -49,8 +49,14 @@ def _columns(layout) -> dict[str, list[str]]:
     tables = {
         BINDINGS: bindings,
         "ports": ["id", "network_id", "device_id", "device_owner", layout.project_column],
-        "agents": ["id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp",
-                   "configurations"],
+        "agents": [
+            "id",
+            "agent_type",
+            "host",
+            "admin_state_up",
+            "heartbeat_timestamp",
+            "configurations",
+        ],
     }
     if layout.has_levels:
         tables[LEVELS] = ["port_id", "host", "level", "driver", "segment_id"]
@@ -61,8 +67,15 @@ def _columns(layout) -> dict[str, list[str]]:
     return tables
 
 
-_PRIMARY = {BINDINGS: None, "ports": ["id"], "agents": ["id"], LEVELS: ["port_id", "host", "level"],
-            "alembic_version": ["version_num"], "instances": None, "instance_info_caches": None}
+_PRIMARY = {
+    BINDINGS: None,
+    "ports": ["id"],
+    "agents": ["id"],
+    LEVELS: ["port_id", "host", "level"],
+    "alembic_version": ["version_num"],
+    "instances": None,
+    "instance_info_caches": None,
+}
 
 
 def _generic(col: sa.Column) -> sa.types.TypeEngine:
@@ -78,18 +91,32 @@ def _generic(col: sa.Column) -> sa.types.TypeEngine:
     return generic
 
 
-def _copy(src: Connection, dst: Connection, table: str, columns: list[str], *,
-          target: str | None = None, primary: list[str] | None = None,
-          where: Callable[[sa.Table], sa.ColumnElement] | None = None) -> int:
+def _copy(
+    src: Connection,
+    dst: Connection,
+    table: str,
+    columns: list[str],
+    *,
+    target: str | None = None,
+    primary: list[str] | None = None,
+    where: Callable[[sa.Table], sa.ColumnElement] | None = None,
+) -> int:
     """Stream the columns of one table into the bundle; the number of rows copied."""
     md = sa.MetaData()
     source = sa.Table(table, md, autoload_with=src)
     missing = [c for c in columns if c not in source.c]
     if missing:
         raise VifdoctorError(f"table {table} lacks column(s) {', '.join(missing)}")
-    out = sa.Table(target or table, sa.MetaData(),
-                   *(sa.Column(c, _generic(source.c[c]), primary_key=c in (primary or []),
-                               autoincrement=False) for c in columns))
+    out = sa.Table(
+        target or table,
+        sa.MetaData(),
+        *(
+            sa.Column(
+                c, _generic(source.c[c]), primary_key=c in (primary or []), autoincrement=False
+            )
+            for c in columns
+        ),
+    )
     out.create(dst)
     query = sa.select(*(source.c[c] for c in columns))
     if where is not None:
@@ -124,10 +151,13 @@ def export_bundle(options: ExportOptions) -> dict:
         raise VifdoctorError(f"cannot write {options.output}: no folder {folder}")
     tmp = os.path.join(folder, f".{os.path.basename(output)}.{os.getpid()}.part")
     started = time.monotonic()
-    manifest: dict = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                      "tool_version": __version__,
-                      "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                      "tables": {}}
+    manifest: dict = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "tables": {},
+    }
     dst_engine = sa.create_engine(f"sqlite:///{tmp}")
     try:
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -139,15 +169,21 @@ def export_bundle(options: ExportOptions) -> dict:
                 with src_engine.connect() as src:
                     layout = detect_layout(src)
                     manifest["source"] = {
-                        "what": "neutron", "dialect": src_engine.dialect.name,
+                        "what": "neutron",
+                        "dialect": src_engine.dialect.name,
                         "database_time_utc": utc_now(src).isoformat(sep=" "),
-                        **layout.as_dict()}
+                        **layout.as_dict(),
+                    }
                     for table, columns in _columns(layout).items():
-                        primary = (["port_id", "host"] if layout.has_status else ["port_id"]) \
-                            if table == BINDINGS else _PRIMARY.get(table, ["id"])
+                        primary = (
+                            (["port_id", "host"] if layout.has_status else ["port_id"])
+                            if table == BINDINGS
+                            else _PRIMARY.get(table, ["id"])
+                        )
                         manifest["tables"][table] = {
                             "columns": columns,
-                            "rows": _copy(src, dst, table, columns, primary=primary)}
+                            "rows": _copy(src, dst, table, columns, primary=primary),
+                        }
             finally:
                 src_engine.dispose()
             manifest["nova"] = []
@@ -177,35 +213,69 @@ def _copy_cell(cell, index: int, dst: Connection, tables: dict) -> dict:
             if "instances" not in names or "instance_info_caches" not in names:
                 raise VifdoctorError(f"Nova cell {cell.name}: not a Nova cell database")
             cols = {c["name"] for c in sa.inspect(src).get_columns("instances")}
-            inst: list[str] = [c for c in ("uuid", "display_name", "host", "node", "vm_state",
-                                "power_state", "task_state", "deleted") if c in cols]
+            inst: list[str] = [
+                c
+                for c in (
+                    "uuid",
+                    "display_name",
+                    "host",
+                    "node",
+                    "vm_state",
+                    "power_state",
+                    "task_state",
+                    "deleted",
+                )
+                if c in cols
+            ]
             cache: list[str] = ["instance_uuid", "network_info", "deleted"]
             for table, columns, where in (
-                    ("instances", inst, None),
-                    # only the live cache rows: the audit joins no other
-                    ("instance_info_caches", cache, lambda t: t.c.deleted == 0)):
-                tables[prefix + table] = {"columns": columns, "rows": _copy(
-                    src, dst, table, columns, target=prefix + table,
-                    primary=_PRIMARY.get(table), where=where)}
-            return {"cell": cell.name, "dialect": engine.dialect.name, "prefix": prefix,
-                    "database_time_utc": utc_now(src).isoformat(sep=" ")}
+                ("instances", inst, None),
+                # only the live cache rows: the audit joins no other
+                ("instance_info_caches", cache, lambda t: t.c.deleted == 0),
+            ):
+                tables[prefix + table] = {
+                    "columns": columns,
+                    "rows": _copy(
+                        src,
+                        dst,
+                        table,
+                        columns,
+                        target=prefix + table,
+                        primary=_PRIMARY.get(table),
+                        where=where,
+                    ),
+                }
+            return {
+                "cell": cell.name,
+                "dialect": engine.dialect.name,
+                "prefix": prefix,
+                "database_time_utc": utc_now(src).isoformat(sep=" "),
+            }
     finally:
         engine.dispose()
 
 
 def _write_manifest(dst: Connection, manifest: dict) -> None:
-    table = sa.Table(MANIFEST, sa.MetaData(), sa.Column("key", sa.Text, primary_key=True),
-                     sa.Column("value", sa.Text, nullable=False))
+    table = sa.Table(
+        MANIFEST,
+        sa.MetaData(),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
     table.create(dst)
-    dst.execute(table.insert(), [{"key": k, "value": json.dumps(v, default=str)}
-                                 for k, v in manifest.items()])
+    dst.execute(
+        table.insert(),
+        [{"key": k, "value": json.dumps(v, default=str)} for k, v in manifest.items()],
+    )
 
 
 def summary_lines(manifest: dict) -> Iterator[str]:
     """What the command prints: where the bundle came from and what it holds."""
     src = manifest["source"]
-    yield (f"bundle written: {manifest['bytes']} bytes in {manifest['seconds']} s; "
-           f"{src['dialect']} Neutron database, layout {src['layout']}, clock "
-           f"{src['database_time_utc']} UTC")
+    yield (
+        f"bundle written: {manifest['bytes']} bytes in {manifest['seconds']} s; "
+        f"{src['dialect']} Neutron database, layout {src['layout']}, clock "
+        f"{src['database_time_utc']} UTC"
+    )
     for table, info in manifest["tables"].items():
         yield f"  {table}: {info['rows']} rows ({', '.join(info['columns'])})"

@@ -18,18 +18,29 @@ MAX_RATE = 1e9
 
 
 def check_agent_down_time(value: float, source: str = "--agent-down-time") -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
-            value) or not 0 < value <= MAX_AGENT_DOWN_TIME:
-        raise VifdoctorError(f"{source} must be a number of seconds above 0 and at most "
-                             f"{MAX_AGENT_DOWN_TIME:.0f}, got {value!r}")
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_AGENT_DOWN_TIME
+    ):
+        raise VifdoctorError(
+            f"{source} must be a number of seconds above 0 and at most "
+            f"{MAX_AGENT_DOWN_TIME:.0f}, got {value!r}"
+        )
     return float(value)
 
 
 def check_max_rate(value: float | None) -> float | None:
     if value is None:
         return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
-            value) or not MIN_RATE <= value <= MAX_RATE:
-        raise VifdoctorError(f"--max-rate must be between {MIN_RATE} and {MAX_RATE:g} rows "
-                             f"per second, got {value!r}")
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not MIN_RATE <= value <= MAX_RATE
+    ):
+        raise VifdoctorError(
+            f"--max-rate must be between {MIN_RATE} and {MAX_RATE:g} rows per second, got {value!r}"
+        )
     return float(value)

@@ -191,12 +191,19 @@ class Migration:
             return value.isoformat(sep=" ") if hasattr(value, "isoformat") else value
 
         return {
-            "id": self.id, "uuid": self.uuid or None, "cell": self.cell,
-            "instance_uuid": self.instance_uuid, "migration_type": self.migration_type,
-            "status": self.status, "source_compute": self.source_compute,
-            "dest_compute": self.dest_compute, "source_node": self.source_node,
-            "dest_node": self.dest_node, "created_at": when(self.created_at),
-            "updated_at": when(self.updated_at), "cross_cell_move": self.cross_cell_move,
+            "id": self.id,
+            "uuid": self.uuid or None,
+            "cell": self.cell,
+            "instance_uuid": self.instance_uuid,
+            "migration_type": self.migration_type,
+            "status": self.status,
+            "source_compute": self.source_compute,
+            "dest_compute": self.dest_compute,
+            "source_node": self.source_node,
+            "dest_node": self.dest_node,
+            "created_at": when(self.created_at),
+            "updated_at": when(self.updated_at),
+            "cross_cell_move": self.cross_cell_move,
         }
 
 
@@ -283,8 +290,14 @@ class Layout:
 
 
 # nova.compute.power_state: RUNNING=1, PAUSED=3, SHUTDOWN=4, CRASHED=6, SUSPENDED=7
-POWER_STATES = {0: "nostate", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed",
-                7: "suspended"}
+POWER_STATES = {
+    0: "nostate",
+    1: "running",
+    3: "paused",
+    4: "shutdown",
+    6: "crashed",
+    7: "suspended",
+}
 _PLUGGED_POWER = {1, 3, 7}  # the VIF exists on the host now
 _STOPPED_VM_STATES = {"stopped", "shelved", "shelved_offloaded", "deleted", "soft-delete"}
 
@@ -314,10 +327,15 @@ class Instance:
 
     def as_dict(self) -> dict:
         return {
-            "uuid": self.uuid, "name": self.name, "cell": self.cell, "host": self.host,
-            "node": self.node, "vm_state": self.vm_state,
+            "uuid": self.uuid,
+            "name": self.name,
+            "cell": self.cell,
+            "host": self.host,
+            "node": self.node,
+            "vm_state": self.vm_state,
             "power_state": power_state_name(self.power_state),
-            "task_state": self.task_state, "deleted": self.deleted,
+            "task_state": self.task_state,
+            "deleted": self.deleted,
             **({"hidden": True} if self.hidden else {}),
         }
 
@@ -330,8 +348,7 @@ class Instance:
 
     @property
     def stopped(self) -> bool:
-        return not self.plugged and (self.vm_state in _STOPPED_VM_STATES or
-                                     self.power_state == 4)
+        return not self.plugged and (self.vm_state in _STOPPED_VM_STATES or self.power_state == 4)
 
 
 # libvirt domain states in which the domain's interfaces exist on the host
@@ -373,9 +390,14 @@ class HostWiring:
             for port in br.get("ports") or []:
                 for iface in port.get("interfaces") or []:
                     ext = iface.get("external_ids") or {}
-                    item = OvsIface(br.get("name") or "", iface.get("name") or "",
-                                    iface.get("type") or "", iface.get("ofport"),
-                                    ext.get("iface-id"), ext)
+                    item = OvsIface(
+                        br.get("name") or "",
+                        iface.get("name") or "",
+                        iface.get("type") or "",
+                        iface.get("ofport"),
+                        ext.get("iface-id"),
+                        ext,
+                    )
                     ovs[item.name] = item
                     if item.iface_id:
                         by_id.setdefault(item.iface_id, []).append(item)
@@ -383,8 +405,10 @@ class HostWiring:
         chains = report.get("iptables_chains")
         return cls(
             host=str(report.get("host") or ""),
-            readable={k: bool((sources.get(k) or {}).get("ok")) for k in
-                      ("libvirt", "ovs", "links", "iptables")},
+            readable={
+                k: bool((sources.get(k) or {}).get("ok"))
+                for k in ("libvirt", "ovs", "links", "iptables")
+            },
             links=links,
             ovs=ovs,
             ovs_by_iface_id=by_id,
@@ -395,8 +419,13 @@ class HostWiring:
 
     def running_devices(self) -> set[str]:
         """Target devices of the interfaces of every running domain."""
-        return {i.get("target_dev") for d in self.domains if d.get("state") in RUNNING
-                for i in d.get("interfaces") or [] if i.get("target_dev")}
+        return {
+            i.get("target_dev")
+            for d in self.domains
+            if d.get("state") in RUNNING
+            for i in d.get("interfaces") or []
+            if i.get("target_dev")
+        }
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,15 @@ class OvnChassis:
 
     def as_dict(self) -> dict:
         return {
-            "chassis": self.name, "hostname": self.hostname, "agent_type": self.agent_type,
-            "alive": self.alive, "liveness": self.liveness,
-            "bridge_mappings": self.bridge_mappings, "datapath_type": self.datapath_type,
-            "iface_types": list(self.iface_types), "ovn_bridge": self.ovn_bridge,
+            "chassis": self.name,
+            "hostname": self.hostname,
+            "agent_type": self.agent_type,
+            "alive": self.alive,
+            "liveness": self.liveness,
+            "bridge_mappings": self.bridge_mappings,
+            "datapath_type": self.datapath_type,
+            "iface_types": list(self.iface_types),
+            "ovn_bridge": self.ovn_bridge,
             "has_chassis_private": self.has_private,
         }
 
@@ -110,8 +115,9 @@ def chassis_list(chassis: Iterable[OvnChassis]) -> list[dict]:
     return [c.as_dict() for c in sorted(chassis, key=lambda c: (c.hostname, c.name))]
 
 
-def chassis_liveness(nb_cfg_global: int, nb_cfg: int, timestamp_ms: int, now_s: float,
-                     down_time: float) -> tuple[bool, str]:
+def chassis_liveness(
+    nb_cfg_global: int, nb_cfg: int, timestamp_ms: int, now_s: float, down_time: float
+) -> tuple[bool, str]:
     """AgentCache's ``alive``: within one nb_cfg round of NB_Global, else a report
     (``nb_cfg_timestamp``, milliseconds) younger than agent_down_time."""
     behind = nb_cfg_global - nb_cfg
@@ -119,11 +125,15 @@ def chassis_liveness(nb_cfg_global: int, nb_cfg: int, timestamp_ms: int, now_s: 
         return True, f"nb_cfg {nb_cfg} of NB_Global's {nb_cfg_global}"
     age = now_s - timestamp_ms / 1000.0
     if age < down_time:
-        return True, (f"nb_cfg {behind} rounds behind NB_Global, but its last report is "
-                      f"{age:.0f} s old, within agent_down_time {down_time:g} s")
-    return False, (f"nb_cfg {nb_cfg} is {behind} rounds behind NB_Global's {nb_cfg_global} "
-                   f"and its last report (nb_cfg_timestamp) is {age:.0f} s old, beyond "
-                   f"agent_down_time {down_time:g} s")
+        return True, (
+            f"nb_cfg {behind} rounds behind NB_Global, but its last report is "
+            f"{age:.0f} s old, within agent_down_time {down_time:g} s"
+        )
+    return False, (
+        f"nb_cfg {nb_cfg} is {behind} rounds behind NB_Global's {nb_cfg_global} "
+        f"and its last report (nb_cfg_timestamp) is {age:.0f} s old, beyond "
+        f"agent_down_time {down_time:g} s"
+    )
 
 
 def parse_bridge_mappings(text: str) -> tuple[tuple[str, ...], str | None]:

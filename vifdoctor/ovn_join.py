@@ -52,7 +52,8 @@ OVN_ASSUMPTIONS = (
 AGENTS_ONLY_NOTE = (
     "OVN: judged from the OVN agents Neutron lists (GET /v2.0/agents, neutron's AgentCache): "
     "VD401-VD403 only, on single-segment networks for VD403; the details, the LSPs and "
-    "the claims (VD404-VD410) need --ovn-nb-connection and --ovn-sb-connection")
+    "the claims (VD404-VD410) need --ovn-nb-connection and --ovn-sb-connection"
+)
 
 
 def view_from_agents(agents: dict[str, list[Agent]]) -> OvnView | None:
@@ -64,17 +65,30 @@ def view_from_agents(agents: dict[str, list[Agent]]) -> OvnView | None:
                 continue
             mappings = str(a.configurations.get("bridge-mappings") or "")
             physnets, error = parse_bridge_mappings(mappings)
-            chassis.append(OvnChassis(
-                name=str(a.configurations.get("chassis_name") or a.id), hostname=host,
-                alive=a.alive, liveness="Neutron's API says the agent is "
-                + ("alive" if a.alive else "dead (AgentCache: nb_cfg and nb_cfg_timestamp)"),
-                gateway=a.agent_type == AGENT_CONTROLLER_GW, bridge_mappings=mappings,
-                physnets=physnets, mappings_error=error, datapath_type="", iface_types=(),
-                ovn_bridge=DEFAULT_OVN_BRIDGE))
+            chassis.append(
+                OvnChassis(
+                    name=str(a.configurations.get("chassis_name") or a.id),
+                    hostname=host,
+                    alive=a.alive,
+                    liveness="Neutron's API says the agent is "
+                    + ("alive" if a.alive else "dead (AgentCache: nb_cfg and nb_cfg_timestamp)"),
+                    gateway=a.agent_type == AGENT_CONTROLLER_GW,
+                    bridge_mappings=mappings,
+                    physnets=physnets,
+                    mappings_error=error,
+                    datapath_type="",
+                    iface_types=(),
+                    ovn_bridge=DEFAULT_OVN_BRIDGE,
+                )
+            )
     if not chassis:
         return None
-    return OvnView(nb_cfg=0, chassis=chassis, ports={},
-                   source={"from": "GET /v2.0/agents", "chassis": len(chassis)})
+    return OvnView(
+        nb_cfg=0,
+        chassis=chassis,
+        ports={},
+        source={"from": "GET /v2.0/agents", "chassis": len(chassis)},
+    )
 
 
 @dataclass
@@ -97,40 +111,58 @@ class OvnJoin:
         segment = self.segments.get(b.segment or "") or self.segments.get(f"net:{b.network_id}")
         if b.is_compute_port:
             self.ovn_vm_ports.add(b.port_id)
-        judged = judge_ovn_binding(b, self.view, self.ctx, self.octx, segment=segment,
-                                   port_status=b.port_status or None,
-                                   chassis_only=self.chassis_only)
+        judged = judge_ovn_binding(
+            b,
+            self.view,
+            self.ctx,
+            self.octx,
+            segment=segment,
+            port_status=b.port_status or None,
+            chassis_only=self.chassis_only,
+        )
         self.tally.add(b, judged)
         return Judgement(judged.category, judged.findings)
 
-    def judge_instance(self, instance: Instance | None, group: Sequence[Binding]
-                       ) -> list[Finding]:
+    def judge_instance(self, instance: Instance | None, group: Sequence[Binding]) -> list[Finding]:
         """An instance's OVN ports that no chassis claims while its VIFs are plugged."""
         if self.chassis_only:
             return []
-        return unclaimed_findings(instance, [b for b in group if b.port_id in self.ovn_vm_ports],
-                                  self.view)
+        return unclaimed_findings(
+            instance, [b for b in group if b.port_id in self.ovn_vm_ports], self.view
+        )
 
-    def finish(self, neutron_has: Callable[[list[str]], dict[str, str]],
-               networks: Sequence[str] = ()) -> list[Finding]:
+    def finish(
+        self, neutron_has: Callable[[list[str]], dict[str, str]], networks: Sequence[str] = ()
+    ) -> list[Finding]:
         """VD407: LSPs on neutron switches whose name no Neutron port has."""
         if self.chassis_only:
             return []
         wanted = {OVN_SWITCH_PREFIX + n for n in networks}
-        candidates = [p for p in self.view.ports.values()
-                      if is_orphan_candidate(p) and p.name not in self.seen
-                      and (not wanted or p.switch in wanted)]
+        candidates = [
+            p
+            for p in self.view.ports.values()
+            if is_orphan_candidate(p)
+            and p.name not in self.seen
+            and (not wanted or p.switch in wanted)
+        ]
         known = neutron_has([p.name for p in candidates]) if candidates else {}
-        return [orphan_finding(p, self.octx) for p in sorted(candidates, key=lambda p: p.name)
-                if p.name not in known]
+        return [
+            orphan_finding(p, self.octx)
+            for p in sorted(candidates, key=lambda p: p.name)
+            if p.name not in known
+        ]
 
-    def document(self, agents: dict[str, list[Agent]],
-                 wiring: dict[str, HostWiring] | None = None) -> dict:
+    def document(
+        self, agents: dict[str, list[Agent]], wiring: dict[str, HostWiring] | None = None
+    ) -> dict:
         self.tally.add_agents(agents)
         for host, w in sorted((wiring or {}).items()):  # host-scan reports, when given
             self.tally.add_trunk_bridges(host, len(trunk_bridges(w)))
-        return {"source": self.view.source, "chassis": chassis_list(self.view.chassis),
-                "migration": self.tally.as_dict()}
+        return {
+            "source": self.view.source,
+            "chassis": chassis_list(self.view.chassis),
+            "migration": self.tally.as_dict(),
+        }
 
 
 def trunk_bridges(w: HostWiring) -> set[str]:
@@ -149,20 +181,29 @@ def migration_footer(ovn: dict) -> list[str]:
     if "from" in src:
         lines = [f"OVN: {src.get('chassis', 0)} agents from {src['from']} (no NB/SB read)"]
     else:
-        lines = [f"OVN: {src.get('chassis', 0)} chassis, "
-                 f"{src.get('logical_switch_ports', 0)} logical switch ports read"]
+        lines = [
+            f"OVN: {src.get('chassis', 0)} chassis, "
+            f"{src.get('logical_switch_ports', 0)} logical switch ports read"
+        ]
     for host, row in mig["hosts"].items():
         left = {k: v for k, v in row.items() if k not in ("vm_ports", "fully_on_ovn") and v}
         if left:
-            lines.append(f"  ML2/OVS left on {host}: "
-                         + ", ".join(f"{v} {k}" for k, v in left.items()))
+            lines.append(
+                f"  ML2/OVS left on {host}: " + ", ".join(f"{v} {k}" for k, v in left.items())
+            )
     lines.append(mig["summary"])
     return lines
 
 
-def open_ovn(nb: str | None, sb: str | None, config_files: Sequence[str], source: object,
-             agents: dict[str, list[Agent]], ctx: RuleContext, down_time: float
-             ) -> tuple[OvnJoin | None, list[str]]:
+def open_ovn(
+    nb: str | None,
+    sb: str | None,
+    config_files: Sequence[str],
+    source: object,
+    agents: dict[str, list[Agent]],
+    ctx: RuleContext,
+    down_time: float,
+) -> tuple[OvnJoin | None, list[str]]:
     """Read NB/SB when they are named (flags or [ovn]); None when they are not."""
     from vifdoctor.sources.neutron_segments import read_segments
     from vifdoctor.sources.ovn import read_ovn, resolve_ovn
@@ -172,18 +213,25 @@ def open_ovn(nb: str | None, sb: str | None, config_files: Sequence[str], source
         view = view_from_agents(agents)
         if view is None:
             return None, []
-        octx = OvnContext(enable_security_group=ctx.enable_security_group,
-                          config_files=tuple(config_files))
-        join = OvnJoin(view, ctx, octx, read_segments(source), live_ovs_agents(agents),
-                       chassis_only=True)
+        octx = OvnContext(
+            enable_security_group=ctx.enable_security_group, config_files=tuple(config_files)
+        )
+        join = OvnJoin(
+            view, ctx, octx, read_segments(source), live_ovs_agents(agents), chassis_only=True
+        )
         return join, [AGENTS_ONLY_NOTE, OVN_ASSUMPTIONS[0]]
     assert settings.nb is not None and settings.sb is not None  # given: both (resolve_ovn)
     view = read_ovn(settings, down_time)
-    octx = OvnContext(enable_security_group=ctx.enable_security_group,
-                      vhost_sock_dir=settings.vhost_sock_dir,
-                      ovs_create_tap=settings.ovs_create_tap,
-                      config_files=tuple(config_files))
+    octx = OvnContext(
+        enable_security_group=ctx.enable_security_group,
+        vhost_sock_dir=settings.vhost_sock_dir,
+        ovs_create_tap=settings.ovs_create_tap,
+        config_files=tuple(config_files),
+    )
     join = OvnJoin(view, ctx, octx, read_segments(source), live_ovs_agents(agents))
-    notes = [f"OVN NB {view.source['nb']} ({settings.nb.source}), SB {view.source['sb']} "
-             f"({settings.sb.source}); read once, never written", *OVN_ASSUMPTIONS]
+    notes = [
+        f"OVN NB {view.source['nb']} ({settings.nb.source}), SB {view.source['sb']} "
+        f"({settings.sb.source}); read once, never written",
+        *OVN_ASSUMPTIONS,
+    ]
     return join, notes

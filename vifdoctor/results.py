@@ -47,8 +47,7 @@ class AuditReport:
         self.by_severity[f.severity.value] += 1
         if f.host:
             self.by_host[f.host] += 1
-        self.findings.add(f.as_dict(), (_SEVERITY_ORDER[f.severity], f.code, f.host,
-                                        f.port_id))
+        self.findings.add(f.as_dict(), (_SEVERITY_ORDER[f.severity], f.code, f.host, f.port_id))
 
     @property
     def exit_code(self) -> int:
@@ -69,10 +68,16 @@ class AuditReport:
             "by_severity": {s.value: self.by_severity.get(s.value, 0) for s in Severity},
             "by_host": dict(sorted(self.by_host.items())),
             "exit_code": self.exit_code,
-            **({"instances_read": self.instances_read,
-                "instances_affected": len(self.instances)} if self.nova is not None else {}),
-            **({"hosts_without_report": len(self.host_reports["missing"])}
-               if self.host_reports is not None else {}),
+            **(
+                {"instances_read": self.instances_read, "instances_affected": len(self.instances)}
+                if self.nova is not None
+                else {}
+            ),
+            **(
+                {"hosts_without_report": len(self.host_reports["missing"])}
+                if self.host_reports is not None
+                else {}
+            ),
         }
 
     def document(self) -> dict:
@@ -84,8 +89,7 @@ class AuditReport:
             "summary": self.summary(),
             "agents": self.agents,
             **({"host_reports": self.host_reports} if self.host_reports is not None else {}),
-            **({"nova": self.nova, "instances": self.instances}
-               if self.nova is not None else {}),
+            **({"nova": self.nova, "instances": self.instances} if self.nova is not None else {}),
             **({"ovn": self.ovn} if self.ovn is not None else {}),
             "findings": self.findings,
         }

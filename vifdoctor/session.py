@@ -33,8 +33,9 @@ def selectors_of(options: SourceOptions) -> Selectors:
 
 
 @contextmanager
-def neutron_session(options: SourceOptions,
-                    settings: Resolved | None = None) -> Iterator[NeutronSession]:
+def neutron_session(
+    options: SourceOptions, settings: Resolved | None = None
+) -> Iterator[NeutronSession]:
     """Resolve settings (unless given), connect, detect the layout and read the agents."""
     settings = settings or resolve(options)
     selectors = selectors_of(options)
@@ -44,22 +45,31 @@ def neutron_session(options: SourceOptions,
 
         LOG.info("reading Neutron through its API (cloud %s)", settings.cloud or "from OS_*")
 
-        with NeutronApi(connect_cloud(settings.cloud), cloud=settings.cloud,
-                        inactive=not options.skip_inactive_bindings) as api_source:
+        with NeutronApi(
+            connect_cloud(settings.cloud),
+            cloud=settings.cloud,
+            inactive=not options.skip_inactive_bindings,
+        ) as api_source:
             settings.assumptions.extend(api_source.assumptions)
             agents = api_source.agents(settings.agent_down_time)
             yield NeutronSession(settings, None, api_source, agents, selectors)
         return
     assert settings.neutron_url is not None
-    LOG.info("reading Neutron's database %s (%s)", scrub(settings.neutron_url),
-             settings.origins.get("source"))
+    LOG.info(
+        "reading Neutron's database %s (%s)",
+        scrub(settings.neutron_url),
+        settings.origins.get("source"),
+    )
     engine = connect(settings.neutron_url, what="Neutron database")
     try:
         with NeutronDatabase(engine) as source:
             agents = source.agents(settings.agent_down_time)
-            LOG.info("schema layout %s; %d agent(s) on %d host(s)",
-                     source.describe().get("layout"), sum(map(len, agents.values())),
-                     len(agents))
+            LOG.info(
+                "schema layout %s; %d agent(s) on %d host(s)",
+                source.describe().get("layout"),
+                sum(map(len, agents.values())),
+                len(agents),
+            )
             yield NeutronSession(settings, engine, source, agents, selectors)
     finally:
         engine.dispose()

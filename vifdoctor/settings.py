@@ -82,8 +82,9 @@ def resolve(options: SourceOptions) -> Resolved:
     elif getattr(options, "bundle", None):
         path = options.bundle  # type: ignore[attr-defined]
         if options.neutron_db or getattr(options, "nova_db", None):
-            raise VifdoctorError("--bundle replaces --neutron-db and --nova-db: give one or "
-                                 "the other")
+            raise VifdoctorError(
+                "--bundle replaces --neutron-db and --nova-db: give one or the other"
+            )
         url, origins["source"] = bundle.url(path), "--bundle"
     elif options.neutron_db:
         url, origins["source"] = options.neutron_db, "--neutron-db"
@@ -114,8 +115,9 @@ def resolve(options: SourceOptions) -> Resolved:
                 f"{conf.firewall_driver_file}: pass --firewall-driver "
                 f"{'|'.join(FIREWALL_DRIVERS)}"
             )
-        firewall = FirewallAssumption(fw, f"[securitygroup] firewall_driver in "
-                                          f"{conf.firewall_driver_file}")
+        firewall = FirewallAssumption(
+            fw, f"[securitygroup] firewall_driver in {conf.firewall_driver_file}"
+        )
     else:
         explicit = False
         firewall = FirewallAssumption(
@@ -128,8 +130,9 @@ def resolve(options: SourceOptions) -> Resolved:
     )
 
     sg = True if conf.enable_security_group is None else conf.enable_security_group
-    origins["enable_security_group"] = ("default" if conf.enable_security_group is None
-                                        else "the config files")
+    origins["enable_security_group"] = (
+        "default" if conf.enable_security_group is None else "the config files"
+    )
     notes.append(
         f"security groups {'enabled' if sg else 'disabled'} "
         f"({'default' if conf.enable_security_group is None else 'from the config files'})"
@@ -138,16 +141,21 @@ def resolve(options: SourceOptions) -> Resolved:
     try:
         generation = NovaGeneration(options.nova_generation)
     except ValueError:
-        raise VifdoctorError(f"unknown --nova-generation {options.nova_generation!r} "
-                             "(modern or legacy)") from None
+        raise VifdoctorError(
+            f"unknown --nova-generation {options.nova_generation!r} (modern or legacy)"
+        ) from None
     nova_fw = options.nova_firewall_driver or NOVA_NOOP_FIREWALL
     if generation is NovaGeneration.MODERN:
-        notes.append("Nova is Ussuri or later: it plugs hybrid only when "
-                     "vif_details.ovs_hybrid_plug is true (--nova-generation modern)")
+        notes.append(
+            "Nova is Ussuri or later: it plugs hybrid only when "
+            "vif_details.ovs_hybrid_plug is true (--nova-generation modern)"
+        )
     else:
-        notes.append(f"Nova is Icehouse..Train: it plugs hybrid when ovs_hybrid_plug is true, "
-                     f"or port_filter is off and its firewall_driver={nova_fw} is not Noop "
-                     f"(--nova-generation legacy)")
+        notes.append(
+            f"Nova is Icehouse..Train: it plugs hybrid when ovs_hybrid_plug is true, "
+            f"or port_filter is off and its firewall_driver={nova_fw} is not Noop "
+            f"(--nova-generation legacy)"
+        )
 
     if options.agent_down_time is not None:
         down, down_from = options.agent_down_time, "--agent-down-time"
@@ -160,8 +168,9 @@ def resolve(options: SourceOptions) -> Resolved:
     down = check_agent_down_time(down, down_from)
     origins["agent_down_time"] = down_from
     clock = "the Neutron API server's clock (HTTP Date)" if api else "the database's clock"
-    notes.append(f"an agent is alive when its heartbeat is within {down:g} s of "
-                 f"{clock} ({down_from})")
+    notes.append(
+        f"an agent is alive when its heartbeat is within {down:g} s of {clock} ({down_from})"
+    )
 
     ctx = RuleContext(
         firewall=firewall,
@@ -170,8 +179,7 @@ def resolve(options: SourceOptions) -> Resolved:
         nova_generation=generation,
         nova_firewall_driver=nova_fw,
     )
-    return Resolved(url, ctx, float(down), api=api, cloud=cloud, assumptions=notes,
-                    origins=origins)
+    return Resolved(url, ctx, float(down), api=api, cloud=cloud, assumptions=notes, origins=origins)
 
 
 def resolve_cells(options: AuditOptions) -> list[CellSource]:
@@ -188,7 +196,8 @@ def resolve_cells(options: AuditOptions) -> list[CellSource]:
         raise VifdoctorError(
             f"--nova-config-file {', '.join(options.nova_config_file)} sets neither "
             "[api_database] nor [database] connection: Nova cannot be read (give --nova-db "
-            "or --nova-api-db, or drop --nova-config-file)")
+            "or --nova-api-db, or drop --nova-config-file)"
+        )
     env_db = os.environ.get(ENV_NOVA_DB)
     if db_conf or env_db:
         url = db_conf or env_db

@@ -15,8 +15,10 @@ import re
 import shlex
 import unicodedata
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}"
-                   r"-[0-9a-fA-F]{12}\Z")
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}"
+    r"-[0-9a-fA-F]{12}\Z"
+)
 # Control, format (bidi overrides, zero-width), separator and surrogate characters.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
@@ -27,8 +29,7 @@ def is_uuid(text: object) -> bool:
 
 
 def _unsafe(ch: str) -> bool:
-    return ch < " " or ch == "\x7f" or (ch > "~" and unicodedata.category(ch)
-                                       in _UNSAFE_CATEGORIES)
+    return ch < " " or ch == "\x7f" or (ch > "~" and unicodedata.category(ch) in _UNSAFE_CATEGORIES)
 
 
 def has_control(text: str) -> bool:

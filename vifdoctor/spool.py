@@ -43,8 +43,12 @@ class Spool:
         offset = self._end
         self._file.write(line)
         self._end += len(line)
-        entry = (_SEP.join(k.encode("utf-8") for k in key) + _SEP +
-                 offset.to_bytes(8, "big") + len(line).to_bytes(4, "big"))
+        entry = (
+            _SEP.join(k.encode("utf-8") for k in key)
+            + _SEP
+            + offset.to_bytes(8, "big")
+            + len(line).to_bytes(4, "big")
+        )
         if self._index and entry < self._index[-1]:
             self._sorted = False
         self._index.append(entry)

@@ -41,7 +41,8 @@ P_FAILED, P_LB, P_DEAD, P_MALFORMED, P_MIG = (_pid(i) for i in range(6, 11))
 BROKEN_HOST = "cmp-broken"
 
 LEGACY_PAIRS = {
-    ("VD101", P_EMPTY), ("VD103", P_EMPTY),  # Havana-era empty details, iptables_hybrid host
+    ("VD101", P_EMPTY),
+    ("VD103", P_EMPTY),  # Havana-era empty details, iptables_hybrid host
     ("VD102", P_STALE),  # hybrid row on a Newton+ agent reporting ovs_hybrid_plug false
     ("VD105", P_FAILED),
     ("VD108", P_LB),
@@ -57,11 +58,23 @@ def _ovs(host: str, details: str, **kw) -> BindingSpec:
     return BindingSpec(host=host, vif_type="ovs", vif_details=details, segment_id=seg, **kw)
 
 
-def _vm(pid: str, binding: BindingSpec, *, net: str = NET1, project: str = PROJ1,
-        extra: list[BindingSpec] | None = None) -> PortSpec:
-    return PortSpec(id=pid, network_id=net, device_owner="compute:nova",
-                    device_id=f"vm-{pid[-4:]}", project_id=project, binding=binding,
-                    extra_bindings=extra or [])
+def _vm(
+    pid: str,
+    binding: BindingSpec,
+    *,
+    net: str = NET1,
+    project: str = PROJ1,
+    extra: list[BindingSpec] | None = None,
+) -> PortSpec:
+    return PortSpec(
+        id=pid,
+        network_id=net,
+        device_owner="compute:nova",
+        device_id=f"vm-{pid[-4:]}",
+        project_id=project,
+        binding=binding,
+        extra_bindings=extra or [],
+    )
 
 
 def layout_cloud(multi_binding: bool) -> CloudSpec:
@@ -73,8 +86,11 @@ def layout_cloud(multi_binding: bool) -> CloudSpec:
     silent = {"bridge_mappings": {}, "tunnel_types": ["vxlan"], "devices": 1}
     agents = [
         AgentSpec("cmp-hybrid", OVS, silent),  # pre-Newton agent: iptables_hybrid assumed
-        AgentSpec("cmp-ovsfw", OVS, {"ovs_hybrid_plug": False, "datapath_type": "system",
-                                     "integration_bridge": "br-int"}),
+        AgentSpec(
+            "cmp-ovsfw",
+            OVS,
+            {"ovs_hybrid_plug": False, "datapath_type": "system", "integration_bridge": "br-int"},
+        ),
         AgentSpec("net-1", OVS, silent),
         AgentSpec("net-1", "DHCP agent", {"networks": 2}),
         AgentSpec("cmp-lb", OVS, silent),  # the host moved from linuxbridge to OVS
@@ -87,20 +103,22 @@ def layout_cloud(multi_binding: bool) -> CloudSpec:
         _vm(P_STALE, _ovs("cmp-ovsfw", HYBRID, net2=True), net=NET2),
         # The blanket UPDATE rewrote these too; Nova never plugs them.
         PortSpec(P_DHCP, NET1, "network:dhcp", f"dhcp-x-{NET1}", PROJ1, _ovs("net-1", "")),
-        PortSpec(P_ROUTER, NET1, "network:router_interface", "router-1", PROJ1,
-                 _ovs("net-1", "")),
-        _vm(P_FAILED, BindingSpec("cmp-hybrid", "binding_failed", "", driver=None),
-            project=PROJ2),
-        _vm(P_LB, BindingSpec("cmp-lb", "bridge", LINUXBRIDGE, driver="linuxbridge",
-                              segment_id=SEG2), net=NET2),
+        PortSpec(P_ROUTER, NET1, "network:router_interface", "router-1", PROJ1, _ovs("net-1", "")),
+        _vm(P_FAILED, BindingSpec("cmp-hybrid", "binding_failed", "", driver=None), project=PROJ2),
+        _vm(
+            P_LB,
+            BindingSpec("cmp-lb", "bridge", LINUXBRIDGE, driver="linuxbridge", segment_id=SEG2),
+            net=NET2,
+        ),
         _vm(P_DEAD, _ovs("cmp-dead", HYBRID), project=PROJ2),
         _vm(P_MALFORMED, _ovs("cmp-hybrid", '{"port_filter": true, "ovs_hybrid_pl')),
     ]
     if multi_binding:
         # A failed live migration to cmp-ghost (no agent at all): as a live row it
         # would be VD107/VD101; it must only be VD109, and the ACTIVE row is judged.
-        ports.append(_vm(P_MIG, _ovs("cmp-hybrid", ""),
-                         extra=[_ovs("cmp-ghost", "", status="INACTIVE")]))
+        ports.append(
+            _vm(P_MIG, _ovs("cmp-hybrid", ""), extra=[_ovs("cmp-ghost", "", status="INACTIVE")])
+        )
     return CloudSpec(networks, agents, ports)
 
 
@@ -115,11 +133,18 @@ def expected_summary(multi_binding: bool) -> dict:
         "judged": 6,  # P_EMPTY, P_GOOD, P_STALE, P_FAILED, P_LB, P_DEAD
         "skipped": skipped,
         "findings": 8,
-        "by_code": {"VD101": 1, "VD102": 1, "VD103": 1, "VD104": 1, "VD105": 1, "VD107": 1,
-                    "VD108": 1, "VD111": 1},
+        "by_code": {
+            "VD101": 1,
+            "VD102": 1,
+            "VD103": 1,
+            "VD104": 1,
+            "VD105": 1,
+            "VD107": 1,
+            "VD108": 1,
+            "VD111": 1,
+        },
         "by_severity": {"info": 0, "warning": 3, "failure": 5},
-        "by_host": {"cmp-hybrid": 4, "cmp-ovsfw": 1, "cmp-lb": 1, "cmp-dead": 1,
-                    BROKEN_HOST: 1},
+        "by_host": {"cmp-hybrid": 4, "cmp-ovsfw": 1, "cmp-lb": 1, "cmp-dead": 1, BROKEN_HOST: 1},
         "exit_code": 2,
     }
     if multi_binding:
@@ -156,12 +181,17 @@ def check_report(url: str, layout: str, multi_binding: bool, project_column: str
     return doc
 
 
-LEGACY = [("icehouse", "icehouse", False, "tenant_id"), ("kilo", "kilo", False, "tenant_id"),
-          ("newton", "kilo", False, "project_id"), ("ocata", "ocata", True, "project_id")]
+LEGACY = [
+    ("icehouse", "icehouse", False, "tenant_id"),
+    ("kilo", "kilo", False, "tenant_id"),
+    ("newton", "kilo", False, "project_id"),
+    ("ocata", "ocata", True, "project_id"),
+]
 
 
-@pytest.mark.parametrize(("layout", "detected", "multi", "project_column"), LEGACY,
-                         ids=[x[0] for x in LEGACY])
+@pytest.mark.parametrize(
+    ("layout", "detected", "multi", "project_column"), LEGACY, ids=[x[0] for x in LEGACY]
+)
 def test_legacy_layouts(db_url, layout, detected, multi, project_column):
     write(db_url, layout_cloud(multi), layout)
     check_report(db_url, detected, multi, project_column)
@@ -203,8 +233,14 @@ def _bindings_only(doc: dict) -> set[tuple[str, str]]:
 
 def test_select_host(ocata_url):
     code, doc = audit_json(ocata_url, "--host", "cmp-hybrid")
-    assert pairs(doc) == {("VD101", P_EMPTY), ("VD103", P_EMPTY), ("VD105", P_FAILED),
-                          ("VD104", P_MALFORMED), ("VD101", P_MIG), ("VD103", P_MIG)}
+    assert pairs(doc) == {
+        ("VD101", P_EMPTY),
+        ("VD103", P_EMPTY),
+        ("VD105", P_FAILED),
+        ("VD104", P_MALFORMED),
+        ("VD101", P_MIG),
+        ("VD103", P_MIG),
+    }
     assert {f["host"] for f in doc["findings"]} == {"cmp-hybrid"}
     # P_EMPTY, P_GOOD, P_FAILED, P_MALFORMED, P_MIG's ACTIVE row
     assert doc["summary"]["bindings"] == 5
@@ -238,8 +274,9 @@ def test_select_project(ocata_url):
     assert _bindings_only(doc) == {("VD105", P_FAILED), ("VD107", P_DEAD)}
 
 
-@pytest.mark.parametrize("selector", [["--port", P_STALE], ["--network", NET2],
-                                      ["--project", PROJ2]])
+@pytest.mark.parametrize(
+    "selector", [["--port", P_STALE], ["--network", NET2], ["--project", PROJ2]]
+)
 def test_port_network_project_selectors_drop_unrelated_agent_findings(ocata_url, selector):
     _, doc = audit_json(ocata_url, *selector)
     port_hosts = {f["host"] for f in doc["findings"] if f["port_id"]}
@@ -258,8 +295,7 @@ def test_select_code(ocata_url):
 
 
 def test_selectors_combine(ocata_url):
-    _, doc = audit_json(ocata_url, "--host", "cmp-hybrid", "--code", "VD103",
-                        "--network", NET1)
+    _, doc = audit_json(ocata_url, "--host", "cmp-hybrid", "--code", "VD103", "--network", NET1)
     assert pairs(doc) == {("VD103", P_EMPTY), ("VD103", P_MIG)}
 
 

@@ -64,8 +64,15 @@ def faults(prefix: str = "1") -> Scenario:
     ghost = port_id(int(prefix, 16) * 100 + 99)
 
     def add(uuid, host, ports, network_info, **kw):
-        s.instances.append(InstanceSpec(uuid=uuid, host=host, display_name=kw.pop(
-            "display_name", f"vm-{uuid[:8]}"), network_info=network_info, **kw))
+        s.instances.append(
+            InstanceSpec(
+                uuid=uuid,
+                host=host,
+                display_name=kw.pop("display_name", f"vm-{uuid[:8]}"),
+                network_info=network_info,
+                **kw,
+            )
+        )
 
     # clean, hybrid on both sides
     s.ports.append(vm_port(p[0], u[0], C1))
@@ -96,18 +103,42 @@ def faults(prefix: str = "1") -> Scenario:
     s.expected.add(("VD204", u[7], p[7]))
     # VD204: the port's only instance row is soft-deleted (deleted = id)
     s.ports.append(vm_port(p[8], u[8], C2))
-    add(u[8], C2, [p[8]], [vif(p[8], HYBRID)], vm_state="deleted", power_state=0,
-        deleted=True, display_name="web")
+    add(
+        u[8],
+        C2,
+        [p[8]],
+        [vif(p[8], HYBRID)],
+        vm_state="deleted",
+        power_state=0,
+        deleted=True,
+        display_name="web",
+    )
     s.expected.add(("VD204", u[8], p[8]))
     # VD205: the cache does not parse
     s.ports.append(vm_port(p[9], u[9], C2))
     add(u[9], C2, [p[9]], MALFORMED)
     s.expected.add(("VD205", u[9], ""))
     # deleted instances named like the clean one, on its host, caching its port: no effect
-    add(u[10], C1, [p[0]], [vif(p[0], {})], vm_state="deleted", power_state=0,
-        deleted=True, display_name="web")
-    add(u[11], C1, [], [vif(ghost, {})], vm_state="deleted", power_state=0, deleted=True,
-        display_name="web")
+    add(
+        u[10],
+        C1,
+        [p[0]],
+        [vif(p[0], {})],
+        vm_state="deleted",
+        power_state=0,
+        deleted=True,
+        display_name="web",
+    )
+    add(
+        u[11],
+        C1,
+        [],
+        [vif(ghost, {})],
+        vm_state="deleted",
+        power_state=0,
+        deleted=True,
+        display_name="web",
+    )
     return s
 
 
@@ -123,8 +154,9 @@ def check_faults(doc: dict, s: Scenario) -> None:
     by_device = {i["device_id"]: i for i in doc["instances"]}
     # The soft-deleted look-alikes are never reported, nor mistaken for live instances.
     deleted = {i.uuid for i in s.instances if i.deleted}
-    reported_deleted = {d for d, i in by_device.items() if i["instance"] and
-                        i["instance"]["deleted"]}
+    reported_deleted = {
+        d for d, i in by_device.items() if i["instance"] and i["instance"]["deleted"]
+    }
     assert reported_deleted == {d for (c, d, _) in s.expected if c == "VD204"} & deleted
     for d, inst in by_device.items():
         if d in deleted:
@@ -142,21 +174,28 @@ def audit(neutron: str, *extra: str) -> dict:
 
 
 @pytest.mark.nova_real
-def test_faults_on_nova34_cell_and_neutron29(nova34_cell_mariadb_url: str,
-                                             neutron29_mariadb_url: str) -> None:
+def test_faults_on_nova34_cell_and_neutron29(
+    nova34_cell_mariadb_url: str, neutron29_mariadb_url: str
+) -> None:
     s = faults()
     write_neutron(neutron29_mariadb_url, s.ports, hosts_of(s), layout=None)
     write_nova(nova34_cell_mariadb_url, s.instances)
     doc = audit(neutron29_mariadb_url, "--nova-db", nova34_cell_mariadb_url)
     check_faults(doc, s)
-    assert doc["nova"] == [{"cell": dbname_of(nova34_cell_mariadb_url),
-                            "url": nova34_cell_mariadb_url, "dialect": "mysql"}]
+    assert doc["nova"] == [
+        {
+            "cell": dbname_of(nova34_cell_mariadb_url),
+            "url": nova34_cell_mariadb_url,
+            "dialect": "mysql",
+        }
+    ]
     # The audit writes nothing to Nova.
     engine = sa.create_engine(nova34_cell_mariadb_url)
     try:
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT COUNT(*) FROM instances")).scalar() == len(
-                s.instances)
+                s.instances
+            )
     finally:
         engine.dispose()
 
@@ -176,9 +215,19 @@ def test_soft_deleted_row_id_is_never_taken_for_live(nova_db_url: str, tmp_path:
     """deleted = id (1, 2, ...): any non-zero value is gone, however small."""
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     first = vm_uuid(0, "a")
-    s = Scenario(ports=[vm_port(port_id(1), first, C1)], instances=[
-        InstanceSpec(uuid=first, host=C1, vm_state="deleted", power_state=0, deleted=True,
-                     network_info=[vif(port_id(1), HYBRID)])])
+    s = Scenario(
+        ports=[vm_port(port_id(1), first, C1)],
+        instances=[
+            InstanceSpec(
+                uuid=first,
+                host=C1,
+                vm_state="deleted",
+                power_state=0,
+                deleted=True,
+                network_info=[vif(port_id(1), HYBRID)],
+            )
+        ],
+    )
     write_neutron(neutron, s.ports, [C1])
     write_nova(nova_db_url, s.instances, schema=create_nova_schema)
     engine = sa.create_engine(nova_db_url)
@@ -207,8 +256,9 @@ def _interleaved_cells() -> tuple[Scenario, Scenario]:
             uuid = vm_uuid(k, prefix)
             port = port_id(n * 10 + k)
             s.ports.append(vm_port(port, uuid, C1 if k % 2 else C2))
-            s.instances.append(InstanceSpec(uuid=uuid, host=C1 if k % 2 else C2,
-                                            network_info=[vif(port, {})]))
+            s.instances.append(
+                InstanceSpec(uuid=uuid, host=C1 if k % 2 else C2, network_info=[vif(port, {})])
+            )
             s.expected.add(("VD201", uuid, port))
     return cells
 
@@ -243,12 +293,25 @@ def test_instance_in_two_cells_the_live_row_wins(tmp_path: Path) -> None:
     cell1, cell2 = (f"sqlite:///{tmp_path / f'cell{n}.sqlite'}" for n in (1, 2))
     moved = vm_uuid(1, "5")
     write_neutron(neutron, [vm_port(port_id(1), moved, C2)], [C1, C2])
-    write_nova(cell1, [InstanceSpec(uuid=moved, host=C1, vm_state="deleted", power_state=0,
-                                    deleted=True, network_info=[vif(port_id(1), {})])],
-               schema=create_nova_schema)
-    write_nova(cell2, [InstanceSpec(uuid=moved, host=C2, network_info=[vif(port_id(1),
-                                                                            HYBRID)])],
-               schema=create_nova_schema)
+    write_nova(
+        cell1,
+        [
+            InstanceSpec(
+                uuid=moved,
+                host=C1,
+                vm_state="deleted",
+                power_state=0,
+                deleted=True,
+                network_info=[vif(port_id(1), {})],
+            )
+        ],
+        schema=create_nova_schema,
+    )
+    write_nova(
+        cell2,
+        [InstanceSpec(uuid=moved, host=C2, network_info=[vif(port_id(1), HYBRID)])],
+        schema=create_nova_schema,
+    )
     for order in ((cell1, cell2), (cell2, cell1)):
         doc = audit(neutron, "--nova-db", order[0], "--nova-db", order[1])
         assert pairs(doc) == set()
@@ -261,12 +324,25 @@ def _moved_without_port(tmp_path: Path) -> tuple[str, str, str, str]:
     cell1, cell2 = (f"sqlite:///{tmp_path / f'cell{n}.sqlite'}" for n in (1, 2))
     moved = vm_uuid(1, "5")
     write_neutron(neutron, [], [C1, C2])
-    write_nova(cell1, [InstanceSpec(uuid=moved, host=C1, vm_state="deleted", power_state=0,
-                                    deleted=True, network_info=[vif(port_id(1), {})])],
-               schema=create_nova_schema)
-    write_nova(cell2, [InstanceSpec(uuid=moved, host=C2, network_info=[vif(port_id(1),
-                                                                            HYBRID)])],
-               schema=create_nova_schema)
+    write_nova(
+        cell1,
+        [
+            InstanceSpec(
+                uuid=moved,
+                host=C1,
+                vm_state="deleted",
+                power_state=0,
+                deleted=True,
+                network_info=[vif(port_id(1), {})],
+            )
+        ],
+        schema=create_nova_schema,
+    )
+    write_nova(
+        cell2,
+        [InstanceSpec(uuid=moved, host=C2, network_info=[vif(port_id(1), HYBRID)])],
+        schema=create_nova_schema,
+    )
     return neutron, cell1, cell2, moved
 
 
@@ -302,19 +378,34 @@ def test_two_cells_through_the_api_database(
             try:
                 from testkit.cells import write_cell_mappings
 
-                write_cell_mappings(engine, [
-                    # cell0 points at a database that does not exist: it must not be read
-                    CellMappingSpec(uuid=CELL0_UUID, name="cell0", database_connection=(
-                        f"mysql+pymysql://{user}:{password}@{host}/no_such_cell0")),
-                    CellMappingSpec(uuid="5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a",
-                                    name="cell1", database_connection=(
-                                        f"mysql+pymysql://{user}:{password}@{host}/"
-                                        f"{cell1_db}?charset=utf8mb4")),
-                    CellMappingSpec(uuid="6d7e3b8f-2a1c-4f9e-8b4d-3c2f1a0e9d8b",
-                                    name="cell2", database_connection=(
-                                        "mysql+pymysql://{username}:{password}@{hostname}/"
-                                        f"{cell2_db}")),
-                ])
+                write_cell_mappings(
+                    engine,
+                    [
+                        # cell0 points at a database that does not exist: it must not be read
+                        CellMappingSpec(
+                            uuid=CELL0_UUID,
+                            name="cell0",
+                            database_connection=(
+                                f"mysql+pymysql://{user}:{password}@{host}/no_such_cell0"
+                            ),
+                        ),
+                        CellMappingSpec(
+                            uuid="5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a",
+                            name="cell1",
+                            database_connection=(
+                                f"mysql+pymysql://{user}:{password}@{host}/"
+                                f"{cell1_db}?charset=utf8mb4"
+                            ),
+                        ),
+                        CellMappingSpec(
+                            uuid="6d7e3b8f-2a1c-4f9e-8b4d-3c2f1a0e9d8b",
+                            name="cell2",
+                            database_connection=(
+                                f"mysql+pymysql://{{username}}:{{password}}@{{hostname}}/{cell2_db}"
+                            ),
+                        ),
+                    ],
+                )
             finally:
                 engine.dispose()
             conf = tmp_path / "nova.conf"
@@ -322,9 +413,11 @@ def test_two_cells_through_the_api_database(
                 "[api_database]\n"
                 f"connection = mysql+pymysql://{user}:{password}@{host}/{api_db}\n"
                 "[database]\n"
-                f"connection = mysql+pymysql://{user}:{password}@{host}/nova_cell_local\n")
-            code, out, err = run_cli(["audit", "--neutron-db", neutron,
-                                      "--nova-config-file", str(conf), "-f", "json"])
+                f"connection = mysql+pymysql://{user}:{password}@{host}/nova_cell_local\n"
+            )
+            code, out, err = run_cli(
+                ["audit", "--neutron-db", neutron, "--nova-config-file", str(conf), "-f", "json"]
+            )
             assert code == 1, err
             assert password not in out and password not in err
             doc = json.loads(out)
@@ -334,24 +427,40 @@ def test_two_cells_through_the_api_database(
             assert doc["nova"][1]["url"].endswith(f"/{cell2_db}")
 
             # The same through --nova-api-db (the templated cell still needs [database]).
-            code, out, err = run_cli([
-                "audit", "--neutron-db", neutron, "-f", "json",
-                "--nova-api-db", f"mysql+pymysql://{user}:{password}@{host}/{api_db}",
-                "--nova-config-file", str(conf)])
+            code, out, err = run_cli(
+                [
+                    "audit",
+                    "--neutron-db",
+                    neutron,
+                    "-f",
+                    "json",
+                    "--nova-api-db",
+                    f"mysql+pymysql://{user}:{password}@{host}/{api_db}",
+                    "--nova-config-file",
+                    str(conf),
+                ]
+            )
             assert code == 1, err
             _check_cells(json.loads(out), cells, ("cell1", "cell2"))
             assert password not in out and password not in err
 
             # The table never shows it either.
-            code, out, err = run_cli(["audit", "--neutron-db", neutron,
-                                      "--nova-config-file", str(conf)])
+            code, out, err = run_cli(
+                ["audit", "--neutron-db", neutron, "--nova-config-file", str(conf)]
+            )
             assert code == 1 and password not in out + err
 
             # Without [database] connection the template cannot be filled: exit 3, one line.
-            code, out, err = run_cli([
-                "audit", "--neutron-db", neutron,
-                "--nova-api-db", f"mysql+pymysql://{user}:{password}@{host}/{api_db}"],
-                debug=False)
+            code, out, err = run_cli(
+                [
+                    "audit",
+                    "--neutron-db",
+                    neutron,
+                    "--nova-api-db",
+                    f"mysql+pymysql://{user}:{password}@{host}/{api_db}",
+                ],
+                debug=False,
+            )
             assert code == 3 and out == ""
             line = one_error_line(err)
             assert "template" in line and "--nova-config-file" in line
@@ -362,15 +471,17 @@ def test_templated_cell_without_config_exits_3(tmp_path: Path) -> None:
     api = f"sqlite:///{tmp_path / 'nova_api.sqlite'}"
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     write_neutron(neutron, [], [C1])
-    execute(api, "CREATE TABLE cell_mappings (id INTEGER PRIMARY KEY, uuid VARCHAR(36), "
-                 "name VARCHAR(255), transport_url TEXT, database_connection TEXT, "
-                 "disabled BOOLEAN)",
-            f"INSERT INTO cell_mappings VALUES (1, '{CELL0_UUID}', 'cell0', 'none:///', "
-            "'sqlite:////nonexistent/cell0.sqlite', 0)",
-            "INSERT INTO cell_mappings VALUES (2, 'c1', 'cell1', 'none:///', "
-            "'mysql+pymysql://{username}:{password}@{hostname}/nova_cell1', 0)")
-    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-api-db", api],
-                             debug=False)
+    execute(
+        api,
+        "CREATE TABLE cell_mappings (id INTEGER PRIMARY KEY, uuid VARCHAR(36), "
+        "name VARCHAR(255), transport_url TEXT, database_connection TEXT, "
+        "disabled BOOLEAN)",
+        f"INSERT INTO cell_mappings VALUES (1, '{CELL0_UUID}', 'cell0', 'none:///', "
+        "'sqlite:////nonexistent/cell0.sqlite', 0)",
+        "INSERT INTO cell_mappings VALUES (2, 'c1', 'cell1', 'none:///', "
+        "'mysql+pymysql://{username}:{password}@{hostname}/nova_cell1', 0)",
+    )
+    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-api-db", api], debug=False)
     assert code == 3 and out == ""
     assert "template" in one_error_line(err)
 
@@ -379,19 +490,22 @@ def test_api_database_with_only_cell0_exits_3(tmp_path: Path) -> None:
     api = f"sqlite:///{tmp_path / 'nova_api.sqlite'}"
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     write_neutron(neutron, [], [C1])
-    execute(api, "CREATE TABLE cell_mappings (id INTEGER PRIMARY KEY, uuid VARCHAR(36), "
-                 "name VARCHAR(255), database_connection TEXT)",
-            f"INSERT INTO cell_mappings VALUES (1, '{CELL0_UUID}', 'cell0', 'sqlite://')")
-    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-api-db", api],
-                             debug=False)
+    execute(
+        api,
+        "CREATE TABLE cell_mappings (id INTEGER PRIMARY KEY, uuid VARCHAR(36), "
+        "name VARCHAR(255), database_connection TEXT)",
+        f"INSERT INTO cell_mappings VALUES (1, '{CELL0_UUID}', 'cell0', 'sqlite://')",
+    )
+    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-api-db", api], debug=False)
     assert code == 3 and "cell0" in one_error_line(err)
 
 
 # ------------------------------------------------------------------ config file, environment
 
 
-def test_config_file_api_database_with_password(tmp_path: Path, nova34_api_mariadb_url: str,
-                                                mariadb_url: str) -> None:
+def test_config_file_api_database_with_password(
+    tmp_path: Path, nova34_api_mariadb_url: str, mariadb_url: str
+) -> None:
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     s = faults()
     write_neutron(neutron, s.ports, hosts_of(s))
@@ -403,20 +517,31 @@ def test_config_file_api_database_with_password(tmp_path: Path, nova34_api_maria
         try:
             from testkit.cells import write_cell_mappings
 
-            write_cell_mappings(engine, [
-                CellMappingSpec(uuid=CELL0_UUID, name="cell0",
-                                database_connection="mysql+pymysql://x:y@nowhere/cell0"),
-                CellMappingSpec(uuid="5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a", name="cell1",
-                                database_connection=(
-                                    f"mysql+pymysql://{user}:{password}@{host}/{cell_db}")),
-            ])
+            write_cell_mappings(
+                engine,
+                [
+                    CellMappingSpec(
+                        uuid=CELL0_UUID,
+                        name="cell0",
+                        database_connection="mysql+pymysql://x:y@nowhere/cell0",
+                    ),
+                    CellMappingSpec(
+                        uuid="5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a",
+                        name="cell1",
+                        database_connection=(f"mysql+pymysql://{user}:{password}@{host}/{cell_db}"),
+                    ),
+                ],
+            )
         finally:
             engine.dispose()
         conf = tmp_path / "nova.conf"
-        conf.write_text("[DEFAULT]\ndebug = true\n[api_database]\n"
-                        f"connection = mysql+pymysql://{user}:{password}@{host}/{api_db}\n")
-        code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-config-file",
-                                  str(conf), "-f", "json"])
+        conf.write_text(
+            "[DEFAULT]\ndebug = true\n[api_database]\n"
+            f"connection = mysql+pymysql://{user}:{password}@{host}/{api_db}\n"
+        )
+        code, out, err = run_cli(
+            ["audit", "--neutron-db", neutron, "--nova-config-file", str(conf), "-f", "json"]
+        )
         assert code == 2, err
         assert password not in out + err
         doc = json.loads(out)
@@ -424,25 +549,31 @@ def test_config_file_api_database_with_password(tmp_path: Path, nova34_api_maria
         assert doc["nova"][0]["cell"] == "cell1"
 
         # remediation and the table: the password is never printed either
-        for argv in (["audit"], ["remediation"], ["remediation", "-f", "json"],
-                     ["audit", "-f", "yaml"]):
-            code, out, err = run_cli([*argv, "--neutron-db", neutron, "--nova-config-file",
-                                      str(conf)])
+        for argv in (
+            ["audit"],
+            ["remediation"],
+            ["remediation", "-f", "json"],
+            ["audit", "-f", "yaml"],
+        ):
+            code, out, err = run_cli(
+                [*argv, "--neutron-db", neutron, "--nova-config-file", str(conf)]
+            )
             assert code in (0, 2), err
             assert password not in out + err
 
         # a wrong password: exit 3, one line, no password in it
         bad = tmp_path / "bad.conf"
-        bad.write_text("[api_database]\n"
-                       f"connection = mysql+pymysql://{user}:{password}x@{host}/{api_db}\n")
-        code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-config-file",
-                                  str(bad)], debug=False)
+        bad.write_text(
+            f"[api_database]\nconnection = mysql+pymysql://{user}:{password}x@{host}/{api_db}\n"
+        )
+        code, out, err = run_cli(
+            ["audit", "--neutron-db", neutron, "--nova-config-file", str(bad)], debug=False
+        )
         assert code == 3 and password not in err
         one_error_line(err)
 
 
-def test_config_file_database_connection_is_a_single_cell(nova_db_url: str,
-                                                          tmp_path: Path) -> None:
+def test_config_file_database_connection_is_a_single_cell(nova_db_url: str, tmp_path: Path) -> None:
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     s = faults()
     write_neutron(neutron, s.ports, hosts_of(s))
@@ -455,8 +586,10 @@ def test_config_file_database_connection_is_a_single_cell(nova_db_url: str,
 def test_missing_config_file_exits_3(tmp_path: Path) -> None:
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     write_neutron(neutron, [], [C1])
-    code, _, err = run_cli(["audit", "--neutron-db", neutron, "--nova-config-file",
-                            str(tmp_path / "nope.conf")], debug=False)
+    code, _, err = run_cli(
+        ["audit", "--neutron-db", neutron, "--nova-config-file", str(tmp_path / "nope.conf")],
+        debug=False,
+    )
     assert code == 3 and "nope.conf" in one_error_line(err)
 
 
@@ -467,10 +600,13 @@ def test_environment_fallbacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     write_neutron(neutron, s.ports, hosts_of(s))
     write_nova(nova, s.instances, schema=create_nova_schema)
     api = f"sqlite:///{tmp_path / 'nova_api.sqlite'}"
-    execute(api, "CREATE TABLE cell_mappings (id INTEGER PRIMARY KEY, uuid VARCHAR(36), "
-                 "name VARCHAR(255), database_connection TEXT)",
-            f"INSERT INTO cell_mappings VALUES (1, '{CELL0_UUID}', 'cell0', 'sqlite://')",
-            f"INSERT INTO cell_mappings VALUES (2, 'c1', 'envcell', '{nova}')")
+    execute(
+        api,
+        "CREATE TABLE cell_mappings (id INTEGER PRIMARY KEY, uuid VARCHAR(36), "
+        "name VARCHAR(255), database_connection TEXT)",
+        f"INSERT INTO cell_mappings VALUES (1, '{CELL0_UUID}', 'cell0', 'sqlite://')",
+        f"INSERT INTO cell_mappings VALUES (2, 'c1', 'envcell', '{nova}')",
+    )
     monkeypatch.delenv("VIFDOCTOR_NOVA_API_DB", raising=False)
 
     monkeypatch.setenv("VIFDOCTOR_NOVA_DB", nova)
@@ -500,8 +636,9 @@ def test_environment_fallbacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mariadb34"])
-def test_malformed_and_huge_caches_never_crash(backend: str, tmp_path: Path,
-                                               request: pytest.FixtureRequest) -> None:
+def test_malformed_and_huge_caches_never_crash(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     if backend == "sqlite":
         nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
@@ -520,8 +657,11 @@ def test_malformed_and_huge_caches_never_crash(backend: str, tmp_path: Path,
     }
     ports = [vm_port(port_id(n), vm_uuid(n), C1) for n in range(1, 7)]
     write_neutron(neutron, ports, [C1])
-    write_nova(nova, [InstanceSpec(uuid=u, host=C1, network_info=v) for u, v in values.items()],
-               schema=schema)
+    write_nova(
+        nova,
+        [InstanceSpec(uuid=u, host=C1, network_info=v) for u, v in values.items()],
+        schema=schema,
+    )
     code, doc, _ = cli_json("audit", "--neutron-db", neutron, "--nova-db", nova)
     assert code == 2
     assert pairs(doc) == {("VD205", vm_uuid(n), "") for n in range(2, 7)}
@@ -604,9 +744,19 @@ def _remediation_cloud(tmp_path: Path) -> tuple[str, str, dict[str, str]]:
     """Havana-era '' details everywhere, as after the incident, and what each VM is."""
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
-    vm = {name: vm_uuid(n, prefix) for n, (name, prefix) in enumerate(
-        [("run2", "1"), ("run1", "2"), ("stopped1", "3"), ("wired_hybrid1", "4"),
-         ("extra2", "5"), ("moved", "6")])}
+    vm = {
+        name: vm_uuid(n, prefix)
+        for n, (name, prefix) in enumerate(
+            [
+                ("run2", "1"),
+                ("run1", "2"),
+                ("stopped1", "3"),
+                ("wired_hybrid1", "4"),
+                ("extra2", "5"),
+                ("moved", "6"),
+            ]
+        )
+    }
     ports = [
         vm_port(port_id(1), vm["run2"], C2, ""),
         vm_port(port_id(2), vm["run1"], C1, ""),
@@ -618,12 +768,20 @@ def _remediation_cloud(tmp_path: Path) -> tuple[str, str, dict[str, str]]:
     specs = [
         InstanceSpec(uuid=vm["run2"], host=C2, network_info=[vif(port_id(1), {})]),
         InstanceSpec(uuid=vm["run1"], host=C1, network_info=[vif(port_id(2), {})]),
-        InstanceSpec(uuid=vm["stopped1"], host=C1, vm_state="stopped", power_state=4,
-                     network_info=[vif(port_id(3), {})]),
+        InstanceSpec(
+            uuid=vm["stopped1"],
+            host=C1,
+            vm_state="stopped",
+            power_state=4,
+            network_info=[vif(port_id(3), {})],
+        ),
         # booted before the drift: its cache still says hybrid (stale), and so is its wiring
         InstanceSpec(uuid=vm["wired_hybrid1"], host=C1, network_info=[vif(port_id(4), HYBRID)]),
-        InstanceSpec(uuid=vm["extra2"], host=C2, network_info=[
-            vif(port_id(5), HYBRID), vif(port_id(55), HYBRID)]),
+        InstanceSpec(
+            uuid=vm["extra2"],
+            host=C2,
+            network_info=[vif(port_id(5), HYBRID), vif(port_id(55), HYBRID)],
+        ),
         InstanceSpec(uuid=vm["moved"], host=C2, network_info=[vif(port_id(6), HYBRID)]),
     ]
     write_neutron(neutron, ports, [C1, C2])
@@ -640,13 +798,19 @@ def test_remediation_plan(tmp_path: Path) -> None:
     neutron, nova, vm = _remediation_cloud(tmp_path)
     doc = _remediation(neutron, nova)
     steps = [(s["host"], s["action"], s["instance"], s["command"]) for s in doc["steps"]]
-    refresh = "nova refresh-network {}  # or POST /v2.1/os-server-external-events " \
-              '{{"events": [{{"name": "network-changed", "server_uuid": "{}"}}]}}'
+    refresh = (
+        "nova refresh-network {}  # or POST /v2.1/os-server-external-events "
+        '{{"events": [{{"name": "network-changed", "server_uuid": "{}"}}]}}'
+    )
     assert steps == [
         ("(all hosts)", "repair-binding", "", "vifdoctor repair --apply"),
         (C1, "hard-reboot", vm["run1"], f"openstack server reboot --hard {vm['run1']}"),
-        (C1, "refresh-network", vm["wired_hybrid1"],
-         refresh.format(vm["wired_hybrid1"], vm["wired_hybrid1"])),
+        (
+            C1,
+            "refresh-network",
+            vm["wired_hybrid1"],
+            refresh.format(vm["wired_hybrid1"], vm["wired_hybrid1"]),
+        ),
         (C1, "none", vm["stopped1"], ""),
         (C2, "rebind-host", vm["moved"], f"openstack port set --host {C2} {port_id(6)}"),
         (C2, "hard-reboot", vm["run2"], f"openstack server reboot --hard {vm['run2']}"),
@@ -655,23 +819,45 @@ def test_remediation_plan(tmp_path: Path) -> None:
     ]
     assert "4 instance(s)" in doc["steps"][0]["reason"]
     assert list(doc["hosts"]) == ["(all hosts)", C1, C2]
-    assert doc["summary"] == {"instances_affected": 6, "steps": 8, "hosts": 3, "by_action": {
-        "hard-reboot": 3, "none": 1, "rebind-host": 1, "refresh-network": 2,
-        "repair-binding": 1}}
+    assert doc["summary"] == {
+        "instances_affected": 6,
+        "steps": 8,
+        "hosts": 3,
+        "by_action": {
+            "hard-reboot": 3,
+            "none": 1,
+            "rebind-host": 1,
+            "refresh-network": 2,
+            "repair-binding": 1,
+        },
+    }
     # selectors go into the one repair command
-    _, doc, _ = cli_json("remediation", "--neutron-db", neutron, "--nova-db", nova,
-                         "--host", C1)
+    _, doc, _ = cli_json("remediation", "--neutron-db", neutron, "--nova-db", nova, "--host", C1)
     assert doc["steps"][0]["command"] == f"vifdoctor repair --host {C1} --apply"
     # the instances with a port bound on compute1; the moved VM's steps are on its own host
     assert {s["instance"] for s in doc["steps"][1:]} == {
-        vm["run1"], vm["wired_hybrid1"], vm["stopped1"], vm["moved"]}
+        vm["run1"],
+        vm["wired_hybrid1"],
+        vm["stopped1"],
+        vm["moved"],
+    }
     assert {s["host"] for s in doc["steps"][1:] if s["instance"] == vm["moved"]} == {C2}
 
 
 def test_remediation_after_the_repair(tmp_path: Path) -> None:
     neutron, nova, vm = _remediation_cloud(tmp_path)
-    code, out, err = run_cli(["repair", "--neutron-db", neutron, "--apply", "--backup-dir",
-                              str(tmp_path / "backup"), "-f", "json"])
+    code, out, err = run_cli(
+        [
+            "repair",
+            "--neutron-db",
+            neutron,
+            "--apply",
+            "--backup-dir",
+            str(tmp_path / "backup"),
+            "-f",
+            "json",
+        ]
+    )
     assert code == 0, err
     doc = _remediation(neutron, nova)
     steps = [(s["host"], s["action"], s["instance"]) for s in doc["steps"]]
@@ -743,16 +929,17 @@ def test_demo_shows_instances_and_remediation(tmp_path: Path) -> None:
 def test_neutron_database_given_as_nova_db(tmp_path: Path) -> None:
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     write_neutron(neutron, [vm_port(port_id(1), vm_uuid(1), C1)], [C1])
-    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-db", neutron],
-                             debug=False)
+    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-db", neutron], debug=False)
     assert code == 3 and out == ""
     line = one_error_line(err)
     assert "not a Nova cell database" in line and "Neutron database" in line
 
 
 def test_neutron29_given_as_nova_db(neutron29_mariadb_url: str) -> None:
-    code, out, err = run_cli(["audit", "--neutron-db", neutron29_mariadb_url, "--nova-db",
-                              neutron29_mariadb_url], debug=False)
+    code, out, err = run_cli(
+        ["audit", "--neutron-db", neutron29_mariadb_url, "--nova-db", neutron29_mariadb_url],
+        debug=False,
+    )
     assert code == 3 and "not a Nova cell database" in one_error_line(err)
 
 
@@ -766,8 +953,7 @@ def test_nova_api_database_given_as_nova_db(tmp_path: Path) -> None:
     # and a cell database given as the API database
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     write_nova(nova, [], schema=create_nova_schema)
-    code, _, err = run_cli(["audit", "--neutron-db", neutron, "--nova-api-db", nova],
-                           debug=False)
+    code, _, err = run_cli(["audit", "--neutron-db", neutron, "--nova-api-db", nova], debug=False)
     assert code == 3 and "cell_mappings" in one_error_line(err)
 
 
@@ -775,7 +961,6 @@ def test_unreachable_nova_db_exits_3(tmp_path: Path) -> None:
     neutron = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     write_neutron(neutron, [], [C1])
     url = "mysql+pymysql://nova:S3cretPw@127.0.0.1:1/nova"
-    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-db", url],
-                             debug=False)
+    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-db", url], debug=False)
     assert code == 3 and "S3cretPw" not in err
     one_error_line(err)

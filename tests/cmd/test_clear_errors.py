@@ -28,15 +28,25 @@ def _refused(capsys, *argv: str) -> str:
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "NaN"])
 def test_agent_down_time_out_of_range(demo, capsys, value):
-    assert "--agent-down-time" in _refused(capsys, "audit", "--neutron-db", demo,
-                                           "--agent-down-time", value)
+    assert "--agent-down-time" in _refused(
+        capsys, "audit", "--neutron-db", demo, "--agent-down-time", value
+    )
 
 
 @pytest.mark.parametrize("value", ["1e-300", "nan", "inf"])
 def test_max_rate_refused_before_any_write(demo, tmp_path, capsys, value):
     before = checksum(demo)
-    assert "--max-rate" in _refused(capsys, "repair", "--neutron-db", demo, "--apply",
-                                    "--backup-dir", str(tmp_path / "bk"), "--max-rate", value)
+    assert "--max-rate" in _refused(
+        capsys,
+        "repair",
+        "--neutron-db",
+        demo,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "--max-rate",
+        value,
+    )
     assert checksum(demo) == before
     assert not (tmp_path / "bk").exists()
 
@@ -47,8 +57,7 @@ def test_max_rate_through_the_library_refused_before_any_write(demo, tmp_path):
 
     before = checksum(demo)
     with pytest.raises(VifdoctorError, match="max-rate"):
-        api.repair(neutron_db=demo, apply=True, max_rate=1e-300,
-                   backup_dir=str(tmp_path / "bk"))
+        api.repair(neutron_db=demo, apply=True, max_rate=1e-300, backup_dir=str(tmp_path / "bk"))
     assert checksum(demo) == before
     assert not (tmp_path / "bk").exists()
 
@@ -70,8 +79,9 @@ def test_config_path_that_is_a_directory_or_a_loop(tmp_path, capsys):
 def test_nova_config_without_connection(demo, tmp_path, capsys):
     conf = tmp_path / "nova.conf"
     conf.write_text("[DEFAULT]\nhost = compute1\n")
-    assert "connection" in _refused(capsys, "audit", "--neutron-db", demo,
-                                    "--nova-config-file", str(conf))
+    assert "connection" in _refused(
+        capsys, "audit", "--neutron-db", demo, "--nova-config-file", str(conf)
+    )
 
 
 @pytest.mark.parametrize("extra", [["-f", "json"], ["-c", "Port"], ["-f", "table"]])

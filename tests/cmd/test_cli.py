@@ -36,8 +36,7 @@ NET, SEG, PROJ = "n-1", "s-1", "proj-1"
 P_OK, P_WARN, P_FAIL = "port-ok", "port-stale", "port-empty"
 PASSWORD = "s3cret"
 UNREACHABLE = f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:1/neutron"
-DEFAULT_HEADINGS = ["Code", "Severity", "Port", "Host", "Device", "Nova Plug", "Needs",
-                    "Problem"]
+DEFAULT_HEADINGS = ["Code", "Severity", "Port", "Host", "Device", "Nova Plug", "Needs", "Problem"]
 
 
 def cloud(*ports: tuple[str, str, str]) -> CloudSpec:
@@ -45,11 +44,21 @@ def cloud(*ports: tuple[str, str, str]) -> CloudSpec:
     host 'ovsfw' a Newton+ agent reporting ovs_hybrid_plug false."""
     return CloudSpec(
         [NetworkSpec(NET, "net", PROJ, [SegmentSpec(SEG)])],
-        [AgentSpec("legacy", OVS, {"bridge_mappings": {}}),
-         AgentSpec("ovsfw", OVS, {"ovs_hybrid_plug": False})],
-        [PortSpec(pid, NET, "compute:nova", f"vm-{pid}", PROJ,
-                  BindingSpec(host, "ovs", details, segment_id=SEG))
-         for pid, host, details in ports],
+        [
+            AgentSpec("legacy", OVS, {"bridge_mappings": {}}),
+            AgentSpec("ovsfw", OVS, {"ovs_hybrid_plug": False}),
+        ],
+        [
+            PortSpec(
+                pid,
+                NET,
+                "compute:nova",
+                f"vm-{pid}",
+                PROJ,
+                BindingSpec(host, "ovs", details, segment_id=SEG),
+            )
+            for pid, host, details in ports
+        ],
     )
 
 
@@ -57,8 +66,15 @@ def cloud(*ports: tuple[str, str, str]) -> CloudSpec:
 def sqlite_db(sqlite_url):
     """One failure (VD101: '{"port_filter": true}' on an iptables_hybrid host), one warning
     (VD102: hybrid row on an openvswitch-firewall host) and one clean port."""
-    write(sqlite_url, cloud((P_OK, "legacy", HYBRID), (P_WARN, "ovsfw", HYBRID),
-                            (P_FAIL, "legacy", '{"port_filter": true}')), "icehouse")
+    write(
+        sqlite_url,
+        cloud(
+            (P_OK, "legacy", HYBRID),
+            (P_WARN, "ovsfw", HYBRID),
+            (P_FAIL, "legacy", '{"port_filter": true}'),
+        ),
+        "icehouse",
+    )
     return sqlite_url
 
 
@@ -98,14 +114,16 @@ def test_exit_codes(db_url, ports, expected):
 
 
 def test_unreachable_mariadb():
-    assert_cannot_run(["audit", "--neutron-db", UNREACHABLE], "cannot connect",
-                      "root:***@127.0.0.1:1")
+    assert_cannot_run(
+        ["audit", "--neutron-db", UNREACHABLE], "cannot connect", "root:***@127.0.0.1:1"
+    )
 
 
 def test_url_with_a_bad_port_is_not_a_url():
-    assert_cannot_run(["audit", "--neutron-db",
-                       f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:notaport/neutron"],
-                      "not a database URL")
+    assert_cannot_run(
+        ["audit", "--neutron-db", f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:notaport/neutron"],
+        "not a database URL",
+    )
 
 
 def test_not_a_url():
@@ -125,37 +143,57 @@ def test_in_memory_sqlite():
 def test_empty_database(db_url):
     if db_url.startswith("sqlite"):
         sqlite3.connect(db_url.removeprefix("sqlite:///")).close()
-    assert_cannot_run(["audit", "--neutron-db", db_url], "not a Neutron ML2 database",
-                      "empty")
+    assert_cannot_run(["audit", "--neutron-db", db_url], "not a Neutron ML2 database", "empty")
 
 
 def test_nova_database(db_url):
-    execute(db_url, "CREATE TABLE instances (id INTEGER PRIMARY KEY, uuid VARCHAR(36))",
-            "CREATE TABLE instance_info_caches (id INTEGER PRIMARY KEY, network_info TEXT)")
+    execute(
+        db_url,
+        "CREATE TABLE instances (id INTEGER PRIMARY KEY, uuid VARCHAR(36))",
+        "CREATE TABLE instance_info_caches (id INTEGER PRIMARY KEY, network_info TEXT)",
+    )
     assert_cannot_run(["audit", "--neutron-db", db_url], "not a Neutron ML2 database", "Nova")
 
 
-_PORTS = ("CREATE TABLE ports (id VARCHAR(36) PRIMARY KEY, network_id VARCHAR(36), "
-          "device_id VARCHAR(255), device_owner VARCHAR(255), project_id VARCHAR(255))")
-_AGENTS = ("CREATE TABLE agents (id VARCHAR(36) PRIMARY KEY, agent_type VARCHAR(255), "
-           "host VARCHAR(255), admin_state_up BOOLEAN, heartbeat_timestamp DATETIME, "
-           "configurations TEXT)")
+_PORTS = (
+    "CREATE TABLE ports (id VARCHAR(36) PRIMARY KEY, network_id VARCHAR(36), "
+    "device_id VARCHAR(255), device_owner VARCHAR(255), project_id VARCHAR(255))"
+)
+_AGENTS = (
+    "CREATE TABLE agents (id VARCHAR(36) PRIMARY KEY, agent_type VARCHAR(255), "
+    "host VARCHAR(255), admin_state_up BOOLEAN, heartbeat_timestamp DATETIME, "
+    "configurations TEXT)"
+)
 
 
 def test_bindings_table_lacking_columns(db_url):
-    execute(db_url, _PORTS, _AGENTS,
-            "CREATE TABLE ml2_port_bindings (port_id VARCHAR(36) PRIMARY KEY, host VARCHAR(255))")
-    assert_cannot_run(["audit", "--neutron-db", db_url], "ml2_port_bindings lacks column(s)",
-                      "profile", "vif_details", "vif_type", "vnic_type")
+    execute(
+        db_url,
+        _PORTS,
+        _AGENTS,
+        "CREATE TABLE ml2_port_bindings (port_id VARCHAR(36) PRIMARY KEY, host VARCHAR(255))",
+    )
+    assert_cannot_run(
+        ["audit", "--neutron-db", db_url],
+        "ml2_port_bindings lacks column(s)",
+        "profile",
+        "vif_details",
+        "vif_type",
+        "vnic_type",
+    )
 
 
 def test_unknown_binding_layout(db_url):
     # driver/segment on the binding AND a status column: no Neutron release had both
-    execute(db_url, _PORTS, _AGENTS,
-            "CREATE TABLE ml2_port_bindings (port_id VARCHAR(36), host VARCHAR(255), "
-            "vif_type VARCHAR(64), vif_details VARCHAR(4095), vnic_type VARCHAR(64), "
-            "profile VARCHAR(4095), driver VARCHAR(64), segment VARCHAR(36), "
-            "status VARCHAR(16), PRIMARY KEY (port_id, host))")
+    execute(
+        db_url,
+        _PORTS,
+        _AGENTS,
+        "CREATE TABLE ml2_port_bindings (port_id VARCHAR(36), host VARCHAR(255), "
+        "vif_type VARCHAR(64), vif_details VARCHAR(4095), vnic_type VARCHAR(64), "
+        "profile VARCHAR(4095), driver VARCHAR(64), segment VARCHAR(36), "
+        "status VARCHAR(16), PRIMARY KEY (port_id, host))",
+    )
     assert_cannot_run(["audit", "--neutron-db", db_url], "unknown binding layout")
 
 
@@ -189,8 +227,9 @@ def test_no_database_given(monkeypatch):
 
 def test_missing_config_file(tmp_path, sqlite_db):
     missing = tmp_path / "neutron.conf"
-    assert_cannot_run(["audit", "--neutron-db", sqlite_db, "--neutron-config-file",
-                       str(missing)], str(missing))
+    assert_cannot_run(
+        ["audit", "--neutron-db", sqlite_db, "--neutron-config-file", str(missing)], str(missing)
+    )
 
 
 def _conf(tmp_path: Path, name: str, text: str) -> str:
@@ -210,8 +249,7 @@ def test_config_connection_password_is_never_printed(tmp_path):
         f"connection = {UNREACHABLE}\n",  # no section header: a parse error
         f"[database]\nconnection = {UNREACHABLE}\n[DEFAULT]\nagent_down_time = soon\n",
         f"[database]\nconnection = {UNREACHABLE}\n[securitygroup]\nfirewall_driver = magic\n",
-        f"[database]\nconnection = {UNREACHABLE}\n[securitygroup]\n"
-        f"enable_security_group = maybe\n",
+        f"[database]\nconnection = {UNREACHABLE}\n[securitygroup]\nenable_security_group = maybe\n",
         f"[database]\nconnection = {UNREACHABLE.replace('mysql+pymysql', 'nosuch')}\n",
     ],
 )
@@ -235,16 +273,21 @@ def one_port_db(sqlite_url):
 def test_config_file_openvswitch_firewall_clears_vd101(tmp_path, one_port_db):
     code, doc = audit_json(one_port_db)
     assert pairs(doc) == {("VD101", P_FAIL)} and code == 2
-    conf = _conf(tmp_path, "openvswitch_agent.ini",
-                 "[securitygroup]\nfirewall_driver = openvswitch\n")
+    conf = _conf(
+        tmp_path, "openvswitch_agent.ini", "[securitygroup]\nfirewall_driver = openvswitch\n"
+    )
     code, doc = audit_json(one_port_db, "--neutron-config-file", conf)
     assert pairs(doc) == set() and code == 0
     assert any("firewall_driver=openvswitch" in a and conf in a for a in doc["assumptions"])
 
 
 def test_config_file_class_path_firewall(tmp_path, one_port_db):
-    conf = _conf(tmp_path, "ovs.ini", "[securitygroup]\nfirewall_driver = "
-                 "neutron.agent.linux.openvswitch_firewall.OVSFirewallDriver\n")
+    conf = _conf(
+        tmp_path,
+        "ovs.ini",
+        "[securitygroup]\nfirewall_driver = "
+        "neutron.agent.linux.openvswitch_firewall.OVSFirewallDriver\n",
+    )
     assert pairs(audit_json(one_port_db, "--neutron-config-file", conf)[1]) == set()
 
 
@@ -268,8 +311,9 @@ def test_a_file_without_the_option_does_not_override_an_earlier_one(tmp_path, on
 
 def test_flag_beats_config_file(tmp_path, one_port_db):
     ovs = _conf(tmp_path, "a.ini", "[securitygroup]\nfirewall_driver = openvswitch\n")
-    _, doc = audit_json(one_port_db, "--neutron-config-file", ovs,
-                        "--firewall-driver", "iptables_hybrid")
+    _, doc = audit_json(
+        one_port_db, "--neutron-config-file", ovs, "--firewall-driver", "iptables_hybrid"
+    )
     assert pairs(doc) == {("VD101", P_FAIL)}
 
 
@@ -285,14 +329,18 @@ def test_config_file_connection_and_agent_down_time(tmp_path, sqlite_url):
     spec = cloud((P_OK, "legacy", HYBRID))
     spec.agents[0].heartbeat_at = beat - timedelta(seconds=100)
     write(sqlite_url, spec, "icehouse")
-    conf = _conf(tmp_path, "neutron.conf",
-                 f"[DEFAULT]\nagent_down_time = 200\n[database]\nconnection = {sqlite_url}\n")
+    conf = _conf(
+        tmp_path,
+        "neutron.conf",
+        f"[DEFAULT]\nagent_down_time = 200\n[database]\nconnection = {sqlite_url}\n",
+    )
     code, out, err = run_cli(["audit", "--neutron-config-file", conf, "-f", "json"])
     assert (code, err) == (0, "")
     assert pairs(json.loads(out)) == set()
     # the flag beats the file
-    code, out, _ = run_cli(["audit", "--neutron-config-file", conf, "-f", "json",
-                            "--agent-down-time", "75"])
+    code, out, _ = run_cli(
+        ["audit", "--neutron-config-file", conf, "-f", "json", "--agent-down-time", "75"]
+    )
     assert code == 2 and pairs(json.loads(out)) == {("VD107", P_OK)}
 
 
@@ -358,7 +406,11 @@ def test_format_csv(sqlite_db):
     assert {(r["Code"], r["Port"]) for r in rows} == EXPECTED
     fail = next(r for r in rows if r["Code"] == "VD101")
     assert (fail["Severity"], fail["Host"], fail["Nova Plug"], fail["Needs"]) == (
-        "failure", "legacy", "direct", "hybrid")
+        "failure",
+        "legacy",
+        "direct",
+        "hybrid",
+    )
 
 
 def test_format_value(sqlite_db):
@@ -367,13 +419,16 @@ def test_format_value(sqlite_db):
     lines = out.splitlines()
     assert len(lines) == 2
     assert {tuple(line.split()[:3]) for line in lines} == {
-        ("VD101", "failure", P_FAIL), ("VD102", "warning", P_WARN)}
+        ("VD101", "failure", P_FAIL),
+        ("VD102", "warning", P_WARN),
+    }
 
 
 @pytest.mark.parametrize("fmt", ["csv", "value", "json", "table"])
 def test_columns_select(sqlite_db, fmt):
-    code, out, _ = run_cli(["audit", "--neutron-db", sqlite_db, "-f", fmt,
-                            "-c", "Port", "-c", "Code"])
+    code, out, _ = run_cli(
+        ["audit", "--neutron-db", sqlite_db, "-f", fmt, "-c", "Port", "-c", "Code"]
+    )
     assert code == 2
     if fmt == "csv":
         rows = list(csv.reader(io.StringIO(out)))
@@ -391,8 +446,21 @@ def test_columns_select(sqlite_db, fmt):
 
 
 def test_columns_by_key_and_hidden_columns(sqlite_db):
-    code, out, _ = run_cli(["audit", "--neutron-db", sqlite_db, "-f", "csv",
-                            "-c", "port_id", "-c", "Expected Details", "--code", "VD101"])
+    code, out, _ = run_cli(
+        [
+            "audit",
+            "--neutron-db",
+            sqlite_db,
+            "-f",
+            "csv",
+            "-c",
+            "port_id",
+            "-c",
+            "Expected Details",
+            "--code",
+            "VD101",
+        ]
+    )
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["Port", "Expected Details"]
     assert rows[1][0] == P_FAIL
@@ -455,7 +523,8 @@ def test_demo_json(tmp_path):
     assert code == 0
     doc = json.loads(out)
     assert {f["port_id"] for f in doc["findings"] if f["code"] == "VD101"} == set(
-        EMPTY_DETAIL_PORT_IDS)
+        EMPTY_DETAIL_PORT_IDS
+    )
     assert doc["schema"]["layout"] == "icehouse"
 
 
@@ -472,4 +541,5 @@ def test_demo_agents_stay_alive_when_audited_later(tmp_path, monkeypatch):
     assert all(a["alive"] for a in doc["agents"] if a["agent_type"] == OVS)
     assert "VD107" not in {f["code"] for f in doc["findings"]}
     assert {f["port_id"] for f in doc["findings"] if f["code"] == "VD101"} == set(
-        EMPTY_DETAIL_PORT_IDS)
+        EMPTY_DETAIL_PORT_IDS
+    )

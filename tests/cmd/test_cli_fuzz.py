@@ -40,24 +40,37 @@ from vifdoctor.demo.nova import InstanceSpec, create_nova_schema, write_instance
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.I)
 EXAMPLES = int(os.environ.get("VIFDOCTOR_FUZZ_EXAMPLES", "20"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 FORMATS = ("table", "json", "yaml", "csv", "value")
 
 # ------------------------------------------------------------------ strategies
 
 # Any character SQLite and UTF-8 can hold (no lone surrogates), weighted to the nasty ones.
 NASTY = "\n\r\t\x00\x1b\x07\x7f'\"\\%$`;|&<>(){}[]#*?~! -_.:@/=,\u202e\u200b\u2028é𝄞"
-TEXT = st.text(alphabet=st.sampled_from(NASTY) | st.characters(blacklist_categories=("Cs",)),
-               max_size=24)
+TEXT = st.text(
+    alphabet=st.sampled_from(NASTY) | st.characters(blacklist_categories=("Cs",)), max_size=24
+)
 HOSTILE = TEXT | st.sampled_from(HOSTS + DEVICE_IDS)
 UUIDS = st.uuids().map(str)
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | TEXT)
-JSON_VALUES = st.recursive(SCALARS, lambda c: st.lists(c, max_size=3)
-                           | st.dictionaries(TEXT, c, max_size=3), max_leaves=8)
-DETAIL_KEYS = st.sampled_from(["port_filter", "ovs_hybrid_plug", "datapath_type",
-                               "bridge_name", "connectivity"]) | TEXT
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
+JSON_VALUES = st.recursive(
+    SCALARS, lambda c: st.lists(c, max_size=3) | st.dictionaries(TEXT, c, max_size=3), max_leaves=8
+)
+DETAIL_KEYS = (
+    st.sampled_from(
+        ["port_filter", "ovs_hybrid_plug", "datapath_type", "bridge_name", "connectivity"]
+    )
+    | TEXT
+)
 
 
 @st.composite
@@ -74,21 +87,42 @@ def details_text(draw) -> str:
 def hostile_clouds(draw) -> CloudSpec:
     hosts = draw(st.lists(HOSTILE, min_size=1, max_size=3, unique=True))
     count = draw(st.integers(1, 5))
-    ids = draw(st.lists(TEXT.filter(lambda t: 0 < len(t) <= 36) | UUIDS, min_size=count,
-                        max_size=count, unique=True))
+    ids = draw(
+        st.lists(
+            TEXT.filter(lambda t: 0 < len(t) <= 36) | UUIDS,
+            min_size=count,
+            max_size=count,
+            unique=True,
+        )
+    )
     ports = []
     for port_id in ids:
-        ports.append(PortSpec(
-            id=port_id, network_id=network().id, device_owner="compute:nova",
-            device_id=draw(HOSTILE | UUIDS), project_id="p",
-            binding=BindingSpec(host=draw(st.sampled_from(hosts)), vif_type="ovs",
-                                vif_details=draw(details_text()),
-                                profile=draw(st.just("") | TEXT),
-                                segment_id=network().segments[0].id)))
-    agents = [AgentSpec(host=h, agent_type="Open vSwitch agent",
-                        configurations=draw(st.just({"bridge_mappings": {}})
-                                            | TEXT | JSON_VALUES.map(json.dumps)))
-              for h in hosts]
+        ports.append(
+            PortSpec(
+                id=port_id,
+                network_id=network().id,
+                device_owner="compute:nova",
+                device_id=draw(HOSTILE | UUIDS),
+                project_id="p",
+                binding=BindingSpec(
+                    host=draw(st.sampled_from(hosts)),
+                    vif_type="ovs",
+                    vif_details=draw(details_text()),
+                    profile=draw(st.just("") | TEXT),
+                    segment_id=network().segments[0].id,
+                ),
+            )
+        )
+    agents = [
+        AgentSpec(
+            host=h,
+            agent_type="Open vSwitch agent",
+            configurations=draw(
+                st.just({"bridge_mappings": {}}) | TEXT | JSON_VALUES.map(json.dumps)
+            ),
+        )
+        for h in hosts
+    ]
     return CloudSpec(networks=[network()], agents=agents, ports=ports)
 
 
@@ -142,16 +176,27 @@ def test_every_command_on_a_hostile_cloud(layout, cloud):
         code, script, err = run_cli(["plan", "--neutron-db", url_a, "--sql"], debug=False)
         _runs_cleanly(code, err, (0,))
         run_client(url_a, script)
-        code, out, err = run_cli(["repair", "--neutron-db", url_b, "--apply", "--backup-dir",
-                                  str(Path(tmp, "bk"))], debug=False)
+        code, out, err = run_cli(
+            ["repair", "--neutron-db", url_b, "--apply", "--backup-dir", str(Path(tmp, "bk"))],
+            debug=False,
+        )
         _runs_cleanly(code, err, (0,))
         _check_commands(out)
         assert dump(url_a) == dump(url_b)  # --sql == --apply
         backups = sorted(Path(tmp, "bk").glob("*.json"))
         for backup in backups:
-            code, out, err = run_cli(["rollback", str(backup), "--neutron-db", url_b,
-                                      "--apply", "--backup-dir", str(Path(tmp, "rb"))],
-                                     debug=False)
+            code, out, err = run_cli(
+                [
+                    "rollback",
+                    str(backup),
+                    "--neutron-db",
+                    url_b,
+                    "--apply",
+                    "--backup-dir",
+                    str(Path(tmp, "rb")),
+                ],
+                debug=False,
+            )
             _runs_cleanly(code, err, (0,))
         assert dump(url_b) == before  # rollback byte-exact
 
@@ -162,12 +207,21 @@ def nova_views(draw) -> tuple[CloudSpec, list[InstanceSpec]]:
     instances = []
     for port in cloud.ports:
         if draw(st.booleans()):
-            cache = draw(st.none() | TEXT | JSON_VALUES.map(json.dumps)
-                         | st.just(json.dumps([{"id": port.id, "details": {"x": "\ud800"},
-                                                 "type": "ovs"}])))
-            instances.append(InstanceSpec(
-                uuid=port.device_id[:36], host=draw(HOSTILE), vm_state=draw(TEXT),
-                power_state=draw(st.sampled_from([1, 4, 0])), network_info=cache))
+            cache = draw(
+                st.none()
+                | TEXT
+                | JSON_VALUES.map(json.dumps)
+                | st.just(json.dumps([{"id": port.id, "details": {"x": "\ud800"}, "type": "ovs"}]))
+            )
+            instances.append(
+                InstanceSpec(
+                    uuid=port.device_id[:36],
+                    host=draw(HOSTILE),
+                    vm_state=draw(TEXT),
+                    power_state=draw(st.sampled_from([1, 4, 0])),
+                    network_info=cache,
+                )
+            )
     unique = {i.uuid: i for i in instances}
     return cloud, list(unique.values())
 
@@ -189,8 +243,9 @@ def test_audit_and_remediation_with_hostile_nova_caches(view):
             engine.dispose()
         for command in ("audit", "remediation"):
             for fmt in FORMATS:
-                code, out, err = run_cli([command, "--neutron-db", neutron, "--nova-db", nova,
-                                          "-f", fmt], debug=False)
+                code, out, err = run_cli(
+                    [command, "--neutron-db", neutron, "--nova-db", nova, "-f", fmt], debug=False
+                )
                 _runs_cleanly(code, err)
                 if fmt == "json":
                     doc = json.loads(out, parse_constant=_no_constant)
@@ -206,11 +261,22 @@ def test_audit_and_remediation_with_hostile_nova_caches(view):
 
 REPORT = st.fixed_dictionaries(
     {"format": st.just("vifdoctor-host-scan"), "format_version": st.just(1)},
-    optional={k: JSON_VALUES | st.lists(st.dictionaries(TEXT | st.sampled_from(
-        ["name", "ports", "interfaces", "external_ids", "target_dev", "state", "ok"]),
-        JSON_VALUES, max_size=4), max_size=3)
-        for k in ("host", "sources", "errors", "domains", "ovs_bridges", "links",
-                  "iptables_chains")})
+    optional={
+        k: JSON_VALUES
+        | st.lists(
+            st.dictionaries(
+                TEXT
+                | st.sampled_from(
+                    ["name", "ports", "interfaces", "external_ids", "target_dev", "state", "ok"]
+                ),
+                JSON_VALUES,
+                max_size=4,
+            ),
+            max_size=3,
+        )
+        for k in ("host", "sources", "errors", "domains", "ovs_bridges", "links", "iptables_chains")
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +293,9 @@ def test_hostile_host_reports(demo_db, reports):
         for n, report in enumerate(reports):
             Path(tmp, f"r{n}.json").write_text(json.dumps(report))
         for fmt in ("json", "table"):
-            code, out, err = run_cli(["audit", "--neutron-db", demo_db, "--host-reports", tmp,
-                                      "-f", fmt], debug=False)
+            code, out, err = run_cli(
+                ["audit", "--neutron-db", demo_db, "--host-reports", tmp, "-f", fmt], debug=False
+            )
             _runs_cleanly(code, err)
 
 
@@ -247,8 +314,9 @@ def repaired(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("fuzz-backup")
     url = f"sqlite:///{folder / 'demo.sqlite'}"
     install_demo(url)
-    code, out, err = run_cli(["repair", "--neutron-db", url, "--apply", "--backup-dir",
-                              str(folder / "bk")])
+    code, out, err = run_cli(
+        ["repair", "--neutron-db", url, "--apply", "--backup-dir", str(folder / "bk")]
+    )
     assert code == 0, err
     [backup] = sorted((folder / "bk").glob("*.json"))
     return folder / "demo.sqlite", backup
@@ -292,8 +360,18 @@ def test_tampered_backups(repaired, data):
         mutated.write_text(json.dumps(body))
         code, out, err = run_cli(["rollback", str(mutated), "--neutron-db", url], debug=False)
         _runs_cleanly(code, err, (0, 3))
-        code, out, err = run_cli(["rollback", str(mutated), "--neutron-db", url, "--apply",
-                                  "--backup-dir", str(Path(tmp, "rb"))], debug=False)
+        code, out, err = run_cli(
+            [
+                "rollback",
+                str(mutated),
+                "--neutron-db",
+                url,
+                "--apply",
+                "--backup-dir",
+                str(Path(tmp, "rb")),
+            ],
+            debug=False,
+        )
         _runs_cleanly(code, err, (0, 2, 3))
         if code == 3:
             assert dump(url) == before
@@ -303,25 +381,33 @@ def test_tampered_backups(repaired, data):
 
 PASSWORD_CHARS = string.ascii_letters + string.digits + string.punctuation + " "
 PASSWORDS = st.text(alphabet=st.sampled_from(PASSWORD_CHARS), min_size=8, max_size=30).map(
-    lambda p: "Zq" + p + "Xj")  # rare capitals at both ends: never found in output by chance
+    lambda p: "Zq" + p + "Xj"
+)  # rare capitals at both ends: never found in output by chance
 
 
 def _leaks(text: str, password: str) -> bool:
     forms = {password, quote(password, safe=""), quote(password)}
     return any(f in text for f in forms) or any(
-        password[i:i + 8] in text for i in range(len(password) - 7))
+        password[i : i + 8] in text for i in range(len(password) - 7)
+    )
 
 
 @FUZZ
-@given(password=PASSWORDS, scheme=st.sampled_from(["mysql+pymysql", "postgresql", "mysql"]),
-       form=st.sampled_from(["userinfo", "raw", "query", "both"]),
-       junk=st.sampled_from(["", "?charset=nosuch", "?foo=1", ":notaport", "/db?x=%zz"]),
-       via=st.sampled_from(["flag", "env", "neutron-conf", "nova-db", "nova-conf",
-                            "nova-api"]))
+@given(
+    password=PASSWORDS,
+    scheme=st.sampled_from(["mysql+pymysql", "postgresql", "mysql"]),
+    form=st.sampled_from(["userinfo", "raw", "query", "both"]),
+    junk=st.sampled_from(["", "?charset=nosuch", "?foo=1", ":notaport", "/db?x=%zz"]),
+    via=st.sampled_from(["flag", "env", "neutron-conf", "nova-db", "nova-conf", "nova-api"]),
+)
 def test_no_password_in_any_output(demo_db, password, scheme, form, junk, via):
     encoded = quote(password, safe="")
-    userinfo = {"userinfo": f"u:{encoded}@", "raw": f"u:{password}@",
-                "query": "u@", "both": f"u:{encoded}@"}[form]
+    userinfo = {
+        "userinfo": f"u:{encoded}@",
+        "raw": f"u:{password}@",
+        "query": "u@",
+        "both": f"u:{encoded}@",
+    }[form]
     query = f"password={encoded}" if form in ("query", "both") else ""
     url = f"{scheme}://{userinfo}127.0.0.1:1/db"
     if junk.startswith(":"):
@@ -336,11 +422,14 @@ def test_no_password_in_any_output(demo_db, password, scheme, form, junk, via):
         section = "api_database" if via == "nova-api" else "database"
         # oslo.config interpolates '$'; a random line may also break the file's syntax
         conf.write_text(f"[{section}]\nconnection = {url.replace('$', '$$')}\n")
-        argv = {"flag": ["--neutron-db", url], "env": [],
-                "neutron-conf": ["--neutron-config-file", str(conf)],
-                "nova-db": ["--neutron-db", demo_db, "--nova-db", url],
-                "nova-conf": ["--neutron-db", demo_db, "--nova-config-file", str(conf)],
-                "nova-api": ["--neutron-db", demo_db, "--nova-config-file", str(conf)]}[via]
+        argv = {
+            "flag": ["--neutron-db", url],
+            "env": [],
+            "neutron-conf": ["--neutron-config-file", str(conf)],
+            "nova-db": ["--neutron-db", demo_db, "--nova-db", url],
+            "nova-conf": ["--neutron-db", demo_db, "--nova-config-file", str(conf)],
+            "nova-api": ["--neutron-db", demo_db, "--nova-config-file", str(conf)],
+        }[via]
         if via == "env":
             env["VIFDOCTOR_NEUTRON_DB"] = url
         old = {k: os.environ.get(k) for k in env}

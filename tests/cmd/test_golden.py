@@ -76,38 +76,62 @@ def normalize(text: str, tmp: Path) -> str:
 
 def _extra_ports(layout: str) -> tuple[list[AgentSpec], list[PortSpec]]:
     """Agents and VM ports beside the incident that reach VD102/106/107/109/110/111/112."""
-    def vm(n: int, binding: BindingSpec | None, extra: list[BindingSpec] | None = None
-           ) -> PortSpec:
-        return PortSpec(id=f"9d000000-0000-4000-8000-{n:012d}", network_id=NETWORK_ID,
-                        device_owner="compute:nova", device_id=f"9e000000-0000-4000-8000-{n:012d}",
-                        project_id=PROJECT_ID, binding=binding, extra_bindings=extra or [])
+
+    def vm(n: int, binding: BindingSpec | None, extra: list[BindingSpec] | None = None) -> PortSpec:
+        return PortSpec(
+            id=f"9d000000-0000-4000-8000-{n:012d}",
+            network_id=NETWORK_ID,
+            device_owner="compute:nova",
+            device_id=f"9e000000-0000-4000-8000-{n:012d}",
+            project_id=PROJECT_ID,
+            binding=binding,
+            extra_bindings=extra or [],
+        )
 
     def ovs(host: str, details: str, **kw) -> BindingSpec:
-        return BindingSpec(host=host, vif_type="ovs", vif_details=details,
-                           segment_id=SEGMENT_ID, **kw)
+        return BindingSpec(
+            host=host, vif_type="ovs", vif_details=details, segment_id=SEGMENT_ID, **kw
+        )
 
     hybrid = '{"port_filter": true, "ovs_hybrid_plug": true}'
     agents = [
-        AgentSpec("compute-ovsfw", OVS, {"ovs_hybrid_plug": False, "datapath_type": "system",
-                                         "integration_bridge": "br-int"}),
-        AgentSpec("compute-dpdk", OVS, {"ovs_hybrid_plug": False, "datapath_type": "netdev",
-                                        "integration_bridge": "br-int",
-                                        "vhostuser_socket_dir": "/var/run/openvswitch"}),
-        AgentSpec("compute-dead", OVS, {"bridge_mappings": {}, "tunnel_types": ["vxlan"]},
-                  alive=False),
+        AgentSpec(
+            "compute-ovsfw",
+            OVS,
+            {"ovs_hybrid_plug": False, "datapath_type": "system", "integration_bridge": "br-int"},
+        ),
+        AgentSpec(
+            "compute-dpdk",
+            OVS,
+            {
+                "ovs_hybrid_plug": False,
+                "datapath_type": "netdev",
+                "integration_bridge": "br-int",
+                "vhostuser_socket_dir": "/var/run/openvswitch",
+            },
+        ),
+        AgentSpec(
+            "compute-dead", OVS, {"bridge_mappings": {}, "tunnel_types": ["vxlan"]}, alive=False
+        ),
         AgentSpec("compute-broken", OVS, '{"bridge_mappings": {"physnet1": "br-'),
     ]
     ports = [
         vm(1, ovs("compute-ovsfw", hybrid)),  # VD102
-        vm(2, ovs("compute-dpdk", '{"port_filter": true, "ovs_hybrid_plug": false, '
-                                  '"datapath_type": "system"}')),  # VD110
+        vm(
+            2,
+            ovs(
+                "compute-dpdk",
+                '{"port_filter": true, "ovs_hybrid_plug": false, "datapath_type": "system"}',
+            ),
+        ),  # VD110
         vm(3, ovs("compute-dead", hybrid)),  # VD107
         vm(4, BindingSpec(host="", vif_type="unbound", driver=None)),  # VD106
         vm(5, BindingSpec(host="compute000", vif_type="midonet-custom", driver=None)),  # VD112
     ]
     if layout == "ocata":  # a failed live migration left an INACTIVE row: VD109
-        ports.append(vm(6, ovs("compute000", hybrid),
-                        [ovs("compute001", hybrid, status="INACTIVE")]))
+        ports.append(
+            vm(6, ovs("compute000", hybrid), [ovs("compute001", hybrid, status="INACTIVE")])
+        )
     return agents, ports
 
 
@@ -142,8 +166,10 @@ def cloud_cases(db: str, nova: str, backups: str) -> Iterator[tuple[str, list[st
     for fmt in AUDIT_FORMATS:
         yield f"audit.{fmt}", ["audit", *with_nova, "-f", fmt]
     yield "audit-neutron-only.json", ["audit", *src, "-f", "json"]
-    yield "audit-columns.value", ["audit", *src, "--code", "VD101", "-c", "Port", "-c", "Code",
-                                  "-f", "value"]
+    yield (
+        "audit-columns.value",
+        ["audit", *src, "--code", "VD101", "-c", "Port", "-c", "Code", "-f", "value"],
+    )
     yield "audit-openvswitch.table", ["audit", *src, "--firewall-driver", "openvswitch"]
     yield "audit-legacy.json", ["audit", *src, "--nova-generation", "legacy", "-f", "json"]
     for fmt in FORMATS:
@@ -172,8 +198,9 @@ def _newest_backup(folder: Path) -> str:
 
 def run_case(argv: list[str], tmp: Path) -> dict[str, str]:
     """Run one command in-process; its normalized stdout, stderr and exit code."""
-    argv = [_newest_backup(Path(a).parent) if a.endswith("/repair-<STAMP>.json") else a
-            for a in argv]
+    argv = [
+        _newest_backup(Path(a).parent) if a.endswith("/repair-<STAMP>.json") else a for a in argv
+    ]
     code, out, err = run_cli(argv)
     return {"stdout": normalize(out, tmp), "stderr": normalize(err, tmp), "exit": str(code)}
 
@@ -209,19 +236,24 @@ def check(cloud: str, cases: list[tuple[str, list[str]]], tmp: Path) -> None:
         pytest.fail(f"no golden files in {folder}: run scripts/update-goldens", pytrace=False)
     want = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
     problems = [f"missing golden file {name}" for name in sorted(set(got) - set(want))]
-    problems += [f"golden file {name} not produced any more"
-                 for name in sorted(set(want) - set(got))]
+    problems += [
+        f"golden file {name} not produced any more" for name in sorted(set(want) - set(got))
+    ]
     for name in sorted(set(got) & set(want)):
         if got[name] != want[name]:
             diff = difflib.unified_diff(
                 want[name].decode(errors="replace").splitlines(keepends=True),
                 got[name].decode(errors="replace").splitlines(keepends=True),
-                f"golden/{cloud}/{name}", "now", n=1)
+                f"golden/{cloud}/{name}",
+                "now",
+                n=1,
+            )
             problems.append("".join(list(diff)[:40]))
     assert not problems, (
         f"{len(problems)} output(s) of cloud {cloud!r} differ from tests/golden/{cloud}/ "
         "(if the change is intended: scripts/update-goldens, and review the diff):\n"
-        + "\n".join(problems[:8]))
+        + "\n".join(problems[:8])
+    )
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -242,17 +274,23 @@ def test_demo_outputs_unchanged(tmp_path: Path) -> None:
 
 def test_explain_outputs_unchanged(tmp_path: Path) -> None:
     """``explain`` of every code, of one, and a refused unknown code (exit 3)."""
-    cases = [("explain-all", ["explain"]), ("explain-vd101-vd204", ["explain", "VD101", "VD204"]),
-             ("explain-unknown", ["explain", "VD999"])]
+    cases = [
+        ("explain-all", ["explain"]),
+        ("explain-vd101-vd204", ["explain", "VD101", "VD204"]),
+        ("explain-unknown", ["explain", "VD999"]),
+    ]
     check("explain", cases, tmp_path)
 
 
 def test_normalize_touches_only_volatile_text(tmp_path: Path) -> None:
     """The normalizer must not hide real changes: codes, counts, ids and paths stay."""
-    text = (f"Backup: {tmp_path}/b/repair-20261130T014239912212Z.json VD101 6 changed, "
-            '"database_time_utc": "2026-11-30 01:42:37.047000", longest transaction 2 ms, '
-            "port 0cc863d2-adf4-49b7-9c28-1d0cf0ffd7d4 batch 500")
+    text = (
+        f"Backup: {tmp_path}/b/repair-20261130T014239912212Z.json VD101 6 changed, "
+        '"database_time_utc": "2026-11-30 01:42:37.047000", longest transaction 2 ms, '
+        "port 0cc863d2-adf4-49b7-9c28-1d0cf0ffd7d4 batch 500"
+    )
     assert normalize(text, tmp_path) == (
         "Backup: <TMP>/b/repair-<STAMP>.json VD101 6 changed, "
         '"database_time_utc": "<TIME>", longest transaction <N> ms, '
-        "port 0cc863d2-adf4-49b7-9c28-1d0cf0ffd7d4 batch 500")
+        "port 0cc863d2-adf4-49b7-9c28-1d0cf0ffd7d4 batch 500"
+    )

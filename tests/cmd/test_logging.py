@@ -16,8 +16,10 @@ from vifdoctor.demo.incident import incident_cloud
 from vifdoctor.integrations.logs import setup_logging
 
 #: oslo.log's logging_default_format_string, as a line.
-OSLO_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ "
-                       r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \[-\] \S")
+OSLO_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ "
+    r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \[-\] \S"
+)
 
 
 @pytest.fixture
@@ -37,8 +39,9 @@ def secret_url(mariadb_url: str) -> Iterator[tuple[str, str]]:
 def test_log_file_in_oslo_format_without_the_password(secret_url, tmp_path):
     url, password = secret_url
     log = tmp_path / "vifdoctor.log"
-    code, out, err = run_cli(["--log-file", str(log), "audit", "--neutron-db", url,
-                              "--debug", "-f", "json"])
+    code, out, err = run_cli(
+        ["--log-file", str(log), "audit", "--neutron-db", url, "--debug", "-f", "json"]
+    )
     assert code == 2, err
     assert json.loads(out)["summary"]["bindings"] == 13  # stdout is still the report only
     assert err == ""
@@ -46,11 +49,13 @@ def test_log_file_in_oslo_format_without_the_password(secret_url, tmp_path):
     lines = text.splitlines()
     assert lines and all(OSLO_LINE.match(line) for line in lines), text
     user = url.split("//")[1].split(":")[0]
-    assert f"INFO vifdoctor.session [-] reading Neutron's database mysql+pymysql://{user}:***@" \
-        in text
+    assert (
+        f"INFO vifdoctor.session [-] reading Neutron's database mysql+pymysql://{user}:***@" in text
+    )
     assert "DEBUG vifdoctor.session [-] settings from: {" in text
-    assert re.search(r"INFO vifdoctor.audit \[-\] audit: 13 binding\(s\) read, 14 finding\(s\)",
-                     text)
+    assert re.search(
+        r"INFO vifdoctor.audit \[-\] audit: 13 binding\(s\) read, 14 finding\(s\)", text
+    )
     assert password not in text + out + err
 
 
@@ -86,8 +91,8 @@ def test_any_line_is_masked_even_from_other_libraries(tmp_path):
     handler = setup_logging(debug=True, log_file=str(log))
     try:
         logging.getLogger("some.library").warning(
-            "connecting to %s with password=%s", "postgresql://neutron:Hush-1@db/neutron",
-            "Hush-1")
+            "connecting to %s with password=%s", "postgresql://neutron:Hush-1@db/neutron", "Hush-1"
+        )
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(logging.WARNING)
@@ -98,7 +103,8 @@ def test_any_line_is_masked_even_from_other_libraries(tmp_path):
 
 
 def test_unwritable_log_file_is_one_line(tmp_path):
-    code, out, err = run_cli(["explain", "VD101", "--log-file",
-                              str(tmp_path / "no" / "dir" / "x.log")])
+    code, out, err = run_cli(
+        ["explain", "VD101", "--log-file", str(tmp_path / "no" / "dir" / "x.log")]
+    )
     assert code == 3 and out == ""
     assert err.startswith("vifdoctor: error: cannot open log file") and err.count("\n") == 1

@@ -24,8 +24,11 @@ CTX = RuleContext(firewall=FirewallAssumption(FW_IPTABLES_HYBRID, "test"))
 
 
 def _commands(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines()
-            if line.strip().startswith(("openstack ", "nova ", "vifdoctor "))]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip().startswith(("openstack ", "nova ", "vifdoctor "))
+    ]
 
 
 def _pasted(line: str, tmp_path: Path) -> None:
@@ -53,8 +56,11 @@ def test_plan_quotes_a_uuid_command_and_escapes_hosts(tmp_path, capsys):
     host = HOSTS[4]  # ESC sequences and \r\n
     port = vm_port(1, host, "")
     port.device_id = VM
-    install(url, CloudSpec(networks=[network()], agents=[legacy_ovs_agent(host)],
-                           ports=[port]), "icehouse")
+    install(
+        url,
+        CloudSpec(networks=[network()], agents=[legacy_ovs_agent(host)], ports=[port]),
+        "icehouse",
+    )
     code, out, err = cli(capsys, "plan", "--neutron-db", url)
     assert code == 0, err
     assert f"openstack server reboot --hard {VM}" in out
@@ -73,14 +79,34 @@ def test_remediation_refuses_a_hostile_device_id():
 
 def test_remediation_quotes_a_hostile_host(tmp_path):
     host = "c1; touch PWNED-$(id -u) `touch PWNED2` 'q\"r"
-    b = binding(port_id=port_id(1), device_id=VM, host="compute2",
-                vif_details='{"port_filter": true, "ovs_hybrid_plug": true}')
-    inst = Instance(uuid=VM, cell="c", name="", host=host, node="", vm_state="active",
-                    power_state=1, task_state=None, deleted=False, network_info=None)
+    b = binding(
+        port_id=port_id(1),
+        device_id=VM,
+        host="compute2",
+        vif_details='{"port_filter": true, "ovs_hybrid_plug": true}',
+    )
+    inst = Instance(
+        uuid=VM,
+        cell="c",
+        name="",
+        host=host,
+        node="",
+        vm_state="active",
+        power_state=1,
+        task_state=None,
+        deleted=False,
+        network_info=None,
+    )
     found, view = judge_instance(VM, inst, [(b, _judged(b))], CTX)
     steps = {s.action: s.command for s in remediation(view, found)}
-    assert shlex.split(steps["rebind-host"]) == ["openstack", "port", "set", "--host", host,
-                                                 port_id(1)]
+    assert shlex.split(steps["rebind-host"]) == [
+        "openstack",
+        "port",
+        "set",
+        "--host",
+        host,
+        port_id(1),
+    ]
     for command in steps.values():
         if command:
             _pasted(command, tmp_path)

@@ -56,31 +56,69 @@ SEED_PORTS = {
 def small_cloud(extra_inactive: bool = False) -> CloudSpec:
     """Three ports covering bound OVS, binding_failed (no driver) and linuxbridge."""
     ovs = BindingSpec(host="compute000", vif_type="ovs", vif_details=HYBRID, segment_id=SEG)
-    extra = [BindingSpec(host="compute001", vif_type="ovs", vif_details="",
-                         status="INACTIVE", segment_id=SEG)] if extra_inactive else []
+    extra = (
+        [
+            BindingSpec(
+                host="compute001", vif_type="ovs", vif_details="", status="INACTIVE", segment_id=SEG
+            )
+        ]
+        if extra_inactive
+        else []
+    )
     return CloudSpec(
-        networks=[NetworkSpec(id=NET, name="net0", project_id=PROJECT,
-                              segments=[SegmentSpec(id=SEG, segmentation_id=1234)])],
+        networks=[
+            NetworkSpec(
+                id=NET,
+                name="net0",
+                project_id=PROJECT,
+                segments=[SegmentSpec(id=SEG, segmentation_id=1234)],
+            )
+        ],
         agents=[
-            AgentSpec(host="compute000", agent_type="Open vSwitch agent",
-                      configurations={"tunnel_types": ["vxlan"]}),
+            AgentSpec(
+                host="compute000",
+                agent_type="Open vSwitch agent",
+                configurations={"tunnel_types": ["vxlan"]},
+            ),
             AgentSpec(host="compute001", agent_type="Open vSwitch agent", alive=False),
-            AgentSpec(host="compute-lb000", agent_type="Linux bridge agent",
-                      configurations='{"interface_mappings": {}, not json'),
+            AgentSpec(
+                host="compute-lb000",
+                agent_type="Linux bridge agent",
+                configurations='{"interface_mappings": {}, not json',
+            ),
         ],
         ports=[
-            PortSpec(id=P_OVS, network_id=NET, device_owner="compute:nova",
-                     device_id="44444444-4444-4444-8444-444444444401", project_id=PROJECT,
-                     binding=ovs, extra_bindings=extra),
-            PortSpec(id=P_FAILED, network_id=NET, device_owner="compute:nova",
-                     device_id="44444444-4444-4444-8444-444444444402", project_id=PROJECT,
-                     binding=BindingSpec(host="compute001", vif_type="binding_failed",
-                                         driver=None)),
-            PortSpec(id=P_LB, network_id=NET, device_owner="compute:nova",
-                     device_id="44444444-4444-4444-8444-444444444403", project_id=PROJECT,
-                     binding=BindingSpec(host="compute-lb000", vif_type="bridge",
-                                         vif_details='{"port_filter": true}',
-                                         driver="linuxbridge", segment_id=SEG)),
+            PortSpec(
+                id=P_OVS,
+                network_id=NET,
+                device_owner="compute:nova",
+                device_id="44444444-4444-4444-8444-444444444401",
+                project_id=PROJECT,
+                binding=ovs,
+                extra_bindings=extra,
+            ),
+            PortSpec(
+                id=P_FAILED,
+                network_id=NET,
+                device_owner="compute:nova",
+                device_id="44444444-4444-4444-8444-444444444402",
+                project_id=PROJECT,
+                binding=BindingSpec(host="compute001", vif_type="binding_failed", driver=None),
+            ),
+            PortSpec(
+                id=P_LB,
+                network_id=NET,
+                device_owner="compute:nova",
+                device_id="44444444-4444-4444-8444-444444444403",
+                project_id=PROJECT,
+                binding=BindingSpec(
+                    host="compute-lb000",
+                    vif_type="bridge",
+                    vif_details='{"port_filter": true}',
+                    driver="linuxbridge",
+                    segment_id=SEG,
+                ),
+            ),
         ],
     )
 
@@ -119,25 +157,36 @@ def test_layout_written_and_read_back(db_url: str, layout: str) -> None:
     seg_table = "ml2_network_segments" if layout in ("icehouse", "kilo") else "networksegments"
     assert seg_table in tables
     assert q(engine, f"SELECT network_id, network_type, segmentation_id FROM {seg_table}") == [
-        (NET, "vxlan", 1234)]
+        (NET, "vxlan", 1234)
+    ]
 
-    assert q(engine, "SELECT host, vif_type, vif_details, vnic_type, profile "
-                     "FROM ml2_port_bindings WHERE port_id = :p", p=P_OVS) == [
-        ("compute000", "ovs", HYBRID, "normal", "")]
+    assert q(
+        engine,
+        "SELECT host, vif_type, vif_details, vnic_type, profile "
+        "FROM ml2_port_bindings WHERE port_id = :p",
+        p=P_OVS,
+    ) == [("compute000", "ovs", HYBRID, "normal", "")]
 
     if layout == "icehouse":
         assert "ml2_port_binding_levels" not in tables
-        rows = q(engine, "SELECT port_id, driver, segment FROM ml2_port_bindings "
-                         "ORDER BY port_id")
-        assert rows == [(P_OVS, "openvswitch", SEG), (P_FAILED, None, None),
-                        (P_LB, "linuxbridge", SEG)]
+        rows = q(engine, "SELECT port_id, driver, segment FROM ml2_port_bindings ORDER BY port_id")
+        assert rows == [
+            (P_OVS, "openvswitch", SEG),
+            (P_FAILED, None, None),
+            (P_LB, "linuxbridge", SEG),
+        ]
     else:
         assert {"driver", "segment"}.isdisjoint(columns(engine, "ml2_port_bindings"))
-        rows = q(engine, "SELECT port_id, host, level, driver, segment_id "
-                         "FROM ml2_port_binding_levels ORDER BY port_id")
+        rows = q(
+            engine,
+            "SELECT port_id, host, level, driver, segment_id "
+            "FROM ml2_port_binding_levels ORDER BY port_id",
+        )
         # binding_failed: no mechanism driver bound it, so no level row.
-        assert rows == [(P_OVS, "compute000", 0, "openvswitch", SEG),
-                        (P_LB, "compute-lb000", 0, "linuxbridge", SEG)]
+        assert rows == [
+            (P_OVS, "compute000", 0, "openvswitch", SEG),
+            (P_LB, "compute-lb000", 0, "linuxbridge", SEG),
+        ]
 
     if layout == "ocata":
         assert q(engine, "SELECT DISTINCT status FROM ml2_port_bindings") == [("ACTIVE",)]
@@ -147,12 +196,17 @@ def test_layout_written_and_read_back(db_url: str, layout: str) -> None:
         assert "status" not in columns(engine, "ml2_port_bindings")
 
     if layout in ("newton", "ocata"):
-        rows = q(engine, "SELECT s.resource_type FROM ports p JOIN standardattributes s "
-                         "ON s.id = p.standard_attr_id ORDER BY p.id")
+        rows = q(
+            engine,
+            "SELECT s.resource_type FROM ports p JOIN standardattributes s "
+            "ON s.id = p.standard_attr_id ORDER BY p.id",
+        )
         assert rows == [("ports",)] * 3
-        assert q(engine, "SELECT s.resource_type FROM networksegments g JOIN "
-                         "standardattributes s ON s.id = g.standard_attr_id") == [
-            ("networksegments",)]
+        assert q(
+            engine,
+            "SELECT s.resource_type FROM networksegments g JOIN "
+            "standardattributes s ON s.id = g.standard_attr_id",
+        ) == [("networksegments",)]
         assert "ml2_distributed_port_bindings" in tables
     else:
         assert "standardattributes" not in tables
@@ -164,9 +218,13 @@ def test_agents_heartbeat_and_configurations(db_url: str, layout: str) -> None:
     create_schema(engine, layout)
     before = naive_utcnow().replace(microsecond=0)
     write_cloud(engine, small_cloud())
-    rows = {r[0]: r[1:] for r in q(
-        engine, "SELECT host, heartbeat_timestamp, configurations, admin_state_up, id "
-                "FROM agents")}
+    rows = {
+        r[0]: r[1:]
+        for r in q(
+            engine,
+            "SELECT host, heartbeat_timestamp, configurations, admin_state_up, id FROM agents",
+        )
+    }
     alive_beat, conf, admin, aid = rows["compute000"]
     alive_beat = as_dt(alive_beat)
     assert alive_beat.tzinfo is None
@@ -184,8 +242,12 @@ def test_explicit_heartbeat_kept(sqlite_url: str) -> None:
     engine = sa.create_engine(sqlite_url)
     create_schema(engine, "ocata")
     beat = datetime(2014, 5, 1, 12, 30, 0)
-    write_cloud(engine, CloudSpec([], [AgentSpec(host="h", agent_type="L3 agent",
-                                                 heartbeat_at=beat, alive=True)], []))
+    write_cloud(
+        engine,
+        CloudSpec(
+            [], [AgentSpec(host="h", agent_type="L3 agent", heartbeat_at=beat, alive=True)], []
+        ),
+    )
     [(stored, topic, binary)] = q(engine, "SELECT heartbeat_timestamp, topic, binary FROM agents")
     assert (as_dt(stored), topic, binary) == (beat, "l3_agent", "neutron-l3-agent")
 
@@ -205,32 +267,50 @@ def test_layouts_on_postgresql(postgresql_url: str, layout: str) -> None:
     engine = sa.create_engine(postgresql_url)
     create_schema(engine, layout)
     write_cloud(engine, small_cloud(extra_inactive=layout == "ocata"))
-    assert q(engine, "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p "
-                     "AND host = 'compute000'", p=P_OVS) == [(HYBRID,)]
+    assert q(
+        engine,
+        "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p AND host = 'compute000'",
+        p=P_OVS,
+    ) == [(HYBRID,)]
     if layout in ("newton", "ocata"):
         # Explicit standardattributes ids must not leave the sequence behind.
         with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO standardattributes (resource_type, "
-                                 "revision_number) VALUES ('ports', 0)"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO standardattributes (resource_type, "
+                    "revision_number) VALUES ('ports', 0)"
+                )
+            )
 
 
 def _check_inactive_duplicates(engine: sa.Engine) -> None:
     write_cloud(engine, small_cloud(extra_inactive=True))
-    assert q(engine, "SELECT host, status, vif_details FROM ml2_port_bindings "
-                     "WHERE port_id = :p ORDER BY host", p=P_OVS) == [
-        ("compute000", "ACTIVE", HYBRID), ("compute001", "INACTIVE", "")]
-    assert q(engine, "SELECT host, driver, segment_id FROM ml2_port_binding_levels "
-                     "WHERE port_id = :p AND level = 0 ORDER BY host", p=P_OVS) == [
-        ("compute000", "openvswitch", SEG), ("compute001", "openvswitch", SEG)]
-    assert q(engine, "SELECT project_id, ip_allocation FROM ports WHERE id = :p",
-             p=P_OVS) == [(PROJECT, "immediate")]
+    assert q(
+        engine,
+        "SELECT host, status, vif_details FROM ml2_port_bindings WHERE port_id = :p ORDER BY host",
+        p=P_OVS,
+    ) == [("compute000", "ACTIVE", HYBRID), ("compute001", "INACTIVE", "")]
+    assert q(
+        engine,
+        "SELECT host, driver, segment_id FROM ml2_port_binding_levels "
+        "WHERE port_id = :p AND level = 0 ORDER BY host",
+        p=P_OVS,
+    ) == [("compute000", "openvswitch", SEG), ("compute001", "openvswitch", SEG)]
+    assert q(engine, "SELECT project_id, ip_allocation FROM ports WHERE id = :p", p=P_OVS) == [
+        (PROJECT, "immediate")
+    ]
     # 1 network + 1 segment + 3 ports; columns left to their server defaults.
-    assert q(engine, "SELECT resource_type, COUNT(*) FROM standardattributes "
-                     "GROUP BY resource_type ORDER BY resource_type") == [
-        ("networks", 1), ("networksegments", 1), ("ports", 3)]
+    assert q(
+        engine,
+        "SELECT resource_type, COUNT(*) FROM standardattributes "
+        "GROUP BY resource_type ORDER BY resource_type",
+    ) == [("networks", 1), ("networksegments", 1), ("ports", 3)]
     assert q(engine, "SELECT mtu FROM networks") == [(1500,)]
-    assert q(engine, "SELECT COUNT(*) FROM agents WHERE availability_zone IS NULL "
-                     "AND resources_synced IS NOT NULL") == [(3,)]
+    assert q(
+        engine,
+        "SELECT COUNT(*) FROM agents WHERE availability_zone IS NULL "
+        "AND resources_synced IS NOT NULL",
+    ) == [(3,)]
 
 
 def test_unknown_not_null_columns_get_fillers(db_url: str) -> None:
@@ -238,7 +318,8 @@ def test_unknown_not_null_columns_get_fillers(db_url: str) -> None:
     engine = sa.create_engine(db_url)
     md = build_metadata("ocata")
     sa.Table(
-        "ports", md,
+        "ports",
+        md,
         sa.Column("x_text", sa.String(20), nullable=False),
         sa.Column("x_int", sa.Integer, nullable=False),
         sa.Column("x_flag", sa.Boolean, nullable=False),
@@ -257,7 +338,8 @@ def test_unknown_not_null_columns_get_fillers(db_url: str) -> None:
 
 @pytest.mark.parametrize("fixture", ["neutron29_mariadb_url", "neutron29_sqlite_url"])
 def test_real_neutron29_schema_accepts_inactive_duplicates(
-        request: pytest.FixtureRequest, fixture: str) -> None:
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
     _check_inactive_duplicates(sa.create_engine(request.getfixturevalue(fixture)))
 
 
@@ -265,8 +347,12 @@ def test_real_neutron29_postgresql(neutron29_postgresql_url: str) -> None:
     engine = sa.create_engine(neutron29_postgresql_url)
     _check_inactive_duplicates(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO standardattributes (resource_type, revision_number) "
-                             "VALUES ('ports', 0)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO standardattributes (resource_type, revision_number) "
+                "VALUES ('ports', 0)"
+            )
+        )
 
 
 def test_real_neutron29_many_ports_one_network(neutron29_sqlite_url: str) -> None:
@@ -274,16 +360,19 @@ def test_real_neutron29_many_ports_one_network(neutron29_sqlite_url: str) -> Non
     engine = sa.create_engine(neutron29_sqlite_url)
     cloud = small_cloud()
     cloud.ports = [
-        PortSpec(id=f"55555555-5555-4555-8555-{i:012d}", network_id=NET,
-                 device_owner="compute:nova", device_id=f"d{i}", project_id=PROJECT,
-                 binding=BindingSpec(host=f"c{i % 7}", vif_type="ovs", segment_id=SEG))
+        PortSpec(
+            id=f"55555555-5555-4555-8555-{i:012d}",
+            network_id=NET,
+            device_owner="compute:nova",
+            device_id=f"d{i}",
+            project_id=PROJECT,
+            binding=BindingSpec(host=f"c{i % 7}", vif_type="ovs", segment_id=SEG),
+        )
         for i in range(6000)
     ]
     write_cloud(engine, cloud)
-    assert q(engine, "SELECT COUNT(DISTINCT mac_address), COUNT(*) FROM ports") == [
-        (6000, 6000)]
-    assert q(engine, "SELECT COUNT(*) FROM ports WHERE mac_address NOT LIKE 'fa:16:3e:%'") == [
-        (0,)]
+    assert q(engine, "SELECT COUNT(DISTINCT mac_address), COUNT(*) FROM ports") == [(6000, 6000)]
+    assert q(engine, "SELECT COUNT(*) FROM ports WHERE mac_address NOT LIKE 'fa:16:3e:%'") == [(0,)]
 
 
 def test_incident_cloud_has_the_seed_ports() -> None:
@@ -297,12 +386,15 @@ def test_incident_cloud_has_the_seed_ports() -> None:
         b = by_id[pid].binding
         assert b is not None
         assert (b.vif_type, b.driver, b.vnic_type, b.vif_details) == (
-            "ovs", "openvswitch", "normal", details)
+            "ovs",
+            "openvswitch",
+            "normal",
+            details,
+        )
         assert by_id[pid].device_owner == "compute:nova"
     seed_devices = {by_id[p].device_id for p in SEED_PORTS}
     assert len(seed_devices) == 8
-    assert {by_id[p].binding.host for p in SEED_PORTS} == {
-        "compute000", "compute001", "compute002"}
+    assert {by_id[p].binding.host for p in SEED_PORTS} == {"compute000", "compute001", "compute002"}
     # Icehouse agents never reported ovs_hybrid_plug.
     for a in cloud.agents:
         assert isinstance(a.configurations, dict)
@@ -316,22 +408,37 @@ def test_incident_written_to_icehouse(db_url: str) -> None:
     rows = dict(q(engine, "SELECT port_id, vif_details FROM ml2_port_bindings"))
     for pid, details in SEED_PORTS.items():
         assert rows[pid] == details
-    assert q(engine, "SELECT host, vif_type, driver, segment, vnic_type, vif_details, profile "
-                     "FROM ml2_port_bindings WHERE port_id = :p",
-             p="e14dbfd5-670e-405f-aaec-3796d1df1c34") == [
-        ("compute000", "ovs", "openvswitch", "d3685732-365f-4a5b-baed-8adb7b2decf3",
-         "normal", HYBRID, "")]
-    assert q(engine, "SELECT vif_type, driver, vif_details FROM ml2_port_bindings b "
-                     "JOIN ports p ON p.id = b.port_id WHERE p.device_owner = 'network:dhcp'"
-             ) == [("ovs", "openvswitch", HYBRID)]
-    assert q(engine, "SELECT vif_type, vif_details, driver FROM ml2_port_bindings "
-                     "WHERE host = 'compute-lb000'") == [
-        ("bridge", '{"port_filter": true}', "linuxbridge")]
-    assert q(engine, "SELECT host, vif_details FROM ml2_port_bindings "
-                     "WHERE vif_type = 'binding_failed'") == [("compute001", "")]
-    assert q(engine, "SELECT agent_type FROM agents WHERE host = 'network000' "
-                     "ORDER BY agent_type") == [
-        ("DHCP agent",), ("L3 agent",), ("Open vSwitch agent",)]
+    assert q(
+        engine,
+        "SELECT host, vif_type, driver, segment, vnic_type, vif_details, profile "
+        "FROM ml2_port_bindings WHERE port_id = :p",
+        p="e14dbfd5-670e-405f-aaec-3796d1df1c34",
+    ) == [
+        (
+            "compute000",
+            "ovs",
+            "openvswitch",
+            "d3685732-365f-4a5b-baed-8adb7b2decf3",
+            "normal",
+            HYBRID,
+            "",
+        )
+    ]
+    assert q(
+        engine,
+        "SELECT vif_type, driver, vif_details FROM ml2_port_bindings b "
+        "JOIN ports p ON p.id = b.port_id WHERE p.device_owner = 'network:dhcp'",
+    ) == [("ovs", "openvswitch", HYBRID)]
+    assert q(
+        engine,
+        "SELECT vif_type, vif_details, driver FROM ml2_port_bindings WHERE host = 'compute-lb000'",
+    ) == [("bridge", '{"port_filter": true}', "linuxbridge")]
+    assert q(
+        engine, "SELECT host, vif_details FROM ml2_port_bindings WHERE vif_type = 'binding_failed'"
+    ) == [("compute001", "")]
+    assert q(
+        engine, "SELECT agent_type FROM agents WHERE host = 'network000' ORDER BY agent_type"
+    ) == [("DHCP agent",), ("L3 agent",), ("Open vSwitch agent",)]
     assert q(engine, "SELECT version_num FROM alembic_version") == [("icehouse",)]
 
 
@@ -347,10 +454,16 @@ def test_raw_strings_stored_byte_for_byte(db_url: str) -> None:
     ]
     cloud = small_cloud()
     cloud.ports = [
-        PortSpec(id=f"66666666-6666-4666-8666-{i:012d}", network_id=NET,
-                 device_owner="compute:nova", device_id=f"vm{i}", project_id=PROJECT,
-                 binding=BindingSpec(host="compute000", vif_type="ovs", vif_details=d,
-                                     profile=d, segment_id=SEG))
+        PortSpec(
+            id=f"66666666-6666-4666-8666-{i:012d}",
+            network_id=NET,
+            device_owner="compute:nova",
+            device_id=f"vm{i}",
+            project_id=PROJECT,
+            binding=BindingSpec(
+                host="compute000", vif_type="ovs", vif_details=d, profile=d, segment_id=SEG
+            ),
+        )
         for i, d in enumerate(odd)
     ]
     write_cloud(engine, cloud)
@@ -361,8 +474,9 @@ def test_raw_strings_stored_byte_for_byte(db_url: str) -> None:
 def test_incident_malformed_row_kept(sqlite_url: str) -> None:
     engine = sa.create_engine(sqlite_url)
     install_incident(engine)
-    [(details,)] = q(engine, "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p",
-                     p=MALFORMED_PORT_ID)
+    [(details,)] = q(
+        engine, "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p", p=MALFORMED_PORT_ID
+    )
     assert details == MALFORMED_DETAILS
     with pytest.raises(json.JSONDecodeError):
         json.loads(details)

@@ -56,33 +56,71 @@ def engine_for() -> Iterator:
 def _sample_instances() -> list[InstanceSpec]:
     vif = vif_entry(PORT, "ovs", HYBRID, network_id=NET, mac="fa:16:3e:00:00:01")
     return [
-        InstanceSpec(uuid="11111111-1111-4111-8111-111111111111", host="compute000",
-                     network_info=[vif], display_name="live"),
-        InstanceSpec(uuid="22222222-2222-4222-8222-222222222222", host="compute001",
-                     node="compute001.example.org", vm_state="stopped", power_state=4,
-                     network_info=MALFORMED),
-        InstanceSpec(uuid="33333333-3333-4333-8333-333333333333", host="compute002",
-                     vm_state="deleted", power_state=0, deleted=True, network_info=[vif]),
-        InstanceSpec(uuid="44444444-4444-4444-8444-444444444444", host="compute002",
-                     task_state="migrating", network_info=None),
+        InstanceSpec(
+            uuid="11111111-1111-4111-8111-111111111111",
+            host="compute000",
+            network_info=[vif],
+            display_name="live",
+        ),
+        InstanceSpec(
+            uuid="22222222-2222-4222-8222-222222222222",
+            host="compute001",
+            node="compute001.example.org",
+            vm_state="stopped",
+            power_state=4,
+            network_info=MALFORMED,
+        ),
+        InstanceSpec(
+            uuid="33333333-3333-4333-8333-333333333333",
+            host="compute002",
+            vm_state="deleted",
+            power_state=0,
+            deleted=True,
+            network_info=[vif],
+        ),
+        InstanceSpec(
+            uuid="44444444-4444-4444-8444-444444444444",
+            host="compute002",
+            task_state="migrating",
+            network_info=None,
+        ),
     ]
 
 
 def _check_written(engine: Engine) -> None:
     """What write_instances must leave, on any schema."""
     with engine.connect() as conn:
-        inst = {r.uuid: r for r in conn.execute(sa.text(
-            "SELECT id, uuid, host, node, vm_state, power_state, task_state, deleted,"
-            " deleted_at FROM instances"))}
-        caches = {r.instance_uuid: r for r in conn.execute(sa.text(
-            "SELECT id, instance_uuid, network_info, deleted, deleted_at"
-            " FROM instance_info_caches"))}
+        inst = {
+            r.uuid: r
+            for r in conn.execute(
+                sa.text(
+                    "SELECT id, uuid, host, node, vm_state, power_state, task_state, deleted,"
+                    " deleted_at FROM instances"
+                )
+            )
+        }
+        caches = {
+            r.instance_uuid: r
+            for r in conn.execute(
+                sa.text(
+                    "SELECT id, instance_uuid, network_info, deleted, deleted_at"
+                    " FROM instance_info_caches"
+                )
+            )
+        }
     live, malformed, gone, nocache = (inst[s.uuid] for s in _sample_instances())
     assert (live.host, live.node, live.vm_state, live.power_state) == (
-        "compute000", "compute000", "active", 1)
+        "compute000",
+        "compute000",
+        "active",
+        1,
+    )
     assert live.deleted == 0 and live.deleted_at is None
     assert (malformed.node, malformed.vm_state, malformed.power_state) == (
-        "compute001.example.org", "stopped", 4)
+        "compute001.example.org",
+        "stopped",
+        4,
+    )
     assert gone.deleted == gone.id and gone.deleted != 0 and gone.deleted_at is not None
     assert nocache.task_state == "migrating"
     assert nocache.uuid not in caches
@@ -106,13 +144,23 @@ def _reference_tables(name: str) -> set[str]:
 def test_nova34_cell_schema_has_audited_columns(nova34_cell_mariadb_url: str, engine_for) -> None:
     insp = sa.inspect(engine_for(nova34_cell_mariadb_url))
     instances = {c["name"] for c in insp.get_columns("instances")}
-    assert instances >= {"id", "uuid", "host", "node", "vm_state", "power_state",
-                         "task_state", "deleted", "deleted_at"}
+    assert instances >= {
+        "id",
+        "uuid",
+        "host",
+        "node",
+        "vm_state",
+        "power_state",
+        "task_state",
+        "deleted",
+        "deleted_at",
+    }
     caches = {c["name"]: c for c in insp.get_columns("instance_info_caches")}
     assert set(caches) >= {"id", "network_info", "instance_uuid", "deleted"}
     assert "MEDIUMTEXT" in str(caches["network_info"]["type"]).upper()
     assert set(insp.get_table_names()) - {"alembic_version"} == (
-        _reference_tables("nova-cell") - {"alembic_version"})
+        _reference_tables("nova-cell") - {"alembic_version"}
+    )
     with engine_for(nova34_cell_mariadb_url).connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
 
@@ -123,22 +171,37 @@ def test_nova34_api_schema_has_cell_mappings(nova34_api_mariadb_url: str, engine
     columns = {c["name"] for c in insp.get_columns("cell_mappings")}
     assert columns >= {"uuid", "name", "transport_url", "database_connection", "disabled"}
     assert set(insp.get_table_names()) - {"alembic_version"} == (
-        _reference_tables("nova-api") - {"alembic_version"})
+        _reference_tables("nova-api") - {"alembic_version"}
+    )
 
     cell1 = "mysql+pymysql://nova:secret@db.example.org/nova?charset=utf8"
-    write_cell_mappings(engine, [
-        CellMappingSpec(uuid=CELL0_UUID, name="cell0",
-                        database_connection=cell1.replace("/nova?", "/nova_cell0?")),
-        CellMappingSpec(uuid="5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a", name="cell1",
-                        database_connection=cell1,
-                        transport_url="rabbit://nova:secret@mq.example.org:5672/"),
-    ])
+    write_cell_mappings(
+        engine,
+        [
+            CellMappingSpec(
+                uuid=CELL0_UUID,
+                name="cell0",
+                database_connection=cell1.replace("/nova?", "/nova_cell0?"),
+            ),
+            CellMappingSpec(
+                uuid="5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a",
+                name="cell1",
+                database_connection=cell1,
+                transport_url="rabbit://nova:secret@mq.example.org:5672/",
+            ),
+        ],
+    )
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT uuid, name, database_connection, transport_url, disabled"
-            " FROM cell_mappings ORDER BY id")).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT uuid, name, database_connection, transport_url, disabled"
+                " FROM cell_mappings ORDER BY id"
+            )
+        ).all()
     assert [(r.uuid, r.name) for r in rows] == [
-        (CELL0_UUID, "cell0"), ("5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a", "cell1")]
+        (CELL0_UUID, "cell0"),
+        ("5c6d2a7e-1f0b-4e8d-9a3c-2b1e0f9d8c7a", "cell1"),
+    ]
     assert rows[0].transport_url == "none:///" and rows[1].database_connection == cell1
     assert rows[1].disabled == 0
 
@@ -157,14 +220,31 @@ def test_icehouse_layout_matches_nova_2014_1(nova_db_url: str, engine_for) -> No
     create_nova_schema(engine)
     insp = sa.inspect(engine)
     assert set(insp.get_table_names()) == {
-        "instances", "instance_info_caches", "migrations", "migrate_version"}
+        "instances",
+        "instance_info_caches",
+        "migrations",
+        "migrate_version",
+    }
     # 216_havana.py's migrations: no migration_type/hidden (Liberty), uuid, cross_cell_move
     assert [c["name"] for c in insp.get_columns("migrations")] == [
-        "created_at", "updated_at", "deleted_at", "id", "source_compute", "dest_compute",
-        "dest_host", "status", "instance_uuid", "old_instance_type_id",
-        "new_instance_type_id", "source_node", "dest_node", "deleted"]
-    assert [(f["constrained_columns"], f["referred_table"])
-            for f in insp.get_foreign_keys("migrations")] == [(["instance_uuid"], "instances")]
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "id",
+        "source_compute",
+        "dest_compute",
+        "dest_host",
+        "status",
+        "instance_uuid",
+        "old_instance_type_id",
+        "new_instance_type_id",
+        "source_node",
+        "dest_node",
+        "deleted",
+    ]
+    assert [
+        (f["constrained_columns"], f["referred_table"]) for f in insp.get_foreign_keys("migrations")
+    ] == [(["instance_uuid"], "instances")]
     cols = {c["name"]: c for c in insp.get_columns("instances")}
     # 216_havana.py: everything but id is nullable, scheduled_at still exists,
     # and 231 added ephemeral_key_uuid.
@@ -174,11 +254,13 @@ def test_icehouse_layout_matches_nova_2014_1(nova_db_url: str, engine_for) -> No
     uniques = [i["column_names"] for i in insp.get_indexes("instances") if i["unique"]]
     assert ["uuid"] in uniques
     fks = insp.get_foreign_keys("instance_info_caches")
-    assert [(f["constrained_columns"], f["referred_table"], f["referred_columns"])
-            for f in fks] == [(["instance_uuid"], "instances", ["uuid"])]
+    assert [
+        (f["constrained_columns"], f["referred_table"], f["referred_columns"]) for f in fks
+    ] == [(["instance_uuid"], "instances", ["uuid"])]
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT repository_id, version FROM migrate_version")).all(
-        ) == [("nova", ICEHOUSE_MIGRATE_VERSION)]
+        assert conn.execute(
+            sa.text("SELECT repository_id, version FROM migrate_version")
+        ).all() == [("nova", ICEHOUSE_MIGRATE_VERSION)]
 
 
 def test_write_instances_on_icehouse_layout(nova_db_url: str, engine_for) -> None:
@@ -221,8 +303,7 @@ def test_vif_entry_for_other_vif_types() -> None:
     assert vhu["ovs_interfaceid"] == PORT and vhu["network"]["bridge"] == "br-int"
     vhu_plain = vif_entry(PORT, "vhostuser", {}, network_id=NET, mac="m")
     assert vhu_plain["ovs_interfaceid"] is None
-    named = vif_entry(PORT, "ovs", {"bridge_name": "br-int-integration"}, network_id=NET,
-                      mac="m")
+    named = vif_entry(PORT, "ovs", {"bridge_name": "br-int-integration"}, network_id=NET, mac="m")
     assert named["network"]["bridge"] == "br-int-integra"
 
 
@@ -270,27 +351,55 @@ def test_vif_entry_matches_nova34_build_vif_model(tmp_path: Path) -> None:
     cases = [
         {"vif_type": "ovs", "details": HYBRID, "active": True, "ips": ["10.0.0.5"], "mtu": 1450},
         {"vif_type": "ovs", "details": {}, "active": True, "ips": [], "mtu": None},
-        {"vif_type": "ovs", "details": {"port_filter": True, "bridge_name": "br-int-very-long"},
-         "active": True, "ips": ["10.0.0.6"], "mtu": 1450},
-        {"vif_type": "vhostuser", "details": {"vhostuser_ovs_plug": True}, "active": True,
-         "ips": [], "mtu": None},
+        {
+            "vif_type": "ovs",
+            "details": {"port_filter": True, "bridge_name": "br-int-very-long"},
+            "active": True,
+            "ips": ["10.0.0.6"],
+            "mtu": 1450,
+        },
+        {
+            "vif_type": "vhostuser",
+            "details": {"vhostuser_ovs_plug": True},
+            "active": True,
+            "ips": [],
+            "mtu": None,
+        },
         {"vif_type": "binding_failed", "details": {}, "active": False, "ips": [], "mtu": None},
     ]
     for case in cases:
         case.update(port_id=PORT, mac="fa:16:3e:00:00:01", network_id=NET, tenant_id="t1")
     proc = subprocess.run(
         [str(dbfixtures.NOVA_PYTHON), "-c", _NOVA_VIF_PROBE, json.dumps(cases)],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
         env=dict(os.environ, PYTHONWARNINGS="ignore"),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     nova_says = json.loads(proc.stdout.strip().splitlines()[-1])
     for case, expected in zip(cases, nova_says, strict=True):
-        subnets = [subnet_entry("10.0.0.0/24", gateway="10.0.0.1", ips=case["ips"],
-                                dhcp_server="10.0.0.2")] if case["ips"] else []
-        ours = vif_entry(PORT, case["vif_type"], case["details"], network_id=NET,
-                         mac="fa:16:3e:00:00:01", tenant_id="t1", mtu=case["mtu"],
-                         active=case["active"], subnets=subnets)
+        subnets = (
+            [
+                subnet_entry(
+                    "10.0.0.0/24", gateway="10.0.0.1", ips=case["ips"], dhcp_server="10.0.0.2"
+                )
+            ]
+            if case["ips"]
+            else []
+        )
+        ours = vif_entry(
+            PORT,
+            case["vif_type"],
+            case["details"],
+            network_id=NET,
+            mac="fa:16:3e:00:00:01",
+            tenant_id="t1",
+            mtu=case["mtu"],
+            active=case["active"],
+            subnets=subnets,
+        )
         assert json.dumps([ours]) == expected, case
 
 
@@ -311,8 +420,11 @@ def test_incident_instances_cover_every_compute_port() -> None:
         assert vif["type"] == port.binding.vif_type
         if spec.uuid != incident.HOST_MISMATCH_INSTANCE:
             assert spec.host == port.binding.host
-        expected = {} if port.binding.vif_details in ("", incident.MALFORMED_DETAILS) else (
-            json.loads(port.binding.vif_details))
+        expected = (
+            {}
+            if port.binding.vif_details in ("", incident.MALFORMED_DETAILS)
+            else (json.loads(port.binding.vif_details))
+        )
         if spec.uuid != incident.STALE_CACHE_INSTANCE:
             assert vif["details"] == expected, port.id
     running = [s for s in specs.values() if s.vm_state == "active"]
@@ -324,9 +436,13 @@ def test_incident_instances_cover_every_compute_port() -> None:
 def test_incident_nova_faults() -> None:
     specs = {s.uuid: s for s in incident.incident_instances()}
     neutron_ports = {p.id: p for p in incident.incident_cloud().ports}
-    faults = [incident.HOST_MISMATCH_INSTANCE, incident.EXTRA_VIF_INSTANCE,
-              incident.ORPHAN_INSTANCE, incident.STALE_CACHE_INSTANCE,
-              incident.STOPPED_INSTANCE]
+    faults = [
+        incident.HOST_MISMATCH_INSTANCE,
+        incident.EXTRA_VIF_INSTANCE,
+        incident.ORPHAN_INSTANCE,
+        incident.STALE_CACHE_INSTANCE,
+        incident.STOPPED_INSTANCE,
+    ]
     assert len(set(faults)) == len(faults)
 
     mismatch = specs[incident.HOST_MISMATCH_INSTANCE]
@@ -337,7 +453,9 @@ def test_incident_nova_faults() -> None:
 
     extra = specs[incident.EXTRA_VIF_INSTANCE]
     assert [v["id"] for v in extra.network_info] == [
-        "e14dbfd5-670e-405f-aaec-3796d1df1c34", incident.EXTRA_VIF_PORT_ID]
+        "e14dbfd5-670e-405f-aaec-3796d1df1c34",
+        incident.EXTRA_VIF_PORT_ID,
+    ]
     assert incident.EXTRA_VIF_PORT_ID not in neutron_ports
     every_cached = {v["id"] for s in specs.values() for v in s.network_info}
     assert every_cached - set(neutron_ports) == {incident.EXTRA_VIF_PORT_ID}
@@ -356,8 +474,9 @@ def test_incident_nova_faults() -> None:
     assert sum(s.deleted for s in specs.values()) == 1
 
 
-def test_install_incident_nova_matches_neutron_macs(nova_db_url: str, sqlite_url: str,
-                                                     engine_for) -> None:
+def test_install_incident_nova_matches_neutron_macs(
+    nova_db_url: str, sqlite_url: str, engine_for
+) -> None:
     """The cached MAC of every VIF is the MAC write_cloud gave the Neutron port."""
     nova = engine_for(nova_db_url)
     specs = incident.install_incident_nova(nova)
@@ -367,9 +486,12 @@ def test_install_incident_nova_matches_neutron_macs(nova_db_url: str, sqlite_url
     with neutron.connect() as conn:
         macs = dict(conn.execute(sa.text("SELECT id, mac_address FROM ports")).all())
     with nova.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT i.uuid, i.deleted, i.id, c.network_info FROM instances i"
-            " JOIN instance_info_caches c ON c.instance_uuid = i.uuid")).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT i.uuid, i.deleted, i.id, c.network_info FROM instances i"
+                " JOIN instance_info_caches c ON c.instance_uuid = i.uuid"
+            )
+        ).all()
     assert len(rows) == len(specs)
     for uuid, deleted, row_id, text in rows:
         assert deleted == (row_id if uuid == incident.ORPHAN_INSTANCE else 0)

@@ -94,9 +94,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     try:
         for name in ("compute-hybrid", "compute-direct", "compute-broken", "compute-notool"):
             labs[name] = ComputeHost().start()
-        ports = {name: LabPort(new_id(), new_id(), DIRECT_DETAILS if name == "compute-direct"
-                               else HYBRID_DETAILS)
-                 for name in (*labs, "compute-down", "compute-bare")}
+        ports = {
+            name: LabPort(
+                new_id(), new_id(), DIRECT_DETAILS if name == "compute-direct" else HYBRID_DETAILS
+            )
+            for name in (*labs, "compute-down", "compute-bare")
+        }
         for name, lab in labs.items():
             p = ports[name]
             if name != "compute-notool":  # its VM is not running: nothing wired
@@ -115,42 +118,78 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     hosts: dict[str, dict] = {}
     for name, lab in labs.items():
         path = f"PATH={notool}; export PATH\n" if name == "compute-notool" else ""
-        ns_python = _script(tmp / f"python-{name}", f"#!/bin/sh\n{path}exec "
-                            f"{shutil.which('ip')} netns exec {lab.netns} {sys.executable} "
-                            '"$@"\n')
-        vifdoctor = _script(tmp / f"vifdoctor-{name}",
-                            f"#!/bin/sh\nexec {sys.executable} -m vifdoctor \"$@\"\n")
+        ns_python = _script(
+            tmp / f"python-{name}",
+            f"#!/bin/sh\n{path}exec "
+            f"{shutil.which('ip')} netns exec {lab.netns} {sys.executable} "
+            '"$@"\n',
+        )
+        vifdoctor = _script(
+            tmp / f"vifdoctor-{name}", f'#!/bin/sh\nexec {sys.executable} -m vifdoctor "$@"\n'
+        )
         hosts[name] = {
-            "ansible_connection": "local", "ansible_python_interpreter": ns_python,
-            "ansible_become": False, "vifdoctor_bin": vifdoctor,
+            "ansible_connection": "local",
+            "ansible_python_interpreter": ns_python,
+            "ansible_become": False,
+            "vifdoctor_bin": vifdoctor,
             # inventory host vars: they must win over the role's defaults
-            "vifdoctor_host_name": lab.name, "vifdoctor_libvirt_uri": lab.libvirt_uri,
+            "vifdoctor_host_name": lab.name,
+            "vifdoctor_libvirt_uri": lab.libvirt_uri,
             "vifdoctor_ovsdb": lab.ovsdb,
         }
-    hosts["compute-down"] = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1",
-                             "ansible_port": _closed_port(), "ansible_user": "nobody",
-                             "ansible_ssh_common_args": "-o ConnectTimeout=5"}
-    hosts["compute-bare"] = {"ansible_connection": "local", "ansible_become": False,
-                             "ansible_python_interpreter": sys.executable}
+    hosts["compute-down"] = {
+        "ansible_connection": "ssh",
+        "ansible_host": "127.0.0.1",
+        "ansible_port": _closed_port(),
+        "ansible_user": "nobody",
+        "ansible_ssh_common_args": "-o ConnectTimeout=5",
+    }
+    hosts["compute-bare"] = {
+        "ansible_connection": "local",
+        "ansible_become": False,
+        "ansible_python_interpreter": sys.executable,
+    }
     inventory = tmp / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"all": {
-        "children": {"compute": {"hosts": hosts}},
-        "hosts": {"localhost": {"ansible_connection": "local",
-                                "ansible_python_interpreter": sys.executable}}}}))
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {"compute": {"hosts": hosts}},
+                    "hosts": {
+                        "localhost": {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": sys.executable,
+                        }
+                    },
+                }
+            }
+        )
+    )
 
     neutron_url = f"sqlite:///{tmp / 'neutron.sqlite'}"
     host_of = {name: (labs[name].name if name in labs else name) for name in ports}
-    neutron_db(neutron_url,
-               [vm_port(p.port, p.vm, host_of[n], p.details) for n, p in ports.items()],
-               [ovs_agent(h, hybrid=True) for h in host_of.values()])
+    neutron_db(
+        neutron_url,
+        [vm_port(p.port, p.vm, host_of[n], p.details) for n, p in ports.items()],
+        [ovs_agent(h, hybrid=True) for h in host_of.values()],
+    )
     nova_url = f"sqlite:///{tmp / 'nova.sqlite'}"
     engine = sa.create_engine(nova_url)
     try:
         create_nova_schema(engine)
-        write_instances(engine, [
-            InstanceSpec(uuid=p.vm, host=host_of[n], project_id=PROJECT, display_name=n,
-                         network_info=[nova_vif(p.port, p.details)])
-            for n, p in ports.items()])
+        write_instances(
+            engine,
+            [
+                InstanceSpec(
+                    uuid=p.vm,
+                    host=host_of[n],
+                    project_id=PROJECT,
+                    display_name=n,
+                    network_info=[nova_vif(p.port, p.details)],
+                )
+                for n, p in ports.items()
+            ],
+        )
     finally:
         engine.dispose()
     try:
@@ -164,8 +203,15 @@ def _run(fleet: Fleet, argv: list[str]) -> tuple[int, dict, str]:
     """Run an Ansible command; its exit code, what the record callback saw, its output."""
     record = fleet.tmp / "ansible-record.json"
     record.unlink(missing_ok=True)
-    done = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(fleet.tmp),
-                          cwd=fleet.tmp, timeout=600, check=False)
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=ansible_env(fleet.tmp),
+        cwd=fleet.tmp,
+        timeout=600,
+        check=False,
+    )
     text = done.stdout + done.stderr
     if not record.exists():
         raise AssertionError(f"{argv[0]} exited {done.returncode}, no record:\n{text[-4000:]}")
@@ -173,8 +219,9 @@ def _run(fleet: Fleet, argv: list[str]) -> tuple[int, dict, str]:
 
 
 def run_playbook(fleet: Fleet, playbook: str, *args: str) -> tuple[int, dict, str]:
-    return _run(fleet, [str(ANSIBLE_PLAYBOOK), "-i", str(fleet.inventory), playbook,
-                        "-f", "5", *args])
+    return _run(
+        fleet, [str(ANSIBLE_PLAYBOOK), "-i", str(fleet.inventory), playbook, "-f", "5", *args]
+    )
 
 
 def task_results(out: dict, task_name: str) -> dict[str, dict]:
@@ -190,17 +237,27 @@ def findings_by_host(findings: list[dict]) -> dict[str, set[str]]:
     return out
 
 
-SCAN_TASK = ("vifdoctor.openstack.host_scan : Scan libvirt, Open vSwitch and the links into "
-             "the controller's reports folder")
+SCAN_TASK = (
+    "vifdoctor.openstack.host_scan : Scan libvirt, Open vSwitch and the links into "
+    "the controller's reports folder"
+)
 
 
 def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet: Fleet) -> None:
     reports = fleet.tmp / "reports"
     code, out, err = run_playbook(
-        fleet, "vifdoctor.openstack.fleet_audit",
-        "-e", json.dumps({"vifdoctor_reports_dir": str(reports),
-                          "vifdoctor_neutron_db": fleet.neutron,
-                          "vifdoctor_nova_db": [fleet.nova], "vifdoctor_fail_on": "never"}))
+        fleet,
+        "vifdoctor.openstack.fleet_audit",
+        "-e",
+        json.dumps(
+            {
+                "vifdoctor_reports_dir": str(reports),
+                "vifdoctor_neutron_db": fleet.neutron,
+                "vifdoctor_nova_db": [fleet.nova],
+                "vifdoctor_fail_on": "never",
+            }
+        ),
+    )
     stats = out["stats"]
     # The run completes: the unreachable host and the one without vifdoctor are recorded
     # and ignored, the audit play runs.
@@ -217,8 +274,7 @@ def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet:
     # (the inventory's vifdoctor_host_name won over the role default).
     # the host without virsh: scanned, its report says what it could not read
     assert scan["compute-notool"]["complete"] is False
-    assert scan["compute-notool"]["errors"] == [{"source": "libvirt",
-                                                 "error": "virsh not found"}]
+    assert scan["compute-notool"]["errors"] == [{"source": "libvirt", "error": "virsh not found"}]
     assert any("could not read libvirt" in w for w in scan["compute-notool"]["warnings"])
     notool = json.loads((reports / "compute-notool.json").read_text())
     assert notool["sources"]["libvirt"]["ok"] is False and notool["sources"]["ovs"]["ok"]
@@ -242,23 +298,42 @@ def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet:
     assert by_host[labs["compute-direct"].name] == {"VD101", "VD301"}
     assert by_host[labs["compute-broken"].name] == {"VD303"}
     (vd303,) = [f for f in audit["findings"] if f["code"] == "VD303"]
-    assert f"{dev('qvo', fleet.ports['compute-broken'].port)} is not on Open vSwitch" \
+    assert (
+        f"{dev('qvo', fleet.ports['compute-broken'].port)} is not on Open vSwitch"
         in vd303["message"]
+    )
     missing = audit["hosts_without_report"]
     assert set(missing) == {"compute-down", "compute-bare"}
     assert missing["compute-down"]["reason"].startswith("unreachable")
     assert missing["compute-bare"]["reason"].startswith("no vifdoctor")
     assert audit["summary"]["hosts_without_report"] == 2
     assert any("no host report for 2 host(s)" in a for a in audit["assumptions"])
-    assert any(f"{labs['compute-notool'].name}: libvirt could not be read (virsh not found)"
-               in a for a in audit["assumptions"])
+    assert any(
+        f"{labs['compute-notool'].name}: libvirt could not be read (virsh not found)" in a
+        for a in audit["assumptions"]
+    )
     assert labs["compute-notool"].name not in by_host  # nothing invented
 
     # The same folder through the CLI, with every port's basis.
-    done = subprocess.run([sys.executable, "-m", "vifdoctor", "audit", "--neutron-db",
-                           fleet.neutron, "--nova-db", fleet.nova, "--host-reports",
-                           str(reports), "-f", "json"], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vifdoctor",
+            "audit",
+            "--neutron-db",
+            fleet.neutron,
+            "--nova-db",
+            fleet.nova,
+            "--host-reports",
+            str(reports),
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     doc = json.loads(done.stdout)
     assert doc["host_reports"]["missing"] == missing
@@ -269,27 +344,55 @@ def test_fleet_audit_playbook_scans_every_host_and_audits_a_partial_fleet(fleet:
 
 
 def test_host_without_report_falls_back_to_nova_cache_in_each_rows_basis(
-        fleet: Fleet, tmp_path: Path) -> None:
+    fleet: Fleet, tmp_path: Path
+) -> None:
     """A drifted binding on the unreachable host: its instance is listed, and its port's
     wiring comes from Nova's cache, saying why."""
     reports = tmp_path / "reports"
     reports.mkdir()
     p = fleet.ports["compute-down"]
-    (reports / "compute-down.json").write_text(json.dumps({
-        "format": "vifdoctor-host-scan-failure", "format_version": 1, "host": "compute-down",
-        "reason": "unreachable", "message": "ssh: connect to host 127.0.0.1: refused"}))
+    (reports / "compute-down.json").write_text(
+        json.dumps(
+            {
+                "format": "vifdoctor-host-scan-failure",
+                "format_version": 1,
+                "host": "compute-down",
+                "reason": "unreachable",
+                "message": "ssh: connect to host 127.0.0.1: refused",
+            }
+        )
+    )
     url = f"sqlite:///{tmp_path / 'drifted.sqlite'}"
-    neutron_db(url, [vm_port(p.port, p.vm, "compute-down", "")],
-               [ovs_agent("compute-down", hybrid=True)])
-    done = subprocess.run([sys.executable, "-m", "vifdoctor", "audit", "--neutron-db", url,
-                           "--nova-db", fleet.nova, "--host-reports", str(reports),
-                           "-f", "json"], capture_output=True, text=True, check=False)
+    neutron_db(
+        url, [vm_port(p.port, p.vm, "compute-down", "")], [ovs_agent("compute-down", hybrid=True)]
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vifdoctor",
+            "audit",
+            "--neutron-db",
+            url,
+            "--nova-db",
+            fleet.nova,
+            "--host-reports",
+            str(reports),
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     doc = json.loads(done.stdout)
     (inst,) = [i for i in doc["instances"] if i["device_id"] == p.vm]
     (port,) = inst["ports"]
     assert port["cached_plug"] == "hybrid"
-    assert port["wired_basis"] == ("nova cache (no host report for compute-down: unreachable: "
-                                   "ssh: connect to host 127.0.0.1: refused)")
+    assert port["wired_basis"] == (
+        "nova cache (no host report for compute-down: unreachable: "
+        "ssh: connect to host 127.0.0.1: refused)"
+    )
     assert inst["impact"]["wired_as_basis"][p.port] == port["wired_basis"]
     assert doc["host_reports"]["missing"]["compute-down"]["vm_ports"] == 1
 
@@ -298,9 +401,14 @@ def test_check_mode_is_the_same_read_only_scan(fleet: Fleet) -> None:
     reports = fleet.tmp / "check-reports"
     remote = fleet.tmp / "remote-copy.json"
     code, out, err = run_playbook(
-        fleet, "vifdoctor.openstack.host_scan", "--check", "--limit", "compute-hybrid",
-        "-e", json.dumps({"vifdoctor_reports_dir": str(reports),
-                          "vifdoctor_remote_report": str(remote)}))
+        fleet,
+        "vifdoctor.openstack.host_scan",
+        "--check",
+        "--limit",
+        "compute-hybrid",
+        "-e",
+        json.dumps({"vifdoctor_reports_dir": str(reports), "vifdoctor_remote_report": str(remote)}),
+    )
     assert code == 0, err
     result = task_results(out, SCAN_TASK)["compute-hybrid"]
     assert result["changed"] is False and result["complete"] is True
@@ -310,28 +418,48 @@ def test_check_mode_is_the_same_read_only_scan(fleet: Fleet) -> None:
     assert not remote.exists()  # nothing written on the host in check mode
 
 
-def adhoc(fleet: Fleet, pattern: str, module: str, args: dict, *extra: str
-          ) -> tuple[int, dict, str]:
+def adhoc(
+    fleet: Fleet, pattern: str, module: str, args: dict, *extra: str
+) -> tuple[int, dict, str]:
     """``ansible PATTERN -m MODULE``: exit code, the one host's result, all output."""
-    code, out, text = _run(fleet, [str(ANSIBLE), "-i", str(fleet.inventory), pattern,
-                                   "-m", module, "-a", json.dumps(args), *extra])
+    code, out, text = _run(
+        fleet,
+        [
+            str(ANSIBLE),
+            "-i",
+            str(fleet.inventory),
+            pattern,
+            "-m",
+            module,
+            "-a",
+            json.dumps(args),
+            *extra,
+        ],
+    )
     ((result,),) = [list(hosts.values()) for hosts in out["tasks"].values()]
     return code, result, text
 
 
 def test_host_scan_module_returns_the_report_as_a_fact(fleet: Fleet) -> None:
     for check in ((), ("--check",)):
-        code, result, text = adhoc(fleet, "compute-direct",
-                                   "vifdoctor.openstack.vifdoctor_host_scan", {
-            "executable": str(fleet.tmp / "vifdoctor-compute-direct"),
-            "host_name": fleet.labs["compute-direct"].name,
-            "libvirt_uri": fleet.labs["compute-direct"].libvirt_uri,
-            "ovsdb": fleet.labs["compute-direct"].ovsdb}, *check)
+        code, result, text = adhoc(
+            fleet,
+            "compute-direct",
+            "vifdoctor.openstack.vifdoctor_host_scan",
+            {
+                "executable": str(fleet.tmp / "vifdoctor-compute-direct"),
+                "host_name": fleet.labs["compute-direct"].name,
+                "libvirt_uri": fleet.labs["compute-direct"].libvirt_uri,
+                "ovsdb": fleet.labs["compute-direct"].ovsdb,
+            },
+            *check,
+        )
         assert code == 0, text[-3000:]
         report = result["ansible_facts"]["vifdoctor_host_report"]
         tap = dev("tap", fleet.ports["compute-direct"].port)
-        ifaces = {i["name"]: i for b in report["ovs_bridges"] for p in b["ports"]
-                  for i in p["interfaces"]}
+        ifaces = {
+            i["name"]: i for b in report["ovs_bridges"] for p in b["ports"] for i in p["interfaces"]
+        }
         assert ifaces[tap]["external_ids"]["iface-id"] == fleet.ports["compute-direct"].port
         # only this namespace's devices
         assert not any(link["name"].startswith("qbr") for link in report["links"])
@@ -339,7 +467,8 @@ def test_host_scan_module_returns_the_report_as_a_fact(fleet: Fleet) -> None:
 
 
 def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
-        fleet: Fleet, tmp_path: Path) -> None:
+    fleet: Fleet, tmp_path: Path
+) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
     for name in ("compute-hybrid",):
@@ -349,9 +478,12 @@ def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
     # Only VD101 (failure) on compute-direct, without its report: fail_on decides.
     outcomes = {}
     for policy in ("failure", "warning", "never"):
-        code, result, _ = adhoc(fleet, "localhost", "vifdoctor.openstack.vifdoctor_audit",
-                                {**base, "fail_on": policy,
-                                 "report_file": str(tmp_path / f"audit-{policy}.json")})
+        code, result, _ = adhoc(
+            fleet,
+            "localhost",
+            "vifdoctor.openstack.vifdoctor_audit",
+            {**base, "fail_on": policy, "report_file": str(tmp_path / f"audit-{policy}.json")},
+        )
         outcomes[policy] = (code, result)
     assert outcomes["failure"][0] != 0 and outcomes["failure"][1]["failed"] is True
     assert "exit code 2 (fail_on: failure)" in outcomes["failure"][1]["msg"]
@@ -365,22 +497,36 @@ def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
     assert written["host_reports"]["missing"] == never["hosts_without_report"]
     # hosts Neutron binds VM ports to, without a report here
     assert set(never["hosts_without_report"]) == {
-        fleet.labs["compute-direct"].name, fleet.labs["compute-broken"].name,
-        fleet.labs["compute-notool"].name, "compute-down", "compute-bare"}
+        fleet.labs["compute-direct"].name,
+        fleet.labs["compute-broken"].name,
+        fleet.labs["compute-notool"].name,
+        "compute-down",
+        "compute-bare",
+    }
     assert never["hosts_without_report"]["compute-down"]["reason"] == "not in the folder"
 
     # warnings only (a selector keeping VD303-free hybrid host): fail_on warning vs failure
     only_hybrid = {**base, "host": [fleet.labs["compute-hybrid"].name]}
-    code, result, _ = adhoc(fleet, "localhost", "vifdoctor.openstack.vifdoctor_audit",
-                            {**only_hybrid, "fail_on": "failure"})
+    code, result, _ = adhoc(
+        fleet,
+        "localhost",
+        "vifdoctor.openstack.vifdoctor_audit",
+        {**only_hybrid, "fail_on": "failure"},
+    )
     assert code == 0 and result["exit_code"] == 0
 
     # A database URL with a password that cannot connect: one clear failure, no password
     # anywhere in the output, even at -vvv.
     code, result, text = adhoc(
-        fleet, "localhost", "vifdoctor.openstack.vifdoctor_audit",
-        {"neutron_db": f"mysql+pymysql://neutron:{SECRET}@127.0.0.1:1/neutron",
-         "nova_db": [f"mysql+pymysql://nova:{SECRET}@127.0.0.1:1/nova"]}, "-vvv")
+        fleet,
+        "localhost",
+        "vifdoctor.openstack.vifdoctor_audit",
+        {
+            "neutron_db": f"mysql+pymysql://neutron:{SECRET}@127.0.0.1:1/neutron",
+            "nova_db": [f"mysql+pymysql://nova:{SECRET}@127.0.0.1:1/nova"],
+        },
+        "-vvv",
+    )
     assert code != 0
     assert result["failed"] is True and "could not run" in result["msg"]
     assert SECRET not in text and SECRET not in json.dumps(result)

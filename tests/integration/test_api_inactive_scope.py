@@ -20,13 +20,12 @@ from testkit.nova_server import NovaServer
 from vifdoctor.audit import INACTIVE_SCOPE_NOTE
 from vifdoctor.demo.nova import InstanceSpec
 
-pytest.importorskip("openstack")
-
 pytestmark = [pytest.mark.mariadb, pytest.mark.nova_real]
 
 
 def test_inactive_bindings_read_where_a_move_shows(
-        clouds: tuple[NeutronServer, NovaServer]) -> None:  # noqa: F811
+    clouds: tuple[NeutronServer, NovaServer],  # noqa: F811
+) -> None:
     neutron, nova = clouds
     net = make_network(neutron)
     moved, migrating, away, home = uid(21), uid(22), uid(23), uid(24)
@@ -36,23 +35,36 @@ def test_inactive_bindings_read_where_a_move_shows(
         "away": vm_port(neutron, net, HYBRID, away),
         "home": vm_port(neutron, net, HYBRID, home),
     }
-    nova.add_servers([
-        InstanceSpec(uuid=moved, host=HYBRID, display_name="moved"),
-        InstanceSpec(uuid=migrating, host=HYBRID, display_name="migrating"),
-        InstanceSpec(uuid=away, host=NATIVE, display_name="away"),
-        InstanceSpec(uuid=home, host=HYBRID, display_name="home"),
-    ])
+    nova.add_servers(
+        [
+            InstanceSpec(uuid=moved, host=HYBRID, display_name="moved"),
+            InstanceSpec(uuid=migrating, host=HYBRID, display_name="migrating"),
+            InstanceSpec(uuid=away, host=NATIVE, display_name="away"),
+            InstanceSpec(uuid=home, host=HYBRID, display_name="home"),
+        ]
+    )
     with nova.cell_engine.begin() as c:  # a failed live migration of `moved`, as nova logs it
-        c.execute(sa.text(
-            "INSERT INTO migrations (created_at, source_compute, dest_compute, status, "
-            "instance_uuid, migration_type, hidden, deleted, uuid) VALUES (UTC_TIMESTAMP(), "
-            ":s, :d, 'error', :i, 'live-migration', 0, 0, :u)"),
-            {"s": HYBRID, "d": NATIVE, "i": moved, "u": uid(99)})
-    neutron.sql("UPDATE ml2_port_bindings SET profile = :p WHERE port_id = :id",
-                p=json.dumps({"migrating_to": NATIVE}), id=ports["migrating"])
+        c.execute(
+            sa.text(
+                "INSERT INTO migrations (created_at, source_compute, dest_compute, status, "
+                "instance_uuid, migration_type, hidden, deleted, uuid) VALUES (UTC_TIMESTAMP(), "
+                ":s, :d, 'error', :i, 'live-migration', 0, 0, :u)"
+            ),
+            {"s": HYBRID, "d": NATIVE, "i": moved, "u": uid(99)},
+        )
+    neutron.sql(
+        "UPDATE ml2_port_bindings SET profile = :p WHERE port_id = :id",
+        p=json.dumps({"migrating_to": NATIVE}),
+        id=ports["migrating"],
+    )
     for name in ports:  # an INACTIVE binding on every port, the one at home too
-        call(neutron, "POST", f"/ports/{ports[name]}/bindings", {"binding": {"host": NATIVE}},
-             SERVICE)
+        call(
+            neutron,
+            "POST",
+            f"/ports/{ports[name]}/bindings",
+            {"binding": {"host": NATIVE}},
+            SERVICE,
+        )
     neutron.refresh_agents()
 
     def vd109(doc: dict) -> set[str]:

@@ -36,20 +36,30 @@ from vifdoctor.rules.plug import RuleContext
 from vifdoctor.settings import resolve
 from vifdoctor.sources.neutron_api import NeutronApi, connect_cloud
 
-pytest.importorskip("openstack")
-
 HYBRID, NATIVE, DEAD = "compute1", "compute2", "compute3"
 # What neutron 29.0.0's OpenvswitchMechanismDriver writes (its mech_openvswitch.py).
-HYBRID_DETAILS = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                  "ovs_hybrid_plug": True, "port_filter": True}
-NATIVE_DETAILS = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                  "ovs_create_tap": True, "ovs_hybrid_plug": False, "port_filter": True}
+HYBRID_DETAILS = {
+    "bridge_name": "br-int",
+    "connectivity": "l2",
+    "datapath_type": "system",
+    "ovs_hybrid_plug": True,
+    "port_filter": True,
+}
+NATIVE_DETAILS = {
+    "bridge_name": "br-int",
+    "connectivity": "l2",
+    "datapath_type": "system",
+    "ovs_create_tap": True,
+    "ovs_hybrid_plug": False,
+    "port_filter": True,
+}
 SERVICE = {"X-Roles": "admin,service"}
 
 
 @pytest.fixture
-def neutron_api(neutron29_mariadb_url: str, tmp_path: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[NeutronServer]:
+def neutron_api(
+    neutron29_mariadb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[NeutronServer]:
     """A real API server on a fresh migrated database; openstacksdk sees only its cloud."""
     with running_server(neutron29_mariadb_url, tmp_path) as server:
         for key in [k for k in os.environ if k.startswith("OS_")] + ["VIFDOCTOR_NEUTRON_DB"]:
@@ -60,12 +70,21 @@ def neutron_api(neutron29_mariadb_url: str, tmp_path: Path,
         yield server
 
 
-def call(server: NeutronServer, method: str, path: str, body: dict | None = None,
-         headers: dict | None = None) -> Any:
+def call(
+    server: NeutronServer,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    headers: dict | None = None,
+) -> Any:
     """A raw API call (with X-Roles where the policy wants the service role)."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{server.url}/v2.0{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        f"{server.url}/v2.0{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         text = r.read()
     return json.loads(text) if text else None
@@ -73,13 +92,18 @@ def call(server: NeutronServer, method: str, path: str, body: dict | None = None
 
 def make_network(server: NeutronServer) -> str:
     net = call(server, "POST", "/networks", {"network": {"name": "vd"}})["network"]
-    call(server, "POST", "/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/24",
-                                                 "ip_version": 4}})
+    call(
+        server,
+        "POST",
+        "/subnets",
+        {"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}},
+    )
     return net["id"]
 
 
-def make_port(server: NeutronServer, net: str, host: str | None,
-              owner: str = "compute:nova") -> dict:
+def make_port(
+    server: NeutronServer, net: str, host: str | None, owner: str = "compute:nova"
+) -> dict:
     body: dict = {"network_id": net, "device_owner": owner, "device_id": str(uuid.uuid4())}
     if host is not None:
         body["binding:host_id"] = host
@@ -87,8 +111,11 @@ def make_port(server: NeutronServer, net: str, host: str | None,
 
 
 def drift(server: NeutronServer, port_id: str, details: str) -> None:
-    server.sql("UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p "
-               "AND status = 'ACTIVE'", d=details, p=port_id)
+    server.sql(
+        "UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p AND status = 'ACTIVE'",
+        d=details,
+        p=port_id,
+    )
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -108,22 +135,27 @@ def build_incident(server: NeutronServer) -> dict[str, str]:
     """Ports bound by ML2 through the API, then drifted by SQL as the incident did."""
     net = make_network(server)
     ports = {
-        "empty": make_port(server, net, HYBRID)["id"],           # Havana-era '' -> VD101
-        "filter_only": make_port(server, net, HYBRID)["id"],     # Icehouse migration -> VD101
+        "empty": make_port(server, net, HYBRID)["id"],  # Havana-era '' -> VD101
+        "filter_only": make_port(server, net, HYBRID)["id"],  # Icehouse migration -> VD101
         "good_hybrid": make_port(server, net, HYBRID)["id"],
-        "native_hybrid": make_port(server, net, NATIVE)["id"],   # firewall change -> VD102
+        "native_hybrid": make_port(server, net, NATIVE)["id"],  # firewall change -> VD102
         "good_native": make_port(server, net, NATIVE)["id"],
-        "unbound": make_port(server, net, None)["id"],           # VD106
+        "unbound": make_port(server, net, None)["id"],  # VD106
         "dhcp": make_port(server, net, HYBRID, "network:dhcp")["id"],
-        "migrating": make_port(server, net, HYBRID)["id"],       # INACTIVE leftover -> VD109
-        "malformed": make_port(server, net, HYBRID)["id"],       # VD104 (DB only)
+        "migrating": make_port(server, net, HYBRID)["id"],  # INACTIVE leftover -> VD109
+        "malformed": make_port(server, net, HYBRID)["id"],  # VD104 (DB only)
     }
     drift(server, ports["empty"], "")
     drift(server, ports["filter_only"], '{"port_filter": true}')
     drift(server, ports["native_hybrid"], json.dumps(HYBRID_DETAILS))
     drift(server, ports["malformed"], '{"port_filter": true, "ovs_hybrid_plug": tru')
-    call(server, "POST", f"/ports/{ports['migrating']}/bindings",
-         {"binding": {"host": NATIVE}}, SERVICE)
+    call(
+        server,
+        "POST",
+        f"/ports/{ports['migrating']}/bindings",
+        {"binding": {"host": NATIVE}},
+        SERVICE,
+    )
     return ports
 
 
@@ -144,10 +176,12 @@ def test_api_audit_finds_what_the_database_audit_finds(neutron_api: NeutronServe
 
     assert api_doc["schema"]["source"] == "neutron-api"
     assert db_code == api_code == 2
-    db = [comparable(f, api=False) for f in db_doc["findings"]
-          if f["port_id"] != ports["malformed"]]
-    api = [comparable(f, api=True) for f in api_doc["findings"]
-           if f["port_id"] != ports["malformed"]]
+    db = [
+        comparable(f, api=False) for f in db_doc["findings"] if f["port_id"] != ports["malformed"]
+    ]
+    api = [
+        comparable(f, api=True) for f in api_doc["findings"] if f["port_id"] != ports["malformed"]
+    ]
     assert api == db
     codes = {(f["code"], f["port_id"]) for f in db}
     assert ("VD101", ports["empty"]) in codes and ("VD101", ports["filter_only"]) in codes
@@ -156,8 +190,9 @@ def test_api_audit_finds_what_the_database_audit_finds(neutron_api: NeutronServe
     assert not any(f["port_id"] in (ports["good_hybrid"], ports["good_native"]) for f in db)
 
     # What the API cannot see is said, not guessed: the malformed text is parsed away.
-    assert [f["code"] for f in db_doc["findings"] if f["port_id"] == ports["malformed"]
-            ] == ["VD104"]
+    assert [f["code"] for f in db_doc["findings"] if f["port_id"] == ports["malformed"]] == [
+        "VD104"
+    ]
     assert "VD104" not in {f["code"] for f in api_doc["findings"]}
     assert any("VD104 and VD111 cannot be seen" in a for a in api_doc["assumptions"])
     assert api_doc["summary"]["bindings"] == db_doc["summary"]["bindings"]
@@ -166,7 +201,8 @@ def test_api_audit_finds_what_the_database_audit_finds(neutron_api: NeutronServe
     _, db_host = audit("--neutron-db", neutron_api.db_url, "--host", NATIVE)
     _, api_host = audit("--os-cloud", "vdtest", "--host", NATIVE)
     assert [comparable(f, api=True) for f in api_host["findings"]] == [
-        comparable(f, api=False) for f in db_host["findings"]]
+        comparable(f, api=False) for f in db_host["findings"]
+    ]
 
 
 def _reference_details(server: NeutronServer, net: str, host: str) -> dict:
@@ -178,12 +214,14 @@ def _reference_details(server: NeutronServer, net: str, host: str) -> dict:
 
 
 @pytest.mark.mariadb
-def test_api_repair_rebinds_through_neutron(neutron_api: NeutronServer,
-                                            tmp_path: Path) -> None:
+def test_api_repair_rebinds_through_neutron(neutron_api: NeutronServer, tmp_path: Path) -> None:
     ports = build_incident(neutron_api)
     neutron_api.refresh_agents()
-    before = dict(neutron_api.sql("SELECT port_id, vif_details FROM ml2_port_bindings "
-                                  "WHERE status = 'ACTIVE'"))
+    before = dict(
+        neutron_api.sql(
+            "SELECT port_id, vif_details FROM ml2_port_bindings WHERE status = 'ACTIVE'"
+        )
+    )
 
     code, out, err = run_cli("repair", "--os-cloud", "vdtest", "-f", "json")
     assert code == 0, err
@@ -191,46 +229,98 @@ def test_api_repair_rebinds_through_neutron(neutron_api: NeutronServer,
     # VD101/VD103 by default. The malformed text reaches the API as {} (what Nova gets
     # too), so API mode plans it like an empty one: a re-bind rewrites it whole.
     assert {c["port_id"] for c in doc["changes"]} == {
-        ports["empty"], ports["filter_only"], ports["malformed"]}
-    assert dict(neutron_api.sql("SELECT port_id, vif_details FROM ml2_port_bindings "
-                                "WHERE status = 'ACTIVE'")) == before  # dry run
+        ports["empty"],
+        ports["filter_only"],
+        ports["malformed"],
+    }
+    assert (
+        dict(
+            neutron_api.sql(
+                "SELECT port_id, vif_details FROM ml2_port_bindings WHERE status = 'ACTIVE'"
+            )
+        )
+        == before
+    )  # dry run
 
     # noauth admin has no service role: policy refuses binding:profile. The default method
     # fails those ports with the reason and never escalates to unbinding them on its own.
-    code, out, err = run_cli("repair", "--os-cloud", "vdtest", "--apply", "--code", "VD101",
-                             "--backup-dir", str(tmp_path / "refused"), "-f", "json")
+    code, out, err = run_cli(
+        "repair",
+        "--os-cloud",
+        "vdtest",
+        "--apply",
+        "--code",
+        "VD101",
+        "--backup-dir",
+        str(tmp_path / "refused"),
+        "-f",
+        "json",
+    )
     refused = {r["port_id"]: r for r in json.loads(out)["ports"]}
     assert refused and {r["result"] for r in refused.values()} == {"failed"}, refused
-    assert all("service role" in r["message"] and r["method"] == "profile"
-               for r in refused.values())
-    assert dict(neutron_api.sql("SELECT port_id, vif_details FROM ml2_port_bindings "
-                                "WHERE status = 'ACTIVE'")) == before
+    assert all(
+        "service role" in r["message"] and r["method"] == "profile" for r in refused.values()
+    )
+    assert (
+        dict(
+            neutron_api.sql(
+                "SELECT port_id, vif_details FROM ml2_port_bindings WHERE status = 'ACTIVE'"
+            )
+        )
+        == before
+    )
 
-    code, out, err = run_cli("repair", "--os-cloud", "vdtest", "--apply", "--code", "VD101",
-                             "--code", "VD102", "--backup-dir", str(tmp_path / "bk"),
-                             "--rebind-method", "host", "-f", "json")
+    code, out, err = run_cli(
+        "repair",
+        "--os-cloud",
+        "vdtest",
+        "--apply",
+        "--code",
+        "VD101",
+        "--code",
+        "VD102",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "--rebind-method",
+        "host",
+        "-f",
+        "json",
+    )
     assert code == 0, (out, err)
     doc = json.loads(out)
     results = {r["port_id"]: r for r in doc["ports"]}
-    assert set(results) == {ports["empty"], ports["filter_only"], ports["native_hybrid"],
-                            ports["malformed"]}
+    assert set(results) == {
+        ports["empty"],
+        ports["filter_only"],
+        ports["native_hybrid"],
+        ports["malformed"],
+    }
     assert {r["method"] for r in results.values()} == {"host"}
     assert all(r["result"] == "rebound" for r in results.values()), results
 
     net = call(neutron_api, "GET", f"/ports/{ports['empty']}")["port"]["network_id"]
-    expected = {HYBRID: _reference_details(neutron_api, net, HYBRID),
-                NATIVE: _reference_details(neutron_api, net, NATIVE)}
+    expected = {
+        HYBRID: _reference_details(neutron_api, net, HYBRID),
+        NATIVE: _reference_details(neutron_api, net, NATIVE),
+    }
     assert expected == {HYBRID: HYBRID_DETAILS, NATIVE: NATIVE_DETAILS}
     for name in ("empty", "filter_only", "native_hybrid", "malformed"):
         port = call(neutron_api, "GET", f"/ports/{ports[name]}")["port"]
-        stored = json.loads(neutron_api.sql(
-            "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p AND "
-            "status = 'ACTIVE'", p=ports[name])[0][0])
+        stored = json.loads(
+            neutron_api.sql(
+                "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p AND "
+                "status = 'ACTIVE'",
+                p=ports[name],
+            )[0][0]
+        )
         assert stored == expected[port["binding:host_id"]], name
         assert port["binding:profile"] == {}
     # Untouched: the good ports, the DHCP port, the migrating port (its INACTIVE row too).
-    after = dict(neutron_api.sql("SELECT port_id, vif_details FROM ml2_port_bindings "
-                                 "WHERE status = 'ACTIVE'"))
+    after = dict(
+        neutron_api.sql(
+            "SELECT port_id, vif_details FROM ml2_port_bindings WHERE status = 'ACTIVE'"
+        )
+    )
     for name in ("good_hybrid", "good_native", "migrating", "dhcp"):
         assert after[ports[name]] == before[ports[name]], name
 
@@ -243,8 +333,9 @@ def test_api_repair_rebinds_through_neutron(neutron_api: NeutronServer,
     assert not {"VD101", "VD102"} & {f["code"] for f in api_doc["findings"]}
 
 
-def _rebinder(server: NeutronServer, roles: dict | None, codes: frozenset[str]
-              ) -> tuple[NeutronApi, api_rebind.Rebinder]:
+def _rebinder(
+    server: NeutronServer, roles: dict | None, codes: frozenset[str]
+) -> tuple[NeutronApi, api_rebind.Rebinder]:
     conn = connect_cloud("vdtest")
     if roles:
         conn.session.additional_headers.update(roles)
@@ -255,20 +346,31 @@ def _rebinder(server: NeutronServer, roles: dict | None, codes: frozenset[str]
 
 
 def _change(port: dict) -> Change:
-    return Change(port_id=port["id"], host=port["binding:host_id"], status="ACTIVE",
-                  stored="", new="{}", codes=("VD101",), device_owner=port["device_owner"],
-                  device_id=port["device_id"], vif_type=port["binding:vif_type"],
-                  plug_before="direct", plug_after="hybrid")
+    return Change(
+        port_id=port["id"],
+        host=port["binding:host_id"],
+        status="ACTIVE",
+        stored="",
+        new="{}",
+        codes=("VD101",),
+        device_owner=port["device_owner"],
+        device_id=port["device_id"],
+        vif_type=port["binding:vif_type"],
+        plug_before="direct",
+        plug_after="hybrid",
+    )
 
 
 @pytest.mark.mariadb
 def test_profile_rebind_restores_profile_and_skips_changed_ports(
-        neutron_api: NeutronServer) -> None:
+    neutron_api: NeutronServer,
+) -> None:
     net = make_network(neutron_api)
     a = make_port(neutron_api, net, HYBRID)
     b = make_port(neutron_api, net, HYBRID)
-    call(neutron_api, "PUT", f"/ports/{a['id']}", {"port": {"binding:profile": {"keep": 1}}},
-         SERVICE)
+    call(
+        neutron_api, "PUT", f"/ports/{a['id']}", {"port": {"binding:profile": {"keep": 1}}}, SERVICE
+    )
     for p in (a, b):
         drift(neutron_api, p["id"], "")
     neutron_api.refresh_agents()
@@ -290,8 +392,9 @@ def test_profile_rebind_restores_profile_and_skips_changed_ports(
     assert port["binding:profile"] == {"keep": 1}  # our key removed, theirs kept
     assert port["binding:host_id"] == HYBRID
     assert res_b.result == "skipped" and "changed underneath" in res_b.message
-    assert neutron_api.sql("SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p",
-                           p=b["id"]) == [("",)]
+    assert neutron_api.sql(
+        "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p", p=b["id"]
+    ) == [("",)]
     assert elapsed < 10
 
 
@@ -305,13 +408,13 @@ def test_rebind_skips_a_host_without_live_agent(neutron_api: NeutronServer) -> N
     seen = next(p for p in api.ports() if p["id"] == port["id"])
     res = rebinder.rebind(_change(seen), seen)
     assert res.result == "skipped" and "binding_failed" in res.message
-    assert neutron_api.sql("SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p",
-                           p=port["id"]) == [("",)]
+    assert neutron_api.sql(
+        "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p", p=port["id"]
+    ) == [("",)]
 
 
 @pytest.mark.mariadb
-def test_bindings_method_visits_another_host_and_comes_back(
-        neutron_api: NeutronServer) -> None:
+def test_bindings_method_visits_another_host_and_comes_back(neutron_api: NeutronServer) -> None:
     net = make_network(neutron_api)
     port = make_port(neutron_api, net, HYBRID)
     drift(neutron_api, port["id"], '{"port_filter": true}')
@@ -321,8 +424,9 @@ def test_bindings_method_visits_another_host_and_comes_back(
     seen = next(p for p in api.ports() if p["id"] == port["id"])
     res = rebinder.rebind(_change(seen), seen)
     assert res.result == "rebound", res
-    rows = neutron_api.sql("SELECT host, status, vif_details FROM ml2_port_bindings "
-                           "WHERE port_id = :p", p=port["id"])
+    rows = neutron_api.sql(
+        "SELECT host, status, vif_details FROM ml2_port_bindings WHERE port_id = :p", p=port["id"]
+    )
     assert [(h, s) for h, s, _ in rows] == [(HYBRID, "ACTIVE")]
     assert json.loads(rows[0][2]) == HYBRID_DETAILS
 
@@ -335,12 +439,20 @@ class _Refuse(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.rstrip("/") in ("", "/v2.0"):  # version discovery answers, as Neutron's
             host = f"http://127.0.0.1:{self.server.server_port}"
-            body = json.dumps({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
-                {"href": f"{host}/v2.0/", "rel": "self"}]}]}).encode()
+            body = json.dumps(
+                {
+                    "versions": [
+                        {
+                            "id": "v2.0",
+                            "status": "CURRENT",
+                            "links": [{"href": f"{host}/v2.0/", "rel": "self"}],
+                        }
+                    ]
+                }
+            ).encode()
             self.send_response(200)
         else:
-            body = (b'{"error": {"message": "The request you have made requires '
-                    b'authentication."}}')
+            body = b'{"error": {"message": "The request you have made requires authentication."}}'
             self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -352,8 +464,9 @@ class _Refuse(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_refusing_endpoint_is_one_line_exit_3(status: int, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refusing_endpoint_is_one_line_exit_3(
+    status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     handler = type("H", (_Refuse,), {"status": status})
     httpd = http.server.HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -361,7 +474,8 @@ def test_refusing_endpoint_is_one_line_exit_3(status: int, tmp_path: Path,
     url = f"http://127.0.0.1:{httpd.server_port}"
     (tmp_path / "clouds.yaml").write_text(
         f"clouds:\n  refuse:\n    auth_type: none\n    auth:\n      endpoint: {url}\n"
-        f"    network_endpoint_override: {url}/v2.0/\n")
+        f"    network_endpoint_override: {url}/v2.0/\n"
+    )
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
     try:
         code, out, err = run_cli("audit", "--os-cloud", "refuse")
@@ -372,16 +486,21 @@ def test_refusing_endpoint_is_one_line_exit_3(status: int, tmp_path: Path,
     assert "Traceback" not in err
 
 
-def test_bad_cloud_unreachable_and_two_sources_exit_3(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_cloud_unreachable_and_two_sources_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "clouds.yaml").write_text(
         "clouds:\n  down:\n    auth_type: password\n    auth:\n"
         "      auth_url: http://127.0.0.1:9/v3\n      username: admin\n"
         "      password: s3cret-pw\n      project_name: admin\n"
-        "      user_domain_name: Default\n      project_domain_name: Default\n")
+        "      user_domain_name: Default\n      project_domain_name: Default\n"
+    )
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
-    for argv in (["--os-cloud", "nosuchcloud"], ["--os-cloud", "down"],
-                 ["--os-cloud", "down", "--neutron-db", "sqlite:///x.db"]):
+    for argv in (
+        ["--os-cloud", "nosuchcloud"],
+        ["--os-cloud", "down"],
+        ["--os-cloud", "down", "--neutron-db", "sqlite:///x.db"],
+    ):
         code, out, err = run_cli("audit", *argv)
         assert code == 3, (argv, err)
         assert len(err.strip().splitlines()) == 1, err

@@ -78,7 +78,8 @@ def ovs_iface(report: dict, name: str) -> dict:
 
 
 def test_hybrid_plug_is_hybrid_and_breaks_at_next_replug_when_details_drift(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, HYBRID_DETAILS)])
@@ -101,7 +102,10 @@ def test_hybrid_plug_is_hybrid_and_breaks_at_next_replug_when_details_drift(
     assert domain["uuid"] == vm and domain["state"] == "running"
     (iface,) = domain["interfaces"]
     assert (iface["type"], iface["source_bridge"], iface["target_dev"]) == (
-        "bridge", dev("qbr", port), dev("tap", port))
+        "bridge",
+        dev("qbr", port),
+        dev("tap", port),
+    )
     assert classify(report, port) == wiring.Wiring(wiring.HYBRID)
 
     agents = [ovs_agent(host.name, hybrid=True)]
@@ -111,8 +115,9 @@ def test_hybrid_plug_is_hybrid_and_breaks_at_next_replug_when_details_drift(
 
     # Same wiring, but Neutron's details drifted to '' (migrate_to_ml2, pre-rc1 Icehouse).
     # '' also lacks port_filter (VD103) and the datapath_type the agent reports (VD110).
-    drifted = neutron_db(f"sqlite:///{tmp_path / 'drifted.sqlite'}",
-                         [vm_port(port, vm, host.name, "")], agents)
+    drifted = neutron_db(
+        f"sqlite:///{tmp_path / 'drifted.sqlite'}", [vm_port(port, vm, host.name, "")], agents
+    )
     _, doc = audit_json(drifted, "--host-reports", str(tmp_path / "reports"))
     assert codes_for(doc, port) == {"VD101", "VD103", "VD110", "VD302"}, doc["findings"]
     assert codes_for(doc, port) & VD3 == {"VD302"}
@@ -122,8 +127,8 @@ def test_hybrid_plug_is_hybrid_and_breaks_at_next_replug_when_details_drift(
 
 @pytest.mark.parametrize("agent_hybrid", [True, None], ids=["reports-hybrid", "legacy-agent"])
 def test_direct_plug_on_a_hybrid_host_is_unprotected(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path,
-        agent_hybrid: bool | None) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path, agent_hybrid: bool | None
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, DIRECT_DETAILS)])
@@ -135,11 +140,17 @@ def test_direct_plug_on_a_hybrid_host_is_unprotected(
     assert not any(link["name"].startswith("qbr") for link in report["links"])
     (iface,) = report["domains"][0]["interfaces"]
     assert (iface["type"], iface["target_dev"], iface["managed"]) == (
-        "ethernet", dev("tap", port), "no")
+        "ethernet",
+        dev("tap", port),
+        "no",
+    )
     assert classify(report, port) == wiring.Wiring(wiring.DIRECT)
 
-    url = neutron_db(sqlite_url, [vm_port(port, vm, host.name, DIRECT_DETAILS)],
-                     [ovs_agent(host.name, hybrid=agent_hybrid)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, DIRECT_DETAILS)],
+        [ovs_agent(host.name, hybrid=agent_hybrid)],
+    )
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
     (vd301,) = findings(doc, "VD301")
     assert vd301["port_id"] == port and vd301["host"] == host.name
@@ -147,14 +158,18 @@ def test_direct_plug_on_a_hybrid_host_is_unprotected(
 
 
 def test_direct_plug_on_a_direct_host_is_fine(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, DIRECT_DETAILS)])
     code, report, _ = scan_into(host, tmp_path / "reports")
     assert code == 0, report["errors"]
-    url = neutron_db(sqlite_url, [vm_port(port, vm, host.name, DIRECT_DETAILS)],
-                     [ovs_agent(host.name, hybrid=False)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, DIRECT_DETAILS)],
+        [ovs_agent(host.name, hybrid=False)],
+    )
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
     assert doc["findings"] == [], doc["findings"]
 
@@ -163,14 +178,18 @@ def test_direct_plug_on_a_direct_host_is_fine(
 
 
 def test_qvo_missing_from_ovs_is_broken_hybrid_and_a_replug_does_not_mend_it(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     vif = nova_vif(port, HYBRID_DETAILS)
     host.plug(vm, [vif])
     host.vsctl("del-port", "br-int", dev("qvo", port))
-    url = neutron_db(sqlite_url, [vm_port(port, vm, host.name, HYBRID_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, HYBRID_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
 
     _, report, _ = scan_into(host, tmp_path / "reports")
     found = classify(report, port)
@@ -189,13 +208,17 @@ def test_qvo_missing_from_ovs_is_broken_hybrid_and_a_replug_does_not_mend_it(
 
 
 def test_qvo_with_another_ports_iface_id_is_broken_hybrid(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm, other = new_id(), new_id(), new_id()
     host.plug(vm, [nova_vif(port, HYBRID_DETAILS)])
     host.vsctl("set", "Interface", dev("qvo", port), f"external_ids:iface-id={other}")
-    url = neutron_db(sqlite_url, [vm_port(port, vm, host.name, HYBRID_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, HYBRID_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
     _, report, _ = scan_into(host, tmp_path / "reports")
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
     (vd303,) = findings(doc, "VD303")
@@ -205,15 +228,19 @@ def test_qvo_with_another_ports_iface_id_is_broken_hybrid(
 
 
 def test_devices_of_a_deleted_domain_are_leftovers(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     kept_port, kept_vm = new_id(), new_id()
     gone_port, gone_vm = new_id(), new_id()
     host.plug(kept_vm, [nova_vif(kept_port, HYBRID_DETAILS)])
     host.plug(gone_vm, [nova_vif(gone_port, HYBRID_DETAILS)])
     host.drop_domain(gone_vm)  # the VM was deleted; its port is gone from Neutron too
-    url = neutron_db(sqlite_url, [vm_port(kept_port, kept_vm, host.name, HYBRID_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(kept_port, kept_vm, host.name, HYBRID_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
     _, report, _ = scan_into(host, tmp_path / "reports")
     assert [d["uuid"] for d in report["domains"]] == [kept_vm]
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
@@ -226,39 +253,53 @@ def test_devices_of_a_deleted_domain_are_leftovers(
 
 @pytest.mark.parametrize("neutron_has_it", [False, True], ids=["unknown", "bound-elsewhere"])
 def test_ovs_iface_id_neutron_does_not_bind_here(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path,
-        neutron_has_it: bool) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path, neutron_has_it: bool
+) -> None:
     host = compute_host
     port, vm, stray = new_id(), new_id(), new_id()
     host.plug(vm, [nova_vif(port, DIRECT_DETAILS)])
     # A port left on br-int by hand or by a failed migration: no domain uses it.
     host.make_tap("tapstray000001")
-    host.vsctl("add-port", "br-int", "tapstray000001", "--", "set", "Interface",
-               "tapstray000001", f"external_ids:iface-id={stray}",
-               "external_ids:iface-status=active")
+    host.vsctl(
+        "add-port",
+        "br-int",
+        "tapstray000001",
+        "--",
+        "set",
+        "Interface",
+        "tapstray000001",
+        f"external_ids:iface-id={stray}",
+        "external_ids:iface-status=active",
+    )
     ports = [vm_port(port, vm, host.name, DIRECT_DETAILS)]
     if neutron_has_it:
         ports.append(vm_port(stray, new_id(), OTHER_HOST, DIRECT_DETAILS))
-    url = neutron_db(sqlite_url, ports, [ovs_agent(host.name, hybrid=False),
-                                         ovs_agent(OTHER_HOST, hybrid=False)])
+    url = neutron_db(
+        sqlite_url, ports, [ovs_agent(host.name, hybrid=False), ovs_agent(OTHER_HOST, hybrid=False)]
+    )
     _, report, _ = scan_into(host, tmp_path / "reports")
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
     (vd304,) = findings(doc, "VD304")
     assert vd304["port_id"] == stray and vd304["host"] == host.name
     assert vd304["extra"]["bound_to"] == (OTHER_HOST if neutron_has_it else None)
-    assert ("Neutron binds it to " + OTHER_HOST if neutron_has_it
-            else "Neutron knows no such port") in vd304["message"]
+    assert (
+        "Neutron binds it to " + OTHER_HOST if neutron_has_it else "Neutron knows no such port"
+    ) in vd304["message"]
     assert codes_for(doc, port) == set(), doc["findings"]
 
 
 def test_domain_interface_for_a_port_bound_elsewhere(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, HYBRID_DETAILS)])
     # Neutron moved the port to another host underneath the running VM.
-    url = neutron_db(sqlite_url, [vm_port(port, vm, OTHER_HOST, HYBRID_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True), ovs_agent(OTHER_HOST, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, OTHER_HOST, HYBRID_DETAILS)],
+        [ovs_agent(host.name, hybrid=True), ovs_agent(OTHER_HOST, hybrid=True)],
+    )
     _, report, _ = scan_into(host, tmp_path / "reports")
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
     (vd306,) = findings(doc, "VD306")
@@ -284,8 +325,11 @@ def test_report_format_and_sources(compute_host: ComputeHost, tmp_path: Path) ->
     assert report["host"] == host.name
     scanned = datetime.datetime.fromisoformat(report["scanned_at"])
     assert scanned.tzinfo is not None
-    assert before - datetime.timedelta(seconds=1) <= scanned <= datetime.datetime.now(
-        datetime.timezone.utc)
+    assert (
+        before - datetime.timedelta(seconds=1)
+        <= scanned
+        <= datetime.datetime.now(datetime.timezone.utc)
+    )
     assert report["errors"] == []
     assert report["sources"]["libvirt"] == {"ok": True, "uri": host.libvirt_uri, "via": "virsh"}
     assert report["sources"]["ovs"] == {"ok": True, "db": host.ovsdb}
@@ -295,9 +339,14 @@ def test_report_format_and_sources(compute_host: ComputeHost, tmp_path: Path) ->
     assert (br_int["name"], br_int["datapath_type"]) == ("br-int", "netdev")
     # Only the namespace's devices: the lab does not leak into the host or vice versa.
     assert {link["name"] for link in report["links"]} == {
-        "lo", "ovs-netdev", "br-int", *(dev(p, port) for p in ("tap", "qbr", "qvb", "qvo"))}
+        "lo",
+        "ovs-netdev",
+        "br-int",
+        *(dev(p, port) for p in ("tap", "qbr", "qvb", "qvo")),
+    }
     assert list(tmp_path.joinpath("reports").iterdir()) == [
-        tmp_path / "reports" / f"{host.name}.json"]  # no temporary file left
+        tmp_path / "reports" / f"{host.name}.json"
+    ]  # no temporary file left
 
 
 def _env_without_virsh(tmp_path: Path, host: ComputeHost) -> dict:
@@ -313,23 +362,36 @@ def _env_without_virsh(tmp_path: Path, host: ComputeHost) -> dict:
 
 
 def test_without_virsh_the_report_says_so_and_the_audit_uses_the_rest(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, DIRECT_DETAILS)])
-    code, report, _ = scan_into(host, tmp_path / "reports",
-                                env=_env_without_virsh(tmp_path, host))
+    code, report, _ = scan_into(host, tmp_path / "reports", env=_env_without_virsh(tmp_path, host))
     assert code == 1
     assert report["sources"]["libvirt"]["ok"] is False
     assert report["errors"] == [{"source": "libvirt", "error": "virsh not found"}]
     assert report["sources"]["ovs"]["ok"] and report["sources"]["links"]["ok"]
     assert report["domains"] == []
-    assert set(report) >= {"format", "format_version", "tool_version", "host", "scanned_at",
-                           "sources", "errors", "domains", "ovs_bridges", "links",
-                           "iptables_chains"}
+    assert set(report) >= {
+        "format",
+        "format_version",
+        "tool_version",
+        "host",
+        "scanned_at",
+        "sources",
+        "errors",
+        "domains",
+        "ovs_bridges",
+        "links",
+        "iptables_chains",
+    }
 
-    url = neutron_db(sqlite_url, [vm_port(port, vm, host.name, DIRECT_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, DIRECT_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "reports"))
     assert any("libvirt could not be read (virsh not found)" in a for a in doc["assumptions"])
     # The OVS and link data are there: the direct tap on br-int is still seen.
@@ -339,12 +401,16 @@ def test_without_virsh_the_report_says_so_and_the_audit_uses_the_rest(
 
 
 def test_with_ovsdb_down_the_report_says_so_and_nothing_is_invented(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     direct_port, direct_vm = new_id(), new_id()
     host.plug(direct_vm, [nova_vif(direct_port, DIRECT_DETAILS)])
-    url = neutron_db(sqlite_url, [vm_port(direct_port, direct_vm, host.name, DIRECT_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(direct_port, direct_vm, host.name, DIRECT_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
     code, _, _ = scan_into(host, tmp_path / "full")
     assert code == 0
     _, doc = audit_json(url, "--host-reports", str(tmp_path / "full"))
@@ -368,12 +434,16 @@ def test_with_ovsdb_down_the_report_says_so_and_nothing_is_invented(
 
 
 def test_with_ovsdb_down_a_hybrid_port_is_not_called_broken(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, HYBRID_DETAILS)])
-    url = neutron_db(sqlite_url, [vm_port(port, vm, host.name, HYBRID_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, HYBRID_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
     host.kill_ovsdb()
     code, report, _ = scan_into(host, tmp_path / "down")
     assert code == 1 and report["sources"]["ovs"]["ok"] is False
@@ -385,7 +455,8 @@ def test_with_ovsdb_down_a_hybrid_port_is_not_called_broken(
 
 
 def test_remediation_reboots_only_the_direct_wired_vm(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     """Both ports have drifted details (''); one VM is still wired hybrid, one direct."""
     host = compute_host
     hyb_port, hyb_vm = new_id(), new_id()
@@ -393,25 +464,49 @@ def test_remediation_reboots_only_the_direct_wired_vm(
     host.plug(hyb_vm, [nova_vif(hyb_port, HYBRID_DETAILS)])
     host.plug(dir_vm, [nova_vif(dir_port, DIRECT_DETAILS)])
     _, report, _ = scan_into(host, tmp_path / "reports")
-    url = neutron_db(sqlite_url, [vm_port(hyb_port, hyb_vm, host.name, ""),
-                                  vm_port(dir_port, dir_vm, host.name, "")],
-                     [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [vm_port(hyb_port, hyb_vm, host.name, ""), vm_port(dir_port, dir_vm, host.name, "")],
+        [ovs_agent(host.name, hybrid=True)],
+    )
 
     nova_url = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     engine = sa.create_engine(nova_url)
     try:
         create_nova_schema(engine)
         # Nova caches the details Neutron returns now: '' for both.
-        write_instances(engine, [
-            InstanceSpec(uuid=vm, host=host.name, project_id=PROJECT, display_name=name,
-                         network_info=[nova_vif(p, {})])
-            for vm, p, name in ((hyb_vm, hyb_port, "still-hybrid"),
-                                (dir_vm, dir_port, "plugged-direct"))])
+        write_instances(
+            engine,
+            [
+                InstanceSpec(
+                    uuid=vm,
+                    host=host.name,
+                    project_id=PROJECT,
+                    display_name=name,
+                    network_info=[nova_vif(p, {})],
+                )
+                for vm, p, name in (
+                    (hyb_vm, hyb_port, "still-hybrid"),
+                    (dir_vm, dir_port, "plugged-direct"),
+                )
+            ],
+        )
     finally:
         engine.dispose()
 
-    code, out, err = run_cli(["remediation", "--neutron-db", url, "--nova-db", nova_url,
-                              "--host-reports", str(tmp_path / "reports"), "-f", "json"])
+    code, out, err = run_cli(
+        [
+            "remediation",
+            "--neutron-db",
+            url,
+            "--nova-db",
+            nova_url,
+            "--host-reports",
+            str(tmp_path / "reports"),
+            "-f",
+            "json",
+        ]
+    )
     assert code == 0, err
     plan = json.loads(out)
     actions = {(s["instance"], s["action"]) for s in plan["steps"]}
@@ -437,8 +532,9 @@ def test_lab_teardown_kills_its_daemons_and_namespace_even_on_failure() -> None:
         assert all(pids)
         assert host.setup_seconds is not None and host.setup_seconds < 10
         raise RuntimeError("test body failed")
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                           check=True).stdout
+    netns = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
     assert host.netns not in netns
     for pid in pids:
         stat = Path(f"/proc/{pid}/stat")
@@ -457,13 +553,17 @@ def test_a_refused_namespace_is_a_failure_with_the_reason() -> None:
 
 
 def test_security_group_chains_missing_for_a_hybrid_port_vd307(
-        compute_host: ComputeHost, sqlite_url: str, tmp_path: Path) -> None:
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     """VD307 from real iptables-save output: no neutron chains, then the agent's chains."""
     host = compute_host
     port, vm = new_id(), new_id()
     host.plug(vm, [nova_vif(port, HYBRID_DETAILS)])
-    db = neutron_db(sqlite_url, [vm_port(port, vm, host.name, HYBRID_DETAILS)],
-                    [ovs_agent(host.name, hybrid=True)])
+    db = neutron_db(
+        sqlite_url,
+        [vm_port(port, vm, host.name, HYBRID_DETAILS)],
+        [ovs_agent(host.name, hybrid=True)],
+    )
 
     code, report, _ = scan_into(host, tmp_path / "bare", "--iptables")
     assert code == 0, report["errors"]

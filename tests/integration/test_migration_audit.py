@@ -22,8 +22,16 @@ from vifdoctor.demo.nova import InstanceSpec, MigrationSpec
 
 SRC, DST = "compute1", "compute2"
 TYPES = ["live-migration", "migration", "evacuation", "resize"]
-STATUSES = ["running", "finished", "completed", "error", "failed", "cancelled", "reverted",
-            "confirmed"]
+STATUSES = [
+    "running",
+    "finished",
+    "completed",
+    "error",
+    "failed",
+    "cancelled",
+    "reverted",
+    "confirmed",
+]
 #: where Nova has the instance once a move reached this status
 ON_DEST = {"finished", "completed", "confirmed"}
 TERMINAL = {"completed", "error", "failed", "cancelled", "reverted", "confirmed"}
@@ -43,11 +51,18 @@ def every_status(legacy_types: bool) -> Cloud:
             p.extra_bindings = [inactive_row(there, bound=there == DST)]
             c.ports.append(p)
             c.instances.append(InstanceSpec(uuid, here, network_info=[vif(port, HYBRID)]))
-            c.moves.append(MigrationSpec(
-                uuid, SRC, DST, status,
-                # Icehouse has no migration_type: the flavors tell a resize
-                migration_type=None if legacy_types else mtype,
-                old_flavor=1, new_flavor=2 if mtype == "resize" else 1))
+            c.moves.append(
+                MigrationSpec(
+                    uuid,
+                    SRC,
+                    DST,
+                    status,
+                    # Icehouse has no migration_type: the flavors tell a resize
+                    migration_type=None if legacy_types else mtype,
+                    old_flavor=1,
+                    new_flavor=2 if mtype == "resize" else 1,
+                )
+            )
             c.inactive.add((uuid, port))
             if status in TERMINAL:
                 c.expected.add(("VD206", uuid, port))
@@ -56,8 +71,11 @@ def every_status(legacy_types: bool) -> Cloud:
     u, p = vm_uuid(n), port_id(n)
     c.ports.append(vm_port(p, u, DST))
     c.instances.append(InstanceSpec(u, SRC, network_info=[vif(p, HYBRID)]))
-    c.moves.append(MigrationSpec(u, SRC, DST, "completed", migration_type=None
-                                 if legacy_types else "live-migration"))
+    c.moves.append(
+        MigrationSpec(
+            u, SRC, DST, "completed", migration_type=None if legacy_types else "live-migration"
+        )
+    )
     c.expected.add(("VD207", u, ""))
     # VD208: a live migration running for 7 hours, its INACTIVE row on the destination
     n += 1
@@ -65,19 +83,28 @@ def every_status(legacy_types: bool) -> Cloud:
     stuck = vm_port(p, u, SRC)
     stuck.extra_bindings = [inactive_row(DST)]
     c.ports.append(stuck)
-    c.instances.append(InstanceSpec(u, SRC, task_state="migrating",
-                                    network_info=[vif(p, HYBRID)]))
-    c.moves.append(MigrationSpec(u, SRC, DST, "running", migration_type=None
-                                 if legacy_types else "live-migration",
-                                 created_at=utcnow() - timedelta(hours=7)))
+    c.instances.append(InstanceSpec(u, SRC, task_state="migrating", network_info=[vif(p, HYBRID)]))
+    c.moves.append(
+        MigrationSpec(
+            u,
+            SRC,
+            DST,
+            "running",
+            migration_type=None if legacy_types else "live-migration",
+            created_at=utcnow() - timedelta(hours=7),
+        )
+    )
     c.inactive.add((u, p))
     c.expected.add(("VD208", u, ""))
     return c
 
 
 def found(doc: dict) -> set:
-    return {(f["code"], f["device_id"], f["port_id"]) for f in doc["findings"]
-            if f["code"] in ("VD109", "VD202", "VD204", "VD206", "VD207", "VD208")}
+    return {
+        (f["code"], f["device_id"], f["port_id"])
+        for f in doc["findings"]
+        if f["code"] in ("VD109", "VD202", "VD204", "VD206", "VD207", "VD208")
+    }
 
 
 def check(neutron: str, cells: list[str], cloud: Cloud, kind: str) -> dict:
@@ -102,16 +129,16 @@ def check(neutron: str, cells: list[str], cloud: Cloud, kind: str) -> dict:
 
 
 @pytest.mark.nova_real
-def test_every_status_on_nova34_and_neutron29(nova34_cell_mariadb_url: str,
-                                               neutron29_mariadb_url: str) -> None:
+def test_every_status_on_nova34_and_neutron29(
+    nova34_cell_mariadb_url: str, neutron29_mariadb_url: str
+) -> None:
     cloud = every_status(legacy_types=False)
     write_neutron(neutron29_mariadb_url, cloud.ports, [SRC, DST], layout=None)
     write_cell(nova34_cell_mariadb_url, cloud.instances, cloud.moves, icehouse=False)
     check(neutron29_mariadb_url, [nova34_cell_mariadb_url], cloud, "live-migration")
 
 
-def test_every_status_on_neutron29_postgresql(neutron29_postgresql_url: str,
-                                              tmp_path) -> None:
+def test_every_status_on_neutron29_postgresql(neutron29_postgresql_url: str, tmp_path) -> None:
     """PostgreSQL's Neutron (byte-wise ordering by COLLATE "C", its EXISTS and CASE)."""
     cloud = every_status(legacy_types=True)
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
@@ -129,8 +156,9 @@ def test_every_status_on_icehouse_nova(nova_db_url: str, tmp_path) -> None:
 
 
 @pytest.mark.nova_real
-def test_cross_cell_resize(nova34_cell_mariadb_url: str, mariadb_url: str,
-                           neutron29_mariadb_url: str, nova34_mariadb_ddl) -> None:
+def test_cross_cell_resize(
+    nova34_cell_mariadb_url: str, mariadb_url: str, neutron29_mariadb_url: str, nova34_mariadb_ddl
+) -> None:
     """A cross-cell resize awaiting confirmation keeps its source binding (a revert needs
     it) and is one instance, not two; once confirmed in the target cell, the source
     cell's copy still saying 'finished' does not keep the stale row alive."""
@@ -143,18 +171,34 @@ def test_cross_cell_resize(nova34_cell_mariadb_url: str, mariadb_url: str,
         port = vm_port(p, u, DST)
         port.extra_bindings = [inactive_row(SRC)]
         ports.append(port)
-        cell1.instances.append(InstanceSpec(u, SRC, hidden=True,
-                                            network_info=[vif(p, HYBRID)]))
+        cell1.instances.append(InstanceSpec(u, SRC, hidden=True, network_info=[vif(p, HYBRID)]))
         cell2.instances.append(InstanceSpec(u, DST, network_info=[vif(p, HYBRID)]))
         for cell, status in ((cell1, "finished"), (cell2, target_status)):
-            cell.moves.append(MigrationSpec(u, SRC, DST, status, migration_type="resize",
-                                            old_flavor=1, new_flavor=2, uuid=mig,
-                                            cross_cell_move=True))
+            cell.moves.append(
+                MigrationSpec(
+                    u,
+                    SRC,
+                    DST,
+                    status,
+                    migration_type="resize",
+                    old_flavor=1,
+                    new_flavor=2,
+                    uuid=mig,
+                    cross_cell_move=True,
+                )
+            )
     write_neutron(neutron29_mariadb_url, ports, [SRC, DST], layout=None)
     write_cell(nova34_cell_mariadb_url, cell1.instances, cell1.moves, icehouse=False)
     write_cell(mariadb_url, cell2.instances, cell2.moves, icehouse=False)
-    _, doc, _ = cli_json("audit", "--neutron-db", neutron29_mariadb_url,
-                         "--nova-db", nova34_cell_mariadb_url, "--nova-db", mariadb_url)
+    _, doc, _ = cli_json(
+        "audit",
+        "--neutron-db",
+        neutron29_mariadb_url,
+        "--nova-db",
+        nova34_cell_mariadb_url,
+        "--nova-db",
+        mariadb_url,
+    )
     assert found(doc) == {("VD206", vm_uuid(2), port_id(2))}
     assert doc["summary"]["instances_read"] == 2
     assert not [f for f in doc["findings"] if f["code"] in ("VD201", "VD203")]

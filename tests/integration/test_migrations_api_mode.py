@@ -23,56 +23,84 @@ from vifdoctor.demo.builder import utcnow
 from vifdoctor.demo.nova import InstanceSpec, MigrationSpec, write_migrations
 from vifdoctor.sources import neutron_api as neutron_api_source
 
-pytest.importorskip("openstack")
-
 pytestmark = [pytest.mark.mariadb, pytest.mark.nova_real]
 
 
 def nova_get(nova: NovaServer, path: str) -> dict:
-    req = urllib.request.Request(f"{nova.url}/v2.1{path}",
-                                 headers={"OpenStack-API-Version": "compute 2.80"})
+    req = urllib.request.Request(
+        f"{nova.url}/v2.1{path}", headers={"OpenStack-API-Version": "compute 2.80"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
 
 def keyed(doc: dict) -> set[tuple[str, str, str]]:
-    return {(f["code"], f["device_id"], f["port_id"]) for f in doc["findings"]
-            if f["code"] in ("VD109", "VD202", "VD206", "VD207", "VD208")}
+    return {
+        (f["code"], f["device_id"], f["port_id"])
+        for f in doc["findings"]
+        if f["code"] in ("VD109", "VD202", "VD206", "VD207", "VD208")
+    }
 
 
 def test_api_mode_judges_moves_from_os_migrations(
-        clouds: tuple[NeutronServer, NovaServer], tmp_path,  # noqa: F811 - the fixture
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    clouds: tuple[NeutronServer, NovaServer],  # noqa: F811 - the fixture
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     neutron, nova = clouds
     net = make_network(neutron)
     failed, running, waiting = uid(21), uid(22), uid(23)
-    ports = {u: vm_port(neutron, net, HYBRID if u != waiting else NATIVE, u)
-             for u in (failed, running, waiting)}
+    ports = {
+        u: vm_port(neutron, net, HYBRID if u != waiting else NATIVE, u)
+        for u in (failed, running, waiting)
+    }
     for u in (failed, running):  # Nova's pre-live-migration binding on the destination
-        call(neutron, "POST", f"/ports/{ports[u]}/bindings", {"binding": {"host": NATIVE}},
-             SERVICE)
+        call(neutron, "POST", f"/ports/{ports[u]}/bindings", {"binding": {"host": NATIVE}}, SERVICE)
     # the resize finished on NATIVE: its source binding on HYBRID stays for a revert
-    call(neutron, "POST", f"/ports/{ports[waiting]}/bindings", {"binding": {"host": HYBRID}},
-         SERVICE)
-    nova.add_servers([InstanceSpec(uuid=failed, host=HYBRID),
-                      InstanceSpec(uuid=running, host=HYBRID, task_state="migrating"),
-                      InstanceSpec(uuid=waiting, host=NATIVE, vm_state="resized")])
-    write_migrations(nova.cell_engine, [
-        MigrationSpec(failed, HYBRID, NATIVE, "failed",
-                      uuid="f0000000-0000-4000-8000-000000000021"),
-        MigrationSpec(running, HYBRID, NATIVE, "running",
-                      uuid="f0000000-0000-4000-8000-000000000022",
-                      created_at=utcnow() - timedelta(hours=8)),
-        MigrationSpec(waiting, HYBRID, NATIVE, "finished", migration_type="resize",
-                      old_flavor=1, new_flavor=2, uuid="f0000000-0000-4000-8000-000000000023",
-                      created_at=utcnow() - timedelta(days=2)),
-    ])
+    call(
+        neutron, "POST", f"/ports/{ports[waiting]}/bindings", {"binding": {"host": HYBRID}}, SERVICE
+    )
+    nova.add_servers(
+        [
+            InstanceSpec(uuid=failed, host=HYBRID),
+            InstanceSpec(uuid=running, host=HYBRID, task_state="migrating"),
+            InstanceSpec(uuid=waiting, host=NATIVE, vm_state="resized"),
+        ]
+    )
+    write_migrations(
+        nova.cell_engine,
+        [
+            MigrationSpec(
+                failed, HYBRID, NATIVE, "failed", uuid="f0000000-0000-4000-8000-000000000021"
+            ),
+            MigrationSpec(
+                running,
+                HYBRID,
+                NATIVE,
+                "running",
+                uuid="f0000000-0000-4000-8000-000000000022",
+                created_at=utcnow() - timedelta(hours=8),
+            ),
+            MigrationSpec(
+                waiting,
+                HYBRID,
+                NATIVE,
+                "finished",
+                migration_type="resize",
+                old_flavor=1,
+                new_flavor=2,
+                uuid="f0000000-0000-4000-8000-000000000023",
+                created_at=utcnow() - timedelta(days=2),
+            ),
+        ],
+    )
     neutron.refresh_agents()
 
     # why not the server's own migrations: its allow-list hides the finished resize
     assert nova_get(nova, f"/servers/{waiting}/migrations")["migrations"] == []
-    listed = {m["instance_uuid"]: m["status"] for m in nova_get(nova, "/os-migrations")
-              ["migrations"]}
+    listed = {
+        m["instance_uuid"]: m["status"] for m in nova_get(nova, "/os-migrations")["migrations"]
+    }
     assert listed[waiting] == "finished"
 
     expected = {("VD206", failed, ports[failed]), ("VD208", running, "")}
@@ -82,18 +110,29 @@ def test_api_mode_judges_moves_from_os_migrations(
     assert keyed(api_doc) == expected
     vd206 = next(f for f in api_doc["findings"] if f["code"] == "VD206")
     assert vd206["extra"]["migration"]["uuid"] == "f0000000-0000-4000-8000-000000000021"
-    assert not any("task_state only" in a or "were not read" in a
-                   for a in api_doc["assumptions"])
+    assert not any("task_state only" in a or "were not read" in a for a in api_doc["assumptions"])
 
     # the repair through the API: DELETE /ports/{id}/bindings/{host}, after Nova's check.
     # Neutron's policy gives the bindings API to the service role only: an admin without
     # it gets one clear line, and nothing is deleted.
-    argv = ("repair", "--os-cloud", "vdtest", "--code", "VD206", "--apply", "--backup-dir",
-            str(tmp_path), "-f", "json")
+    argv = (
+        "repair",
+        "--os-cloud",
+        "vdtest",
+        "--code",
+        "VD206",
+        "--apply",
+        "--backup-dir",
+        str(tmp_path),
+        "-f",
+        "json",
+    )
     code, out, err = run_cli(*argv)
     assert code == 3 and "wants the service role" in err
-    assert len(call(neutron, "GET", f"/ports/{ports[failed]}/bindings", None,
-                    SERVICE)["bindings"]) == 2
+    assert (
+        len(call(neutron, "GET", f"/ports/{ports[failed]}/bindings", None, SERVICE)["bindings"])
+        == 2
+    )
     # an account with the service role, as Nova's (noauth: the X-Roles header)
     real_connect = neutron_api_source.connect_cloud
 
@@ -107,9 +146,13 @@ def test_api_mode_judges_moves_from_os_migrations(
     assert code == 0, err
     rep = json.loads(out)
     assert rep["outcome"]["deleted"] == 1 and rep["outcome"]["nova_rechecks"] == 1, rep["outcome"]
-    statuses = {p: {b["host"]: b["status"] for b in call(
-        neutron, "GET", f"/ports/{p}/bindings", None, SERVICE)["bindings"]}
-        for p in ports.values()}
+    statuses = {
+        p: {
+            b["host"]: b["status"]
+            for b in call(neutron, "GET", f"/ports/{p}/bindings", None, SERVICE)["bindings"]
+        }
+        for p in ports.values()
+    }
     assert statuses[ports[failed]] == {HYBRID: "ACTIVE"}
     assert statuses[ports[running]] == {HYBRID: "ACTIVE", NATIVE: "INACTIVE"}
     assert statuses[ports[waiting]] == {NATIVE: "ACTIVE", HYBRID: "INACTIVE"}

@@ -33,8 +33,9 @@ HYBRID, NATIVE = "compute1", "compute2"
 @pytest.fixture(scope="session")
 def osc_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not OPENSTACK.exists():
-        pytest.fail("python-openstackclient missing from .venv: pip install -e '.[test]'",
-                    pytrace=False)
+        pytest.fail(
+            "python-openstackclient missing from .venv: pip install -e '.[test]'", pytrace=False
+        )
     return overlay_venv(Path(sys.executable), tmp_path_factory.mktemp("osc") / "venv")
 
 
@@ -50,34 +51,46 @@ def server(neutron29_mariadb_url: str, tmp_path: Path) -> Iterator[NeutronServer
 def ports(server: NeutronServer) -> dict[str, str]:
     """Ports bound by ML2 through the API; two drifted by SQL as the incident did."""
     net = make_network(server)
-    made = {"good": make_port(server, net, HYBRID)["id"],
-            "empty": make_port(server, net, HYBRID)["id"],
-            "native_hybrid": make_port(server, net, NATIVE)["id"]}
+    made = {
+        "good": make_port(server, net, HYBRID)["id"],
+        "empty": make_port(server, net, HYBRID)["id"],
+        "native_hybrid": make_port(server, net, NATIVE)["id"],
+    }
     drift(server, made["empty"], "")
     drift(server, made["native_hybrid"], json.dumps(HYBRID_DETAILS))
     server.refresh_agents()
     return made
 
 
-def openstack(python: Path, server: NeutronServer | None, *argv: str
-              ) -> tuple[int, str, str]:
+def openstack(python: Path, server: NeutronServer | None, *argv: str) -> tuple[int, str, str]:
     """The real ``openstack`` command; only the test cloud's clouds.yaml, no OS_* variables."""
-    base = server.env() if server else {k: v for k, v in os.environ.items()
-                                        if not k.startswith("OS_")}
+    base = (
+        server.env() if server else {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    )
     env = {k: v for k, v in base.items() if k not in ("PYTHONPATH", "VIFDOCTOR_NEUTRON_DB")}
     env["PYTHONWARNINGS"] = "ignore"
-    r = subprocess.run([str(python), str(OPENSTACK), *argv], capture_output=True, text=True,
-                       env=env, timeout=300)
+    r = subprocess.run(
+        [str(python), str(OPENSTACK), *argv], capture_output=True, text=True, env=env, timeout=300
+    )
     return r.returncode, r.stdout, r.stderr
 
 
 def test_api_mode_through_osc_session(osc_python, server, ports, monkeypatch):
-    code, out, err = openstack(osc_python, server, "--os-cloud", "vdtest", "vifdoctor",
-                               "audit", "-f", "json")
+    code, out, err = openstack(
+        osc_python, server, "--os-cloud", "vdtest", "vifdoctor", "audit", "-f", "json"
+    )
     assert code == 2, err
     rows = json.loads(out)
-    assert list(rows[0]) == ["Code", "Severity", "Port", "Host", "Device", "Nova Plug",
-                             "Needs", "Problem"]
+    assert list(rows[0]) == [
+        "Code",
+        "Severity",
+        "Port",
+        "Host",
+        "Device",
+        "Nova Plug",
+        "Needs",
+        "Problem",
+    ]
     got = sorted((r["Code"], r["Port"]) for r in rows)
     assert ("VD101", ports["empty"]) in got and ("VD102", ports["native_hybrid"]) in got
     assert not any(p == ports["good"] for _, p in got)
@@ -90,31 +103,69 @@ def test_api_mode_through_osc_session(osc_python, server, ports, monkeypatch):
     assert got == sorted((f["code"], f["port_id"]) for f in json.loads(cli_out)["findings"])
 
     # cliff's options: csv, -c, --sort-column; value.
-    code, out, _ = openstack(osc_python, server, "--os-cloud", "vdtest", "vifdoctor", "audit",
-                             "-f", "csv", "-c", "Port", "-c", "Code", "--sort-column", "Port",
-                             "--sort-descending")
+    code, out, _ = openstack(
+        osc_python,
+        server,
+        "--os-cloud",
+        "vdtest",
+        "vifdoctor",
+        "audit",
+        "-f",
+        "csv",
+        "-c",
+        "Port",
+        "-c",
+        "Code",
+        "--sort-column",
+        "Port",
+        "--sort-descending",
+    )
     table = list(csv.reader(io.StringIO(out)))
     assert table[0] == ["Code", "Port"]  # cliff keeps the listing's column order
     assert [r[1] for r in table[1:]] == sorted((r[1] for r in table[1:]), reverse=True)
-    code, out, _ = openstack(osc_python, server, "--os-cloud", "vdtest", "vifdoctor", "audit",
-                             "--code", "VD101", "-f", "value", "-c", "Port")
+    code, out, _ = openstack(
+        osc_python,
+        server,
+        "--os-cloud",
+        "vdtest",
+        "vifdoctor",
+        "audit",
+        "--code",
+        "VD101",
+        "-f",
+        "value",
+        "-c",
+        "Port",
+    )
     assert code == 2 and out.split() == [ports["empty"]]
 
     # plan: the row a repair would change, with the details it would write.
-    code, out, err = openstack(osc_python, server, "--os-cloud", "vdtest", "vifdoctor", "plan",
-                               "-f", "json", "--long")
+    code, out, err = openstack(
+        osc_python, server, "--os-cloud", "vdtest", "vifdoctor", "plan", "-f", "json", "--long"
+    )
     assert code == 0, err
     plan = {r["Port"]: r for r in json.loads(out)}
     assert list(plan) == [ports["empty"]]
     assert plan[ports["empty"]]["Codes"] == ["VD101", "VD103"]
     # repair in API mode re-binds through Neutron: without --apply, nothing is written.
     before = server.sql("SELECT port_id, vif_details FROM ml2_port_bindings ORDER BY port_id")
-    code, out, err = openstack(osc_python, server, "--os-cloud", "vdtest", "vifdoctor",
-                               "repair", "-f", "value", "-c", "Port")
+    code, out, err = openstack(
+        osc_python,
+        server,
+        "--os-cloud",
+        "vdtest",
+        "vifdoctor",
+        "repair",
+        "-f",
+        "value",
+        "-c",
+        "Port",
+    )
     assert code == 0, err
     assert out.split() == [ports["empty"]]
-    assert server.sql("SELECT port_id, vif_details FROM ml2_port_bindings "
-                      "ORDER BY port_id") == before
+    assert (
+        server.sql("SELECT port_id, vif_details FROM ml2_port_bindings ORDER BY port_id") == before
+    )
 
 
 def test_errors_and_remediation_without_a_server(osc_python, tmp_path):
@@ -128,8 +179,17 @@ def test_errors_and_remediation_without_a_server(osc_python, tmp_path):
     assert "Hush-123" not in err + out
     # OSC's --debug log: the parsed arguments and vifdoctor's records are masked; OSC's own
     # "START with options" line echoes argv as typed (hence docs: prefer config files).
-    code, out, err = openstack(osc_python, None, "--debug", "vifdoctor", "audit",
-                               "--neutron-db", secret, "--nova-db", secret)
+    code, out, err = openstack(
+        osc_python,
+        None,
+        "--debug",
+        "vifdoctor",
+        "audit",
+        "--neutron-db",
+        secret,
+        "--nova-db",
+        secret,
+    )
     assert code == 1 and "neutron_db='mysql+pymysql://neutron:***@127.0.0.1:1/neutron'" in err
     assert "nova_db=['mysql+pymysql://neutron:***@127.0.0.1:1/neutron']" in err
     assert "reading Neutron's database mysql+pymysql://neutron:***@" in err
@@ -138,11 +198,22 @@ def test_errors_and_remediation_without_a_server(osc_python, tmp_path):
     assert "Hush-123" not in out
     # remediation needs Nova: said in one line; with the demo's Nova, the per-host steps.
     neutron, nova = build(str(tmp_path / "demo"))
-    code, out, err = openstack(osc_python, None, "vifdoctor", "remediation", "--neutron-db",
-                               neutron)
+    code, out, err = openstack(
+        osc_python, None, "vifdoctor", "remediation", "--neutron-db", neutron
+    )
     assert code == 1 and "remediation needs Nova's database" in err
-    code, out, err = openstack(osc_python, None, "vifdoctor", "remediation", "--neutron-db",
-                               neutron, "--nova-db", nova, "-f", "json")
+    code, out, err = openstack(
+        osc_python,
+        None,
+        "vifdoctor",
+        "remediation",
+        "--neutron-db",
+        neutron,
+        "--nova-db",
+        nova,
+        "-f",
+        "json",
+    )
     assert code == 0, err
     steps = json.loads(out)
     assert {"Host", "Action", "Instance", "Command"} <= set(steps[0])
@@ -154,26 +225,59 @@ def test_errors_and_remediation_without_a_server(osc_python, tmp_path):
 def test_db_mode_repair_rollback_explain(osc_python, server, ports, tmp_path):
     """DB mode needs no Keystone: the whole write cycle through `openstack vifdoctor`."""
     db = ["--neutron-db", server.db_url]
-    code, out, err = openstack(osc_python, server, "vifdoctor", "audit", *db, "-f", "yaml",
-                               "-c", "Code", "-c", "Port")
+    code, out, err = openstack(
+        osc_python, server, "vifdoctor", "audit", *db, "-f", "yaml", "-c", "Code", "-c", "Port"
+    )
     assert code == 2, err
     assert f"- Code: VD101\n  Port: {ports['empty']}\n" in out
-    code, out, err = openstack(osc_python, server, "vifdoctor", "repair", *db, "--apply",
-                               "--backup-dir", str(tmp_path / "bk"), "-f", "json", "--long")
+    code, out, err = openstack(
+        osc_python,
+        server,
+        "vifdoctor",
+        "repair",
+        *db,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "-f",
+        "json",
+        "--long",
+    )
     assert code == 0, err
     done = json.loads(out)
     assert [(r["Port"], r["Result"]) for r in done] == [(ports["empty"], "changed")]
-    assert json.loads(server.sql("SELECT vif_details FROM ml2_port_bindings WHERE "
-                                 "port_id = :p", p=ports["empty"])[0][0])["ovs_hybrid_plug"]
+    assert json.loads(
+        server.sql(
+            "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p", p=ports["empty"]
+        )[0][0]
+    )["ovs_hybrid_plug"]
     backup = next((tmp_path / "bk").glob("repair-*.json"))
-    code, out, err = openstack(osc_python, server, "vifdoctor", "rollback", str(backup), *db,
-                               "--apply", "-f", "value", "-c", "Port")
+    code, out, err = openstack(
+        osc_python,
+        server,
+        "vifdoctor",
+        "rollback",
+        str(backup),
+        *db,
+        "--apply",
+        "-f",
+        "value",
+        "-c",
+        "Port",
+    )
     assert code == 0, err
     assert out.split() == [ports["empty"]]
-    assert server.sql("SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p",
-                      p=ports["empty"])[0][0] == ""
-    code, out, err = openstack(osc_python, server, "vifdoctor", "explain", "VD101", "VD109",
-                               "-f", "json")
+    assert (
+        server.sql(
+            "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p", p=ports["empty"]
+        )[0][0]
+        == ""
+    )
+    code, out, err = openstack(
+        osc_python, server, "vifdoctor", "explain", "VD101", "VD109", "-f", "json"
+    )
     assert code == 0, err
     assert [(r["Code"], r["Severity"], r["Repair"]) for r in json.loads(out)] == [
-        ("VD101", "failure", "by default"), ("VD109", "warning", "never")]
+        ("VD101", "failure", "by default"),
+        ("VD109", "warning", "never"),
+    ]

@@ -34,8 +34,12 @@ def _call(url: str, method: str, path: str, body: dict | None = None) -> Any:
     import urllib.request
 
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{url}/v2.0{path}", data=data, method=method, headers={
-        "Content-Type": "application/json", "X-Roles": "admin,service"})
+    req = urllib.request.Request(
+        f"{url}/v2.0{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "X-Roles": "admin,service"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             text = r.read()
@@ -47,8 +51,9 @@ def _call(url: str, method: str, path: str, body: dict | None = None) -> Any:
 def _audit(db_url: str, conf: Path) -> tuple[int, dict, str]:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = main(["audit", "--neutron-db", db_url, "--neutron-config-file", str(conf),
-                     "-f", "json"])
+        code = main(
+            ["audit", "--neutron-db", db_url, "--neutron-config-file", str(conf), "-f", "json"]
+        )
     assert code in (0, 1, 2), err.getvalue()
     with redirect_stdout(table := io.StringIO()), redirect_stderr(io.StringIO()):
         main(["audit", "--neutron-db", db_url, "--neutron-config-file", str(conf)])
@@ -56,7 +61,8 @@ def _audit(db_url: str, conf: Path) -> tuple[int, dict, str]:
 
 
 def test_after_the_real_migration_the_audit_says_what_is_left(
-        ovn_lab: OvnLab, neutron29_mariadb_url: str, tmp_path: Path) -> None:
+    ovn_lab: OvnLab, neutron29_mariadb_url: str, tmp_path: Path
+) -> None:
     from testkit.neutron_server import ovs_agent_configurations, running_server
     from testkit.ovn_neutron import OvnNeutronServer, running_ovn_server
 
@@ -68,12 +74,26 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
         for host in HOSTS:
             ovs.add_agent(host, ovs_agent_configurations(True))
         net = _call(ovs.url, "POST", "/networks", {"network": {"name": "old"}})["network"]
-        _call(ovs.url, "POST", "/subnets", {"subnet": {
-            "network_id": net["id"], "cidr": "10.8.0.0/24", "ip_version": 4}})
+        _call(
+            ovs.url,
+            "POST",
+            "/subnets",
+            {"subnet": {"network_id": net["id"], "cidr": "10.8.0.0/24", "ip_version": 4}},
+        )
         for host in HOSTS:
-            ports[host] = _call(ovs.url, "POST", "/ports", {"port": {
-                "network_id": net["id"], "device_owner": "compute:nova",
-                "device_id": str(uuid.uuid4()), "binding:host_id": host}})["port"]
+            ports[host] = _call(
+                ovs.url,
+                "POST",
+                "/ports",
+                {
+                    "port": {
+                        "network_id": net["id"],
+                        "device_owner": "compute:nova",
+                        "device_id": str(uuid.uuid4()),
+                        "binding:host_id": host,
+                    }
+                },
+            )["port"]
             assert ports[host]["binding:vif_details"]["ovs_hybrid_plug"] is True
         # 2. The OVS agents stop for good.
         ovs.sql("UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP() - INTERVAL 1 HOUR")
@@ -87,16 +107,24 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
     server.sync_util("migrate")
     for host, port in ports.items():
         ovn_lab.claim(port["id"], HOSTS[host], up=True)
-    stored = {p: json.loads(d) for p, d in server.sql(
-        "SELECT port_id, vif_details FROM ml2_port_bindings")}
+    stored = {
+        p: json.loads(d)
+        for p, d in server.sql("SELECT port_id, vif_details FROM ml2_port_bindings")
+    }
     for port in ports.values():  # what today's db_migration leaves: br-int, hybrid kept
         assert stored[port["id"]]["bridge_name"] == "br-int"
         assert stored[port["id"]]["ovs_hybrid_plug"] is True
     # Releases 18.1-18.3, 19.0-19.2 and 20.0 deleted these keys instead (domain.md 8).
-    old = {k: v for k, v in stored[ports["cmp2"]["id"]].items()
-           if k not in ("bridge_name", "connectivity", "ovs_hybrid_plug")}
-    server.sql("UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p",
-               d=json.dumps(old), p=ports["cmp2"]["id"])
+    old = {
+        k: v
+        for k, v in stored[ports["cmp2"]["id"]].items()
+        if k not in ("bridge_name", "connectivity", "ovs_hybrid_plug")
+    }
+    server.sql(
+        "UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p",
+        d=json.dumps(old),
+        p=ports["cmp2"]["id"],
+    )
 
     code, doc, table = _audit(neutron29_mariadb_url, server.write_conf())
     hosts = doc["ovn"]["migration"]["hosts"]
@@ -129,5 +157,7 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
     code, doc, table = _audit(neutron29_mariadb_url, server.write_conf())
     left = [f for f in doc["findings"] if f["port_id"] == ports["cmp1"]["id"]]
     assert doc["ovn"]["migration"]["summary"] == "1 of 2 VM ports fully on OVN", (
-        left, doc["ovn"]["migration"])
+        left,
+        doc["ovn"]["migration"],
+    )
     assert doc["ovn"]["migration"]["hosts"]["cmp1"]["fully_on_ovn"] == 1

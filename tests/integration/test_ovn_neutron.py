@@ -27,19 +27,31 @@ if TYPE_CHECKING:
 pytest_plugins = ["testkit.ovnlab"]
 
 CH = {"cmp1": "ch-cmp1", "cmp2": "ch-cmp2", "cmp3": "ch-cmp3", "cmp4": "ch-cmp4"}
-OVN_DETAILS = {"port_filter": True, "connectivity": "l2", "ovs_create_tap": True,
-               "bridge_name": "br-int", "datapath_type": "system"}
+OVN_DETAILS = {
+    "port_filter": True,
+    "connectivity": "l2",
+    "ovs_create_tap": True,
+    "bridge_name": "br-int",
+    "datapath_type": "system",
+}
 
 
 @pytest.fixture
-def ovn_cloud(ovn_lab, neutron29_mariadb_url: str, tmp_path: Path,
-              monkeypatch: pytest.MonkeyPatch) -> Iterator[OvnNeutronServer]:
+def ovn_cloud(
+    ovn_lab, neutron29_mariadb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[OvnNeutronServer]:
     from testkit.ovn_neutron import running_ovn_server
 
     for host, name in CH.items():
-        ovn_lab.add_chassis(name, host, other_config={
-            "ovn-bridge-mappings": "physnet1:br-ex", "datapath-type": "system",
-            "iface-types": "geneve,internal,system"})
+        ovn_lab.add_chassis(
+            name,
+            host,
+            other_config={
+                "ovn-bridge-mappings": "physnet1:br-ex",
+                "datapath-type": "system",
+                "iface-types": "geneve,internal,system",
+            },
+        )
     monkeypatch.delenv("VIFDOCTOR_NEUTRON_DB", raising=False)
     with running_ovn_server(neutron29_mariadb_url, tmp_path, ovn_lab) as server:
         yield server
@@ -48,9 +60,12 @@ def ovn_cloud(ovn_lab, neutron29_mariadb_url: str, tmp_path: Path,
 def call(server: OvnNeutronServer, method: str, path: str, body: dict | None = None) -> Any:
     """A raw API call, as admin with the service role (binding:profile wants it)."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{server.url}/v2.0{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json",
-                                          "X-Roles": "admin,service"})
+    req = urllib.request.Request(
+        f"{server.url}/v2.0{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "X-Roles": "admin,service"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         text = r.read()
     return json.loads(text) if text else None
@@ -59,14 +74,29 @@ def call(server: OvnNeutronServer, method: str, path: str, body: dict | None = N
 def network(server: OvnNeutronServer, **provider: str) -> str:
     body = {"name": "vd", **provider}
     net = call(server, "POST", "/networks", {"network": body})["network"]
-    call(server, "POST", "/subnets", {"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/24",
-                                                 "ip_version": 4, "enable_dhcp": False}})
+    call(
+        server,
+        "POST",
+        "/subnets",
+        {
+            "subnet": {
+                "network_id": net["id"],
+                "cidr": "10.9.0.0/24",
+                "ip_version": 4,
+                "enable_dhcp": False,
+            }
+        },
+    )
     return net["id"]
 
 
 def vm_port(server: OvnNeutronServer, net: str, host: str) -> dict:
-    body = {"network_id": net, "device_owner": "compute:nova",
-            "device_id": str(uuid.uuid4()), "binding:host_id": host}
+    body = {
+        "network_id": net,
+        "device_owner": "compute:nova",
+        "device_id": str(uuid.uuid4()),
+        "binding:host_id": host,
+    }
     return call(server, "POST", "/ports", {"port": body})["port"]
 
 
@@ -88,8 +118,18 @@ def wait_status(server: OvnNeutronServer, port_id: str, status: str, timeout: fl
 def audit(server: OvnNeutronServer, *extra: str) -> tuple[int, dict]:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = main(["audit", "--neutron-db", server.db_url, "--neutron-config-file",
-                     str(server.conf), "-f", "json", *extra])
+        code = main(
+            [
+                "audit",
+                "--neutron-db",
+                server.db_url,
+                "--neutron-config-file",
+                str(server.conf),
+                "-f",
+                "json",
+                *extra,
+            ]
+        )
     assert code in (0, 1, 2), err.getvalue()
     return code, json.loads(out.getvalue())
 
@@ -110,13 +150,15 @@ def test_a_clean_ovn_cloud_gives_no_ovn_finding(ovn_cloud: OvnNeutronServer) -> 
         shown = {k: v for k, v in p["binding:vif_details"].items() if k != "bound_drivers"}
         assert shown == OVN_DETAILS  # what the real driver writes (the API adds bound_drivers)
         plug(ovn_cloud, p, h)
-    lsp = ovn_cloud.lab.nbctl("get", "Logical_Switch_Port", ports[0]["id"],
-                              "options:requested-chassis")
+    lsp = ovn_cloud.lab.nbctl(
+        "get", "Logical_Switch_Port", ports[0]["id"], "options:requested-chassis"
+    )
     assert lsp.strip('"') == "cmp1"
     code, doc = audit(ovn_cloud)
     assert ovn_codes(doc) == {}, doc["findings"]
     assert doc["summary"]["judged"] == 2 and not any(
-        "ovn" in k.lower() for k in doc["summary"]["skipped"])
+        "ovn" in k.lower() for k in doc["summary"]["skipped"]
+    )
     assert doc["ovn"]["migration"]["summary"] == "2 of 2 VM ports fully on OVN"
     assert code == 0
 
@@ -127,25 +169,49 @@ def sql(server: OvnNeutronServer, statement: str, **params: Any) -> None:
 
 def drift_details(server: OvnNeutronServer, port_id: str, **changes: Any) -> None:
     """Edit the stored details by SQL, as a migration or a hand edit does."""
-    (row,) = server.sql("SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p "
-                        "AND status = 'ACTIVE'", p=port_id)
+    (row,) = server.sql(
+        "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p AND status = 'ACTIVE'",
+        p=port_id,
+    )
     details = {**json.loads(row[0]), **changes}
-    server.sql("UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p "
-               "AND status = 'ACTIVE'", d=json.dumps(details), p=port_id)
+    server.sql(
+        "UPDATE ml2_port_bindings SET vif_details = :d WHERE port_id = :p AND status = 'ACTIVE'",
+        d=json.dumps(details),
+        p=port_id,
+    )
 
 
-def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_field_drift_gives_each_code(
+    ovn_cloud: OvnNeutronServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lab = ovn_cloud.lab
     net = network(ovn_cloud)
-    vlan = network(ovn_cloud, **{"provider:network_type": "vlan",
-                                 "provider:physical_network": "physnet1",
-                                 "provider:segmentation_id": "150"})
-    where = {"deleted": "cmp1", "requested": "cmp1", "dead": "cmp3", "renamed": "cmp4",
-             "moved": "cmp1", "status": "cmp2", "bridge": "cmp1", "hybrid": "cmp1",
-             "vlan": "cmp2", "good": "cmp2", "migrating": "cmp1", "gone": "cmp2"}
-    ports = {name: vm_port(ovn_cloud, vlan if name == "vlan" else net, host)
-             for name, host in where.items()}
+    vlan = network(
+        ovn_cloud,
+        **{
+            "provider:network_type": "vlan",
+            "provider:physical_network": "physnet1",
+            "provider:segmentation_id": "150",
+        },
+    )
+    where = {
+        "deleted": "cmp1",
+        "requested": "cmp1",
+        "dead": "cmp3",
+        "renamed": "cmp4",
+        "moved": "cmp1",
+        "status": "cmp2",
+        "bridge": "cmp1",
+        "hybrid": "cmp1",
+        "vlan": "cmp2",
+        "good": "cmp2",
+        "migrating": "cmp1",
+        "gone": "cmp2",
+    }
+    ports = {
+        name: vm_port(ovn_cloud, vlan if name == "vlan" else net, host)
+        for name, host in where.items()
+    }
     for name, port in ports.items():
         assert port["binding:vif_type"] == "ovs", (name, port)
         plug(ovn_cloud, port, where[name])
@@ -155,26 +221,31 @@ def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path
 
     # A live migration under way (Nova sets migrating_to; the driver writes "src,dst"),
     # with the destination's claim as additional_chassis: no finding.
-    call(ovn_cloud, "PUT", f"/ports/{pid['migrating']}",
-         {"port": {"binding:profile": {"migrating_to": "cmp2"}}})
-    requested = lab.nbctl("get", "Logical_Switch_Port", pid["migrating"],
-                          "options:requested-chassis").strip('"')
+    call(
+        ovn_cloud,
+        "PUT",
+        f"/ports/{pid['migrating']}",
+        {"port": {"binding:profile": {"migrating_to": "cmp2"}}},
+    )
+    requested = lab.nbctl(
+        "get", "Logical_Switch_Port", pid["migrating"], "options:requested-chassis"
+    ).strip('"')
     assert requested == "cmp1,cmp2"
     lab.claim(pid["migrating"], CH["cmp1"], additional=[CH["cmp2"]])
 
-    lab.nbctl("lsp-del", pid["deleted"])                                       # VD406
-    lab.nbctl("set", "Logical_Switch_Port", pid["requested"],
-              "options:requested-chassis=cmp2")                                # VD408
-    lab.set_alive(CH["cmp3"], False)                                           # VD402
-    lab.sbctl("set", "Chassis", CH["cmp4"], "hostname=cmp4.example.org")       # VD401
-    lab.claim(pid["moved"], CH["cmp2"])                                        # VD409
-    sql(ovn_cloud, "UPDATE ports SET status = 'DOWN' WHERE id = :p",
-        p=pid["status"])                                                       # VD410
-    drift_details(ovn_cloud, pid["bridge"], bridge_name="br-old")              # VD404
-    drift_details(ovn_cloud, pid["hybrid"], ovs_hybrid_plug=True)              # VD405
+    lab.nbctl("lsp-del", pid["deleted"])  # VD406
+    lab.nbctl(
+        "set", "Logical_Switch_Port", pid["requested"], "options:requested-chassis=cmp2"
+    )  # VD408
+    lab.set_alive(CH["cmp3"], False)  # VD402
+    lab.sbctl("set", "Chassis", CH["cmp4"], "hostname=cmp4.example.org")  # VD401
+    lab.claim(pid["moved"], CH["cmp2"])  # VD409
+    sql(ovn_cloud, "UPDATE ports SET status = 'DOWN' WHERE id = :p", p=pid["status"])  # VD410
+    drift_details(ovn_cloud, pid["bridge"], bridge_name="br-old")  # VD404
+    drift_details(ovn_cloud, pid["hybrid"], ovs_hybrid_plug=True)  # VD405
     lab.set_chassis_config(CH["cmp2"], {"ovn-bridge-mappings": "physnet9:br-ex"})  # VD403
-    lab.nbctl("lsp-add", f"neutron-{net}", "made-by-hand")                     # VD407
-    sql(ovn_cloud, "DELETE FROM ports WHERE id = :p", p=pid["gone"])           # VD407
+    lab.nbctl("lsp-add", f"neutron-{net}", "made-by-hand")  # VD407
+    sql(ovn_cloud, "DELETE FROM ports WHERE id = :p", p=pid["gone"])  # VD407
 
     code, doc = audit(ovn_cloud)
     found = ovn_codes(doc)
@@ -212,8 +283,11 @@ def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path
     # neutron's agent cache follows SB events, late on a loaded machine (once, in a full
     # suite run, later than 60 s): VD402 is asserted when the API itself says dead.
     deadline = time.monotonic() + 60
-    while (cmp3_alive := any(a["alive"] for a in call(ovn_cloud, "GET", "/agents")["agents"]
-                             if a["host"] == "cmp3")) and time.monotonic() < deadline:
+    while (
+        cmp3_alive := any(
+            a["alive"] for a in call(ovn_cloud, "GET", "/agents")["agents"] if a["host"] == "cmp3"
+        )
+    ) and time.monotonic() < deadline:
         time.sleep(0.5)
     for key in [k for k in os.environ if k.startswith("OS_")]:
         monkeypatch.delenv(key)
@@ -234,9 +308,24 @@ def test_field_drift_gives_each_code(ovn_cloud: OvnNeutronServer, tmp_path: Path
     before = dict(ovn_cloud.sql("SELECT port_id, vif_details FROM ml2_port_bindings"))
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        rc = main(["repair", "--neutron-db", ovn_cloud.db_url, "--neutron-config-file",
-                   str(ovn_cloud.conf), "--code", "VD404", "--code", "VD405", "--apply",
-                   "--backup-dir", str(tmp_path / "backup"), "-f", "json"])
+        rc = main(
+            [
+                "repair",
+                "--neutron-db",
+                ovn_cloud.db_url,
+                "--neutron-config-file",
+                str(ovn_cloud.conf),
+                "--code",
+                "VD404",
+                "--code",
+                "VD405",
+                "--apply",
+                "--backup-dir",
+                str(tmp_path / "backup"),
+                "-f",
+                "json",
+            ]
+        )
     assert rc in (0, 1, 2), err.getvalue()
     after = dict(ovn_cloud.sql("SELECT port_id, vif_details FROM ml2_port_bindings"))
     changed = {p for p in after if after[p] != before[p]}

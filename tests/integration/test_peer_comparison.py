@@ -35,8 +35,11 @@ def inactive(url: str) -> set[tuple[str, str]]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return set(conn.execute(sa.text(
-                "SELECT port_id, host FROM ml2_port_bindings WHERE status = 'INACTIVE'")).all())
+            return set(
+                conn.execute(
+                    sa.text("SELECT port_id, host FROM ml2_port_bindings WHERE status = 'INACTIVE'")
+                ).all()
+            )
     finally:
         engine.dispose()
 
@@ -45,16 +48,24 @@ def run_peer(url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     dbfixtures.ensure_openstack_venv()
     conf = workdir / "neutron.conf"
     conf.write_text(f"[database]\nconnection = {url}\n")
-    return subprocess.run([str(PEER), "--config-file", str(conf)], capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [str(PEER), "--config-file", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.nova_real
 def test_peer_and_vifdoctor_on_copies_of_one_cloud(
-        neutron29_mariadb_url: str, mariadb_url: str, neutron29_mariadb_ddl: Path,
-        nova34_cell_mariadb_url: str, tmp_path: Path) -> None:
-    dbfixtures.load_mariadb_sql(sa.engine.make_url(mariadb_url).database,
-                                neutron29_mariadb_ddl)
+    neutron29_mariadb_url: str,
+    mariadb_url: str,
+    neutron29_mariadb_ddl: Path,
+    nova34_cell_mariadb_url: str,
+    tmp_path: Path,
+) -> None:
+    dbfixtures.load_mariadb_sql(sa.engine.make_url(mariadb_url).database, neutron29_mariadb_ddl)
     peer_db, ours_db = neutron29_mariadb_url, mariadb_url
     ports, instances, moves = cloud()
     for url in (peer_db, ours_db):
@@ -65,9 +76,18 @@ def test_peer_and_vifdoctor_on_copies_of_one_cloud(
 
     proc = run_peer(peer_db, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    code, doc, err = cli_json("repair", "--neutron-db", ours_db, "--nova-db",
-                              nova34_cell_mariadb_url, "--code", "VD206", "--apply",
-                              "--backup-dir", str(tmp_path))
+    code, doc, err = cli_json(
+        "repair",
+        "--neutron-db",
+        ours_db,
+        "--nova-db",
+        nova34_cell_mariadb_url,
+        "--code",
+        "VD206",
+        "--apply",
+        "--backup-dir",
+        str(tmp_path),
+    )
     assert code == 0, err
 
     peer_deleted = before - inactive(peer_db)
@@ -82,8 +102,7 @@ def test_peer_and_vifdoctor_on_copies_of_one_cloud(
     # the peer names no port (it logs at INFO without setting up logging)...
     assert not any(port_id(n) in proc.stdout + proc.stderr for n in range(1, 7))
     # ...vifdoctor names each, with its backup
-    assert {c["port_id"] for c in doc["changes"]} == {port_id(n)
-                                                      for n in (FAILED, LATE, CLEANUP)}
+    assert {c["port_id"] for c in doc["changes"]} == {port_id(n) for n in (FAILED, LATE, CLEANUP)}
     assert Path(doc["backup"]).exists()
     # both removed the levels of what they deleted, and only those
     for url, deleted in ((peer_db, peer_deleted), (ours_db, ours_deleted)):

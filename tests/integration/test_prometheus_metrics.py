@@ -70,9 +70,16 @@ def node_exporter(tmp_path: Path) -> Iterator[NodeExporter]:
     exporter = NodeExporter(folder)
     listen = exporter.url.split("//")[1].split("/")[0]
     proc = subprocess.Popen(
-        [binary, "--collector.disable-defaults", "--collector.textfile",
-         f"--collector.textfile.directory={folder}", f"--web.listen-address={listen}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            binary,
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            f"--collector.textfile.directory={folder}",
+            f"--web.listen-address={listen}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -92,8 +99,11 @@ def node_exporter(tmp_path: Path) -> Iterator[NodeExporter]:
 
 
 def _value(samples: dict, name: str, **labels: str) -> float:
-    found = [s.value for s in samples.get(name, [])
-             if all(s.labels.get(k) == v for k, v in labels.items())]
+    found = [
+        s.value
+        for s in samples.get(name, [])
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(found) == 1, (name, labels, samples.get(name))
     return found[0]
 
@@ -102,8 +112,19 @@ def test_node_exporter_serves_the_audit_and_the_failure(node_exporter, tmp_path)
     neutron, nova = build(str(tmp_path / "demo"))
     metrics = node_exporter.dir / "vifdoctor.prom"
     before = time.time()
-    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-db", nova,
-                              "--metrics-file", str(metrics), "-f", "json"])
+    code, out, err = run_cli(
+        [
+            "audit",
+            "--neutron-db",
+            neutron,
+            "--nova-db",
+            nova,
+            "--metrics-file",
+            str(metrics),
+            "-f",
+            "json",
+        ]
+    )
     after = time.time()
     assert code == 2, err
     doc = json.loads(out)
@@ -119,8 +140,10 @@ def test_node_exporter_serves_the_audit_and_the_failure(node_exporter, tmp_path)
     for f in doc["findings"]:
         key = (f["code"], f["severity"], f["host"] or "")
         expected[key] = expected.get(key, 0) + 1
-    scraped = {(s.labels["code"], s.labels["severity"], s.labels["host"]): s.value
-               for s in samples["vifdoctor_findings"]}
+    scraped = {
+        (s.labels["code"], s.labels["severity"], s.labels["host"]): s.value
+        for s in samples["vifdoctor_findings"]
+    }
     assert scraped == expected
     assert scraped[("VD101", "failure", "compute000")] == 2
     summary = doc["summary"]
@@ -132,8 +155,7 @@ def test_node_exporter_serves_the_audit_and_the_failure(node_exporter, tmp_path)
     assert _value(samples, "vifdoctor_instances_affected") == summary["instances_affected"] > 0
 
     # The audit cannot run: the file says so, keeps the last success, names no password.
-    code, out, err = run_cli(["audit", "--neutron-db", UNREACHABLE,
-                              "--metrics-file", str(metrics)])
+    code, out, err = run_cli(["audit", "--neutron-db", UNREACHABLE, "--metrics-file", str(metrics)])
     assert code == 3 and "cannot connect" in err and PASSWORD not in err
     text, samples = node_exporter.scrape()
     assert _value(samples, "node_textfile_scrape_error") == 0
@@ -147,19 +169,28 @@ def test_node_exporter_serves_the_audit_and_the_failure(node_exporter, tmp_path)
 
 def test_a_first_run_that_fails_says_never(tmp_path):
     metrics = tmp_path / "vifdoctor.prom"
-    code, _, err = run_cli(["audit", "--neutron-db", UNREACHABLE, "--metrics-file",
-                            str(metrics)])
+    code, _, err = run_cli(["audit", "--neutron-db", UNREACHABLE, "--metrics-file", str(metrics)])
     assert code == 3, err
-    samples = {s.name: s.value for f in text_string_to_metric_families(metrics.read_text())
-               for s in f.samples}
+    samples = {
+        s.name: s.value
+        for f in text_string_to_metric_families(metrics.read_text())
+        for s in f.samples
+    }
     assert samples["vifdoctor_up"] == 0
     assert samples["vifdoctor_audit_last_success_timestamp_seconds"] == 0
 
 
 def test_unwritable_metrics_file_is_one_line(tmp_path):
     neutron, _ = build(str(tmp_path / "demo"))
-    code, out, err = run_cli(["audit", "--neutron-db", neutron, "--metrics-file",
-                              str(tmp_path / "no" / "such" / "dir" / "x.prom")])
+    code, out, err = run_cli(
+        [
+            "audit",
+            "--neutron-db",
+            neutron,
+            "--metrics-file",
+            str(tmp_path / "no" / "such" / "dir" / "x.prom"),
+        ]
+    )
     assert code == 3
     assert err.startswith("vifdoctor: error: cannot write metrics file") and err.count("\n") == 1
 
@@ -167,13 +198,16 @@ def test_unwritable_metrics_file_is_one_line(tmp_path):
 def test_alert_rules_pass_promtool():
     promtool = _tool("promtool", "prometheus")
     rules = CONTRIB / "vifdoctor-alerts.yml"
-    check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True,
-                           text=True)
+    check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 4 rules found" in check.stdout
     # The alerts fire on the series vifdoctor writes (and not before their `for:`).
-    test = subprocess.run([promtool, "test", "rules", "vifdoctor-alerts.test.yml"],
-                          capture_output=True, text=True, cwd=CONTRIB)
+    test = subprocess.run(
+        [promtool, "test", "rules", "vifdoctor-alerts.test.yml"],
+        capture_output=True,
+        text=True,
+        cwd=CONTRIB,
+    )
     assert test.returncode == 0, test.stdout + test.stderr
 
 
@@ -185,10 +219,14 @@ def test_systemd_units_verify(tmp_path):
     service = (CONTRIB / "vifdoctor-audit.service").read_text()
     assert "ExecStart=/usr/local/bin/vifdoctor audit" in service
     (tmp_path / "vifdoctor-audit.service").write_text(
-        service.replace("/usr/local/bin/vifdoctor", str(vifdoctor)))
+        service.replace("/usr/local/bin/vifdoctor", str(vifdoctor))
+    )
     shutil.copy(CONTRIB / "vifdoctor-audit.timer", tmp_path)
     result = subprocess.run(
         [analyze, "verify", "--man=no", "vifdoctor-audit.timer", "vifdoctor-audit.service"],
-        capture_output=True, text=True, cwd=tmp_path)
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr.strip() == "", result.stderr

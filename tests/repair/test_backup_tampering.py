@@ -25,7 +25,8 @@ TAMPERINGS = {
     "host-missing": lambda b: b["rows"][0]["original"].pop("host"),
     "details-a-list": lambda b: b["rows"][0]["original"].update(vif_details=[1]),
     "details-bad-base64": lambda b: b["rows"][0]["original"].update(
-        vif_details={"type": "bytes", "base64": "**"}),
+        vif_details={"type": "bytes", "base64": "**"}
+    ),
     "original-missing": lambda b: b["rows"][0].pop("original"),
     "written-a-number": lambda b: b["rows"][0].update(written=5),
     "row-a-string": lambda b: b["rows"].__setitem__(0, "row"),
@@ -37,8 +38,9 @@ TAMPERINGS = {
 def test_tampered_backup_is_refused(name, tmp_path: Path, capsys):
     url = f"sqlite:///{tmp_path / 'n.sqlite'}"
     install_demo(url)
-    code, out, err = cli(capsys, "repair", "--neutron-db", url, "--apply",
-                         "--backup-dir", str(tmp_path / "bk"))
+    code, out, err = cli(
+        capsys, "repair", "--neutron-db", url, "--apply", "--backup-dir", str(tmp_path / "bk")
+    )
     assert code == 0, err
     [path] = sorted((tmp_path / "bk").glob("*.json"))
     body = json.loads(path.read_text())

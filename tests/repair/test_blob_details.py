@@ -28,35 +28,71 @@ NOT_UTF8 = b"\xff\xfe{\x00bad"
 @pytest.mark.parametrize("layout", ["icehouse", "ocata"])
 def test_blob_repair_backup_and_rollback_are_exact(mariadb_url, tmp_path, capsys, layout):
     install(mariadb_url, drifted_cloud(12), layout)
-    execute(mariadb_url, "ALTER TABLE ml2_port_bindings MODIFY vif_details BLOB, "
-                         "MODIFY profile BLOB")
+    execute(
+        mariadb_url, "ALTER TABLE ml2_port_bindings MODIFY vif_details BLOB, MODIFY profile BLOB"
+    )
     # a row the repair must not touch: details that are not even UTF-8
-    execute(mariadb_url, "UPDATE ml2_port_bindings SET vif_details = :v, profile = :v "
-                         "WHERE port_id = :p", v=NOT_UTF8, p=port_uuid(0))
+    execute(
+        mariadb_url,
+        "UPDATE ml2_port_bindings SET vif_details = :v, profile = :v WHERE port_id = :p",
+        v=NOT_UTF8,
+        p=port_uuid(0),
+    )
     # a row with details that need only ovs_hybrid_plug, spacing kept byte for byte
-    execute(mariadb_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-            v='{"port_filter":  true, "é": "\\u00e9"}'.encode(), p=port_uuid(1))
+    execute(
+        mariadb_url,
+        "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+        v='{"port_filter":  true, "é": "\\u00e9"}'.encode(),
+        p=port_uuid(1),
+    )
     before = bindings(mariadb_url)
-    code, out, err = cli(capsys, "repair", "--neutron-db", mariadb_url, "--apply",
-                         "--backup-dir", str(tmp_path / "bk"), "-f", "json")
+    code, out, err = cli(
+        capsys,
+        "repair",
+        "--neutron-db",
+        mariadb_url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "-f",
+        "json",
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["outcome"]["changed"] == 11 and doc["outcome"]["failed"] == 0
     after = bindings(mariadb_url)
     changed = {k for k in before if before[k] != after[k]}
     assert len(changed) == 11
-    assert all(after[k]["vif_details"] in (HYBRID.encode(), json.dumps(
-        {"port_filter": True, "é": "é", "ovs_hybrid_plug": True}).encode()) for k in changed)
+    assert all(
+        after[k]["vif_details"]
+        in (
+            HYBRID.encode(),
+            json.dumps({"port_filter": True, "é": "é", "ovs_hybrid_plug": True}).encode(),
+        )
+        for k in changed
+    )
     [backup] = sorted((tmp_path / "bk").glob("*.json"))
     text = backup.read_text()
     assert "b'" not in text and 'b\\"' not in text
     rows = json.loads(text)["rows"]
     stored = {r["original"]["port_id"]: r["original"]["vif_details"] for r in rows}
     one = stored[port_uuid(1)]
-    assert base64.b64decode(one["base64"]) == before[
-        next(k for k in before if k[0] == port_uuid(1))]["vif_details"]
-    code, out, err = cli(capsys, "rollback", str(backup), "--neutron-db", mariadb_url,
-                         "--apply", "--backup-dir", str(tmp_path / "rb"), "-f", "json")
+    assert (
+        base64.b64decode(one["base64"])
+        == before[next(k for k in before if k[0] == port_uuid(1))]["vif_details"]
+    )
+    code, out, err = cli(
+        capsys,
+        "rollback",
+        str(backup),
+        "--neutron-db",
+        mariadb_url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "rb"),
+        "-f",
+        "json",
+    )
     assert code == 0, err
     assert json.loads(out)["outcome"]["changed"] == 11
     assert bindings(mariadb_url) == before

@@ -66,8 +66,14 @@ from vifdoctor.rules.binding import judge_binding
 from vifdoctor.rules.plug import RuleContext
 from vifdoctor.sources.neutron_db import NeutronDatabase
 
-BYSTANDERS = (DHCP_PORT_ID, ROUTER_PORT_ID, BINDING_FAILED_PORT_ID, LINUXBRIDGE_PORT_ID,
-              MALFORMED_PORT_ID, *HYBRID_PORT_IDS)
+BYSTANDERS = (
+    DHCP_PORT_ID,
+    ROUTER_PORT_ID,
+    BINDING_FAILED_PORT_ID,
+    LINUXBRIDGE_PORT_ID,
+    MALFORMED_PORT_ID,
+    *HYBRID_PORT_IDS,
+)
 OTHER_VALUE = '{"port_filter": false}'
 
 
@@ -79,8 +85,9 @@ def by_port(rows: dict) -> dict[str, dict]:
 
 
 def repair(capsys, url: str, backup_dir: Path, *extra: str) -> tuple[int, dict]:
-    return cli_json(capsys, "repair", "--neutron-db", url, "--apply",
-                    "--backup-dir", str(backup_dir), *extra)
+    return cli_json(
+        capsys, "repair", "--neutron-db", url, "--apply", "--backup-dir", str(backup_dir), *extra
+    )
 
 
 def results(doc: dict) -> dict[str, str]:
@@ -91,7 +98,8 @@ def results(doc: dict) -> dict[str, str]:
 
 
 def test_repair_changes_only_the_six_havana_rows_unlike_the_blanket_update(
-        db_url, tmp_path, capsys):
+    db_url, tmp_path, capsys
+):
     install_demo(db_url)
     before = by_port(bindings(db_url))
     assert len(before) == 13
@@ -118,9 +126,12 @@ def test_repair_changes_only_the_six_havana_rows_unlike_the_blanket_update(
         engine = sa.create_engine(copy)
         try:
             with engine.begin() as conn:
-                matched = conn.execute(sa.text(
-                    "UPDATE ml2_port_bindings SET vif_details="
-                    "'{\"port_filter\": true, \"ovs_hybrid_plug\": true}'")).rowcount
+                matched = conn.execute(
+                    sa.text(
+                        "UPDATE ml2_port_bindings SET vif_details="
+                        '\'{"port_filter": true, "ovs_hybrid_plug": true}\''
+                    )
+                ).rowcount
         finally:
             engine.dispose()
         blanket = by_port(bindings(copy))
@@ -129,23 +140,51 @@ def test_repair_changes_only_the_six_havana_rows_unlike_the_blanket_update(
     blanket_changed = {p for p in before if blanket[p] != before[p]}
     # DHCP and router rows already held the hybrid text: written, but not different.
     assert blanket_changed == set(EMPTY_DETAIL_PORT_IDS) | {
-        BINDING_FAILED_PORT_ID, LINUXBRIDGE_PORT_ID, MALFORMED_PORT_ID}
-    assert blanket_changed - changed == {BINDING_FAILED_PORT_ID, LINUXBRIDGE_PORT_ID,
-                                         MALFORMED_PORT_ID}
+        BINDING_FAILED_PORT_ID,
+        LINUXBRIDGE_PORT_ID,
+        MALFORMED_PORT_ID,
+    }
+    assert blanket_changed - changed == {
+        BINDING_FAILED_PORT_ID,
+        LINUXBRIDGE_PORT_ID,
+        MALFORMED_PORT_ID,
+    }
 
 
 # -------------------------------------------- 2. Ocata+ layouts and neutron 29.0.0
 
 
-DETAILS_29_NO_HYBRID = json.dumps({"bridge_name": "br-int", "connectivity": "l2",
-                                   "datapath_type": "system", "port_filter": True})
-DETAILS_29_HYBRID_FALSE = json.dumps({"bridge_name": "br-int", "connectivity": "l2",
-                                      "datapath_type": "system", "port_filter": True,
-                                      "ovs_hybrid_plug": False})
-HYBRID_29 = json.dumps({"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                        "ovs_hybrid_plug": True, "port_filter": True})
-DIRECT_29 = json.dumps({"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                        "ovs_create_tap": True, "ovs_hybrid_plug": False, "port_filter": True})
+DETAILS_29_NO_HYBRID = json.dumps(
+    {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system", "port_filter": True}
+)
+DETAILS_29_HYBRID_FALSE = json.dumps(
+    {
+        "bridge_name": "br-int",
+        "connectivity": "l2",
+        "datapath_type": "system",
+        "port_filter": True,
+        "ovs_hybrid_plug": False,
+    }
+)
+HYBRID_29 = json.dumps(
+    {
+        "bridge_name": "br-int",
+        "connectivity": "l2",
+        "datapath_type": "system",
+        "ovs_hybrid_plug": True,
+        "port_filter": True,
+    }
+)
+DIRECT_29 = json.dumps(
+    {
+        "bridge_name": "br-int",
+        "connectivity": "l2",
+        "datapath_type": "system",
+        "ovs_create_tap": True,
+        "ovs_hybrid_plug": False,
+        "port_filter": True,
+    }
+)
 
 # port number -> what it is
 P_DUP, P_FALSE, P_OK_A, P_VD102, P_OK_B, P_LEGACY = 1, 2, 3, 4, 5, 6
@@ -156,27 +195,36 @@ def ocata_cloud() -> CloudSpec:
     compute-c: pre-Newton agent (assumed iptables_hybrid)."""
     return CloudSpec(
         networks=[network()],
-        agents=[reporting_ovs_agent("compute-a", True), reporting_ovs_agent("compute-b", False),
-                legacy_ovs_agent("compute-c")],
+        agents=[
+            reporting_ovs_agent("compute-a", True),
+            reporting_ovs_agent("compute-b", False),
+            legacy_ovs_agent("compute-c"),
+        ],
         ports=[
             # Drifted ACTIVE row, plus an INACTIVE duplicate (a live migration in flight)
             # that is drifted too: it must not be written.
-            vm_port(P_DUP, "compute-a", DETAILS_29_NO_HYBRID,
-                    BindingSpec(host="compute-b", vif_type="ovs", vif_details="",
-                                status="INACTIVE")),
+            vm_port(
+                P_DUP,
+                "compute-a",
+                DETAILS_29_NO_HYBRID,
+                BindingSpec(host="compute-b", vif_type="ovs", vif_details="", status="INACTIVE"),
+            ),
             vm_port(P_FALSE, "compute-a", DETAILS_29_HYBRID_FALSE),
             vm_port(P_OK_A, "compute-a", HYBRID_29),
             vm_port(P_VD102, "compute-b", HYBRID_29),  # left from a firewall migration
             vm_port(P_OK_B, "compute-b", DIRECT_29),
             vm_port(P_LEGACY, "compute-c", ""),
-        ])
+        ],
+    )
 
 
-@pytest.fixture(params=[
-    "ocata-sqlite",
-    pytest.param("ocata-mariadb", marks=pytest.mark.mariadb),
-    pytest.param("neutron29-mariadb", marks=[pytest.mark.mariadb, pytest.mark.neutron_real]),
-])
+@pytest.fixture(
+    params=[
+        "ocata-sqlite",
+        pytest.param("ocata-mariadb", marks=pytest.mark.mariadb),
+        pytest.param("neutron29-mariadb", marks=[pytest.mark.mariadb, pytest.mark.neutron_real]),
+    ]
+)
 def ocata_url(request) -> str:
     """A database with the Ocata+ binding tables (ours, or neutron 29.0.0's real ones)."""
     if request.param == "neutron29-mariadb":
@@ -193,7 +241,8 @@ def key(rows: dict, n: int, status: str = "ACTIVE"):
 
 
 def test_ocata_default_repair_writes_only_active_rows_and_keeps_other_keys(
-        ocata_url, tmp_path, capsys):
+    ocata_url, tmp_path, capsys
+):
     before = bindings(ocata_url)
     assert len(before) == 7
     dup_inactive = key(before, P_DUP, "INACTIVE")
@@ -204,12 +253,24 @@ def test_ocata_default_repair_writes_only_active_rows_and_keeps_other_keys(
 
     after = bindings(ocata_url)
     expected_new = {
-        key(before, P_DUP): json.dumps({"bridge_name": "br-int", "connectivity": "l2",
-                                        "datapath_type": "system", "port_filter": True,
-                                        "ovs_hybrid_plug": True}),
-        key(before, P_FALSE): json.dumps({"bridge_name": "br-int", "connectivity": "l2",
-                                          "datapath_type": "system", "port_filter": True,
-                                          "ovs_hybrid_plug": True}),
+        key(before, P_DUP): json.dumps(
+            {
+                "bridge_name": "br-int",
+                "connectivity": "l2",
+                "datapath_type": "system",
+                "port_filter": True,
+                "ovs_hybrid_plug": True,
+            }
+        ),
+        key(before, P_FALSE): json.dumps(
+            {
+                "bridge_name": "br-int",
+                "connectivity": "l2",
+                "datapath_type": "system",
+                "port_filter": True,
+                "ovs_hybrid_plug": True,
+            }
+        ),
         key(before, P_LEGACY): HYBRID,
     }
     for k, row in before.items():
@@ -231,9 +292,15 @@ def test_ocata_vd102_only_when_named(ocata_url, tmp_path, capsys):
     code, doc = repair(capsys, ocata_url, tmp_path / "bk", "--code", "VD102")
     assert code == 0, doc
     after = bindings(ocata_url)
-    want = json.dumps({"bridge_name": "br-int", "connectivity": "l2",
-                       "datapath_type": "system", "ovs_hybrid_plug": False,
-                       "port_filter": True})
+    want = json.dumps(
+        {
+            "bridge_name": "br-int",
+            "connectivity": "l2",
+            "datapath_type": "system",
+            "ovs_hybrid_plug": False,
+            "port_filter": True,
+        }
+    )
     assert after[vd102] == {**before[vd102], "vif_details": want}
     # VD101 rows are not part of a repair restricted to VD102.
     assert {k for k in before if after[k] != before[k]} == {vd102}
@@ -241,8 +308,17 @@ def test_ocata_vd102_only_when_named(ocata_url, tmp_path, capsys):
 
 def test_ocata_vd104_cannot_be_repaired(ocata_url, tmp_path, capsys):
     before = checksum(ocata_url)
-    code, out, err = cli(capsys, "repair", "--neutron-db", ocata_url, "--apply",
-                         "--backup-dir", str(tmp_path / "bk"), "--code", "VD104")
+    code, out, err = cli(
+        capsys,
+        "repair",
+        "--neutron-db",
+        ocata_url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "--code",
+        "VD104",
+    )
     assert code == 3
     assert "VD104" in one_error_line(err)
     assert out == ""
@@ -295,8 +371,9 @@ def _plan(url: str):
     ctx = RuleContext()
     with NeutronDatabase(engine) as source:
         agents = source.agents(75)
-        changes = list(plan_changes(judge_all(source.bindings(), agents, ctx),
-                                    repair_codes([]), ctx))
+        changes = list(
+            plan_changes(judge_all(source.bindings(), agents, ctx), repair_codes([]), ctx)
+        )
         layout = source.layout
     return engine, layout, changes
 
@@ -312,8 +389,12 @@ def test_row_changed_after_the_plan_is_skipped_not_overwritten(db_url):
     try:
         assert [c.port_id for c in changes] == list(EMPTY_DETAIL_PORT_IDS)
         victim = changes[2]
-        execute(db_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-                v=OTHER_VALUE, p=victim.port_id)
+        execute(
+            db_url,
+            "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+            v=OTHER_VALUE,
+            p=victim.port_id,
+        )
         before = details(db_url)
         # Batches of two: the skipped row shares its transaction with a row that changes.
         outcome = apply_changes(engine, layout, changes, WriteOptions(batch_size=2))
@@ -331,7 +412,8 @@ def test_row_changed_after_the_plan_is_skipped_not_overwritten(db_url):
         if c is not victim:
             assert after[(c.port_id, c.host)] == HYBRID
     assert {k for k in before if after[k] != before[k]} == {
-        (c.port_id, c.host) for c in changes if c is not victim}
+        (c.port_id, c.host) for c in changes if c is not victim
+    }
 
 
 def test_row_changed_underneath_cli_reports_skipped(db_url, tmp_path, monkeypatch, capsys):
@@ -344,8 +426,12 @@ def test_row_changed_underneath_cli_reports_skipped(db_url, tmp_path, monkeypatc
     original = apply_mod.require_writable
 
     def change_then_check(engine):
-        execute(db_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-                v=OTHER_VALUE, p=victim)
+        execute(
+            db_url,
+            "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+            v=OTHER_VALUE,
+            p=victim,
+        )
         original(engine)
 
     monkeypatch.setattr(apply_mod, "require_writable", change_then_check)
@@ -371,8 +457,11 @@ def test_binding_moved_to_another_host_after_the_plan_is_skipped(db_url):
     engine, layout, changes = _plan(db_url)
     try:
         moved = next(c for c in changes if c.host == "compute000")
-        execute(db_url, "UPDATE ml2_port_bindings SET host = 'compute-lb000' WHERE port_id = :p",
-                p=moved.port_id)
+        execute(
+            db_url,
+            "UPDATE ml2_port_bindings SET host = 'compute-lb000' WHERE port_id = :p",
+            p=moved.port_id,
+        )
         outcome = apply_changes(engine, layout, changes, WriteOptions())
     finally:
         engine.dispose()
@@ -392,11 +481,14 @@ def test_binding_deactivated_after_the_plan_is_skipped(ocata_url):
         dup = next(c for c in changes if c.port_id == port_uuid(P_DUP))
         assert dup.host == "compute-a" and dup.status == "ACTIVE"
         before = bindings(ocata_url)
-        execute(ocata_url,
-                "UPDATE ml2_port_bindings SET status = 'INACTIVE' "
-                "WHERE port_id = :p AND host = 'compute-a'",
-                "UPDATE ml2_port_bindings SET status = 'ACTIVE' "
-                "WHERE port_id = :p AND host = 'compute-b'", p=dup.port_id)
+        execute(
+            ocata_url,
+            "UPDATE ml2_port_bindings SET status = 'INACTIVE' "
+            "WHERE port_id = :p AND host = 'compute-a'",
+            "UPDATE ml2_port_bindings SET status = 'ACTIVE' "
+            "WHERE port_id = :p AND host = 'compute-b'",
+            p=dup.port_id,
+        )
         outcome = apply_changes(engine, layout, changes, WriteOptions())
     finally:
         engine.dispose()
@@ -413,10 +505,23 @@ def test_plan_never_rewrites_a_row_that_is_not_active(status):
     """plan_change's own guard, whatever findings it is handed (the rules give such rows
     only VD109, so this is defence in depth for the plan)."""
     ctx = RuleContext()
-    agent = Agent(id="a", agent_type="Open vSwitch agent", host="compute1", alive=True,
-                  admin_state_up=True, configurations={})
-    active = Binding(port_id="p", host="compute1", vif_type="ovs", vif_details="",
-                     status="ACTIVE", driver="openvswitch", device_owner="compute:nova")
+    agent = Agent(
+        id="a",
+        agent_type="Open vSwitch agent",
+        host="compute1",
+        alive=True,
+        admin_state_up=True,
+        configurations={},
+    )
+    active = Binding(
+        port_id="p",
+        host="compute1",
+        vif_type="ovs",
+        vif_details="",
+        status="ACTIVE",
+        driver="openvswitch",
+        device_owner="compute:nova",
+    )
     judgement = judge_binding(active, [agent], ctx)
     assert {f.code for f in judgement.findings} == {"VD101", "VD103"}
     codes = repair_codes([])
@@ -428,8 +533,11 @@ def test_plan_never_rewrites_a_row_that_is_not_active(status):
 CASE_PORT = "cafe0000-0000-4000-8000-000000000001"
 
 
-@pytest.mark.parametrize("underneath", ['{"Port_filter": true}', '{"port_filter": true} '],
-                         ids=["case-differs", "trailing-space"])
+@pytest.mark.parametrize(
+    "underneath",
+    ['{"Port_filter": true}', '{"port_filter": true} '],
+    ids=["case-differs", "trailing-space"],
+)
 def test_guard_is_byte_exact_despite_collation(db_url, underneath):
     """MySQL's default collations call these equal to the planned text; the guard must not."""
     stored = '{"port_filter": true}'
@@ -438,8 +546,12 @@ def test_guard_is_byte_exact_despite_collation(db_url, underneath):
     try:
         change = next(c for c in changes if c.port_id == CASE_PORT)
         assert change.stored == stored
-        execute(db_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-                v=underneath, p=CASE_PORT)
+        execute(
+            db_url,
+            "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+            v=underneath,
+            p=CASE_PORT,
+        )
         outcome = apply_changes(engine, layout, [change], WriteOptions())
     finally:
         engine.dispose()
@@ -462,8 +574,9 @@ def test_read_only_user_can_audit_and_plan_but_repair_is_refused(mariadb_url, tm
         code, doc = cli_json(capsys, "plan", "--neutron-db", url)
         assert code == 0 and len(doc["changes"]) == 6
 
-        code, out, err = cli(capsys, "repair", "--neutron-db", url, "--apply",
-                             "--backup-dir", str(tmp_path / "bk"))
+        code, out, err = cli(
+            capsys, "repair", "--neutron-db", url, "--apply", "--backup-dir", str(tmp_path / "bk")
+        )
     assert code == 3
     line = one_error_line(err)
     assert "denied" in line
@@ -481,8 +594,9 @@ def test_unwritable_backup_dir_is_refused_before_any_write(db_url, tmp_path, cap
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     target = blocker / "backups" if where == "under-a-file" else blocker
-    code, out, err = cli(capsys, "repair", "--neutron-db", db_url, "--apply",
-                         "--backup-dir", str(target))
+    code, out, err = cli(
+        capsys, "repair", "--neutron-db", db_url, "--apply", "--backup-dir", str(target)
+    )
     assert code == 3
     line = one_error_line(err)
     assert "cannot write the backup" in line and "nothing was changed" in line
@@ -565,9 +679,17 @@ def _run_sql(url: str, sql: str) -> None:
             conn.close()
         return
     proc = subprocess.run(
-        ["mariadb", f"-h{dbfixtures.MARIADB_HOST}", f"-P{dbfixtures.MARIADB_PORT}",
-         f"-u{dbfixtures.MARIADB_USER}", dbname_of(url)],
-        input=sql.encode(), capture_output=True, check=False)
+        [
+            "mariadb",
+            f"-h{dbfixtures.MARIADB_HOST}",
+            f"-P{dbfixtures.MARIADB_PORT}",
+            f"-u{dbfixtures.MARIADB_USER}",
+            dbname_of(url),
+        ],
+        input=sql.encode(),
+        capture_output=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
 
 
@@ -597,7 +719,8 @@ def test_plan_sql_does_what_repair_does(db_url, tmp_path, capsys):
     want = json.dumps({**json.loads(QUOTED), "ovs_hybrid_plug": True})
     assert by_sql[quoted]["vif_details"] == want
     assert {k for k in before if by_sql[k] != before[k]} == {
-        k for k in before if k[0] in (*EMPTY_DETAIL_PORT_IDS, QUOTED_PORT)}
+        k for k in before if k[0] in (*EMPTY_DETAIL_PORT_IDS, QUOTED_PORT)
+    }
 
 
 def test_plan_sql_with_a_percent_sign(db_url, tmp_path, capsys):
@@ -606,20 +729,28 @@ def test_plan_sql_with_a_percent_sign(db_url, tmp_path, capsys):
     before, by_sql, by_repair = _sql_vs_repair(db_url, tmp_path, capsys, percent)
     quoted = key_of(before, QUOTED_PORT)
     assert by_repair[quoted]["vif_details"] == json.dumps(
-        {**json.loads(percent), "ovs_hybrid_plug": True})
+        {**json.loads(percent), "ovs_hybrid_plug": True}
+    )
     assert by_sql == by_repair
 
 
-@pytest.mark.parametrize("underneath", ['{"Port_filter": true}', '{"port_filter": true} '],
-                         ids=["case-differs", "trailing-space"])
+@pytest.mark.parametrize(
+    "underneath",
+    ['{"Port_filter": true}', '{"port_filter": true} '],
+    ids=["case-differs", "trailing-space"],
+)
 def test_plan_sql_is_guarded_byte_exactly(db_url, capsys, underneath):
     """The DBA's script skips a row changed since the plan, even by case or a trailing space."""
     install_demo(db_url, [demo_vm_port(CASE_PORT, "compute000", '{"port_filter": true}')])
     code, sql, err = cli(capsys, "plan", "--neutron-db", db_url, "--sql")
     assert code == 0, err
     assert CASE_PORT in sql
-    execute(db_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-            v=underneath, p=CASE_PORT)
+    execute(
+        db_url,
+        "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+        v=underneath,
+        p=CASE_PORT,
+    )
     _run_sql(db_url, sql)
     after = by_port(bindings(db_url))
     assert after[CASE_PORT]["vif_details"] == underneath
@@ -637,11 +768,23 @@ def test_rollback_leaves_rows_changed_since_the_repair(db_url, tmp_path, capsys)
     [path] = backups(tmp_path / "bk")
     hand = EMPTY_DETAIL_PORT_IDS[1]
     hand_value = '{"port_filter": true, "ovs_hybrid_plug": true, "by": "hand"}'
-    execute(db_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-            v=hand_value, p=hand)
+    execute(
+        db_url,
+        "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+        v=hand_value,
+        p=hand,
+    )
 
-    code, doc = cli_json(capsys, "rollback", str(path), "--neutron-db", db_url, "--apply",
-                         "--backup-dir", str(tmp_path / "rb"))
+    code, doc = cli_json(
+        capsys,
+        "rollback",
+        str(path),
+        "--neutron-db",
+        db_url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "rb"),
+    )
     assert code == 0
     res = results(doc)
     assert res.pop(hand) == "not touched"
@@ -649,7 +792,8 @@ def test_rollback_leaves_rows_changed_since_the_repair(db_url, tmp_path, capsys)
     after = by_port(bindings(db_url))
     assert after[hand] == {**before[hand], "vif_details": hand_value}
     assert {p: r for p, r in after.items() if p != hand} == {
-        p: r for p, r in before.items() if p != hand}
+        p: r for p, r in before.items() if p != hand
+    }
 
 
 # -------------------------------------------------------------- 12. idempotence
@@ -670,6 +814,10 @@ def test_helpers_see_byte_differences(db_url):
     """The snapshot helpers the tests above rest on tell apart what MySQL collations do not."""
     install_demo(db_url)
     before = checksum(db_url)
-    execute(db_url, "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
-            v='{"port_filter": TRUE, "ovs_hybrid_plug": true}', p=HYBRID_PORT_IDS[0])
+    execute(
+        db_url,
+        "UPDATE ml2_port_bindings SET vif_details = :v WHERE port_id = :p",
+        v='{"port_filter": TRUE, "ovs_hybrid_plug": true}',
+        p=HYBRID_PORT_IDS[0],
+    )
     assert checksum(db_url) != before

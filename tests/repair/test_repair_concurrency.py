@@ -37,8 +37,13 @@ PORTS = 1000
 BATCH = 50
 
 
-def _wait_for(what: str, check, timeout: float = 60.0, proc: subprocess.Popen | None = None,
-              every: float = 0.05):
+def _wait_for(
+    what: str,
+    check,
+    timeout: float = 60.0,
+    proc: subprocess.Popen | None = None,
+    every: float = 0.05,
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -53,8 +58,8 @@ def _wait_for(what: str, check, timeout: float = 60.0, proc: subprocess.Popen | 
 def _hybrid_rows(dbname: str) -> int:
     # Autocommit connection: every count sees what is committed now.
     return mariadb_root(
-        f"SELECT COUNT(*) FROM `{dbname}`.ml2_port_bindings WHERE vif_details = %s",
-        HYBRID)[0][0]
+        f"SELECT COUNT(*) FROM `{dbname}`.ml2_port_bindings WHERE vif_details = %s", HYBRID
+    )[0][0]
 
 
 def _lock_waits(dbname: str) -> int:
@@ -66,7 +71,9 @@ def _lock_waits(dbname: str) -> int:
     return mariadb_root(
         "SELECT COUNT(*) FROM information_schema.innodb_trx t "
         "JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id "
-        "WHERE t.trx_state = 'LOCK WAIT' AND p.db = %s", dbname)[0][0]
+        "WHERE t.trx_state = 'LOCK WAIT' AND p.db = %s",
+        dbname,
+    )[0][0]
 
 
 def test_sigkill_mid_repair_leaves_whole_batches_and_is_recoverable(mariadb_url, tmp_path):
@@ -75,8 +82,18 @@ def test_sigkill_mid_repair_leaves_whole_batches_and_is_recoverable(mariadb_url,
     before = bindings(mariadb_url)
     assert len(before) == PORTS and {r["vif_details"] for r in before.values()} == {""}
     folder = tmp_path / "bk"
-    argv = ["repair", "--neutron-db", mariadb_url, "--apply", "--batch-size", str(BATCH),
-            "--max-rate", "200", "--backup-dir", str(folder)]
+    argv = [
+        "repair",
+        "--neutron-db",
+        mariadb_url,
+        "--apply",
+        "--batch-size",
+        str(BATCH),
+        "--max-rate",
+        "200",
+        "--backup-dir",
+        str(folder),
+    ]
 
     proc = spawn(*argv, cwd=tmp_path, log=tmp_path / "first")
     try:
@@ -96,14 +113,22 @@ def test_sigkill_mid_repair_leaves_whole_batches_and_is_recoverable(mariadb_url,
     # The batches are consecutive slices of the plan, which the backup lists in order:
     # the rows written are exactly the first whole batches.
     [first] = backups(folder)
-    planned = [(r["original"]["port_id"], r["original"]["host"])
-               for r in json.loads(first.read_text())["rows"]]
+    planned = [
+        (r["original"]["port_id"], r["original"]["host"])
+        for r in json.loads(first.read_text())["rows"]
+    ]
     assert len(planned) == PORTS
-    assert set(changed) == set(planned[:len(changed)])
+    assert set(changed) == set(planned[: len(changed)])
 
     # The same command again finishes the job.
-    done = subprocess.run(subprocess_argv(*argv), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        subprocess_argv(*argv),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     finished = bindings(mariadb_url)
     assert {r["vif_details"] for r in finished.values()} == {HYBRID}
@@ -111,9 +136,21 @@ def test_sigkill_mid_repair_leaves_whole_batches_and_is_recoverable(mariadb_url,
 
     # The first backup restores every original row.
     restore = subprocess.run(
-        subprocess_argv("rollback", str(first), "--neutron-db", mariadb_url, "--apply",
-                        "--backup-dir", str(tmp_path / "rb")),
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        subprocess_argv(
+            "rollback",
+            str(first),
+            "--neutron-db",
+            mariadb_url,
+            "--apply",
+            "--backup-dir",
+            str(tmp_path / "rb"),
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert restore.returncode == 0, restore.stderr
     assert bindings(mariadb_url) == before
 
@@ -124,25 +161,46 @@ def test_row_lock_is_waited_out_with_retries(mariadb_url, tmp_path):
     before = bindings(mariadb_url)
     locked = EMPTY_DETAIL_PORT_IDS[3]
 
-    locker = pymysql.connect(host=dbfixtures.MARIADB_HOST, port=dbfixtures.MARIADB_PORT,
-                             user=dbfixtures.MARIADB_USER, database=dbname, autocommit=False)
+    locker = pymysql.connect(
+        host=dbfixtures.MARIADB_HOST,
+        port=dbfixtures.MARIADB_PORT,
+        user=dbfixtures.MARIADB_USER,
+        database=dbname,
+        autocommit=False,
+    )
     proc = None
     try:
         with locker.cursor() as cur:
             cur.execute("START TRANSACTION")
-            cur.execute("SELECT * FROM ml2_port_bindings WHERE port_id = %s FOR UPDATE",
-                        (locked,))
+            cur.execute("SELECT * FROM ml2_port_bindings WHERE port_id = %s FOR UPDATE", (locked,))
             assert cur.rowcount == 1
-        proc = spawn("repair", "--neutron-db", mariadb_url, "--apply",
-                     "--lock-wait-timeout", "1", "--retries", "5", "-f", "json",
-                     "--backup-dir", str(tmp_path / "bk"), cwd=tmp_path, log=tmp_path / "run")
-        _wait_for("vifdoctor to wait on the row lock", lambda: _lock_waits(dbname),
-                  proc=proc, every=0.3)
+        proc = spawn(
+            "repair",
+            "--neutron-db",
+            mariadb_url,
+            "--apply",
+            "--lock-wait-timeout",
+            "1",
+            "--retries",
+            "5",
+            "-f",
+            "json",
+            "--backup-dir",
+            str(tmp_path / "bk"),
+            cwd=tmp_path,
+            log=tmp_path / "run",
+        )
+        _wait_for(
+            "vifdoctor to wait on the row lock", lambda: _lock_waits(dbname), proc=proc, every=0.3
+        )
         time.sleep(2.0)  # at least one 1 s lock wait timeout, then a retry
         assert proc.poll() is None
         # Still nothing committed: the batch with the locked row is all or nothing.
-        assert {r["vif_details"] for k, r in bindings(mariadb_url).items()
-                if k[0] in EMPTY_DETAIL_PORT_IDS} == {""}
+        assert {
+            r["vif_details"]
+            for k, r in bindings(mariadb_url).items()
+            if k[0] in EMPTY_DETAIL_PORT_IDS
+        } == {""}
     finally:
         locker.rollback()
         locker.close()
@@ -169,8 +227,18 @@ def test_ctrl_c_stops_after_the_running_batch(mariadb_url, tmp_path):
     install(mariadb_url, drifted_cloud(PORTS), "ocata")
     dbname = dbname_of(mariadb_url)
     before = bindings(mariadb_url)
-    argv = ["repair", "--neutron-db", mariadb_url, "--apply", "--batch-size", str(BATCH),
-            "--max-rate", "200", "--backup-dir", str(tmp_path / "bk")]
+    argv = [
+        "repair",
+        "--neutron-db",
+        mariadb_url,
+        "--apply",
+        "--batch-size",
+        str(BATCH),
+        "--max-rate",
+        "200",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+    ]
     proc = spawn(*argv, cwd=tmp_path, log=tmp_path / "run")
     try:
         _wait_for("the first batch", lambda: _hybrid_rows(dbname), proc=proc)
@@ -186,7 +254,13 @@ def test_ctrl_c_stops_after_the_running_batch(mariadb_url, tmp_path):
     assert 0 < len(changed) < PORTS and len(changed) % BATCH == 0
     assert all(after[k] == {**before[k], "vif_details": HYBRID} for k in changed)
 
-    done = subprocess.run(subprocess_argv(*argv), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        subprocess_argv(*argv),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert {r["vif_details"] for r in bindings(mariadb_url).values()} == {HYBRID}

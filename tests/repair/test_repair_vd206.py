@@ -73,16 +73,18 @@ def rows(url: str) -> list[tuple]:
 
 def test_plan_lists_only_what_no_move_needs(clouds) -> None:
     neutron, nova = clouds
-    code, doc, _ = cli_json("plan", "--neutron-db", neutron, "--nova-db", nova,
-                            "--code", "VD206")
+    code, doc, _ = cli_json("plan", "--neutron-db", neutron, "--nova-db", nova, "--code", "VD206")
     assert code == 0
     assert {(c["port_id"], c["action"]) for c in doc["changes"]} == {
-        (port_id(n), "delete") for n in (FAILED, LATE, CLEANUP)}
+        (port_id(n), "delete") for n in (FAILED, LATE, CLEANUP)
+    }
     assert [(s["port_id"], s["reason"]) for s in doc["skipped_moving"]] == [
-        (port_id(ONLY), "the port has no ACTIVE binding: re-bind it")]
+        (port_id(ONLY), "the port has no ACTIVE binding: re-bind it")
+    ]
     # --sql: guarded DELETEs, levels only where their binding row is gone
-    code, sql, err = run_cli(["plan", "--neutron-db", neutron, "--nova-db", nova,
-                              "--code", "VD206", "--sql"])
+    code, sql, err = run_cli(
+        ["plan", "--neutron-db", neutron, "--nova-db", nova, "--code", "VD206", "--sql"]
+    )
     assert code == 0, err
     deletes = [line for line in sql.splitlines() if line.startswith("DELETE")]
     assert len(deletes) == 6
@@ -94,36 +96,56 @@ def test_refuses_without_nova_unless_asked(clouds) -> None:
     neutron, _ = clouds
     code, _, err = run_cli(["repair", "--neutron-db", neutron, "--code", "VD206", "--apply"])
     assert code == 3 and "--without-nova" in one_error_line(err)
-    code, doc, _ = cli_json("plan", "--neutron-db", neutron, "--code", "VD206",
-                            "--without-nova")
+    code, doc, _ = cli_json("plan", "--neutron-db", neutron, "--code", "VD206", "--without-nova")
     # the peer's rule: every INACTIVE row of a port that has an ACTIVE one, in-flight too
     assert {c["port_id"] for c in doc["changes"]} == {
-        port_id(n) for n in (FAILED, RUNNING, LATE, CLEANUP, FINISHED)}
+        port_id(n) for n in (FAILED, RUNNING, LATE, CLEANUP, FINISHED)
+    }
     assert any(a.startswith("--without-nova") for a in doc["assumptions"])
 
 
 def test_repair_backup_and_byte_exact_rollback(clouds, tmp_path: Path) -> None:
     neutron, nova = clouds
     before_b, before_l = rows(neutron), dump(neutron, "ml2_port_binding_levels")
-    code, doc, err = cli_json("repair", "--neutron-db", neutron, "--nova-db", nova,
-                              "--code", "VD206", "--apply", "--backup-dir", str(tmp_path),
-                              "--batch-size", "1")
+    code, doc, err = cli_json(
+        "repair",
+        "--neutron-db",
+        neutron,
+        "--nova-db",
+        nova,
+        "--code",
+        "VD206",
+        "--apply",
+        "--backup-dir",
+        str(tmp_path),
+        "--batch-size",
+        "1",
+    )
     assert code == 0, err
     assert doc["outcome"]["deleted"] == 3 and doc["outcome"]["nova_rechecks"] == 3
     left = inactive_keys(neutron)
-    assert left == {(port_id(n), DST if n in (RUNNING, ONLY) else SRC)
-                    for n in (RUNNING, ONLY, FINISHED)}
+    assert left == {
+        (port_id(n), DST if n in (RUNNING, ONLY) else SRC) for n in (RUNNING, ONLY, FINISHED)
+    }
     levels = dump(neutron, "ml2_port_binding_levels")
-    assert not [lv for lv in levels if (lv[0], lv[1]) in {(port_id(FAILED), DST),
-                                                          (port_id(LATE), DST)}]
+    assert not [
+        lv for lv in levels if (lv[0], lv[1]) in {(port_id(FAILED), DST), (port_id(LATE), DST)}
+    ]
     assert len(levels) == len(before_l) - 2  # the unbound CLEANUP row had none
     backup = json.loads(Path(doc["backup"]).read_text())
     assert backup["kind"] == "delete-inactive"
     got = {(r["original"]["port_id"], r["original"]["host"]): r for r in backup["rows"]}
     full = {(r[0], r[1]): r for r in before_b}
     for key, row in got.items():
-        assert set(row["original"]) == {"port_id", "host", "profile", "vif_type",
-                                        "vif_details", "vnic_type", "status"}
+        assert set(row["original"]) == {
+            "port_id",
+            "host",
+            "profile",
+            "vif_type",
+            "vif_details",
+            "vnic_type",
+            "status",
+        }
         assert tuple(row["original"][c] for c in ("port_id", "host")) == key
         assert row["original"]["vif_details"] in full[key]
     # rollback: every deleted row and level comes back byte for byte
@@ -133,8 +155,7 @@ def test_repair_backup_and_byte_exact_rollback(clouds, tmp_path: Path) -> None:
     assert dump(neutron, "ml2_port_binding_levels") == before_l
     # a second rollback finds the rows there and touches nothing
     code, again, _ = cli_json("rollback", doc["backup"], "--neutron-db", neutron)
-    assert {c["result"] for c in again["changes"]} == {
-        "not touched (a binding row is there again)"}
+    assert {c["result"] for c in again["changes"]} == {"not touched (a binding row is there again)"}
 
 
 def test_a_move_started_after_the_plan_keeps_its_binding(clouds, tmp_path: Path) -> None:
@@ -151,8 +172,14 @@ def test_a_move_started_after_the_plan_keeps_its_binding(clouds, tmp_path: Path)
             engine.dispose()
         yield lambda: False
 
-    report = api.repair(neutron_db=neutron, nova_db=[nova], code=["VD206"], apply=True,
-                        backup_dir=str(tmp_path), hooks=Hooks(writing=a_move_starts))
+    report = api.repair(
+        neutron_db=neutron,
+        nova_db=[nova],
+        code=["VD206"],
+        apply=True,
+        backup_dir=str(tmp_path),
+        hooks=Hooks(writing=a_move_starts),
+    )
     assert report.outcome["deleted"] == 2 and report.outcome["skipped"] == 1
     state, why = report.results[(port_id(LATE), DST)]
     assert state == "skipped" and why.startswith("migration in progress: migration 7 (")
@@ -168,15 +195,25 @@ def test_the_guard_keeps_a_row_changed_since_the_plan(clouds, tmp_path: Path) ->
         engine = sa.create_engine(neutron)
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(
-                    "UPDATE ml2_port_bindings SET vif_details = '{}' "
-                    "WHERE port_id = :p AND host = :h"), {"p": port_id(FAILED), "h": DST})
+                conn.execute(
+                    sa.text(
+                        "UPDATE ml2_port_bindings SET vif_details = '{}' "
+                        "WHERE port_id = :p AND host = :h"
+                    ),
+                    {"p": port_id(FAILED), "h": DST},
+                )
         finally:
             engine.dispose()
         yield lambda: False
 
-    report = api.repair(neutron_db=neutron, nova_db=[nova], code=["VD206"], apply=True,
-                        backup_dir=str(tmp_path), hooks=Hooks(writing=rebound))
+    report = api.repair(
+        neutron_db=neutron,
+        nova_db=[nova],
+        code=["VD206"],
+        apply=True,
+        backup_dir=str(tmp_path),
+        hooks=Hooks(writing=rebound),
+    )
     assert report.results[(port_id(FAILED), DST)][0] == "skipped"
     assert (port_id(FAILED), DST) in inactive_keys(neutron)
     assert report.outcome["deleted"] == 2
@@ -189,19 +226,32 @@ def test_details_repair_skips_ports_of_moving_instances(tmp_path: Path) -> None:
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     ports = [vm_port(port_id(n), vm_uuid(n), SRC, details="{}") for n in (1, 2)]
     write_neutron(neutron, ports, [SRC, DST], layout="ocata")
-    write_cell(nova, [InstanceSpec(vm_uuid(n), SRC) for n in (1, 2)],
-               [MigrationSpec(vm_uuid(2), SRC, DST, "running")], icehouse=True)
+    write_cell(
+        nova,
+        [InstanceSpec(vm_uuid(n), SRC) for n in (1, 2)],
+        [MigrationSpec(vm_uuid(2), SRC, DST, "running")],
+        icehouse=True,
+    )
     code, doc, _ = cli_json("plan", "--neutron-db", neutron, "--nova-db", nova)
     assert {c["port_id"] for c in doc["changes"]} == {port_id(1)}
     assert [s["port_id"] for s in doc["skipped_moving"]] == [port_id(2)]
     assert doc["skipped_moving"][0]["reason"].startswith("migration in progress: migration 1")
-    code, doc, _ = cli_json("repair", "--neutron-db", neutron, "--nova-db", nova, "--apply",
-                            "--backup-dir", str(tmp_path))
+    code, doc, _ = cli_json(
+        "repair",
+        "--neutron-db",
+        neutron,
+        "--nova-db",
+        nova,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path),
+    )
     assert [c["port_id"] for c in doc["changes"]] == [port_id(1)]
     engine = sa.create_engine(neutron)
     with engine.connect() as conn:
-        details = dict(conn.execute(sa.text("SELECT port_id, vif_details FROM "
-                                            "ml2_port_bindings")).all())
+        details = dict(
+            conn.execute(sa.text("SELECT port_id, vif_details FROM ml2_port_bindings")).all()
+        )
     engine.dispose()
     assert details[port_id(2)] == "{}" and details[port_id(1)] != "{}"
     _, bare, _ = cli_json("plan", "--neutron-db", neutron)

@@ -18,14 +18,33 @@ def test_rollback_takes_no_longer_than_the_repair(tmp_path, capsys):
     install(url, drifted_cloud(ROWS), "ocata")
     before = details(url)
     started = time.monotonic()
-    code, out, err = cli(capsys, "repair", "--neutron-db", url, "--apply",
-                         "--backup-dir", str(tmp_path / "bk"), "-f", "json")
+    code, out, err = cli(
+        capsys,
+        "repair",
+        "--neutron-db",
+        url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "-f",
+        "json",
+    )
     repair_s = time.monotonic() - started
     assert code == 0, err
     [backup] = sorted((tmp_path / "bk").glob("repair-*.json"))
     started = time.monotonic()
-    code, out, err = cli(capsys, "rollback", str(backup), "--neutron-db", url, "--apply",
-                         "--backup-dir", str(tmp_path / "rb"), "-f", "json")
+    code, out, err = cli(
+        capsys,
+        "rollback",
+        str(backup),
+        "--neutron-db",
+        url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "rb"),
+        "-f",
+        "json",
+    )
     rollback_s = time.monotonic() - started
     assert code == 0, err
     assert details(url) == before

@@ -39,17 +39,28 @@ def test_sql_through_the_client_equals_apply(backend, layout, tmp_path, capsys):
         install(by_apply, cloud, layout)
         before = dump(by_sql)
         assert before == dump(by_apply)
-        code, script, err = cli(capsys, "plan", "--neutron-db", by_sql, "--sql",
-                                "--batch-size", "7")
+        code, script, err = cli(
+            capsys, "plan", "--neutron-db", by_sql, "--sql", "--batch-size", "7"
+        )
         assert code == 0, err
         run_client(by_sql, script)
-        code, out, err = cli(capsys, "repair", "--neutron-db", by_apply, "--apply",
-                             "--backup-dir", str(tmp_path / "bk"), "-f", "json")
+        code, out, err = cli(
+            capsys,
+            "repair",
+            "--neutron-db",
+            by_apply,
+            "--apply",
+            "--backup-dir",
+            str(tmp_path / "bk"),
+            "-f",
+            "json",
+        )
         assert code == 0, err
         after_sql, after_apply = dump(by_sql), dump(by_apply)
         assert after_sql == after_apply
-        changed = [r for r in after_sql["ml2_port_bindings"]
-                   if r not in before["ml2_port_bindings"]]
+        changed = [
+            r for r in after_sql["ml2_port_bindings"] if r not in before["ml2_port_bindings"]
+        ]
         # every planned row was written by the script: the guards matched exact bytes
         assert len(changed) == len(hostile_cloud(nul=backend != "postgresql").ports)
         assert after_sql["agents"] == before["agents"]

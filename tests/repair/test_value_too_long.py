@@ -25,11 +25,13 @@ def test_too_long_row_is_named_and_the_rest_repaired(backend, request, tmp_path,
     doc = json.loads(out)
     assert [r["port_id"] for r in doc["not_planned_too_long"]] == [port_uuid(2)]
     assert port_uuid(2) not in {c["port_id"] for c in doc["changes"]}
-    code, out, err = cli(capsys, "repair", "--neutron-db", url, "--apply",
-                         "--backup-dir", str(tmp_path / "bk"))
+    code, out, err = cli(
+        capsys, "repair", "--neutron-db", url, "--apply", "--backup-dir", str(tmp_path / "bk")
+    )
     assert code == 2, err
     assert f"port {port_uuid(2)}" in out and "fix this row by hand" in out
-    after = {k[0]: r["vif_details"] for k, r in bindings(url).items()
-             if r.get("status") == "ACTIVE"}
+    after = {
+        k[0]: r["vif_details"] for k, r in bindings(url).items() if r.get("status") == "ACTIVE"
+    }
     assert after[port_uuid(2)] == LONG
     assert sum(1 for p, v in after.items() if v == HYBRID) == 5

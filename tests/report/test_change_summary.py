@@ -27,8 +27,9 @@ def test_threshold_is_a_thousand_rows() -> None:
     assert SUMMARY_THRESHOLD == 1000
 
 
-def test_plan_table_summarizes_past_the_threshold(capsys, sqlite_url: str,
-                                                  small_threshold: int) -> None:
+def test_plan_table_summarizes_past_the_threshold(
+    capsys, sqlite_url: str, small_threshold: int
+) -> None:
     install(sqlite_url, drifted_cloud(6, hosts=2), "icehouse")
     code, out, err = cli(capsys, "plan", "--neutron-db", sqlite_url)
     assert code == 0, err
@@ -40,8 +41,7 @@ def test_plan_table_summarizes_past_the_threshold(capsys, sqlite_url: str,
     assert "compute000: 3 VM(s) to re-plug (hard reboot or stop/start), 0 to refresh" in out
 
 
-def test_all_rows_and_json_list_every_row(capsys, sqlite_url: str,
-                                          small_threshold: int) -> None:
+def test_all_rows_and_json_list_every_row(capsys, sqlite_url: str, small_threshold: int) -> None:
     install(sqlite_url, drifted_cloud(6, hosts=2), "icehouse")
     code, out, _ = cli(capsys, "plan", "--neutron-db", sqlite_url, "--all-rows")
     assert code == 0
@@ -54,19 +54,22 @@ def test_all_rows_and_json_list_every_row(capsys, sqlite_url: str,
     assert len(json.loads(out)["changes"]) == 6
 
 
-def test_at_the_threshold_the_table_lists_each_row(capsys, sqlite_url: str,
-                                                   small_threshold: int) -> None:
+def test_at_the_threshold_the_table_lists_each_row(
+    capsys, sqlite_url: str, small_threshold: int
+) -> None:
     install(sqlite_url, drifted_cloud(5, hosts=2), "icehouse")
     code, out, _ = cli(capsys, "plan", "--neutron-db", sqlite_url)
     assert code == 0 and "summarized" not in out
     assert out.count("openstack server reboot --hard") == 5
 
 
-def test_repair_apply_table_is_summarized_with_results(capsys, sqlite_url: str,
-                                                       small_threshold: int, tmp_path) -> None:
+def test_repair_apply_table_is_summarized_with_results(
+    capsys, sqlite_url: str, small_threshold: int, tmp_path
+) -> None:
     install(sqlite_url, drifted_cloud(6, hosts=2), "icehouse")
-    code, out, err = cli(capsys, "repair", "--neutron-db", sqlite_url, "--apply",
-                         "--backup-dir", str(tmp_path))
+    code, out, err = cli(
+        capsys, "repair", "--neutron-db", sqlite_url, "--apply", "--backup-dir", str(tmp_path)
+    )
     assert code == 0, err
     assert "| Result " in out and "| changed |" in out
     assert "repair: 6 changed" in out

@@ -25,8 +25,11 @@ FORMATS = [f for f in ALL_FORMATS if f != "html"]  # html renders audit reports 
 
 def _listing(value) -> Listing:
     rows = [{"port_id": "p1", "details": value}]
-    return Listing([Column("port_id", "Port"), Column("details", "Details")], rows,
-                   {"tool": "t", "extra": value, "findings": rows})
+    return Listing(
+        [Column("port_id", "Port"), Column("details", "Details")],
+        rows,
+        {"tool": "t", "extra": value, "findings": rows},
+    )
 
 
 def _render(fmt: str, value) -> str:
@@ -55,8 +58,9 @@ def _no_constants(name):
     raise AssertionError(f"non-strict JSON constant {name}")
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"),
-                                   {"a": [float("nan")]}])
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), -float("inf"), {"a": [float("nan")]}]
+)
 def test_json_is_strict(value):
     doc = json.loads(_render("json", value), parse_constant=_no_constants)
     assert doc["findings"][0]["details"] is not None
@@ -85,8 +89,7 @@ def test_lone_surrogate_survives_every_format_on_a_real_stdout(fmt, tmp_path):
         "rows, doc), sys.stdout)\n"
     )
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env,
-                          check=False)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
     proc.stdout.decode("utf-8")  # valid UTF-8

@@ -39,33 +39,47 @@ def rows(b: Chromium, port: str) -> list[list]:
         " Array.from(g.querySelectorAll('rect.diff title')).map(t => t.textContent.split(' ')[0]),"
         " Array.from(g.querySelectorAll('rect.ghost title')).map(t => t.textContent"
         ".split(' ')[0]),"
-        " (g.querySelector('.badge, .same') || {}).textContent || ''])")
+        " (g.querySelector('.badge, .same') || {}).textContent || ''])"
+    )
 
 
-def test_diagrams_show_what_the_host_scan_saw(compute_host: ComputeHost, sqlite_url: str,
-                                              tmp_path: Path) -> None:
+def test_diagrams_show_what_the_host_scan_saw(
+    compute_host: ComputeHost, sqlite_url: str, tmp_path: Path
+) -> None:
     host = compute_host
     vm = new_id()
     broken, direct, drifted = new_id(), new_id(), new_id()
-    host.plug(vm, [nova_vif(broken, HYBRID_DETAILS), nova_vif(direct, DIRECT_DETAILS),
-                   nova_vif(drifted, HYBRID_DETAILS)])
+    host.plug(
+        vm,
+        [
+            nova_vif(broken, HYBRID_DETAILS),
+            nova_vif(direct, DIRECT_DETAILS),
+            nova_vif(drifted, HYBRID_DETAILS),
+        ],
+    )
     host.vsctl("del-port", "br-int", dev("qvo", broken))
     code, report, _ = scan_into(host, tmp_path / "reports")
     assert code == 0, report["errors"]
     stale = {**HYBRID_DETAILS, "ovs_hybrid_plug": False, "ovs_create_tap": True}
     unscanned = new_id()
-    url = neutron_db(sqlite_url, [vm_port(broken, vm, host.name, HYBRID_DETAILS),
-                                  vm_port(direct, vm, host.name, DIRECT_DETAILS),
-                                  vm_port(drifted, vm, host.name, stale),
-                                  vm_port(unscanned, new_id(), "compute-unscanned",
-                                          HYBRID_DETAILS)],
-                     [ovs_agent(host.name, hybrid=True)])
-    code, out, err = run_cli(["audit", "--neutron-db", url, "--host-reports",
-                              str(tmp_path / "reports"), "-f", "json"])
+    url = neutron_db(
+        sqlite_url,
+        [
+            vm_port(broken, vm, host.name, HYBRID_DETAILS),
+            vm_port(direct, vm, host.name, DIRECT_DETAILS),
+            vm_port(drifted, vm, host.name, stale),
+            vm_port(unscanned, new_id(), "compute-unscanned", HYBRID_DETAILS),
+        ],
+        [ovs_agent(host.name, hybrid=True)],
+    )
+    code, out, err = run_cli(
+        ["audit", "--neutron-db", url, "--host-reports", str(tmp_path / "reports"), "-f", "json"]
+    )
     codes = {(f["code"], f["port_id"]) for f in json.loads(out)["findings"]}
     assert {("VD303", broken), ("VD301", direct), ("VD302", drifted)} <= codes, codes
-    code, html, err = run_cli(["audit", "--neutron-db", url, "--host-reports",
-                               str(tmp_path / "reports"), "-f", "html"])
+    code, html, err = run_cli(
+        ["audit", "--neutron-db", url, "--host-reports", str(tmp_path / "reports"), "-f", "html"]
+    )
     assert code == 2, err
     page = tmp_path / "wiring.html"
     page.write_text(html)
@@ -78,10 +92,17 @@ def test_diagrams_show_what_the_host_scan_saw(compute_host: ComputeHost, sqlite_
         assert binding == ["binding says", "hybrid", hybrid_chain, [], [], "= needs"]
         assert needs[:3] == ["host needs", "hybrid", hybrid_chain]
         # the scan saw the qbr/qvb/tap but no qvo on OVS: that device is marked
-        assert seen == ["host scan saw", "broken hybrid", hybrid_chain, [dev("qvo", broken)],
-                        [], "≠ needs"]
+        assert seen == [
+            "host scan saw",
+            "broken hybrid",
+            hybrid_chain,
+            [dev("qvo", broken)],
+            [],
+            "≠ needs",
+        ]
         assert f"{dev('qvo', broken)} is not on Open vSwitch" in b.evaluate(
-            f"document.querySelector('.port[data-port=\"{broken}\"] ul.problems').textContent")
+            f"document.querySelector('.port[data-port=\"{broken}\"] ul.problems').textContent"
+        )
 
         # the VM's other ports are drawn in the same instance view
         binding, needs, seen = rows(b, direct)
@@ -93,15 +114,18 @@ def test_diagrams_show_what_the_host_scan_saw(compute_host: ComputeHost, sqlite_
         # the host Neutron binds a VM port to, with no report in the folder
         assert b.evaluate("document.querySelector('#coverage p').textContent") == (
             "1 host(s) with a report; 1 host(s) with VM ports and none (their live wiring is "
-            "not judged).")
-        assert b.evaluate("Array.from(document.querySelectorAll('#coverage tr > *'))"
-                          ".map(c => c.textContent)") == [
-            "compute-unscanned", "1 VM port(s): not in the folder"]
+            "not judged)."
+        )
+        assert b.evaluate(
+            "Array.from(document.querySelectorAll('#coverage tr > *')).map(c => c.textContent)"
+        ) == ["compute-unscanned", "1 VM port(s): not in the folder"]
         binding, needs, seen = rows(b, drifted)
         assert binding[1] == "direct" and binding[5] == "≠ needs"
         assert seen[:2] == ["host scan saw", "hybrid"] and seen[3:] == [[], [], "= needs"]
         shots = os.environ.get("VIFDOCTOR_SCREENSHOT_DIR")
         if shots:  # docs/html-report-wiring.png is made this way (docs/testing.md)
-            b.evaluate(f"document.querySelector('.port[data-port=\"{broken}\"]')"
-                       ".closest('section').scrollIntoView()")
+            b.evaluate(
+                f"document.querySelector('.port[data-port=\"{broken}\"]')"
+                ".closest('section').scrollIntoView()"
+            )
             b.screenshot(Path(shots) / "html-report-wiring.png")

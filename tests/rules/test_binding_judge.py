@@ -24,8 +24,9 @@ def test_clean_shape_is_remembered_with_its_category() -> None:
     assert first.category == second.category == JUDGED
     assert len(judge.clean) == 1
     dhcp = judge(binding(port_id="p-3", device_owner="network:dhcp"), agents)
-    assert dhcp.category == judge_binding(binding(device_owner="network:dhcp"), agents,
-                                          CTX).category
+    assert (
+        dhcp.category == judge_binding(binding(device_owner="network:dhcp"), agents, CTX).category
+    )
     assert len(judge.clean) == 2
 
 
@@ -46,6 +47,7 @@ def test_the_key_holds_what_the_rules_read() -> None:
     other = judge(binding(host="compute2"), [reporting_ovs(False, "compute2")])
     assert [f.code for f in other.findings] == ["VD102"]
     assert len(judge.clean) == 1
-    inactive = judge(binding(host="compute1", status="INACTIVE", has_active_row=False),
-                     [legacy_ovs("compute1")])
+    inactive = judge(
+        binding(host="compute1", status="INACTIVE", has_active_row=False), [legacy_ovs("compute1")]
+    )
     assert inactive.category == "inactive binding"

@@ -36,8 +36,7 @@ def test_the_docs_tables_are_the_declarations(doc, full):
 
 
 def test_catalog_derivatives_come_from_declarations():
-    assert registry.repairable() == {c for c, r in CATALOG.items()
-                                     if r.correction or r.deletes_row}
+    assert registry.repairable() == {c for c, r in CATALOG.items() if r.correction or r.deletes_row}
     assert {c for c, r in CATALOG.items() if r.deletes_row} == {"VD206"}
     assert registry.repairable_by_default() == {"VD101", "VD103"}
     assert registry.repair_vif_types({"VD101", "VD103"}) == {"ovs", "bridge"}
@@ -48,11 +47,20 @@ def test_catalog_derivatives_come_from_declarations():
 def test_a_code_cannot_be_declared_twice_nor_repaired_without_a_correction():
     scope = registry.Scope(registry.VM_PORT_PLUG)
     with pytest.raises(ValueError, match="twice"):
-        registry.declare("VD101", Severity.INFO, "again", why="", impact="", remedy="",
-                         applies_to=scope)
+        registry.declare(
+            "VD101", Severity.INFO, "again", why="", impact="", remedy="", applies_to=scope
+        )
     with pytest.raises(ValueError, match="no correction"):
-        registry.declare("VD998", Severity.INFO, "x", why="", impact="", remedy="",
-                         applies_to=scope, repair_by_default=True)
+        registry.declare(
+            "VD998",
+            Severity.INFO,
+            "x",
+            why="",
+            impact="",
+            remedy="",
+            applies_to=scope,
+            repair_by_default=True,
+        )
     assert "VD998" not in CATALOG
 
 
@@ -63,11 +71,19 @@ def vd113():
     def fix(details, needs, ctx):
         return {"set": {"connectivity": "l2"}, "remove": []}
 
-    @registry.rule("VD113", Severity.WARNING, "connectivity missing", why="w", impact="i",
-                   remedy="r", summary="s",
-                   applies_to=registry.Scope(registry.VM_PORT_PLUG, vif_types=frozenset({"ovs"}),
-                                             device_owners=("compute:",)),
-                   correction=fix)
+    @registry.rule(
+        "VD113",
+        Severity.WARNING,
+        "connectivity missing",
+        why="w",
+        impact="i",
+        remedy="r",
+        summary="s",
+        applies_to=registry.Scope(
+            registry.VM_PORT_PLUG, vif_types=frozenset({"ovs"}), device_owners=("compute:",)
+        ),
+        correction=fix,
+    )
     def connectivity_missing(case: BindingCase):
         if case.needs is None or "connectivity" in case.stored:
             return []
@@ -81,12 +97,27 @@ def vd113():
 
 
 def _vm_binding(details: str, vif_type: str = "ovs") -> Binding:
-    return Binding(port_id="p1", host="h1", vif_type=vif_type, vif_details=details,
-                   device_owner="compute:nova", device_id="i1", status="ACTIVE")
+    return Binding(
+        port_id="p1",
+        host="h1",
+        vif_type=vif_type,
+        vif_details=details,
+        device_owner="compute:nova",
+        device_id="i1",
+        status="ACTIVE",
+    )
 
 
-AGENTS = [Agent(id="a1", agent_type="Open vSwitch agent", host="h1", alive=True,
-                admin_state_up=True, configurations={"ovs_hybrid_plug": False})]
+AGENTS = [
+    Agent(
+        id="a1",
+        agent_type="Open vSwitch agent",
+        host="h1",
+        alive=True,
+        admin_state_up=True,
+        configurations={"ovs_hybrid_plug": False},
+    )
+]
 
 
 def test_a_new_rule_is_judged_explained_and_repaired_with_no_other_edit(vd113):
@@ -94,8 +125,9 @@ def test_a_new_rule_is_judged_explained_and_repaired_with_no_other_edit(vd113):
     details = '{"port_filter": true, "ovs_hybrid_plug": false}'
     j = judge_binding(_vm_binding(details), AGENTS, ctx)
     assert [f.code for f in j.findings] == ["VD113"]
-    assert j.findings[0].severity is Severity.WARNING and j.findings[0].title == \
-        "connectivity missing"
+    assert (
+        j.findings[0].severity is Severity.WARNING and j.findings[0].title == "connectivity missing"
+    )
     # out of its declared scope (a DHCP port), the engine never asks it
     dhcp = _vm_binding(details)
     dhcp.device_owner = "network:dhcp"

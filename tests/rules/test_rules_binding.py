@@ -95,8 +95,13 @@ def test_vd101_expected_details_of_an_empty_row_is_exactly_what_icehouse_wrote()
 
 
 def test_vd101_expected_details_keep_every_other_key():
-    stored = {"bridge_name": "br-int", "datapath_type": "system", "connectivity": "l2",
-              "port_filter": True, "ovs_hybrid_plug": None}
+    stored = {
+        "bridge_name": "br-int",
+        "datapath_type": "system",
+        "connectivity": "l2",
+        "port_filter": True,
+        "ovs_hybrid_plug": None,
+    }
     f = only(judge(binding(vif_details=json.dumps(stored))), "VD101")
     assert f.expected_details == {**stored, "ovs_hybrid_plug": True}
     assert f.stored_details == stored
@@ -110,8 +115,10 @@ def test_vd101_with_security_groups_disabled_does_not_fire():
 
 def test_vd101_not_on_a_legacy_nova_that_plugs_hybrid_for_its_own_firewall():
     # Icehouse..Train with a non-Noop nova firewall_driver plug an unfiltered port hybrid.
-    ctx = RuleContext(nova_generation=NovaGeneration.LEGACY,
-                      nova_firewall_driver="nova.virt.libvirt.firewall.IptablesFirewallDriver")
+    ctx = RuleContext(
+        nova_generation=NovaGeneration.LEGACY,
+        nova_firewall_driver="nova.virt.libvirt.firewall.IptablesFirewallDriver",
+    )
     j = judge(binding(vif_details=""), ctx=ctx)
     assert "VD101" not in codes(j)
     assert "VD103" in codes(j)
@@ -128,8 +135,9 @@ def test_vd101_expected_details_drop_ovs_create_tap():
 # --------------------------------------------------------------------------- VD102
 
 
-@pytest.mark.parametrize("details", [HYBRID, HYBRID_29, '{"port_filter": true, '
-                                                         '"ovs_hybrid_plug": "false"}'])
+@pytest.mark.parametrize(
+    "details", [HYBRID, HYBRID_29, '{"port_filter": true, "ovs_hybrid_plug": "false"}']
+)
 def test_vd102_on_an_openvswitch_firewall_host(details):
     j = judge(binding(vif_details=details), [reporting_ovs(False)])
     assert codes(j) == ["VD102"]
@@ -151,10 +159,15 @@ def test_vd102_from_the_assumed_openvswitch_firewall_for_a_silent_agent():
 
 
 def test_vd102_legacy_nova_firewall_on_an_unfiltered_row():
-    ctx = RuleContext(nova_generation=NovaGeneration.LEGACY,
-                      nova_firewall_driver="nova.virt.libvirt.firewall.IptablesFirewallDriver")
-    j = judge(binding(vif_details='{"port_filter": false, "ovs_hybrid_plug": false}'),
-              [reporting_ovs(False)], ctx)
+    ctx = RuleContext(
+        nova_generation=NovaGeneration.LEGACY,
+        nova_firewall_driver="nova.virt.libvirt.firewall.IptablesFirewallDriver",
+    )
+    j = judge(
+        binding(vif_details='{"port_filter": false, "ovs_hybrid_plug": false}'),
+        [reporting_ovs(False)],
+        ctx,
+    )
     assert codes(j) == ["VD102", "VD103"]
     assert "port_filter off" in only(j, "VD102").message
 
@@ -162,9 +175,14 @@ def test_vd102_legacy_nova_firewall_on_an_unfiltered_row():
 # --------------------------------------------------------------------------- VD103
 
 
-@pytest.mark.parametrize("details", ['{"ovs_hybrid_plug": true}',
-                                     '{"port_filter": false, "ovs_hybrid_plug": true}',
-                                     '{"port_filter": null, "ovs_hybrid_plug": true}'])
+@pytest.mark.parametrize(
+    "details",
+    [
+        '{"ovs_hybrid_plug": true}',
+        '{"port_filter": false, "ovs_hybrid_plug": true}',
+        '{"port_filter": null, "ovs_hybrid_plug": true}',
+    ],
+)
 def test_vd103_port_filter_off_on_a_filtering_host(details):
     j = judge(binding(vif_details=details))
     assert codes(j) == ["VD103"]
@@ -174,18 +192,29 @@ def test_vd103_port_filter_off_on_a_filtering_host(details):
 
 def test_vd103_not_when_security_groups_are_off_or_the_firewall_is_noop():
     details = '{"port_filter": false, "ovs_hybrid_plug": false}'
-    assert codes(judge(binding(vif_details=details),
-                       ctx=RuleContext(enable_security_group=False))) == []
+    assert (
+        codes(judge(binding(vif_details=details), ctx=RuleContext(enable_security_group=False)))
+        == []
+    )
     noop = RuleContext(firewall=FirewallAssumption("noop", "test"), firewall_explicit=True)
     assert codes(judge(binding(vif_details=details), ctx=noop)) == []
 
 
 def test_vd103_for_linuxbridge_rows():
-    j = judge(binding(vif_type="bridge", driver="linuxbridge",
-                      vif_details='{"port_filter": false}'), [lb_agent()])
+    j = judge(
+        binding(vif_type="bridge", driver="linuxbridge", vif_details='{"port_filter": false}'),
+        [lb_agent()],
+    )
     assert codes(j) == ["VD103"]
-    assert codes(judge(binding(vif_type="bridge", driver="linuxbridge",
-                               vif_details=LINUXBRIDGE), [lb_agent()])) == []
+    assert (
+        codes(
+            judge(
+                binding(vif_type="bridge", driver="linuxbridge", vif_details=LINUXBRIDGE),
+                [lb_agent()],
+            )
+        )
+        == []
+    )
 
 
 # --------------------------------------------------------------------------- VD104
@@ -237,8 +266,7 @@ def test_vd104_not_for_empty_or_object_profile(ok):
 
 @pytest.mark.parametrize("owner", ["compute:nova", "compute:None", "compute:az-2"])
 def test_vd105_binding_failed_compute_port(owner):
-    j = judge(binding(vif_type="binding_failed", vif_details="", driver=None,
-                      device_owner=owner))
+    j = judge(binding(vif_type="binding_failed", vif_details="", driver=None, device_owner=owner))
     assert codes(j) == ["VD105"]
     assert only(j, "VD105").nova_plug == "none"
 
@@ -246,14 +274,16 @@ def test_vd105_binding_failed_compute_port(owner):
 @pytest.mark.parametrize("owner", ["network:dhcp", "network:router_interface", ""])
 def test_vd105_vd106_not_for_ports_nova_does_not_plug(owner):
     for vif_type, host in (("binding_failed", "compute1"), ("unbound", ""), ("ovs", "")):
-        j = judge(binding(vif_type=vif_type, host=host, vif_details="", driver=None,
-                          device_owner=owner))
+        j = judge(
+            binding(vif_type=vif_type, host=host, vif_details="", driver=None, device_owner=owner)
+        )
         assert codes(j) == []
         assert j.category != JUDGED
 
 
-@pytest.mark.parametrize(("vif_type", "host"), [("unbound", ""), ("unbound", "compute1"),
-                                                ("ovs", "")])
+@pytest.mark.parametrize(
+    ("vif_type", "host"), [("unbound", ""), ("unbound", "compute1"), ("ovs", "")]
+)
 def test_vd106_unbound_compute_port(vif_type, host):
     j = judge(binding(vif_type=vif_type, host=host, vif_details="", driver=None))
     assert codes(j) == ["VD106"]
@@ -280,8 +310,9 @@ def test_vd107_dead_and_admin_down():
     assert "dead" in msg and "admin-down" in msg
 
 
-@pytest.mark.parametrize("agents", [[], [agent("compute1", "DHCP agent")],
-                                    [agent("compute1", "L3 agent")]])
+@pytest.mark.parametrize(
+    "agents", [[], [agent("compute1", "DHCP agent")], [agent("compute1", "L3 agent")]]
+)
 def test_vd107_no_agent_on_the_host(agents):
     # judge_binding receives the agents of the binding's host only (audit.judge_all)
     j = judge(binding(), agents)
@@ -305,15 +336,16 @@ def test_a_dead_agents_report_judges_but_never_repairs(details):
     dead = judge(binding(vif_details=details), [legacy_ovs(alive=False)])
     live = judge(binding(vif_details=details), [legacy_ovs()])
     repairable = {"VD101", "VD103"}
-    assert [f.code for f in live.findings if f.correction] == \
-        sorted(set(codes(live)) & repairable)
-    assert [f.code for f in dead.findings if f.code in repairable] == \
-        [f.code for f in live.findings if f.code in repairable]
+    assert [f.code for f in live.findings if f.correction] == sorted(set(codes(live)) & repairable)
+    assert [f.code for f in dead.findings if f.code in repairable] == [
+        f.code for f in live.findings if f.code in repairable
+    ]
     assert all(f.correction is None for f in dead.findings)
     # admin-down with a live heartbeat: its report is current, ML2 still binds there
     down = judge(binding(vif_details=details), [legacy_ovs(admin_state_up=False)])
-    assert [f.code for f in down.findings if f.correction] == \
-        [f.code for f in live.findings if f.correction]
+    assert [f.code for f in down.findings if f.correction] == [
+        f.code for f in live.findings if f.correction
+    ]
 
 
 # --------------------------------------------------------------------------- VD108
@@ -321,8 +353,9 @@ def test_a_dead_agents_report_judges_but_never_repairs(details):
 
 def test_vd108_bridge_vif_on_an_ovs_only_host():
     for driver in ("linuxbridge", None):
-        j = judge(binding(vif_type="bridge", driver=driver, vif_details=LINUXBRIDGE),
-                  [legacy_ovs()])
+        j = judge(
+            binding(vif_type="bridge", driver=driver, vif_details=LINUXBRIDGE), [legacy_ovs()]
+        )
         assert codes(j) == ["VD108"]
         assert "Open vSwitch agent" in only(j, "VD108").message
 
@@ -332,14 +365,22 @@ def test_vd108_ovs_vif_on_a_linuxbridge_only_host():
 
 
 def test_vd108_not_when_the_right_agent_runs_beside_another():
-    j = judge(binding(vif_type="bridge", driver="linuxbridge", vif_details=LINUXBRIDGE),
-              [legacy_ovs(), lb_agent()])
+    j = judge(
+        binding(vif_type="bridge", driver="linuxbridge", vif_details=LINUXBRIDGE),
+        [legacy_ovs(), lb_agent()],
+    )
     assert codes(j) == []
 
 
 def test_vd108_vhostuser_on_a_host_without_dpdk():
-    details = json.dumps({"port_filter": False, "ovs_hybrid_plug": False,
-                          "datapath_type": "netdev", "vhostuser_mode": "server"})
+    details = json.dumps(
+        {
+            "port_filter": False,
+            "ovs_hybrid_plug": False,
+            "datapath_type": "netdev",
+            "vhostuser_mode": "server",
+        }
+    )
     j = judge(binding(vif_type="vhostuser", vif_details=details), [reporting_ovs(False)])
     assert codes(j) == ["VD108"]
 
@@ -390,14 +431,21 @@ def test_vd110_not_when_the_agent_reports_no_datapath():
 
 
 def test_vd110_ovs_binding_on_a_vhostuser_host():
-    a = reporting_ovs(False, datapath_type="netdev",
-                      ovs_capabilities={"iface_types": ["dpdkvhostuserclient"]})
+    a = reporting_ovs(
+        False, datapath_type="netdev", ovs_capabilities={"iface_types": ["dpdkvhostuserclient"]}
+    )
     j = judge(binding(vif_details=DIRECT_29), [a])
     assert codes(j) == ["VD110"]
     assert "vhostuser" in only(j, "VD110").message
     # and a vhostuser binding there is what the mechanism driver writes: nothing to say
-    details = json.dumps({"port_filter": False, "ovs_hybrid_plug": False,
-                          "datapath_type": "netdev", "vhostuser_ovs_plug": True})
+    details = json.dumps(
+        {
+            "port_filter": False,
+            "ovs_hybrid_plug": False,
+            "datapath_type": "netdev",
+            "vhostuser_ovs_plug": True,
+        }
+    )
     assert codes(judge(binding(vif_type="vhostuser", vif_details=details), [a])) == []
 
 
@@ -408,17 +456,25 @@ def test_vd110_ovs_binding_on_a_vhostuser_host():
     ("kw", "category"),
     [
         ({"device_owner": "network:dhcp"}, "network:dhcp (Nova plugs nothing)"),
-        ({"device_owner": "network:router_interface"},
-         "network:router_interface (Nova plugs nothing)"),
-        ({"device_owner": "network:router_interface_distributed", "vif_type": "distributed"},
-         "network:router_interface_distributed (Nova plugs nothing)"),
+        (
+            {"device_owner": "network:router_interface"},
+            "network:router_interface (Nova plugs nothing)",
+        ),
+        (
+            {"device_owner": "network:router_interface_distributed", "vif_type": "distributed"},
+            "network:router_interface_distributed (Nova plugs nothing)",
+        ),
         ({"device_owner": ""}, "no device_owner (Nova plugs nothing)"),
         ({"device_owner": "baremetal:none"}, "baremetal:* (Nova plugs nothing)"),
         ({"driver": "ovn"}, "driver ovn (no agent-based rule)"),
-        ({"driver": "sriovnicswitch", "vif_type": "hw_veb", "vnic_type": "direct"},
-         "driver sriovnicswitch (no agent-based rule)"),
-        ({"driver": None, "vif_type": "hw_veb", "vnic_type": "direct"},
-         "SR-IOV/macvtap vif_type hw_veb (no plug rule)"),
+        (
+            {"driver": "sriovnicswitch", "vif_type": "hw_veb", "vnic_type": "direct"},
+            "driver sriovnicswitch (no agent-based rule)",
+        ),
+        (
+            {"driver": None, "vif_type": "hw_veb", "vnic_type": "direct"},
+            "SR-IOV/macvtap vif_type hw_veb (no plug rule)",
+        ),
         ({"vnic_type": "direct"}, "ovs vnic_type direct (hardware offload, no plug rule)"),
     ],
 )

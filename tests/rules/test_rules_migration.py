@@ -31,34 +31,84 @@ PORT = "00000000-0000-4000-8000-000000000001"
 SRC, DST = "compute1", "compute2"
 TYPES = ["live-migration", "migration", "evacuation", "resize"]
 #: nova 34.0.0's statuses and how the rules must read them
-IN_PROGRESS = ["queued", "preparing", "accepted", "pre-migrating", "running", "migrating",
-               "post-migrating", "finished", "confirming", "reverting"]
+IN_PROGRESS = [
+    "queued",
+    "preparing",
+    "accepted",
+    "pre-migrating",
+    "running",
+    "migrating",
+    "post-migrating",
+    "finished",
+    "confirming",
+    "reverting",
+]
 TERMINAL = ["completed", "done", "error", "failed", "cancelled", "reverted", "confirmed"]
 
 
-def move(status: str | None, mtype: str = "live-migration", *, mid: int = 7,
-         src: str = SRC, dst: str = DST, age: timedelta = timedelta(minutes=5),
-         cell: str = "cell1", uuid: str = "", updated: timedelta | None = None) -> Migration:
+def move(
+    status: str | None,
+    mtype: str = "live-migration",
+    *,
+    mid: int = 7,
+    src: str = SRC,
+    dst: str = DST,
+    age: timedelta = timedelta(minutes=5),
+    cell: str = "cell1",
+    uuid: str = "",
+    updated: timedelta | None = None,
+) -> Migration:
     created = NOW - age
-    return Migration(id=mid, instance_uuid=UUID, cell=cell, uuid=uuid, migration_type=mtype,
-                     status=status, source_compute=src, dest_compute=dst, source_node=src,
-                     dest_node=dst, created_at=created,
-                     updated_at=NOW - updated if updated is not None else created)
+    return Migration(
+        id=mid,
+        instance_uuid=UUID,
+        cell=cell,
+        uuid=uuid,
+        migration_type=mtype,
+        status=status,
+        source_compute=src,
+        dest_compute=dst,
+        source_node=src,
+        dest_node=dst,
+        created_at=created,
+        updated_at=NOW - updated if updated is not None else created,
+    )
 
 
-def inactive(host: str = DST, *, vif_type: str = "ovs", details: str = "{}",
-             driver: str | None = "openvswitch", profile: str = "",
-             has_active: bool = True) -> Binding:
-    return Binding(port_id=PORT, host=host, vif_type=vif_type, vif_details=details,
-                   status="INACTIVE", driver=driver, device_owner="compute:nova",
-                   device_id=UUID, profile=profile, has_active_row=has_active)
+def inactive(
+    host: str = DST,
+    *,
+    vif_type: str = "ovs",
+    details: str = "{}",
+    driver: str | None = "openvswitch",
+    profile: str = "",
+    has_active: bool = True,
+) -> Binding:
+    return Binding(
+        port_id=PORT,
+        host=host,
+        vif_type=vif_type,
+        vif_details=details,
+        status="INACTIVE",
+        driver=driver,
+        device_owner="compute:nova",
+        device_id=UUID,
+        profile=profile,
+        has_active_row=has_active,
+    )
 
 
 def active(host: str = SRC) -> Binding:
-    return Binding(port_id=PORT, host=host, vif_type="ovs",
-                   vif_details='{"port_filter": true, "ovs_hybrid_plug": true}',
-                   status="ACTIVE", driver="openvswitch", device_owner="compute:nova",
-                   device_id=UUID)
+    return Binding(
+        port_id=PORT,
+        host=host,
+        vif_type="ovs",
+        vif_details='{"port_filter": true, "ovs_hybrid_plug": true}',
+        status="ACTIVE",
+        driver="openvswitch",
+        device_owner="compute:nova",
+        device_id=UUID,
+    )
 
 
 def vm(*moves: Migration, host: str = SRC, **kw) -> object:
@@ -74,8 +124,10 @@ def test_terminal_statuses_are_novas() -> None:
 
 
 @pytest.mark.parametrize("mtype", TYPES)
-@pytest.mark.parametrize("status", ["running", "finished", "completed", "error", "failed",
-                                    "cancelled", "reverted", "confirmed"])
+@pytest.mark.parametrize(
+    "status",
+    ["running", "finished", "completed", "error", "failed", "cancelled", "reverted", "confirmed"],
+)
 def test_vd206_only_without_a_move_in_progress(mtype: str, status: str) -> None:
     inst = vm(move(status, mtype, mid=42))
     found = judge_inactive(inactive(DST), inst)
@@ -134,12 +186,17 @@ def test_vd207_host_not_moved() -> None:
     f = found[0]
     assert f.extra["statement"] == (
         f"UPDATE instances SET host = '{DST}', node = '{DST}' WHERE uuid = '{UUID}' "
-        f"AND host = '{SRC}' AND deleted = 0;")
+        f"AND host = '{SRC}' AND deleted = 0;"
+    )
     assert f.extra["check_first"].startswith(f"virsh domstate {UUID}")
     assert f.extra["nova_manage"].startswith("nova-manage placement audit")
     # VD202 does not also send the port back to the source
-    codes = [g.code for g in judge_instance(UUID, vm(move("completed"), host=SRC),
-                                            [judged(active(DST))], RuleContext())[0]]
+    codes = [
+        g.code
+        for g in judge_instance(
+            UUID, vm(move("completed"), host=SRC), [judged(active(DST))], RuleContext()
+        )[0]
+    ]
     assert "VD202" not in codes
 
 
@@ -151,8 +208,11 @@ def test_vd207_binding_left_on_source() -> None:
 
 @pytest.mark.parametrize("status", ["reverted", "error", "failed", "cancelled", "running"])
 def test_no_vd207_unless_the_move_completed(status: str) -> None:
-    assert [f.code for f in judge_moves(vm(move(status), host=SRC), [active(SRC)], NOW)
-            if f.code == "VD207"] == []
+    assert [
+        f.code
+        for f in judge_moves(vm(move(status), host=SRC), [active(SRC)], NOW)
+        if f.code == "VD207"
+    ] == []
 
 
 def test_vd207_is_not_guessed_after_an_unshelve_elsewhere() -> None:
@@ -162,8 +222,9 @@ def test_vd207_is_not_guessed_after_an_unshelve_elsewhere() -> None:
 
 @pytest.mark.parametrize("mtype", TYPES)
 def test_vd208_stuck(mtype: str) -> None:
-    stuck = move("running" if mtype == "live-migration" else "migrating", mtype,
-                 age=timedelta(hours=7))
+    stuck = move(
+        "running" if mtype == "live-migration" else "migrating", mtype, age=timedelta(hours=7)
+    )
     found = judge_moves(vm(stuck), [active(SRC), inactive(DST)], NOW)
     assert [f.code for f in found] == ["VD208"]
     assert found[0].extra["age_seconds"] == 7 * 3600
@@ -187,15 +248,13 @@ def test_vd202_uses_migration_records() -> None:
     running = vm(move("running"), network_info=info)
     assert judge_instance(UUID, running, [judged(active(DST))], ctx)[0] == []
     # bound to a third host while moving between two others: still wrong
-    third = [f.code for f in judge_instance(UUID, running, [judged(active("compute7"))],
-                                            ctx)[0]]
+    third = [f.code for f in judge_instance(UUID, running, [judged(active("compute7"))], ctx)[0]]
     assert third == ["VD202"]
     # the move failed: the port on the destination is VD202 now, whatever task_state says
     failed = vm(move("failed"), network_info=info)
     f = judge_instance(UUID, failed, [judged(active(DST))], ctx)[0]
     assert [x.code for x in f] == ["VD202"]
-    assert "no move in progress, the last was migration 7 (live-migration, failed" \
-        in f[0].message
+    assert "no move in progress, the last was migration 7 (live-migration, failed" in f[0].message
 
 
 def test_cross_cell_copies_merge_by_uuid() -> None:
@@ -203,12 +262,15 @@ def test_cross_cell_copies_merge_by_uuid() -> None:
     visible = vm(host=DST, cell="cell2")
     hidden = vm(host=SRC, cell="cell1", hidden=True)
     visible.migrations = [move("confirmed", "resize", cell="cell2", uuid=u, mid=3)]
-    hidden.migrations = [move("finished", "resize", cell="cell1", uuid=u, mid=8,
-                              updated=timedelta(seconds=1)),
-                         move("error", mid=2, cell="cell1", age=timedelta(days=9))]
+    hidden.migrations = [
+        move("finished", "resize", cell="cell1", uuid=u, mid=8, updated=timedelta(seconds=1)),
+        move("error", mid=2, cell="cell1", age=timedelta(days=9)),
+    ]
     merged = merge_cell_copies(visible, [hidden, visible])
     assert [(m.cell, m.id, m.status) for m in merged] == [
-        ("cell1", 2, "error"), ("cell2", 3, "confirmed")]
+        ("cell1", 2, "error"),
+        ("cell2", 3, "confirmed"),
+    ]
 
 
 def test_sql_literal_refuses_what_dialects_read_differently() -> None:
@@ -225,6 +287,7 @@ def test_remediation_steps_for_moves() -> None:
     steps = [(s.order, s.action, s.command) for s in remediation(view, found + [stale])]
     assert steps[:2] == [
         (1, "delete-stale-binding", f"vifdoctor repair --code VD206 --port {PORT} --apply"),
-        (2, "check-first", f"virsh domstate {UUID}  # on {SRC} and on {DST}, as root")]
+        (2, "check-first", f"virsh domstate {UUID}  # on {SRC} and on {DST}, as root"),
+    ]
     assert steps[2][1] == "operator-sql" and steps[2][2].startswith("UPDATE instances SET")
     assert steps[3][1] == "nova-manage"

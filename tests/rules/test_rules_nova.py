@@ -140,8 +140,9 @@ def test_details_differ():
     diffs = cache_differences(ovs(details=HYBRID_TEXT), vif(P1, {}))
     assert len(diffs) == 1 and diffs[0].startswith("details {} != Neutron's")
     # A value, not only a key: false vs true.
-    diffs = cache_differences(ovs(details=HYBRID_TEXT),
-                              vif(P1, {"port_filter": True, "ovs_hybrid_plug": False}))
+    diffs = cache_differences(
+        ovs(details=HYBRID_TEXT), vif(P1, {"port_filter": True, "ovs_hybrid_plug": False})
+    )
     assert len(diffs) == 1 and diffs[0].startswith("details")
 
 
@@ -183,8 +184,7 @@ def test_ovs_interfaceid_differs():
 def test_ovs_interfaceid_of_other_vif_types():
     """_nw_info_build_network: the port id for ovs and for vhostuser with vhostuser_ovs_plug."""
     vhu = binding(port_id=P1, vif_type="vhostuser", vif_details='{"vhostuser_ovs_plug": true}')
-    assert cache_differences(vhu, vif(P1, {"vhostuser_ovs_plug": True},
-                                      vif_type="vhostuser")) == []
+    assert cache_differences(vhu, vif(P1, {"vhostuser_ovs_plug": True}, vif_type="vhostuser")) == []
     plain = binding(port_id=P1, vif_type="vhostuser", vif_details="{}")
     assert cache_differences(plain, vif(P1, {}, vif_type="vhostuser")) == []
     assert cache_differences(plain, vif(P1, {}, vif_type="vhostuser", ovs_interfaceid=P1))
@@ -193,8 +193,7 @@ def test_ovs_interfaceid_of_other_vif_types():
 def test_every_difference_is_listed():
     cached = vif(P1, {}, vif_type="bridge", devname="tapx", ovs_interfaceid=None)
     diffs = cache_differences(ovs(), cached)
-    assert [d.split(" ", 1)[0] for d in diffs] == ["details", "type", "devname",
-                                                    "ovs_interfaceid"]
+    assert [d.split(" ", 1)[0] for d in diffs] == ["details", "type", "devname", "ovs_interfaceid"]
 
 
 # ------------------------------------------------------------------ judge_instance
@@ -219,7 +218,10 @@ def test_vd201_after_a_repair_neutron_hybrid_cache_empty():
     assert f.instance["uuid"] == VM
     port = view.ports[0]
     assert (port.cached_plug, port.next_plug, port.after_repair_plug) == (
-        "direct", "hybrid", "hybrid")
+        "direct",
+        "hybrid",
+        "hybrid",
+    )
 
 
 def test_unknown_cache_is_not_judged_but_host_mismatch_still_is():
@@ -229,8 +231,7 @@ def test_unknown_cache_is_not_judged_but_host_mismatch_still_is():
     assert codes(found) == ["VD202"]
     assert view.ports[0].cached_plug == "unknown"
     # the same instance with a known but empty cache: the port is missing from it
-    found, _ = judge_instance(VM, instance(VM, network_info=None),
-                              [judged(ovs())], CTX)
+    found, _ = judge_instance(VM, instance(VM, network_info=None), [judged(ovs())], CTX)
     assert codes(found) == ["VD203"]
 
 
@@ -239,25 +240,30 @@ def test_vd202_host_mismatch():
     found, _ = judge_instance(VM, inst, [judged(ovs(host="compute2"))], CTX)
     assert codes(found) == ["VD202"]
     assert found[0].host == "compute2" and "instance " + VM + " is on compute1" in (
-        found[0].message)
+        found[0].message
+    )
 
 
-@pytest.mark.parametrize("state", [
-    {"task_state": "migrating"},
-    {"task_state": "resize_migrated"},
-    {"task_state": "resize_migrating"},
-    {"task_state": "rebuilding"},
-    {"task_state": "unshelving"},
-    {"vm_state": "resized"},
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"task_state": "migrating"},
+        {"task_state": "resize_migrated"},
+        {"task_state": "resize_migrating"},
+        {"task_state": "rebuilding"},
+        {"task_state": "unshelving"},
+        {"vm_state": "resized"},
+    ],
+)
 def test_no_vd202_while_a_move_is_under_way(state):
     inst = instance(VM, host="compute1", network_info=cache(vif(P1, HYBRID)), **state)
     found, _ = judge_instance(VM, inst, [judged(ovs(host="compute2"))], CTX)
     assert "VD202" not in codes(found)
 
 
-@pytest.mark.parametrize("state", [{"task_state": "powering-off"}, {"vm_state": "stopped",
-                                                                    "power_state": 4}])
+@pytest.mark.parametrize(
+    "state", [{"task_state": "powering-off"}, {"vm_state": "stopped", "power_state": 4}]
+)
 def test_vd202_when_the_task_is_no_move(state):
     inst = instance(VM, host="compute1", network_info=cache(vif(P1, HYBRID)), **state)
     found, _ = judge_instance(VM, inst, [judged(ovs(host="compute2"))], CTX)
@@ -265,8 +271,13 @@ def test_vd202_when_the_task_is_no_move(state):
 
 
 def test_no_vd202_without_a_host_on_either_side():
-    shelved = instance(VM, host="", vm_state="shelved_offloaded", power_state=4,
-                       network_info=cache(vif(P1, HYBRID)))
+    shelved = instance(
+        VM,
+        host="",
+        vm_state="shelved_offloaded",
+        power_state=4,
+        network_info=cache(vif(P1, HYBRID)),
+    )
     found, _ = judge_instance(VM, shelved, [judged(ovs(host="compute2"))], CTX)
     assert "VD202" not in codes(found)
 
@@ -313,8 +324,9 @@ def test_vd204_unknown_instance():
 
 
 def test_vd204_soft_deleted_instance():
-    gone = instance(VM, vm_state="deleted", power_state=0, deleted=True,
-                    network_info=cache(vif(P1, HYBRID)))
+    gone = instance(
+        VM, vm_state="deleted", power_state=0, deleted=True, network_info=cache(vif(P1, HYBRID))
+    )
     found, _ = judge_instance(VM, gone, [judged(ovs()), judged(ovs(P2))], CTX)
     assert [(f.code, f.port_id) for f in found] == [("VD204", P1), ("VD204", P2)]
     assert "soft-deleted" in found[0].message and found[0].instance["deleted"] is True
@@ -356,16 +368,19 @@ def test_binding_findings_reach_the_view():
 # ------------------------------------------------------------------ Instance state
 
 
-@pytest.mark.parametrize(("power", "vm_state", "plugged", "stopped"), [
-    (1, "active", True, False),
-    (3, "paused", True, False),
-    (7, "suspended", True, False),
-    (4, "stopped", False, True),
-    (4, "active", False, True),  # shut off behind Nova's back
-    (0, "error", False, False),
-    (None, "active", True, False),
-    (None, "stopped", False, True),
-])
+@pytest.mark.parametrize(
+    ("power", "vm_state", "plugged", "stopped"),
+    [
+        (1, "active", True, False),
+        (3, "paused", True, False),
+        (7, "suspended", True, False),
+        (4, "stopped", False, True),
+        (4, "active", False, True),  # shut off behind Nova's back
+        (0, "error", False, False),
+        (None, "active", True, False),
+        (None, "stopped", False, True),
+    ],
+)
 def test_instance_plugged_and_stopped(power, vm_state, plugged, stopped):
     inst = Instance(uuid=VM, cell="c", vm_state=vm_state, power_state=power)
     assert (inst.plugged, inst.stopped) == (plugged, stopped)
@@ -417,8 +432,9 @@ def test_impact_unknown_wiring_without_cache_entry():
 def test_impact_not_affected_when_the_host_needs_direct():
     agents = [reporting_ovs(False)]
     b = ovs(details=DIRECT_29)
-    _, view = _view(instance(VM, network_info=cache(vif(P1, json.loads(HYBRID_29)))),
-                    judged(b, agents))
+    _, view = _view(
+        instance(VM, network_info=cache(vif(P1, json.loads(HYBRID_29)))), judged(b, agents)
+    )
     out = impact(view)
     assert out["security_groups"] == "not affected"
     assert out["next_stop_start_or_hard_reboot"] == f"re-plugs {P1} hybrid -> direct"
@@ -455,16 +471,18 @@ def test_stopped_vm_needs_nothing_after_the_repair():
 
 def test_stale_cache_only_needs_a_refresh():
     """Both sides hybrid, Neutron's details newer: no re-plug, only the cache."""
-    steps = _steps(instance(VM, network_info=cache(vif(P1, HYBRID))),
-                   judged(ovs(details=HYBRID_29)))
+    steps = _steps(
+        instance(VM, network_info=cache(vif(P1, HYBRID))), judged(ovs(details=HYBRID_29))
+    )
     assert [(o, a) for o, a, _ in steps] == [(4, "refresh-network")]
     assert steps[0][2].startswith(f"nova refresh-network {VM}  # or POST ")
     assert f'"server_uuid": "{VM}"' in steps[0][2]
 
 
 def test_vd203_only_needs_a_refresh():
-    steps = _steps(instance(VM, network_info=cache(vif(P1, HYBRID), vif(P2, HYBRID))),
-                   judged(ovs()))
+    steps = _steps(
+        instance(VM, network_info=cache(vif(P1, HYBRID), vif(P2, HYBRID))), judged(ovs())
+    )
     assert [a for _, a, _ in steps] == ["refresh-network"]
 
 
@@ -481,8 +499,9 @@ def test_orphan_needs_a_check():
     found, view = judge_instance(VM, None, [judged(ovs())], CTX)
     steps = remediation(view, found)
     assert [(s.action, s.host) for s in steps] == [("check-orphan", "compute1")]
-    assert steps[0].command == (f"openstack server show {VM} --all-projects  # then: "
-                                f"openstack port delete {P1}")
+    assert steps[0].command == (
+        f"openstack server show {VM} --all-projects  # then: openstack port delete {P1}"
+    )
 
 
 def test_consistent_instance_needs_nothing():
@@ -507,7 +526,9 @@ def test_live_direct_wiring_overrides_a_hybrid_cache():
     assert [a for _, a, _ in steps] == ["repair-binding", "hard-reboot"]
     # From the cache alone it looks hybrid-wired: a refresh, no reboot.
     assert [a for _, a, _ in _steps(inst, judged(ovs(details="")))] == [
-        "repair-binding", "refresh-network"]
+        "repair-binding",
+        "refresh-network",
+    ]
 
 
 def test_live_wiring_of_an_unknown_kind_falls_back_to_the_cache():
@@ -528,8 +549,10 @@ def _i(uuid: str, deleted: bool = False, cell: str = "cell1"):
 
 
 def _joined(ports, insts):
-    return [(d, [b.port_id for b in g], (i.cell, i.deleted) if i else None)
-            for d, g, i in join_by_instance(ports, insts)]
+    return [
+        (d, [b.port_id for b in g], (i.cell, i.deleted) if i else None)
+        for d, g, i in join_by_instance(ports, insts)
+    ]
 
 
 def test_join_merges_sorted_streams():
@@ -549,8 +572,10 @@ def test_join_merges_sorted_streams():
 def test_join_of_empty_streams():
     assert _joined([], []) == []
     assert _joined([_b("a", "p1")], []) == [("a", ["p1"], None)]
-    assert _joined([], [_i("a"), _i("b")]) == [("a", [], ("cell1", False)),
-                                                ("b", [], ("cell1", False))]
+    assert _joined([], [_i("a"), _i("b")]) == [
+        ("a", [], ("cell1", False)),
+        ("b", [], ("cell1", False)),
+    ]
 
 
 def test_join_is_lazy():
@@ -573,7 +598,9 @@ def test_join_uuid_in_two_cells_the_live_row_wins(order):
     if order == "live first":
         rows.reverse()
     assert _joined([_b("a", "p1")], rows + [_i("b")]) == [
-        ("a", ["p1"], ("cell2", False)), ("b", [], ("cell1", False))]
+        ("a", ["p1"], ("cell2", False)),
+        ("b", [], ("cell1", False)),
+    ]
 
 
 def test_join_uuid_deleted_in_both_cells_stays_deleted():

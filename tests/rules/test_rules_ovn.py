@@ -31,17 +31,33 @@ VM = "0b5d5d0e-1111-4a4a-8888-000000000001"
 
 
 def chassis(name: str = "ch-1", hostname: str = "cmp1", **kw) -> OvnChassis:
-    base = dict(name=name, hostname=hostname, alive=True, liveness="caught up",
-                gateway=False, bridge_mappings="physnet1:br-ex", physnets=("physnet1",),
-                mappings_error=None, datapath_type="system", iface_types=("geneve",),
-                ovn_bridge="br-int")
+    base = dict(
+        name=name,
+        hostname=hostname,
+        alive=True,
+        liveness="caught up",
+        gateway=False,
+        bridge_mappings="physnet1:br-ex",
+        physnets=("physnet1",),
+        mappings_error=None,
+        datapath_type="system",
+        iface_types=("geneve",),
+        ovn_bridge="br-int",
+    )
     base.update(kw)
     return OvnChassis(**base)
 
 
 def lsp(name: str = PORT, **kw) -> OvnPort:
-    base = dict(name=name, switch="neutron-net1", requested_chassis="cmp1", up=True,
-                claimed_by="ch-1", has_port_binding=True, has_port_name=True)
+    base = dict(
+        name=name,
+        switch="neutron-net1",
+        requested_chassis="cmp1",
+        up=True,
+        claimed_by="ch-1",
+        has_port_binding=True,
+        has_port_name=True,
+    )
     base.update(kw)
     return OvnPort(**base)
 
@@ -52,15 +68,32 @@ def view(chassis_list=None, ports=None) -> OvnView:
     return OvnView(nb_cfg=3, chassis=chs, ports={p.name: p for p in ps})
 
 
-OVN_DETAILS = {"port_filter": True, "connectivity": "l2", "ovs_create_tap": True,
-               "bridge_name": "br-int", "datapath_type": "system"}
+OVN_DETAILS = {
+    "port_filter": True,
+    "connectivity": "l2",
+    "ovs_create_tap": True,
+    "bridge_name": "br-int",
+    "datapath_type": "system",
+}
 
 
 def binding(details: dict | str | None = None, **kw) -> Binding:
-    raw = details if isinstance(details, str) else json.dumps(
-        OVN_DETAILS if details is None else details)
-    base = dict(port_id=PORT, host="cmp1", vif_type="ovs", vif_details=raw, status="ACTIVE",
-                driver="ovn", device_owner="compute:nova", device_id=VM, network_id="net1")
+    raw = (
+        details
+        if isinstance(details, str)
+        else json.dumps(OVN_DETAILS if details is None else details)
+    )
+    base = dict(
+        port_id=PORT,
+        host="cmp1",
+        vif_type="ovs",
+        vif_details=raw,
+        status="ACTIVE",
+        driver="ovn",
+        device_owner="compute:nova",
+        device_id=VM,
+        network_id="net1",
+    )
     base.update(kw)
     return Binding(**base)
 
@@ -71,8 +104,9 @@ def codes(b: Binding, v: OvnView | None = None, **kw) -> list[str]:
 
 
 def test_a_binding_as_the_driver_writes_it_is_clean() -> None:
-    j = judge_ovn_binding(binding(), view(), CTX, OCTX, segment=Segment("geneve", None),
-                          port_status="ACTIVE")
+    j = judge_ovn_binding(
+        binding(), view(), CTX, OCTX, segment=Segment("geneve", None), port_status="ACTIVE"
+    )
     assert j.findings == [] and j.category == "judged" and j.leftovers == []
     tally = MigrationTally()
     tally.add(binding(), j)
@@ -82,12 +116,21 @@ def test_a_binding_as_the_driver_writes_it_is_clean() -> None:
 def test_expected_details_follow_bind_port() -> None:
     ch = chassis(datapath_type="netdev", iface_types=("dpdkvhostuser",), ovn_bridge="br-x")
     got = expected_details(binding(), ch, "vhostuser", OvnContext(vhost_sock_dir="/run/ovs/"))
-    assert got == {"port_filter": False, "vhostuser_mode": "server",
-                   "vhostuser_ovs_plug": True, "connectivity": "l2",
-                   "vhostuser_socket": "/run/ovs/vhua188171c-ea",
-                   "bridge_name": "br-x", "datapath_type": "netdev"}
-    assert expected_details(binding(), chassis(datapath_type=""), "ovs",
-                            OvnContext(enable_security_group=False))["port_filter"] is False
+    assert got == {
+        "port_filter": False,
+        "vhostuser_mode": "server",
+        "vhostuser_ovs_plug": True,
+        "connectivity": "l2",
+        "vhostuser_socket": "/run/ovs/vhua188171c-ea",
+        "bridge_name": "br-x",
+        "datapath_type": "netdev",
+    }
+    assert (
+        expected_details(
+            binding(), chassis(datapath_type=""), "ovs", OvnContext(enable_security_group=False)
+        )["port_filter"]
+        is False
+    )
 
 
 def test_vd401_no_chassis_renamed_or_several() -> None:
@@ -99,8 +142,9 @@ def test_vd401_no_chassis_renamed_or_several() -> None:
     several = view([chassis("ch-1"), chassis("ch-2")])
     assert "VD401" in codes(binding(), several)
     hidden = view([chassis(has_private=False)])
-    (f,) = [f for f in judge_ovn_binding(binding(), hidden, CTX, OCTX).findings
-            if f.code == "VD401"]
+    (f,) = [
+        f for f in judge_ovn_binding(binding(), hidden, CTX, OCTX).findings if f.code == "VD401"
+    ]
     assert "no Chassis_Private" in f.message
 
 
@@ -111,14 +155,18 @@ def test_vd402_dead_chassis() -> None:
     assert j.findings[0].extra["chassis"] == "ch-1" and "5 rounds" in j.findings[0].message
 
 
-@pytest.mark.parametrize("segment,mappings,expect", [
-    (Segment("vlan", "physnet2"), "physnet1:br-ex", ["VD403"]),
-    (Segment("flat", "physnet1"), "physnet1:br-ex", []),
-    (Segment("geneve", None), "", []),
-    (Segment("vlan", "physnet1"), "physnet1", ["VD403"]),  # malformed: neutron cannot bind
-])
+@pytest.mark.parametrize(
+    "segment,mappings,expect",
+    [
+        (Segment("vlan", "physnet2"), "physnet1:br-ex", ["VD403"]),
+        (Segment("flat", "physnet1"), "physnet1:br-ex", []),
+        (Segment("geneve", None), "", []),
+        (Segment("vlan", "physnet1"), "physnet1", ["VD403"]),  # malformed: neutron cannot bind
+    ],
+)
 def test_vd403_physnet_mappings(segment, mappings, expect) -> None:
     from vifdoctor.model_ovn import parse_bridge_mappings
+
     physnets, error = parse_bridge_mappings(mappings)
     v = view([chassis(bridge_mappings=mappings, physnets=physnets, mappings_error=error)])
     assert codes(binding(), v, segment=segment) == expect
@@ -129,8 +177,10 @@ def test_vd404_vif_type_bridge_and_datapath() -> None:
     j = judge_ovn_binding(binding(), dpdk, CTX, OCTX)
     (f,) = [f for f in j.findings if f.code == "VD404"]
     assert "needs vhostuser" in f.message and f.correction is None  # only a re-bind fixes it
-    vhu = binding({"port_filter": False, "bridge_name": "br-int", "datapath_type": "netdev"},
-                  vif_type="vhostuser")
+    vhu = binding(
+        {"port_filter": False, "bridge_name": "br-int", "datapath_type": "netdev"},
+        vif_type="vhostuser",
+    )
     assert "VD404" in codes(vhu)  # vhostuser on a system chassis
     other_bridge = view([chassis(ovn_bridge="br-ovn")])
     assert codes(binding(), other_bridge) == ["VD404"]
@@ -144,8 +194,13 @@ def test_vd404_vif_type_bridge_and_datapath() -> None:
 
 
 def test_vd404_correction_rewrites_as_the_driver() -> None:
-    stored = {"port_filter": True, "ovs_hybrid_plug": True, "bridge_name": "br-old",
-              "datapath_type": "system", "custom": 1}
+    stored = {
+        "port_filter": True,
+        "ovs_hybrid_plug": True,
+        "bridge_name": "br-old",
+        "datapath_type": "system",
+        "custom": 1,
+    }
     j = judge_ovn_binding(binding(stored), view([chassis(ovn_bridge="br-ovn")]), CTX, OCTX)
     f404 = next(f for f in j.findings if f.code == "VD404")
     assert f404.correction["set"]["bridge_name"] == "br-ovn"
@@ -163,19 +218,31 @@ def test_vd405_leftovers_and_vhostuser_port_filter() -> None:
     assert codes(binding({**OVN_DETAILS, "port_filter": False})) == ["VD405"]
     assert codes(binding({**OVN_DETAILS, "ovs_hybrid_plug": False})) == []
     dpdk = view([chassis(datapath_type="netdev", iface_types=("dpdkvhostuser",))])
-    vhu = binding({"port_filter": False, "vhostuser_mode": "server", "bridge_name": "br-int",
-                   "datapath_type": "netdev"}, vif_type="vhostuser")
+    vhu = binding(
+        {
+            "port_filter": False,
+            "vhostuser_mode": "server",
+            "bridge_name": "br-int",
+            "datapath_type": "netdev",
+        },
+        vif_type="vhostuser",
+    )
     assert codes(vhu, dpdk) == []  # port_filter false is what the driver writes for it
 
 
 def test_vd406_missing_lsp_with_the_exact_sync_command() -> None:
-    j = judge_ovn_binding(binding(), view(ports=[]), CTX,
-                          OvnContext(config_files=("/etc/neutron/neutron.conf",
-                                                   "/etc/my conf/ml2.ini")))
+    j = judge_ovn_binding(
+        binding(),
+        view(ports=[]),
+        CTX,
+        OvnContext(config_files=("/etc/neutron/neutron.conf", "/etc/my conf/ml2.ini")),
+    )
     (f,) = j.findings
     assert f.code == "VD406"
-    assert ("neutron-ovn-db-sync-util --config-file /etc/neutron/neutron.conf --config-file "
-            "'/etc/my conf/ml2.ini' --ovn-neutron_sync_mode repair") in f.remedy
+    assert (
+        "neutron-ovn-db-sync-util --config-file /etc/neutron/neutron.conf --config-file "
+        "'/etc/my conf/ml2.ini' --ovn-neutron_sync_mode repair"
+    ) in f.remedy
     assert PORT in f.remedy
     fip = binding(device_owner="network:floatingip")
     assert codes(fip, view(ports=[])) == []
@@ -194,8 +261,7 @@ def test_vd407_orphans_and_their_remedy() -> None:
     assert f.network_id == "net1"
     f = orphan_finding(lsp("y"), OCTX)
     assert "--ovn-neutron_sync_mode repair" in f.remedy
-    assert "'$(rm -rf /)'" in orphan_finding(lsp("$(rm -rf /)", has_port_name=False),
-                                            OCTX).remedy
+    assert "'$(rm -rf /)'" in orphan_finding(lsp("$(rm -rf /)", has_port_name=False), OCTX).remedy
 
 
 def test_vd408_requested_chassis_and_live_migration() -> None:
@@ -203,8 +269,10 @@ def test_vd408_requested_chassis_and_live_migration() -> None:
     assert codes(binding(), view(ports=[lsp(requested_chassis="")])) == ["VD408"]
     # OVN takes a chassis name as well as a hostname.
     assert codes(binding(), view(ports=[lsp(requested_chassis="ch-1")])) == []
-    mig = view([chassis(), chassis("ch-2", "cmp2")],
-               [lsp(requested_chassis="cmp1,cmp2", additional_chassis=("ch-2",))])
+    mig = view(
+        [chassis(), chassis("ch-2", "cmp2")],
+        [lsp(requested_chassis="cmp1,cmp2", additional_chassis=("ch-2",))],
+    )
     moving = binding(profile=json.dumps({"migrating_to": "cmp2"}))
     assert codes(moving, mig) == []
     assert codes(binding(), mig) == ["VD408"]  # "src,dst" with no migration under way
@@ -252,8 +320,10 @@ def test_which_bindings_are_ovns() -> None:
 
 def test_migration_tally_per_host() -> None:
     tally = MigrationTally()
-    old = binding({"port_filter": True, "ovs_hybrid_plug": True, "datapath_type": "system"},
-                  driver="openvswitch")
+    old = binding(
+        {"port_filter": True, "ovs_hybrid_plug": True, "datapath_type": "system"},
+        driver="openvswitch",
+    )
     for b in (binding(), old):
         tally.add(b, judge_ovn_binding(b, view(), CTX, OCTX))
     tally.add_agents({"cmp1": [Agent("a", "Open vSwitch agent", "cmp1", False, True, {})]})
@@ -266,7 +336,8 @@ def test_migration_tally_per_host() -> None:
 def test_sync_command_defaults() -> None:
     assert sync_command(OCTX) == (
         "neutron-ovn-db-sync-util --config-file /etc/neutron/neutron.conf --config-file "
-        "/etc/neutron/plugins/ml2/ml2_conf.ini --ovn-neutron_sync_mode repair")
+        "/etc/neutron/plugins/ml2/ml2_conf.ini --ovn-neutron_sync_mode repair"
+    )
 
 
 def test_trunk_bridges_from_a_host_scan_count_in_the_migration_view() -> None:
@@ -274,10 +345,23 @@ def test_trunk_bridges_from_a_host_scan_count_in_the_migration_view() -> None:
     from vifdoctor.ovn_join import OvnJoin
 
     iface = {"name": "tpi-1", "type": "patch", "ofport": 3, "external_ids": {}}
-    report = {"host": "cmp1", "ovs_bridges": [
-        {"name": "br-int", "ports": [{"name": "tpi-1", "interfaces": [iface]}]},
-        {"name": "tbr-6e0f1c2a-9", "ports": [{"name": "tap1", "interfaces": [
-            {"name": "tap1", "type": "", "ofport": 1, "external_ids": {}}]}]}]}
+    report = {
+        "host": "cmp1",
+        "ovs_bridges": [
+            {"name": "br-int", "ports": [{"name": "tpi-1", "interfaces": [iface]}]},
+            {
+                "name": "tbr-6e0f1c2a-9",
+                "ports": [
+                    {
+                        "name": "tap1",
+                        "interfaces": [
+                            {"name": "tap1", "type": "", "ofport": 1, "external_ids": {}}
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
     wiring = HostWiring.from_report(report)
     join = OvnJoin(view(), CTX, OCTX, {}, live_ovs_anywhere=False)
     doc = join.document({}, {"cmp1": wiring})

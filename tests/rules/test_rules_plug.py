@@ -135,8 +135,9 @@ def test_legacy_nova_with_its_own_firewall_plugs_unfiltered_ports_hybrid(details
     assert nova_plug("ovs", details, LEGACY, NOVA_NOOP_FIREWALL) is Plug.DIRECT
 
 
-@pytest.mark.parametrize(("hybrid", "plug"), [(True, Plug.HYBRID), (False, Plug.DIRECT),
-                                              (None, Plug.DIRECT)])
+@pytest.mark.parametrize(
+    ("hybrid", "plug"), [(True, Plug.HYBRID), (False, Plug.DIRECT), (None, Plug.DIRECT)]
+)
 def test_legacy_nova_follows_ovs_hybrid_plug_when_neutron_filters(hybrid, plug):
     details = {"port_filter": True, "ovs_hybrid_plug": hybrid}
     assert nova_plug("ovs", details, LEGACY, IPTABLES_NOVA_FW) is plug
@@ -175,10 +176,14 @@ def test_nova_plug_for_other_vif_types_ignores_ovs_hybrid_plug(vif_type, plug):
         ("iptables", FW_IPTABLES),
         ("  OpenVSwitch  ", FW_OPENVSWITCH),
         # neutron 29.0.0 entry points (neutron.agent.firewall_drivers)
-        ("neutron.agent.linux.iptables_firewall.OVSHybridIptablesFirewallDriver",
-         FW_IPTABLES_HYBRID),
-        ("neutron.agent.linux.iptables_firewall:OVSHybridIptablesFirewallDriver",
-         FW_IPTABLES_HYBRID),
+        (
+            "neutron.agent.linux.iptables_firewall.OVSHybridIptablesFirewallDriver",
+            FW_IPTABLES_HYBRID,
+        ),
+        (
+            "neutron.agent.linux.iptables_firewall:OVSHybridIptablesFirewallDriver",
+            FW_IPTABLES_HYBRID,
+        ),
         ("neutron.agent.linux.iptables_firewall.IptablesFirewallDriver", FW_IPTABLES),
         ("neutron.agent.linux.iptables_firewall:IptablesFirewallDriver", FW_IPTABLES),
         ("neutron.agent.linux.openvswitch_firewall.OVSFirewallDriver", FW_OPENVSWITCH),
@@ -195,8 +200,9 @@ def test_normalize_firewall_driver(value, alias):
     assert normalize_firewall_driver(value) == alias
 
 
-@pytest.mark.parametrize("value", ["hybrid", "ovs", "neutron.agent.linux.Foo",
-                                   "nova.virt.firewall.NoopFirewallDriver"])
+@pytest.mark.parametrize(
+    "value", ["hybrid", "ovs", "neutron.agent.linux.Foo", "nova.virt.firewall.NoopFirewallDriver"]
+)
 def test_normalize_unknown_firewall_driver_is_none(value):
     assert normalize_firewall_driver(value) is None
 
@@ -205,8 +211,11 @@ def test_normalize_unknown_firewall_driver_is_none(value):
 
 
 def ctx(driver: str = FW_IPTABLES_HYBRID, *, explicit: bool = False, sg: bool = True):
-    return RuleContext(firewall=FirewallAssumption(driver, "test"), firewall_explicit=explicit,
-                       enable_security_group=sg)
+    return RuleContext(
+        firewall=FirewallAssumption(driver, "test"),
+        firewall_explicit=explicit,
+        enable_security_group=sg,
+    )
 
 
 def test_agent_reporting_hybrid_true_needs_hybrid_whatever_the_assumption():
@@ -268,8 +277,11 @@ def test_explicit_noop_firewall_with_a_reporting_agent_enforces_nothing():
 @pytest.mark.parametrize("iface", ["dpdkvhostuser", "dpdkvhostuserclient"])
 def test_netdev_datapath_with_dpdk_vhostuser_ports_binds_vhostuser(iface):
     # get_supported_vif_type: vhostuser iff a dpdkvhostuser* iface type AND datapath netdev.
-    a = agent(ovs_hybrid_plug=False, datapath_type="netdev",
-              ovs_capabilities={"iface_types": ["internal", iface, "system"]})
+    a = agent(
+        ovs_hybrid_plug=False,
+        datapath_type="netdev",
+        ovs_capabilities={"iface_types": ["internal", iface, "system"]},
+    )
     needs = host_needs(a, ctx())
     assert needs.vhostuser
     assert needs.plug is Plug.VHOSTUSER
@@ -277,8 +289,11 @@ def test_netdev_datapath_with_dpdk_vhostuser_ports_binds_vhostuser(iface):
 
 
 def test_netdev_without_vhostuser_iface_types_is_not_vhostuser():
-    a = agent(ovs_hybrid_plug=False, datapath_type="netdev",
-              ovs_capabilities={"iface_types": ["internal", "tap"]})
+    a = agent(
+        ovs_hybrid_plug=False,
+        datapath_type="netdev",
+        ovs_capabilities={"iface_types": ["internal", "tap"]},
+    )
     needs = host_needs(a, ctx())
     assert not needs.vhostuser
     assert needs.plug is Plug.DIRECT
@@ -286,8 +301,11 @@ def test_netdev_without_vhostuser_iface_types_is_not_vhostuser():
 
 
 def test_vhostuser_iface_types_on_system_datapath_is_not_vhostuser():
-    a = agent(ovs_hybrid_plug=True, datapath_type="system",
-              ovs_capabilities={"iface_types": ["dpdkvhostuser"]})
+    a = agent(
+        ovs_hybrid_plug=True,
+        datapath_type="system",
+        ovs_capabilities={"iface_types": ["dpdkvhostuser"]},
+    )
     needs = host_needs(a, ctx())
     assert not needs.vhostuser
     assert needs.plug is Plug.HYBRID
@@ -301,8 +319,10 @@ def test_vhostuser_iface_types_on_system_datapath_is_not_vhostuser():
         {"ovs_capabilities": None, "datapath_type": "netdev"},
         {"ovs_capabilities": {"iface_types": "dpdkvhostuser"}, "datapath_type": "netdev"},
         {"ovs_capabilities": {"iface_types": {"dpdkvhostuser": 1}}, "datapath_type": "netdev"},
-        {"ovs_capabilities": {"iface_types": [["dpdkvhostuser"], {}, 3, None]},
-         "datapath_type": "netdev"},
+        {
+            "ovs_capabilities": {"iface_types": [["dpdkvhostuser"], {}, 3, None]},
+            "datapath_type": "netdev",
+        },
         {"datapath_type": ["netdev"]},
         {"datapath_type": 7},
     ],

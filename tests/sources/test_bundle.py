@@ -67,11 +67,11 @@ def check_same(neutron: str, nova: str, tmp_path: Path) -> tuple[dict, Path]:
     offline = audit("--bundle", str(bundle))
     for key in SAME:
         assert offline[key] == live[key], key
-    schema = {k: v for k, v in live["schema"].items() if k not in ("url", "dialect",
-                                                                    "database_time_utc")}
+    schema = {
+        k: v for k, v in live["schema"].items() if k not in ("url", "dialect", "database_time_utc")
+    }
     assert {k: offline["schema"][k] for k in schema} == schema
-    assert any(a.startswith("read from the bundle bundle.sqlite") for a in
-               offline["assumptions"])
+    assert any(a.startswith("read from the bundle bundle.sqlite") for a in offline["assumptions"])
     plan_live = audit("--neutron-db", neutron, "--nova-db", nova, command="remediation")
     plan_offline = audit("--bundle", str(bundle), command="remediation")
     assert plan_offline["steps"] == plan_live["steps"]
@@ -80,7 +80,8 @@ def check_same(neutron: str, nova: str, tmp_path: Path) -> tuple[dict, Path]:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_bundle_audits_as_the_live_databases_on_every_legacy_layout(
-        layout: str, db_url: str, tmp_path: Path) -> None:
+    layout: str, db_url: str, tmp_path: Path
+) -> None:
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     write_incident(db_url, nova, layout)
     live, _ = check_same(db_url, nova, tmp_path)
@@ -89,41 +90,68 @@ def test_bundle_audits_as_the_live_databases_on_every_legacy_layout(
 
 @pytest.mark.nova_real
 def test_bundle_of_real_neutron29_and_nova34_on_mariadb(
-        neutron29_mariadb_url: str, nova34_cell_mariadb_url: str, tmp_path: Path) -> None:
+    neutron29_mariadb_url: str, nova34_cell_mariadb_url: str, tmp_path: Path
+) -> None:
     write_incident(neutron29_mariadb_url, nova34_cell_mariadb_url, None)
     live, bundle = check_same(neutron29_mariadb_url, nova34_cell_mariadb_url, tmp_path)
     assert live["schema"]["layout"] == "ocata" and live["summary"]["instances_affected"]
 
 
-def test_bundle_of_real_neutron29_on_postgresql(neutron29_postgresql_url: str,
-                                                 tmp_path: Path) -> None:
+def test_bundle_of_real_neutron29_on_postgresql(
+    neutron29_postgresql_url: str, tmp_path: Path
+) -> None:
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     write_incident(neutron29_postgresql_url, nova, None)
     check_same(neutron29_postgresql_url, nova, tmp_path)
 
 
 def test_the_bundle_holds_the_audits_columns_and_nothing_else(
-        neutron29_mariadb_url: str, tmp_path: Path) -> None:
+    neutron29_mariadb_url: str, tmp_path: Path
+) -> None:
     nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
     write_incident(neutron29_mariadb_url, nova, None)
     bundle, printed = export(tmp_path, "--neutron-db", neutron29_mariadb_url, "--nova-db", nova)
     assert "bundle written" in printed
     with sqlite3.connect(bundle) as db:
-        tables = {name: [r[1] for r in db.execute(f"PRAGMA table_info('{name}')")]
-                  for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        manifest = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM "
-                                                               "vifdoctor_bundle")}
+        tables = {
+            name: [r[1] for r in db.execute(f"PRAGMA table_info('{name}')")]
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        manifest = {
+            k: json.loads(v) for k, v in db.execute("SELECT key, value FROM vifdoctor_bundle")
+        }
     assert tables == {
-        "ml2_port_bindings": ["port_id", "host", "vif_type", "vif_details", "vnic_type",
-                              "profile", "status"],
+        "ml2_port_bindings": [
+            "port_id",
+            "host",
+            "vif_type",
+            "vif_details",
+            "vnic_type",
+            "profile",
+            "status",
+        ],
         "ports": ["id", "network_id", "device_id", "device_owner", "project_id"],
-        "agents": ["id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp",
-                   "configurations"],
+        "agents": [
+            "id",
+            "agent_type",
+            "host",
+            "admin_state_up",
+            "heartbeat_timestamp",
+            "configurations",
+        ],
         "ml2_port_binding_levels": ["port_id", "host", "level", "driver", "segment_id"],
         "networksegments": ["id"],
         "alembic_version": ["version_num"],
-        "nova_1_nova__instances": ["uuid", "display_name", "host", "node", "vm_state",
-                                   "power_state", "task_state", "deleted"],
+        "nova_1_nova__instances": [
+            "uuid",
+            "display_name",
+            "host",
+            "node",
+            "vm_state",
+            "power_state",
+            "task_state",
+            "deleted",
+        ],
         "nova_1_nova__instance_info_caches": ["instance_uuid", "network_info", "deleted"],
         "vifdoctor_bundle": ["key", "value"],
     }
@@ -144,11 +172,21 @@ def test_agents_are_judged_by_the_clock_at_export(sqlite_url: str, tmp_path: Pat
     engine = sa.create_engine(sqlite_url)
     try:
         install_incident(engine, "ocata")
-        write_cloud(engine, CloudSpec(
-            networks=[NetworkSpec("net-late", "late", "proj", [])],
-            agents=[AgentSpec(host="late-host", agent_type="Open vSwitch agent",
-                              configurations={}, heartbeat_at=now - datetime.timedelta(
-                                  seconds=70))], ports=[]))
+        write_cloud(
+            engine,
+            CloudSpec(
+                networks=[NetworkSpec("net-late", "late", "proj", [])],
+                agents=[
+                    AgentSpec(
+                        host="late-host",
+                        agent_type="Open vSwitch agent",
+                        configurations={},
+                        heartbeat_at=now - datetime.timedelta(seconds=70),
+                    )
+                ],
+                ports=[],
+            ),
+        )
     finally:
         engine.dispose()
     bundle, _ = export(tmp_path, "--neutron-db", sqlite_url)

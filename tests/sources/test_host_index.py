@@ -38,20 +38,37 @@ HYBRID = json.dumps({"bridge_name": "br-int", "ovs_hybrid_plug": True, "port_fil
 def _ids(n: int, salt: int) -> list[tuple[str, str]]:
     """(port id, VM uuid) pairs, stable per salt; distinct in their first 11 characters
     (the device names)."""
-    return [(str(uuid.uuid5(uuid.NAMESPACE_OID, f"port-{salt}-{i}")),
-             str(uuid.uuid5(uuid.NAMESPACE_OID, f"vm-{salt}-{i}"))) for i in range(n)]
+    return [
+        (
+            str(uuid.uuid5(uuid.NAMESPACE_OID, f"port-{salt}-{i}")),
+            str(uuid.uuid5(uuid.NAMESPACE_OID, f"vm-{salt}-{i}")),
+        )
+        for i in range(n)
+    ]
 
 
 def _cloud(url: str, ports: dict[str, list[tuple[str, str]]]) -> None:
-    specs = [PortSpec(id=p, network_id=NET, device_owner="compute:nova", device_id=vm,
-                      project_id=PROJECT, binding=BindingSpec(host=h, vif_type="ovs",
-                                                              vif_details=HYBRID,
-                                                              segment_id=SEG))
-             for h, items in ports.items() for p, vm in items]
-    agents = [AgentSpec(host=h, agent_type="Open vSwitch agent",
-                        configurations={"ovs_hybrid_plug": True}) for h in ports]
-    write(url, CloudSpec([NetworkSpec(NET, "n", PROJECT, [SegmentSpec(SEG)])], agents, specs),
-          layout="ocata")
+    specs = [
+        PortSpec(
+            id=p,
+            network_id=NET,
+            device_owner="compute:nova",
+            device_id=vm,
+            project_id=PROJECT,
+            binding=BindingSpec(host=h, vif_type="ovs", vif_details=HYBRID, segment_id=SEG),
+        )
+        for h, items in ports.items()
+        for p, vm in items
+    ]
+    agents = [
+        AgentSpec(host=h, agent_type="Open vSwitch agent", configurations={"ovs_hybrid_plug": True})
+        for h in ports
+    ]
+    write(
+        url,
+        CloudSpec([NetworkSpec(NET, "n", PROJECT, [SegmentSpec(SEG)])], agents, specs),
+        layout="ocata",
+    )
 
 
 def _audit(url: str, source) -> tuple[list[dict], list[str]]:
@@ -59,8 +76,9 @@ def _audit(url: str, source) -> tuple[list[dict], list[str]]:
     return list(report.findings), report.assumptions
 
 
-def test_index_gives_the_same_findings_as_reports_in_memory(sqlite_url: str,
-                                                            tmp_path: Path) -> None:
+def test_index_gives_the_same_findings_as_reports_in_memory(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     folder = tmp_path / "reports"
     folder.mkdir()
     bound = {f"c{h}": _ids(6, h) for h in range(1, 5)}
@@ -74,12 +92,31 @@ def test_index_gives_the_same_findings_as_reports_in_memory(sqlite_url: str,
             moved = br_int["ports"].pop(0)
             doc["ovs_bridges"][2]["ports"].append(moved)  # qvo of port 0 on br-tun
             stray = str(uuid.uuid5(uuid.NAMESPACE_OID, "stray"))
-            br_int["ports"].append({"name": "tapstray", "interfaces": [{
-                "name": "tapstray", "type": "", "ofport": 9, "error": None,
-                "external_ids": {"iface-id": stray}}]})
+            br_int["ports"].append(
+                {
+                    "name": "tapstray",
+                    "interfaces": [
+                        {
+                            "name": "tapstray",
+                            "type": "",
+                            "ofport": 9,
+                            "error": None,
+                            "external_ids": {"iface-id": stray},
+                        }
+                    ],
+                }
+            )
             gone = str(uuid.uuid5(uuid.NAMESPACE_OID, "gone"))
-            doc["links"].append({"name": dev("qbr", gone), "kind": "bridge", "master": None,
-                                 "peer": None, "operstate": "UP", "mac": None})
+            doc["links"].append(
+                {
+                    "name": dev("qbr", gone),
+                    "kind": "bridge",
+                    "master": None,
+                    "peer": None,
+                    "operstate": "UP",
+                    "mac": None,
+                }
+            )
         if h == "c4":
             doc["sources"]["ovs"]["ok"] = False
             doc["errors"] = [{"source": "ovs", "error": "ovs-vsctl exited 1"}]
@@ -90,10 +127,13 @@ def test_index_gives_the_same_findings_as_reports_in_memory(sqlite_url: str,
     indexed, notes_index = _audit(sqlite_url, HostReportIndex(str(folder)))
     assert indexed == in_memory
     assert {f["code"] for f in indexed} >= {"VD301", "VD303", "VD304", "VD305"}
-    assert [n for n in notes_index if "could not be read" in n] == \
-        [n for n in notes_memory if "could not be read" in n]
-    assert any("no host report for 1 host(s) with VM ports: c5 (not in the folder)" in n
-               for n in notes_index)
+    assert [n for n in notes_index if "could not be read" in n] == [
+        n for n in notes_memory if "could not be read" in n
+    ]
+    assert any(
+        "no host report for 1 host(s) with VM ports: c5 (not in the folder)" in n
+        for n in notes_index
+    )
 
 
 def test_failure_records_stale_reports_and_bad_files(sqlite_url: str, tmp_path: Path) -> None:
@@ -102,23 +142,39 @@ def test_failure_records_stale_reports_and_bad_files(sqlite_url: str, tmp_path: 
     _cloud(sqlite_url, {"c1": _ids(1, 1), "c2": _ids(1, 2), "c3": _ids(1, 3)})
     p1, vm1 = _ids(1, 1)[0]
     (folder / "c1.json").write_text(json.dumps(synthetic_report("c1", [(p1, vm1, True)], 1)))
-    failure = {"format": "vifdoctor-host-scan-failure", "format_version": 1,
-               "reason": "no vifdoctor", "message": "'vifdoctor' not found"}
+    failure = {
+        "format": "vifdoctor-host-scan-failure",
+        "format_version": 1,
+        "reason": "no vifdoctor",
+        "message": "'vifdoctor' not found",
+    }
     (folder / "c2.json").write_text(json.dumps({**failure, "host": "c2"}))
     # a failure record for a host that also has a report (renamed file): the report wins
     (folder / "c1-old.json").write_text(json.dumps({**failure, "host": "c1"}))
     (folder / "broken.json").write_text("{not json")
     os.mkfifo(folder / "fifo.json")  # opened non-blocking: it cannot hang the audit
-    (folder / "odd.json").write_text(json.dumps({  # a bridge that is not an object
-        "format": "vifdoctor-host-scan", "format_version": 1, "host": "c3",
-        "ovs_bridges": ["br-int"]}))
-    (folder / "v2.json").write_text(json.dumps({"format": "vifdoctor-host-scan",
-                                                "format_version": 2, "host": "c3"}))
+    (folder / "odd.json").write_text(
+        json.dumps(
+            {  # a bridge that is not an object
+                "format": "vifdoctor-host-scan",
+                "format_version": 1,
+                "host": "c3",
+                "ovs_bridges": ["br-int"],
+            }
+        )
+    )
+    (folder / "v2.json").write_text(
+        json.dumps({"format": "vifdoctor-host-scan", "format_version": 2, "host": "c3"})
+    )
     report = api.audit(neutron_db=sqlite_url, host_source=HostReportIndex(str(folder)))
     doc = report.document()
-    assert doc["host_reports"] == {"hosts": 1, "missing": {
-        "c2": {"reason": "no vifdoctor: 'vifdoctor' not found", "vm_ports": 1},
-        "c3": {"reason": "not in the folder", "vm_ports": 1}}}
+    assert doc["host_reports"] == {
+        "hosts": 1,
+        "missing": {
+            "c2": {"reason": "no vifdoctor: 'vifdoctor' not found", "vm_ports": 1},
+            "c3": {"reason": "not in the folder", "vm_ports": 1},
+        },
+    }
     assert doc["summary"]["hosts_without_report"] == 2
     notes = "\n".join(doc["assumptions"])
     assert "host report broken.json skipped: not valid JSON" in notes
@@ -154,7 +210,8 @@ def test_index_memory_stays_flat_as_the_fleet_grows(tmp_path: Path) -> None:
         for h in range(hosts):
             ports = [(p, vm, True) for p, vm in _ids(30, h + 1)]
             (folder / f"c{h}.json").write_text(
-                json.dumps(synthetic_report(f"c{h}", ports, tunnels=100)))
+                json.dumps(synthetic_report(f"c{h}", ports, tunnels=100))
+            )
         return folder
 
     small, large = _index_peak(fleet(40)), _index_peak(fleet(400))

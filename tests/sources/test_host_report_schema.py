@@ -12,17 +12,31 @@ from pathlib import Path
 import pytest
 from testkit.repairkit import cli, install_demo
 
-GOOD = {"format": "vifdoctor-host-scan", "format_version": 1, "host": "compute000",
-        "sources": {"ovs": {"ok": True}, "links": {"ok": True}, "libvirt": {"ok": True}},
-        "errors": [], "domains": [], "ovs_bridges": [], "links": [], "iptables_chains": None}
+GOOD = {
+    "format": "vifdoctor-host-scan",
+    "format_version": 1,
+    "host": "compute000",
+    "sources": {"ovs": {"ok": True}, "links": {"ok": True}, "libvirt": {"ok": True}},
+    "errors": [],
+    "domains": [],
+    "ovs_bridges": [],
+    "links": [],
+    "iptables_chains": None,
+}
 
 VARIANTS = {
     "bridges-a-string": {"ovs_bridges": "abc"},
     "bridges-of-ints": {"ovs_bridges": [1, 2]},
     "ports-a-dict": {"ovs_bridges": [{"name": "br-int", "ports": {"a": 1}}]},
     "ifaces-strings": {"ovs_bridges": [{"name": "br-int", "ports": [{"interfaces": ["x"]}]}]},
-    "external-ids-list": {"ovs_bridges": [{"name": "br-int", "ports": [
-        {"interfaces": [{"name": "tap1", "external_ids": ["iface-id"]}]}]}]},
+    "external-ids-list": {
+        "ovs_bridges": [
+            {
+                "name": "br-int",
+                "ports": [{"interfaces": [{"name": "tap1", "external_ids": ["iface-id"]}]}],
+            }
+        ]
+    },
     "domains-a-dict": {"domains": {"a": 1}},
     "domain-ifaces-int": {"domains": [{"name": "d", "state": "running", "interfaces": 3}]},
     "domain-iface-strs": {"domains": [{"name": "d", "state": "running", "interfaces": ["x"]}]},
@@ -39,8 +53,9 @@ VARIANTS = {
 
 
 def _audit(capsys, url: str, folder: Path) -> tuple[int, dict, str]:
-    code, out, err = cli(capsys, "audit", "--neutron-db", url, "--host-reports", str(folder),
-                         "-f", "json")
+    code, out, err = cli(
+        capsys, "audit", "--neutron-db", url, "--host-reports", str(folder), "-f", "json"
+    )
     return code, (json.loads(out) if out else {}), err
 
 

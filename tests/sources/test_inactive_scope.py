@@ -9,8 +9,12 @@ HOSTS = {"vm-moved": "c1", "vm-home": "c1", "vm-away": "c2", "vm-migrating": "c1
 
 
 def port(device: str, host: str = "c1", profile: object = None) -> dict:
-    return {"id": f"p-{device}", "device_id": device, "binding:host_id": host,
-            "binding:profile": profile or {}}
+    return {
+        "id": f"p-{device}",
+        "device_id": device,
+        "binding:host_id": host,
+        "binding:profile": profile or {},
+    }
 
 
 def test_a_port_at_home_with_no_migration_is_not_read() -> None:
@@ -19,8 +23,7 @@ def test_a_port_at_home_with_no_migration_is_not_read() -> None:
 
 def test_each_sign_of_a_move_selects_the_port() -> None:
     assert inactive_possible(port("vm-moved"), MOVED, HOSTS)  # os-migrations
-    assert inactive_possible(port("vm-migrating", profile={"migrating_to": "c2"}),
-                             MOVED, HOSTS)
+    assert inactive_possible(port("vm-migrating", profile={"migrating_to": "c2"}), MOVED, HOSTS)
     assert inactive_possible(port("vm-away"), MOVED, HOSTS)  # Nova says c2, Neutron c1
     assert inactive_possible(port("vm-unknown"), MOVED, HOSTS)  # Nova does not list it
     assert inactive_possible(port("vm-home", host=""), MOVED, HOSTS)  # no ACTIVE host

@@ -22,7 +22,8 @@ def _tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     """The columns vifdoctor reads, as nova names them; the uuid indexes are not unique so
     that every database can hold the same look-alike rows (a LEFT JOIN fans out)."""
     instances = sa.Table(
-        "instances", md,
+        "instances",
+        md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("uuid", sa.String(36)),
         sa.Column("display_name", sa.String(255)),
@@ -35,7 +36,8 @@ def _tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Index("instances_uuid", "uuid"),
     )
     caches = sa.Table(
-        "instance_info_caches", md,
+        "instance_info_caches",
+        md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("network_info", sa.Text),
         sa.Column("instance_uuid", sa.String(36), nullable=False),
@@ -46,13 +48,13 @@ def _tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
 
 
 INSTANCES = [
-    (1, "ABC-1"),      # uppercase: MariaDB matches the lowercase cache, the others do not
+    (1, "ABC-1"),  # uppercase: MariaDB matches the lowercase cache, the others do not
     (2, "abc-1"),
-    (3, "tail-2 "),    # trailing space: MariaDB pads, the others do not
-    (4, "dup-3"),      # two live cache rows: a LEFT JOIN gives the instance twice
-    (5, "gone-4"),     # its cache row is soft-deleted
-    (6, "none-5"),     # no cache row at all
-    (7, "Z-6"),        # byte order puts it before every lowercase uuid
+    (3, "tail-2 "),  # trailing space: MariaDB pads, the others do not
+    (4, "dup-3"),  # two live cache rows: a LEFT JOIN gives the instance twice
+    (5, "gone-4"),  # its cache row is soft-deleted
+    (6, "none-5"),  # no cache row at all
+    (7, "Z-6"),  # byte order puts it before every lowercase uuid
     *((10 + n, f"u-{n:02d}") for n in range(10)),
 ]
 CACHES = [
@@ -73,13 +75,30 @@ def _load(url: str) -> None:
     try:
         md.create_all(engine)
         with engine.begin() as conn:
-            conn.execute(instances.insert(), [
-                {"id": i, "uuid": u, "display_name": f"vm{i}", "host": "c1", "node": "c1",
-                 "vm_state": "active", "power_state": 1, "task_state": None, "deleted": 0}
-                for i, u in INSTANCES])
-            conn.execute(caches.insert(), [
-                {"id": i, "network_info": info, "instance_uuid": u, "deleted": d}
-                for i, info, u, d in CACHES])
+            conn.execute(
+                instances.insert(),
+                [
+                    {
+                        "id": i,
+                        "uuid": u,
+                        "display_name": f"vm{i}",
+                        "host": "c1",
+                        "node": "c1",
+                        "vm_state": "active",
+                        "power_state": 1,
+                        "task_state": None,
+                        "deleted": 0,
+                    }
+                    for i, u in INSTANCES
+                ],
+            )
+            conn.execute(
+                caches.insert(),
+                [
+                    {"id": i, "network_info": info, "instance_uuid": u, "deleted": d}
+                    for i, info, u, d in CACHES
+                ],
+            )
     finally:
         engine.dispose()
 
@@ -89,8 +108,15 @@ def _rows(found) -> list[tuple[str, str | None]]:
 
 
 # What each database's own join matches, beyond the rows every database agrees on.
-COMMON = {("abc-1", "L"), ("dup-3", "D1"), ("dup-3", "D2"), ("gone-4", None),
-          ("none-5", None), ("Z-6", "Z"), *((f"u-{n:02d}", f"I{n}") for n in range(10))}
+COMMON = {
+    ("abc-1", "L"),
+    ("dup-3", "D1"),
+    ("dup-3", "D2"),
+    ("gone-4", None),
+    ("none-5", None),
+    ("Z-6", "Z"),
+    *((f"u-{n:02d}", f"I{n}") for n in range(10)),
+}
 BY_DIALECT = {
     "mariadb": {("ABC-1", "L"), ("tail-2 ", "T")},
     "postgresql": {("ABC-1", None), ("tail-2 ", None)},
@@ -99,20 +125,23 @@ BY_DIALECT = {
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
-def test_read_sorted_here_is_the_sorted_left_join(backend: str, request: pytest.FixtureRequest,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_sorted_here_is_the_sorted_left_join(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = request.getfixturevalue(f"{backend}_url")
     _load(url)
     monkeypatch.setattr(nova_db, "STREAM_CHUNK", 3)
     monkeypatch.setattr(nova_db, "RUN_BYTES", 450)  # three rows a run: six runs merged
     spilled: list[int] = []
     real_spill = nova_db._spill
-    monkeypatch.setattr(nova_db, "_spill", lambda batch: (spilled.append(len(batch)),
-                                                          real_spill(batch))[1])
+    monkeypatch.setattr(
+        nova_db, "_spill", lambda batch: (spilled.append(len(batch)), real_spill(batch))[1]
+    )
     cell = NovaCellDatabase(CellSource("cell1", url))
     sent: list[str] = []
-    sa.event.listen(cell.engine, "before_cursor_execute",
-                    lambda c, cur, stmt, *a: sent.append(stmt))
+    sa.event.listen(
+        cell.engine, "before_cursor_execute", lambda c, cur, stmt, *a: sent.append(stmt)
+    )
     try:
         chunked = _rows(cell.instances())
         reads = [s for s in sent if "network_info" in s]
@@ -135,14 +164,25 @@ def test_a_layout_without_instances_id(sqlite_url: str) -> None:
     """Without an id column, rows are ordered by uuid alone."""
     engine = sa.create_engine(sqlite_url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE instances (uuid VARCHAR(36), display_name TEXT, host TEXT, "
-            "node TEXT, vm_state TEXT, power_state INT, task_state TEXT, deleted INT)"))
-        conn.execute(sa.text("CREATE TABLE instance_info_caches (id INTEGER PRIMARY KEY, "
-                             "network_info TEXT, instance_uuid VARCHAR(36), deleted INT)"))
-        conn.execute(sa.text("INSERT INTO instances VALUES ('b', 'vm', 'c1', 'c1', "
-                             "'active', 1, NULL, 0), ('a', 'vm', 'c1', 'c1', 'active', 1, "
-                             "NULL, 0)"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE instances (uuid VARCHAR(36), display_name TEXT, host TEXT, "
+                "node TEXT, vm_state TEXT, power_state INT, task_state TEXT, deleted INT)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TABLE instance_info_caches (id INTEGER PRIMARY KEY, "
+                "network_info TEXT, instance_uuid VARCHAR(36), deleted INT)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO instances VALUES ('b', 'vm', 'c1', 'c1', "
+                "'active', 1, NULL, 0), ('a', 'vm', 'c1', 'c1', 'active', 1, "
+                "NULL, 0)"
+            )
+        )
         conn.execute(sa.text("INSERT INTO instance_info_caches VALUES (1, 'B', 'b', 0)"))
     engine.dispose()
     cell = NovaCellDatabase(CellSource("cell1", sqlite_url))

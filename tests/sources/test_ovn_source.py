@@ -25,12 +25,20 @@ def _view(lab: OvnLab, down_time: float = 75):
 
 
 def test_chassis_are_agents_as_neutron_synthesizes_them(ovn_lab: OvnLab) -> None:
-    ovn_lab.add_chassis("ch-gw", "net1", other_config={
-        "ovn-bridge-mappings": "physnet1:br-ex,physnet2:br-vlan",
-        "ovn-cms-options": "enable-chassis-as-gw,availability-zones=az1"})
-    ovn_lab.add_chassis("ch-dpdk", "dpdk1", other_config={
-        "datapath-type": "netdev", "iface-types": "dpdkvhostuser,geneve,internal"},
-        private_external_ids={"neutron:ovn-bridge": "br-dpdk"})
+    ovn_lab.add_chassis(
+        "ch-gw",
+        "net1",
+        other_config={
+            "ovn-bridge-mappings": "physnet1:br-ex,physnet2:br-vlan",
+            "ovn-cms-options": "enable-chassis-as-gw,availability-zones=az1",
+        },
+    )
+    ovn_lab.add_chassis(
+        "ch-dpdk",
+        "dpdk1",
+        other_config={"datapath-type": "netdev", "iface-types": "dpdkvhostuser,geneve,internal"},
+        private_external_ids={"neutron:ovn-bridge": "br-dpdk"},
+    )
     ovn_lab.add_chassis("ch-dead", "cmp2", alive=False)
     ovn_lab.add_chassis("ch-bad", "cmp3", other_config={"ovn-bridge-mappings": "physnet1"})
     ovn_lab.add_chassis("ch-noprivate", "cmp4", private=False)
@@ -69,17 +77,27 @@ def test_ports_with_switch_options_and_claims(ovn_lab: OvnLab) -> None:
     ovn_lab.nbctl("ls-add", "neutron-net1")
     for port in ("p1", "p2", "p3"):
         ovn_lab.nbctl("lsp-add", "neutron-net1", port)
-    ovn_lab.nbctl("lsp-set-options", "p2", "requested-chassis=cmp1,cmp2",
-                  "activation-strategy=rarp")
-    ovn_lab.nbctl("set", "Logical_Switch_Port", "p1", 'external_ids:"neutron:port_name"=vm1',
-                  'external_ids:"neutron:device_owner"="compute:nova"')
+    ovn_lab.nbctl(
+        "lsp-set-options", "p2", "requested-chassis=cmp1,cmp2", "activation-strategy=rarp"
+    )
+    ovn_lab.nbctl(
+        "set",
+        "Logical_Switch_Port",
+        "p1",
+        'external_ids:"neutron:port_name"=vm1',
+        'external_ids:"neutron:device_owner"="compute:nova"',
+    )
     ovn_lab.claim("p1", "ch-a", up=True)
     ovn_lab.claim("p2", "ch-a", additional=["ch-b"], up=True)
     ovn_lab.wait_lsp_up("p1", True)
     view = _view(ovn_lab)
     p1, p2, p3 = view.ports["p1"], view.ports["p2"], view.ports["p3"]
-    assert (p1.switch, p1.claimed_by, p1.up, p1.has_port_name) == ("neutron-net1", "ch-a",
-                                                                   True, True)
+    assert (p1.switch, p1.claimed_by, p1.up, p1.has_port_name) == (
+        "neutron-net1",
+        "ch-a",
+        True,
+        True,
+    )
     assert p1.device_owner == "compute:nova"
     assert p2.requested_chassis == "cmp1,cmp2" and p2.additional_chassis == ("ch-b",)
     assert p3.claimed_by is None and p3.has_port_binding and not p3.has_port_name
@@ -119,9 +137,11 @@ def test_cluster_list_and_config_file(ovn_lab: OvnLab, tmp_path: Path) -> None:
     """A comma list whose first member is down still reads (as neutron's IDL fails over);
     [ovn] comes from ml2_conf.ini; a flag wins over the file."""
     conf = tmp_path / "ml2_conf.ini"
-    conf.write_text(f"[ovn]\novn_nb_connection = unix:{tmp_path}/gone.sock,{ovn_lab.nb}\n"
-                    f"ovn_sb_connection = {ovn_lab.sb}\nvhost_sock_dir = /run/vhu\n"
-                    "ovs_create_tap = false\n")
+    conf.write_text(
+        f"[ovn]\novn_nb_connection = unix:{tmp_path}/gone.sock,{ovn_lab.nb}\n"
+        f"ovn_sb_connection = {ovn_lab.sb}\nvhost_sock_dir = /run/vhu\n"
+        "ovs_create_tap = false\n"
+    )
     settings = resolve_ovn(None, None, [str(conf)])
     assert settings.nb.source == "[ovn] ovn_nb_connection"
     assert (settings.vhost_sock_dir, settings.ovs_create_tap) == ("/run/vhu", False)
@@ -131,10 +151,13 @@ def test_cluster_list_and_config_file(ovn_lab: OvnLab, tmp_path: Path) -> None:
 
 
 def test_missing_extra_is_one_line() -> None:
-    code = ("import sys; sys.modules['ovsdbapp'] = None\n"
-            "from vifdoctor.sources.ovn import _libraries\n"
-            "from vifdoctor.errors import VifdoctorError\n"
-            "try:\n    _libraries()\nexcept VifdoctorError as e:\n    print(e)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=REPO, check=True)
+    code = (
+        "import sys; sys.modules['ovsdbapp'] = None\n"
+        "from vifdoctor.sources.ovn import _libraries\n"
+        "from vifdoctor.errors import VifdoctorError\n"
+        "try:\n    _libraries()\nexcept VifdoctorError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
     assert done.stdout.strip() == "reading OVN needs ovsdbapp: pip install 'vifdoctor[ovn]'"

@@ -27,8 +27,7 @@ def leaks(text: str, password: str = PASSWORD) -> list[str]:
     """Any form or 6-character piece of the password found in ``text``."""
     forms = {password, quote(password, safe=""), quote_plus(password, safe="")}
     found = [f for f in forms if f in text]
-    found += [password[i:i + 6] for i in range(len(password) - 5)
-              if password[i:i + 6] in text]
+    found += [password[i : i + 6] for i in range(len(password) - 5) if password[i : i + 6] in text]
     return found
 
 
@@ -43,8 +42,10 @@ def hostile_user(mariadb_url):
     mariadb_root(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", PASSWORD)
     try:
         mariadb_root(f"GRANT ALL ON `{name}`.* TO '{user}'@'127.0.0.1'")
-        url = (f"mysql+pymysql://{user}:{quote(PASSWORD, safe='')}@{dbfixtures.MARIADB_HOST}:"
-               f"{dbfixtures.MARIADB_PORT}/{name}?charset=utf8mb4")
+        url = (
+            f"mysql+pymysql://{user}:{quote(PASSWORD, safe='')}@{dbfixtures.MARIADB_HOST}:"
+            f"{dbfixtures.MARIADB_PORT}/{name}?charset=utf8mb4"
+        )
         yield url, name
     finally:
         mariadb_root(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
@@ -71,8 +72,17 @@ def test_every_output_of_a_working_run(hostile_user, tmp_path, capsys, monkeypat
         code, out, err = cli(capsys, "plan", *source, "--sql")
         assert code == 0, err
         seen.append(out + err)
-    code, out, err = cli(capsys, "repair", "--neutron-db", url, "--apply",
-                         "--backup-dir", str(tmp_path / "bk"), "-f", "json")
+    code, out, err = cli(
+        capsys,
+        "repair",
+        "--neutron-db",
+        url,
+        "--apply",
+        "--backup-dir",
+        str(tmp_path / "bk"),
+        "-f",
+        "json",
+    )
     assert code == 0, err
     seen.append(out + err)
     [backup] = sorted((tmp_path / "bk").glob("*.json"))
@@ -109,13 +119,18 @@ def test_every_error_path(url, via, tmp_path, capsys, monkeypatch):
         monkeypatch.setenv("VIFDOCTOR_NEUTRON_DB", url)
         argv = []
     elif via == "neutron-conf":
-        argv = ["--neutron-config-file",
-                _conf(tmp_path, "n.conf", f"[database]\nconnection = {oslo_url}\n")]
+        argv = [
+            "--neutron-config-file",
+            _conf(tmp_path, "n.conf", f"[database]\nconnection = {oslo_url}\n"),
+        ]
     elif via == "nova-db":
         argv = [*neutron, "--nova-db", url]
     else:
-        argv = [*neutron, "--nova-config-file",
-                _conf(tmp_path, "nova.conf", f"[database]\nconnection = {oslo_url}\n")]
+        argv = [
+            *neutron,
+            "--nova-config-file",
+            _conf(tmp_path, "nova.conf", f"[database]\nconnection = {oslo_url}\n"),
+        ]
     code, out, err = cli(capsys, "audit", *argv)
     assert code == 3
     assert "internal error" not in err
@@ -126,8 +141,10 @@ def test_every_error_path(url, via, tmp_path, capsys, monkeypatch):
 def test_config_parse_error_does_not_echo_the_line(section, tmp_path, capsys):
     body = f"[{section}]\n  connection = mysql+pymysql://u:{PASSWORD}@h/n\n"  # indented
     path = _conf(tmp_path, "x.conf", body)
-    for argv in (["--neutron-config-file", path],
-                 ["--neutron-db", "sqlite:///x", "--nova-config-file", path]):
+    for argv in (
+        ["--neutron-config-file", path],
+        ["--neutron-db", "sqlite:///x", "--nova-config-file", path],
+    ):
         code, out, err = cli(capsys, "audit", *argv)
         assert code == 3 and "line 2" in err, err
         assert not leaks(out + err)
@@ -137,11 +154,15 @@ def test_cell_mapping_url_is_masked(mariadb_url, tmp_path, capsys):
     """A cell whose database_connection holds the password, unreachable: the error masks it."""
     from testkit.repairkit import execute
 
-    execute(mariadb_url, "CREATE TABLE cell_mappings (id INT PRIMARY KEY, uuid VARCHAR(36), "
-                         "name VARCHAR(255), database_connection TEXT)")
+    execute(
+        mariadb_url,
+        "CREATE TABLE cell_mappings (id INT PRIMARY KEY, uuid VARCHAR(36), "
+        "name VARCHAR(255), database_connection TEXT)",
+    )
     cell = f"mysql+pymysql://nova:{quote(PASSWORD, safe='')}@127.0.0.1:1/nova?password=x{PASSWORD}"
     execute(mariadb_url, "INSERT INTO cell_mappings VALUES (1, 'c1', 'cell1', :c)", c=cell)
-    code, out, err = cli(capsys, "audit", "--neutron-db", f"sqlite:///{tmp_path / 'n'}",
-                         "--nova-api-db", mariadb_url)
+    code, out, err = cli(
+        capsys, "audit", "--neutron-db", f"sqlite:///{tmp_path / 'n'}", "--nova-api-db", mariadb_url
+    )
     assert code == 3 and "internal error" not in err
     assert not leaks(out + err), err

@@ -58,19 +58,42 @@ def sos_report(host: ComputeHost, folder: Path) -> Path:
     for sub in ("run/libvirt/qemu", "etc/libvirt/qemu"):
         (root / sub).mkdir(parents=True)
     for d in host.domains.values():
-        xml = subprocess.run(["virsh", "-c", host.libvirt_uri, "dumpxml", d.name],
-                             capture_output=True, text=True, check=True).stdout
+        xml = subprocess.run(
+            ["virsh", "-c", host.libvirt_uri, "dumpxml", d.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         (root / "etc/libvirt/qemu" / f"{d.name}.xml").write_text(xml)
         (root / "run/libvirt/qemu" / f"{d.name}.xml").write_text(
-            f"<domstatus state='running' reason='booted' pid='4242'>\n{xml}</domstatus>\n")
+            f"<domstatus state='running' reason='booted' pid='4242'>\n{xml}</domstatus>\n"
+        )
     out = folder / "out"
     out.mkdir()
-    script = ('hostname "$0" && exec ip netns exec "$1" "$2" report --batch --only-plugins '
-              f'{PLUGINS} -k networking.namespace_pattern="$1" --allow-system-changes '
-              '--tmp-dir "$3" --sysroot "$4" --chroot never --label lab')
-    done = subprocess.run(["unshare", "--uts", "--", "sh", "-c", script, host.name,
-                           host.netns, sos, str(out), str(root)],
-                          env=host.env, capture_output=True, text=True, timeout=300)
+    script = (
+        'hostname "$0" && exec ip netns exec "$1" "$2" report --batch --only-plugins '
+        f'{PLUGINS} -k networking.namespace_pattern="$1" --allow-system-changes '
+        '--tmp-dir "$3" --sysroot "$4" --chroot never --label lab'
+    )
+    done = subprocess.run(
+        [
+            "unshare",
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            script,
+            host.name,
+            host.netns,
+            sos,
+            str(out),
+            str(root),
+        ],
+        env=host.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (tarball,) = out.glob("sosreport-*.tar.xz")
     return tarball
@@ -81,12 +104,24 @@ def comparable(doc: dict) -> dict:
     return {
         "host": doc["host"],
         "ok": {k: v["ok"] for k, v in doc["sources"].items()},
-        "links": sorted((link["name"], link["kind"], link["master"], link["peer"],
-                         link["mac"]) for link in doc["links"]),
-        "ovs": sorted((br["name"], br["datapath_type"], p["name"], i["name"], i["type"],
-                       i["ofport"], json.dumps(i["external_ids"], sort_keys=True))
-                      for br in doc["ovs_bridges"] for p in br["ports"]
-                      for i in p["interfaces"]),
+        "links": sorted(
+            (link["name"], link["kind"], link["master"], link["peer"], link["mac"])
+            for link in doc["links"]
+        ),
+        "ovs": sorted(
+            (
+                br["name"],
+                br["datapath_type"],
+                p["name"],
+                i["name"],
+                i["type"],
+                i["ofport"],
+                json.dumps(i["external_ids"], sort_keys=True),
+            )
+            for br in doc["ovs_bridges"]
+            for p in br["ports"]
+            for i in p["interfaces"]
+        ),
         "domains": sorted(json.dumps(d, sort_keys=True) for d in doc["domains"]),
         "chains": doc["iptables_chains"],
     }
@@ -115,19 +150,44 @@ def _build(host: ComputeHost, tmp_path: Path) -> dict:
     sqlite_url = f"sqlite:///{tmp_path / 'neutron.sqlite'}"
     vm = new_id()
     good, bare, broken, direct = new_id(), new_id(), new_id(), new_id()
-    host.plug(vm, [nova_vif(good, HYBRID_DETAILS), nova_vif(bare, HYBRID_DETAILS),
-                   nova_vif(broken, HYBRID_DETAILS), nova_vif(direct, DIRECT_DETAILS)])
+    host.plug(
+        vm,
+        [
+            nova_vif(good, HYBRID_DETAILS),
+            nova_vif(bare, HYBRID_DETAILS),
+            nova_vif(broken, HYBRID_DETAILS),
+            nova_vif(direct, DIRECT_DETAILS),
+        ],
+    )
     host.vsctl("del-port", "br-int", dev("qvo", broken))
     for direction in ("i", "o"):  # what the iptables_hybrid agent creates for a port
         host.ns(["iptables", "-N", f"neutron-openvswi-{direction}{good[:10]}"])
     code, scan, _ = scan_into(host, tmp_path / "scan", "--iptables")
     assert code == 0, scan["errors"]
-    url = neutron_db(sqlite_url, [vm_port(p, vm, host.name, d) for p, d in (
-        (good, HYBRID_DETAILS), (bare, HYBRID_DETAILS), (broken, HYBRID_DETAILS),
-        (direct, DIRECT_DETAILS))], [ovs_agent(host.name, hybrid=True)])
+    url = neutron_db(
+        sqlite_url,
+        [
+            vm_port(p, vm, host.name, d)
+            for p, d in (
+                (good, HYBRID_DETAILS),
+                (bare, HYBRID_DETAILS),
+                (broken, HYBRID_DETAILS),
+                (direct, DIRECT_DETAILS),
+            )
+        ],
+        [ovs_agent(host.name, hybrid=True)],
+    )
     tarball = sos_report(host, tmp_path / "sos")
-    return {"scan": scan, "url": url, "tarball": tarball, "tmp": tmp_path,
-            "good": good, "bare": bare, "broken": broken, "direct": direct}
+    return {
+        "scan": scan,
+        "url": url,
+        "tarball": tarball,
+        "tmp": tmp_path,
+        "good": good,
+        "bare": bare,
+        "broken": broken,
+        "direct": direct,
+    }
 
 
 def unpack(tarball: Path, into: Path) -> Path:
@@ -151,8 +211,12 @@ def test_real_sosreport_reads_as_the_host_scan_does(lab: dict, tmp_path: Path) -
 
     # The audit: the same findings from the host-scan JSON, the tarball, the directory.
     _, by_scan = audit_json(lab["url"], "--host-reports", str(tmp / "scan"))
-    expected = {("VD303", lab["broken"]), ("VD301", lab["direct"]), ("VD101", lab["direct"]),
-                ("VD307", lab["bare"])}
+    expected = {
+        ("VD303", lab["broken"]),
+        ("VD301", lab["direct"]),
+        ("VD101", lab["direct"]),
+        ("VD307", lab["bare"]),
+    }
     assert pairs(by_scan) == expected, by_scan["findings"]
     for name, source in (("tar", lab["tarball"]), ("dir", folder)):
         reports = tmp / f"reports-{name}"
@@ -163,8 +227,7 @@ def test_real_sosreport_reads_as_the_host_scan_does(lab: dict, tmp_path: Path) -
         assert any("wiring from sosreport" in a for a in by_sos["assumptions"])
 
 
-def test_what_the_sosreport_lacks_is_an_assumption_not_a_finding(lab: dict,
-                                                                  tmp_path: Path) -> None:
+def test_what_the_sosreport_lacks_is_an_assumption_not_a_finding(lab: dict, tmp_path: Path) -> None:
     tmp = tmp_path
     top = unpack(lab["tarball"], tmp / "u")
     reports = tmp / "reports"
@@ -176,8 +239,9 @@ def test_what_the_sosreport_lacks_is_an_assumption_not_a_finding(lab: dict,
     (top / "sos_commands/networking/iptables_-vnxL").unlink()
     _, doc = audit_json(lab["url"], "--host-reports", str(reports))
     assert pairs(doc) == {("VD101", lab["direct"])}, doc["findings"]  # the binding alone
-    assert any("ovs could not be read" in a and "list interface" in a
-               for a in doc["assumptions"]), doc["assumptions"]
+    assert any(
+        "ovs could not be read" in a and "list interface" in a for a in doc["assumptions"]
+    ), doc["assumptions"]
     # no iptables listing either (sos skips it when no iptables module is loaded): no
     # VD307, and it says so
     assert any("iptables could not be read" in a for a in doc["assumptions"])
@@ -209,8 +273,10 @@ def test_sos_41_layout_and_nova_host_name(lab: dict, tmp_path: Path) -> None:
     plugins = manifest["components"]["report"]["plugins"]
     entry = next(c for c in plugins["networking"]["commands"] if c["exec"] == "iptables -vnxL")
     plugins["networking"]["commands"].remove(entry)
-    plugins["firewall_tables"] = {"commands": [{**entry, "filepath": str(new.relative_to(top))}],
-                                  "files": []}
+    plugins["firewall_tables"] = {
+        "commands": [{**entry, "filepath": str(new.relative_to(top))}],
+        "files": [],
+    }
     manifest_path.write_text(json.dumps(manifest))
     doc, _ = sosreport.host_report(str(top))
     assert doc["iptables_chains"] == lab["scan"]["iptables_chains"]
@@ -232,8 +298,11 @@ def test_sos_41_layout_and_nova_host_name(lab: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no host name"):
         sosreport.host_report(str(top))
     system = top / "sos_commands/openvswitch/ovs-vsctl_-t_5_list_Open_vSwitch"
-    system.write_text(system.read_text().replace(
-        "external_ids        : {}", 'external_ids        : {hostname="compute-9"}'))
+    system.write_text(
+        system.read_text().replace(
+            "external_ids        : {}", 'external_ids        : {hostname="compute-9"}'
+        )
+    )
     doc, notes = sosreport.host_report(str(top))
     assert doc["host"] == "compute-9" and "external_ids:hostname" in notes[0]
 

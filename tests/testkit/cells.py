@@ -30,8 +30,21 @@ def write_cell_mappings(engine: Engine, cells: Sequence[CellMappingSpec]) -> Non
     now = utcnow()
     with engine.begin() as conn:
         t = _reflect(conn, ("cell_mappings",), "nova_api")["cell_mappings"]
-        _insert(conn, t, [t.row({
-            "uuid": c.uuid, "name": c.name, "transport_url": c.transport_url,
-            "database_connection": c.database_connection, "disabled": c.disabled,
-            "created_at": now, "updated_at": None,
-        }) for c in cells])
+        _insert(
+            conn,
+            t,
+            [
+                t.row(
+                    {
+                        "uuid": c.uuid,
+                        "name": c.name,
+                        "transport_url": c.transport_url,
+                        "database_connection": c.database_connection,
+                        "disabled": c.disabled,
+                        "created_at": now,
+                        "updated_at": None,
+                    }
+                )
+                for c in cells
+            ],
+        )

@@ -26,11 +26,26 @@ from vifdoctor.rules.plug import AGENT_LINUXBRIDGE, AGENT_OVS
 # What the Icehouse..Juno OVS mechanism driver wrote (seed/incident-en.md).
 HYBRID = '{"port_filter": true, "ovs_hybrid_plug": true}'
 # neutron 29.0.0 OpenvswitchMechanismDriver output for an iptables_hybrid agent (domain.md 3).
-HYBRID_29 = json.dumps({"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                        "ovs_hybrid_plug": True, "port_filter": True})
+HYBRID_29 = json.dumps(
+    {
+        "bridge_name": "br-int",
+        "connectivity": "l2",
+        "datapath_type": "system",
+        "ovs_hybrid_plug": True,
+        "port_filter": True,
+    }
+)
 # ... and for an openvswitch-firewall agent.
-DIRECT_29 = json.dumps({"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "system",
-                        "ovs_create_tap": True, "ovs_hybrid_plug": False, "port_filter": True})
+DIRECT_29 = json.dumps(
+    {
+        "bridge_name": "br-int",
+        "connectivity": "l2",
+        "datapath_type": "system",
+        "ovs_create_tap": True,
+        "ovs_hybrid_plug": False,
+        "port_filter": True,
+    }
+)
 LINUXBRIDGE = '{"port_filter": true, "connectivity": "l2"}'
 
 

@@ -357,11 +357,14 @@ def schema_dumps() -> dict[str, Path]:
     """
     if not _SCHEMA_DUMPS:
         start = time.monotonic()
-        proc = subprocess.run([str(BUILD_SCHEMAS_SCRIPT), "--json"], capture_output=True,
-                              text=True, check=False)
+        proc = subprocess.run(
+            [str(BUILD_SCHEMAS_SCRIPT), "--json"], capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
-            pytest.fail(f"{BUILD_SCHEMAS_SCRIPT} failed (exit {proc.returncode}):\n"
-                        f"{proc.stderr[-3000:]}", pytrace=False)
+            pytest.fail(
+                f"{BUILD_SCHEMAS_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}",
+                pytrace=False,
+            )
         _SCHEMA_DUMPS.update({k: Path(v) for k, v in json.loads(proc.stdout).items()})
         if "build-schemas: built" in proc.stderr:
             _record("scripts/build-schemas (built missing dumps)", time.monotonic() - start)

@@ -22,9 +22,18 @@ from typing import Any
 
 import websocket  # websocket-client (the test extra)
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-port=0", "--remote-allow-origins=*"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+]
 
 
 def chromium_path() -> str:
@@ -41,9 +50,16 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="vd-chromium-")
         self.log = open(os.path.join(self.profile, "stderr.log"), "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [chromium_path(), *FLAGS, f"--user-data-dir={self.profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
+            [
+                chromium_path(),
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         self.events: list[dict] = []
         self._id = 0
         try:
@@ -53,8 +69,13 @@ class Chromium:
             self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=60)
             for domain in ("Page", "Runtime", "Log", "Network"):
                 self.call(f"{domain}.enable")
-            self.call("Emulation.setDeviceMetricsOverride",
-                      width=width, height=height, deviceScaleFactor=1, mobile=False)
+            self.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
         except Exception:
             self.close()
             raise
@@ -64,8 +85,10 @@ class Chromium:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited with {self.proc.returncode}: "
-                                   + Path(self.log.name).read_text(errors="replace")[-2000:])
+                raise RuntimeError(
+                    f"chromium exited with {self.proc.returncode}: "
+                    + Path(self.log.name).read_text(errors="replace")[-2000:]
+                )
             if marker.exists() and marker.read_text().strip():
                 return int(marker.read_text().split()[0])
             time.sleep(0.05)
@@ -84,8 +107,9 @@ class Chromium:
             self.events.append(msg)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -98,12 +122,16 @@ class Chromium:
         start = time.monotonic()
         self.call("Page.navigate", url=url)
         while time.monotonic() - start < timeout:
-            if self.evaluate("document.readyState === 'complete' && document.body && "
-                             "document.body.getAttribute('data-ready')") == "1":
+            if (
+                self.evaluate(
+                    "document.readyState === 'complete' && document.body && "
+                    "document.body.getAttribute('data-ready')"
+                )
+                == "1"
+            ):
                 return time.monotonic() - start
             time.sleep(0.02)
-        raise RuntimeError(f"{url} did not become ready in {timeout} s; events: "
-                           f"{self.problems()}")
+        raise RuntimeError(f"{url} did not become ready in {timeout} s; events: {self.problems()}")
 
     def problems(self) -> list[str]:
         """Console errors and warnings, uncaught exceptions, log errors seen so far."""
@@ -112,8 +140,11 @@ class Chromium:
             method, p = ev.get("method"), ev.get("params", {})
             if method == "Runtime.exceptionThrown":
                 out.append("exception: " + json.dumps(p.get("exceptionDetails"))[:500])
-            elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning",
-                                                                              "assert"):
+            elif method == "Runtime.consoleAPICalled" and p.get("type") in (
+                "error",
+                "warning",
+                "assert",
+            ):
                 out.append(f"console.{p['type']}: " + json.dumps(p.get("args"))[:500])
             elif method == "Log.entryAdded" and p["entry"].get("level") in ("error", "warning"):
                 out.append(f"log {p['entry']['level']}: {p['entry'].get('text')}")
@@ -121,14 +152,19 @@ class Chromium:
 
     def requests(self) -> list[str]:
         """Every URL the page asked for (the file itself included)."""
-        return [ev["params"]["request"]["url"] for ev in self.events
-                if ev.get("method") == "Network.requestWillBeSent"]
+        return [
+            ev["params"]["request"]["url"]
+            for ev in self.events
+            if ev.get("method") == "Network.requestWillBeSent"
+        ]
 
     def screenshot(self, path: str | Path, full_height: int | None = None) -> None:
         params: dict[str, Any] = {"format": "png"}
         if full_height:
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": 1400, "height": full_height, "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": 1400, "height": full_height, "scale": 1},
+            )
         data = self.call("Page.captureScreenshot", **params)["data"]
         Path(path).write_bytes(base64.b64decode(data))
 

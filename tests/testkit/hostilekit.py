@@ -67,13 +67,22 @@ def hostile_cloud(*, nul: bool, hostile_ids: bool = True) -> CloudSpec:
             pid = port_id(n)
             if hostile_ids and d == 1:  # ports.id is VARCHAR(36)
                 pid = ["p'\n--;x", "p\\%_'", "p é\x1b", "p\tq  r"][h % 4] + f"-{n}"
-            ports.append(PortSpec(
-                id=pid, network_id=network().id, device_owner="compute:nova",
-                device_id=DEVICE_IDS[(h + d) % len(DEVICE_IDS)], project_id=PROJECT,
-                binding=BindingSpec(host=host, vif_type="ovs", vif_details=details,
-                                    segment_id=network().segments[0].id)))
-    return CloudSpec(networks=[network()], agents=[legacy_ovs_agent(h) for h in hosts],
-                     ports=ports)
+            ports.append(
+                PortSpec(
+                    id=pid,
+                    network_id=network().id,
+                    device_owner="compute:nova",
+                    device_id=DEVICE_IDS[(h + d) % len(DEVICE_IDS)],
+                    project_id=PROJECT,
+                    binding=BindingSpec(
+                        host=host,
+                        vif_type="ovs",
+                        vif_details=details,
+                        segment_id=network().segments[0].id,
+                    ),
+                )
+            )
+    return CloudSpec(networks=[network()], agents=[legacy_ovs_agent(h) for h in hosts], ports=ports)
 
 
 def dump(url: str) -> dict[str, list[tuple]]:
@@ -104,14 +113,32 @@ def run_client(url: str, script: str) -> None:
     if backend == "sqlite":
         argv = ["sqlite3", "-bail", u.database]
     elif backend in ("mysql", "mariadb"):
-        argv = ["mariadb", f"-h{dbfixtures.MARIADB_HOST}", f"-P{dbfixtures.MARIADB_PORT}",
-                f"-u{dbfixtures.MARIADB_USER}", u.database]
+        argv = [
+            "mariadb",
+            f"-h{dbfixtures.MARIADB_HOST}",
+            f"-P{dbfixtures.MARIADB_PORT}",
+            f"-u{dbfixtures.MARIADB_USER}",
+            u.database,
+        ]
     else:
-        argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", dbfixtures.POSTGRESQL_HOST,
-                "-p", str(dbfixtures.POSTGRESQL_PORT), "-U", dbfixtures.POSTGRESQL_USER,
-                "-d", u.database]
-    proc = subprocess.run(argv, input=script.encode("utf-8"), capture_output=True,
-                          check=False, timeout=120)
+        argv = [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            dbfixtures.POSTGRESQL_HOST,
+            "-p",
+            str(dbfixtures.POSTGRESQL_PORT),
+            "-U",
+            dbfixtures.POSTGRESQL_USER,
+            "-d",
+            u.database,
+        ]
+    proc = subprocess.run(
+        argv, input=script.encode("utf-8"), capture_output=True, check=False, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert not proc.stderr.strip(), proc.stderr.decode(errors="replace")
 

@@ -51,7 +51,7 @@ TIMINGS: dict[str, list[float]] = {}
 # nova venv's python inside the namespace. Input on stdin (JSON): ovsdb connection,
 # host name, instances with their network_info VIFs. Output on stdout (JSON): each
 # interface's libvirt XML as nova generated it.
-PLUG_SCRIPT = r'''
+PLUG_SCRIPT = r"""
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
 t0 = time.monotonic()
@@ -99,7 +99,7 @@ for inst in spec["instances"]:
     out["instances"].append(done)
 out["seconds"] = round(time.monotonic() - t0, 3)
 json.dump(out, sys.stdout)
-'''
+"""
 
 
 class LabError(RuntimeError):
@@ -149,9 +149,12 @@ class ComputeHost:
         self._next_id = 1
         self.env = {
             **os.environ,
-            "OVS_RUNDIR": str(self.dir), "OVS_DBDIR": str(self.dir),
-            "OVS_LOGDIR": str(self.dir), "OVS_SYSCONFDIR": str(self.dir),
-            "OVS_PKGDATADIR": str(OVS_SCHEMA.parent), "PYTHONWARNINGS": "ignore",
+            "OVS_RUNDIR": str(self.dir),
+            "OVS_DBDIR": str(self.dir),
+            "OVS_LOGDIR": str(self.dir),
+            "OVS_SYSCONFDIR": str(self.dir),
+            "OVS_PKGDATADIR": str(OVS_SCHEMA.parent),
+            "PYTHONWARNINGS": "ignore",
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -161,30 +164,56 @@ class ComputeHost:
         if missing:
             raise LabError(f"host lab prerequisites missing: {', '.join(missing)}; {APT_HINT}")
         t0 = time.monotonic()
-        done = subprocess.run(["ip", "netns", "add", self.netns], capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            ["ip", "netns", "add", self.netns], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise LabError(
                 f"this machine refuses network namespaces (`ip netns add {self.netns}` exited "
                 f"{done.returncode}: {done.stderr.strip()}); the host-wiring tests need root "
-                "and CAP_SYS_ADMIN (a privileged container)")
+                "and CAP_SYS_ADMIN (a privileged container)"
+            )
         self._ns_made = True
         self.ns(["ip", "link", "set", "lo", "up"])
         d = self.dir
         self._run(["ovsdb-tool", "create", str(d / "conf.db"), str(OVS_SCHEMA)])
-        self.ns(["ovsdb-server", str(d / "conf.db"), f"--remote=p{self.ovsdb}",
-                 f"--pidfile={d / 'ovsdb-server.pid'}", f"--unixctl={d / 'ovsdb-server.ctl'}",
-                 f"--log-file={d / 'ovsdb-server.log'}", "--detach", "-vconsole:off"])
+        self.ns(
+            [
+                "ovsdb-server",
+                str(d / "conf.db"),
+                f"--remote=p{self.ovsdb}",
+                f"--pidfile={d / 'ovsdb-server.pid'}",
+                f"--unixctl={d / 'ovsdb-server.ctl'}",
+                f"--log-file={d / 'ovsdb-server.log'}",
+                "--detach",
+                "-vconsole:off",
+            ]
+        )
         self.vsctl("--no-wait", "init")
-        self.ns(["ovs-vswitchd", self.ovsdb, "--disable-system",
-                 f"--pidfile={d / 'ovs-vswitchd.pid'}", f"--unixctl={d / 'ovs-vswitchd.ctl'}",
-                 f"--log-file={d / 'ovs-vswitchd.log'}", "--detach", "-vconsole:off"])
-        self.vsctl("add-br", INTEGRATION_BRIDGE, "--", "set", "Bridge", INTEGRATION_BRIDGE,
-                   "datapath_type=netdev")
+        self.ns(
+            [
+                "ovs-vswitchd",
+                self.ovsdb,
+                "--disable-system",
+                f"--pidfile={d / 'ovs-vswitchd.pid'}",
+                f"--unixctl={d / 'ovs-vswitchd.ctl'}",
+                f"--log-file={d / 'ovs-vswitchd.log'}",
+                "--detach",
+                "-vconsole:off",
+            ]
+        )
+        self.vsctl(
+            "add-br",
+            INTEGRATION_BRIDGE,
+            "--",
+            "set",
+            "Bridge",
+            INTEGRATION_BRIDGE,
+            "datapath_type=netdev",
+        )
         self.write_node_xml()
         self.setup_seconds = time.monotonic() - t0
-        _record("host lab setup (netns + ovsdb-server + ovs-vswitchd + br-int)",
-                self.setup_seconds)
+        _record("host lab setup (netns + ovsdb-server + ovs-vswitchd + br-int)", self.setup_seconds)
         return self
 
     def stop(self) -> None:
@@ -234,13 +263,29 @@ class ComputeHost:
 
     # ------------------------------------------------------------------ commands
 
-    def _run(self, argv: Sequence[str], *, check: bool = True, stdin: str | None = None,
-             env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        done = subprocess.run(list(argv), capture_output=True, text=True, input=stdin,
-                              env=env or self.env, timeout=timeout, check=False)
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        stdin: str | None = None,
+        env: dict | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            input=stdin,
+            env=env or self.env,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise LabError(f"{' '.join(argv)} exited {done.returncode}: "
-                           f"{(done.stderr or done.stdout).strip()[-2000:]}")
+            raise LabError(
+                f"{' '.join(argv)} exited {done.returncode}: "
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
         return done
 
     def ns(self, argv: Sequence[str], **kw) -> subprocess.CompletedProcess:
@@ -248,8 +293,9 @@ class ComputeHost:
         return self._run(["ip", "netns", "exec", self.netns, *argv], **kw)
 
     def vsctl(self, *args: str, check: bool = True) -> str:
-        return self.ns(["ovs-vsctl", f"--db={self.ovsdb}", "--timeout=10", *args],
-                       check=check).stdout
+        return self.ns(
+            ["ovs-vsctl", f"--db={self.ovsdb}", "--timeout=10", *args], check=check
+        ).stdout
 
     def links(self) -> dict[str, dict]:
         items = json.loads(self.ns(["ip", "-j", "-d", "link", "show"]).stdout or "[]")
@@ -257,8 +303,15 @@ class ComputeHost:
 
     # ------------------------------------------------------------------ plugging
 
-    def plug(self, instance_uuid: str, vifs: list[dict], *, project_id: str = "lab-project",
-             running: bool = True, plug: bool = True) -> Domain:
+    def plug(
+        self,
+        instance_uuid: str,
+        vifs: list[dict],
+        *,
+        project_id: str = "lab-project",
+        running: bool = True,
+        plug: bool = True,
+    ) -> Domain:
         """Plug ``vifs`` (Nova network_info entries) the way nova-compute does, add the domain.
 
         Hybrid ports: os-vif builds qbr/qvb/qvo, then the tap libvirt would create is
@@ -272,9 +325,19 @@ class ComputeHost:
                 hybrid = bool(vif.get("details", {}).get("ovs_hybrid_plug"))
                 if not hybrid and not vif.get("details", {}).get("ovs_create_tap"):
                     self.make_tap(vif["devname"], vif["address"])
-        spec = {"ovsdb": self.ovsdb, "host": self.name, "instances": [{
-            "id": self._next_id, "uuid": instance_uuid, "project_id": project_id,
-            "vifs": vifs, "config_only": not plug}]}
+        spec = {
+            "ovsdb": self.ovsdb,
+            "host": self.name,
+            "instances": [
+                {
+                    "id": self._next_id,
+                    "uuid": instance_uuid,
+                    "project_id": project_id,
+                    "vifs": vifs,
+                    "config_only": not plug,
+                }
+            ],
+        }
         self._next_id += 1
         script = self.dir / "nova_plug.py"
         script.write_text(PLUG_SCRIPT)
@@ -322,18 +385,32 @@ class ComputeHost:
                 "  <memory unit='KiB'>65536</memory>\n  <vcpu>1</vcpu>\n"
                 "  <os><type arch='x86_64'>hvm</type></os>\n  <devices>\n"
                 + "".join(d.interfaces)
-                + "  </devices>\n</domain>")
+                + "  </devices>\n</domain>"
+            )
         parts.append("</node>\n")
         self.node_xml.write_text("\n".join(parts))
 
     # ------------------------------------------------------------------ scanning
 
-    def scan(self, output: Path, *extra: str, env: dict | None = None,
-             host_name: str | None = None) -> tuple[int, dict, str]:
+    def scan(
+        self, output: Path, *extra: str, env: dict | None = None, host_name: str | None = None
+    ) -> tuple[int, dict, str]:
         """``vifdoctor host-scan`` inside the namespace: (exit code, report, stderr)."""
-        argv = [sys.executable, "-m", "vifdoctor", "host-scan", "-o", str(output),
-                "--host-name", host_name or self.name, "--libvirt-uri", self.libvirt_uri,
-                "--ovsdb", self.ovsdb, *extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "vifdoctor",
+            "host-scan",
+            "-o",
+            str(output),
+            "--host-name",
+            host_name or self.name,
+            "--libvirt-uri",
+            self.libvirt_uri,
+            "--ovsdb",
+            self.ovsdb,
+            *extra,
+        ]
         t0 = time.monotonic()
         done = self.ns(argv, check=False, env=env or self.env)
         _record("vifdoctor host-scan (in the namespace)", time.monotonic() - t0)
@@ -384,5 +461,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.section("host lab timings")
     for key, values in TIMINGS.items():
         terminalreporter.write_line(
-            f"{key}: n={len(values)} mean={sum(values) / len(values):.2f}s "
-            f"max={max(values):.2f}s")
+            f"{key}: n={len(values)} mean={sum(values) / len(values):.2f}s max={max(values):.2f}s"
+        )

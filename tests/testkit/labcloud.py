@@ -31,10 +31,21 @@ OTHER_HOST = "compute-elsewhere"
 # What the OVS mechanism driver writes (neutron 29.0.0, domain.md section 3), but for
 # the lab's userspace datapath: without datapath_type os-vif forces the bridge to
 # `system` and the ports get no ofport without the kernel module.
-HYBRID_DETAILS = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "netdev",
-                  "ovs_hybrid_plug": True, "port_filter": True}
-DIRECT_DETAILS = {"bridge_name": "br-int", "connectivity": "l2", "datapath_type": "netdev",
-                  "ovs_create_tap": True, "ovs_hybrid_plug": False, "port_filter": True}
+HYBRID_DETAILS = {
+    "bridge_name": "br-int",
+    "connectivity": "l2",
+    "datapath_type": "netdev",
+    "ovs_hybrid_plug": True,
+    "port_filter": True,
+}
+DIRECT_DETAILS = {
+    "bridge_name": "br-int",
+    "connectivity": "l2",
+    "datapath_type": "netdev",
+    "ovs_create_tap": True,
+    "ovs_hybrid_plug": False,
+    "port_filter": True,
+}
 
 
 def new_id() -> str:
@@ -48,8 +59,9 @@ def mac_of(port_id: str) -> str:
 
 def nova_vif(port_id: str, details: dict) -> dict:
     """The network_info VIF Nova builds from Neutron's port (vifdoctor.demo.nova.vif_entry)."""
-    return vif_entry(port_id, "ovs", details, network_id=NET, mac=mac_of(port_id),
-                     tenant_id=PROJECT, mtu=1450)
+    return vif_entry(
+        port_id, "ovs", details, network_id=NET, mac=mac_of(port_id), tenant_id=PROJECT, mtu=1450
+    )
 
 
 def ovs_agent(host: str, hybrid: bool | None) -> AgentSpec:
@@ -58,29 +70,41 @@ def ovs_agent(host: str, hybrid: bool | None) -> AgentSpec:
     if hybrid is None:
         config: dict = {"bridge_mappings": {}, "tunnel_types": ["vxlan"]}
     else:
-        config = {"ovs_hybrid_plug": hybrid, "integration_bridge": "br-int",
-                  "datapath_type": "netdev", "bridge_mappings": {},
-                  "tunnel_types": ["vxlan"]}
+        config = {
+            "ovs_hybrid_plug": hybrid,
+            "integration_bridge": "br-int",
+            "datapath_type": "netdev",
+            "bridge_mappings": {},
+            "tunnel_types": ["vxlan"],
+        }
     return AgentSpec(host=host, agent_type="Open vSwitch agent", configurations=config)
 
 
 def vm_port(port_id: str, device_id: str, host: str, details: dict | str) -> PortSpec:
     text = details if isinstance(details, str) else json.dumps(details)
-    return PortSpec(id=port_id, network_id=NET, device_owner="compute:nova", device_id=device_id,
-                    project_id=PROJECT, mac_address=mac_of(port_id),
-                    binding=BindingSpec(host=host, vif_type="ovs", vif_details=text,
-                                        segment_id=SEG))
+    return PortSpec(
+        id=port_id,
+        network_id=NET,
+        device_owner="compute:nova",
+        device_id=device_id,
+        project_id=PROJECT,
+        mac_address=mac_of(port_id),
+        binding=BindingSpec(host=host, vif_type="ovs", vif_details=text, segment_id=SEG),
+    )
 
 
 def neutron_db(url: str, ports: list[PortSpec], agents: list[AgentSpec]) -> str:
     cloud = CloudSpec(
         networks=[NetworkSpec(NET, "private", PROJECT, [SegmentSpec(SEG, "vxlan", None, 100)])],
-        agents=agents, ports=ports)
+        agents=agents,
+        ports=ports,
+    )
     write(url, cloud, layout="ocata")
     return url
 
 
-def scan_into(host: ComputeHost, folder: Path, *extra: str, env: dict | None = None
-              ) -> tuple[int, dict, str]:
+def scan_into(
+    host: ComputeHost, folder: Path, *extra: str, env: dict | None = None
+) -> tuple[int, dict, str]:
     folder.mkdir(exist_ok=True)
     return host.scan(folder / f"{host.name}.json", *extra, env=env)

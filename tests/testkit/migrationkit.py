@@ -34,14 +34,21 @@ def inactive_row(host: str, *, bound: bool = True) -> BindingSpec:
     """A failed move's destination row (bound, with a level), or a finished move's source
     row whose cleanup failed (unbound, empty details, no level)."""
     if bound:
-        return BindingSpec(host=host, vif_type="ovs", vif_details=HYBRID_TEXT,
-                           status="INACTIVE", profile='{"migrating_to": "' + host + '"}')
-    return BindingSpec(host=host, vif_type="unbound", vif_details="", status="INACTIVE",
-                       driver=None)
+        return BindingSpec(
+            host=host,
+            vif_type="ovs",
+            vif_details=HYBRID_TEXT,
+            status="INACTIVE",
+            profile='{"migrating_to": "' + host + '"}',
+        )
+    return BindingSpec(
+        host=host, vif_type="unbound", vif_details="", status="INACTIVE", driver=None
+    )
 
 
-def write_cell(url: str, instances: Sequence[InstanceSpec], moves: Sequence[MigrationSpec],
-               *, icehouse: bool) -> None:
+def write_cell(
+    url: str, instances: Sequence[InstanceSpec], moves: Sequence[MigrationSpec], *, icehouse: bool
+) -> None:
     engine = sa.create_engine(url)
     try:
         if icehouse:
@@ -89,8 +96,15 @@ def cloud() -> tuple[list, list, list]:
         ports.append(port)
         instances.append(InstanceSpec(u, here, network_info=[vif(p, HYBRID)]))
         status = {RUNNING: "running", CLEANUP: "completed", FINISHED: "finished"}.get(n, "failed")
-        moves.append(MigrationSpec(u, SRC, DST, status,
-                                   migration_type="resize" if n == FINISHED else
-                                   "live-migration", old_flavor=1,
-                                   new_flavor=2 if n == FINISHED else 1))
+        moves.append(
+            MigrationSpec(
+                u,
+                SRC,
+                DST,
+                status,
+                migration_type="resize" if n == FINISHED else "live-migration",
+                old_flavor=1,
+                new_flavor=2 if n == FINISHED else 1,
+            )
+        )
     return ports, instances, moves

@@ -71,19 +71,30 @@ sys.argv = ["neutron-api", "--config-file", {conf!r}]
 from neutron.wsgi.api import application  # noqa: E402,F401
 """
 
+
 #: What a real OVS agent reports (ovs_neutron_agent._report_state), per firewall driver.
 def ovs_agent_configurations(hybrid: bool, *, datapath_type: str = "system") -> dict:
     return {
-        "arp_responder_enabled": False, "baremetal_smartnic": False,
-        "bridge_mappings": {}, "datapath_type": datapath_type, "devices": 0,
-        "enable_distributed_routing": False, "extensions": [],
-        "in_distributed_mode": False, "integration_bridge": "br-int",
-        "l2_population": False, "log_agent_heartbeats": False,
-        "ovs_capabilities": {"datapath_types": ["netdev", "system"],
-                             "iface_types": ["geneve", "gre", "internal", "system", "vxlan"]},
-        "ovs_hybrid_plug": hybrid, "resource_provider_bandwidths": {},
-        "tunnel_types": ["vxlan"], "tunneling_ip": "192.0.2.10", "vhostuser_socket_dir":
-        "/var/run/openvswitch",
+        "arp_responder_enabled": False,
+        "baremetal_smartnic": False,
+        "bridge_mappings": {},
+        "datapath_type": datapath_type,
+        "devices": 0,
+        "enable_distributed_routing": False,
+        "extensions": [],
+        "in_distributed_mode": False,
+        "integration_bridge": "br-int",
+        "l2_population": False,
+        "log_agent_heartbeats": False,
+        "ovs_capabilities": {
+            "datapath_types": ["netdev", "system"],
+            "iface_types": ["geneve", "gre", "internal", "system", "vxlan"],
+        },
+        "ovs_hybrid_plug": hybrid,
+        "resource_provider_bandwidths": {},
+        "tunnel_types": ["vxlan"],
+        "tunneling_ip": "192.0.2.10",
+        "vhostuser_socket_dir": "/var/run/openvswitch",
     }
 
 
@@ -93,9 +104,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(gunicorn: Path, workdir: Path, module: str, port: int, log: Path,
-                   ready_url: str, what: str, timeout: float
-                   ) -> tuple[subprocess.Popen, float]:
+def start_gunicorn(
+    gunicorn: Path,
+    workdir: Path,
+    module: str,
+    port: int,
+    log: Path,
+    ready_url: str,
+    what: str,
+    timeout: float,
+) -> tuple[subprocess.Popen, float]:
     """Serve ``module:application`` under gunicorn and wait until ``ready_url`` answers 200.
 
     Fails the test (never skips) with the log's tail when the server dies or is late.
@@ -105,12 +123,27 @@ def start_gunicorn(gunicorn: Path, workdir: Path, module: str, port: int, log: P
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(gunicorn), "--pythonpath", str(workdir), "-b", f"127.0.0.1:{port}",
-             "-w", "1", "--timeout", "120",
-             # nova asks neutron for 150 ports' security groups in one URL (~7 KB): the
-             # limit of a real neutron-server's request line, not gunicorn's 4 KB default
-             "--limit-request-line", "16384", f"{module}:application"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [
+                str(gunicorn),
+                "--pythonpath",
+                str(workdir),
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                "1",
+                "--timeout",
+                "120",
+                # nova asks neutron for 150 ports' security groups in one URL (~7 KB): the
+                # limit of a real neutron-server's request line, not gunicorn's 4 KB default
+                "--limit-request-line",
+                "16384",
+                f"{module}:application",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     while True:
         if proc.poll() is not None:
             pytest.fail(f"{what} exited ({proc.returncode}):\n{_tail(log)}", pytrace=False)
@@ -175,8 +208,9 @@ class NeutronServer:
     def start(self) -> NeutronServer:
         conf = self.workdir / "neutron.conf"
         (self.workdir / "lock").mkdir(exist_ok=True)
-        conf.write_text(NEUTRON_CONF.format(paste=API_PASTE, db_url=self.db_url,
-                                            workdir=self.workdir))
+        conf.write_text(
+            NEUTRON_CONF.format(paste=API_PASTE, db_url=self.db_url, workdir=self.workdir)
+        )
         (self.workdir / "vd_neutron_wsgi.py").write_text(WSGI_MODULE.format(conf=str(conf)))
         self.clouds_yaml.write_text(
             "clouds:\n"
@@ -187,8 +221,15 @@ class NeutronServer:
             f"    network_endpoint_override: {self.url}/\n"
         )
         self.proc, self.start_seconds = start_gunicorn(
-            GUNICORN, self.workdir, "vd_neutron_wsgi", self.port, self.log,
-            f"{self.url}/v2.0/extensions", "neutron API server", READY_TIMEOUT)
+            GUNICORN,
+            self.workdir,
+            "vd_neutron_wsgi",
+            self.port,
+            self.log,
+            f"{self.url}/v2.0/extensions",
+            "neutron API server",
+            READY_TIMEOUT,
+        )
         self.rss_mb = _rss_mb(self.proc.pid)
         dbfixtures._record("neutron 29.0.0 API server start (gunicorn)", self.start_seconds)
         return self
@@ -204,28 +245,40 @@ class NeutronServer:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         return {**clean, "OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
 
-    def add_agent(self, host: str, configurations: dict | str, *,
-                  agent_type: str = "Open vSwitch agent", alive: bool = True,
-                  admin_state_up: bool = True) -> str:
+    def add_agent(
+        self,
+        host: str,
+        configurations: dict | str,
+        *,
+        agent_type: str = "Open vSwitch agent",
+        alive: bool = True,
+        admin_state_up: bool = True,
+    ) -> str:
         """An agent row whose heartbeat is the database's own UTC time (or an hour old)."""
         agent_id = str(uuid.uuid4())
         conf = configurations if isinstance(configurations, str) else json.dumps(configurations)
         beat = "UTC_TIMESTAMP()" if alive else "UTC_TIMESTAMP() - INTERVAL 1 HOUR"
         with self.engine.begin() as c:
-            c.execute(sa.text(
-                "INSERT INTO agents (id, agent_type, `binary`, topic, host, admin_state_up, "
-                "created_at, started_at, heartbeat_timestamp, configurations, `load`, "
-                f"resources_synced) VALUES (:id, :t, 'neutron-openvswitch-agent', 'N/A', :h, "
-                f":up, UTC_TIMESTAMP(), UTC_TIMESTAMP(), {beat}, :conf, 0, 1)"),
-                {"id": agent_id, "t": agent_type, "h": host, "up": admin_state_up,
-                 "conf": conf})
+            c.execute(
+                sa.text(
+                    "INSERT INTO agents (id, agent_type, `binary`, topic, host, admin_state_up, "
+                    "created_at, started_at, heartbeat_timestamp, configurations, `load`, "
+                    f"resources_synced) VALUES (:id, :t, 'neutron-openvswitch-agent', 'N/A', :h, "
+                    f":up, UTC_TIMESTAMP(), UTC_TIMESTAMP(), {beat}, :conf, 0, 1)"
+                ),
+                {"id": agent_id, "t": agent_type, "h": host, "up": admin_state_up, "conf": conf},
+            )
         return agent_id
 
     def refresh_agents(self) -> None:
         """Keep live agents within agent_down_time (the dead ones stay an hour behind)."""
         with self.engine.begin() as c:
-            c.execute(sa.text("UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP() "
-                              "WHERE heartbeat_timestamp > UTC_TIMESTAMP() - INTERVAL 30 MINUTE"))
+            c.execute(
+                sa.text(
+                    "UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP() "
+                    "WHERE heartbeat_timestamp > UTC_TIMESTAMP() - INTERVAL 30 MINUTE"
+                )
+            )
 
     def sql(self, statement: str, **params: Any) -> list[Any]:
         with self.engine.begin() as c:

@@ -38,14 +38,34 @@ PROJECT = "6e0d5c1b2a394857a6b5c4d3e2f10a9b"
 USER = "admin-user"
 #: ``instance_extra.flavor`` as nova stores it (``Flavor`` 1.2 primitive): the server
 #: views load it for every server, so an instance without it is a 500 on listing.
-FLAVOR_JSON = json.dumps({"cur": {
-    "nova_object.name": "Flavor", "nova_object.namespace": "nova",
-    "nova_object.version": "1.2", "nova_object.changes": [],
-    "nova_object.data": {
-        "id": 1, "name": "m1.small", "memory_mb": 2048, "vcpus": 1, "root_gb": 20,
-        "ephemeral_gb": 0, "flavorid": "2", "swap": 0, "rxtx_factor": 1.0, "vcpu_weight": 0,
-        "disabled": False, "is_public": True, "extra_specs": {}, "description": None}},
-    "old": None, "new": None})
+FLAVOR_JSON = json.dumps(
+    {
+        "cur": {
+            "nova_object.name": "Flavor",
+            "nova_object.namespace": "nova",
+            "nova_object.version": "1.2",
+            "nova_object.changes": [],
+            "nova_object.data": {
+                "id": 1,
+                "name": "m1.small",
+                "memory_mb": 2048,
+                "vcpus": 1,
+                "root_gb": 20,
+                "ephemeral_gb": 0,
+                "flavorid": "2",
+                "swap": 0,
+                "rxtx_factor": 1.0,
+                "vcpu_weight": 0,
+                "disabled": False,
+                "is_public": True,
+                "extra_specs": {},
+                "description": None,
+            },
+        },
+        "old": None,
+        "new": None,
+    }
+)
 
 NOVA_CONF = """[DEFAULT]
 transport_url = fake:/
@@ -133,18 +153,39 @@ class NovaServer:
 
     def start(self) -> NovaServer:
         (self.workdir / "lock").mkdir(exist_ok=True)
-        (self.workdir / "nova.conf").write_text(NOVA_CONF.format(
-            workdir=self.workdir, api_url=self.api_url, cell_url=self.cell_url,
-            neutron_url=self.neutron_url))
+        (self.workdir / "nova.conf").write_text(
+            NOVA_CONF.format(
+                workdir=self.workdir,
+                api_url=self.api_url,
+                cell_url=self.cell_url,
+                neutron_url=self.neutron_url,
+            )
+        )
         (self.workdir / "api-paste.ini").write_text(paste_ini())
-        (self.workdir / "vd_nova_wsgi.py").write_text(WSGI_MODULE.format(
-            workdir=str(self.workdir), user=USER, project=PROJECT))
-        write_cell_mappings(self.api_engine, [
-            CellMappingSpec(uuid=CELL1_UUID, name="cell1", database_connection=self.cell_url,
-                            transport_url="fake:/")])
+        (self.workdir / "vd_nova_wsgi.py").write_text(
+            WSGI_MODULE.format(workdir=str(self.workdir), user=USER, project=PROJECT)
+        )
+        write_cell_mappings(
+            self.api_engine,
+            [
+                CellMappingSpec(
+                    uuid=CELL1_UUID,
+                    name="cell1",
+                    database_connection=self.cell_url,
+                    transport_url="fake:/",
+                )
+            ],
+        )
         self.proc, self.start_seconds = start_gunicorn(
-            GUNICORN, self.workdir, "vd_nova_wsgi", self.port, self.log,
-            f"{self.url}/v2.1/", "nova API server", READY_TIMEOUT)
+            GUNICORN,
+            self.workdir,
+            "vd_nova_wsgi",
+            self.port,
+            self.log,
+            f"{self.url}/v2.1/",
+            "nova API server",
+            READY_TIMEOUT,
+        )
         self.rss_mb = _rss_mb(self.proc.pid)
         dbfixtures._record("nova 34.0.0 API server start (gunicorn)", self.start_seconds)
         return self
@@ -168,24 +209,38 @@ class NovaServer:
         write_instances(self.cell_engine, specs)
         with self.cell_engine.begin() as c:
             for spec in specs:
-                c.execute(sa.text(
-                    "INSERT INTO instance_extra (created_at, deleted, instance_uuid, flavor) "
-                    "VALUES (UTC_TIMESTAMP(), 0, :u, :f)"), {"u": spec.uuid, "f": FLAVOR_JSON})
+                c.execute(
+                    sa.text(
+                        "INSERT INTO instance_extra (created_at, deleted, instance_uuid, flavor) "
+                        "VALUES (UTC_TIMESTAMP(), 0, :u, :f)"
+                    ),
+                    {"u": spec.uuid, "f": FLAVOR_JSON},
+                )
         with self.api_engine.begin() as c:
-            cell_id = c.execute(sa.text("SELECT id FROM cell_mappings WHERE uuid = :u"),
-                                {"u": CELL1_UUID}).scalar_one()
+            cell_id = c.execute(
+                sa.text("SELECT id FROM cell_mappings WHERE uuid = :u"), {"u": CELL1_UUID}
+            ).scalar_one()
             for spec in specs:
-                c.execute(sa.text(
-                    "INSERT INTO instance_mappings (created_at, instance_uuid, cell_id, "
-                    "project_id, user_id, queued_for_delete) VALUES (UTC_TIMESTAMP(), :u, :c, "
-                    ":p, :usr, :q)"),
-                    {"u": spec.uuid, "c": cell_id, "p": spec.project_id, "usr": spec.user_id,
-                     "q": spec.deleted})
+                c.execute(
+                    sa.text(
+                        "INSERT INTO instance_mappings (created_at, instance_uuid, cell_id, "
+                        "project_id, user_id, queued_for_delete) VALUES (UTC_TIMESTAMP(), :u, :c, "
+                        ":p, :usr, :q)"
+                    ),
+                    {
+                        "u": spec.uuid,
+                        "c": cell_id,
+                        "p": spec.project_id,
+                        "usr": spec.user_id,
+                        "q": spec.deleted,
+                    },
+                )
 
 
 @contextlib.contextmanager
-def running_server(api_url: str, cell_url: str, neutron_url: str,
-                   workdir: Path) -> Iterator[NovaServer]:
+def running_server(
+    api_url: str, cell_url: str, neutron_url: str, workdir: Path
+) -> Iterator[NovaServer]:
     """Start the compute API on migrated nova 34.0.0 databases; always stop it.
 
     Listing servers asks Neutron for their security groups: ``neutron_url`` is the

@@ -52,23 +52,26 @@ def vm_uuid(n: int, prefix: str = "1") -> str:
 
 def vif(port: str, details: dict | None = None, vif_type: str = "ovs", **kw: Any) -> dict:
     mac = f"fa:16:3e:{port[-6:-4]}:{port[-4:-2]}:{port[-2:]}"
-    return vif_entry(port, vif_type, details if details is not None else {},
-                     network_id=NET_ID, mac=mac, **kw)
+    return vif_entry(
+        port, vif_type, details if details is not None else {}, network_id=NET_ID, mac=mac, **kw
+    )
 
 
 def cache(*vifs: dict) -> str:
     return json.dumps(list(vifs))
 
 
-def instance(uuid: str = "vm-1", *, host: str = "compute1", network_info: str | None = None,
-             **kw: Any) -> Instance:
+def instance(
+    uuid: str = "vm-1", *, host: str = "compute1", network_info: str | None = None, **kw: Any
+) -> Instance:
     values: dict[str, Any] = {"cell": "cell1", "vm_state": "active", "power_state": 1}
     values.update(kw)
     return Instance(uuid=uuid, host=host, network_info=network_info, **values)
 
 
-def judged(b: Binding, agents: Sequence[Agent] | None = None,
-           ctx: RuleContext = CTX) -> tuple[Binding, Judgement]:
+def judged(
+    b: Binding, agents: Sequence[Agent] | None = None, ctx: RuleContext = CTX
+) -> tuple[Binding, Judgement]:
     """The binding with its judgement, as run_audit hands them to judge_instance."""
     host_agents = [legacy_ovs(b.host)] if agents is None else list(agents)
     return b, judge_binding(b, host_agents, ctx)
@@ -78,35 +81,56 @@ def judged(b: Binding, agents: Sequence[Agent] | None = None,
 
 
 def network() -> NetworkSpec:
-    return NetworkSpec(id=NET_ID, name="private", project_id=PROJECT,
-                       segments=[SegmentSpec(id=SEG_ID, network_type="vxlan",
-                                             segmentation_id=1001)])
+    return NetworkSpec(
+        id=NET_ID,
+        name="private",
+        project_id=PROJECT,
+        segments=[SegmentSpec(id=SEG_ID, network_type="vxlan", segmentation_id=1001)],
+    )
 
 
 def legacy_agent(host: str) -> AgentSpec:
     """An OVS agent from before Newton: no ovs_hybrid_plug in its report (iptables_hybrid)."""
-    return AgentSpec(host=host, agent_type="Open vSwitch agent",
-                     configurations={"bridge_mappings": {}, "tunnel_types": ["vxlan"]})
+    return AgentSpec(
+        host=host,
+        agent_type="Open vSwitch agent",
+        configurations={"bridge_mappings": {}, "tunnel_types": ["vxlan"]},
+    )
 
 
-def vm_port(port: str, device: str, host: str, details: str = HYBRID_TEXT,
-            vif_type: str = "ovs") -> PortSpec:
-    return PortSpec(id=port, network_id=NET_ID, device_owner="compute:nova", device_id=device,
-                    project_id=PROJECT,
-                    binding=BindingSpec(host=host, vif_type=vif_type, vif_details=details,
-                                        driver="openvswitch", segment_id=SEG_ID))
+def vm_port(
+    port: str, device: str, host: str, details: str = HYBRID_TEXT, vif_type: str = "ovs"
+) -> PortSpec:
+    return PortSpec(
+        id=port,
+        network_id=NET_ID,
+        device_owner="compute:nova",
+        device_id=device,
+        project_id=PROJECT,
+        binding=BindingSpec(
+            host=host,
+            vif_type=vif_type,
+            vif_details=details,
+            driver="openvswitch",
+            segment_id=SEG_ID,
+        ),
+    )
 
 
-def write_neutron(url: str, ports: Sequence[PortSpec], hosts: Sequence[str],
-                  layout: str | None = "icehouse") -> None:
+def write_neutron(
+    url: str, ports: Sequence[PortSpec], hosts: Sequence[str], layout: str | None = "icehouse"
+) -> None:
     """A cloud of ``ports`` on one network, a legacy OVS agent on every host."""
     engine = sa.create_engine(url)
     try:
         if layout is not None:
             create_schema(engine, layout)
-        write_cloud(engine, CloudSpec(networks=[network()],
-                                      agents=[legacy_agent(h) for h in hosts],
-                                      ports=list(ports)))
+        write_cloud(
+            engine,
+            CloudSpec(
+                networks=[network()], agents=[legacy_agent(h) for h in hosts], ports=list(ports)
+            ),
+        )
     finally:
         engine.dispose()
 
@@ -150,16 +174,23 @@ def codes_by_device(doc: dict) -> dict[str, set[str]]:
 
 def pairs(doc: dict, prefix: str = "VD2") -> set[tuple[str, str, str]]:
     """(code, device_id, port_id) of every Nova finding."""
-    return {(f["code"], f["device_id"], f["port_id"]) for f in doc["findings"]
-            if f["code"].startswith(prefix)}
+    return {
+        (f["code"], f["device_id"], f["port_id"])
+        for f in doc["findings"]
+        if f["code"].startswith(prefix)
+    }
 
 
 # ----------------------------------------------------------------------------- MariaDB
 
 
 def mariadb_root(sql: str) -> None:
-    conn = pymysql.connect(host=dbfixtures.MARIADB_HOST, port=dbfixtures.MARIADB_PORT,
-                           user=dbfixtures.MARIADB_USER, autocommit=True)
+    conn = pymysql.connect(
+        host=dbfixtures.MARIADB_HOST,
+        port=dbfixtures.MARIADB_PORT,
+        user=dbfixtures.MARIADB_USER,
+        autocommit=True,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute(sql)

@@ -19,9 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _purelib(python: Path) -> str:
-    return subprocess.run([str(python), "-c", "import sysconfig; "
-                           "print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def overlay_venv(base_python: Path, dest: Path) -> Path:
@@ -29,9 +32,12 @@ def overlay_venv(base_python: Path, dest: Path) -> Path:
     subprocess.run(["python3", "-m", "venv", str(dest)], check=True)
     python = dest / "bin" / "python"
     Path(_purelib(python), "zz-base-venv.pth").write_text(_purelib(base_python) + "\n")
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(REPO)],
-                         capture_output=True, text=True)
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True, text=True
+    )
     if pip.returncode != 0:
-        pytest.fail(f"pip install of this checkout over {base_python} failed:\n"
-                    f"{pip.stderr[-3000:]}", pytrace=False)
+        pytest.fail(
+            f"pip install of this checkout over {base_python} failed:\n{pip.stderr[-3000:]}",
+            pytrace=False,
+        )
     return python

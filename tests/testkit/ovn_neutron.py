@@ -97,23 +97,34 @@ class OvnNeutronServer(NeutronServer):
     def write_conf(self) -> Path:
         """neutron.conf for the OVN driver (also what neutron-ovn-db-sync-util reads)."""
         (self.workdir / "lock").mkdir(exist_ok=True)
-        self.conf.write_text(OVN_NEUTRON_CONF.format(
-            paste=dbfixtures.OPENSTACK_VENV / "etc" / "neutron" / "api-paste.ini",
-            db_url=self.db_url, workdir=self.workdir, nb=self.lab.nb, sb=self.lab.sb,
-            closed=_free_port()))
+        self.conf.write_text(
+            OVN_NEUTRON_CONF.format(
+                paste=dbfixtures.OPENSTACK_VENV / "etc" / "neutron" / "api-paste.ini",
+                db_url=self.db_url,
+                workdir=self.workdir,
+                nb=self.lab.nb,
+                sb=self.lab.sb,
+                closed=_free_port(),
+            )
+        )
         return self.conf
 
     def sync_util(self, mode: str) -> subprocess.CompletedProcess:
         """The real ``neutron-ovn-db-sync-util --ovn-neutron_sync_mode MODE`` on this conf."""
         self.write_conf()
         tool = dbfixtures.OPENSTACK_VENV / "bin" / "neutron-ovn-db-sync-util"
-        done = subprocess.run([str(tool), "--config-file", str(self.conf),
-                               "--ovn-neutron_sync_mode", mode], capture_output=True,
-                              text=True, timeout=300, check=False,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        done = subprocess.run(
+            [str(tool), "--config-file", str(self.conf), "--ovn-neutron_sync_mode", mode],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         if done.returncode != 0:
-            raise AssertionError(f"neutron-ovn-db-sync-util {mode} exited {done.returncode}:"
-                                 f"\n{done.stderr[-3000:]}")
+            raise AssertionError(
+                f"neutron-ovn-db-sync-util {mode} exited {done.returncode}:\n{done.stderr[-3000:]}"
+            )
         return done
 
     def start(self) -> OvnNeutronServer:
@@ -121,20 +132,29 @@ class OvnNeutronServer(NeutronServer):
         (self.workdir / "vd_neutron_wsgi.py").write_text(WSGI_MODULE.format(conf=str(self.conf)))
         self.clouds_yaml.write_text(
             "clouds:\n  vdtest:\n    auth_type: none\n    auth:\n"
-            f"      endpoint: {self.url}\n    network_endpoint_override: {self.url}/\n")
+            f"      endpoint: {self.url}\n    network_endpoint_override: {self.url}/\n"
+        )
         old = os.environ.get("ASGI_WORKERS")
         os.environ["ASGI_WORKERS"] = "1"
         try:
             self.proc, self.start_seconds = start_gunicorn(
-                GUNICORN, self.workdir, "vd_neutron_wsgi", self.port, self.log,
-                f"{self.url}/v2.0/ports?limit=1", "neutron API server (OVN)", READY_TIMEOUT)
+                GUNICORN,
+                self.workdir,
+                "vd_neutron_wsgi",
+                self.port,
+                self.log,
+                f"{self.url}/v2.0/ports?limit=1",
+                "neutron API server (OVN)",
+                READY_TIMEOUT,
+            )
         finally:
             if old is None:
                 os.environ.pop("ASGI_WORKERS", None)
             else:
                 os.environ["ASGI_WORKERS"] = old
-        dbfixtures._record("neutron 29.0.0 API server start with OVN (gunicorn)",
-                           self.start_seconds)
+        dbfixtures._record(
+            "neutron 29.0.0 API server start with OVN (gunicorn)", self.start_seconds
+        )
         return self
 
     def stop(self) -> None:

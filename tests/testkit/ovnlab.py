@@ -42,5 +42,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.section("OVN lab timings")
     for key, values in TIMINGS.items():
         terminalreporter.write_line(
-            f"{key}: n={len(values)} mean={sum(values) / len(values):.3f}s "
-            f"max={max(values):.3f}s")
+            f"{key}: n={len(values)} mean={sum(values) / len(values):.3f}s max={max(values):.3f}s"
+        )

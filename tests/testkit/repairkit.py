@@ -59,10 +59,19 @@ def demo_vm_port(port_id: str, host: str, details: str, device_id: str = "") -> 
     from vifdoctor.demo import incident
 
     return PortSpec(
-        id=port_id, network_id=incident.NETWORK_ID, device_owner="compute:nova",
-        device_id=device_id or f"vm-{port_id[:8]}", project_id=incident.PROJECT_ID,
-        binding=BindingSpec(host=host, vif_type="ovs", vif_details=details,
-                            driver="openvswitch", segment_id=incident.SEGMENT_ID))
+        id=port_id,
+        network_id=incident.NETWORK_ID,
+        device_owner="compute:nova",
+        device_id=device_id or f"vm-{port_id[:8]}",
+        project_id=incident.PROJECT_ID,
+        binding=BindingSpec(
+            host=host,
+            vif_type="ovs",
+            vif_details=details,
+            driver="openvswitch",
+            segment_id=incident.SEGMENT_ID,
+        ),
+    )
 
 
 NET_ID = "11111111-2222-4333-8444-555555555555"
@@ -72,15 +81,26 @@ PROJECT = "0123456789abcdef0123456789abcdef"
 
 def legacy_ovs_agent(host: str) -> AgentSpec:
     """An OVS agent from before Newton: reports no ovs_hybrid_plug (assumed iptables_hybrid)."""
-    return AgentSpec(host=host, agent_type="Open vSwitch agent",
-                     configurations={"bridge_mappings": {}, "tunnel_types": ["vxlan"]})
+    return AgentSpec(
+        host=host,
+        agent_type="Open vSwitch agent",
+        configurations={"bridge_mappings": {}, "tunnel_types": ["vxlan"]},
+    )
 
 
 def reporting_ovs_agent(host: str, hybrid: bool) -> AgentSpec:
     """A Newton+ OVS agent: it reports ovs_hybrid_plug (false under the openvswitch firewall)."""
-    return AgentSpec(host=host, agent_type="Open vSwitch agent", configurations={
-        "bridge_mappings": {}, "tunnel_types": ["vxlan"], "integration_bridge": "br-int",
-        "datapath_type": "system", "ovs_hybrid_plug": hybrid})
+    return AgentSpec(
+        host=host,
+        agent_type="Open vSwitch agent",
+        configurations={
+            "bridge_mappings": {},
+            "tunnel_types": ["vxlan"],
+            "integration_bridge": "br-int",
+            "datapath_type": "system",
+            "ovs_hybrid_plug": hybrid,
+        },
+    )
 
 
 def port_uuid(n: int) -> str:
@@ -89,25 +109,30 @@ def port_uuid(n: int) -> str:
 
 def vm_port(n: int, host: str, details: str, *extra: BindingSpec) -> PortSpec:
     return PortSpec(
-        id=port_uuid(n), network_id=NET_ID, device_owner="compute:nova",
-        device_id=f"10000000-0000-4000-8000-{n:012d}", project_id=PROJECT,
-        binding=BindingSpec(host=host, vif_type="ovs", vif_details=details,
-                            segment_id=SEG_ID),
-        extra_bindings=list(extra))
+        id=port_uuid(n),
+        network_id=NET_ID,
+        device_owner="compute:nova",
+        device_id=f"10000000-0000-4000-8000-{n:012d}",
+        project_id=PROJECT,
+        binding=BindingSpec(host=host, vif_type="ovs", vif_details=details, segment_id=SEG_ID),
+        extra_bindings=list(extra),
+    )
 
 
 def network() -> NetworkSpec:
-    return NetworkSpec(id=NET_ID, name="private", project_id=PROJECT,
-                       segments=[SegmentSpec(id=SEG_ID, network_type="vxlan",
-                                             segmentation_id=1001)])
+    return NetworkSpec(
+        id=NET_ID,
+        name="private",
+        project_id=PROJECT,
+        segments=[SegmentSpec(id=SEG_ID, network_type="vxlan", segmentation_id=1001)],
+    )
 
 
 def drifted_cloud(count: int, hosts: int = 4) -> CloudSpec:
     """``count`` Havana-era compute ports (empty vif_details) on legacy OVS hosts."""
     names = [f"compute{h:03d}" for h in range(hosts)]
     ports = [vm_port(n, names[n % hosts], "") for n in range(count)]
-    return CloudSpec(networks=[network()], agents=[legacy_ovs_agent(h) for h in names],
-                     ports=ports)
+    return CloudSpec(networks=[network()], agents=[legacy_ovs_agent(h) for h in names], ports=ports)
 
 
 # ------------------------------------------------------------------------- snapshots
@@ -140,8 +165,11 @@ def checksum(url: str) -> str:
 
 def key_of(rows: dict[Key, dict], port_id: str, status: str | None = None) -> Key:
     """The one key of ``port_id`` (with the given status where the column exists)."""
-    keys = [k for k, r in rows.items() if k[0] == port_id
-            and (status is None or r.get("status") == status)]
+    keys = [
+        k
+        for k, r in rows.items()
+        if k[0] == port_id and (status is None or r.get("status") == status)
+    ]
     assert len(keys) == 1, (port_id, keys)
     return keys[0]
 
@@ -185,8 +213,12 @@ def spawn(*argv: str, cwd: Path, log: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("VIFDOCTOR_DEBUG", None)
     return subprocess.Popen(
-        subprocess_argv(*argv), cwd=cwd, env=env,
-        stdout=open(f"{log}.out", "w"), stderr=open(f"{log}.err", "w"))  # noqa: SIM115
+        subprocess_argv(*argv),
+        cwd=cwd,
+        env=env,
+        stdout=open(f"{log}.out", "w"),
+        stderr=open(f"{log}.err", "w"),
+    )  # noqa: SIM115
 
 
 def one_error_line(err: str) -> str:
@@ -210,8 +242,12 @@ def dbname_of(url: str) -> str:
 
 
 def mariadb_root(sql: str, *params) -> list[tuple]:
-    conn = pymysql.connect(host=dbfixtures.MARIADB_HOST, port=dbfixtures.MARIADB_PORT,
-                           user=dbfixtures.MARIADB_USER, autocommit=True)
+    conn = pymysql.connect(
+        host=dbfixtures.MARIADB_HOST,
+        port=dbfixtures.MARIADB_PORT,
+        user=dbfixtures.MARIADB_USER,
+        autocommit=True,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params or None)
@@ -234,8 +270,10 @@ def mariadb_user(dbname: str, privileges: str) -> Iterator[tuple[str, str]]:
 
 
 def mariadb_url_as(dbname: str, user: str, password: str) -> str:
-    return (f"mysql+pymysql://{user}:{password}@{dbfixtures.MARIADB_HOST}:"
-            f"{dbfixtures.MARIADB_PORT}/{dbname}?charset=utf8mb4")
+    return (
+        f"mysql+pymysql://{user}:{password}@{dbfixtures.MARIADB_HOST}:"
+        f"{dbfixtures.MARIADB_PORT}/{dbname}?charset=utf8mb4"
+    )
 
 
 @contextlib.contextmanager

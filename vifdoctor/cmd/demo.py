@@ -22,19 +22,22 @@ def run_ovn(args: argparse.Namespace, out: IO[str]) -> int:
     url = ovn.build_neutron(args.dir)
     with ovn_lab_running() as lab:
         ovn.build_ovn(lab)
-        report = api.audit(neutron_db=url, ovn_nb_connection=lab.nb,
-                           ovn_sb_connection=lab.sb)
+        report = api.audit(neutron_db=url, ovn_nb_connection=lab.nb, ovn_sb_connection=lab.sb)
         listing = audit_listing(report).select(args.column)
         if args.format != "table":
             renderer(args.format)(listing, out)
             return 0
-        out.write(f"Demo ML2/OVN cloud, half-way out of an OVS -> OVN migration:\n"
-                  f"  Neutron {url}\n  OVN NB  {lab.nb}\n  OVN SB  {lab.sb} "
-                  "(a private ovsdb-server pair and ovn-northd, stopped when the demo "
-                  "ends)\n\n")
+        out.write(
+            f"Demo ML2/OVN cloud, half-way out of an OVS -> OVN migration:\n"
+            f"  Neutron {url}\n  OVN NB  {lab.nb}\n  OVN SB  {lab.sb} "
+            "(a private ovsdb-server pair and ovn-northd, stopped when the demo "
+            "ends)\n\n"
+        )
         renderer("table")(listing, out)
-    out.write(f"\nThe audit exits with code {report.exit_code} here. "
-              "`vifdoctor explain VD406` (or any code) says more.\n")
+    out.write(
+        f"\nThe audit exits with code {report.exit_code} here. "
+        "`vifdoctor explain VD406` (or any code) says more.\n"
+    )
     return 0
 
 
@@ -47,11 +50,14 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     if args.format != "table":
         renderer(args.format)(listing, out)
         return 0
-    out.write(f"Demo cloud (the Havana -> Icehouse incident, {LAYOUT} layout):\n"
-              f"  Neutron {url}\n  Nova    {nova_url}\n\n")
+    out.write(
+        f"Demo cloud (the Havana -> Icehouse incident, {LAYOUT} layout):\n"
+        f"  Neutron {url}\n  Nova    {nova_url}\n\n"
+    )
     renderer("table")(listing, out)
-    out.write("\nPer instance: what Nova has, what it will do, what it needs "
-              "(`vifdoctor remediation`):\n")
+    out.write(
+        "\nPer instance: what Nova has, what it will do, what it needs (`vifdoctor remediation`):\n"
+    )
     renderer("table")(_instances_listing(report), out)
     renderer("table")(remediation_listing(report), out)
     db, nova = shlex.quote(url), shlex.quote(nova_url)
@@ -78,16 +84,22 @@ def _instances_listing(report) -> Listing:
     for inst in report.instances:
         info = inst["instance"] or {}
         impact = inst["impact"]
-        rows.append({
-            "instance": inst["device_id"],
-            "host": info.get("host", ""),
-            "state": impact["state"],
-            "codes": " ".join(inst["codes"]),
-            "security_groups": impact["security_groups"],
-            "next": impact["next_stop_start_or_hard_reboot"],
-        })
-    columns = [Column("instance", "Instance"), Column("host", "Host"),
-               Column("state", "State"), Column("codes", "Codes"),
-               Column("security_groups", "Security Groups"),
-               Column("next", "Next Stop/Start or Hard Reboot")]
+        rows.append(
+            {
+                "instance": inst["device_id"],
+                "host": info.get("host", ""),
+                "state": impact["state"],
+                "codes": " ".join(inst["codes"]),
+                "security_groups": impact["security_groups"],
+                "next": impact["next_stop_start_or_hard_reboot"],
+            }
+        )
+    columns = [
+        Column("instance", "Instance"),
+        Column("host", "Host"),
+        Column("state", "State"),
+        Column("codes", "Codes"),
+        Column("security_groups", "Security Groups"),
+        Column("next", "Next Stop/Start or Hard Reboot"),
+    ]
     return Listing(columns, rows, {"instances": rows}, rows_key="instances")

@@ -14,8 +14,11 @@ from vifdoctor.report.remediation import remediation_listing
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     report = api.remediation(options_from(AuditOptions, args))
-    selectors = " ".join(f"--{name} {value}" for name in ("host", "port", "network", "project")
-                         for value in getattr(args, name))
+    selectors = " ".join(
+        f"--{name} {value}"
+        for name in ("host", "port", "network", "project")
+        for value in getattr(args, name)
+    )
     command = " ".join(filter(None, ["vifdoctor repair", selectors, "--apply"]))
     listing = remediation_listing(report, command).select(args.column)
     renderer(args.format)(listing, out)

@@ -33,8 +33,10 @@ def finish_batch_on_ctrl_c() -> Iterator[Callable[[], bool]]:
         if flag[0]:
             raise KeyboardInterrupt
         flag[0] = True
-        print("\nvifdoctor: stopping after the current batch (Ctrl-C again to abort it)",
-              file=sys.stderr)
+        print(
+            "\nvifdoctor: stopping after the current batch (Ctrl-C again to abort it)",
+            file=sys.stderr,
+        )
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -76,8 +78,9 @@ def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
 def run_plan(args: argparse.Namespace, out: IO[str]) -> int:
     options = options_from(RepairOptions, args)
     if args.sql and (args.format is not None or args.column):
-        raise VifdoctorError("plan --sql prints SQL only: -f/--format and -c/--column do not "
-                             "apply to it")
+        raise VifdoctorError(
+            "plan --sql prints SQL only: -f/--format and -c/--column do not apply to it"
+        )
     args.format = args.format or "table"  # plan's -f defaults to None to tell it was given
     with no_cyclic_gc():
         if args.sql:

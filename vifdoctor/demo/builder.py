@@ -157,8 +157,10 @@ class _Table:
         self.table = table
         self.names = set(table.c.keys())
         self._needs_filler = [
-            c for c in table.c
-            if not c.nullable and c.server_default is None
+            c
+            for c in table.c
+            if not c.nullable
+            and c.server_default is None
             and not (c.primary_key and c.autoincrement is True)
         ]
 
@@ -176,7 +178,7 @@ class _Table:
 
 def _chunks(rows: list[dict[str, Any]], size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
     for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+        yield rows[i : i + size]
 
 
 def _insert(conn: Connection, t: _Table, rows: list[dict[str, Any]]) -> None:
@@ -199,10 +201,18 @@ def _mac_for(port_id: str, taken: set[tuple[str, str]], network_id: str) -> str:
 def _reflect(conn: Connection) -> dict[str, _Table]:
     names = set(sa.inspect(conn).get_table_names())
     wanted = [
-        n for n in (
-            "networks", "ports", "agents", "ml2_port_bindings", "ml2_port_binding_levels",
-            "ml2_network_segments", "networksegments", "standardattributes",
-        ) if n in names
+        n
+        for n in (
+            "networks",
+            "ports",
+            "agents",
+            "ml2_port_bindings",
+            "ml2_port_binding_levels",
+            "ml2_network_segments",
+            "networksegments",
+            "standardattributes",
+        )
+        if n in names
     ]
     for required in ("networks", "ports", "agents", "ml2_port_bindings"):
         if required not in names:
@@ -233,10 +243,18 @@ class _StdAttrs:
             return None
         sid = self.next_id
         self.next_id += 1
-        self.rows.append(self.table.row({
-            "id": sid, "resource_type": resource_type, "created_at": self.now,
-            "updated_at": self.now, "description": "", "revision_number": 0,
-        }))
+        self.rows.append(
+            self.table.row(
+                {
+                    "id": sid,
+                    "resource_type": resource_type,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                    "description": "",
+                    "revision_number": 0,
+                }
+            )
+        )
         return sid
 
 
@@ -254,14 +272,24 @@ def _agent_row(t: _Table, a: AgentSpec, now: datetime) -> dict[str, Any]:
     conf = a.configurations
     if not isinstance(conf, str):
         conf = json.dumps(conf)
-    return t.row({
-        "id": agent_id(a), "agent_type": a.agent_type, "binary": a.binary or binary,
-        "topic": topic, "host": a.host, "admin_state_up": a.admin_state_up,
-        "created_at": beat - timedelta(days=30), "started_at": beat - timedelta(hours=2),
-        "heartbeat_timestamp": beat, "description": None, "configurations": conf,
-        "availability_zone": "nova" if topic != "N/A" else None, "load": 0,
-        "resources_synced": True if t.has("resources_synced") else None,
-    })
+    return t.row(
+        {
+            "id": agent_id(a),
+            "agent_type": a.agent_type,
+            "binary": a.binary or binary,
+            "topic": topic,
+            "host": a.host,
+            "admin_state_up": a.admin_state_up,
+            "created_at": beat - timedelta(days=30),
+            "started_at": beat - timedelta(hours=2),
+            "heartbeat_timestamp": beat,
+            "description": None,
+            "configurations": conf,
+            "availability_zone": "nova" if topic != "N/A" else None,
+            "load": 0,
+            "resources_synced": True if t.has("resources_synced") else None,
+        }
+    )
 
 
 def _all_bindings(port: PortSpec) -> Iterable[BindingSpec]:
@@ -286,23 +314,38 @@ def write_cloud(engine: Engine, cloud: CloudSpec) -> None:
         std = _StdAttrs(conn, tables.get("standardattributes"), now)
         seg_rt = segments.table.name
         has_status = bindings.has("status")
-        multi_binding = {c.name for c in bindings.table.primary_key.columns} >= {
-            "port_id", "host"}
+        multi_binding = {c.name for c in bindings.table.primary_key.columns} >= {"port_id", "host"}
 
         net_rows, seg_rows = [], []
         for net in cloud.networks:
-            net_rows.append(networks.row({
-                **_owner(networks, net.project_id), "id": net.id, "name": net.name,
-                "status": "ACTIVE", "admin_state_up": True, "shared": False,
-                "standard_attr_id": std.new("networks"),
-            }))
+            net_rows.append(
+                networks.row(
+                    {
+                        **_owner(networks, net.project_id),
+                        "id": net.id,
+                        "name": net.name,
+                        "status": "ACTIVE",
+                        "admin_state_up": True,
+                        "shared": False,
+                        "standard_attr_id": std.new("networks"),
+                    }
+                )
+            )
             for index, seg in enumerate(net.segments):
-                seg_rows.append(segments.row({
-                    "id": seg.id, "network_id": net.id, "network_type": seg.network_type,
-                    "physical_network": seg.physical_network,
-                    "segmentation_id": seg.segmentation_id, "is_dynamic": False,
-                    "segment_index": index, "standard_attr_id": std.new(seg_rt),
-                }))
+                seg_rows.append(
+                    segments.row(
+                        {
+                            "id": seg.id,
+                            "network_id": net.id,
+                            "network_type": seg.network_type,
+                            "physical_network": seg.physical_network,
+                            "segmentation_id": seg.segmentation_id,
+                            "is_dynamic": False,
+                            "segment_index": index,
+                            "standard_attr_id": std.new(seg_rt),
+                        }
+                    )
+                )
 
         agent_rows = [_agent_row(agents, a, now) for a in cloud.agents]
 
@@ -312,36 +355,61 @@ def write_cloud(engine: Engine, cloud: CloudSpec) -> None:
             if p.extra_bindings and not multi_binding:
                 raise ValueError(
                     f"port {p.id}: extra bindings need the Ocata+ schema "
-                    "(ml2_port_bindings primary key (port_id, host))")
+                    "(ml2_port_bindings primary key (port_id, host))"
+                )
             mac = p.mac_address or _mac_for(p.id, macs, p.network_id)
             if p.mac_address:
                 macs.add((p.network_id, p.mac_address))
             bound = p.binding is not None and p.binding.vif_type not in (
-                "unbound", "binding_failed")
-            port_rows.append(ports.row({
-                **_owner(ports, p.project_id), "id": p.id, "name": p.name,
-                "network_id": p.network_id, "mac_address": mac, "admin_state_up": True,
-                "status": "ACTIVE" if bound else "DOWN", "device_id": p.device_id,
-                "device_owner": p.device_owner, "standard_attr_id": std.new("ports"),
-                "ip_allocation": "immediate",
-            }))
+                "unbound",
+                "binding_failed",
+            )
+            port_rows.append(
+                ports.row(
+                    {
+                        **_owner(ports, p.project_id),
+                        "id": p.id,
+                        "name": p.name,
+                        "network_id": p.network_id,
+                        "mac_address": mac,
+                        "admin_state_up": True,
+                        "status": "ACTIVE" if bound else "DOWN",
+                        "device_id": p.device_id,
+                        "device_owner": p.device_owner,
+                        "standard_attr_id": std.new("ports"),
+                        "ip_allocation": "immediate",
+                    }
+                )
+            )
             for b in _all_bindings(p):
                 if b.status != "ACTIVE" and not has_status:
                     raise ValueError(
-                        f"port {p.id}: binding status {b.status!r} needs the Ocata+ schema")
+                        f"port {p.id}: binding status {b.status!r} needs the Ocata+ schema"
+                    )
                 values: dict[str, Any] = {
-                    "port_id": p.id, "host": b.host, "vif_type": b.vif_type,
-                    "vif_details": b.vif_details, "vnic_type": b.vnic_type,
-                    "profile": b.profile, "status": b.status,
+                    "port_id": p.id,
+                    "host": b.host,
+                    "vif_type": b.vif_type,
+                    "vif_details": b.vif_details,
+                    "vnic_type": b.vnic_type,
+                    "profile": b.profile,
+                    "status": b.status,
                 }
                 if levels is None:
                     values["driver"] = b.driver
                     values["segment"] = b.segment_id
                 elif b.driver is not None:
-                    level_rows.append(levels.row({
-                        "port_id": p.id, "host": b.host, "level": 0,
-                        "driver": b.driver, "segment_id": b.segment_id,
-                    }))
+                    level_rows.append(
+                        levels.row(
+                            {
+                                "port_id": p.id,
+                                "host": b.host,
+                                "level": 0,
+                                "driver": b.driver,
+                                "segment_id": b.segment_id,
+                            }
+                        )
+                    )
                 binding_rows.append(bindings.row(values))
 
         # Parents before children, for the foreign keys.
@@ -357,6 +425,9 @@ def write_cloud(engine: Engine, cloud: CloudSpec) -> None:
         if std.table is not None and std.rows and conn.dialect.name == "postgresql":
             # Explicit ids do not move a PostgreSQL sequence; keep Neutron's own
             # later inserts from colliding with ours.
-            conn.execute(sa.text(
-                "SELECT setval(pg_get_serial_sequence('standardattributes', 'id'), "
-                "(SELECT MAX(id) FROM standardattributes))"))
+            conn.execute(
+                sa.text(
+                    "SELECT setval(pg_get_serial_sequence('standardattributes', 'id'), "
+                    "(SELECT MAX(id) FROM standardattributes))"
+                )
+            )

@@ -55,28 +55,54 @@ MALFORMED_DETAILS = '{"port_filter": true, "ovs_hybrid_pl'
 # port id -> (host, vif_details, instance uuid); order and ids as in the seed.
 _SEED_PORTS: dict[str, tuple[str, str, str]] = {
     "0cc863d2-adf4-49b7-9c28-1d0cf0ffd7d4": (
-        "compute000", "", "6f952f0c-62fd-43a8-81fa-0c178dab8eb9"),
+        "compute000",
+        "",
+        "6f952f0c-62fd-43a8-81fa-0c178dab8eb9",
+    ),
     "2f2782dd-cb6b-4a37-a384-8c4883e7243d": (
-        "compute000", "", "d619ce09-03ba-4fd0-813f-9cfeaa88b136"),
+        "compute000",
+        "",
+        "d619ce09-03ba-4fd0-813f-9cfeaa88b136",
+    ),
     "30cb2d41-62df-44db-9faf-d6638438e71c": (
-        "compute001", "", "71743a73-2873-441e-8930-b37e92233762"),
+        "compute001",
+        "",
+        "71743a73-2873-441e-8930-b37e92233762",
+    ),
     "901b564b-5250-4215-bcad-2630b7701a85": (
-        "compute001", "", "be47fb67-06bd-4bea-a6d1-5f426dcab52b"),
+        "compute001",
+        "",
+        "be47fb67-06bd-4bea-a6d1-5f426dcab52b",
+    ),
     "c157a2bb-0a42-4e2a-8354-ec0560d9e28b": (
-        "compute002", "", "057d5218-816e-4b18-bc85-6ca0fd45976e"),
+        "compute002",
+        "",
+        "057d5218-816e-4b18-bc85-6ca0fd45976e",
+    ),
     "c5ab2b09-b8cb-4381-83d4-a14a7207fdeb": (
-        "compute001", HYBRID_DETAILS, "89fdc12d-fe68-4401-8f2f-fe34516e896d"),
+        "compute001",
+        HYBRID_DETAILS,
+        "89fdc12d-fe68-4401-8f2f-fe34516e896d",
+    ),
     "c8e328fd-0279-46ff-ba45-177b95b97103": (
-        "compute002", "", "ee534928-6405-4ebf-bb17-2eb007c28146"),
+        "compute002",
+        "",
+        "ee534928-6405-4ebf-bb17-2eb007c28146",
+    ),
     "e14dbfd5-670e-405f-aaec-3796d1df1c34": (
-        "compute000", HYBRID_DETAILS, "3ec57c66-408b-4c10-b9ab-33d27affc999"),
+        "compute000",
+        HYBRID_DETAILS,
+        "3ec57c66-408b-4c10-b9ab-33d27affc999",
+    ),
 }
 
 INCIDENT_PORT_IDS: tuple[str, ...] = tuple(_SEED_PORTS)
 EMPTY_DETAIL_PORT_IDS: tuple[str, ...] = tuple(
-    pid for pid, (_, details, _) in _SEED_PORTS.items() if details == "")
+    pid for pid, (_, details, _) in _SEED_PORTS.items() if details == ""
+)
 HYBRID_PORT_IDS: tuple[str, ...] = tuple(
-    pid for pid, (_, details, _) in _SEED_PORTS.items() if details == HYBRID_DETAILS)
+    pid for pid, (_, details, _) in _SEED_PORTS.items() if details == HYBRID_DETAILS
+)
 
 DHCP_PORT_ID = "5b170777-7adc-4706-a6cc-dd56d4666024"
 ROUTER_PORT_ID = "c741e065-ee70-46a8-a520-3ab8def9faa9"
@@ -101,67 +127,141 @@ def _ovs_agent_conf(index: int, devices: int) -> dict:
 
 
 def _ovs_binding(host: str, details: str) -> BindingSpec:
-    return BindingSpec(host=host, vif_type="ovs", vif_details=details,
-                       driver="openvswitch", segment_id=SEGMENT_ID)
+    return BindingSpec(
+        host=host, vif_type="ovs", vif_details=details, driver="openvswitch", segment_id=SEGMENT_ID
+    )
 
 
 def _vm_port(port_id: str, instance: str, binding: BindingSpec) -> PortSpec:
-    return PortSpec(id=port_id, network_id=NETWORK_ID, device_owner="compute:nova",
-                    device_id=instance, project_id=PROJECT_ID, binding=binding)
+    return PortSpec(
+        id=port_id,
+        network_id=NETWORK_ID,
+        device_owner="compute:nova",
+        device_id=instance,
+        project_id=PROJECT_ID,
+        binding=binding,
+    )
 
 
 def incident_cloud() -> CloudSpec:
     """The incident as a CloudSpec, for the ``icehouse`` layout (works on any)."""
     network = NetworkSpec(
-        id=NETWORK_ID, name="private", project_id=PROJECT_ID,
-        segments=[SegmentSpec(id=SEGMENT_ID, network_type="vxlan", segmentation_id=1001)])
+        id=NETWORK_ID,
+        name="private",
+        project_id=PROJECT_ID,
+        segments=[SegmentSpec(id=SEGMENT_ID, network_type="vxlan", segmentation_id=1001)],
+    )
 
-    ports = [_vm_port(pid, instance, _ovs_binding(host, details))
-             for pid, (host, details, instance) in _SEED_PORTS.items()]
+    ports = [
+        _vm_port(pid, instance, _ovs_binding(host, details))
+        for pid, (host, details, instance) in _SEED_PORTS.items()
+    ]
     ports += [
-        PortSpec(id=DHCP_PORT_ID, network_id=NETWORK_ID, device_owner="network:dhcp",
-                 # Neutron's DHCP device_id: 'dhcp' + uuid5(host) + '-' + network id.
-                 device_id=f"dhcp0061ed30-160e-507c-9a4c-2f82fee3ac18-{NETWORK_ID}",
-                 project_id=PROJECT_ID, binding=_ovs_binding(NETWORK_HOST, HYBRID_DETAILS)),
-        PortSpec(id=ROUTER_PORT_ID, network_id=NETWORK_ID,
-                 device_owner="network:router_interface", device_id=ROUTER_ID,
-                 project_id=PROJECT_ID, binding=_ovs_binding(NETWORK_HOST, HYBRID_DETAILS)),
-        _vm_port(BINDING_FAILED_PORT_ID, "a3b0f6de-2c1e-4f0a-9d7b-5e8c4b1a6f20",
-                 BindingSpec(host="compute001", vif_type="binding_failed", vif_details="",
-                             driver=None, segment_id=None)),
-        _vm_port(LINUXBRIDGE_PORT_ID, "b7e4c2a9-0d3f-4e6b-8a1c-9f2d5e7b3c41",
-                 BindingSpec(host=LINUXBRIDGE_HOST, vif_type="bridge",
-                             vif_details=LINUXBRIDGE_DETAILS, driver="linuxbridge",
-                             segment_id=SEGMENT_ID)),
-        _vm_port(MALFORMED_PORT_ID, "c9d1e3f5-7a2b-4c6d-8e0f-1a3b5c7d9e02",
-                 _ovs_binding("compute002", MALFORMED_DETAILS)),
+        PortSpec(
+            id=DHCP_PORT_ID,
+            network_id=NETWORK_ID,
+            device_owner="network:dhcp",
+            # Neutron's DHCP device_id: 'dhcp' + uuid5(host) + '-' + network id.
+            device_id=f"dhcp0061ed30-160e-507c-9a4c-2f82fee3ac18-{NETWORK_ID}",
+            project_id=PROJECT_ID,
+            binding=_ovs_binding(NETWORK_HOST, HYBRID_DETAILS),
+        ),
+        PortSpec(
+            id=ROUTER_PORT_ID,
+            network_id=NETWORK_ID,
+            device_owner="network:router_interface",
+            device_id=ROUTER_ID,
+            project_id=PROJECT_ID,
+            binding=_ovs_binding(NETWORK_HOST, HYBRID_DETAILS),
+        ),
+        _vm_port(
+            BINDING_FAILED_PORT_ID,
+            "a3b0f6de-2c1e-4f0a-9d7b-5e8c4b1a6f20",
+            BindingSpec(
+                host="compute001",
+                vif_type="binding_failed",
+                vif_details="",
+                driver=None,
+                segment_id=None,
+            ),
+        ),
+        _vm_port(
+            LINUXBRIDGE_PORT_ID,
+            "b7e4c2a9-0d3f-4e6b-8a1c-9f2d5e7b3c41",
+            BindingSpec(
+                host=LINUXBRIDGE_HOST,
+                vif_type="bridge",
+                vif_details=LINUXBRIDGE_DETAILS,
+                driver="linuxbridge",
+                segment_id=SEGMENT_ID,
+            ),
+        ),
+        _vm_port(
+            MALFORMED_PORT_ID,
+            "c9d1e3f5-7a2b-4c6d-8e0f-1a3b5c7d9e02",
+            _ovs_binding("compute002", MALFORMED_DETAILS),
+        ),
     ]
 
-    devices = {h: sum(1 for p in ports if p.binding and p.binding.host == h
-                      and p.binding.vif_type == "ovs")
-               for h in (*COMPUTE_HOSTS, NETWORK_HOST)}
+    devices = {
+        h: sum(
+            1 for p in ports if p.binding and p.binding.host == h and p.binding.vif_type == "ovs"
+        )
+        for h in (*COMPUTE_HOSTS, NETWORK_HOST)
+    }
     agents = [
-        AgentSpec(host=host, agent_type="Open vSwitch agent",
-                  configurations=_ovs_agent_conf(i, devices[host]))
+        AgentSpec(
+            host=host,
+            agent_type="Open vSwitch agent",
+            configurations=_ovs_agent_conf(i, devices[host]),
+        )
         for i, host in enumerate(COMPUTE_HOSTS)
     ]
     agents += [
-        AgentSpec(host=NETWORK_HOST, agent_type="Open vSwitch agent",
-                  configurations=_ovs_agent_conf(len(COMPUTE_HOSTS), devices[NETWORK_HOST])),
-        AgentSpec(host=NETWORK_HOST, agent_type="DHCP agent", configurations={
-            "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
-            "use_namespaces": True, "dhcp_lease_duration": 86400,
-            "networks": 1, "subnets": 1, "ports": 1}),
-        AgentSpec(host=NETWORK_HOST, agent_type="L3 agent", configurations={
-            "use_namespaces": True, "router_id": "",
-            "handle_internal_only_routers": True, "gateway_external_network_id": "",
-            "interface_driver": "neutron.agent.linux.interface.OVSInterfaceDriver",
-            "routers": 1, "interfaces": 1, "floating_ips": 0, "ex_gw_ports": 0}),
+        AgentSpec(
+            host=NETWORK_HOST,
+            agent_type="Open vSwitch agent",
+            configurations=_ovs_agent_conf(len(COMPUTE_HOSTS), devices[NETWORK_HOST]),
+        ),
+        AgentSpec(
+            host=NETWORK_HOST,
+            agent_type="DHCP agent",
+            configurations={
+                "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
+                "use_namespaces": True,
+                "dhcp_lease_duration": 86400,
+                "networks": 1,
+                "subnets": 1,
+                "ports": 1,
+            },
+        ),
+        AgentSpec(
+            host=NETWORK_HOST,
+            agent_type="L3 agent",
+            configurations={
+                "use_namespaces": True,
+                "router_id": "",
+                "handle_internal_only_routers": True,
+                "gateway_external_network_id": "",
+                "interface_driver": "neutron.agent.linux.interface.OVSInterfaceDriver",
+                "routers": 1,
+                "interfaces": 1,
+                "floating_ips": 0,
+                "ex_gw_ports": 0,
+            },
+        ),
         # Icehouse linuxbridge agent with VXLAN: interface_mappings + tunnel keys.
-        AgentSpec(host=LINUXBRIDGE_HOST, agent_type="Linux bridge agent", configurations={
-            "interface_mappings": {"physnet1": "eth1"},
-            "tunneling_ip": "10.0.0.21", "tunnel_types": ["vxlan"],
-            "l2_population": False, "devices": 1}),
+        AgentSpec(
+            host=LINUXBRIDGE_HOST,
+            agent_type="Linux bridge agent",
+            configurations={
+                "interface_mappings": {"physnet1": "eth1"},
+                "tunneling_ip": "10.0.0.21",
+                "tunnel_types": ["vxlan"],
+                "l2_population": False,
+                "devices": 1,
+            },
+        ),
     ]
     return CloudSpec(networks=[network], agents=agents, ports=ports)
 
@@ -242,16 +342,37 @@ def incident_instances() -> list[InstanceSpec]:
         if uuid == STALE_CACHE_INSTANCE:
             details = dict(STALE_CACHE_DETAILS)
         bound = binding.vif_type not in ("unbound", "binding_failed")
-        vifs = [vif_entry(
-            port.id, binding.vif_type, details, network_id=port.network_id, mac=macs[port.id],
-            vnic_type=binding.vnic_type, active=bound, tenant_id=PROJECT_ID)]
+        vifs = [
+            vif_entry(
+                port.id,
+                binding.vif_type,
+                details,
+                network_id=port.network_id,
+                mac=macs[port.id],
+                vnic_type=binding.vnic_type,
+                active=bound,
+                tenant_id=PROJECT_ID,
+            )
+        ]
         if uuid == EXTRA_VIF_INSTANCE:
-            vifs.append(vif_entry(
-                EXTRA_VIF_PORT_ID, "ovs", json.loads(HYBRID_DETAILS), network_id=NETWORK_ID,
-                mac="fa:16:3e:0e:1d:2a", tenant_id=PROJECT_ID))
+            vifs.append(
+                vif_entry(
+                    EXTRA_VIF_PORT_ID,
+                    "ovs",
+                    json.loads(HYBRID_DETAILS),
+                    network_id=NETWORK_ID,
+                    mac="fa:16:3e:0e:1d:2a",
+                    tenant_id=PROJECT_ID,
+                )
+            )
         spec = InstanceSpec(
-            uuid=uuid, host=binding.host, display_name=f"vm{index:03d}",
-            project_id=PROJECT_ID, user_id=USER_ID, network_info=vifs)
+            uuid=uuid,
+            host=binding.host,
+            display_name=f"vm{index:03d}",
+            project_id=PROJECT_ID,
+            user_id=USER_ID,
+            network_info=vifs,
+        )
         if uuid == STOPPED_INSTANCE:
             spec.vm_state, spec.power_state = "stopped", POWER_SHUTDOWN
         elif uuid == HOST_MISMATCH_INSTANCE:

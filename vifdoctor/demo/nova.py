@@ -117,7 +117,8 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
     md = sa.MetaData()
     opts: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8"}
     sa.Table(
-        "migrate_version", md,
+        "migrate_version",
+        md,
         sa.Column("repository_id", sa.String(250), primary_key=True),
         sa.Column("repository_path", sa.Text),
         sa.Column("version", sa.Integer),
@@ -126,7 +127,8 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
     # 216_havana.py column order; everything but id is nullable there, even
     # uuid and deleted (the ORM's SoftDeleteMixin supplies deleted=0).
     instances = sa.Table(
-        "instances", md,
+        "instances",
+        md,
         sa.Column("created_at", sa.DateTime),
         sa.Column("updated_at", sa.DateTime),
         sa.Column("deleted_at", sa.DateTime),
@@ -192,7 +194,8 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
         **opts,
     )
     sa.Table(
-        "instance_info_caches", md,
+        "instance_info_caches",
+        md,
         sa.Column("created_at", sa.DateTime),
         sa.Column("updated_at", sa.DateTime),
         sa.Column("deleted_at", sa.DateTime),
@@ -201,14 +204,16 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
         sa.Column("instance_uuid", sa.String(36), nullable=False),
         sa.Column("deleted", sa.Integer),
         sa.UniqueConstraint("instance_uuid", name="uniq_instance_info_caches0instance_uuid"),
-        sa.ForeignKeyConstraint(["instance_uuid"], [instances.c.uuid],
-                                name="instance_info_caches_instance_uuid_fkey"),
+        sa.ForeignKeyConstraint(
+            ["instance_uuid"], [instances.c.uuid], name="instance_info_caches_instance_uuid_fkey"
+        ),
         **opts,
     )
     # 216_havana.py; migration_type/hidden, uuid and cross_cell_move came later (Migration
     # object 1.2, 1.5, 1.6): reflection finds them missing here, as on an Icehouse cloud.
     sa.Table(
-        "migrations", md,
+        "migrations",
+        md,
         sa.Column("created_at", sa.DateTime),
         sa.Column("updated_at", sa.DateTime),
         sa.Column("deleted_at", sa.DateTime),
@@ -223,14 +228,25 @@ def build_nova_metadata(layout: str = "icehouse") -> sa.MetaData:
         sa.Column("source_node", sa.String(255)),
         sa.Column("dest_node", sa.String(255)),
         sa.Column("deleted", sa.Integer),
-        sa.Index("migrations_by_host_nodes_and_status_idx", "deleted", "source_compute",
-                 "dest_compute", "source_node", "dest_node", "status",
-                 mysql_length={"source_compute": 100, "dest_compute": 100,
-                               "source_node": 100, "dest_node": 100}),
-        sa.Index("migrations_instance_uuid_and_status_idx", "deleted", "instance_uuid",
-                 "status"),
-        sa.ForeignKeyConstraint(["instance_uuid"], [instances.c.uuid],
-                                name="fk_migrations_instance_uuid"),
+        sa.Index(
+            "migrations_by_host_nodes_and_status_idx",
+            "deleted",
+            "source_compute",
+            "dest_compute",
+            "source_node",
+            "dest_node",
+            "status",
+            mysql_length={
+                "source_compute": 100,
+                "dest_compute": 100,
+                "source_node": 100,
+                "dest_node": 100,
+            },
+        ),
+        sa.Index("migrations_instance_uuid_and_status_idx", "deleted", "instance_uuid", "status"),
+        sa.ForeignKeyConstraint(
+            ["instance_uuid"], [instances.c.uuid], name="fk_migrations_instance_uuid"
+        ),
         **opts,
     )
     return md
@@ -243,11 +259,18 @@ def create_nova_schema(engine: Engine, layout: str = "icehouse") -> None:
         md.create_all(conn)
         version = md.tables["migrate_version"]
         conn.execute(version.delete())
-        conn.execute(version.insert(), [{
-            "repository_id": "nova",
-            "repository_path": "/usr/lib/python2.7/dist-packages/nova/db/sqlalchemy/migrate_repo",
-            "version": ICEHOUSE_MIGRATE_VERSION,
-        }])
+        conn.execute(
+            version.insert(),
+            [
+                {
+                    "repository_id": "nova",
+                    "repository_path": (
+                        "/usr/lib/python2.7/dist-packages/nova/db/sqlalchemy/migrate_repo"
+                    ),
+                    "version": ICEHOUSE_MIGRATE_VERSION,
+                }
+            ],
+        )
 
 
 # --------------------------------------------------------------------- network_info
@@ -335,7 +358,8 @@ def vif_entry(
     """
     details = details or {}
     auto_bridge, auto_ifaceid, create_bridge = _bridge_and_interfaceid(
-        port_id, vif_type, details, network_id)
+        port_id, vif_type, details, network_id
+    )
     if bridge is _AUTO:
         bridge = auto_bridge
         if bridge is not None and vif_type != "dvs":
@@ -398,27 +422,46 @@ def _fix_sequence(conn: Connection, table: str) -> None:
     """Explicit ids do not move a PostgreSQL sequence; keep nova's later inserts working."""
     if conn.dialect.name == "postgresql":
         # table is one of the demo's own table names, never input
-        conn.execute(sa.text(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-            f"(SELECT MAX(id) FROM {table}))"))
+        conn.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"(SELECT MAX(id) FROM {table}))"
+            )
+        )
 
 
 def _instance_row(t: _Table, spec: InstanceSpec, row_id: int, now: datetime) -> dict[str, Any]:
-    return t.row({
-        "id": row_id, "uuid": spec.uuid, "created_at": now, "updated_at": now,
-        "deleted_at": now if spec.deleted else None,
-        "deleted": row_id if spec.deleted else 0,
-        "user_id": spec.user_id, "project_id": spec.project_id,
-        "display_name": spec.display_name, "hostname": spec.display_name or None,
-        "host": spec.host, "node": spec.node if spec.node is not None else spec.host,
-        "launched_on": spec.host, "launched_at": now,
-        "terminated_at": now if spec.deleted else None,
-        "vm_state": spec.vm_state, "power_state": spec.power_state,
-        "task_state": spec.task_state, "availability_zone": "nova",
-        "reservation_id": f"r-{spec.uuid[:8]}", "launch_index": 0,
-        "locked": False, "shutdown_terminate": False, "disable_terminate": False,
-        "cleaned": 1 if spec.deleted else 0, "progress": 0, "hidden": spec.hidden,
-    })
+    return t.row(
+        {
+            "id": row_id,
+            "uuid": spec.uuid,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": now if spec.deleted else None,
+            "deleted": row_id if spec.deleted else 0,
+            "user_id": spec.user_id,
+            "project_id": spec.project_id,
+            "display_name": spec.display_name,
+            "hostname": spec.display_name or None,
+            "host": spec.host,
+            "node": spec.node if spec.node is not None else spec.host,
+            "launched_on": spec.host,
+            "launched_at": now,
+            "terminated_at": now if spec.deleted else None,
+            "vm_state": spec.vm_state,
+            "power_state": spec.power_state,
+            "task_state": spec.task_state,
+            "availability_zone": "nova",
+            "reservation_id": f"r-{spec.uuid[:8]}",
+            "launch_index": 0,
+            "locked": False,
+            "shutdown_terminate": False,
+            "disable_terminate": False,
+            "cleaned": 1 if spec.deleted else 0,
+            "progress": 0,
+            "hidden": spec.hidden,
+        }
+    )
 
 
 def write_instances(engine: Engine, instances: Sequence[InstanceSpec]) -> None:
@@ -441,12 +484,19 @@ def write_instances(engine: Engine, instances: Sequence[InstanceSpec]) -> None:
             text = spec.network_info
             if not isinstance(text, str):
                 text = json.dumps(text)
-            cache_rows.append(caches.row({
-                "id": cache_id, "instance_uuid": spec.uuid, "network_info": text,
-                "created_at": now, "updated_at": now,
-                "deleted_at": now if spec.deleted else None,
-                "deleted": cache_id if spec.deleted else 0,
-            }))
+            cache_rows.append(
+                caches.row(
+                    {
+                        "id": cache_id,
+                        "instance_uuid": spec.uuid,
+                        "network_info": text,
+                        "created_at": now,
+                        "updated_at": now,
+                        "deleted_at": now if spec.deleted else None,
+                        "deleted": cache_id if spec.deleted else 0,
+                    }
+                )
+            )
             cache_id += 1
         _insert(conn, inst, inst_rows)
         _insert(conn, caches, cache_rows)
@@ -465,21 +515,33 @@ def write_migrations(engine: Engine, migrations: Sequence[MigrationSpec]) -> lis
         rows, ids = [], []
         for m in migrations:
             created = m.created_at or now
-            rows.append(t.row({
-                "id": row_id, "created_at": created, "updated_at": m.updated_at or created,
-                "deleted_at": now if m.deleted else None, "deleted": row_id if m.deleted else 0,
-                "instance_uuid": m.instance_uuid, "status": m.status,
-                "source_compute": m.source_compute, "dest_compute": m.dest_compute,
-                "source_node": m.source_node or m.source_compute,
-                "dest_node": m.dest_node or m.dest_compute, "dest_host": "192.0.2.1",
-                "old_instance_type_id": m.old_flavor, "new_instance_type_id": m.new_flavor,
-                "migration_type": m.migration_type, "uuid": m.uuid,
-                "hidden": False, "cross_cell_move": m.cross_cell_move,
-            }))
+            rows.append(
+                t.row(
+                    {
+                        "id": row_id,
+                        "created_at": created,
+                        "updated_at": m.updated_at or created,
+                        "deleted_at": now if m.deleted else None,
+                        "deleted": row_id if m.deleted else 0,
+                        "instance_uuid": m.instance_uuid,
+                        "status": m.status,
+                        "source_compute": m.source_compute,
+                        "dest_compute": m.dest_compute,
+                        "source_node": m.source_node or m.source_compute,
+                        "dest_node": m.dest_node or m.dest_compute,
+                        "dest_host": "192.0.2.1",
+                        "old_instance_type_id": m.old_flavor,
+                        "new_instance_type_id": m.new_flavor,
+                        "migration_type": m.migration_type,
+                        "uuid": m.uuid,
+                        "hidden": False,
+                        "cross_cell_move": m.cross_cell_move,
+                    }
+                )
+            )
             ids.append(row_id)
             row_id += 1
         _insert(conn, t, rows)
         if rows:
             _fix_sequence(conn, "migrations")
         return ids
-

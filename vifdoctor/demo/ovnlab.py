@@ -62,8 +62,13 @@ class OvnLab:
         self.start_seconds: float | None = None
         self._encaps = 0
         self._live: set[str] = set()
-        self.env = {**os.environ, "OVS_RUNDIR": str(self.dir), "OVS_LOGDIR": str(self.dir),
-                    "OVN_RUNDIR": str(self.dir), "OVN_LOGDIR": str(self.dir)}
+        self.env = {
+            **os.environ,
+            "OVS_RUNDIR": str(self.dir),
+            "OVS_LOGDIR": str(self.dir),
+            "OVN_RUNDIR": str(self.dir),
+            "OVN_LOGDIR": str(self.dir),
+        }
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -75,13 +80,30 @@ class OvnLab:
         d = self.dir
         for name, schema, sock in (("nb", NB_SCHEMA, self.nb), ("sb", SB_SCHEMA, self.sb)):
             self._run(["ovsdb-tool", "create", str(d / f"{name}.db"), str(schema)])
-            self._run(["ovsdb-server", str(d / f"{name}.db"), f"--remote=p{sock}",
-                       f"--pidfile={d / f'ovsdb-{name}.pid'}",
-                       f"--unixctl={d / f'ovsdb-{name}.ctl'}",
-                       f"--log-file={d / f'ovsdb-{name}.log'}", "--detach", "-vconsole:off"])
-        self._run(["ovn-northd", f"--ovnnb-db={self.nb}", f"--ovnsb-db={self.sb}",
-                   f"--pidfile={d / 'ovn-northd.pid'}", f"--unixctl={d / 'ovn-northd.ctl'}",
-                   f"--log-file={d / 'ovn-northd.log'}", "--detach", "-vconsole:off"])
+            self._run(
+                [
+                    "ovsdb-server",
+                    str(d / f"{name}.db"),
+                    f"--remote=p{sock}",
+                    f"--pidfile={d / f'ovsdb-{name}.pid'}",
+                    f"--unixctl={d / f'ovsdb-{name}.ctl'}",
+                    f"--log-file={d / f'ovsdb-{name}.log'}",
+                    "--detach",
+                    "-vconsole:off",
+                ]
+            )
+        self._run(
+            [
+                "ovn-northd",
+                f"--ovnnb-db={self.nb}",
+                f"--ovnsb-db={self.sb}",
+                f"--pidfile={d / 'ovn-northd.pid'}",
+                f"--unixctl={d / 'ovn-northd.ctl'}",
+                f"--log-file={d / 'ovn-northd.log'}",
+                "--detach",
+                "-vconsole:off",
+            ]
+        )
         # NB_Global/SB_Global rows exist once northd has run a round: wait for it.
         self.nbctl("--wait=sb", "init")
         self.start_seconds = time.monotonic() - t0
@@ -118,14 +140,23 @@ class OvnLab:
 
     # ------------------------------------------------------------------ commands
 
-    def _run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 30
-             ) -> subprocess.CompletedProcess:
+    def _run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess:
         # The lab's own OVN/OVS tools with arguments it builds, never a shell: S603 checked.
-        done = subprocess.run(list(argv), capture_output=True, text=True, env=self.env,  # noqa: S603
-                              timeout=timeout, check=False)
+        done = subprocess.run(  # noqa: S603
+            list(argv),
+            capture_output=True,
+            text=True,
+            env=self.env,  # noqa: S603
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise OvnLabError(f"{' '.join(argv)} exited {done.returncode}: "
-                              f"{(done.stderr or done.stdout).strip()[-2000:]}")
+            raise OvnLabError(
+                f"{' '.join(argv)} exited {done.returncode}: "
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
         return done
 
     def nbctl(self, *args: str) -> str:
@@ -147,15 +178,23 @@ class OvnLab:
         return cfg
 
     def _report(self, name: str, nb_cfg: int, stamp_ms: int) -> None:
-        self.sbctl("set", "Chassis_Private", name, f"nb_cfg={nb_cfg}",
-                   f"nb_cfg_timestamp={stamp_ms}")
+        self.sbctl(
+            "set", "Chassis_Private", name, f"nb_cfg={nb_cfg}", f"nb_cfg_timestamp={stamp_ms}"
+        )
 
     # ------------------------------------------------------------------ chassis
 
-    def add_chassis(self, name: str, hostname: str, *, encap_ip: str | None = None,
-                    alive: bool = True, other_config: dict[str, str] | None = None,
-                    private_external_ids: dict[str, str] | None = None,
-                    private: bool = True) -> str:
+    def add_chassis(
+        self,
+        name: str,
+        hostname: str,
+        *,
+        encap_ip: str | None = None,
+        alive: bool = True,
+        other_config: dict[str, str] | None = None,
+        private_external_ids: dict[str, str] | None = None,
+        private: bool = True,
+    ) -> str:
         """Register a chassis as ``ovn-sbctl chassis-add`` does, plus the row ovn-controller
         keeps (``Chassis_Private``) with ``nb_cfg`` caught up (alive) or far behind."""
         self._encaps += 1  # (type, ip) is unique in the SB
@@ -165,8 +204,7 @@ class OvnLab:
             self.set_chassis_config(name, other_config)
         if private:
             uuid = self.sbctl("--bare", "--columns=_uuid", "find", "Chassis", f"name={_q(name)}")
-            args = ["--id=@p", "create", "Chassis_Private", f"name={_q(name)}",
-                    f"chassis={uuid}"]
+            args = ["--id=@p", "create", "Chassis_Private", f"name={_q(name)}", f"chassis={uuid}"]
             if private_external_ids:
                 args.append("external_ids=" + _ovsdb_map(private_external_ids))
             self.sbctl(*args)
@@ -189,8 +227,14 @@ class OvnLab:
             self.bump_nb_cfg()
         self._report(name, self.nb_cfg() - 5, int(time.time() * 1000) - 3600 * 1000)
 
-    def claim(self, port: str, chassis: str | None, *, additional: Sequence[str] = (),
-              up: bool | None = None) -> None:
+    def claim(
+        self,
+        port: str,
+        chassis: str | None,
+        *,
+        additional: Sequence[str] = (),
+        up: bool | None = None,
+    ) -> None:
         """Set the SB Port_Binding's claim as an ovn-controller does (``lsp-bind``)."""
         uuid = self.wait_port_binding(port)
         if chassis is None:
@@ -199,8 +243,10 @@ class OvnLab:
             ch = self.sbctl("--bare", "--columns=_uuid", "find", "Chassis", f"name={_q(chassis)}")
             self.sbctl("set", "Port_Binding", uuid, f"chassis={ch}")
         if additional:
-            ids = [self.sbctl("--bare", "--columns=_uuid", "find", "Chassis", f"name={_q(c)}")
-                   for c in additional]
+            ids = [
+                self.sbctl("--bare", "--columns=_uuid", "find", "Chassis", f"name={_q(c)}")
+                for c in additional
+            ]
             self.sbctl("set", "Port_Binding", uuid, f"additional_chassis=[{','.join(ids)}]")
         if up is not None:
             self.sbctl("set", "Port_Binding", uuid, f"up={'true' if up else 'false'}")
@@ -209,8 +255,9 @@ class OvnLab:
         """The SB Port_Binding uuid northd made for an LSP."""
         deadline = time.monotonic() + timeout
         while True:
-            uuid = self.sbctl("--bare", "--columns=_uuid", "find", "Port_Binding",
-                              f"logical_port={_q(port)}")
+            uuid = self.sbctl(
+                "--bare", "--columns=_uuid", "find", "Port_Binding", f"logical_port={_q(port)}"
+            )
             if uuid:
                 return uuid.split()[0]
             if time.monotonic() > deadline:
@@ -225,7 +272,6 @@ class OvnLab:
             if time.monotonic() > deadline:
                 raise OvnLabError(f"LSP {port} up is not {want} after {timeout} s")
             time.sleep(0.05)
-
 
 
 def _gone(pid: int) -> bool:
@@ -254,4 +300,3 @@ def ovn_lab_running() -> Iterator[OvnLab]:
         yield lab
     finally:
         lab.stop()
-

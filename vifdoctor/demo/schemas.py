@@ -51,7 +51,8 @@ def _uuid(name: str, **kw) -> sa.Column:
 
 def _alembic(md: sa.MetaData) -> None:
     sa.Table(
-        "alembic_version", md,
+        "alembic_version",
+        md,
         sa.Column("version_num", sa.String(32), primary_key=True),
     )
 
@@ -64,16 +65,19 @@ def _owner_col(layout: str) -> sa.Column:
 
 def _standard_attr_id() -> sa.Column:
     return sa.Column(
-        "standard_attr_id", _BIGINT,
+        "standard_attr_id",
+        _BIGINT,
         sa.ForeignKey("standardattributes.id", ondelete="CASCADE"),
-        nullable=False, unique=True,
+        nullable=False,
+        unique=True,
     )
 
 
 def _standardattributes(md: sa.MetaData) -> None:
     # neutron 9.0.0 neutron/db/standard_attr.py (revision_number: Newton c415aab1c048)
     sa.Table(
-        "standardattributes", md,
+        "standardattributes",
+        md,
         sa.Column("id", _BIGINT, primary_key=True, autoincrement=True),
         sa.Column("resource_type", sa.String(255), nullable=False),
         sa.Column("created_at", sa.DateTime),
@@ -110,8 +114,7 @@ def _ports(md: sa.MetaData, layout: str) -> None:
         _owner_col(layout),
         _uuid("id", primary_key=True),
         sa.Column("name", sa.String(255)),
-        sa.Column("network_id", sa.String(36), sa.ForeignKey("networks.id"),
-                  nullable=False),
+        sa.Column("network_id", sa.String(36), sa.ForeignKey("networks.id"), nullable=False),
         sa.Column("mac_address", sa.String(32), nullable=False),
         sa.Column("admin_state_up", sa.Boolean, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -122,12 +125,14 @@ def _ports(md: sa.MetaData, layout: str) -> None:
     if layout in ("newton", "ocata"):
         cols.append(_standard_attr_id())
         cols.append(sa.Column("ip_allocation", sa.String(16)))
-        args.append(sa.UniqueConstraint(
-            "network_id", "mac_address", name="uniq_ports0network_id0mac_address"))
+        args.append(
+            sa.UniqueConstraint(
+                "network_id", "mac_address", name="uniq_ports0network_id0mac_address"
+            )
+        )
         args.append(sa.Index("ix_ports_device_id", "device_id"))
     if layout != "icehouse":
-        args.append(sa.Index(
-            "ix_ports_network_id_device_owner", "network_id", "device_owner"))
+        args.append(sa.Index("ix_ports_network_id_device_owner", "network_id", "device_owner"))
     sa.Table("ports", md, *cols, *args)
 
 
@@ -135,18 +140,20 @@ def _segments(md: sa.MetaData, layout: str) -> str:
     name = "ml2_network_segments" if layout in ("icehouse", "kilo") else "networksegments"
     cols: list[sa.Column] = [
         _uuid("id", primary_key=True),
-        sa.Column("network_id", sa.String(36),
-                  sa.ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "network_id",
+            sa.String(36),
+            sa.ForeignKey("networks.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("network_type", sa.String(32), nullable=False),
         sa.Column("physical_network", sa.String(64)),
         sa.Column("segmentation_id", sa.Integer),
     ]
     if layout != "icehouse":
         # is_dynamic: Juno; segment_index: Kilo.
-        cols.append(sa.Column("is_dynamic", sa.Boolean, nullable=False,
-                              server_default=sa.false()))
-        cols.append(sa.Column("segment_index", sa.Integer, nullable=False,
-                              server_default="0"))
+        cols.append(sa.Column("is_dynamic", sa.Boolean, nullable=False, server_default=sa.false()))
+        cols.append(sa.Column("segment_index", sa.Integer, nullable=False, server_default="0"))
     if layout in ("newton", "ocata"):
         cols.append(_standard_attr_id())
         cols.append(sa.Column("name", sa.String(255)))
@@ -165,9 +172,14 @@ def _agents(md: sa.MetaData, layout: str) -> None:
     if layout in ("newton", "ocata"):
         cols.append(sa.Column("availability_zone", sa.String(255)))
     # Icehouse's 511471cc46b_agent_ext_model_supp had no server default here.
-    cols.append(sa.Column(
-        "admin_state_up", sa.Boolean, nullable=False,
-        server_default=None if layout == "icehouse" else sa.true()))
+    cols.append(
+        sa.Column(
+            "admin_state_up",
+            sa.Boolean,
+            nullable=False,
+            server_default=None if layout == "icehouse" else sa.true(),
+        )
+    )
     cols += [
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("started_at", sa.DateTime, nullable=False),
@@ -180,7 +192,9 @@ def _agents(md: sa.MetaData, layout: str) -> None:
     if layout != "icehouse":
         cols.append(sa.Column("load", sa.Integer, nullable=False, server_default="0"))
     sa.Table(
-        "agents", md, *cols,
+        "agents",
+        md,
+        *cols,
         sa.UniqueConstraint("agent_type", "host", name="uniq_agents0agent_type0host"),
     )
 
@@ -193,13 +207,15 @@ def _port_bindings(md: sa.MetaData, layout: str, segments: str) -> None:
         # 32a65f71af51 (create) + 27cc183af192 (vnic_type) + 50d5ba354c23
         # (vif_details, drops cap_port_filter) + 157a5d299379 (profile).
         sa.Table(
-            "ml2_port_bindings", md,
+            "ml2_port_bindings",
+            md,
             sa.Column("port_id", sa.String(36), port_fk(), primary_key=True),
             sa.Column("host", sa.String(255), nullable=False),
             sa.Column("vif_type", sa.String(64), nullable=False),
             sa.Column("driver", sa.String(64)),
-            sa.Column("segment", sa.String(36),
-                      sa.ForeignKey(f"{segments}.id", ondelete="SET NULL")),
+            sa.Column(
+                "segment", sa.String(36), sa.ForeignKey(f"{segments}.id", ondelete="SET NULL")
+            ),
             sa.Column("vnic_type", sa.String(64), nullable=False, server_default="normal"),
             sa.Column("vif_details", sa.String(4095), nullable=False, server_default=""),
             sa.Column("profile", sa.String(4095), nullable=False, server_default=""),
@@ -208,34 +224,44 @@ def _port_bindings(md: sa.MetaData, layout: str, segments: str) -> None:
     cols: list[sa.Column] = [
         sa.Column("port_id", sa.String(36), port_fk(), primary_key=True),
         # Juno's healing migration gave host a server default of ''.
-        sa.Column("host", sa.String(255), nullable=False, server_default="",
-                  primary_key=(layout == "ocata")),
+        sa.Column(
+            "host",
+            sa.String(255),
+            nullable=False,
+            server_default="",
+            primary_key=(layout == "ocata"),
+        ),
         sa.Column("vif_type", sa.String(64), nullable=False),
         sa.Column("vnic_type", sa.String(64), nullable=False, server_default="normal"),
         sa.Column("vif_details", sa.String(4095), nullable=False, server_default=""),
         sa.Column("profile", sa.String(4095), nullable=False, server_default=""),
     ]
     if layout == "ocata":
-        cols.append(sa.Column("status", sa.String(16), nullable=False,
-                              server_default="ACTIVE"))
+        cols.append(sa.Column("status", sa.String(16), nullable=False, server_default="ACTIVE"))
     sa.Table("ml2_port_bindings", md, *cols)
     # Kilo 2015.1 neutron/plugins/ml2/models.py PortBindingLevel.
     sa.Table(
-        "ml2_port_binding_levels", md,
+        "ml2_port_binding_levels",
+        md,
         sa.Column("port_id", sa.String(36), port_fk(), primary_key=True),
         sa.Column("host", sa.String(255), primary_key=True),
         sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("driver", sa.String(64)),
-        sa.Column("segment_id", sa.String(36),
-                  sa.ForeignKey(f"{segments}.id", ondelete="SET NULL")),
+        sa.Column(
+            "segment_id", sa.String(36), sa.ForeignKey(f"{segments}.id", ondelete="SET NULL")
+        ),
     )
     # DVR bindings: Juno/Kilo 'ml2_dvr_port_bindings', renamed in Newton
     # (4bcd4df1f426). Kilo dropped its cap_port_filter/driver/segment.
     sa.Table(
         "ml2_dvr_port_bindings" if layout == "kilo" else "ml2_distributed_port_bindings",
         md,
-        sa.Column("port_id", sa.String(36), sa.ForeignKey("ports.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "port_id",
+            sa.String(36),
+            sa.ForeignKey("ports.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("host", sa.String(255), primary_key=True),
         sa.Column("router_id", sa.String(36)),
         sa.Column("vif_type", sa.String(64), nullable=False),

@@ -25,9 +25,14 @@ from vifdoctor.sources.database import scrub
 FORMAT = "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [-] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: From oslo.log's default_log_levels: the libraries vifdoctor loads.
-QUIET = {"sqlalchemy": logging.WARNING, "urllib3.connectionpool": logging.WARNING,
-         "urllib3.util.retry": logging.WARNING, "stevedore": logging.WARNING,
-         "keystoneauth": logging.WARNING, "iso8601": logging.WARNING}
+QUIET = {
+    "sqlalchemy": logging.WARNING,
+    "urllib3.connectionpool": logging.WARNING,
+    "urllib3.util.retry": logging.WARNING,
+    "stevedore": logging.WARNING,
+    "keystoneauth": logging.WARNING,
+    "iso8601": logging.WARNING,
+}
 
 
 def mask(text: str) -> str:

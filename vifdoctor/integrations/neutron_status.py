@@ -53,16 +53,24 @@ class Check:
 
 # VD4xx (OVN) and VD206 belong here once those rules exist (see docs/integrations.md).
 CHECKS = (
-    Check("Port bindings Nova will plug wrong",
-          ("VD101", "VD104", "VD105", "VD107", "VD108", "VD112"),
-          "port binding(s) Nova will plug wrong or cannot plug",
-          "No port binding that Nova will plug wrong"),
-    Check("Stale port bindings", ("VD109", "VD206"),
-          "stale INACTIVE port binding(s) beside the ACTIVE one",
-          "No stale port binding"),
-    Check("Binding details leftovers", ("VD102", "VD103"),
-          "port binding(s) whose vif_details disagree with the host's firewall",
-          "No leftover in port binding details"),
+    Check(
+        "Port bindings Nova will plug wrong",
+        ("VD101", "VD104", "VD105", "VD107", "VD108", "VD112"),
+        "port binding(s) Nova will plug wrong or cannot plug",
+        "No port binding that Nova will plug wrong",
+    ),
+    Check(
+        "Stale port bindings",
+        ("VD109", "VD206"),
+        "stale INACTIVE port binding(s) beside the ACTIVE one",
+        "No stale port binding",
+    ),
+    Check(
+        "Binding details leftovers",
+        ("VD102", "VD103"),
+        "port binding(s) whose vif_details disagree with the host's firewall",
+        "No leftover in port binding details",
+    ),
 )
 
 _LEVEL = {"failure": upgradecheck.Code.FAILURE, "warning": upgradecheck.Code.WARNING}
@@ -74,8 +82,10 @@ def _user_set(conf: cfg.ConfigOpts, name: str, group: str | None = None) -> Any:
         location = conf.get_location(name, group)
     except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
         return None
-    if location is None or location.location in (cfg.Locations.opt_default,
-                                                  cfg.Locations.set_default):
+    if location is None or location.location in (
+        cfg.Locations.opt_default,
+        cfg.Locations.set_default,
+    ):
         return None
     return conf[group][name] if group else conf[name]
 
@@ -119,13 +129,17 @@ def summarize(check: Check, report: AuditReport, command: str) -> tuple[int, str
                 first.append(f"{key} ({f['code']} on {f.get('host') or '?'})")
     if not by_code:
         judged = report.categories.get("judged", 0)
-        return level, (f"{check.clean} among {report.rows} binding(s) "
-                       f"({judged} judged, layout {report.schema.get('layout')}).")
+        return level, (
+            f"{check.clean} among {report.rows} binding(s) "
+            f"({judged} judged, layout {report.schema.get('layout')})."
+        )
     codes = ", ".join(f"{c} x{n}" for c, n in sorted(by_code.items()))
     hosts = ", ".join(f"{h} {n}" for h, n in by_host.most_common(5))
     more = f" and {len(by_host) - 5} more" if len(by_host) > 5 else ""
-    details = (f"{len(ports)} {check.what}: {codes}. Hosts: {hosts}{more}. "
-               f"First: {'; '.join(first)}. Full report: {command}")
+    details = (
+        f"{len(ports)} {check.what}: {codes}. Hosts: {hosts}{more}. "
+        f"First: {'; '.join(first)}. Full report: {command}"
+    )
     return level, details
 
 
@@ -158,8 +172,10 @@ class VifdoctorChecks(upgrade_checks.BaseChecks):
             try:
                 return self._result(check)
             except Exception as exc:  # never break neutron's other checks
-                return upgradecheck.Result(upgradecheck.Code.FAILURE,
-                                           f"vifdoctor failed: {one_line(exc)}")
+                return upgradecheck.Result(
+                    upgradecheck.Code.FAILURE, f"vifdoctor failed: {one_line(exc)}"
+                )
+
         run.__name__ = "vifdoctor_" + check.name.lower().replace(" ", "_")
         return run
 
@@ -168,12 +184,13 @@ class VifdoctorChecks(upgrade_checks.BaseChecks):
         if not conf.database.connection:
             return upgradecheck.Result(
                 upgradecheck.Code.WARNING,
-                "Database connection string is not set: vifdoctor cannot read the port "
-                "bindings.")
+                "Database connection string is not set: vifdoctor cannot read the port bindings.",
+            )
         self._audit(conf)
         if self._error is not None:
-            return upgradecheck.Result(upgradecheck.Code.FAILURE,
-                                       f"vifdoctor could not run: {self._error}")
+            return upgradecheck.Result(
+                upgradecheck.Code.FAILURE, f"vifdoctor could not run: {self._error}"
+            )
         assert self._report is not None
         files = config_files(conf)
         code, details = summarize(check, self._report, report_command(files, check.codes))
@@ -200,10 +217,13 @@ class VifdoctorChecks(upgrade_checks.BaseChecks):
             if self._report.by_code.get("VD104"):
                 # Seen before neutron's own checks run (when this plugin loads first): the
                 # one hint an operator gets if neutron's binding check then dies on the row.
-                print(f"vifdoctor: {self._report.by_code['VD104']} port binding row(s) hold "
-                      "vif_details or profile that is not a JSON object (VD104); neutron's "
-                      "own 'Port Binding profile sanity check' stops with a traceback on "
-                      "text that does not parse", file=sys.stderr)
+                print(
+                    f"vifdoctor: {self._report.by_code['VD104']} port binding row(s) hold "
+                    "vif_details or profile that is not a JSON object (VD104); neutron's "
+                    "own 'Port Binding profile sanity check' stops with a traceback on "
+                    "text that does not parse",
+                    file=sys.stderr,
+                )
         except VifdoctorError as exc:
             self._error = str(exc)
         except SQLAlchemyError as exc:

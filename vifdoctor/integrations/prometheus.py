@@ -30,8 +30,9 @@ def require_client() -> None:
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
-        raise VifdoctorError("--metrics-file needs prometheus_client: "
-                             "pip install 'vifdoctor[prometheus]'") from None
+        raise VifdoctorError(
+            "--metrics-file needs prometheus_client: pip install 'vifdoctor[prometheus]'"
+        ) from None
 
 
 def previous_success(path: str) -> float:
@@ -59,8 +60,9 @@ def finding_counts(report: AuditReport) -> Counter:
     return counts
 
 
-def write_metrics(path: str, report: AuditReport | None, duration: float,
-                  now: float | None = None) -> None:
+def write_metrics(
+    path: str, report: AuditReport | None, duration: float, now: float | None = None
+) -> None:
     """Write the metrics of one run; ``report`` None means the audit could not run."""
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
@@ -70,27 +72,36 @@ def write_metrics(path: str, report: AuditReport | None, duration: float,
         return Gauge(f"{PREFIX}_{name}", doc, labels, registry=registry)
 
     gauge("up", "1 when the last audit ran to the end, 0 when it could not run").set(
-        0 if report is None else 1)
-    gauge("audit_duration_seconds", "Wall time of the last audit run, failed or not").set(
-        duration)
-    last = gauge("audit_last_success_timestamp_seconds",
-                 "Unix time the last successful audit finished (0: never)")
+        0 if report is None else 1
+    )
+    gauge("audit_duration_seconds", "Wall time of the last audit run, failed or not").set(duration)
+    last = gauge(
+        "audit_last_success_timestamp_seconds",
+        "Unix time the last successful audit finished (0: never)",
+    )
     if report is None:
         last.set(previous_success(path))
     else:
         last.set(time.time() if now is None else now)
-        findings = gauge("findings", "Findings of the last audit by code, severity and host",
-                         ("code", "severity", "host"))
+        findings = gauge(
+            "findings",
+            "Findings of the last audit by code, severity and host",
+            ("code", "severity", "host"),
+        )
         for (code, severity, host), n in sorted(finding_counts(report).items()):
             findings.labels(code, severity, host).set(n)
-        bindings = gauge("bindings", "Bindings read by the last audit, by schema layout and "
-                                     "category (judged or why not)", ("layout", "category"))
+        bindings = gauge(
+            "bindings",
+            "Bindings read by the last audit, by schema layout and category (judged or why not)",
+            ("layout", "category"),
+        )
         layout = str(report.schema.get("layout") or "")
         for category, n in sorted(report.categories.items()):
             bindings.labels(layout, category).set(n)
         if report.nova is not None:  # without Nova, the number is unknown, not zero
-            gauge("instances_affected", "Instances with at least one finding (needs Nova)"
-                  ).set(len(report.instances))
+            gauge("instances_affected", "Instances with at least one finding (needs Nova)").set(
+                len(report.instances)
+            )
     try:
         write_to_textfile(path, registry)
     except OSError as exc:

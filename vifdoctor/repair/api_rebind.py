@@ -55,11 +55,11 @@ REBOUND, SKIPPED, FAILED, DUE = "rebound", "skipped", "failed", "would re-bind"
 #: What each method does to the port, as measured on neutron 29.0.0 (docs/api-mode.md).
 METHOD_EFFECTS = {
     "profile": "binding stays on its host; 2 re-binds; port status DOWN until the agent "
-               "reports it up again",
+    "reports it up again",
     "host": "port unbound between 2 PUTs (the agent unwires it); port status DOWN until the "
-            "agent reports it up again",
+    "agent reports it up again",
     "bindings": "port active on the via host between the steps (dataplane moves away and "
-                "back); port status DOWN until the agent reports it up again",
+    "back); port status DOWN until the agent reports it up again",
 }
 
 
@@ -95,8 +95,15 @@ class PortResult:
 class Rebinder:
     """Re-binds ports through one Neutron API, with conditional updates."""
 
-    def __init__(self, api: NeutronApi, agents: dict, ctx: RuleContext, codes: frozenset[str],
-                 method: str = "auto", via_host: str | None = None):
+    def __init__(
+        self,
+        api: NeutronApi,
+        agents: dict,
+        ctx: RuleContext,
+        codes: frozenset[str],
+        method: str = "auto",
+        via_host: str | None = None,
+    ):
         self.api = api
         self.conn = api.connection
         self.agents = agents
@@ -123,10 +130,14 @@ class Rebinder:
         return self._check(response, "GET port").json()["port"]
 
     def put_port(self, port_id: str, body: dict, revision: int | None) -> dict:
-        headers = {"If-Match": f"revision_number={revision}"} if (
-            self.if_match and revision is not None) else {}
-        response = self.conn.network.put(f"/ports/{port_id}", json={"port": body},
-                                         headers=headers, raise_exc=False)
+        headers = (
+            {"If-Match": f"revision_number={revision}"}
+            if (self.if_match and revision is not None)
+            else {}
+        )
+        response = self.conn.network.put(
+            f"/ports/{port_id}", json={"port": body}, headers=headers, raise_exc=False
+        )
         return self._check(response, f"PUT {', '.join(body)}").json()["port"]
 
     # -- methods ----------------------------------------------------------
@@ -134,16 +145,18 @@ class Rebinder:
         original = port.get("binding:profile") or {}
         marked = {**original, REBIND_KEY: uuid.uuid4().hex[:12]}
         after = self.put_port(port["id"], {"binding:profile": marked}, port["revision_number"])
-        return self._restore(port["id"], after, "binding:profile",
-                             lambda cur: {k: v for k, v in (cur or {}).items()
-                                          if k != REBIND_KEY},
-                             original)
+        return self._restore(
+            port["id"],
+            after,
+            "binding:profile",
+            lambda cur: {k: v for k, v in (cur or {}).items() if k != REBIND_KEY},
+            original,
+        )
 
     def _via_host(self, port: dict) -> dict:
         host = port["binding:host_id"]
         after = self.put_port(port["id"], {"binding:host_id": ""}, port["revision_number"])
-        return self._restore(port["id"], after, "binding:host_id",
-                             lambda cur: cur or host, host)
+        return self._restore(port["id"], after, "binding:host_id", lambda cur: cur or host, host)
 
     def _restore(self, port_id: str, after: dict, attr: str, fix: Any, original: Any) -> dict:
         """Put back what the method changed; on a conflict, only undo our own change."""
@@ -166,19 +179,24 @@ class Rebinder:
         if not self.via_host:
             raise RuntimeError("--rebind-method bindings needs --via-host HOST")
         pid, home, via = port["id"], port["binding:host_id"], self.via_host
-        keep = {"vnic_type": port.get("binding:vnic_type") or "normal",
-                "profile": port.get("binding:profile") or {}}
+        keep = {
+            "vnic_type": port.get("binding:vnic_type") or "normal",
+            "profile": port.get("binding:profile") or {},
+        }
         base = f"/ports/{pid}/bindings"
         net = self.conn.network
-        self._check(net.post(base, json={"binding": {"host": via, **keep}}, raise_exc=False),
-                    f"create binding on {via}")
+        self._check(
+            net.post(base, json={"binding": {"host": via, **keep}}, raise_exc=False),
+            f"create binding on {via}",
+        )
         try:
             self._check(net.put(f"{base}/{via}/activate", raise_exc=False), f"activate {via}")
             self._check(net.delete(f"{base}/{home}", raise_exc=False), f"delete {home}")
-            self._check(net.post(base, json={"binding": {"host": home, **keep}},
-                                 raise_exc=False), f"create binding on {home}")
-            self._check(net.put(f"{base}/{home}/activate", raise_exc=False),
-                        f"activate {home}")
+            self._check(
+                net.post(base, json={"binding": {"host": home, **keep}}, raise_exc=False),
+                f"create binding on {home}",
+            )
+            self._check(net.put(f"{base}/{home}/activate", raise_exc=False), f"activate {home}")
         finally:  # whatever failed, the visit to the via host must not outlive us
             current = self.get_port(pid)
             if current.get("binding:host_id") == home:
@@ -188,8 +206,10 @@ class Rebinder:
     # -- one port ---------------------------------------------------------
     def _live_agent(self, host: str, vif_type: str) -> bool:
         wanted = AGENT_LINUXBRIDGE if vif_type == VIF_BRIDGE else AGENT_OVS
-        return any(a.agent_type == wanted and a.alive and a.admin_state_up
-                   for a in self.agents.get(host, []))
+        return any(
+            a.agent_type == wanted and a.alive and a.admin_state_up
+            for a in self.agents.get(host, [])
+        )
 
     def _choose(self) -> str:
         # auto is the least disruptive method; a more disruptive one is only ever used when
@@ -199,22 +219,29 @@ class Rebinder:
     def rebind(self, change: Change, seen: dict) -> PortResult:
         """Re-bind one port if it is still as the audit saw it; verify; never raise."""
         method = self._choose()
-        res = PortResult(change.port_id, change.host, method,
-                         status_before=seen.get("status", ""),
-                         revision_before=seen.get("revision_number"),
-                         details_before=stored_details(seen.get("binding:vif_details")))
+        res = PortResult(
+            change.port_id,
+            change.host,
+            method,
+            status_before=seen.get("status", ""),
+            revision_before=seen.get("revision_number"),
+            details_before=stored_details(seen.get("binding:vif_details")),
+        )
         if not self._live_agent(change.host, change.vif_type):
             res.result = SKIPPED
-            res.message = (f"no live, admin-up agent on {change.host}: a re-bind would end in "
-                           "binding_failed")
+            res.message = (
+                f"no live, admin-up agent on {change.host}: a re-bind would end in binding_failed"
+            )
             return res
         try:
             after = self._run(method, seen)
         except Refused as exc:
             res.result = FAILED
-            res.message = (f"{exc}: updating binding:profile needs the service role; give the "
-                           "account that role, or re-run with --rebind-method host (the port "
-                           "is unbound and unwired between its two updates)")
+            res.message = (
+                f"{exc}: updating binding:profile needs the service role; give the "
+                "account that role, or re-run with --rebind-method host (the port "
+                "is unbound and unwired between its two updates)"
+            )
             return res
         except Conflict:
             res.result = SKIPPED
@@ -228,31 +255,53 @@ class Rebinder:
         return res
 
     def _run(self, method: str, seen: dict) -> dict:
-        return {"profile": self._via_profile, "host": self._via_host,
-                "bindings": self._via_bindings}[method](seen)
+        return {
+            "profile": self._via_profile,
+            "host": self._via_host,
+            "bindings": self._via_bindings,
+        }[method](seen)
 
     def _verify(self, res: PortResult, seen: dict, after: dict) -> None:
         """The port is back as it was but for fresh details, and the rules are satisfied."""
         res.status_after = after.get("status", "")
         res.revision_after = after.get("revision_number")
         res.details_after = stored_details(after.get("binding:vif_details"))
-        moved = [a for a in ("binding:host_id", "binding:profile", "binding:vnic_type",
-                             "device_id", "device_owner")
-                 if (after.get(a) or None) != (seen.get(a) or None)]
+        moved = [
+            a
+            for a in (
+                "binding:host_id",
+                "binding:profile",
+                "binding:vnic_type",
+                "device_id",
+                "device_owner",
+            )
+            if (after.get(a) or None) != (seen.get(a) or None)
+        ]
         binding = self.api._binding(after)
-        found = judge_binding(binding, self.agents.get(res.host, []), self.ctx).findings \
-            if binding is not None else []
+        found = (
+            judge_binding(binding, self.agents.get(res.host, []), self.ctx).findings
+            if binding is not None
+            else []
+        )
         res.remaining = sorted({f.code for f in found if f.code in self.codes})
         vif_type = after.get("binding:vif_type")
         if moved or vif_type in (VIF_BINDING_FAILED, VIF_UNBOUND) or res.remaining:
             res.result = FAILED
-            res.message += "; ".join(filter(None, [
-                f"not restored: {', '.join(moved)}" if moved else "",
-                f"vif_type is now {vif_type}" if vif_type in (VIF_BINDING_FAILED,
-                                                              VIF_UNBOUND) else "",
-                f"still {', '.join(res.remaining)} after the re-bind: the agent's report does "
-                "not give what the host needs (use the database repair)" if res.remaining
-                else ""]))
+            res.message += "; ".join(
+                filter(
+                    None,
+                    [
+                        f"not restored: {', '.join(moved)}" if moved else "",
+                        f"vif_type is now {vif_type}"
+                        if vif_type in (VIF_BINDING_FAILED, VIF_UNBOUND)
+                        else "",
+                        f"still {', '.join(res.remaining)} after the re-bind: the agent's "
+                        "report does not give what the host needs (use the database repair)"
+                        if res.remaining
+                        else "",
+                    ],
+                )
+            )
         else:
             res.result = REBOUND
             res.message += f"re-bound by Neutron; {METHOD_EFFECTS[res.method]}"
@@ -267,9 +316,15 @@ def _neutron_message(response: Any) -> str:
         return ""
 
 
-def rebind_all(rebinder: Rebinder, due: list[tuple[Change, dict]], *, concurrency: int,
-               max_rate: float | None, should_stop: Any = lambda: False,
-               progress: Any = lambda n: None) -> dict[str, PortResult]:
+def rebind_all(
+    rebinder: Rebinder,
+    due: list[tuple[Change, dict]],
+    *,
+    concurrency: int,
+    max_rate: float | None,
+    should_stop: Any = lambda: False,
+    progress: Any = lambda n: None,
+) -> dict[str, PortResult]:
     """Re-bind every due port, at most ``concurrency`` at a time, paced to ``max_rate``/s."""
     results: dict[str, PortResult] = {}
     futures: list[tuple[Change, Future]] = []
@@ -290,8 +345,12 @@ def rebind_all(rebinder: Rebinder, due: list[tuple[Change, dict]], *, concurrenc
     for change, seen in due:
         if change.port_id not in results:
             results[change.port_id] = PortResult(
-                change.port_id, change.host, rebinder._choose(), result="not attempted",
-                revision_before=seen.get("revision_number"))
+                change.port_id,
+                change.host,
+                rebinder._choose(),
+                result="not attempted",
+                revision_before=seen.get("revision_number"),
+            )
     return results
 
 
@@ -302,14 +361,18 @@ def _backup_rows(due: list[tuple[Change, dict]], api: NeutronApi) -> list[dict]:
         original = dict(seen)
         if api.layout and api.layout.has_status:
             rows_now = api._port_bindings_or_none(change.port_id)
-            original["bindings"] = rows_now if rows_now is not None else (
-                "unreadable: Neutron fails (HTTP 500) on this port's stored binding text")
+            original["bindings"] = (
+                rows_now
+                if rows_now is not None
+                else ("unreadable: Neutron fails (HTTP 500) on this port's stored binding text")
+            )
         rows.append({"original": original, "written": change.new, "codes": list(change.codes)})
     return rows
 
 
-def _unmoving_api(changes: list[Change], options: RepairOptions, api: NeutronApi
-                  ) -> tuple[list[Change], dict]:
+def _unmoving_api(
+    changes: list[Change], options: RepairOptions, api: NeutronApi
+) -> tuple[list[Change], dict]:
     """Nova (its databases when given, else its API) keeps moving instances' ports out."""
     from vifdoctor.repair import stale
 
@@ -328,53 +391,89 @@ def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> 
     codes = repair_codes(options.code)
     method = options.rebind_method
     if method == "bindings" and not options.via_host:
-        raise VifdoctorError("--rebind-method bindings needs --via-host HOST (a host with a "
-                             "live agent the binding visits)")
+        raise VifdoctorError(
+            "--rebind-method bindings needs --via-host HOST (a host with a "
+            "live agent the binding visits)"
+        )
     with neutron_session(options, settings) as s:
         api = s.source
         assert isinstance(api, NeutronApi)
-        changes = list(plan_changes(judge_all(api.bindings(s.selectors), s.agents,
-                                              s.settings.context), codes, s.settings.context))
+        changes = list(
+            plan_changes(
+                judge_all(api.bindings(s.selectors), s.agents, s.settings.context),
+                codes,
+                s.settings.context,
+            )
+        )
         changes, moving = _unmoving_api(changes, options, api)
         by_id = {p["id"]: p for p in api.ports(s.selectors)}
         due = [(c, by_id[c.port_id]) for c in changes if c.port_id in by_id]
         shown = "auto (profile, the least disruptive)" if method == "auto" else method
-        extra = {"codes": sorted(codes), "applied": bool(options.apply), "method": shown,
-                 "method_effects": METHOD_EFFECTS, **moving}
-        report = ChangeReport("api-repair", changes, api.describe(), s.settings.assumptions,
-                              extra, restorable=len(due))
+        extra = {
+            "codes": sorted(codes),
+            "applied": bool(options.apply),
+            "method": shown,
+            "method_effects": METHOD_EFFECTS,
+            **moving,
+        }
+        report = ChangeReport(
+            "api-repair",
+            changes,
+            api.describe(),
+            s.settings.assumptions,
+            extra,
+            restorable=len(due),
+        )
         if not options.apply or not due:
             return report
         rebinder = Rebinder(api, s.agents, s.settings.context, codes, method, options.via_host)
         folder = options.backup_dir or default_dir()
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        header = {"kind": "api-repair", "api": api.describe(), "method": shown,
-                  "table": "ml2_port_bindings (through the API)"}
-        path = write_backup(folder, header, _backup_rows(due, api),
-                            name=f"api-repair-{stamp}.json")
+        header = {
+            "kind": "api-repair",
+            "api": api.describe(),
+            "method": shown,
+            "table": "ml2_port_bindings (through the API)",
+        }
+        path = write_backup(folder, header, _backup_rows(due, api), name=f"api-repair-{stamp}.json")
         bar = hooks.progress(len(due))
         try:
             with hooks.writing() as should_stop:
                 results = rebind_all(
-                    rebinder, due, concurrency=options.concurrency,
-                    max_rate=options.max_rate, should_stop=should_stop,
-                    progress=bar.update if bar is not None else (lambda n: None))
+                    rebinder,
+                    due,
+                    concurrency=options.concurrency,
+                    max_rate=options.max_rate,
+                    should_stop=should_stop,
+                    progress=bar.update if bar is not None else (lambda n: None),
+                )
         finally:
             if bar is not None:
                 bar.close()
-        counts = {state: sum(r.result == state for r in results.values())
-                  for state in (REBOUND, SKIPPED, FAILED, "not attempted")}
+        counts = {
+            state: sum(r.result == state for r in results.values())
+            for state in (REBOUND, SKIPPED, FAILED, "not attempted")
+        }
         report.changes = [c for c, _ in due]
         report.applied = True
         report.backup = path
         report.outcome = counts
-        report.extra = {**extra, "backup": path, "outcome": counts,
-                        "ports": [r.as_dict() for r in results.values()]}
-        report.results = {(r.port_id, r.host): (r.result, json.dumps(r.details_after)
-                                                if r.details_after is not None else None)
-                          for r in results.values()}
+        report.extra = {
+            **extra,
+            "backup": path,
+            "outcome": counts,
+            "ports": [r.as_dict() for r in results.values()],
+        }
+        report.results = {
+            (r.port_id, r.host): (
+                r.result,
+                json.dumps(r.details_after) if r.details_after is not None else None,
+            )
+            for r in results.values()
+        }
         report.done = [c for c, _ in due if results[c.port_id].result == REBOUND]
-        report.messages = [f"{r.port_id}: {r.result}: {r.message}" for r in results.values()
-                           if r.result != REBOUND][:20]
+        report.messages = [
+            f"{r.port_id}: {r.result}: {r.message}" for r in results.values() if r.result != REBOUND
+        ][:20]
         report.exit_code = 130 if counts["not attempted"] else 2 if counts[FAILED] else 0
         return report

@@ -61,9 +61,14 @@ def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str
     return column == value
 
 
-def guarded_update(table: sa.Table, layout: Layout, dialect: str,
-                   change: Change | None = None, *,
-                   literal: Callable[[str], sa.ColumnElement] | None = None) -> sa.Update:
+def guarded_update(
+    table: sa.Table,
+    layout: Layout,
+    dialect: str,
+    change: Change | None = None,
+    *,
+    literal: Callable[[str], sa.ColumnElement] | None = None,
+) -> sa.Update:
     """UPDATE ... SET vif_details=:new WHERE port_id=:p AND host=:h AND vif_details=:stored.
 
     With ``change`` the values are literals (for ``plan --sql``, rendered by
@@ -98,8 +103,7 @@ def batch_statement(table: sa.Table, layout: Layout, dialect: str) -> sa.Update:
     """
     stmt = sa.update(table).where(
         sa.tuple_(table.c.port_id, table.c.host).in_(sa.bindparam("b_keys", expanding=True)),
-        exact_equals(table.c.vif_details, sa.bindparam("b_stored", type_=sa.String()),
-                     dialect),
+        exact_equals(table.c.vif_details, sa.bindparam("b_stored", type_=sa.String()), dialect),
     )
     if layout.has_status:
         stmt = stmt.where(table.c.status == "ACTIVE")
@@ -116,17 +120,19 @@ def batch_params(batch: Sequence[Change], size: int, binary: bool = False) -> li
         groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
     out = []
     for (stored, new), keys in groups.items():
-        b_stored, b_new = ((column_bytes(stored), column_bytes(new)) if binary
-                           else (stored, new))
+        b_stored, b_new = (column_bytes(stored), column_bytes(new)) if binary else (stored, new)
         for start in range(0, len(keys), size):
-            out.append({"b_keys": keys[start:start + size], "b_stored": b_stored,
-                        "b_new": b_new})
+            out.append({"b_keys": keys[start : start + size], "b_stored": b_stored, "b_new": b_new})
     return out
 
 
 def params(change: Change) -> dict:
-    return {"b_port_id": change.port_id, "b_host": change.host,
-            "b_stored": change.stored, "b_new": change.new}
+    return {
+        "b_port_id": change.port_id,
+        "b_host": change.host,
+        "b_stored": change.stored,
+        "b_new": change.new,
+    }
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -143,7 +149,7 @@ def is_retryable(exc: BaseException) -> bool:
 
 def batches(items: Sequence[Change], size: int) -> Iterator[Sequence[Change]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @dataclass
@@ -174,8 +180,9 @@ def apply_changes(
     written = 0
     with engine.connect() as conn:
         if opts.lock_wait_timeout and dialect in ("mysql", "mariadb"):
-            conn.execute(sa.text(f"SET SESSION innodb_lock_wait_timeout = "
-                                 f"{int(opts.lock_wait_timeout)}"))
+            conn.execute(
+                sa.text(f"SET SESSION innodb_lock_wait_timeout = {int(opts.lock_wait_timeout)}")
+            )
             conn.commit()
         table = reflect_bindings(conn)
         binary = is_binary(table.c.vif_details)
@@ -206,16 +213,23 @@ def apply_changes(
     return outcome
 
 
-def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
-                 opts: WriteOptions, outcome: Outcome,
-                 sleep: Callable[[float], None], binary: bool = False) -> int | None:
+def _write_batch(
+    conn: Connection,
+    stmt: sa.Update,
+    batch: Sequence[Change],
+    opts: WriteOptions,
+    outcome: Outcome,
+    sleep: Callable[[float], None],
+    binary: bool = False,
+) -> int | None:
     """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
     """
-    groups = batch_params(batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS),
-                          binary)
+    groups = batch_params(
+        batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS), binary
+    )
     collecting = gc.isenabled()  # a caller may have stopped it for the whole run
     for attempt in range(opts.retries + 1):
         gc.disable()
@@ -223,14 +237,15 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
         try:
             with conn.begin():
                 matched = sum(conn.execute(stmt, params).rowcount for params in groups)
-            outcome.longest_transaction_s = max(outcome.longest_transaction_s,
-                                                time.monotonic() - began)
+            outcome.longest_transaction_s = max(
+                outcome.longest_transaction_s, time.monotonic() - began
+            )
             return matched
         except DBAPIError as exc:
             if is_retryable(exc) and attempt < opts.retries:
                 outcome.retries += 1
                 jitter = random.random() / 2  # noqa: S311 - backoff jitter, not a secret
-                sleep(opts.backoff_s * (2 ** attempt) * (1 + jitter))
+                sleep(opts.backoff_s * (2**attempt) * (1 + jitter))
                 continue
             outcome.errors.append(db_error(exc))
             return None
@@ -240,23 +255,28 @@ def _write_batch(conn: Connection, stmt: sa.Update, batch: Sequence[Change],
     return None  # pragma: no cover - the loop always returns
 
 
-def read_current(conn: Connection, layout: Layout, keys: Sequence[tuple[str, str]],
-                 chunk: int = 2000) -> dict[tuple[str, str], str | None]:
+def read_current(
+    conn: Connection, layout: Layout, keys: Sequence[tuple[str, str]], chunk: int = 2000
+) -> dict[tuple[str, str], str | None]:
     """vif_details of the live (ACTIVE where the column exists) rows for these keys."""
     table = reflect_bindings(conn)
     found: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(keys), chunk):
-        part = keys[start:start + chunk]
-        query = only_live(sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(part)), table, layout)
+        part = keys[start : start + chunk]
+        query = only_live(
+            sa.select(table.c.port_id, table.c.host, table.c.vif_details).where(
+                sa.tuple_(table.c.port_id, table.c.host).in_(part)
+            ),
+            table,
+            layout,
+        )
         for port_id, host, details in conn.execute(query):
             found[(port_id, host)] = column_text(details)
     conn.rollback()
     return found
 
 
-def verify(conn: Connection, layout: Layout, changes: Sequence[Change],
-           outcome: Outcome) -> None:
+def verify(conn: Connection, layout: Layout, changes: Sequence[Change], outcome: Outcome) -> None:
     """Re-read every planned row: a row counts as changed only if it now holds the new text.
 
     A row of a batch that failed is re-read too: if it holds the new value, the
@@ -297,5 +317,16 @@ def require_writable(engine: Engine) -> None:
         raise VifdoctorError("the database server is read-only (read_only=ON): nothing written")
 
 
-__all__ = ["apply_changes", "Outcome", "WriteOptions", "guarded_update", "read_current",
-           "CHANGED", "SKIPPED", "FAILED", "PENDING", "UNKNOWN", "db_error"]
+__all__ = [
+    "apply_changes",
+    "Outcome",
+    "WriteOptions",
+    "guarded_update",
+    "read_current",
+    "CHANGED",
+    "SKIPPED",
+    "FAILED",
+    "PENDING",
+    "UNKNOWN",
+    "db_error",
+]

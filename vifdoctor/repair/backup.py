@@ -96,8 +96,10 @@ def read_backup(path: str) -> Backup:
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise VifdoctorError(f"{path} is not a vifdoctor backup")
     if body.get("format_version") != FORMAT_VERSION:
-        raise VifdoctorError(f"backup {path} has format version {body.get('format_version')!r}, "
-                             f"this vifdoctor reads {FORMAT_VERSION}")
+        raise VifdoctorError(
+            f"backup {path} has format version {body.get('format_version')!r}, "
+            f"this vifdoctor reads {FORMAT_VERSION}"
+        )
     stated = body.pop("checksum", None)
     if stated != _checksum(body):
         raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
@@ -115,8 +117,10 @@ def check_restorable(backup: Backup) -> None:
     """
     database = backup.header.get("database")
     if not isinstance(database, dict) or not isinstance(database.get("name"), (str, type(None))):
-        raise VifdoctorError(f"backup {backup.path} has no database header: it cannot say "
-                             "which database it belongs to, so it is not restored anywhere")
+        raise VifdoctorError(
+            f"backup {backup.path} has no database header: it cannot say "
+            "which database it belongs to, so it is not restored anywhere"
+        )
     for n, row in enumerate(backup.rows):
         bad = _row_problem(row)
         if bad:
@@ -127,8 +131,11 @@ def _is_value(value: object) -> bool:
     """A column value as backups store it: text, null, or tagged base64 bytes."""
     if value is None or isinstance(value, str):
         return True
-    if isinstance(value, dict) and value.get("type") == "bytes" and isinstance(
-            value.get("base64"), str):
+    if (
+        isinstance(value, dict)
+        and value.get("type") == "bytes"
+        and isinstance(value.get("base64"), str)
+    ):
         try:
             base64.b64decode(value["base64"], validate=True)
         except ValueError:

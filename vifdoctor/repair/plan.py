@@ -34,8 +34,9 @@ def repair_codes(named: Iterable[str]) -> frozenset[str]:
     return named
 
 
-def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
-                ctx: RuleContext) -> Change | None:
+def plan_change(
+    binding: Binding, judgement: Judgement, codes: frozenset[str], ctx: RuleContext
+) -> Change | None:
     """The change one judged row needs, or None."""
     if binding.status not in (None, "ACTIVE"):
         return None
@@ -56,9 +57,11 @@ def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
         after = apply_correction(after, f.correction)
     if after == before and binding.vif_details:
         return None
+
     def plug(details: dict) -> str:
-        return nova_plug(binding.vif_type, details, ctx.nova_generation,
-                         ctx.nova_firewall_driver).value
+        return nova_plug(
+            binding.vif_type, details, ctx.nova_generation, ctx.nova_firewall_driver
+        ).value
 
     return Change(
         port_id=binding.port_id,
@@ -76,8 +79,9 @@ def plan_change(binding: Binding, judgement: Judgement, codes: frozenset[str],
     )
 
 
-def plan_changes(judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[str],
-                 ctx: RuleContext) -> Iterator[Change]:
+def plan_changes(
+    judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[str], ctx: RuleContext
+) -> Iterator[Change]:
     """The changes, in the judged order. Rows that share a Judgement (judge_all's
     ``shapes``) and stored text share the computed new text and plugs too."""
     # id(judgement) -> (the judgement, kept so its id stays its own; by (text, type, status))
@@ -91,10 +95,18 @@ def plan_changes(judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[s
         key = (binding.vif_details, binding.vif_type, binding.status)
         if key in entry[1]:
             like = entry[1][key]
-            change = None if like is None else dataclasses.replace(
-                like, port_id=binding.port_id, host=binding.host,
-                device_owner=binding.device_owner, device_id=binding.device_id,
-                binding=binding)
+            change = (
+                None
+                if like is None
+                else dataclasses.replace(
+                    like,
+                    port_id=binding.port_id,
+                    host=binding.host,
+                    device_owner=binding.device_owner,
+                    device_id=binding.device_id,
+                    binding=binding,
+                )
+            )
         else:
             change = entry[1][key] = plan_change(binding, judgement, codes, ctx)
         if change is not None:

@@ -45,8 +45,13 @@ def literal_dialect(dialect: Dialect) -> Dialect:
     if dialect.paramstyle not in ("format", "pyformat"):
         return dialect
     plain = cast(Any, type(dialect))(paramstyle="named")
-    for attr in ("_backslash_escapes", "server_version_info", "_server_ansiquotes",
-                 "is_mariadb", "default_schema_name"):
+    for attr in (
+        "_backslash_escapes",
+        "server_version_info",
+        "_server_ansiquotes",
+        "is_mariadb",
+        "default_schema_name",
+    ):
         if hasattr(dialect, attr):
             setattr(plain, attr, getattr(dialect, attr))
     return plain
@@ -102,13 +107,16 @@ def preamble(dialect: str) -> list[str]:
     return []
 
 
-def render_sql(changes: Sequence[Change], table: sa.Table, layout: Layout, dialect: Dialect,
-               batch_size: int) -> Iterator[str]:
+def render_sql(
+    changes: Sequence[Change], table: sa.Table, layout: Layout, dialect: Dialect, batch_size: int
+) -> Iterator[str]:
     dialect = literal_dialect(dialect)
     name = dialect.name
     begin = "BEGIN;" if name in ("postgresql", "sqlite") else "START TRANSACTION;"
-    yield (f"-- vifdoctor repair plan: {len(changes)} guarded UPDATE(s) on {table.name}; "
-           "each changes 1 row, or 0 if the row changed since the plan")
+    yield (
+        f"-- vifdoctor repair plan: {len(changes)} guarded UPDATE(s) on {table.name}; "
+        "each changes 1 row, or 0 if the row changed since the plan"
+    )
     yield from preamble(name)
 
     def literal(value: str) -> sa.ColumnElement:
@@ -117,8 +125,10 @@ def render_sql(changes: Sequence[Change], table: sa.Table, layout: Layout, diale
     for batch in batches(changes, batch_size):
         yield begin
         for change in batch:
-            yield (f"-- {comment_text(change.port_id)} on {comment_text(change.host)}: "
-                   f"{', '.join(change.codes)}")
+            yield (
+                f"-- {comment_text(change.port_id)} on {comment_text(change.host)}: "
+                f"{', '.join(change.codes)}"
+            )
             stmt = guarded_update(table, layout, name, change, literal=literal)
             text = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
             # Literals hold no line break (they are spelled as functions): only the

@@ -35,15 +35,22 @@ from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
 
 
-def _plan(s: NeutronSession, codes: frozenset[str],
-          options: RepairOptions | None = None) -> tuple[list[Change], list[dict]]:
+def _plan(
+    s: NeutronSession, codes: frozenset[str], options: RepairOptions | None = None
+) -> tuple[list[Change], list[dict]]:
     """The changes that fit the column, and one note per row whose new value would not."""
     # A source may narrow the read to the rows a repairable rule can flag.
     ovn_join = None
     if options is not None:  # OVN's bindings are judged (and rewritten) as OVN's
-        ovn_join, notes = open_ovn(options.ovn_nb_connection, options.ovn_sb_connection,
-                                   options.neutron_config_file, s.source, s.agents,
-                                   s.settings.context, s.settings.agent_down_time)
+        ovn_join, notes = open_ovn(
+            options.ovn_nb_connection,
+            options.ovn_sb_connection,
+            options.neutron_config_file,
+            s.source,
+            s.agents,
+            s.settings.context,
+            s.settings.agent_down_time,
+        )
         s.settings.assumptions.extend(notes)
     rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
     judged = judge_all(rows, s.agents, s.settings.context, ovn_join, shapes=True)
@@ -68,8 +75,10 @@ def _stale_code(codes: frozenset[str]) -> bool:
     if stale.CODE not in codes:
         return False
     if codes != {stale.CODE}:
-        raise VifdoctorError(f"{stale.CODE} deletes rows while the others rewrite them: "
-                             f"repair it on its own (--code {stale.CODE})")
+        raise VifdoctorError(
+            f"{stale.CODE} deletes rows while the others rewrite them: "
+            f"repair it on its own (--code {stale.CODE})"
+        )
     return True
 
 
@@ -85,8 +94,7 @@ def _unmoving(changes: list[Change], options: RepairOptions) -> tuple[list[Chang
     return kept, {"skipped_moving": skipped}
 
 
-def split_too_long(changes: list[Change], limit: int | None
-                   ) -> tuple[list[Change], list[dict]]:
+def split_too_long(changes: list[Change], limit: int | None) -> tuple[list[Change], list[dict]]:
     """Rows whose new value exceeds the column (VARCHAR(4095)) are not planned but named.
 
     Re-serializing as Neutron does (``json.dumps``) can lengthen a compact value; one
@@ -97,8 +105,15 @@ def split_too_long(changes: list[Change], limit: int | None
     fit, too_long = [], []
     for c in changes:
         if len(c.new) > limit:
-            too_long.append({"port_id": c.port_id, "host": c.host, "codes": list(c.codes),
-                             "new_length": len(c.new), "column_length": limit})
+            too_long.append(
+                {
+                    "port_id": c.port_id,
+                    "host": c.host,
+                    "codes": list(c.codes),
+                    "new_length": len(c.new),
+                    "column_length": limit,
+                }
+            )
         else:
             fit.append(c)
     return fit, too_long
@@ -116,8 +131,13 @@ def plan(options: RepairOptions) -> ChangeReport:
     with neutron_session(options) as s:
         planned, too_long = _plan(s, codes, options)
         changes, moving = _unmoving(planned, options)
-        return ChangeReport("plan", changes, s.source.describe(), s.settings.assumptions,
-                            {"codes": sorted(codes), **moving, **_too_long_extra(too_long)})
+        return ChangeReport(
+            "plan",
+            changes,
+            s.source.describe(),
+            s.settings.assumptions,
+            {"codes": sorted(codes), **moving, **_too_long_extra(too_long)},
+        )
 
 
 def plan_sql(options: RepairOptions) -> list[str]:
@@ -129,19 +149,24 @@ def plan_sql(options: RepairOptions) -> list[str]:
         planned, _ = _plan(s, codes, options)
         changes, _ = _unmoving(planned, options)
         if s.engine is None or not isinstance(s.source, NeutronDatabase):
-            raise VifdoctorError("--sql is for the database path; in API mode "
-                                 "`vifdoctor repair --os-cloud NAME` re-binds through Neutron")
+            raise VifdoctorError(
+                "--sql is for the database path; in API mode "
+                "`vifdoctor repair --os-cloud NAME` re-binds through Neutron"
+            )
         assert s.source.layout is not None
         table = reflect_bindings(s.source.conn)
-        return list(render_sql(changes, table, s.source.layout, s.engine.dialect,
-                               options.batch_size))
+        return list(
+            render_sql(changes, table, s.source.layout, s.engine.dialect, options.batch_size)
+        )
 
 
 def _write_options(options: WriteOptions) -> writer.WriteOptions:
-    return writer.WriteOptions(batch_size=options.batch_size,
-                               max_rate=check_max_rate(options.max_rate),
-                               retries=options.retries,
-                               lock_wait_timeout=options.lock_wait_timeout)
+    return writer.WriteOptions(
+        batch_size=options.batch_size,
+        max_rate=check_max_rate(options.max_rate),
+        retries=options.retries,
+        lock_wait_timeout=options.lock_wait_timeout,
+    )
 
 
 def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str, str], dict]:
@@ -156,19 +181,28 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     columns = [c.name for c in table.columns]
     binary = {c.name for c in table.columns if is_binary(c)}
     if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
-        return {(c.port_id, c.host): {col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]),
-                                                        col in binary)
-                                      for col in columns} for c in changes}
+        return {
+            (c.port_id, c.host): {
+                col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]), col in binary)
+                for col in columns
+            }
+            for c in changes
+        }
     found: dict[tuple[str, str], dict] = {}
     keys = [(c.port_id, c.host) for c in changes]
     assert source.layout is not None
     for start in range(0, len(keys), 2000):
-        query = only_live(sa.select(table).where(
-            sa.tuple_(table.c.port_id, table.c.host).in_(keys[start:start + 2000])),
-            table, source.layout)
+        query = only_live(
+            sa.select(table).where(
+                sa.tuple_(table.c.port_id, table.c.host).in_(keys[start : start + 2000])
+            ),
+            table,
+            source.layout,
+        )
         for row in conn.execute(query).mappings():
-            found[(row["port_id"], row["host"])] = {k: backup_value(v, k in binary)
-                                                    for k, v in row.items()}
+            found[(row["port_id"], row["host"])] = {
+                k: backup_value(v, k in binary) for k, v in row.items()
+            }
     conn.rollback()
     return found
 
@@ -196,30 +230,46 @@ def restored_value(value: Any) -> Any:
 
 
 def _backup_header(source: NeutronDatabase, what: str) -> dict:
-    return {"kind": what, "database": {"url": redact(source.engine.url),
-                                       "name": source.engine.url.database,
-                                       "dialect": source.engine.dialect.name},
-            "schema": source.describe(), "table": "ml2_port_bindings"}
+    return {
+        "kind": what,
+        "database": {
+            "url": redact(source.engine.url),
+            "name": source.engine.url.database,
+            "dialect": source.engine.dialect.name,
+        },
+        "schema": source.describe(),
+        "table": "ml2_port_bindings",
+    }
 
 
 def _stamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions,
-           backup_rows: list[dict], what: str, hooks: Hooks) -> tuple[writer.Outcome, str]:
+def _write(
+    source: NeutronDatabase,
+    changes: list[Change],
+    options: WriteOptions,
+    backup_rows: list[dict],
+    what: str,
+    hooks: Hooks,
+) -> tuple[writer.Outcome, str]:
     """Backup first (refuse if it cannot be written), then the guarded batches."""
     write_options = _write_options(options)  # bad settings refused before anything is written
     writer.require_writable(source.engine)
     folder = options.backup_dir or default_dir()
-    path = write_backup(folder, _backup_header(source, what), backup_rows,
-                        name=f"{what}-{_stamp()}.json")
+    path = write_backup(
+        folder, _backup_header(source, what), backup_rows, name=f"{what}-{_stamp()}.json"
+    )
     bar = hooks.progress(len(changes))
     assert source.layout is not None
     try:
         with hooks.writing() as should_stop:
             outcome = writer.apply_changes(
-                source.engine, source.layout, changes, write_options,
+                source.engine,
+                source.layout,
+                changes,
+                write_options,
                 should_stop=should_stop,
                 progress=(bar.update if bar is not None else (lambda n: None)),
             )
@@ -229,19 +279,28 @@ def _write(source: NeutronDatabase, changes: list[Change], options: WriteOptions
     # "Nothing was written" only when the re-read proves it; otherwise every row is
     # reported as it reads back (changed / skipped / failed / unknown).
     if outcome.errors and not (outcome.count(writer.CHANGED) or outcome.count(writer.UNKNOWN)):
-        raise VifdoctorError(f"{what} failed, nothing was written: {outcome.errors[0]} "
-                             f"(backup kept: {path})")
+        raise VifdoctorError(
+            f"{what} failed, nothing was written: {outcome.errors[0]} (backup kept: {path})"
+        )
     return outcome, path
 
 
 def outcome_doc(outcome: writer.Outcome) -> dict:
     """The write's counts and figures, as the JSON document and the footer show them."""
-    return {state: outcome.count(state) for state in
-            (writer.CHANGED, writer.SKIPPED, writer.FAILED, writer.PENDING)} | {
-        "batches": outcome.batches, "retries": outcome.retries,
-        "longest_transaction_ms": round(outcome.longest_transaction_s * 1000, 1),
-        "interrupted": outcome.interrupted, "errors": outcome.errors} | (
-        {writer.UNKNOWN: outcome.count(writer.UNKNOWN)} if outcome.count(writer.UNKNOWN) else {})
+    return (
+        {
+            state: outcome.count(state)
+            for state in (writer.CHANGED, writer.SKIPPED, writer.FAILED, writer.PENDING)
+        }
+        | {
+            "batches": outcome.batches,
+            "retries": outcome.retries,
+            "longest_transaction_ms": round(outcome.longest_transaction_s * 1000, 1),
+            "interrupted": outcome.interrupted,
+            "errors": outcome.errors,
+        }
+        | ({writer.UNKNOWN: outcome.count(writer.UNKNOWN)} if outcome.count(writer.UNKNOWN) else {})
+    )
 
 
 def _exit_code(outcome: writer.Outcome) -> int:
@@ -265,17 +324,23 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         assert isinstance(s.source, NeutronDatabase)
         planned, too_long = _plan(s, codes, options)
         changes, moving = _unmoving(planned, options)
-        extra: dict = {"codes": sorted(codes), "applied": bool(options.apply), **moving,
-                       **_too_long_extra(too_long)}
-        report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions,
-                              extra)
+        extra: dict = {
+            "codes": sorted(codes),
+            "applied": bool(options.apply),
+            **moving,
+            **_too_long_extra(too_long),
+        }
+        report = ChangeReport("repair", changes, s.source.describe(), s.settings.assumptions, extra)
         if too_long:  # rows left as they are, which the operator must fix by hand
             report.exit_code = 2
         if not options.apply or not changes:
             return report
         originals = _originals(s.source, changes)
-        rows = [{"original": originals[(c.port_id, c.host)], "written": c.new,
-                 "codes": list(c.codes)} for c in changes if (c.port_id, c.host) in originals]
+        rows = [
+            {"original": originals[(c.port_id, c.host)], "written": c.new, "codes": list(c.codes)}
+            for c in changes
+            if (c.port_id, c.host) in originals
+        ]
         changes = [c for c in changes if (c.port_id, c.host) in originals]
         outcome, path = _write(s.source, changes, options, rows, "repair", hooks)
         report.changes = changes
@@ -285,8 +350,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         report.longest_transaction_s = outcome.longest_transaction_s
         report.extra = {**extra, "backup": path, "outcome": report.outcome}
         report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
-        report.done = [c for c in changes
-                       if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+        report.done = [c for c in changes if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
         report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
 
@@ -295,22 +359,31 @@ def _restore(row: dict) -> Change:
     """The write that undoes one backed-up row: guarded on what vifdoctor wrote."""
     original = row["original"]
     return Change(
-        port_id=original["port_id"], host=original["host"], status=original.get("status"),
-        stored=row["written"], new=restored_value(original.get("vif_details")) or "",
+        port_id=original["port_id"],
+        host=original["host"],
+        status=original.get("status"),
+        stored=row["written"],
+        new=restored_value(original.get("vif_details")) or "",
         codes=("rollback",),
-        device_owner="", device_id="", vif_type=original.get("vif_type", ""),
-        plug_before="", plug_after="",
+        device_owner="",
+        device_id="",
+        vif_type=original.get("vif_type", ""),
+        plug_before="",
+        plug_after="",
     )
 
 
-def rollback(backup_path: str, options: RollbackOptions,
-             hooks: Hooks | None = None) -> ChangeReport:
+def rollback(
+    backup_path: str, options: RollbackOptions, hooks: Hooks | None = None
+) -> ChangeReport:
     """Restore a repair's backup, only on rows still holding what vifdoctor wrote."""
     hooks = hooks or Hooks()
     settings = resolve(options)
     if settings.api:
-        raise VifdoctorError("rollback works on the database only; an API repair's backup "
-                             "lists every port's attributes before the re-bind")
+        raise VifdoctorError(
+            "rollback works on the database only; an API repair's backup "
+            "lists every port's attributes before the re-bind"
+        )
     backup = read_backup(backup_path)
     check_restorable(backup)
     assert settings.neutron_url is not None
@@ -321,7 +394,8 @@ def rollback(backup_path: str, options: RollbackOptions,
             if want and want != engine.url.database and not options.any_database:
                 raise VifdoctorError(
                     f"backup {backup_path} was taken on database {want!r}, not "
-                    f"{engine.url.database!r} (pass --any-database if that is intended)")
+                    f"{engine.url.database!r} (pass --any-database if that is intended)"
+                )
             if backup.header.get("kind") == stale.KIND:  # VD206 deleted rows: re-insert
                 return stale.restore(backup, source, options, hooks)
             changes = [_restore(row) for row in backup.rows]
@@ -330,17 +404,29 @@ def rollback(backup_path: str, options: RollbackOptions,
             current = writer.read_current(source.conn, source.layout, keys)
             due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
             due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
-            results = {(c.port_id, c.host): ("restorable" if (c.port_id, c.host) in due_keys
-                                             else "not touched",
-                                             current.get((c.port_id, c.host))) for c in changes}
+            results = {
+                (c.port_id, c.host): (
+                    "restorable" if (c.port_id, c.host) in due_keys else "not touched",
+                    current.get((c.port_id, c.host)),
+                )
+                for c in changes
+            }
             extra = {"backup": backup_path, "applied": bool(options.apply)}
-            report = ChangeReport("rollback", changes, source.describe(), [], extra, results,
-                                  restorable=len(due))
+            report = ChangeReport(
+                "rollback", changes, source.describe(), [], extra, results, restorable=len(due)
+            )
             if not options.apply or not due:
                 return report
             originals = _originals(source, due)
-            rows = [{"original": originals[(c.port_id, c.host)], "written": c.new,
-                     "codes": ["rollback"]} for c in due if (c.port_id, c.host) in originals]
+            rows = [
+                {
+                    "original": originals[(c.port_id, c.host)],
+                    "written": c.new,
+                    "codes": ["rollback"],
+                }
+                for c in due
+                if (c.port_id, c.host) in originals
+            ]
             outcome, path = _write(source, due, options, rows, "rollback", hooks)
             for key, state in outcome.status.items():
                 results[key] = (state, outcome.current.get(key))

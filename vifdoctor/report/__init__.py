@@ -56,8 +56,9 @@ class Listing:
         doc = dict(self.document)
         if self.rows_key in doc:
             doc[self.rows_key] = Projection(self.rows, keys)
-        return Listing(chosen, self.rows, doc, self.rows_key, self.footer, self.available,
-                       self.report)
+        return Listing(
+            chosen, self.rows, doc, self.rows_key, self.footer, self.available, self.report
+        )
 
 
 class Projection:

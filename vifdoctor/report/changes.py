@@ -34,10 +34,10 @@ OTHER_CHANGE_COLUMNS = [
 def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]:
     """Per host, the VMs whose wiring must change, and those that only need a cache refresh."""
     hosts: dict[str, dict[str, dict[str, None]]] = defaultdict(
-        lambda: {"replug": {}, "refresh": {}})  # dicts as ordered sets
+        lambda: {"replug": {}, "refresh": {}}
+    )  # dicts as ordered sets
     for c in changes:
-        if not c.device_owner.startswith("compute:") or not c.device_id or \
-                c.action != "rewrite":
+        if not c.device_owner.startswith("compute:") or not c.device_id or c.action != "rewrite":
             continue
         hosts[c.host]["replug" if c.replug_needed else "refresh"][c.device_id] = None
     return {h: {k: list(v) for k, v in hosts[h].items()} for h in sorted(hosts)}
@@ -55,22 +55,29 @@ def next_steps(changes: Sequence[Change], summary: bool = False) -> list[str]:
     for host, vms in plan.items():
         shown = terminal_safe(host)
         if summary:
-            lines.append(f"  {shown}: {len(vms['replug'])} VM(s) to re-plug (hard reboot or "
-                         f"stop/start), {len(vms['refresh'])} to refresh Nova's cache")
+            lines.append(
+                f"  {shown}: {len(vms['replug'])} VM(s) to re-plug (hard reboot or "
+                f"stop/start), {len(vms['refresh'])} to refresh Nova's cache"
+            )
             continue
         if vms["replug"]:
-            lines.append(f"  {shown}: re-plug (hard reboot or stop/start) before the wiring "
-                         f"follows the new details:")
+            lines.append(
+                f"  {shown}: re-plug (hard reboot or stop/start) before the wiring "
+                f"follows the new details:"
+            )
             lines.extend(_reboot(vm) for vm in vms["replug"])
         if vms["refresh"]:
-            lines.append(f"  {shown}: wiring unchanged; refresh Nova's cache "
-                         f"({len(vms['refresh'])} VM(s)): "
-                         + " ".join(command(vm) or repr(terminal_safe(vm))
-                                    for vm in vms["refresh"]))
-    lines.append("Nova's instance_info_caches keep the old details until a network-changed "
-                 "event, start or hard reboot refreshes them. For the exact per-instance plan "
-                 "(stopped VMs, VMs still wired hybrid, stale caches): `vifdoctor remediation "
-                 "--nova-db URL [--host-reports DIR]`.")
+            lines.append(
+                f"  {shown}: wiring unchanged; refresh Nova's cache "
+                f"({len(vms['refresh'])} VM(s)): "
+                + " ".join(command(vm) or repr(terminal_safe(vm)) for vm in vms["refresh"])
+            )
+    lines.append(
+        "Nova's instance_info_caches keep the old details until a network-changed "
+        "event, start or hard reboot refreshes them. For the exact per-instance plan "
+        "(stopped VMs, VMs still wired hybrid, stale caches): `vifdoctor remediation "
+        "--nova-db URL [--host-reports DIR]`."
+    )
     return lines
 
 
@@ -82,12 +89,19 @@ def _reboot(vm: str) -> str:
     """The hard-reboot command for one VM; none for a device_id that is not a UUID."""
     if is_uuid(vm):
         return "    " + (command("openstack", "server", "reboot", "--hard", vm) or "")
-    return (f"    (no command: device_id {terminal_safe(vm)!r} is not an instance UUID; "
-            "check the port by hand)")
+    return (
+        f"    (no command: device_id {terminal_safe(vm)!r} is not an instance UUID; "
+        "check the port by hand)"
+    )
 
 
-def plan_listing(changes: Sequence[Change], schema: dict, assumptions: list[str],
-                 extra: dict | None = None, results: dict | None = None) -> Listing:
+def plan_listing(
+    changes: Sequence[Change],
+    schema: dict,
+    assumptions: list[str],
+    extra: dict | None = None,
+    results: dict | None = None,
+) -> Listing:
     rows = []
     for c in changes:
         row = c.as_dict()
@@ -107,8 +121,9 @@ def plan_listing(changes: Sequence[Change], schema: dict, assumptions: list[str]
     columns = list(CHANGE_COLUMNS)
     if results is not None:
         columns.insert(3, Column("result", "Result"))
-    return Listing(columns, rows, doc, rows_key="changes",
-                   available=CHANGE_COLUMNS + OTHER_CHANGE_COLUMNS)
+    return Listing(
+        columns, rows, doc, rows_key="changes", available=CHANGE_COLUMNS + OTHER_CHANGE_COLUMNS
+    )
 
 
 def _outcome_footer(report: ChangeReport) -> list[str]:
@@ -117,24 +132,29 @@ def _outcome_footer(report: ChangeReport) -> list[str]:
         f"{report.kind}: {o.get('changed', 0)} changed, "
         f"{o.get('skipped', 0)} skipped (changed underneath, left as found), "
         f"{o.get('failed', 0)} failed, {o.get('pending', 0)} not attempted"
-        + (f", {o['unknown']} unknown (sent, but could not be re-read)" if o.get("unknown")
-           else "") + "; "
+        + (f", {o['unknown']} unknown (sent, but could not be re-read)" if o.get("unknown") else "")
+        + "; "
         f"{o.get('batches', 0)} batch(es), {o.get('retries', 0)} retried, longest transaction "
         f"{report.longest_transaction_s * 1000:.0f} ms",
         f"Backup: {report.backup}  (restore: {_restore_command(str(report.backup))})",
     ]
     lines += [f"error: {e}" for e in o.get("errors", [])[:5]]
     if o.get("interrupted"):
-        lines.append("Interrupted: every finished batch is committed; run the same command "
-                     "again to finish (it re-plans from the database).")
+        lines.append(
+            "Interrupted: every finished batch is committed; run the same command "
+            "again to finish (it re-plans from the database)."
+        )
     return lines
 
 
 def _moving_lines(report: ChangeReport) -> list[str]:
     """Ports left alone because their instance is moving (or VD206 rows kept for a reason)."""
     skipped = report.extra.get("skipped_moving") or []
-    return [f"skipped {s['port_id']} on {s['host']} (instance {s['device_id'] or 'none'}): "
-            f"{s['reason']}" for s in skipped]
+    return [
+        f"skipped {s['port_id']} on {s['host']} (instance {s['device_id'] or 'none'}): "
+        f"{s['reason']}"
+        for s in skipped
+    ]
 
 
 def _deletes_footer(report: ChangeReport) -> list[str]:
@@ -142,18 +162,23 @@ def _deletes_footer(report: ChangeReport) -> list[str]:
     n = len(report.changes)
     if report.applied:
         o = report.outcome or {}
-        return _moving_lines(report) + [
-            f"{report.kind}: {o.get('deleted', 0)} deleted, {o.get('skipped', 0)} skipped "
-            f"(changed underneath, or a move started since the plan), {o.get('failed', 0)} "
-            f"failed, {o.get('pending', 0)} not attempted; {o.get('batches', 0)} batch(es), "
-            f"Nova re-checked before each ({o.get('nova_rechecks', 0)}), longest transaction "
-            f"{report.longest_transaction_s * 1000:.0f} ms",
-            f"Backup: {report.backup}  (restore: vifdoctor rollback {report.backup} --apply)"
-        ] + [f"error: {e}" for e in o.get("errors", [])[:5]]
+        return (
+            _moving_lines(report)
+            + [
+                f"{report.kind}: {o.get('deleted', 0)} deleted, {o.get('skipped', 0)} skipped "
+                f"(changed underneath, or a move started since the plan), {o.get('failed', 0)} "
+                f"failed, {o.get('pending', 0)} not attempted; {o.get('batches', 0)} batch(es), "
+                f"Nova re-checked before each ({o.get('nova_rechecks', 0)}), longest transaction "
+                f"{report.longest_transaction_s * 1000:.0f} ms",
+                f"Backup: {report.backup}  (restore: vifdoctor rollback {report.backup} --apply)",
+            ]
+            + [f"error: {e}" for e in o.get("errors", [])[:5]]
+        )
     return _moving_lines(report) + [
         f"{n} stale INACTIVE binding row(s) to delete, with their binding levels (VD206). "
         "Nothing was written: `vifdoctor repair --code VD206 --apply` deletes them, with a "
-        "backup, re-checking Nova before each batch."]
+        "backup, re-checking Nova before each batch."
+    ]
 
 
 def _footer(report: ChangeReport, summary: bool = False) -> list[str]:
@@ -163,46 +188,68 @@ def _footer(report: ChangeReport, summary: bool = False) -> list[str]:
         return _deletes_footer(report)
     if report.extra.get("skipped_moving"):
         return _moving_lines(report) + _footer(
-            dataclasses.replace(report, extra={**report.extra, "skipped_moving": []}), summary)
+            dataclasses.replace(report, extra={**report.extra, "skipped_moving": []}), summary
+        )
     if report.kind == "plan":
         codes = ", ".join(report.extra.get("codes", []))
-        return [f"{n} binding row(s) to change ({codes}). Nothing was written: "
-                "`vifdoctor repair --apply` writes them, with a backup."
-                ] + next_steps(report.changes, summary)
+        return [
+            f"{n} binding row(s) to change ({codes}). Nothing was written: "
+            "`vifdoctor repair --apply` writes them, with a backup."
+        ] + next_steps(report.changes, summary)
     if report.kind == "rollback" and report.changes and report.changes[0].action == "restore":
         o = report.outcome or {}
         if report.applied:
-            return [f"rollback: {o.get('restored', 0)} row(s) re-inserted with their binding "
-                    f"levels, {o.get('skipped', 0)} skipped (a row took their place), "
-                    f"{o.get('failed', 0)} failed"] + [f"error: {e}" for e in
-                                                      o.get("errors", [])[:5]]
-        return [f"{report.restorable} of {n} deleted row(s) can be re-inserted; the others "
-                "have a binding row again or lost their port and are not touched.",
-                "Dry run: nothing was written. Add --apply to restore."]
+            return [
+                f"rollback: {o.get('restored', 0)} row(s) re-inserted with their binding "
+                f"levels, {o.get('skipped', 0)} skipped (a row took their place), "
+                f"{o.get('failed', 0)} failed"
+            ] + [f"error: {e}" for e in o.get("errors", [])[:5]]
+        return [
+            f"{report.restorable} of {n} deleted row(s) can be re-inserted; the others "
+            "have a binding row again or lost their port and are not touched.",
+            "Dry run: nothing was written. Add --apply to restore.",
+        ]
     if report.kind == "rollback":
         if report.applied:
             return _outcome_footer(report)
-        return [f"{report.restorable} of {n} row(s) still hold the value vifdoctor wrote "
-                "and can be restored; the others changed since and are not touched.",
-                "Nothing to restore." if report.extra.get("applied")
-                else "Dry run: nothing was written. Add --apply to restore."]
+        return [
+            f"{report.restorable} of {n} row(s) still hold the value vifdoctor wrote "
+            "and can be restored; the others changed since and are not touched.",
+            "Nothing to restore."
+            if report.extra.get("applied")
+            else "Dry run: nothing was written. Add --apply to restore.",
+        ]
     if report.kind == "api-repair":
         if not report.applied:
-            note = (f"Dry run: nothing was changed. Add --apply to have Neutron re-bind them "
-                    f"(method {report.extra.get('method')}), with a backup."
-                    if report.restorable else "Nothing to repair.")
-            return [f"{report.restorable} port(s) to re-bind through the API; the new details "
-                    "are what vifdoctor expects, the mechanism driver writes its own.", note]
+            note = (
+                f"Dry run: nothing was changed. Add --apply to have Neutron re-bind them "
+                f"(method {report.extra.get('method')}), with a backup."
+                if report.restorable
+                else "Nothing to repair."
+            )
+            return [
+                f"{report.restorable} port(s) to re-bind through the API; the new details "
+                "are what vifdoctor expects, the mechanism driver writes its own.",
+                note,
+            ]
         o = report.outcome or {}
-        return [f"repair through the API: {o.get('rebound', 0)} re-bound, "
+        return (
+            [
+                f"repair through the API: {o.get('rebound', 0)} re-bound, "
                 f"{o.get('skipped', 0)} skipped (changed underneath or no live agent), "
                 f"{o.get('failed', 0)} failed, {o.get('not attempted', 0)} not attempted",
-                f"Backup of every port's attributes before the change: {report.backup}"
-                ] + report.messages + next_steps(report.done, summary)
+                f"Backup of every port's attributes before the change: {report.backup}",
+            ]
+            + report.messages
+            + next_steps(report.done, summary)
+        )
     if report.applied:
         return _outcome_footer(report) + next_steps(report.done, summary)
-    note = ("Dry run: nothing was written. Add --apply to write, with a backup."
-            if n else "Nothing to repair.")
+    note = (
+        "Dry run: nothing was written. Add --apply to write, with a backup."
+        if n
+        else "Nothing to repair."
+    )
     return [f"{n} binding row(s) to change.", note] + next_steps(report.changes, summary)
 
 
@@ -224,8 +271,9 @@ def change_listing(report: ChangeReport, summary: bool = False) -> Listing:
     100,000-row repair does not cost more than the repair (issue 14); the document
     (-f json/yaml) and csv/value rows always list every row.
     """
-    listing = plan_listing(report.changes, report.schema, report.assumptions, report.extra,
-                           report.results)
+    listing = plan_listing(
+        report.changes, report.schema, report.assumptions, report.extra, report.results
+    )
     too_long = _too_long_lines(report)
     if not summary or len(report.changes) <= SUMMARY_THRESHOLD:
         listing.footer = too_long + _footer(report)
@@ -233,22 +281,36 @@ def change_listing(report: ChangeReport, summary: bool = False) -> Listing:
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for row in listing.rows:
         codes = row.get("codes") or []
-        counts[(row.get("host") or "", ",".join(codes) if isinstance(codes, list)
-                else str(codes), row.get("result") or "")] += 1
-    listing.columns = [c for c in SUMMARY_COLUMNS
-                       if c.key != "result" or report.results is not None]
+        counts[
+            (
+                row.get("host") or "",
+                ",".join(codes) if isinstance(codes, list) else str(codes),
+                row.get("result") or "",
+            )
+        ] += 1
+    listing.columns = [
+        c for c in SUMMARY_COLUMNS if c.key != "result" or report.results is not None
+    ]
     listing.available = listing.columns
-    listing.rows = [{"host": h, "codes": c, "result": r, "rows": n}
-                    for (h, c, r), n in sorted(counts.items())]
-    listing.footer = too_long + [f"{len(report.changes)} rows, summarized by host (more than "
-                      f"{SUMMARY_THRESHOLD}): --all-rows lists each, -f json writes every row."
-                      ] + _footer(report, summary=True)
+    listing.rows = [
+        {"host": h, "codes": c, "result": r, "rows": n} for (h, c, r), n in sorted(counts.items())
+    ]
+    listing.footer = (
+        too_long
+        + [
+            f"{len(report.changes)} rows, summarized by host (more than "
+            f"{SUMMARY_THRESHOLD}): --all-rows lists each, -f json writes every row."
+        ]
+        + _footer(report, summary=True)
+    )
     return listing
 
 
 def _too_long_lines(report: ChangeReport) -> list[str]:
     """The rows left out because their new value would not fit the column."""
-    return [f"not planned: port {terminal_safe(r['port_id'])} on {terminal_safe(r['host'])}: "
-            f"the new details are {r['new_length']} characters, the column holds "
-            f"{r['column_length']}; fix this row by hand"
-            for r in report.extra.get("not_planned_too_long", [])]
+    return [
+        f"not planned: port {terminal_safe(r['port_id'])} on {terminal_safe(r['host'])}: "
+        f"the new details are {r['new_length']} characters, the column holds "
+        f"{r['column_length']}; fix this row by hand"
+        for r in report.extra.get("not_planned_too_long", [])
+    ]

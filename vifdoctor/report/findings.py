@@ -52,7 +52,15 @@ def audit_listing(report: AuditReport) -> Listing:
     footer.append("Assumptions:")
     footer.extend(f"  - {a}" for a in report.assumptions)
     if summary["by_code"]:
-        footer.append("`vifdoctor explain CODE` says what a code means, its impact and remedy; "
-                      "`-f json` gives every field.")
-    return Listing(FINDING_COLUMNS, doc["findings"], doc, footer=footer,
-                   available=FINDING_COLUMNS + OTHER_COLUMNS, report=report)
+        footer.append(
+            "`vifdoctor explain CODE` says what a code means, its impact and remedy; "
+            "`-f json` gives every field."
+        )
+    return Listing(
+        FINDING_COLUMNS,
+        doc["findings"],
+        doc,
+        footer=footer,
+        available=FINDING_COLUMNS + OTHER_COLUMNS,
+        report=report,
+    )

@@ -29,8 +29,16 @@ BLOB_MARK = "@@vifdoctor-blob@@"  # where the data goes in the rendered page
 TOP = 40  # hosts shown in the heat map and the per-host bars; the table has them all
 SEVERITIES = ("failure", "warning", "info")
 # findings fields kept for the table, in the order of a row of the blob
-ROW_FIELDS = ("code", "severity", "port_id", "host", "device_id", "nova_plug",
-              "needed_plug", "message")
+ROW_FIELDS = (
+    "code",
+    "severity",
+    "port_id",
+    "host",
+    "device_id",
+    "nova_plug",
+    "needed_plug",
+    "message",
+)
 
 
 class Strings:
@@ -122,17 +130,26 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
                     p.seen, p.basis = pv.get("cached_plug") or "", pv.get("wired_basis") or ""
                 p.codes = sorted(set(p.codes) | set(pv.get("codes") or []))
                 ids.append(s(pv["port_id"]))
-            host = info.get("host") or next((pv.get("host") for pv in inst.get("ports") or []
-                                             if pv.get("host")), "")
+            host = info.get("host") or next(
+                (pv.get("host") for pv in inst.get("ports") or [] if pv.get("host")), ""
+            )
             devices_by_host.setdefault(host or "(no host)", set()).add(inst["device_id"])
-            instances.add([
-                s(inst["device_id"]), s(info.get("name")), s(host),
-                s(impact.get("state")), s(" ".join(inst.get("codes") or [])),
-                s(impact.get("security_groups")), s(impact.get("next_stop_start_or_hard_reboot")),
-                [[s(st.get("action")), s(st.get("command")), s(st.get("reason"))]
-                 for st in inst.get("steps") or []],
-                ids,
-            ])
+            instances.add(
+                [
+                    s(inst["device_id"]),
+                    s(info.get("name")),
+                    s(host),
+                    s(impact.get("state")),
+                    s(" ".join(inst.get("codes") or [])),
+                    s(impact.get("security_groups")),
+                    s(impact.get("next_stop_start_or_hard_reboot")),
+                    [
+                        [s(st.get("action")), s(st.get("command")), s(st.get("reason"))]
+                        for st in inst.get("steps") or []
+                    ],
+                    ids,
+                ]
+            )
     else:  # no Nova: group the findings' VM ports by device
         by_device: dict[str, list[str]] = {}
         for port_id, p in ports.items():
@@ -141,23 +158,65 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
         for device, port_ids in sorted(by_device.items()):
             first = ports[port_ids[0]]
             found = sorted({c for i in port_ids for c in ports[i].codes})
-            instances.add([s(device), 0, s(first.host), 0, s(" ".join(found)), 0, 0, [],
-                           [s(i) for i in port_ids]])
+            instances.add(
+                [
+                    s(device),
+                    0,
+                    s(first.host),
+                    0,
+                    s(" ".join(found)),
+                    0,
+                    0,
+                    [],
+                    [s(i) for i in port_ids],
+                ]
+            )
 
     port_rows = Rows()
     for pid, p in ports.items():
-        port_rows.add([s(pid), s(p.host), s(p.device), s(p.binding), s(p.needs), s(p.seen),
-                       s(p.basis), s("\n".join(p.problems)), s(" ".join(p.codes))])
+        port_rows.add(
+            [
+                s(pid),
+                s(p.host),
+                s(p.device),
+                s(p.binding),
+                s(p.needs),
+                s(p.seen),
+                s(p.basis),
+                s("\n".join(p.problems)),
+                s(" ".join(p.codes)),
+            ]
+        )
     step_rows = Rows()
     for st in steps or []:
-        step_rows.add([s(st.get("host")), s(st.get("action")), s(st.get("instance")),
-                       s(st.get("command")), s(st.get("reason"))])
-    code_info = {c: {"severity": info.severity.value, "title": info.title,
-                     "impact": info.impact, "remedy": info.remedy}
-                 for c, info in catalog.CATALOG.items() if c in report.by_code}
-    blob = {"strings": s.table, "findings": rows, "ports": port_rows,
-            "instances": instances, "codes": code_info, "nova": report.nova is not None,
-            "steps": step_rows}
+        step_rows.add(
+            [
+                s(st.get("host")),
+                s(st.get("action")),
+                s(st.get("instance")),
+                s(st.get("command")),
+                s(st.get("reason")),
+            ]
+        )
+    code_info = {
+        c: {
+            "severity": info.severity.value,
+            "title": info.title,
+            "impact": info.impact,
+            "remedy": info.remedy,
+        }
+        for c, info in catalog.CATALOG.items()
+        if c in report.by_code
+    }
+    blob = {
+        "strings": s.table,
+        "findings": rows,
+        "ports": port_rows,
+        "instances": instances,
+        "codes": code_info,
+        "nova": report.nova is not None,
+        "steps": step_rows,
+    }
     figures = {"heat": heat, "devices_by_host": {h: len(d) for h, d in devices_by_host.items()}}
     return blob, figures
 
@@ -165,8 +224,13 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
 def safe_json(value: Any) -> str:
     """JSON safe inside <script type="application/json">: no '<', '>' or '&' unescaped."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def write_blob(blob: dict, out: IO[str], chunk: int = 5000) -> None:
@@ -177,12 +241,12 @@ def write_blob(blob: dict, out: IO[str], chunk: int = 5000) -> None:
         if isinstance(value, Rows):  # numbers only: nothing to escape
             out.write("[")
             for i in range(0, len(value), chunk):
-                out.write(("," if i else "") + ",".join(value[i:i + chunk]))
+                out.write(("," if i else "") + ",".join(value[i : i + chunk]))
             out.write("]")
         elif isinstance(value, list):
             out.write("[")
             for i in range(0, len(value), chunk):
-                out.write(("," if i else "") + safe_json(value[i:i + chunk])[1:-1])
+                out.write(("," if i else "") + safe_json(value[i : i + chunk])[1:-1])
             out.write("]")
         else:
             out.write(safe_json(value))
@@ -191,6 +255,7 @@ def write_blob(blob: dict, out: IO[str], chunk: int = 5000) -> None:
 
 # ---- server-drawn SVG charts -------------------------------------------------------------
 
+
 def bar_chart(items: list[tuple[str, int, str]], label_width: int = 150) -> Markup:
     """Horizontal bars: (label, value, css class) per row."""
     if not items:
@@ -198,8 +263,10 @@ def bar_chart(items: list[tuple[str, int, str]], label_width: int = 150) -> Mark
     top = max(v for _, v, _ in items) or 1
     bar_w, row_h = 360, 22
     height = row_h * len(items) + 4
-    parts = [f'<svg class="chart bars" role="img" width="{label_width + bar_w + 70}" '
-             f'height="{height}" viewBox="0 0 {label_width + bar_w + 70} {height}">']
+    parts = [
+        f'<svg class="chart bars" role="img" width="{label_width + bar_w + 70}" '
+        f'height="{height}" viewBox="0 0 {label_width + bar_w + 70} {height}">'
+    ]
     for n, (label, value, cls) in enumerate(items):
         y = n * row_h + 2
         w = max(1, round(bar_w * value / top)) if value else 0
@@ -207,7 +274,8 @@ def bar_chart(items: list[tuple[str, int, str]], label_width: int = 150) -> Mark
             f'<g class="{escape(cls)}"><title>{escape(label)}: {value}</title>'
             f'<text x="{label_width - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>'
             f'<rect x="{label_width}" y="{y + 3}" width="{w}" height="{row_h - 6}" rx="2"/>'
-            f'<text class="value" x="{label_width + w + 5}" y="{y + 15}">{value}</text></g>')
+            f'<text class="value" x="{label_width + w + 5}" y="{y + 15}">{value}</text></g>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 
@@ -219,26 +287,38 @@ def heat_map(heat: Counter, hosts: list[str], codes: list[str]) -> Markup:
     cell_w, cell_h, left, head = 54, 20, 170, 26
     width, height = left + cell_w * len(codes) + 4, head + cell_h * len(hosts) + 4
     top = max(heat[(h, c)] for h in hosts for c in codes) or 1
-    parts = [f'<svg class="chart heat" role="img" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}">']
+    parts = [
+        f'<svg class="chart heat" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">'
+    ]
     for j, code in enumerate(codes):
         sev = catalog.CATALOG[code].severity.value if code in catalog.CATALOG else "info"
-        parts.append(f'<text class="{sev}" x="{left + j * cell_w + cell_w / 2}" y="16" '
-                     f'text-anchor="middle">{escape(code)}</text>')
+        parts.append(
+            f'<text class="{sev}" x="{left + j * cell_w + cell_w / 2}" y="16" '
+            f'text-anchor="middle">{escape(code)}</text>'
+        )
     for i, host in enumerate(hosts):
         y = head + i * cell_h
-        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">'
-                     f'{escape(host or "(no host)")}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">'
+            f"{escape(host or '(no host)')}</text>"
+        )
         for j, code in enumerate(codes):
             v = heat[(host, code)]
             shade = 0.12 + 0.88 * v / top if v else 0
             parts.append(
-                f'<g><title>{escape(host or "(no host)")} {escape(code)}: {v}</title>'
+                f"<g><title>{escape(host or '(no host)')} {escape(code)}: {v}</title>"
                 f'<rect x="{left + j * cell_w}" y="{y}" width="{cell_w - 2}" '
                 f'height="{cell_h - 2}" class="{"hot" if v else "cold"}" '
                 f'fill-opacity="{shade:.2f}"/>'
-                + (f'<text x="{left + j * cell_w + cell_w / 2 - 1}" y="{y + 14}" '
-                   f'text-anchor="middle">{v}</text>' if v else "") + "</g>")
+                + (
+                    f'<text x="{left + j * cell_w + cell_w / 2 - 1}" y="{y + 14}" '
+                    f'text-anchor="middle">{v}</text>'
+                    if v
+                    else ""
+                )
+                + "</g>"
+            )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text in it went through escape()
 
@@ -257,15 +337,28 @@ def ovn_progress(report: Any, summary: dict) -> dict | None:
             rest = {k: v for k, v in row.items() if k not in ("vm_ports", "fully_on_ovn") and v}
             if rest:
                 left.append((host, ", ".join(f"{v} {k}" for k, v in rest.items())))
-        return {"ovn": done, "total": total, "other": total - done, "left": left[:TOP],
-                "more": max(0, len(left) - TOP), "summary": migration.get("summary", ""),
-                "percent": round(100 * done / total, 1) if total else 0.0}
+        return {
+            "ovn": done,
+            "total": total,
+            "other": total - done,
+            "left": left[:TOP],
+            "more": max(0, len(left) - TOP),
+            "summary": migration.get("summary", ""),
+            "percent": round(100 * done / total, 1) if total else 0.0,
+        }
     ovn = sum(v for k, v in summary.get("skipped", {}).items() if "ovn" in k.lower())
     if not ovn:
         return None
     total = ovn + summary.get("judged", 0)
-    return {"ovn": ovn, "other": summary.get("judged", 0), "total": total, "left": [],
-            "more": 0, "summary": "", "percent": round(100 * ovn / total, 1) if total else 0.0}
+    return {
+        "ovn": ovn,
+        "other": summary.get("judged", 0),
+        "total": total,
+        "left": [],
+        "more": 0,
+        "summary": "",
+        "percent": round(100 * ovn / total, 1) if total else 0.0,
+    }
 
 
 _ENV: jinja2.Environment | None = None
@@ -276,8 +369,11 @@ def environment() -> jinja2.Environment:
     if _ENV is None:
         _ENV = jinja2.Environment(
             loader=jinja2.PackageLoader("vifdoctor.report", "templates"),
-            autoescape=True, trim_blocks=True, lstrip_blocks=True,
-            undefined=jinja2.StrictUndefined)
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
     return _ENV
 
 
@@ -291,8 +387,9 @@ def _asset(name: str) -> str:
 def render(listing: Listing, out: IO[str]) -> None:
     report = listing.report
     if report is None:
-        raise VifdoctorError("-f html is for `audit` and `remediation` (and `demo`); "
-                             "use -f json here")
+        raise VifdoctorError(
+            "-f html is for `audit` and `remediation` (and `demo`); use -f json here"
+        )
     remediation = listing.rows_key == "steps"
     doc = listing.document
     summary = report.summary()
@@ -303,9 +400,14 @@ def render(listing: Listing, out: IO[str]) -> None:
         by_host[host] += n
     hosts = [h for h, _ in sorted(by_host.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]]
     codes = list(summary["by_code"])
-    code_bars = [(f"{c} {catalog.CATALOG[c].title}" if c in catalog.CATALOG else c, n,
-                  catalog.CATALOG[c].severity.value if c in catalog.CATALOG else "info")
-                 for c, n in summary["by_code"].items()]
+    code_bars = [
+        (
+            f"{c} {catalog.CATALOG[c].title}" if c in catalog.CATALOG else c,
+            n,
+            catalog.CATALOG[c].severity.value if c in catalog.CATALOG else "info",
+        )
+        for c, n in summary["by_code"].items()
+    ]
     sev_bars = [(s, summary["by_severity"].get(s, 0), s) for s in SEVERITIES]
     per_host = sorted(figures["devices_by_host"].items(), key=lambda kv: (-kv[1], kv[0]))
     context = {

@@ -24,8 +24,7 @@ def table_cell(value: object) -> str:
     """One value as a table shows it: escaped, and cut when long."""
     text = cell(value)
     if len(text) > MAX_CELL_CHARS:
-        text = (f"{text[:MAX_CELL_CHARS]}... [cut: {len(text)} characters; "
-                "-f json shows it whole]")
+        text = f"{text[:MAX_CELL_CHARS]}... [cut: {len(text)} characters; -f json shows it whole]"
     return terminal_safe(text)
 
 

@@ -87,14 +87,18 @@ class BindingCase:
         return self.details.value
 
     def plug(self) -> Plug:
-        return nova_plug(self.b.vif_type, self.stored, self.ctx.nova_generation,
-                         self.ctx.nova_firewall_driver)
+        return nova_plug(
+            self.b.vif_type, self.stored, self.ctx.nova_generation, self.ctx.nova_firewall_driver
+        )
 
     def plug_fields(self) -> dict:
         """What every finding about an OVS plug shows."""
         assert self.needs is not None
-        return {"nova_plug": self.plug().value, "needed_plug": self.needs.plug.value,
-                "stored_details": self.stored if self.b.vif_details else ""}
+        return {
+            "nova_plug": self.plug().value,
+            "needed_plug": self.needs.plug.value,
+            "stored_details": self.stored if self.b.vif_details else "",
+        }
 
 
 def _shown_key(details: dict, key: str) -> str:
@@ -105,8 +109,7 @@ def _shown_key(details: dict, key: str) -> str:
 
 def _ovs_plug_rule_applies(case: BindingCase) -> bool:
     """An ``ovs`` VM port on a host whose OVS agent binds ``ovs`` (not DPDK vhost-user)."""
-    return (case.b.vif_type == VIF_OVS and case.needs is not None
-            and not case.needs.vhostuser)
+    return case.b.vif_type == VIF_OVS and case.needs is not None and not case.needs.vhostuser
 
 
 # -- corrections: what the mechanism driver would write ---------------------
@@ -145,111 +148,180 @@ def _repairable(case: BindingCase, fix: dict) -> dict | None:
 
 def _corrected(code_fix: Any, case: BindingCase, message: str, code: str) -> Finding:
     fix = code_fix(case.stored, case.needs, case.ctx)
-    return new_finding(code, case.b, message,
-                       expected_details=apply_correction(case.stored, fix),
-                       correction=_repairable(case, fix), **case.plug_fields())
+    return new_finding(
+        code,
+        case.b,
+        message,
+        expected_details=apply_correction(case.stored, fix),
+        correction=_repairable(case, fix),
+        **case.plug_fields(),
+    )
 
 
 # -- the row itself -----------------------------------------------------------
 @rule(
-    'VD104', Severity.FAILURE, 'malformed binding column',
-    summary='vif_details or profile is not a JSON object (shown raw, cut short)',
-    why=("vif_details or profile is not a JSON object: truncated at the column's 4095 "
-        'characters, hand-edited text, a list or a scalar. Neutron logs an error and hands '
-        'Nova {} for text that does not parse, and the bare value otherwise.'),
-    impact=('Nova plugs the port with no details at all (direct, no port filter), or fails to '
-        'plug it when the value is not an object.'),
-    remedy=('Inspect the row by hand; vifdoctor never rewrites a malformed row. Re-binding the '
+    "VD104",
+    Severity.FAILURE,
+    "malformed binding column",
+    summary="vif_details or profile is not a JSON object (shown raw, cut short)",
+    why=(
+        "vif_details or profile is not a JSON object: truncated at the column's 4095 "
+        "characters, hand-edited text, a list or a scalar. Neutron logs an error and hands "
+        "Nova {} for text that does not parse, and the bare value otherwise."
+    ),
+    impact=(
+        "Nova plugs the port with no details at all (direct, no port filter), or fails to "
+        "plug it when the value is not an object."
+    ),
+    remedy=(
+        "Inspect the row by hand; vifdoctor never rewrites a malformed row. Re-binding the "
         "port through the API (binding:host_id to '' and back) makes the mechanism driver "
-        'write fresh details.'),
+        "write fresh details."
+    ),
     applies_to=Scope(BINDING_ROW),
 )
 def malformed_json(case: BindingCase) -> list[Finding]:
-    return [new_finding("VD104", case.b, f"{column} is {parsed.error}: {cut(parsed.raw)!r}",
-                        stored_details=shown_details(case.details), extra={"column": column})
-            for column, parsed in (("vif_details", case.details), ("profile", case.profile))
-            if not parsed.ok]
+    return [
+        new_finding(
+            "VD104",
+            case.b,
+            f"{column} is {parsed.error}: {cut(parsed.raw)!r}",
+            stored_details=shown_details(case.details),
+            extra={"column": column},
+        )
+        for column, parsed in (("vif_details", case.details), ("profile", case.profile))
+        if not parsed.ok
+    ]
 
 
 @rule(
-    'VD109', Severity.WARNING, 'stale inactive binding',
-    summary=('stale INACTIVE binding beside the ACTIVE one (Ocata+), when Nova\'s migration '
-             'records were not read'),
-    why=("An INACTIVE binding row sits beside the port's ACTIVE one: the remains of a live "
-        'migration that failed or was aborted (Ocata+ multiple port bindings).'),
-    impact=('The next live migration to that host can fail, and tools that read the first binding'
-        ' row may read the wrong one.'),
-    remedy=('If no migration is under way, delete it (`neutron-remove-duplicated-port-bindings`, '
-        'or the port bindings API).'),
+    "VD109",
+    Severity.WARNING,
+    "stale inactive binding",
+    summary=(
+        "stale INACTIVE binding beside the ACTIVE one (Ocata+), when Nova's migration "
+        "records were not read"
+    ),
+    why=(
+        "An INACTIVE binding row sits beside the port's ACTIVE one: the remains of a live "
+        "migration that failed or was aborted (Ocata+ multiple port bindings)."
+    ),
+    impact=(
+        "The next live migration to that host can fail, and tools that read the first binding"
+        " row may read the wrong one."
+    ),
+    remedy=(
+        "If no migration is under way, delete it (`neutron-remove-duplicated-port-bindings`, "
+        "or the port bindings API)."
+    ),
     applies_to=Scope(INACTIVE_BINDING),
 )
 def stale_inactive_binding(case: BindingCase) -> list[Finding]:
     b = case.b
     beside = "beside its ACTIVE binding" if b.has_active_row else "with no ACTIVE binding"
-    return [new_finding("VD109", b,
-                        f"port {b.port_id} has an INACTIVE binding on host {b.host} {beside}",
-                        stored_details=shown_details(case.details))]
+    return [
+        new_finding(
+            "VD109",
+            b,
+            f"port {b.port_id} has an INACTIVE binding on host {b.host} {beside}",
+            stored_details=shown_details(case.details),
+        )
+    ]
 
 
 # -- a VM port's binding state: any of these ends its judging -------------------
 @rule(
-    'VD105', Severity.FAILURE, 'binding failed',
-    summary='a VM port whose binding failed',
-    why=('No mechanism driver could bind this VM port on its host (vif_type binding_failed): '
-        'no live agent of the right type, no segment the agent can reach, or a vnic_type no '
-        'driver supports.'),
-    impact=('Nova refuses to plug the port: the VM has no network on this port, and a boot, start'
-        ' or migration that needs it fails.'),
-    remedy=('Fix the agent or mappings on the host (see VD107/VD108), then re-bind the port '
-        "(binding:host_id to '' and back, or re-attach the interface)."),
-    applies_to=Scope(VM_PORT_STATE, vif_types=frozenset({VIF_BINDING_FAILED}),
-                     device_owners=_VM),
+    "VD105",
+    Severity.FAILURE,
+    "binding failed",
+    summary="a VM port whose binding failed",
+    why=(
+        "No mechanism driver could bind this VM port on its host (vif_type binding_failed): "
+        "no live agent of the right type, no segment the agent can reach, or a vnic_type no "
+        "driver supports."
+    ),
+    impact=(
+        "Nova refuses to plug the port: the VM has no network on this port, and a boot, start"
+        " or migration that needs it fails."
+    ),
+    remedy=(
+        "Fix the agent or mappings on the host (see VD107/VD108), then re-bind the port "
+        "(binding:host_id to '' and back, or re-attach the interface)."
+    ),
+    applies_to=Scope(VM_PORT_STATE, vif_types=frozenset({VIF_BINDING_FAILED}), device_owners=_VM),
 )
 def binding_failed(case: BindingCase) -> list[Finding]:
     b = case.b
-    return [new_finding("VD105", b, f"binding failed on host {b.host or '(none)'}",
-                        nova_plug=Plug.NONE.value)]
+    return [
+        new_finding(
+            "VD105", b, f"binding failed on host {b.host or '(none)'}", nova_plug=Plug.NONE.value
+        )
+    ]
 
 
 @rule(
-    'VD106', Severity.WARNING, 'compute port unbound',
-    summary='a VM port that is unbound',
-    why=('A VM port is not bound to any host (vif_type unbound, or an empty host).'),
-    impact=('Nova cannot plug it; the instance shows the port but has no connectivity through it '
-        'until it is bound.'),
-    remedy=("Check the instance's host and re-bind the port by setting binding:host_id to the "
-        "instance's host."),
+    "VD106",
+    Severity.WARNING,
+    "compute port unbound",
+    summary="a VM port that is unbound",
+    why=("A VM port is not bound to any host (vif_type unbound, or an empty host)."),
+    impact=(
+        "Nova cannot plug it; the instance shows the port but has no connectivity through it "
+        "until it is bound."
+    ),
+    remedy=(
+        "Check the instance's host and re-bind the port by setting binding:host_id to the "
+        "instance's host."
+    ),
     applies_to=Scope(VM_PORT_STATE, device_owners=_VM),
 )
 def unbound_vm_port(case: BindingCase) -> list[Finding]:
     b = case.b
     if b.vif_type == VIF_BINDING_FAILED or not (b.vif_type == VIF_UNBOUND or not b.host):
         return []
-    return [new_finding(
-        "VD106", b,
-        f"not bound (vif_type {b.vif_type or '(empty)'}, host {b.host or '(empty)'})",
-        nova_plug=Plug.NONE.value)]
+    return [
+        new_finding(
+            "VD106",
+            b,
+            f"not bound (vif_type {b.vif_type or '(empty)'}, host {b.host or '(empty)'})",
+            nova_plug=Plug.NONE.value,
+        )
+    ]
 
 
 @rule(
-    'VD112', Severity.FAILURE, 'vif type Nova cannot plug',
+    "VD112",
+    Severity.FAILURE,
+    "vif type Nova cannot plug",
     summary="a VM port with a vif_type Nova cannot plug (none of nova's VIF_TYPE_*)",
-    why=('A VM port is bound with a vif_type that Nova does not know (none of '
+    why=(
+        "A VM port is bound with a vif_type that Nova does not know (none of "
         "nova.network.model's VIF_TYPE_*): a vendor driver's type on a Nova without its "
-        'plugin, a hand edit, or a distributed (DVR) binding on a VM port.'),
-    impact=("Nova's libvirt driver raises 'Unexpected vif_type' when it plugs the VM: the next "
-        'start, hard reboot or migration fails.'),
-    remedy=('Re-bind the port with a mechanism driver Nova supports on that host (binding:host_id'
-        " to '' and back), or install the matching os-vif plugin."),
+        "plugin, a hand edit, or a distributed (DVR) binding on a VM port."
+    ),
+    impact=(
+        "Nova's libvirt driver raises 'Unexpected vif_type' when it plugs the VM: the next "
+        "start, hard reboot or migration fails."
+    ),
+    remedy=(
+        "Re-bind the port with a mechanism driver Nova supports on that host (binding:host_id"
+        " to '' and back), or install the matching os-vif plugin."
+    ),
     applies_to=Scope(VM_PORT_STATE, device_owners=_VM),
 )
 def vif_type_nova_cannot_plug(case: BindingCase) -> list[Finding]:
     b = case.b
     if not b.host or b.vif_type in NOVA_VIF_TYPES:
         return []
-    return [new_finding(
-        "VD112", b, f"vif_type {b.vif_type!r} on {b.host}: Nova has no plug for it",
-        stored_details=shown_details(case.details), nova_plug=Plug.NONE.value)]
+    return [
+        new_finding(
+            "VD112",
+            b,
+            f"vif_type {b.vif_type!r} on {b.host}: Nova has no plug for it",
+            stored_details=shown_details(case.details),
+            nova_plug=Plug.NONE.value,
+        )
+    ]
 
 
 # -- a VM port against its host's L2 agent -------------------------------------
@@ -257,19 +329,28 @@ def vif_type_nova_cannot_plug(case: BindingCase) -> list[Finding]:
 
 def _plug_scope(*vif_types: str) -> Scope:
     """A VM port of these vif_types, bound by an L2-agent driver (or none named)."""
-    return Scope(VM_PORT_PLUG, vif_types=frozenset(vif_types), drivers=_L2_DRIVERS,
-                 device_owners=_VM)
+    return Scope(
+        VM_PORT_PLUG, vif_types=frozenset(vif_types), drivers=_L2_DRIVERS, device_owners=_VM
+    )
 
 
 @rule(
-    'VD107', Severity.FAILURE, 'no live agent',
+    "VD107",
+    Severity.FAILURE,
+    "no live agent",
     summary="no live agent of the binding's type on its host (missing, dead or admin-down)",
-    why=('The bound host has no agent of the type the binding needs, or that agent is dead (no'
-        ' heartbeat within agent_down_time) or administratively down.'),
-    impact=("The port's flows and firewall are not maintained; any re-bind on this host "
-        '(migration, host update) ends in binding_failed.'),
-    remedy=('Start or repair the agent on the host (`openstack network agent list --host HOST`), '
-        'or move the VM.'),
+    why=(
+        "The bound host has no agent of the type the binding needs, or that agent is dead (no"
+        " heartbeat within agent_down_time) or administratively down."
+    ),
+    impact=(
+        "The port's flows and firewall are not maintained; any re-bind on this host "
+        "(migration, host update) ends in binding_failed."
+    ),
+    remedy=(
+        "Start or repair the agent on the host (`openstack network agent list --host HOST`), "
+        "or move the VM."
+    ),
     applies_to=_plug_scope(VIF_OVS, VIF_VHOSTUSER, VIF_BRIDGE),
 )
 def no_live_agent(case: BindingCase) -> list[Finding]:
@@ -278,27 +359,45 @@ def no_live_agent(case: BindingCase) -> list[Finding]:
     if agent is None:
         if any(a.agent_type in L2_AGENT_TYPES for a in case.agents):
             return []  # another L2 agent serves the host: VD108
-        return [new_finding("VD107", b, f"no {wanted} is registered on host {b.host}",
-                            stored_details=stored)]
+        return [
+            new_finding(
+                "VD107", b, f"no {wanted} is registered on host {b.host}", stored_details=stored
+            )
+        ]
     if agent.alive and agent.admin_state_up:
         return []
     state = "dead (no heartbeat within agent_down_time)" if not agent.alive else ""
     if not agent.admin_state_up:
         state = f"{state} and admin-down" if state else "admin-down"
-    return [new_finding("VD107", b, f"the {wanted} on {b.host} is {state}",
-                        stored_details=stored, extra={"agent_id": agent.id})]
+    return [
+        new_finding(
+            "VD107",
+            b,
+            f"the {wanted} on {b.host} is {state}",
+            stored_details=stored,
+            extra={"agent_id": agent.id},
+        )
+    ]
 
 
 @rule(
-    'VD108', Severity.FAILURE, 'vif type mismatch',
-    summary='vif_type does not match the agents on the host',
-    why=("The binding's vif_type is not what any agent on the host serves (for example "
+    "VD108",
+    Severity.FAILURE,
+    "vif type mismatch",
+    summary="vif_type does not match the agents on the host",
+    why=(
+        "The binding's vif_type is not what any agent on the host serves (for example "
         "vif_type bridge on a host that only runs the Open vSwitch agent): the host's L2 "
-        'agent changed since the port was bound.'),
-    impact=('Nova plugs the VIF for a backend that no longer runs on the host: the VM has no '
-        'connectivity through this port after its next plug.'),
-    remedy=("Re-bind the port so the host's current mechanism driver binds it (binding:host_id to"
-        " '' and back), then re-plug the VM."),
+        "agent changed since the port was bound."
+    ),
+    impact=(
+        "Nova plugs the VIF for a backend that no longer runs on the host: the VM has no "
+        "connectivity through this port after its next plug."
+    ),
+    remedy=(
+        "Re-bind the port so the host's current mechanism driver binds it (binding:host_id to"
+        " '' and back), then re-plug the VM."
+    ),
     applies_to=_plug_scope(VIF_OVS, VIF_VHOSTUSER, VIF_BRIDGE),
 )
 def agent_type_mismatch(case: BindingCase) -> list[Finding]:
@@ -307,31 +406,53 @@ def agent_type_mismatch(case: BindingCase) -> list[Finding]:
         other_l2 = sorted({a.agent_type for a in case.agents if a.agent_type in L2_AGENT_TYPES})
         if not other_l2:
             return []
-        return [new_finding(
-            "VD108", b, f"vif_type {b.vif_type} needs a {case.wanted_agent}, but {b.host} runs "
-            f"only {', '.join(other_l2)}", stored_details=shown_details(case.details))]
+        return [
+            new_finding(
+                "VD108",
+                b,
+                f"vif_type {b.vif_type} needs a {case.wanted_agent}, but {b.host} runs "
+                f"only {', '.join(other_l2)}",
+                stored_details=shown_details(case.details),
+            )
+        ]
     if b.vif_type == VIF_VHOSTUSER and case.needs is not None and not case.needs.vhostuser:
-        return [new_finding(
-            "VD108", b, f"vif_type vhostuser on {b.host}, whose OVS agent has no DPDK "
-            f"vhost-user datapath ({case.needs.source})", **case.plug_fields())]
+        return [
+            new_finding(
+                "VD108",
+                b,
+                f"vif_type vhostuser on {b.host}, whose OVS agent has no DPDK "
+                f"vhost-user datapath ({case.needs.source})",
+                **case.plug_fields(),
+            )
+        ]
     return []
 
 
 @rule(
-    'VD101', Severity.FAILURE, 'hybrid plug missing',
-    summary=('hybrid plug missing: the host needs hybrid (iptables_hybrid firewall), Nova '
-             'will plug direct'),
-    why=("The host's OVS agent filters traffic with the iptables_hybrid firewall, which "
+    "VD101",
+    Severity.FAILURE,
+    "hybrid plug missing",
+    summary=(
+        "hybrid plug missing: the host needs hybrid (iptables_hybrid firewall), Nova "
+        "will plug direct"
+    ),
+    why=(
+        "The host's OVS agent filters traffic with the iptables_hybrid firewall, which "
         "matches the VM's tap on a qbr Linux bridge. The stored vif_details do not make Nova "
-        'plug through that bridge (ovs_hybrid_plug is missing, null or false), so Nova puts '
-        'the tap straight on the integration bridge. This is the Havana -> Icehouse incident:'
-        ' ports bound before vif_details existed kept empty details.'),
-    impact=('Security groups are not enforced once the VM is plugged this way; a running VM '
-        'booted with the old hybrid wiring keeps it until its next stop/start or hard reboot,'
-        ' which re-plugs it direct and can leave it without network.'),
-    remedy=('Set ovs_hybrid_plug (and port_filter) as the mechanism driver writes them for this '
-        'host (`vifdoctor repair`), then hard-reboot or stop/start each VM whose live wiring '
-        'must change.'),
+        "plug through that bridge (ovs_hybrid_plug is missing, null or false), so Nova puts "
+        "the tap straight on the integration bridge. This is the Havana -> Icehouse incident:"
+        " ports bound before vif_details existed kept empty details."
+    ),
+    impact=(
+        "Security groups are not enforced once the VM is plugged this way; a running VM "
+        "booted with the old hybrid wiring keeps it until its next stop/start or hard reboot,"
+        " which re-plugs it direct and can leave it without network."
+    ),
+    remedy=(
+        "Set ovs_hybrid_plug (and port_filter) as the mechanism driver writes them for this "
+        "host (`vifdoctor repair`), then hard-reboot or stop/start each VM whose live wiring "
+        "must change."
+    ),
     applies_to=_plug_scope(VIF_OVS),
     correction=hybrid_plug_correction,
     repair_by_default=True,
@@ -342,22 +463,36 @@ def hybrid_plug_missing(case: BindingCase) -> list[Finding]:
     assert case.needs is not None
     if not (case.needs.plug is Plug.HYBRID and case.plug() is Plug.DIRECT):
         return []
-    return [_corrected(hybrid_plug_correction, case,
-                       f"ovs_hybrid_plug={_shown_key(case.stored, 'ovs_hybrid_plug')}: Nova "
-                       f"plugs direct, the host needs hybrid ({case.needs.source})", "VD101")]
+    return [
+        _corrected(
+            hybrid_plug_correction,
+            case,
+            f"ovs_hybrid_plug={_shown_key(case.stored, 'ovs_hybrid_plug')}: Nova "
+            f"plugs direct, the host needs hybrid ({case.needs.source})",
+            "VD101",
+        )
+    ]
 
 
 @rule(
-    'VD102', Severity.WARNING, 'hybrid plug unexpected',
-    summary='hybrid plug unexpected: native firewall (openvswitch/noop) but Nova will plug hybrid',
-    why=("The host's agent uses a native firewall (openvswitch or noop) that needs no qbr "
-        'bridge, but Nova will plug this port hybrid: typically left over from an '
-        'iptables_hybrid -> openvswitch firewall migration, since ML2 never rebinds a bound '
-        'port on its own.'),
-    impact=('The VM gets a useless qbr/qvb/qvo chain: extra latency and devices; the openvswitch '
-        'firewall still filters on the qvo port. Nothing breaks now.'),
-    remedy=('Correct ovs_hybrid_plug to false (`vifdoctor repair --code VD102`) and re-plug the '
-        'VM at a convenient time (hard reboot, stop/start or a live migration).'),
+    "VD102",
+    Severity.WARNING,
+    "hybrid plug unexpected",
+    summary="hybrid plug unexpected: native firewall (openvswitch/noop) but Nova will plug hybrid",
+    why=(
+        "The host's agent uses a native firewall (openvswitch or noop) that needs no qbr "
+        "bridge, but Nova will plug this port hybrid: typically left over from an "
+        "iptables_hybrid -> openvswitch firewall migration, since ML2 never rebinds a bound "
+        "port on its own."
+    ),
+    impact=(
+        "The VM gets a useless qbr/qvb/qvo chain: extra latency and devices; the openvswitch "
+        "firewall still filters on the qvo port. Nothing breaks now."
+    ),
+    remedy=(
+        "Correct ovs_hybrid_plug to false (`vifdoctor repair --code VD102`) and re-plug the "
+        "VM at a convenient time (hard reboot, stop/start or a live migration)."
+    ),
     applies_to=_plug_scope(VIF_OVS),
     correction=direct_plug_correction,
 )
@@ -367,25 +502,38 @@ def hybrid_plug_unexpected(case: BindingCase) -> list[Finding]:
     assert case.needs is not None
     if not (case.needs.plug is Plug.DIRECT and case.plug() is Plug.HYBRID):
         return []
-    reason = (f"ovs_hybrid_plug={_shown_key(case.stored, 'ovs_hybrid_plug')}"
-              if case.stored.get("ovs_hybrid_plug") else
-              "port_filter off and legacy Nova's firewall_driver is not Noop")
-    return [_corrected(direct_plug_correction, case,
-                       f"{reason}: Nova plugs hybrid, the host needs direct "
-                       f"({case.needs.source})", "VD102")]
+    reason = (
+        f"ovs_hybrid_plug={_shown_key(case.stored, 'ovs_hybrid_plug')}"
+        if case.stored.get("ovs_hybrid_plug")
+        else "port_filter off and legacy Nova's firewall_driver is not Noop"
+    )
+    return [
+        _corrected(
+            direct_plug_correction,
+            case,
+            f"{reason}: Nova plugs hybrid, the host needs direct ({case.needs.source})",
+            "VD102",
+        )
+    ]
 
 
 @rule(
-    'VD103', Severity.WARNING, 'port filter off',
-    summary='port_filter missing or false where the host enforces security groups',
-    why=("port_filter is missing or false although security groups are enabled and the host's "
-        'agent enforces them. The mechanism driver writes port_filter = [securitygroup] '
-        'enable_security_group; a missing key marks a binding written by an old migration or '
-        'by hand.'),
-    impact=('Legacy Nova (up to Train) with a non-Noop firewall_driver treats the port as '
-        'unfiltered and plugs it hybrid with its own iptables rules; API clients and os-vif '
-        'see traffic filtering as off.'),
-    remedy=('Set port_filter as the mechanism driver writes it (`vifdoctor repair`).'),
+    "VD103",
+    Severity.WARNING,
+    "port filter off",
+    summary="port_filter missing or false where the host enforces security groups",
+    why=(
+        "port_filter is missing or false although security groups are enabled and the host's "
+        "agent enforces them. The mechanism driver writes port_filter = [securitygroup] "
+        "enable_security_group; a missing key marks a binding written by an old migration or "
+        "by hand."
+    ),
+    impact=(
+        "Legacy Nova (up to Train) with a non-Noop firewall_driver treats the port as "
+        "unfiltered and plugs it hybrid with its own iptables rules; API clients and os-vif "
+        "see traffic filtering as off."
+    ),
+    remedy=("Set port_filter as the mechanism driver writes it (`vifdoctor repair`)."),
     applies_to=_plug_scope(VIF_OVS, VIF_BRIDGE),
     correction=port_filter_correction,
     repair_by_default=True,
@@ -396,8 +544,11 @@ def port_filter_off(case: BindingCase) -> list[Finding]:
         if case.agent is None or not ctx.enable_security_group:
             return []
         source = "linuxbridge"
-        fields = {"nova_plug": Plug.BRIDGE.value, "needed_plug": Plug.BRIDGE.value,
-                  "stored_details": shown_details(case.details)}
+        fields = {
+            "nova_plug": Plug.BRIDGE.value,
+            "needed_plug": Plug.BRIDGE.value,
+            "stored_details": shown_details(case.details),
+        }
     else:
         if not _ovs_plug_rule_applies(case):
             return []
@@ -408,24 +559,37 @@ def port_filter_off(case: BindingCase) -> list[Finding]:
     if case.stored.get("port_filter"):
         return []
     fix = port_filter_correction(case.stored, case.needs, ctx)
-    return [new_finding(
-        "VD103", b,
-        f"port_filter={_shown_key(case.stored, 'port_filter')} although {b.host} enforces "
-        f"security groups ({source})",
-        expected_details=apply_correction(case.stored, fix), correction=_repairable(case, fix),
-        **fields)]
+    return [
+        new_finding(
+            "VD103",
+            b,
+            f"port_filter={_shown_key(case.stored, 'port_filter')} although {b.host} enforces "
+            f"security groups ({source})",
+            expected_details=apply_correction(case.stored, fix),
+            correction=_repairable(case, fix),
+            **fields,
+        )
+    ]
 
 
 @rule(
-    'VD110', Severity.WARNING, 'datapath mismatch',
+    "VD110",
+    Severity.WARNING,
+    "datapath mismatch",
     summary="datapath_type differs from the agent's, or ovs on a host that binds vhostuser",
-    why=("datapath_type in the details differs from the one the host's OVS agent reports, or "
-        'an ovs binding sits on a host whose agent would bind vhostuser (netdev datapath with'
-        ' DPDK vhost-user ports).'),
-    impact=('Nova/os-vif create the port for the wrong datapath: on a DPDK host a system datapath'
-        ' port does not pass traffic.'),
-    remedy=('Correct datapath_type (`vifdoctor repair --code VD110`) or re-bind the port so the '
-        'mechanism driver writes the right vif_type, then re-plug the VM.'),
+    why=(
+        "datapath_type in the details differs from the one the host's OVS agent reports, or "
+        "an ovs binding sits on a host whose agent would bind vhostuser (netdev datapath with"
+        " DPDK vhost-user ports)."
+    ),
+    impact=(
+        "Nova/os-vif create the port for the wrong datapath: on a DPDK host a system datapath"
+        " port does not pass traffic."
+    ),
+    remedy=(
+        "Correct datapath_type (`vifdoctor repair --code VD110`) or re-bind the port so the "
+        "mechanism driver writes the right vif_type, then re-plug the VM."
+    ),
     applies_to=_plug_scope(VIF_OVS),
     correction=datapath_correction,
 )
@@ -434,26 +598,44 @@ def datapath_mismatch(case: BindingCase) -> list[Finding]:
     if b.vif_type != VIF_OVS or needs is None:
         return []
     if needs.vhostuser:
-        return [new_finding(
-            "VD110", b, f"vif_type ovs on {b.host}, whose OVS agent binds vhostuser (netdev "
-            f"datapath with DPDK vhost-user ports)", **case.plug_fields())]
+        return [
+            new_finding(
+                "VD110",
+                b,
+                f"vif_type ovs on {b.host}, whose OVS agent binds vhostuser (netdev "
+                f"datapath with DPDK vhost-user ports)",
+                **case.plug_fields(),
+            )
+        ]
     stored_dp = case.stored.get("datapath_type") or DATAPATH_SYSTEM
     if needs.datapath_type is None or stored_dp == needs.datapath_type:
         return []
-    return [_corrected(datapath_correction, case,
-                       f"datapath_type={_shown_key(case.stored, 'datapath_type')}, the host's "
-                       f"OVS agent reports {needs.datapath_type}", "VD110")]
+    return [
+        _corrected(
+            datapath_correction,
+            case,
+            f"datapath_type={_shown_key(case.stored, 'datapath_type')}, the host's "
+            f"OVS agent reports {needs.datapath_type}",
+            "VD110",
+        )
+    ]
 
 
 # -- agents ----------------------------------------------------------------------
 @rule(
-    'VD111', Severity.WARNING, 'agent configurations unreadable',
+    "VD111",
+    Severity.WARNING,
+    "agent configurations unreadable",
     summary="an agent's configurations column is not a JSON object",
-    why=("The agent's configurations column is not a JSON object. Neutron reads it as {} and "
-        'binds as if the agent reported nothing (no bridge mappings, no ovs_hybrid_plug).'),
-    impact=('New bindings on this host can fail or get the wrong details; vifdoctor falls back to'
-        ' the firewall-driver assumption for this host.'),
-    remedy=('Restart the agent so its next report rewrites the column.'),
+    why=(
+        "The agent's configurations column is not a JSON object. Neutron reads it as {} and "
+        "binds as if the agent reported nothing (no bridge mappings, no ovs_hybrid_plug)."
+    ),
+    impact=(
+        "New bindings on this host can fail or get the wrong details; vifdoctor falls back to"
+        " the firewall-driver assumption for this host."
+    ),
+    remedy=("Restart the agent so its next report rewrites the column."),
     applies_to=Scope(AGENT),
 )
 def agent_finding(agent: Agent) -> Finding | None:
@@ -501,15 +683,20 @@ def _no_plug_rule(b: Binding) -> tuple[str, str | None]:
     return wanted, None
 
 
-def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
-                  needs_memo: dict[str, HostNeeds] | None = None) -> Judgement:
+def judge_binding(
+    b: Binding,
+    agents: Sequence[Agent],
+    ctx: RuleContext,
+    needs_memo: dict[str, HostNeeds] | None = None,
+) -> Judgement:
     """Judge one binding row against the agents on its host.
 
     ``needs_memo`` (agent id -> HostNeeds) saves recomputing a host's needs for
     each of its ports within one run with one context.
     """
-    case = BindingCase(b, parse_json_column(b.vif_details), parse_json_column(b.profile), ctx,
-                       agents)
+    case = BindingCase(
+        b, parse_json_column(b.vif_details), parse_json_column(b.profile), ctx, agents
+    )
     findings = _ask(BINDING_ROW, case)
     if not case.details.ok:
         return Judgement("malformed vif_details", findings)
@@ -525,21 +712,26 @@ def judge_binding(b: Binding, agents: Sequence[Agent], ctx: RuleContext,
         return Judgement(category, findings)
     case.wanted_agent = wanted
     of_type = [a for a in agents if a.agent_type == wanted]
-    case.agent = next((a for a in of_type if a.alive and a.admin_state_up),
-                      of_type[0] if of_type else None)
+    case.agent = next(
+        (a for a in of_type if a.alive and a.admin_state_up), of_type[0] if of_type else None
+    )
     offload = b.vif_type in (VIF_OVS, VIF_VHOSTUSER) and b.vnic_type != "normal"
-    if (case.agent is not None and wanted == AGENT_OVS and not offload
-            and b.vif_type in (VIF_OVS, VIF_VHOSTUSER)):
+    if (
+        case.agent is not None
+        and wanted == AGENT_OVS
+        and not offload
+        and b.vif_type in (VIF_OVS, VIF_VHOSTUSER)
+    ):
         agent = case.agent
         if needs_memo is None:
             case.needs = host_needs(agent, ctx)
         else:
             case.needs = needs_memo.get(agent.id) or needs_memo.setdefault(
-                agent.id, host_needs(agent, ctx))
+                agent.id, host_needs(agent, ctx)
+            )
     findings += _ask(VM_PORT_PLUG, case)
     if offload and case.agent is not None and wanted == AGENT_OVS:
-        return Judgement(f"ovs vnic_type {b.vnic_type} (hardware offload, no plug rule)",
-                         findings)
+        return Judgement(f"ovs vnic_type {b.vnic_type} (hardware offload, no plug rule)", findings)
     return Judgement(JUDGED, findings)
 
 
@@ -568,8 +760,17 @@ class BindingJudge:
         self.verdicts: dict[tuple, Judgement] = {}
 
     def __call__(self, b: Binding, agents: Sequence[Agent]) -> Judgement:
-        key = (b.host, b.vif_type, b.vif_details, b.vnic_type, b.profile, b.status, b.driver,
-               b.device_owner, b.has_active_row)
+        key = (
+            b.host,
+            b.vif_type,
+            b.vif_details,
+            b.vnic_type,
+            b.profile,
+            b.status,
+            b.driver,
+            b.device_owner,
+            b.has_active_row,
+        )
         category = self.clean.get(key)
         if category is not None:
             return Judgement(category, [])
@@ -593,8 +794,7 @@ def plugs(b: Binding, judgement: Judgement, ctx: RuleContext) -> tuple[str, str]
     """(Nova's next plug from the stored details, the plug the host needs or "")."""
     details = parse_json_column(b.vif_details)
     current = details.as_dict() if details.ok else {}
-    next_plug = nova_plug(b.vif_type, current, ctx.nova_generation,
-                          ctx.nova_firewall_driver).value
+    next_plug = nova_plug(b.vif_type, current, ctx.nova_generation, ctx.nova_firewall_driver).value
     needed = next((f.needed_plug for f in judgement.findings if f.needed_plug), "")
     if not needed and judgement.category == JUDGED and b.vif_type == VIF_OVS:
         needed = next_plug  # judged and no plug finding: the stored plug is what it needs

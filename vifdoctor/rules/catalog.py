@@ -36,13 +36,19 @@ def _repair_text(entry: Rule) -> str:
 def markdown_table(full: bool = False) -> str:
     """The findings table of README.md (``full``: docs/rules.md's), from the declarations."""
     if full:
-        lines = ["| code | severity | title | applies to | repair |",
-                 "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {e.code} | {e.severity.value} | {e.title} | {e.applies_to.as_text()} "
-                  f"| {_repair_text(e)} |" for e in sorted(CATALOG.values(),
-                                                          key=lambda e: e.code)]
+        lines = [
+            "| code | severity | title | applies to | repair |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {e.code} | {e.severity.value} | {e.title} | {e.applies_to.as_text()} "
+            f"| {_repair_text(e)} |"
+            for e in sorted(CATALOG.values(), key=lambda e: e.code)
+        ]
     else:
         lines = ["| code | severity | meaning |", "| --- | --- | --- |"]
-        lines += [f"| {e.code} | {e.severity.value} | {e.summary or e.title} |"
-                  for e in sorted(CATALOG.values(), key=lambda e: e.code)]
+        lines += [
+            f"| {e.code} | {e.severity.value} | {e.summary or e.title} |"
+            for e in sorted(CATALOG.values(), key=lambda e: e.code)
+        ]
     return "\n".join(lines) + "\n"

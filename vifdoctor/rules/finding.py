@@ -39,8 +39,15 @@ def shown_details(parsed: ParsedJson) -> Any:
 def declared_finding(code: str, message: str, **fields: Any) -> Finding:
     """A finding of ``code`` with the words its declaration gives."""
     info = REGISTRY[code]
-    return Finding(code=code, severity=info.severity, title=info.title, message=message,
-                   impact=info.impact, remedy=info.remedy, **fields)
+    return Finding(
+        code=code,
+        severity=info.severity,
+        title=info.title,
+        message=message,
+        impact=info.impact,
+        remedy=info.remedy,
+        **fields,
+    )
 
 
 def new_finding(code: str, b: Binding, message: str, **fields: Any) -> Finding:

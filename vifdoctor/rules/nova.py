@@ -46,62 +46,96 @@ _OVS_INTERFACEID_TYPES = {VIF_OVS, "agilio_ovs"}
 _VM = ("compute:",)
 
 declare(
-    'VD201', Severity.WARNING, 'stale Nova cache',
+    "VD201",
+    Severity.WARNING,
+    "stale Nova cache",
     summary="Nova's cached VIF (details, type, devname, ovs_interfaceid) differs from Neutron",
-    why=("The VIF in Nova's instance_info_caches.network_info differs from what Nova would "
+    why=(
+        "The VIF in Nova's instance_info_caches.network_info differs from what Nova would "
         "build from Neutron's port now (details, type, devname or ovs_interfaceid): expected "
-        'right after a database repair, since Neutron sends Nova no event for it.'),
-    impact=('Nova keeps acting on the old details (soft reboot, interface list, live migration) '
-        'until it refreshes the cache; a start or hard reboot re-reads the port and re-plugs '
-        'it.'),
-    remedy=('Refresh the cache: `nova refresh-network UUID` (a network-changed external event), '
-        'or hard reboot the VM when its plug must change anyway.'),
+        "right after a database repair, since Neutron sends Nova no event for it."
+    ),
+    impact=(
+        "Nova keeps acting on the old details (soft reboot, interface list, live migration) "
+        "until it refreshes the cache; a start or hard reboot re-reads the port and re-plugs "
+        "it."
+    ),
+    remedy=(
+        "Refresh the cache: `nova refresh-network UUID` (a network-changed external event), "
+        "or hard reboot the VM when its plug must change anyway."
+    ),
     applies_to=Scope(INSTANCE, device_owners=_VM),
 )
 
 declare(
-    'VD202', Severity.FAILURE, 'host mismatch',
+    "VD202",
+    Severity.FAILURE,
+    "host mismatch",
     summary="the port is bound to another host than the instance's, with no move under way",
-    why=("The port is bound to a host other than the instance's host, and no migration, "
-        'resize, rebuild or unshelve is under way: a move that failed half-way.'),
-    impact=("The port's flows and firewall are set up on the wrong host: the VM has no network on"
-        ' this port, and its next plug binds nothing on its own host.'),
-    remedy=("Re-bind the port to the instance's host (`openstack port set --host HOST PORT`, "
-        'admin), then hard reboot the VM.'),
+    why=(
+        "The port is bound to a host other than the instance's host, and no migration, "
+        "resize, rebuild or unshelve is under way: a move that failed half-way."
+    ),
+    impact=(
+        "The port's flows and firewall are set up on the wrong host: the VM has no network on"
+        " this port, and its next plug binds nothing on its own host."
+    ),
+    remedy=(
+        "Re-bind the port to the instance's host (`openstack port set --host HOST PORT`, "
+        "admin), then hard reboot the VM."
+    ),
     applies_to=Scope(INSTANCE, device_owners=_VM),
 )
 
 declare(
-    'VD203', Severity.WARNING, 'cache and Neutron disagree on ports',
-    summary='cache and Neutron disagree on which ports the instance has',
-    why=("A port attached to the instance in Neutron is missing from Nova's cache, or a cached"
-        ' port is not attached to the instance in Neutron.'),
-    impact=('Nova does not plug a port it does not know at the next start, and keeps a detached '
-        'port in its view (metadata, interface list).'),
-    remedy=('`nova refresh-network UUID`; if the cache stays wrong, detach and re-attach the '
-        'interface (`openstack server remove/add port`).'),
+    "VD203",
+    Severity.WARNING,
+    "cache and Neutron disagree on ports",
+    summary="cache and Neutron disagree on which ports the instance has",
+    why=(
+        "A port attached to the instance in Neutron is missing from Nova's cache, or a cached"
+        " port is not attached to the instance in Neutron."
+    ),
+    impact=(
+        "Nova does not plug a port it does not know at the next start, and keeps a detached "
+        "port in its view (metadata, interface list)."
+    ),
+    remedy=(
+        "`nova refresh-network UUID`; if the cache stays wrong, detach and re-attach the "
+        "interface (`openstack server remove/add port`)."
+    ),
     applies_to=Scope(INSTANCE, device_owners=_VM),
 )
 
 declare(
-    'VD204', Severity.WARNING, 'orphan binding',
-    summary='a VM port bound to a host for a deleted or unknown instance',
-    why=('A compute port is bound to a host for an instance that is deleted or that no Nova '
-        'cell read knows (only meaningful when every cell is given).'),
-    impact=('The port holds an IP and flows on the host for a VM that is gone.'),
-    remedy=('Check the instance (`openstack server show UUID --all-projects`); if it is gone, '
+    "VD204",
+    Severity.WARNING,
+    "orphan binding",
+    summary="a VM port bound to a host for a deleted or unknown instance",
+    why=(
+        "A compute port is bound to a host for an instance that is deleted or that no Nova "
+        "cell read knows (only meaningful when every cell is given)."
+    ),
+    impact=("The port holds an IP and flows on the host for a VM that is gone."),
+    remedy=(
+        "Check the instance (`openstack server show UUID --all-projects`); if it is gone, "
         "delete the port or unbind it (`openstack port set --device-id '' --device-owner '' "
-        "--host ''`)."),
+        "--host ''`)."
+    ),
     applies_to=Scope(INSTANCE, device_owners=_VM),
 )
 
 declare(
-    'VD205', Severity.FAILURE, 'malformed Nova cache',
-    summary='`network_info` is not a JSON list of VIF objects',
-    why=('instance_info_caches.network_info is not a JSON list of VIF objects.'),
-    impact=("Nova cannot read the instance's network info: reboots, migrations and interface "
-        'operations fail or act on nothing.'),
-    remedy=('`nova refresh-network UUID` rebuilds the cache from Neutron.'),
+    "VD205",
+    Severity.FAILURE,
+    "malformed Nova cache",
+    summary="`network_info` is not a JSON list of VIF objects",
+    why=("instance_info_caches.network_info is not a JSON list of VIF objects."),
+    impact=(
+        "Nova cannot read the instance's network info: reboots, migrations and interface "
+        "operations fail or act on nothing."
+    ),
+    remedy=("`nova refresh-network UUID` rebuilds the cache from Neutron."),
     applies_to=Scope(INSTANCE, device_owners=_VM),
 )
 
@@ -151,8 +185,12 @@ def expected_devname(port_id: str) -> str:
 
 def cached_plug(vif: dict, ctx: RuleContext) -> Plug:
     """The plug Nova made (or would make) from the cached VIF."""
-    return nova_plug(str(vif.get("type") or ""), cached_details(vif),
-                     ctx.nova_generation, ctx.nova_firewall_driver)
+    return nova_plug(
+        str(vif.get("type") or ""),
+        cached_details(vif),
+        ctx.nova_generation,
+        ctx.nova_firewall_driver,
+    )
 
 
 def cache_differences(binding: Binding, vif: dict) -> list[str]:
@@ -161,22 +199,34 @@ def cache_differences(binding: Binding, vif: dict) -> list[str]:
     current = neutron_details.value if neutron_details.ok else {}
     diffs = []
     if (vif.get("details") or {}) != current:
-        diffs.append(f"details {json.dumps(vif.get('details'), sort_keys=True)} != Neutron's "
-                     f"{json.dumps(current, sort_keys=True)}")
+        diffs.append(
+            f"details {json.dumps(vif.get('details'), sort_keys=True)} != Neutron's "
+            f"{json.dumps(current, sort_keys=True)}"
+        )
     if vif.get("type") != binding.vif_type:
         diffs.append(f"type {vif.get('type')!r} != {binding.vif_type!r}")
     if vif.get("devname") not in (None, expected_devname(binding.port_id)):
         diffs.append(f"devname {vif.get('devname')!r} != {expected_devname(binding.port_id)!r}")
-    want_ifid = binding.port_id if binding.vif_type in _OVS_INTERFACEID_TYPES or (
-        binding.vif_type == VIF_VHOSTUSER and current.get("vhostuser_ovs_plug")) else None
+    want_ifid = (
+        binding.port_id
+        if binding.vif_type in _OVS_INTERFACEID_TYPES
+        or (binding.vif_type == VIF_VHOSTUSER and current.get("vhostuser_ovs_plug"))
+        else None
+    )
     if vif.get("ovs_interfaceid") != want_ifid:
         diffs.append(f"ovs_interfaceid {vif.get('ovs_interfaceid')!r} != {want_ifid!r}")
     return diffs
 
 
 def _instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
-    return declared_finding(code, message, device_id=instance.uuid, host=instance.host,
-                            instance=instance.as_dict(), **fields)
+    return declared_finding(
+        code,
+        message,
+        device_id=instance.uuid,
+        host=instance.host,
+        instance=instance.as_dict(),
+        **fields,
+    )
 
 
 @dataclass
@@ -224,56 +274,107 @@ def judge_instance(
             if not binding.host:
                 continue
             state = "soft-deleted" if instance is not None else "unknown to the Nova cells read"
-            findings.append(new_finding(
-                "VD204", binding, f"bound to {binding.host} for instance {device_id}, which is "
-                f"{state}", instance=instance.as_dict() if instance else None))
+            findings.append(
+                new_finding(
+                    "VD204",
+                    binding,
+                    f"bound to {binding.host} for instance {device_id}, which is {state}",
+                    instance=instance.as_dict() if instance else None,
+                )
+            )
         return findings, view
 
     cache = parse_network_info(instance.network_info)
     if not instance.cache_known:
         check_missing_ports = False  # no cache to compare: VD201/VD203/VD205 not judged
     if cache.error:
-        findings.append(_instance_finding(
-            "VD205", instance, f"network_info of {instance.uuid} is {cache.error}: "
-            f"{cut(instance.network_info or '')!r}"))
+        findings.append(
+            _instance_finding(
+                "VD205",
+                instance,
+                f"network_info of {instance.uuid} is {cache.error}: "
+                f"{cut(instance.network_info or '')!r}",
+            )
+        )
 
     for binding, judgement in ports:
         codes = [f.code for f in judgement.findings]
         vif = cache.vifs.get(binding.port_id)
         if vif is None and not cache.error and instance.cache_known:
-            findings.append(new_finding(
-                "VD203", binding, f"port {binding.port_id} is attached in Neutron but missing "
-                f"from {instance.uuid}'s network_info", instance=instance.as_dict()))
+            findings.append(
+                new_finding(
+                    "VD203",
+                    binding,
+                    f"port {binding.port_id} is attached in Neutron but missing "
+                    f"from {instance.uuid}'s network_info",
+                    instance=instance.as_dict(),
+                )
+            )
         elif vif is not None:
             diffs = cache_differences(binding, vif)
             if diffs:
-                findings.append(new_finding(
-                    "VD201", binding, "Nova's cache differs from Neutron: " + "; ".join(diffs),
-                    stored_details=vif.get("details"), instance=instance.as_dict()))
-        if (binding.host and instance.host and binding.host != instance.host
-                and not host_mismatch_explained(instance, binding.host)):
+                findings.append(
+                    new_finding(
+                        "VD201",
+                        binding,
+                        "Nova's cache differs from Neutron: " + "; ".join(diffs),
+                        stored_details=vif.get("details"),
+                        instance=instance.as_dict(),
+                    )
+                )
+        if (
+            binding.host
+            and instance.host
+            and binding.host != instance.host
+            and not host_mismatch_explained(instance, binding.host)
+        ):
             last = last_migration(instance)
             moves = f"; no move in progress, the last was {describe(last)}" if last else ""
-            findings.append(new_finding(
-                "VD202", binding, f"bound to {binding.host} but instance {instance.uuid} is on "
-                f"{instance.host} (task_state {instance.task_state or 'none'}){moves}",
-                instance=instance.as_dict()))
-        view.ports.append(_port_view(binding, judgement, vif, ctx, codes,
-                                     (live or {}).get(binding.port_id),
-                                     (no_scan or {}).get(binding.port_id)))
+            findings.append(
+                new_finding(
+                    "VD202",
+                    binding,
+                    f"bound to {binding.host} but instance {instance.uuid} is on "
+                    f"{instance.host} (task_state {instance.task_state or 'none'}){moves}",
+                    instance=instance.as_dict(),
+                )
+            )
+        view.ports.append(
+            _port_view(
+                binding,
+                judgement,
+                vif,
+                ctx,
+                codes,
+                (live or {}).get(binding.port_id),
+                (no_scan or {}).get(binding.port_id),
+            )
+        )
 
     if check_missing_ports:
         known = {b.port_id for b, _ in ports}
         for port_id in sorted(set(cache.vifs) - known):
-            findings.append(_instance_finding(
-                "VD203", instance, f"cached port {port_id} of {instance.uuid} is not attached "
-                f"to it in Neutron", port_id=port_id))
+            findings.append(
+                _instance_finding(
+                    "VD203",
+                    instance,
+                    f"cached port {port_id} of {instance.uuid} is not attached to it in Neutron",
+                    port_id=port_id,
+                )
+            )
     view.codes = {f.code for f in findings} | {c for p in view.ports for c in p.codes}
     return findings, view
 
 
-def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: RuleContext,
-               codes: list[str], live: str | None, no_scan: str | None = None) -> PortView:
+def _port_view(
+    binding: Binding,
+    judgement: Judgement,
+    vif: dict | None,
+    ctx: RuleContext,
+    codes: list[str],
+    live: str | None,
+    no_scan: str | None = None,
+) -> PortView:
     """``no_scan``: why a host scan gives no wiring for the port (said in the basis)."""
     next_plug, needed = plugs(binding, judgement, ctx)
     details = parse_json_column(binding.vif_details)
@@ -297,8 +398,9 @@ def _port_view(binding: Binding, judgement: Judgement, vif: dict | None, ctx: Ru
         wired_basis=basis,
         next_plug=next_plug,
         needed_plug=needed,
-        after_repair_plug=nova_plug(binding.vif_type, after, ctx.nova_generation,
-                                    ctx.nova_firewall_driver).value,
+        after_repair_plug=nova_plug(
+            binding.vif_type, after, ctx.nova_generation, ctx.nova_firewall_driver
+        ).value,
     )
 
 
@@ -321,35 +423,52 @@ def _move_steps(uuid: str, host: str, findings: Sequence[Finding]) -> list[Step]
     """VD206: the guarded delete; VD207: the check first, then the operator's statement
     (vifdoctor never writes instances.host, and never deletes a moving port's row)."""
     steps: list[Step] = []
-    stale = sorted({f.port_id for f in findings
-                    if f.code == "VD206" and f.extra.get("deletable")})
+    stale = sorted({f.port_id for f in findings if f.code == "VD206" and f.extra.get("deletable")})
     if stale:
         ports = " ".join(f"--port {p}" for p in stale)
-        steps.append(Step(1, "delete-stale-binding", uuid, host,
-                          "INACTIVE binding(s) left by a failed or finished move; give it the "
-                          "audit's Neutron and Nova options (Nova is read again before each "
-                          "batch)",
-                          f"vifdoctor repair --code VD206 {ports} --apply"))
+        steps.append(
+            Step(
+                1,
+                "delete-stale-binding",
+                uuid,
+                host,
+                "INACTIVE binding(s) left by a failed or finished move; give it the "
+                "audit's Neutron and Nova options (Nova is read again before each "
+                "batch)",
+                f"vifdoctor repair --code VD206 {ports} --apply",
+            )
+        )
     for f in findings:
         if f.code != "VD207":
             continue
         steps.append(Step(2, "check-first", uuid, host, f.message, f.extra["check_first"]))
         statement = f.extra.get("statement") or (
             "# a host name holds characters no SQL literal carries the same on every "
-            "dialect: write this statement by hand")
+            "dialect: write this statement by hand"
+        )
         action = "operator-sql" if f.extra.get("shape") == "instances.host" else "rebind-host"
-        steps.append(Step(2, action, uuid, host,
-                          "only once the check shows where the domain runs; reviewed by an "
-                          "operator, in the instance's cell database" if action == "operator-sql"
-                          else "re-bind the port to the host the instance moved to", statement))
+        steps.append(
+            Step(
+                2,
+                action,
+                uuid,
+                host,
+                "only once the check shows where the domain runs; reviewed by an "
+                "operator, in the instance's cell database"
+                if action == "operator-sql"
+                else "re-bind the port to the host the instance moved to",
+                statement,
+            )
+        )
         if f.extra.get("nova_manage"):
-            steps.append(Step(2, "nova-manage", uuid, host, "afterwards",
-                              f.extra["nova_manage"]))
+            steps.append(Step(2, "nova-manage", uuid, host, "afterwards", f.extra["nova_manage"]))
     return steps
 
 
-EXTERNAL_EVENT = ('POST /v2.1/os-server-external-events {{"events": [{{"name": '
-                  '"network-changed", "server_uuid": "{uuid}"}}]}}')
+EXTERNAL_EVENT = (
+    'POST /v2.1/os-server-external-events {{"events": [{{"name": '
+    '"network-changed", "server_uuid": "{uuid}"}}]}}'
+)
 
 
 def impact(view: InstanceView) -> dict:
@@ -368,22 +487,28 @@ def impact(view: InstanceView) -> dict:
         sg = "unknown (no cache entry) for " + ", ".join(unknown)
     else:
         sg = "enforced"
-    changes = [p for p in view.ports if p.next_plug != p.cached_plug
-               and p.cached_plug != Plug.UNKNOWN.value]
-    breaks = [p.port_id for p in view.ports
-              if p.needed_plug and p.next_plug != p.needed_plug]
+    changes = [
+        p
+        for p in view.ports
+        if p.next_plug != p.cached_plug and p.cached_plug != Plug.UNKNOWN.value
+    ]
+    breaks = [p.port_id for p in view.ports if p.needed_plug and p.next_plug != p.needed_plug]
     if breaks:
-        nxt = (f"plugs {', '.join(breaks)} other than the host needs "
-               "(security groups off, network can be lost) until the binding is repaired")
+        nxt = (
+            f"plugs {', '.join(breaks)} other than the host needs "
+            "(security groups off, network can be lost) until the binding is repaired"
+        )
     elif changes:
-        nxt = "re-plugs " + ", ".join(f"{p.port_id} {p.cached_plug} -> {p.next_plug}"
-                                      for p in changes)
+        nxt = "re-plugs " + ", ".join(
+            f"{p.port_id} {p.cached_plug} -> {p.next_plug}" for p in changes
+        )
     else:
         nxt = "keeps the current plug"
     return {
         "running": bool(inst and inst.plugged),
-        "state": (f"{inst.vm_state}/{power_state_name(inst.power_state)}"
-                  if inst else "no instance"),
+        "state": (
+            f"{inst.vm_state}/{power_state_name(inst.power_state)}" if inst else "no instance"
+        ),
         "wired_as": {p.port_id: p.cached_plug for p in view.ports},
         "wired_as_basis": {p.port_id: p.wired_basis for p in view.ports},
         "security_groups": sg,
@@ -400,55 +525,113 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
     """
     inst = view.instance
     uuid = view.device_id
-    host = (inst.host if inst and inst.host else
-            next((p.host for p in view.ports if p.host), ""))
+    host = inst.host if inst and inst.host else next((p.host for p in view.ports if p.host), "")
     codes = {f.code for f in findings} | view.codes
     steps: list[Step] = []
     bad_ids = [i for i in [uuid, *(p.port_id for p in view.ports)] if not is_uuid(i)]
     if bad_ids:
-        return [Step(0, "check-id", uuid, host,
-                     "not a UUID: " + ", ".join(repr(terminal_safe(i)) for i in bad_ids)
-                     + "; no command is printed for it (check the port with "
-                       "`openstack port list --device-id` by hand)", "")]
+        return [
+            Step(
+                0,
+                "check-id",
+                uuid,
+                host,
+                "not a UUID: "
+                + ", ".join(repr(terminal_safe(i)) for i in bad_ids)
+                + "; no command is printed for it (check the port with "
+                "`openstack port list --device-id` by hand)",
+                "",
+            )
+        ]
     if inst is None or inst.deleted:
         for f in findings:
             if f.code == "VD204":
-                steps.append(Step(5, "check-orphan", uuid, f.host, f.message,
-                                  _join(command("openstack", "server", "show", uuid,
-                                                "--all-projects"),
-                                        command("openstack", "port", "delete", f.port_id),
-                                        "then:")))
+                steps.append(
+                    Step(
+                        5,
+                        "check-orphan",
+                        uuid,
+                        f.host,
+                        f.message,
+                        _join(
+                            command("openstack", "server", "show", uuid, "--all-projects"),
+                            command("openstack", "port", "delete", f.port_id),
+                            "then:",
+                        ),
+                    )
+                )
         return steps
     to_repair = sorted(p.port_id for p in view.ports if set(p.codes) & repairable_by_default())
     if to_repair:
         ports = [w for p in to_repair for w in ("--port", p)]
-        steps.append(Step(1, "repair-binding", uuid, host,
-                          "the binding must be fixed first: Nova re-reads it at the re-plug",
-                          command("vifdoctor", "repair", *ports, "--apply") or ""))
+        steps.append(
+            Step(
+                1,
+                "repair-binding",
+                uuid,
+                host,
+                "the binding must be fixed first: Nova re-reads it at the re-plug",
+                command("vifdoctor", "repair", *ports, "--apply") or "",
+            )
+        )
     for f in findings:
         if f.code == "VD202":
-            steps.append(Step(2, "rebind-host", uuid, host, f.message,
-                              command("openstack", "port", "set", "--host", inst.host,
-                                      f.port_id) or ""))
+            steps.append(
+                Step(
+                    2,
+                    "rebind-host",
+                    uuid,
+                    host,
+                    f.message,
+                    command("openstack", "port", "set", "--host", inst.host, f.port_id) or "",
+                )
+            )
     steps.extend(_move_steps(uuid, host, findings))
-    replug = [p for p in view.ports
-              if p.cached_plug not in (p.after_repair_plug, Plug.UNKNOWN.value)]
+    replug = [
+        p for p in view.ports if p.cached_plug not in (p.after_repair_plug, Plug.UNKNOWN.value)
+    ]
     if replug or "VD202" in codes:
-        why = ", ".join(f"{p.port_id} {p.cached_plug} -> {p.after_repair_plug}"
-                        for p in replug) or "port re-bound to the instance's host"
+        why = (
+            ", ".join(f"{p.port_id} {p.cached_plug} -> {p.after_repair_plug}" for p in replug)
+            or "port re-bound to the instance's host"
+        )
         if inst.plugged:
-            steps.append(Step(3, "hard-reboot", uuid, host, f"re-plug: {why}",
-                              command("openstack", "server", "reboot", "--hard", uuid) or ""))
+            steps.append(
+                Step(
+                    3,
+                    "hard-reboot",
+                    uuid,
+                    host,
+                    f"re-plug: {why}",
+                    command("openstack", "server", "reboot", "--hard", uuid) or "",
+                )
+            )
         else:
-            steps.append(Step(9, "none", uuid, host,
-                              f"{inst.vm_state or 'not running'}: its next start re-plugs "
-                              f"from the fixed details ({why})", ""))
+            steps.append(
+                Step(
+                    9,
+                    "none",
+                    uuid,
+                    host,
+                    f"{inst.vm_state or 'not running'}: its next start re-plugs "
+                    f"from the fixed details ({why})",
+                    "",
+                )
+            )
         return steps
     if codes & {"VD201", "VD203", "VD205"} or (to_repair and inst.plugged):
-        steps.append(Step(4, "refresh-network", uuid, host,
-                          "Nova's cache must re-read the port(s)",
-                          _join(command("nova", "refresh-network", uuid),
-                                EXTERNAL_EVENT.format(uuid=uuid), "or")))
+        steps.append(
+            Step(
+                4,
+                "refresh-network",
+                uuid,
+                host,
+                "Nova's cache must re-read the port(s)",
+                _join(
+                    command("nova", "refresh-network", uuid), EXTERNAL_EVENT.format(uuid=uuid), "or"
+                ),
+            )
+        )
     return steps
 
 

@@ -75,166 +75,258 @@ def ovn_details_correction(stored: dict, want: dict, ctx: object = None) -> dict
 
 
 _VM_PORTS = Scope(OVN, device_owners=("compute:",))
-_VM_PORT_DETAILS = Scope(OVN, vif_types=frozenset({VIF_OVS, VIF_VHOSTUSER}),
-                         device_owners=("compute:",))
+_VM_PORT_DETAILS = Scope(
+    OVN, vif_types=frozenset({VIF_OVS, VIF_VHOSTUSER}), device_owners=("compute:",)
+)
 
 declare(
-    'VD401', Severity.FAILURE, 'no OVN chassis for the host',
-    summary=("ML2/OVN: no OVN chassis has the binding's host as hostname, or several "
-             'do'),
-    why=("No SB Chassis (with its Chassis_Private, which is what neutron's AgentCache "
-         "lists) has the binding's host as its hostname, or several do. The OVN "
-         "driver's bind_port refuses a host without a chassis; with several it binds "
-         'to whichever its cache lists first. A renamed host, an FQDN against a short '
-         'name, or a re-installed ovn-controller with a new system-id leave this '
-         'behind.'),
-    impact=('The next re-bind of the port (migration, resize, host update) fails with '
-            'binding_failed, and no ovn-controller claims the port for this host.'),
-    remedy=("Make the host's ovn-controller register under the name Nova and Neutron "
-            'use (`ovs-vsctl set Open_vSwitch . external_ids:hostname=HOST` on the '
-            'host), or delete the stale chassis (`ovn-sbctl chassis-del NAME`); then '
-            're-bind the port.'),
+    "VD401",
+    Severity.FAILURE,
+    "no OVN chassis for the host",
+    summary=("ML2/OVN: no OVN chassis has the binding's host as hostname, or several do"),
+    why=(
+        "No SB Chassis (with its Chassis_Private, which is what neutron's AgentCache "
+        "lists) has the binding's host as its hostname, or several do. The OVN "
+        "driver's bind_port refuses a host without a chassis; with several it binds "
+        "to whichever its cache lists first. A renamed host, an FQDN against a short "
+        "name, or a re-installed ovn-controller with a new system-id leave this "
+        "behind."
+    ),
+    impact=(
+        "The next re-bind of the port (migration, resize, host update) fails with "
+        "binding_failed, and no ovn-controller claims the port for this host."
+    ),
+    remedy=(
+        "Make the host's ovn-controller register under the name Nova and Neutron "
+        "use (`ovs-vsctl set Open_vSwitch . external_ids:hostname=HOST` on the "
+        "host), or delete the stale chassis (`ovn-sbctl chassis-del NAME`); then "
+        "re-bind the port."
+    ),
     applies_to=_VM_PORTS,
 )
 
 declare(
-    'VD402', Severity.FAILURE, 'OVN chassis dead',
-    summary=("ML2/OVN: the host's chassis is dead, as neutron's AgentCache judges it "
-             '(nb_cfg, nb_cfg_timestamp)'),
-    why=("The host's chassis is dead as neutron's AgentCache judges it: its "
-         'Chassis_Private.nb_cfg is more than one round behind NB_Global.nb_cfg and '
-         'its nb_cfg_timestamp is older than agent_down_time. ovn-controller is down, '
-         'hung or cannot reach the SB.'),
-    impact=("The port's flows are no longer updated on the host; neutron refuses to "
-            'bind any port there, so migrations to the host and new VMs on it fail.'),
-    remedy=('Check ovn-controller on the host (`systemctl status ovn-controller`, its '
-            'log, `ovs-vsctl get Open_vSwitch . external_ids:ovn-remote`), then '
-            '`openstack network agent list --host HOST` until it is alive.'),
+    "VD402",
+    Severity.FAILURE,
+    "OVN chassis dead",
+    summary=(
+        "ML2/OVN: the host's chassis is dead, as neutron's AgentCache judges it "
+        "(nb_cfg, nb_cfg_timestamp)"
+    ),
+    why=(
+        "The host's chassis is dead as neutron's AgentCache judges it: its "
+        "Chassis_Private.nb_cfg is more than one round behind NB_Global.nb_cfg and "
+        "its nb_cfg_timestamp is older than agent_down_time. ovn-controller is down, "
+        "hung or cannot reach the SB."
+    ),
+    impact=(
+        "The port's flows are no longer updated on the host; neutron refuses to "
+        "bind any port there, so migrations to the host and new VMs on it fail."
+    ),
+    remedy=(
+        "Check ovn-controller on the host (`systemctl status ovn-controller`, its "
+        "log, `ovs-vsctl get Open_vSwitch . external_ids:ovn-remote`), then "
+        "`openstack network agent list --host HOST` until it is alive."
+    ),
     applies_to=_VM_PORTS,
 )
 
 declare(
-    'VD403', Severity.FAILURE, 'physical network not mapped on the chassis',
-    summary=("ML2/OVN: the port's flat/VLAN physical network is not in the chassis's "
-             'ovn-bridge-mappings'),
-    why=("The port's flat or VLAN segment is on a physical network that the chassis's "
-         'ovn-bridge-mappings (other_config) does not map, or the mappings do not '
-         'parse. The OVN driver refuses to bind the port to this host.'),
-    impact=('The port has no path to its provider network from this host; the next '
-            're-bind fails (binding_failed).'),
-    remedy=('Add the mapping on the host (`ovs-vsctl set Open_vSwitch . '
-            'external_ids:ovn-bridge-mappings=PHYSNET:BRIDGE,...`) and re-bind the '
-            'port.'),
+    "VD403",
+    Severity.FAILURE,
+    "physical network not mapped on the chassis",
+    summary=(
+        "ML2/OVN: the port's flat/VLAN physical network is not in the chassis's ovn-bridge-mappings"
+    ),
+    why=(
+        "The port's flat or VLAN segment is on a physical network that the chassis's "
+        "ovn-bridge-mappings (other_config) does not map, or the mappings do not "
+        "parse. The OVN driver refuses to bind the port to this host."
+    ),
+    impact=(
+        "The port has no path to its provider network from this host; the next "
+        "re-bind fails (binding_failed)."
+    ),
+    remedy=(
+        "Add the mapping on the host (`ovs-vsctl set Open_vSwitch . "
+        "external_ids:ovn-bridge-mappings=PHYSNET:BRIDGE,...`) and re-bind the "
+        "port."
+    ),
     applies_to=_VM_PORTS,
 )
 
 declare(
-    'VD404', Severity.FAILURE, 'binding does not fit the OVN chassis',
-    summary=('ML2/OVN: Nova would plug the VM in a way OVN does not wire on that '
-             'chassis (vif_type, bridge_name, datapath_type)'),
-    why=('The stored binding makes Nova plug the VM in a way OVN does not wire on this'
-         ' chassis: an ovs binding where the chassis needs vhostuser (netdev datapath '
-         "with dpdkvhostuser) or the reverse; a bridge_name other than the chassis's "
-         'OVN bridge (Chassis_Private external_ids neutron:ovn-bridge, else br-int); a'
-         " datapath_type other than the chassis's."),
-    impact=("At its next plug the VM's port lands on a bridge ovn-controller does not "
-            'manage, or on the wrong datapath: no network on the port.'),
-    remedy=('Rewrite bridge_name/datapath_type as the OVN driver writes them for the '
-            'chassis (`vifdoctor repair --code VD404 --ovn-nb-connection NB '
-            '--ovn-sb-connection SB`); a vif_type that does not fit needs a re-bind '
-            "(binding:host_id to '' and back). Then hard-reboot the VM so Nova plugs "
-            'it again.'),
+    "VD404",
+    Severity.FAILURE,
+    "binding does not fit the OVN chassis",
+    summary=(
+        "ML2/OVN: Nova would plug the VM in a way OVN does not wire on that "
+        "chassis (vif_type, bridge_name, datapath_type)"
+    ),
+    why=(
+        "The stored binding makes Nova plug the VM in a way OVN does not wire on this"
+        " chassis: an ovs binding where the chassis needs vhostuser (netdev datapath "
+        "with dpdkvhostuser) or the reverse; a bridge_name other than the chassis's "
+        "OVN bridge (Chassis_Private external_ids neutron:ovn-bridge, else br-int); a"
+        " datapath_type other than the chassis's."
+    ),
+    impact=(
+        "At its next plug the VM's port lands on a bridge ovn-controller does not "
+        "manage, or on the wrong datapath: no network on the port."
+    ),
+    remedy=(
+        "Rewrite bridge_name/datapath_type as the OVN driver writes them for the "
+        "chassis (`vifdoctor repair --code VD404 --ovn-nb-connection NB "
+        "--ovn-sb-connection SB`); a vif_type that does not fit needs a re-bind "
+        "(binding:host_id to '' and back). Then hard-reboot the VM so Nova plugs "
+        "it again."
+    ),
     applies_to=_VM_PORT_DETAILS,
     correction=ovn_details_correction,
 )
 
 declare(
-    'VD405', Severity.WARNING, 'ML2/OVS leftovers in an OVN binding',
-    summary=('ML2/OVN: ML2/OVS leftovers in the details (ovs_hybrid_plug true, '
-             "port_filter not the OVN driver's)"),
-    why=('The details still carry what the OVS driver wrote: ovs_hybrid_plug true '
-         '(Nova plugs through a qbr bridge whose iptables rules no OVS agent '
-         "maintains), or a port_filter other than the OVN driver's "
-         "(enable_security_group for ovs, false for vhostuser). neutron's OVS -> OVN "
-         'migration keeps ovs_hybrid_plug.'),
-    impact=('The VM keeps a useless qbr/qvb/qvo chain and stale neutron-openvswi-* '
-            "chains; OVN's ACLs still filter on the qvo port. Nothing breaks now."),
-    remedy=('Rewrite the details as the OVN driver writes them (`vifdoctor repair '
-            '--code VD405` with the OVN connections), then re-plug the VM at a '
-            'convenient time (hard reboot or migration).'),
+    "VD405",
+    Severity.WARNING,
+    "ML2/OVS leftovers in an OVN binding",
+    summary=(
+        "ML2/OVN: ML2/OVS leftovers in the details (ovs_hybrid_plug true, "
+        "port_filter not the OVN driver's)"
+    ),
+    why=(
+        "The details still carry what the OVS driver wrote: ovs_hybrid_plug true "
+        "(Nova plugs through a qbr bridge whose iptables rules no OVS agent "
+        "maintains), or a port_filter other than the OVN driver's "
+        "(enable_security_group for ovs, false for vhostuser). neutron's OVS -> OVN "
+        "migration keeps ovs_hybrid_plug."
+    ),
+    impact=(
+        "The VM keeps a useless qbr/qvb/qvo chain and stale neutron-openvswi-* "
+        "chains; OVN's ACLs still filter on the qvo port. Nothing breaks now."
+    ),
+    remedy=(
+        "Rewrite the details as the OVN driver writes them (`vifdoctor repair "
+        "--code VD405` with the OVN connections), then re-plug the VM at a "
+        "convenient time (hard reboot or migration)."
+    ),
     applies_to=_VM_PORT_DETAILS,
     correction=ovn_details_correction,
 )
 
 declare(
-    'VD406', Severity.FAILURE, 'bound port without an LSP',
-    summary='ML2/OVN: a bound port has no NB Logical_Switch_Port',
-    why=('A bound Neutron port has no Logical_Switch_Port in the Northbound database: '
-         'deleted by hand, or a failed create that the maintenance worker (which '
-         'compares revision numbers only) did not redo.'),
-    impact=('OVN knows nothing of the port: no ovn-controller claims it, the VM has no'
-            ' network on it and its security groups are not applied.'),
-    remedy=('Run neutron-ovn-db-sync-util in repair mode (the exact command is in the '
-            'finding): it recreates missing LSPs.'),
+    "VD406",
+    Severity.FAILURE,
+    "bound port without an LSP",
+    summary="ML2/OVN: a bound port has no NB Logical_Switch_Port",
+    why=(
+        "A bound Neutron port has no Logical_Switch_Port in the Northbound database: "
+        "deleted by hand, or a failed create that the maintenance worker (which "
+        "compares revision numbers only) did not redo."
+    ),
+    impact=(
+        "OVN knows nothing of the port: no ovn-controller claims it, the VM has no"
+        " network on it and its security groups are not applied."
+    ),
+    remedy=(
+        "Run neutron-ovn-db-sync-util in repair mode (the exact command is in the "
+        "finding): it recreates missing LSPs."
+    ),
     applies_to=Scope(OVN),
 )
 
 declare(
-    'VD407', Severity.WARNING, 'LSP without a Neutron port',
-    summary=('ML2/OVN: a Logical_Switch_Port on a neutron network has no Neutron port '
-             '(provnet-* excepted)'),
-    why=('A Logical_Switch_Port on a neutron-<network id> switch has no Neutron port '
-         'of its name: added by hand, or left behind by a deleted port. The provnet-* '
-         'localnet ports neutron makes for physical segments are not orphans.'),
-    impact=('It holds addresses (MAC/IP) that Neutron may hand out again, and an '
-            'ovn-controller may claim it for an interface with that iface-id.'),
-    remedy=('Run neutron-ovn-db-sync-util in repair mode when the LSP has '
-            'neutron:port_name; otherwise delete it by hand with ovn-nbctl lsp-del '
-            '(the finding says which).'),
+    "VD407",
+    Severity.WARNING,
+    "LSP without a Neutron port",
+    summary=(
+        "ML2/OVN: a Logical_Switch_Port on a neutron network has no Neutron port "
+        "(provnet-* excepted)"
+    ),
+    why=(
+        "A Logical_Switch_Port on a neutron-<network id> switch has no Neutron port "
+        "of its name: added by hand, or left behind by a deleted port. The provnet-* "
+        "localnet ports neutron makes for physical segments are not orphans."
+    ),
+    impact=(
+        "It holds addresses (MAC/IP) that Neutron may hand out again, and an "
+        "ovn-controller may claim it for an interface with that iface-id."
+    ),
+    remedy=(
+        "Run neutron-ovn-db-sync-util in repair mode when the LSP has "
+        "neutron:port_name; otherwise delete it by hand with ovn-nbctl lsp-del "
+        "(the finding says which)."
+    ),
     applies_to=Scope(OVN),
 )
 
 declare(
-    'VD408', Severity.FAILURE, 'requested-chassis is not the binding host',
-    summary=("ML2/OVN: the LSP's requested-chassis is not the binding host, outside a "
-             'live migration'),
-    why=("The LSP's options:requested-chassis names another host than the binding, "
-         'outside a live migration (during one it is "src,dst" and the binding profile'
-         ' has migrating_to). Edited by hand, or a binding change whose NB update '
-         'failed.'),
-    impact=('ovn-controller on the binding host refuses to claim the port; the VM on '
-            'it has no network, or the port is claimed on the host requested-chassis '
-            'names.'),
-    remedy=('Re-bind the port through the API (`vifdoctor repair --os-cloud NAME`, or '
-            "binding:host_id to '' and back) so the driver rewrites the LSP."),
+    "VD408",
+    Severity.FAILURE,
+    "requested-chassis is not the binding host",
+    summary=(
+        "ML2/OVN: the LSP's requested-chassis is not the binding host, outside a live migration"
+    ),
+    why=(
+        "The LSP's options:requested-chassis names another host than the binding, "
+        'outside a live migration (during one it is "src,dst" and the binding profile'
+        " has migrating_to). Edited by hand, or a binding change whose NB update "
+        "failed."
+    ),
+    impact=(
+        "ovn-controller on the binding host refuses to claim the port; the VM on "
+        "it has no network, or the port is claimed on the host requested-chassis "
+        "names."
+    ),
+    remedy=(
+        "Re-bind the port through the API (`vifdoctor repair --os-cloud NAME`, or "
+        "binding:host_id to '' and back) so the driver rewrites the LSP."
+    ),
     applies_to=_VM_PORTS,
 )
 
 declare(
-    'VD409', Severity.FAILURE, 'port claimed by another chassis',
+    "VD409",
+    Severity.FAILURE,
+    "port claimed by another chassis",
     summary="ML2/OVN: the SB Port_Binding is claimed by another host's chassis",
-    why=("The SB Port_Binding's chassis is a chassis whose hostname is not the binding"
-         " host: its traffic goes to another hypervisor. A live migration's "
-         'destination claims as additional_chassis, which is no fault.'),
-    impact=("The VM on the binding host has no network on this port; another host's "
-            'interface with the same iface-id gets its traffic.'),
-    remedy=('Find the interface with this iface-id on the claiming host (`ovs-vsctl '
-            '--columns=name find Interface external_ids:iface-id=PORT`) and remove it,'
-            " then check the port's requested-chassis (VD408)."),
+    why=(
+        "The SB Port_Binding's chassis is a chassis whose hostname is not the binding"
+        " host: its traffic goes to another hypervisor. A live migration's "
+        "destination claims as additional_chassis, which is no fault."
+    ),
+    impact=(
+        "The VM on the binding host has no network on this port; another host's "
+        "interface with the same iface-id gets its traffic."
+    ),
+    remedy=(
+        "Find the interface with this iface-id on the claiming host (`ovs-vsctl "
+        "--columns=name find Interface external_ids:iface-id=PORT`) and remove it,"
+        " then check the port's requested-chassis (VD408)."
+    ),
     applies_to=_VM_PORTS,
 )
 
 declare(
-    'VD410', Severity.WARNING, 'port status disagrees with the LSP',
-    summary=('ML2/OVN: port status ACTIVE with the LSP down, or DOWN with it up, '
-             'outside a live migration'),
-    why=("Neutron's port status is ACTIVE while the LSP is not up, or DOWN while it is"
-         " up, outside a live migration. Neutron sets the status from OVN's up events;"
-         ' a missed event leaves them apart.'),
-    impact=('Builds and attaches wait for network-vif-plugged and time out; a port '
-            'shown ACTIVE may have no working datapath.'),
-    remedy=("Check the port's claim (VD409) and the host's ovn-controller; a restart "
-            'of the neutron API resets port status from the LSPs.'),
+    "VD410",
+    Severity.WARNING,
+    "port status disagrees with the LSP",
+    summary=(
+        "ML2/OVN: port status ACTIVE with the LSP down, or DOWN with it up, "
+        "outside a live migration"
+    ),
+    why=(
+        "Neutron's port status is ACTIVE while the LSP is not up, or DOWN while it is"
+        " up, outside a live migration. Neutron sets the status from OVN's up events;"
+        " a missed event leaves them apart."
+    ),
+    impact=(
+        "Builds and attaches wait for network-vif-plugged and time out; a port "
+        "shown ACTIVE may have no working datapath."
+    ),
+    remedy=(
+        "Check the port's claim (VD409) and the host's ovn-controller; a restart "
+        "of the neutron API resets port status from the LSPs."
+    ),
     applies_to=_VM_PORTS,
 )
 
@@ -253,8 +345,9 @@ class OvnContext:
 # ---------------------------------------------------------------------- which bindings
 
 
-def is_ovn_binding(b: Binding, host_agents: Sequence[Agent], view: OvnView | None,
-                   live_ovs_anywhere: bool) -> bool:
+def is_ovn_binding(
+    b: Binding, host_agents: Sequence[Agent], view: OvnView | None, live_ovs_anywhere: bool
+) -> bool:
     """Whether OVN, not an OVS agent, serves this binding.
 
     Bound by the ``ovn`` driver; or, with OVN read, an ``ovs``/``vhostuser`` binding on a
@@ -296,16 +389,26 @@ def expected_details(b: Binding, chassis: OvnChassis, vif_type: str, ctx: OvnCon
     """The vif_details the OVN driver writes for this port on this chassis."""
     details: dict
     if vif_type == VIF_VHOSTUSER:
-        details = {"port_filter": False, "vhostuser_mode": "server",
-                   "vhostuser_ovs_plug": True, "connectivity": "l2",
-                   "vhostuser_socket": vhu_socket(ctx.vhost_sock_dir, b.port_id)}
+        details = {
+            "port_filter": False,
+            "vhostuser_mode": "server",
+            "vhostuser_ovs_plug": True,
+            "connectivity": "l2",
+            "vhostuser_socket": vhu_socket(ctx.vhost_sock_dir, b.port_id),
+        }
     elif vif_type == VIF_AGILIO:
-        details = {"port_filter": ctx.enable_security_group, "connectivity": "l2",
-                   "vhostuser_socket": vhu_socket(ctx.vhost_sock_dir, b.port_id),
-                   "vhostuser_mode": "client"}
+        details = {
+            "port_filter": ctx.enable_security_group,
+            "connectivity": "l2",
+            "vhostuser_socket": vhu_socket(ctx.vhost_sock_dir, b.port_id),
+            "vhostuser_mode": "client",
+        }
     else:
-        details = {"port_filter": ctx.enable_security_group, "connectivity": "l2",
-                   "ovs_create_tap": ctx.ovs_create_tap}
+        details = {
+            "port_filter": ctx.enable_security_group,
+            "connectivity": "l2",
+            "ovs_create_tap": ctx.ovs_create_tap,
+        }
     details.update({"bridge_name": chassis.ovn_bridge, "datapath_type": chassis.datapath_type})
     return details
 
@@ -331,21 +434,38 @@ class OvnJudgement:
     leftovers: list[str] = field(default_factory=list)  # ML2/OVS remains (migration view)
 
 
-def _finding(code: str, b: Binding, message: str, chassis: OvnChassis | None = None, *,
-             remedy: str | None = None, extra: dict | None = None, **fields: Any
-             ) -> Finding:
+def _finding(
+    code: str,
+    b: Binding,
+    message: str,
+    chassis: OvnChassis | None = None,
+    *,
+    remedy: str | None = None,
+    extra: dict | None = None,
+    **fields: Any,
+) -> Finding:
     """A finding that names the port, host, chassis and instance."""
     f = new_finding(code, b, message, **fields)
     if remedy:
         f.remedy = remedy
-    f.extra = {"chassis": chassis.name if chassis else "",
-               "instance": b.device_id if b.is_compute_port else "", **(extra or {})}
+    f.extra = {
+        "chassis": chassis.name if chassis else "",
+        "instance": b.device_id if b.is_compute_port else "",
+        **(extra or {}),
+    }
     return f
 
 
-def judge_ovn_binding(b: Binding, view: OvnView, ctx: RuleContext, octx: OvnContext, *,
-                      segment: Segment | None = None, port_status: str | None = None,
-                      chassis_only: bool = False) -> OvnJudgement:
+def judge_ovn_binding(
+    b: Binding,
+    view: OvnView,
+    ctx: RuleContext,
+    octx: OvnContext,
+    *,
+    segment: Segment | None = None,
+    port_status: str | None = None,
+    chassis_only: bool = False,
+) -> OvnJudgement:
     """Judge one binding OVN serves: the generic checks, then VD401-VD410.
 
     ``chassis_only``: the view holds only the agents Neutron's API lists (no NB/SB):
@@ -360,10 +480,15 @@ def judge_ovn_binding(b: Binding, view: OvnView, ctx: RuleContext, octx: OvnCont
         return OvnJudgement(base.category, findings)
     lsp = view.ports.get(b.port_id)
     if bound and lsp is None and b.device_owner != FLOATINGIP_OWNER and not chassis_only:
-        findings.append(_finding(
-            "VD406", b, f"port {b.port_id} ({b.device_owner or 'no device_owner'}) is bound "
-            f"to {b.host} but NB has no Logical_Switch_Port named after it",
-            remedy=sync_remedy("VD406", [b.port_id], octx)))
+        findings.append(
+            _finding(
+                "VD406",
+                b,
+                f"port {b.port_id} ({b.device_owner or 'no device_owner'}) is bound "
+                f"to {b.host} but NB has no Logical_Switch_Port named after it",
+                remedy=sync_remedy("VD406", [b.port_id], octx),
+            )
+        )
     if not b.is_compute_port:
         return OvnJudgement(base.category, findings)
     if not bound or any(f.code in ("VD105", "VD106", "VD112") for f in findings):
@@ -382,96 +507,136 @@ def judge_ovn_binding(b: Binding, view: OvnView, ctx: RuleContext, octx: OvnCont
     return OvnJudgement(JUDGED, findings, chassis, migration_leftovers(b, stored))
 
 
-def _judge_chassis(b: Binding, view: OvnView, segment: Segment | None,
-                   findings: list[Finding]) -> OvnChassis | None:
+def _judge_chassis(
+    b: Binding, view: OvnView, segment: Segment | None, findings: list[Finding]
+) -> OvnChassis | None:
     """VD401-VD403: the chassis neutron would bind this host's ports to, if one."""
     agents = view.agents_on(b.host)
     if len(agents) != 1:
         if agents:
-            message = (f"{len(agents)} OVN chassis carry hostname {b.host} "
-                       f"({', '.join(sorted(c.name for c in agents))}): neutron binds to "
-                       "whichever its agent cache lists first")
+            message = (
+                f"{len(agents)} OVN chassis carry hostname {b.host} "
+                f"({', '.join(sorted(c.name for c in agents))}): neutron binds to "
+                "whichever its agent cache lists first"
+            )
         else:
             message = f"no OVN chassis has hostname {b.host}" + _near_misses(b.host, view)
-        findings.append(_finding("VD401", b, message,
-                                 extra={"candidates": [c.name for c in agents]}))
+        findings.append(
+            _finding("VD401", b, message, extra={"candidates": [c.name for c in agents]})
+        )
         return None
     chassis = agents[0]
     if not chassis.alive:
-        findings.append(_finding(
-            "VD402", b, f"chassis {chassis.name} of {b.host} is dead: {chassis.liveness}",
-            chassis))
+        findings.append(
+            _finding(
+                "VD402",
+                b,
+                f"chassis {chassis.name} of {b.host} is dead: {chassis.liveness}",
+                chassis,
+            )
+        )
     if segment is not None and segment.network_type in ("flat", "vlan"):
         physnet = segment.physical_network or ""
         if chassis.mappings_error or physnet not in chassis.physnets:
             mappings = chassis.bridge_mappings or "(none)"
-            why = (f"cannot be parsed ({chassis.mappings_error})" if chassis.mappings_error
-                   else f"has no {physnet!r}")
-            findings.append(_finding(
-                "VD403", b, f"the port's {segment.network_type} segment is on physical "
-                f"network {physnet!r}, but chassis {chassis.name}'s ovn-bridge-mappings "
-                f"{mappings!r} {why}", chassis))
+            why = (
+                f"cannot be parsed ({chassis.mappings_error})"
+                if chassis.mappings_error
+                else f"has no {physnet!r}"
+            )
+            findings.append(
+                _finding(
+                    "VD403",
+                    b,
+                    f"the port's {segment.network_type} segment is on physical "
+                    f"network {physnet!r}, but chassis {chassis.name}'s ovn-bridge-mappings "
+                    f"{mappings!r} {why}",
+                    chassis,
+                )
+            )
     return chassis
 
 
 def _near_misses(host: str, view: OvnView) -> str:
     """Chassis that may be this host under another name (FQDN vs short, renamed)."""
     short = host.split(".", 1)[0]
-    near = sorted({c.hostname for c in view.chassis
-                   if c.hostname != host and c.hostname.split(".", 1)[0] == short})
+    near = sorted(
+        {
+            c.hostname
+            for c in view.chassis
+            if c.hostname != host and c.hostname.split(".", 1)[0] == short
+        }
+    )
     hidden = [c.name for c in view.without_agent_on(host)]
     text = ""
     if near:
         text += f"; chassis with a similar hostname: {', '.join(near)} (renamed host?)"
     if hidden:
-        text += (f"; chassis {', '.join(hidden)} has this hostname but no Chassis_Private "
-                 "row, so neutron lists no agent for it")
+        text += (
+            f"; chassis {', '.join(hidden)} has this hostname but no Chassis_Private "
+            "row, so neutron lists no agent for it"
+        )
     return text
 
 
-def _judge_details(b: Binding, stored: dict, chassis: OvnChassis,
-                   octx: OvnContext) -> list[Finding]:
+def _judge_details(
+    b: Binding, stored: dict, chassis: OvnChassis, octx: OvnContext
+) -> list[Finding]:
     """VD404 (Nova plugs what OVN does not wire here) and VD405 (ML2/OVS leftovers)."""
     want_type = expected_vif_type(chassis, b.vnic_type)
     want = expected_details(b, chassis, want_type, octx)
-    fields: dict[str, Any] = {"stored_details": stored if b.vif_details else "",
-                              "expected_details": want}
+    fields: dict[str, Any] = {
+        "stored_details": stored if b.vif_details else "",
+        "expected_details": want,
+    }
     out: list[Finding] = []
     wrong: list[str] = []
     if b.vif_type != want_type and {b.vif_type, want_type} <= {VIF_OVS, VIF_VHOSTUSER}:
-        wrong.append(f"vif_type {b.vif_type}, but chassis {chassis.name} needs {want_type} "
-                     f"(datapath-type {chassis.datapath_type or '(unset)'}, iface-types "
-                     f"{','.join(chassis.iface_types) or '(none)'})")
+        wrong.append(
+            f"vif_type {b.vif_type}, but chassis {chassis.name} needs {want_type} "
+            f"(datapath-type {chassis.datapath_type or '(unset)'}, iface-types "
+            f"{','.join(chassis.iface_types) or '(none)'})"
+        )
     bridge = stored.get("bridge_name") or octx.nova_default_bridge
     if bridge != chassis.ovn_bridge:
         shown = stored.get("bridge_name") or f"(missing: Nova uses {octx.nova_default_bridge})"
-        wrong.append(f"bridge_name {shown}, but ovn-controller on {chassis.name} uses "
-                     f"{chassis.ovn_bridge}")
+        wrong.append(
+            f"bridge_name {shown}, but ovn-controller on {chassis.name} uses {chassis.ovn_bridge}"
+        )
     if _dp(stored.get("datapath_type")) != _dp(chassis.datapath_type):
-        wrong.append(f"datapath_type {stored.get('datapath_type') or '(missing: system)'}, "
-                     f"but chassis {chassis.name} runs {_dp(chassis.datapath_type)}")
+        wrong.append(
+            f"datapath_type {stored.get('datapath_type') or '(missing: system)'}, "
+            f"but chassis {chassis.name} runs {_dp(chassis.datapath_type)}"
+        )
     same_type = b.vif_type == want_type
     if wrong:
         fix = ovn_details_correction(stored, want) if same_type else None
-        out.append(_finding("VD404", b, "; ".join(wrong), chassis, correction=fix,
-                            **fields))
+        out.append(_finding("VD404", b, "; ".join(wrong), chassis, correction=fix, **fields))
     leftovers: list[str] = []
     if stored.get("ovs_hybrid_plug"):
-        leftovers.append("ovs_hybrid_plug is true: Nova plugs through a qbr bridge whose "
-                         "iptables rules no OVS agent maintains any more")
+        leftovers.append(
+            "ovs_hybrid_plug is true: Nova plugs through a qbr bridge whose "
+            "iptables rules no OVS agent maintains any more"
+        )
     if same_type and stored.get("port_filter") != want["port_filter"]:
         key = stored.get("port_filter", "(missing)")
-        leftovers.append(f"port_filter {key}, the OVN driver writes {want['port_filter']} "
-                         f"for {want_type}")
+        leftovers.append(
+            f"port_filter {key}, the OVN driver writes {want['port_filter']} for {want_type}"
+        )
     if leftovers:
         fix = ovn_details_correction(stored, want) if same_type else None
-        out.append(_finding("VD405", b, "; ".join(leftovers), chassis, correction=fix,
-                            **fields))
+        out.append(_finding("VD405", b, "; ".join(leftovers), chassis, correction=fix, **fields))
     return out
 
 
-def _judge_lsp(b: Binding, lsp: OvnPort, view: OvnView, dst: str, port_status: str | None,
-               chassis: OvnChassis | None) -> list[Finding]:
+def _judge_lsp(
+    b: Binding,
+    lsp: OvnPort,
+    view: OvnView,
+    dst: str,
+    port_status: str | None,
+    chassis: OvnChassis | None,
+) -> list[Finding]:
     """VD408-VD410: requested-chassis, the SB claim, and the up state vs port status."""
     out: list[Finding] = []
     requested = [r for r in lsp.requested_chassis.split(",") if r]
@@ -482,34 +647,53 @@ def _judge_lsp(b: Binding, lsp: OvnPort, view: OvnView, dst: str, port_status: s
 
     fits = len(requested) == 1 and is_host(requested[0], b.host)
     if dst and not fits:
-        fits = len(requested) == 2 and is_host(requested[0], b.host) and is_host(
-            requested[1], dst)
+        fits = len(requested) == 2 and is_host(requested[0], b.host) and is_host(requested[1], dst)
     if not fits:
         expect = f"{b.host},{dst}" if dst else b.host
-        out.append(_finding(
-            "VD408", b, f"LSP options:requested-chassis is "
-            f"{lsp.requested_chassis or '(unset)'!s}, the binding says {expect}"
-            + ("" if dst else " and no live migration is under way"), chassis,
-            extra={"requested_chassis": lsp.requested_chassis}))
+        out.append(
+            _finding(
+                "VD408",
+                b,
+                f"LSP options:requested-chassis is "
+                f"{lsp.requested_chassis or '(unset)'!s}, the binding says {expect}"
+                + ("" if dst else " and no live migration is under way"),
+                chassis,
+                extra={"requested_chassis": lsp.requested_chassis},
+            )
+        )
     if lsp.claimed_by is not None:
         owner = view.by_name.get(lsp.claimed_by)
         owner_host = owner.hostname if owner else ""
         if owner_host != b.host and not (dst and owner_host == dst):
-            out.append(_finding(
-                "VD409", b, f"SB Port_Binding is claimed by chassis {lsp.claimed_by} "
-                f"(hostname {owner_host or 'unknown'}), not by {b.host}: its traffic goes "
-                "there", chassis, extra={"claimed_by": lsp.claimed_by}))
+            out.append(
+                _finding(
+                    "VD409",
+                    b,
+                    f"SB Port_Binding is claimed by chassis {lsp.claimed_by} "
+                    f"(hostname {owner_host or 'unknown'}), not by {b.host}: its traffic goes "
+                    "there",
+                    chassis,
+                    extra={"claimed_by": lsp.claimed_by},
+                )
+            )
     if port_status in ("ACTIVE", "DOWN") and lsp.up is not None and not dst:
         up = bool(lsp.up)
         if (port_status == "ACTIVE") != up:
-            out.append(_finding(
-                "VD410", b, f"Neutron says {port_status}, the LSP is "
-                f"{'up' if up else 'down'}", chassis, extra={"lsp_up": up}))
+            out.append(
+                _finding(
+                    "VD410",
+                    b,
+                    f"Neutron says {port_status}, the LSP is {'up' if up else 'down'}",
+                    chassis,
+                    extra={"lsp_up": up},
+                )
+            )
     return out
 
 
-def unclaimed_findings(instance: Instance | None, bindings: Sequence[Binding],
-                       view: OvnView) -> list[Finding]:
+def unclaimed_findings(
+    instance: Instance | None, bindings: Sequence[Binding], view: OvnView
+) -> list[Finding]:
     """With Nova: a VM port of an instance whose VIFs exist on its host (running, paused,
     suspended) must be claimed there; one no chassis claims is VD409, with the instance."""
     if instance is None or instance.deleted or not instance.plugged:
@@ -519,11 +703,15 @@ def unclaimed_findings(instance: Instance | None, bindings: Sequence[Binding],
         lsp = view.ports.get(b.port_id)
         if b.status not in (None, "ACTIVE") or lsp is None or lsp.claimed_by is not None:
             continue
-        f = _finding("VD409", b, f"no chassis claims the port (SB Port_Binding.chassis is "
-                     f"empty) while instance {instance.uuid} is "
-                     f"{'running' if instance.power_state == 1 else 'plugged'} on "
-                     f"{instance.host or '(no host)'}: it has no network on this port",
-                     extra={"claimed_by": "", "instance_host": instance.host})
+        f = _finding(
+            "VD409",
+            b,
+            f"no chassis claims the port (SB Port_Binding.chassis is "
+            f"empty) while instance {instance.uuid} is "
+            f"{'running' if instance.power_state == 1 else 'plugged'} on "
+            f"{instance.host or '(no host)'}: it has no network on this port",
+            extra={"claimed_by": "", "instance_host": instance.host},
+        )
         f.instance = instance.as_dict()
         out.append(f)
     return out
@@ -543,20 +731,29 @@ def is_orphan_candidate(lsp: OvnPort) -> bool:
     return not (lsp.name.startswith(PROVNET_PREFIX) or lsp.type == "localnet")
 
 
-def orphan_finding(lsp: OvnPort, octx: OvnContext, bound_elsewhere: str | None = None
-                   ) -> Finding:
+def orphan_finding(lsp: OvnPort, octx: OvnContext, bound_elsewhere: str | None = None) -> Finding:
     """VD407 for an LSP that has no Neutron port."""
-    network = lsp.switch[len(OVN_SWITCH_PREFIX):]
-    how = ("neutron-ovn-db-sync-util can delete it (it has neutron:port_name)"
-           if lsp.has_port_name else
-           "it lacks neutron:port_name, so neutron-ovn-db-sync-util never sees it")
+    network = lsp.switch[len(OVN_SWITCH_PREFIX) :]
+    how = (
+        "neutron-ovn-db-sync-util can delete it (it has neutron:port_name)"
+        if lsp.has_port_name
+        else "it lacks neutron:port_name, so neutron-ovn-db-sync-util never sees it"
+    )
     f = declared_finding(
-        "VD407", f"Logical_Switch_Port {lsp.name} on {lsp.switch} has no Neutron port; {how}",
-        port_id=lsp.name, host=lsp.host_id, network_id=network,
+        "VD407",
+        f"Logical_Switch_Port {lsp.name} on {lsp.switch} has no Neutron port; {how}",
+        port_id=lsp.name,
+        host=lsp.host_id,
+        network_id=network,
         device_owner=lsp.device_owner,
-        extra={"chassis": lsp.claimed_by or "", "instance": "", "lsp_type": lsp.type,
-               "requested_chassis": lsp.requested_chassis,
-               "has_port_name": lsp.has_port_name})
+        extra={
+            "chassis": lsp.claimed_by or "",
+            "instance": "",
+            "lsp_type": lsp.type,
+            "requested_chassis": lsp.requested_chassis,
+            "has_port_name": lsp.has_port_name,
+        },
+    )
     f.remedy = sync_remedy("VD407", [lsp.name], octx, lsp=lsp)
     return f
 
@@ -571,17 +768,20 @@ def sync_command(octx: OvnContext) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
-def sync_remedy(code: str, ports: list[str], octx: OvnContext,
-                lsp: OvnPort | None = None) -> str:
+def sync_remedy(code: str, ports: list[str], octx: OvnContext, lsp: OvnPort | None = None) -> str:
     listed = ", ".join(ports)
     if code == "VD407" and lsp is not None and not lsp.has_port_name:
-        return (f"Check nothing uses it, then delete it by hand: "
-                f"`ovn-nbctl lsp-del {shlex.quote(lsp.name)}` (ports: {listed}); "
-                f"`{sync_command(octx)}` does not see it.")
+        return (
+            f"Check nothing uses it, then delete it by hand: "
+            f"`ovn-nbctl lsp-del {shlex.quote(lsp.name)}` (ports: {listed}); "
+            f"`{sync_command(octx)}` does not see it."
+        )
     verb = "recreates the missing LSP of" if code == "VD406" else "deletes the orphan LSP"
-    return (f"Run `{sync_command(octx)}` on a neutron server host: it {verb} {listed} "
-            "(it syncs the whole NB, not just these ports). The port comes back down "
-            "until ovn-controller claims it again.")
+    return (
+        f"Run `{sync_command(octx)}` on a neutron server host: it {verb} {listed} "
+        "(it syncs the whole NB, not just these ports). The port comes back down "
+        "until ovn-controller claims it again."
+    )
 
 
 # ---------------------------------------------------------------------- migration view
@@ -608,10 +808,18 @@ class MigrationTally:
     fully_on_ovn: int = 0
 
     def _host(self, host: str) -> dict:
-        return self.hosts.setdefault(host, {
-            "vm_ports": 0, "fully_on_ovn": 0, "hybrid-plugged": 0,
-            "levels name openvswitch": 0, "no bridge_name": 0,
-            "dead Open vSwitch agents": 0, "trunk bridges": 0})
+        return self.hosts.setdefault(
+            host,
+            {
+                "vm_ports": 0,
+                "fully_on_ovn": 0,
+                "hybrid-plugged": 0,
+                "levels name openvswitch": 0,
+                "no bridge_name": 0,
+                "dead Open vSwitch agents": 0,
+                "trunk bridges": 0,
+            },
+        )
 
     def add(self, b: Binding, judged: OvnJudgement) -> None:
         if not b.is_compute_port or b.status not in (None, "ACTIVE") or judged.category != JUDGED:
@@ -639,9 +847,12 @@ class MigrationTally:
         return f"{self.fully_on_ovn} of {self.vm_ports} VM ports fully on OVN"
 
     def as_dict(self) -> dict:
-        return {"hosts": {h: self.hosts[h] for h in sorted(self.hosts)},
-                "vm_ports": self.vm_ports, "fully_on_ovn": self.fully_on_ovn,
-                "summary": self.line()}
+        return {
+            "hosts": {h: self.hosts[h] for h in sorted(self.hosts)},
+            "vm_ports": self.vm_ports,
+            "fully_on_ovn": self.fully_on_ovn,
+            "summary": self.line(),
+        }
 
 
 def corrected(stored: dict, correction: dict | None) -> dict:

@@ -33,11 +33,31 @@ VIF_UNBOUND = "unbound"
 VIF_DISTRIBUTED = "distributed"
 # nova.network.model.VIF_TYPE_* (nova 34.0.0): anything else makes the libvirt driver raise
 # "Unexpected vif_type" (or os_vif_util "Unsupported VIF type") when it plugs the VM.
-NOVA_VIF_TYPES = frozenset({
-    "ovs", "ivs", "dvs", "iovisor", "bridge", "802.1qbg", "802.1qbh", "hw_veb", "hyperv",
-    "hostdev_physical", "ib_hostdev", "midonet", "vhostuser", "vrouter", "other", "tap",
-    "macvtap", "agilio_ovs", "binding_failed", "vif", "unbound",
-})
+NOVA_VIF_TYPES = frozenset(
+    {
+        "ovs",
+        "ivs",
+        "dvs",
+        "iovisor",
+        "bridge",
+        "802.1qbg",
+        "802.1qbh",
+        "hw_veb",
+        "hyperv",
+        "hostdev_physical",
+        "ib_hostdev",
+        "midonet",
+        "vhostuser",
+        "vrouter",
+        "other",
+        "tap",
+        "macvtap",
+        "agilio_ovs",
+        "binding_failed",
+        "vif",
+        "unbound",
+    }
+)
 SRIOV_VIF_TYPES = frozenset({"hw_veb", "hostdev_physical", "macvtap", "802.1qbh", "802.1qbg"})
 
 FW_IPTABLES_HYBRID = "iptables_hybrid"

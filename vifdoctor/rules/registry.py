@@ -110,22 +110,70 @@ def _add(entry: Rule) -> None:
     _MATCHING.clear()
 
 
-def declare(code: str, severity: Severity, title: str, *, why: str, impact: str, remedy: str,
-            applies_to: Scope, summary: str = "", correction: Correction | None = None,
-            repair_by_default: bool = False, deletes_row: bool = False) -> None:
+def declare(
+    code: str,
+    severity: Severity,
+    title: str,
+    *,
+    why: str,
+    impact: str,
+    remedy: str,
+    applies_to: Scope,
+    summary: str = "",
+    correction: Correction | None = None,
+    repair_by_default: bool = False,
+    deletes_row: bool = False,
+) -> None:
     """Declare a code that a family's judge function reports together with others."""
-    _add(Rule(code, severity, title, why, impact, remedy, applies_to, None, correction,
-              repair_by_default, summary, deletes_row))
+    _add(
+        Rule(
+            code,
+            severity,
+            title,
+            why,
+            impact,
+            remedy,
+            applies_to,
+            None,
+            correction,
+            repair_by_default,
+            summary,
+            deletes_row,
+        )
+    )
 
 
-def rule(code: str, severity: Severity, title: str, *, why: str, impact: str, remedy: str,
-         applies_to: Scope, summary: str = "", correction: Correction | None = None,
-         repair_by_default: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def rule(
+    code: str,
+    severity: Severity,
+    title: str,
+    *,
+    why: str,
+    impact: str,
+    remedy: str,
+    applies_to: Scope,
+    summary: str = "",
+    correction: Correction | None = None,
+    repair_by_default: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a code on the pure function that judges it; the engine then calls it."""
 
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
-        _add(Rule(code, severity, title, why, impact, remedy, applies_to, check, correction,
-                  repair_by_default, summary))
+        _add(
+            Rule(
+                code,
+                severity,
+                title,
+                why,
+                impact,
+                remedy,
+                applies_to,
+                check,
+                correction,
+                repair_by_default,
+                summary,
+            )
+        )
         return check
 
     return register
@@ -137,8 +185,10 @@ def rules_for(subject: str) -> tuple[Rule, ...]:
     found = _BY_SUBJECT.get(subject)
     if found is None:
         found = _BY_SUBJECT[subject] = tuple(
-            r for r in sorted(REGISTRY.values(), key=lambda r: r.code)
-            if r.applies_to.subject == subject and r.check is not None)
+            r
+            for r in sorted(REGISTRY.values(), key=lambda r: r.code)
+            if r.applies_to.subject == subject and r.check is not None
+        )
     return found
 
 
@@ -150,8 +200,7 @@ def rules_matching(subject: str, b: Binding) -> tuple[Rule, ...]:
     if found is None:
         if len(_MATCHING) >= _MATCHING_MAX:  # a cloud of unusual owners: stay bounded
             _MATCHING.clear()
-        found = _MATCHING[key] = tuple(r for r in rules_for(subject)
-                                       if r.applies_to.matches(b))
+        found = _MATCHING[key] = tuple(r for r in rules_for(subject) if r.applies_to.matches(b))
     return found
 
 

@@ -22,80 +22,120 @@ MISSING, BROKEN, UNKNOWN = "missing", "broken hybrid", "unknown"
 
 
 declare(
-    'VD301', Severity.FAILURE, 'unprotected now',
-    summary='wired direct now while the host needs hybrid: security groups off right now',
-    why=("The host scan shows the VM's tap (or os-vif port) straight on the integration bridge"
-        " while the host's firewall (iptables_hybrid) needs the hybrid qbr bridge."),
-    impact=('Security groups are not enforced on this VM right now: its traffic passes '
-        'unfiltered. The most urgent finding.'),
-    remedy=('Repair the binding if it is wrong (`vifdoctor repair`), then hard reboot or '
-        'stop/start the VM so Nova re-plugs it hybrid.'),
+    "VD301",
+    Severity.FAILURE,
+    "unprotected now",
+    summary="wired direct now while the host needs hybrid: security groups off right now",
+    why=(
+        "The host scan shows the VM's tap (or os-vif port) straight on the integration bridge"
+        " while the host's firewall (iptables_hybrid) needs the hybrid qbr bridge."
+    ),
+    impact=(
+        "Security groups are not enforced on this VM right now: its traffic passes "
+        "unfiltered. The most urgent finding."
+    ),
+    remedy=(
+        "Repair the binding if it is wrong (`vifdoctor repair`), then hard reboot or "
+        "stop/start the VM so Nova re-plugs it hybrid."
+    ),
     applies_to=Scope(HOST_WIRING),
 )
 
 declare(
-    'VD302', Severity.FAILURE, 'breaks at next re-plug',
-    summary='wired hybrid today, but the next stop/start or hard reboot plugs it direct',
-    why=('The VM is wired hybrid today (it was plugged before the details drifted), but the '
-        'stored details make Nova plug it direct at its next stop/start, hard reboot or '
-        'migration.'),
-    impact=('Fine until the next re-plug; then security groups stop working and the VM can lose '
-        "its network: the incident's failure mode."),
-    remedy=('Repair the binding now (`vifdoctor repair`); the VM itself needs no reboot.'),
+    "VD302",
+    Severity.FAILURE,
+    "breaks at next re-plug",
+    summary="wired hybrid today, but the next stop/start or hard reboot plugs it direct",
+    why=(
+        "The VM is wired hybrid today (it was plugged before the details drifted), but the "
+        "stored details make Nova plug it direct at its next stop/start, hard reboot or "
+        "migration."
+    ),
+    impact=(
+        "Fine until the next re-plug; then security groups stop working and the VM can lose "
+        "its network: the incident's failure mode."
+    ),
+    remedy=("Repair the binding now (`vifdoctor repair`); the VM itself needs no reboot."),
     applies_to=Scope(HOST_WIRING),
 )
 
 declare(
-    'VD303', Severity.WARNING, 'broken hybrid plumbing',
+    "VD303",
+    Severity.WARNING,
+    "broken hybrid plumbing",
     summary="broken hybrid plumbing (qbr/qvb/qvo missing or carrying another port's iface-id)",
-    why=('Part of the hybrid chain is missing or wrong: a qbr without its qvb/qvo, a qvo '
+    why=(
+        "Part of the hybrid chain is missing or wrong: a qbr without its qvb/qvo, a qvo "
         "missing from the integration bridge, or a qvo carrying another port's iface-id. "
-        'os-vif leaves this after a half-done plug and does not redo it.'),
+        "os-vif leaves this after a half-done plug and does not redo it."
+    ),
     impact=("The VM has no network on this port, or the agent wires another port's flows to it."),
-    remedy=('Delete the stale qbr/qvb/qvo devices on the host, then hard reboot the VM so Nova '
-        'plugs it afresh.'),
+    remedy=(
+        "Delete the stale qbr/qvb/qvo devices on the host, then hard reboot the VM so Nova "
+        "plugs it afresh."
+    ),
     applies_to=Scope(HOST_WIRING),
 )
 
 declare(
-    'VD304', Severity.WARNING, 'unknown or foreign OVS port',
-    summary='an OVS interface whose iface-id Neutron does not know, or binds elsewhere',
-    why=('An OVS interface on this host carries an iface-id that Neutron does not know, or '
-        'that Neutron binds to another host.'),
-    impact=('The agent keeps flows for a port that is not here (a leftover of a deleted port or '
-        'of a failed migration); a duplicate iface-id confuses the agent.'),
-    remedy=('Check the port (`openstack port show ID`), then delete the OVS port (`ovs-vsctl '
-        'del-port br-int NAME`) if nothing uses it.'),
+    "VD304",
+    Severity.WARNING,
+    "unknown or foreign OVS port",
+    summary="an OVS interface whose iface-id Neutron does not know, or binds elsewhere",
+    why=(
+        "An OVS interface on this host carries an iface-id that Neutron does not know, or "
+        "that Neutron binds to another host."
+    ),
+    impact=(
+        "The agent keeps flows for a port that is not here (a leftover of a deleted port or "
+        "of a failed migration); a duplicate iface-id confuses the agent."
+    ),
+    remedy=(
+        "Check the port (`openstack port show ID`), then delete the OVS port (`ovs-vsctl "
+        "del-port br-int NAME`) if nothing uses it."
+    ),
     applies_to=Scope(HOST_WIRING),
 )
 
 declare(
-    'VD305', Severity.INFO, 'leftover devices',
-    summary='leftover tap/qbr/qvb/qvo devices of no running domain',
-    why=('tap/qbr/qvb/qvo devices that belong to no running domain and to no port bound to '
-        'this host.'),
-    impact=('Harmless clutter, but they can collide with a new plug of the same port.'),
-    remedy=('Remove them (`ip link delete NAME`, `ovs-vsctl del-port NAME`).'),
+    "VD305",
+    Severity.INFO,
+    "leftover devices",
+    summary="leftover tap/qbr/qvb/qvo devices of no running domain",
+    why=(
+        "tap/qbr/qvb/qvo devices that belong to no running domain and to no port bound to "
+        "this host."
+    ),
+    impact=("Harmless clutter, but they can collide with a new plug of the same port."),
+    remedy=("Remove them (`ip link delete NAME`, `ovs-vsctl del-port NAME`)."),
     applies_to=Scope(HOST_WIRING),
 )
 
 declare(
-    'VD306', Severity.WARNING, 'domain interface not bound here',
-    summary='a domain interface whose port Neutron does not bind to this host',
-    why=('A libvirt domain has an interface for a port that Neutron does not bind to this '
-        'host: a failed migration or a port moved underneath the VM.'),
+    "VD306",
+    Severity.WARNING,
+    "domain interface not bound here",
+    summary="a domain interface whose port Neutron does not bind to this host",
+    why=(
+        "A libvirt domain has an interface for a port that Neutron does not bind to this "
+        "host: a failed migration or a port moved underneath the VM."
+    ),
     impact=("The VM's interface is not served by this host's agent: no network on it."),
-    remedy=('Re-bind the port to this host or migrate the VM; then hard reboot it.'),
+    remedy=("Re-bind the port to this host or migrate the VM; then hard reboot it."),
     applies_to=Scope(HOST_WIRING),
 )
 
 declare(
-    'VD307', Severity.FAILURE, 'security-group chains missing',
-    summary='a hybrid port on an iptables_hybrid host without its security-group chains',
-    why=('The port is wired hybrid on an iptables_hybrid host, but iptables has no neutron '
-        'chains for it: the agent never applied its security groups.'),
+    "VD307",
+    Severity.FAILURE,
+    "security-group chains missing",
+    summary="a hybrid port on an iptables_hybrid host without its security-group chains",
+    why=(
+        "The port is wired hybrid on an iptables_hybrid host, but iptables has no neutron "
+        "chains for it: the agent never applied its security groups."
+    ),
     impact=("The VM's traffic is not filtered although the wiring is right."),
-    remedy=('Restart the OVS agent on the host (full resync) and check its log for the port.'),
+    remedy=("Restart the OVS agent on the host (full resync) and check its log for the port."),
     applies_to=Scope(HOST_WIRING),
 )
 
@@ -150,29 +190,51 @@ def _host_finding(code: str, host: str, message: str, **fields) -> Finding:
     return declared_finding(code, message, host=host, **fields)
 
 
-def judge_wiring(b: Binding, w: HostWiring, wiring: Wiring, needed: str, next_plug: str
-                 ) -> list[Finding]:
+def judge_wiring(
+    b: Binding, w: HostWiring, wiring: Wiring, needed: str, next_plug: str
+) -> list[Finding]:
     """VD301/VD302/VD303/VD307 for one bound VM port on a scanned host."""
     out: list[Finding] = []
     extra = {"wiring": wiring.kind, "wiring_problems": list(wiring.problems)}
     if wiring.kind == DIRECT and needed == Plug.HYBRID.value:
-        out.append(new_finding("VD301", b, f"{dev('tap', b.port_id)} sits on the integration "
-                               "bridge while the host's firewall needs the hybrid qbr",
-                               nova_plug=next_plug, needed_plug=needed, extra=extra))
+        out.append(
+            new_finding(
+                "VD301",
+                b,
+                f"{dev('tap', b.port_id)} sits on the integration "
+                "bridge while the host's firewall needs the hybrid qbr",
+                nova_plug=next_plug,
+                needed_plug=needed,
+                extra=extra,
+            )
+        )
     if wiring.kind == HYBRID and next_plug == Plug.DIRECT.value:
-        out.append(new_finding("VD302", b, "wired hybrid now; the stored details make Nova "
-                               "plug it direct at its next stop/start or hard reboot",
-                               nova_plug=next_plug, needed_plug=needed, extra=extra))
+        out.append(
+            new_finding(
+                "VD302",
+                b,
+                "wired hybrid now; the stored details make Nova "
+                "plug it direct at its next stop/start or hard reboot",
+                nova_plug=next_plug,
+                needed_plug=needed,
+                extra=extra,
+            )
+        )
     if wiring.kind == BROKEN:
         out.append(new_finding("VD303", b, "; ".join(wiring.problems), extra=extra))
-    if (wiring.kind == HYBRID and needed == Plug.HYBRID.value and w.chains is not None):
+    if wiring.kind == HYBRID and needed == Plug.HYBRID.value and w.chains is not None:
         short = b.port_id[:10]
         have = {c for c in w.chains if c.endswith(f"-i{short}") or c.endswith(f"-o{short}")}
         if len(have) < 2:
-            out.append(new_finding(
-                "VD307", b, f"no neutron iptables chains -i{short}/-o{short} on {b.host}: "
-                "the hybrid port is wired but its security groups are not applied",
-                extra=extra))
+            out.append(
+                new_finding(
+                    "VD307",
+                    b,
+                    f"no neutron iptables chains -i{short}/-o{short} on {b.host}: "
+                    "the hybrid port is wired but its security groups are not applied",
+                    extra=extra,
+                )
+            )
     return out
 
 
@@ -187,9 +249,14 @@ def leftovers(w: HostWiring, claimed: set[str]) -> list[Finding]:
         if name[:3] in PREFIXES and len(name) == NIC_NAME_LEN:
             suffix = name[3:]
             if suffix not in running and suffix not in claimed:
-                out.append(_host_finding("VD305", w.host, f"{name} belongs to no running "
-                                         "domain and no port bound here",
-                                         extra={"device": name}))
+                out.append(
+                    _host_finding(
+                        "VD305",
+                        w.host,
+                        f"{name} belongs to no running domain and no port bound here",
+                        extra={"device": name},
+                    )
+                )
     return out
 
 
@@ -199,11 +266,15 @@ def unknown_iface_ids(w: HostWiring, bound_here: set[str]) -> list[str]:
 
 
 def vd304(w: HostWiring, iface_id: str, bound_to: str | None) -> Finding:
-    where = (f"Neutron binds it to {bound_to}" if bound_to
-             else "Neutron knows no such port")
+    where = f"Neutron binds it to {bound_to}" if bound_to else "Neutron knows no such port"
     names = ", ".join(i.name for i in w.ovs_by_iface_id.get(iface_id, []))
-    return _host_finding("VD304", w.host, f"OVS interface {names} has iface-id {iface_id}: "
-                         f"{where}", port_id=iface_id, extra={"bound_to": bound_to})
+    return _host_finding(
+        "VD304",
+        w.host,
+        f"OVS interface {names} has iface-id {iface_id}: {where}",
+        port_id=iface_id,
+        extra={"bound_to": bound_to},
+    )
 
 
 def foreign_domain_interfaces(w: HostWiring, bound_prefixes: set[str]) -> list[Finding]:
@@ -216,9 +287,16 @@ def foreign_domain_interfaces(w: HostWiring, bound_prefixes: set[str]) -> list[F
             key = port[:11] if port else (target[3:] if target.startswith("tap") else "")
             if not key or key in bound_prefixes:
                 continue
-            out.append(_host_finding(
-                "VD306", w.host, f"domain {d.get('name')} ({d.get('uuid')}) has interface "
-                f"{target or '?'}{' for port ' + port if port else ''}, which Neutron does "
-                "not bind to this host", device_id=d.get("uuid") or "",
-                port_id=port, extra={"domain": d.get("name"), "target_dev": target}))
+            out.append(
+                _host_finding(
+                    "VD306",
+                    w.host,
+                    f"domain {d.get('name')} ({d.get('uuid')}) has interface "
+                    f"{target or '?'}{' for port ' + port if port else ''}, which Neutron does "
+                    "not bind to this host",
+                    device_id=d.get("uuid") or "",
+                    port_id=port,
+                    extra={"domain": d.get("name"), "target_dev": target},
+                )
+            )
     return out

@@ -37,8 +37,9 @@ def read_manifest(path: str) -> dict:
         raise VifdoctorError(f"--bundle {path}: not a vifdoctor bundle ({exc})") from None
     manifest = {key: json.loads(value) for key, value in rows}
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise VifdoctorError(f"--bundle {path}: not a vifdoctor bundle of format version "
-                             f"{FORMAT_VERSION}")
+        raise VifdoctorError(
+            f"--bundle {path}: not a vifdoctor bundle of format version {FORMAT_VERSION}"
+        )
     return manifest
 
 
@@ -50,16 +51,19 @@ def url(path: str) -> str:
 
 def cells(path: str) -> list[CellSource]:
     """The Nova cells the bundle holds, each read from its prefixed tables."""
-    return [CellSource(c["cell"], url(path), prefix=c["prefix"])
-            for c in read_manifest(path).get("nova") or []]
+    return [
+        CellSource(c["cell"], url(path), prefix=c["prefix"])
+        for c in read_manifest(path).get("nova") or []
+    ]
 
 
 def recorded_time(conn: Connection) -> datetime.datetime | None:
     """The source database's clock at export, when ``conn`` is a bundle; else None."""
     if conn.dialect.name != "sqlite" or not sa.inspect(conn).has_table(MANIFEST):
         return None
-    value = conn.execute(sa.text(f"SELECT value FROM {MANIFEST} WHERE key = 'source'")  # noqa: S608
-                         ).scalar()
+    value = conn.execute(
+        sa.text(f"SELECT value FROM {MANIFEST} WHERE key = 'source'")  # noqa: S608
+    ).scalar()
     when = json.loads(value or "{}").get("database_time_utc") if value else None
     return datetime.datetime.fromisoformat(when) if when else None
 
@@ -69,8 +73,10 @@ def describe(path: str) -> str:
     m = read_manifest(path)
     src = m.get("source") or {}
     cells_ = ", ".join(c["cell"] for c in m.get("nova") or []) or "none"
-    return (f"read from the bundle {os.path.basename(path)} (exported {m.get('created_at')} "
-            f"by vifdoctor {m.get('tool_version')} from a {src.get('dialect')} Neutron "
-            f"database, layout {src.get('layout')}; Nova cells: {cells_}); agents are judged "
-            f"alive against the source database's clock at export, "
-            f"{src.get('database_time_utc')}")
+    return (
+        f"read from the bundle {os.path.basename(path)} (exported {m.get('created_at')} "
+        f"by vifdoctor {m.get('tool_version')} from a {src.get('dialect')} Neutron "
+        f"database, layout {src.get('layout')}; Nova cells: {cells_}); agents are judged "
+        f"alive against the source database's clock at export, "
+        f"{src.get('database_time_utc')}"
+    )

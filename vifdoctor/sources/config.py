@@ -40,11 +40,12 @@ def check_config_files(files: list[str], what: str = "config file") -> None:
         except cfg.ParseError as exc:
             raise VifdoctorError(
                 f"cannot parse {what} {path}, line {exc.lineno}: {exc.msg} (the line is not "
-                "shown: it may hold a password)") from None
+                "shown: it may hold a password)"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise VifdoctorError(f"cannot read {what} {path}: "
-                                 f"{getattr(exc, 'strerror', None) or type(exc).__name__}") \
-                from None
+            raise VifdoctorError(
+                f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ def _file_setting(files: list[str], section: str, name: str) -> tuple[str | None
         try:
             cfg.ConfigParser(path, sections).parse()
         except cfg.ParseError as exc:
-            raise VifdoctorError(f"cannot parse config file {path}, line {exc.lineno}: "
-                                 f"{exc.msg}") from None
+            raise VifdoctorError(
+                f"cannot parse config file {path}, line {exc.lineno}: {exc.msg}"
+            ) from None
         for key, values in sections.get(section, {}).items():
             if key == name and values:
                 value, where = values[-1], path
@@ -85,11 +87,11 @@ def read_neutron_config(files: list[str]) -> NeutronSettings:
     )
     conf.register_opts([cfg.IntOpt("agent_down_time")])
     try:
-        conf(args=[], project="neutron", default_config_files=list(files),
-             use_env=False)
+        conf(args=[], project="neutron", default_config_files=list(files), use_env=False)
     except cfg.ConfigFilesNotFoundError as exc:
-        raise VifdoctorError(f"config file not found or unreadable: {', '.join(exc.config_files)}")\
-            from None
+        raise VifdoctorError(
+            f"config file not found or unreadable: {', '.join(exc.config_files)}"
+        ) from None
     except (cfg.ConfigFileParseError, cfg.Error, ValueError) as exc:
         raise VifdoctorError(f"cannot read config files: {scrub(str(exc))}") from None
     try:

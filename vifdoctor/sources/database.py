@@ -69,7 +69,8 @@ def parse_url(text: str) -> URL:
         scheme = _scheme(text)
         raise VifdoctorError(
             f"not a database URL: {scheme}://{_MASK} has an '@' in its host part: a password "
-            "holding '@' (or ':', '/', '?', '#') must be percent-encoded (%40 for '@')")
+            "holding '@' (or ':', '/', '?', '#') must be percent-encoded (%40 for '@')"
+        )
     _remember(url)
     return url
 
@@ -154,7 +155,8 @@ def connect(url_text: str, *, what: str = "database") -> Engine:
         options = ", ".join(sorted(url.query)) or "none"
         raise VifdoctorError(
             f"{what}: the driver refused the URL's options ({options}) in {redact(url)}: "
-            f"{scrub(str(exc))[:200]}") from None
+            f"{scrub(str(exc))[:200]}"
+        ) from None
     return engine
 
 
@@ -168,8 +170,9 @@ def _check_charset(url: URL, what: str) -> None:
     except ImportError:  # pragma: no cover - another MySQL driver checks it itself
         return
     if charset_by_name(charset) is None:
-        raise VifdoctorError(f"{what}: unknown MySQL charset {charset!r} in {redact(url)} "
-                             "(e.g. charset=utf8mb4)")
+        raise VifdoctorError(
+            f"{what}: unknown MySQL charset {charset!r} in {redact(url)} (e.g. charset=utf8mb4)"
+        )
 
 
 def db_error(exc: BaseException) -> str:
@@ -236,6 +239,7 @@ def column_bytes(value: str) -> bytes:
 
 def is_binary(column: sa.Column) -> bool:
     """Whether the driver hands this column's values over as bytes (BLOB, BYTEA, ...)."""
-    return isinstance(column.type, sa.LargeBinary) or getattr(
-        column.type, "_type_affinity", None) is sa.LargeBinary
-
+    return (
+        isinstance(column.type, sa.LargeBinary)
+        or getattr(column.type, "_type_affinity", None) is sa.LargeBinary
+    )

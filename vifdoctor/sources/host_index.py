@@ -96,8 +96,7 @@ class _Table(Mapping):
     the port's four devices at once: the wiring rules ask for them in a row.
     """
 
-    def __init__(self, conn: sqlite3.Connection, host: str, table: str, key: str,
-                 build):
+    def __init__(self, conn: sqlite3.Connection, host: str, table: str, key: str, build):
         self._conn, self._host, self._build = conn, host, build
         self._by_device = key == "name"
         # S608: table and key are this module's constants (see below), values are bound
@@ -105,16 +104,19 @@ class _Table(Mapping):
         self._suffix: str | None = None
         self._memo: dict[str, tuple] = {}
         self._one = f"SELECT * FROM {table} WHERE host = ? AND {key} = ? ORDER BY rowid"  # noqa: S608
-        self._keys = (f"SELECT DISTINCT {key} FROM {table} WHERE host = ? "  # noqa: S608
-                      f"AND {key} IS NOT NULL AND {key} != '' ORDER BY {key}")
+        self._keys = (
+            f"SELECT DISTINCT {key} FROM {table} WHERE host = ? "  # noqa: S608
+            f"AND {key} IS NOT NULL AND {key} != '' ORDER BY {key}"
+        )
 
     def __getitem__(self, key: str):
         if self._by_device and len(key) == NIC_NAME_LEN and key[:3] in PREFIXES:
             suffix = key[3:]
             if suffix != self._suffix:
                 names = [p + suffix for p in PREFIXES]
-                self._memo = {row[1]: row for row in
-                              self._conn.execute(self._four, (self._host, *names))}
+                self._memo = {
+                    row[1]: row for row in self._conn.execute(self._four, (self._host, *names))
+                }
                 self._suffix = suffix
             if key not in self._memo:
                 raise KeyError(key)
@@ -153,8 +155,9 @@ class IndexedHostWiring:
         self.errors: list[dict] = json.loads(errors)
         self.links = _Table(conn, host, "link", "name", _link)
         self.ovs = _Table(conn, host, "ovs", "name", lambda rows: _ovs_iface(rows[0]))
-        self.ovs_by_iface_id = _Table(conn, host, "ovs", "iface_id",
-                                      lambda rows: [_ovs_iface(r) for r in rows])
+        self.ovs_by_iface_id = _Table(
+            conn, host, "ovs", "iface_id", lambda rows: [_ovs_iface(r) for r in rows]
+        )
 
     @property
     def domains(self) -> list[dict]:
@@ -247,8 +250,10 @@ class HostReportIndex:
         if doc.get("format") not in (FORMAT, FAILURE_FORMAT):
             return f"host report {name} skipped: not a vifdoctor host-scan report"
         if doc.get("format_version") != FORMAT_VERSION:
-            return (f"host report {name} skipped: format version "
-                    f"{doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+            return (
+                f"host report {name} skipped: format version "
+                f"{doc.get('format_version')!r}, expected {FORMAT_VERSION}"
+            )
         bad = problem(doc) if doc.get("format") == FORMAT else None  # the schema (issue 13)
         if bad is not None:
             return f"host report {name} skipped: malformed ({bad})"[:300]
@@ -270,26 +275,41 @@ class HostReportIndex:
             return f"host report {name} skipped: malformed ({exc})"[:300]
         for err in wiring.errors:
             if isinstance(err, dict):
-                notes.append(f"{wiring.host}: {err.get('source')} could not be read "
-                             f"({err.get('error')}); findings that need it are not made")
+                notes.append(
+                    f"{wiring.host}: {err.get('source')} could not be read "
+                    f"({err.get('error')}); findings that need it are not made"
+                )
         return None
 
     def _has(self, host: str) -> bool:
         assert self.conn is not None
-        return self.conn.execute("SELECT 1 FROM host WHERE host = ?", (host,)).fetchone() \
-            is not None
+        return (
+            self.conn.execute("SELECT 1 FROM host WHERE host = ?", (host,)).fetchone() is not None
+        )
 
     def _insert(self, w: HostWiring) -> None:
         assert self.conn is not None
-        self.conn.execute("INSERT INTO host VALUES (?, ?, ?, ?, ?)", (
-            w.host, json.dumps(w.readable),
-            json.dumps(sorted(w.chains) if w.chains is not None else None),
-            json.dumps(w.errors), json.dumps(w.domains)))
-        self.conn.executemany("INSERT OR REPLACE INTO link VALUES (?, ?, ?)",
-                              ((w.host, n, json.dumps(link)) for n, link in w.links.items()))
-        self.conn.executemany("INSERT OR REPLACE INTO ovs VALUES (?, ?, ?, ?, ?, ?, ?)", (
-            (w.host, i.name, i.bridge, i.type, i.ofport, i.iface_id, json.dumps(i.external_ids))
-            for i in w.ovs.values()))
+        self.conn.execute(
+            "INSERT INTO host VALUES (?, ?, ?, ?, ?)",
+            (
+                w.host,
+                json.dumps(w.readable),
+                json.dumps(sorted(w.chains) if w.chains is not None else None),
+                json.dumps(w.errors),
+                json.dumps(w.domains),
+            ),
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO link VALUES (?, ?, ?)",
+            ((w.host, n, json.dumps(link)) for n, link in w.links.items()),
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO ovs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (w.host, i.name, i.bridge, i.type, i.ofport, i.iface_id, json.dumps(i.external_ids))
+                for i in w.ovs.values()
+            ),
+        )
 
     def close(self) -> None:
         if self.conn is not None:

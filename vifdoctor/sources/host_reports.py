@@ -84,9 +84,11 @@ def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
             notes.append(f"host report {shown} skipped: not a vifdoctor host-scan report")
             continue
         if doc.get("format_version") != FORMAT_VERSION:
-            notes.append(f"host report {shown} skipped: format version "
-                         f"{terminal_safe(repr(doc.get('format_version')))[:40]}, "
-                         f"expected {FORMAT_VERSION}")
+            notes.append(
+                f"host report {shown} skipped: format version "
+                f"{terminal_safe(repr(doc.get('format_version')))[:40]}, "
+                f"expected {FORMAT_VERSION}"
+            )
             continue
         bad = problem(doc)
         if bad is not None:
@@ -94,13 +96,16 @@ def load_reports(folder: str) -> tuple[dict[str, HostWiring], list[str]]:
             continue
         wiring = HostWiring.from_report(doc)
         if wiring.host in reports:
-            notes.append(f"host report {shown} skipped: a second report for "
-                         f"{terminal_safe(wiring.host)}")
+            notes.append(
+                f"host report {shown} skipped: a second report for {terminal_safe(wiring.host)}"
+            )
             continue
         reports[wiring.host] = wiring
         for err in wiring.errors:
-            notes.append(f"{wiring.host}: {err.get('source')} could not be read "
-                         f"({err.get('error')}); findings that need it are not made")
+            notes.append(
+                f"{wiring.host}: {err.get('source')} could not be read "
+                f"({err.get('error')}); findings that need it are not made"
+            )
     notes.insert(0, f"live wiring from {len(reports)} host report(s) in {folder}")
     return reports, notes
 
@@ -113,4 +118,3 @@ class HostReportFolder:
 
     def reports(self) -> tuple[dict[str, HostWiring], list[str]]:
         return load_reports(self.folder)
-

@@ -18,27 +18,43 @@ Node = Any
 STR, BOOL, ANY = "str", "bool", "any"
 SCALAR = "scalar"  # str, int, float, bool or null (ovsdb's ofport may be [] too: ANY)
 
-INTERFACE = ("dict", {"target_dev": ("opt", STR), "interfaceid": ("opt", STR),
-                      "mac": ("opt", STR)})
-DOMAIN = ("dict", {"name": ("opt", STR), "uuid": ("opt", STR), "state": ("opt", STR),
-                   "interfaces": ("opt", ("list", INTERFACE))})
-OVS_IFACE = ("dict", {"name": ("opt", STR), "type": ("opt", STR), "ofport": ANY,
-                      "external_ids": ("opt", ("map", SCALAR))})
+INTERFACE = ("dict", {"target_dev": ("opt", STR), "interfaceid": ("opt", STR), "mac": ("opt", STR)})
+DOMAIN = (
+    "dict",
+    {
+        "name": ("opt", STR),
+        "uuid": ("opt", STR),
+        "state": ("opt", STR),
+        "interfaces": ("opt", ("list", INTERFACE)),
+    },
+)
+OVS_IFACE = (
+    "dict",
+    {
+        "name": ("opt", STR),
+        "type": ("opt", STR),
+        "ofport": ANY,
+        "external_ids": ("opt", ("map", SCALAR)),
+    },
+)
 OVS_PORT = ("dict", {"interfaces": ("opt", ("list", OVS_IFACE))})
 BRIDGE = ("dict", {"name": ("opt", STR), "ports": ("opt", ("list", OVS_PORT))})
 LINK = ("dict", {"name": STR, "kind": ("opt", STR), "master": ("opt", STR)})
 SOURCE = ("dict", {"ok": ("opt", BOOL)})
 ERROR = ("dict", {"source": ("opt", SCALAR), "error": ("opt", SCALAR)})
 
-SCHEMA: Node = ("dict", {
-    "host": STR,
-    "sources": ("opt", ("map", SOURCE)),
-    "errors": ("opt", ("list", ERROR)),
-    "domains": ("opt", ("list", DOMAIN)),
-    "ovs_bridges": ("opt", ("list", BRIDGE)),
-    "links": ("opt", ("list", LINK)),
-    "iptables_chains": ("opt", ("list", STR)),
-})
+SCHEMA: Node = (
+    "dict",
+    {
+        "host": STR,
+        "sources": ("opt", ("map", SOURCE)),
+        "errors": ("opt", ("list", ERROR)),
+        "domains": ("opt", ("list", DOMAIN)),
+        "ovs_bridges": ("opt", ("list", BRIDGE)),
+        "links": ("opt", ("list", LINK)),
+        "iptables_chains": ("opt", ("list", STR)),
+    },
+)
 
 
 def _type_ok(kind: str, value: Any) -> bool:

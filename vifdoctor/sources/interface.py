@@ -50,8 +50,9 @@ class BindingSource(Protocol):
         """Every selected binding: the live ones, then the inactive ones."""
         ...
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING,
-                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+    def repair_candidates(
+        self, selectors: Selectors = EVERYTHING, vif_types: frozenset[str] = frozenset()
+    ) -> Iterator[Binding]:
         """At least every live VM-port binding of these vif_types (all when empty)."""
         ...
 
@@ -60,8 +61,7 @@ class BindingSource(Protocol):
         may leave VM ports' INACTIVE rows to compute_bindings_by_device instead)."""
         ...
 
-    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
-                                   ) -> Iterator[Binding]:
+    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova;
         a source may add their INACTIVE rows here, then judged with the instance's moves."""
         ...

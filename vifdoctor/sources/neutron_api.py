@@ -36,9 +36,19 @@ PAGE_SIZE = 1000
 #: Per-port GET /ports/{id}/bindings run this many at a time (INACTIVE rows, Rocky+).
 BINDING_WORKERS = 8
 PORT_FIELDS = (
-    "id", "network_id", "device_id", "device_owner", "project_id", "tenant_id", "status",
-    "revision_number", "binding:host_id", "binding:vif_type", "binding:vif_details",
-    "binding:vnic_type", "binding:profile",
+    "id",
+    "network_id",
+    "device_id",
+    "device_owner",
+    "project_id",
+    "tenant_id",
+    "status",
+    "revision_number",
+    "binding:host_id",
+    "binding:vif_type",
+    "binding:vif_details",
+    "binding:vnic_type",
+    "binding:profile",
 )
 BOUND_DRIVERS = "bound_drivers"  # added to vif_details by ML2 when it shows a port
 
@@ -57,8 +67,7 @@ API_ASSUMPTIONS = (
 
 #: A connection a front end already authenticated (the openstack client's), used
 #: instead of opening one from clouds.yaml: see :func:`given_connection`.
-_GIVEN: contextvars.ContextVar[Any] = contextvars.ContextVar("vifdoctor_connection",
-                                                             default=None)
+_GIVEN: contextvars.ContextVar[Any] = contextvars.ContextVar("vifdoctor_connection", default=None)
 
 
 class _Borrowed:
@@ -92,8 +101,7 @@ def connect_cloud(cloud: str | None) -> Any:
         import openstack
         import openstack.config
     except ImportError:
-        raise VifdoctorError(
-            "API mode needs openstacksdk: pip install 'vifdoctor[api]'") from None
+        raise VifdoctorError("API mode needs openstacksdk: pip install 'vifdoctor[api]'") from None
     try:
         with _quiet_sdk():
             return openstack.connect(cloud=cloud, load_yaml_config=True, load_envvars=True)
@@ -119,16 +127,26 @@ def api_error(exc: BaseException, what: str = "Neutron API") -> VifdoctorError:
     """One line an operator can act on, with no token or password in it."""
     name = type(exc).__name__
     status = getattr(exc, "status_code", None) or getattr(
-        getattr(exc, "response", None), "status_code", None)
+        getattr(exc, "response", None), "status_code", None
+    )
     text = str(exc).splitlines()[0] if str(exc) else name
     if status:
-        hint = {401: "the credentials were refused", 403: "the account is not allowed",
-                404: "not found"}.get(status, "")
+        hint = {
+            401: "the credentials were refused",
+            403: "the account is not allowed",
+            404: "not found",
+        }.get(status, "")
         text = f"{hint} ({text})" if hint else text
         if not text.startswith("HTTP"):
             text = f"HTTP {status}: {text}"
-    elif name in ("ConnectFailure", "ConnectTimeout", "DiscoveryFailure", "EndpointNotFound",
-                  "ConnectionError", "SSLError"):
+    elif name in (
+        "ConnectFailure",
+        "ConnectTimeout",
+        "DiscoveryFailure",
+        "EndpointNotFound",
+        "ConnectionError",
+        "SSLError",
+    ):
         text = f"cannot reach it ({text})"
     elif name in ("ConfigException", "OpenStackConfigException"):
         text = f"bad configuration ({text})"
@@ -172,8 +190,16 @@ def stored_details(details: Any) -> Any:
 class NeutronApi:
     """Bindings and agents read through Neutron's API (read-only)."""
 
-    def __init__(self, conn: Any, *, cloud: str | None = None, page_size: int = PAGE_SIZE,
-                 workers: int = BINDING_WORKERS, progress: bool = True, inactive: bool = True):
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        cloud: str | None = None,
+        page_size: int = PAGE_SIZE,
+        workers: int = BINDING_WORKERS,
+        progress: bool = True,
+        inactive: bool = True,
+    ):
         self.connection = conn
         self.cloud = cloud
         self.page_size = page_size
@@ -201,14 +227,18 @@ class NeutronApi:
         if "binding" not in self.extensions:
             raise VifdoctorError(
                 "Neutron API: the 'binding' extension is not loaded: not an ML2 port-binding "
-                "cloud vifdoctor can audit")
+                "cloud vifdoctor can audit"
+            )
         self.now = _server_time(response)
         has_status = "binding-extended" in self.extensions
         self.layout = Layout(
             name="api",
             description="Neutron API: binding:* port attributes"
-                        + (", /ports/{id}/bindings for INACTIVE rows (Rocky+)"
-                           if has_status else " (no multiple bindings API: pre-Rocky)"),
+            + (
+                ", /ports/{id}/bindings for INACTIVE rows (Rocky+)"
+                if has_status
+                else " (no multiple bindings API: pre-Rocky)"
+            ),
             bindings_table="/v2.0/ports",
             has_levels=True,
             has_status=has_status,
@@ -229,8 +259,11 @@ class NeutronApi:
 
     @property
     def assumptions(self) -> list[str]:
-        skipped = [] if self.read_inactive else [
-            "API mode: --skip-inactive-bindings: INACTIVE bindings were not read (no VD109)"]
+        skipped = (
+            []
+            if self.read_inactive
+            else ["API mode: --skip-inactive-bindings: INACTIVE bindings were not read (no VD109)"]
+        )
         return list(API_ASSUMPTIONS) + skipped
 
     def describe(self) -> dict:
@@ -258,11 +291,19 @@ class NeutronApi:
             raise api_error(_HttpFailure(response), f"Neutron API GET {path.split('?')[0]}")
         return response
 
-    def _list(self, collection: str, fields: tuple[str, ...], filters: list[tuple[str, str]],
-              bar: Any = None) -> Iterator[dict]:
+    def _list(
+        self,
+        collection: str,
+        fields: tuple[str, ...],
+        filters: list[tuple[str, str]],
+        bar: Any = None,
+    ) -> Iterator[dict]:
         """Every item of a collection, page by page (limit + marker, sorted by id)."""
-        query = [("fields", f) for f in fields] + filters + [
-            ("limit", str(self.page_size)), ("sort_key", "id"), ("sort_dir", "asc")]
+        query = (
+            [("fields", f) for f in fields]
+            + filters
+            + [("limit", str(self.page_size)), ("sort_key", "id"), ("sort_dir", "asc")]
+        )
         path = f"/{collection}?{urlencode(query)}"
         while path:
             body = self._get(path).json()
@@ -274,7 +315,7 @@ class NeutronApi:
             for link in body.get(f"{collection}_links", []):
                 if link.get("rel") == "next" and items:
                     href = link["href"]
-                    path = href[href.index(f"/{collection}"):] if f"/{collection}" in href else ""
+                    path = href[href.index(f"/{collection}") :] if f"/{collection}" in href else ""
             if len(items) < self.page_size:
                 path = ""
 
@@ -319,8 +360,10 @@ class NeutronApi:
         found: dict[str, tuple[str, str | None]] = {}
         for net in self._list("networks", fields, []):
             if net.get("provider:network_type"):
-                found[str(net["id"])] = (net["provider:network_type"],
-                                         net.get("provider:physical_network"))
+                found[str(net["id"])] = (
+                    net["provider:network_type"],
+                    net.get("provider:physical_network"),
+                )
         return found
 
     # -- ports -----------------------------------------------------------
@@ -344,7 +387,8 @@ class NeutronApi:
         if ports and "binding:vif_type" not in ports[0] and "binding:host_id" not in ports[0]:
             raise VifdoctorError(
                 "Neutron API: the ports come without their binding:* attributes: the account "
-                "needs the admin role (policy get_port:binding:*)")
+                "needs the admin role (policy get_port:binding:*)"
+            )
         self._cache, self._cache_key = ports, selectors
         return ports
 
@@ -377,8 +421,7 @@ class NeutronApi:
     def _port_bindings_or_none(self, port_id: str) -> list[dict] | None:
         """As :meth:`port_bindings`; None where Neutron fails on the port's stored text."""
         try:
-            response = self.connection.network.get(f"/ports/{port_id}/bindings",
-                                                    raise_exc=False)
+            response = self.connection.network.get(f"/ports/{port_id}/bindings", raise_exc=False)
         except Exception as exc:
             raise api_error(exc) from None
         if response.status_code >= 500:
@@ -394,8 +437,9 @@ class NeutronApi:
         if not (self.layout and self.layout.has_status) or not self.read_inactive:
             return
         # The bindings API serves only VM (and shared filesystem) ports: ask for those.
-        ports = [p for p in ports if (p.get("device_owner") or "").startswith(
-            ("compute:", "manila:"))]
+        ports = [
+            p for p in ports if (p.get("device_owner") or "").startswith(("compute:", "manila:"))
+        ]
         if self.inactive_scope is not None:
             ports = [p for p in ports if self.inactive_scope(p)]
         if not ports:
@@ -436,10 +480,12 @@ class NeutronApi:
             if bar is not None:
                 bar.close()
         if unreadable:
-            print(f"vifdoctor: warning: Neutron fails (HTTP 500) to show the bindings of "
-                  f"{len(unreadable)} port(s), whose stored binding text does not parse; their "
-                  f"INACTIVE bindings are not judged: {' '.join(unreadable[:20])}",
-                  file=sys.stderr)
+            print(
+                f"vifdoctor: warning: Neutron fails (HTTP 500) to show the bindings of "
+                f"{len(unreadable)} port(s), whose stored binding text does not parse; their "
+                f"INACTIVE bindings are not judged: {' '.join(unreadable[:20])}",
+                file=sys.stderr,
+            )
 
     def _inactive_candidates(self, selectors: Selectors) -> list[dict]:
         """Ports whose INACTIVE bindings may be selected: with --host, any port at all."""
@@ -456,8 +502,9 @@ class NeutronApi:
                 yield b
         yield from self._inactive(self._inactive_candidates(selectors), selectors.hosts)
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING,
-                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+    def repair_candidates(
+        self, selectors: Selectors = EVERYTHING, vif_types: frozenset[str] = frozenset()
+    ) -> Iterator[Binding]:
         """The live bindings (of these vif_types, when given): a repair writes no other."""
         for port in self.ports(selectors):
             b = self._binding(port)
@@ -470,17 +517,25 @@ class NeutronApi:
             b = self._binding(port)
             if b is not None and not b.is_compute_port:
                 yield b
-        yield from (b for b in self._inactive(self._inactive_candidates(selectors),
-                                               selectors.hosts) if not b.is_compute_port)
+        yield from (
+            b
+            for b in self._inactive(self._inactive_candidates(selectors), selectors.hosts)
+            if not b.is_compute_port
+        )
 
-    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
-                                   ) -> Iterator[Binding]:
+    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """VM ports' bindings, live and INACTIVE, in device_id order (code point = UTF-8
         byte order): an INACTIVE row is judged with its instance's moves."""
-        found = [b for b in map(self._binding, self.ports(selectors))
-                 if b is not None and b.is_compute_port]
-        found += [b for b in self._inactive(self._inactive_candidates(selectors),
-                                            selectors.hosts) if b.is_compute_port]
+        found = [
+            b
+            for b in map(self._binding, self.ports(selectors))
+            if b is not None and b.is_compute_port
+        ]
+        found += [
+            b
+            for b in self._inactive(self._inactive_candidates(selectors), selectors.hosts)
+            if b.is_compute_port
+        ]
         found.sort(key=lambda b: (b.device_id, b.port_id, b.status != "ACTIVE"))
         yield from found
 
@@ -489,7 +544,8 @@ class NeutronApi:
         found: dict[str, str] = {}
         for start in range(0, len(port_ids), 100):
             query = [("fields", "id"), ("fields", "binding:host_id")] + [
-                ("id", p) for p in port_ids[start:start + 100]]
+                ("id", p) for p in port_ids[start : start + 100]
+            ]
             for port in self._get(f"/ports?{urlencode(query)}").json().get("ports", []):
                 found[port["id"]] = port.get("binding:host_id") or ""
         return found
@@ -524,8 +580,7 @@ class _HttpFailure(Exception):
             body = response.json()
             inner = body.get("NeutronError", body) if isinstance(body, dict) else {}
             message = inner.get("message", "") if isinstance(inner, dict) else ""
-        super().__init__(f"HTTP {response.status_code}"
-                         + (f": {message}" if message else ""))
+        super().__init__(f"HTTP {response.status_code}" + (f": {message}" if message else ""))
 
 
 def _server_time(response: Any) -> datetime.datetime | None:

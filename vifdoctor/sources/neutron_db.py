@@ -21,9 +21,22 @@ from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, on
 
 STREAM_CHUNK = 2000
 # The columns of a binding query, in order: the Binding fields they fill.
-_FIELDS = ("port_id", "host", "vif_type", "vif_details", "vnic_type", "profile", "status",
-           "driver", "segment", "device_owner", "device_id", "network_id", "project_id",
-           "port_status")
+_FIELDS = (
+    "port_id",
+    "host",
+    "vif_type",
+    "vif_details",
+    "vnic_type",
+    "profile",
+    "status",
+    "driver",
+    "segment",
+    "device_owner",
+    "device_id",
+    "network_id",
+    "project_id",
+    "port_status",
+)
 
 
 class NeutronDatabase:
@@ -83,8 +96,12 @@ class NeutronDatabase:
         """Every agent by host; alive means a heartbeat within ``down_time`` of the DB clock."""
         t = self._t["agents"]
         query = sa.select(
-            t.c.id, t.c.agent_type, t.c.host, t.c.admin_state_up,
-            t.c.heartbeat_timestamp, t.c.configurations,
+            t.c.id,
+            t.c.agent_type,
+            t.c.host,
+            t.c.admin_state_up,
+            t.c.heartbeat_timestamp,
+            t.c.configurations,
         )
         limit = self.now - datetime.timedelta(seconds=down_time) if self.now else None
         by_host: dict[str, list[Agent]] = {}
@@ -108,15 +125,21 @@ class NeutronDatabase:
         return by_host
 
     # -- bindings --------------------------------------------------------
-    def _binding_query(self, selectors: Selectors, *, active: bool | None,
-                       compute: bool | None = None) -> sa.Select:
+    def _binding_query(
+        self, selectors: Selectors, *, active: bool | None, compute: bool | None = None
+    ) -> sa.Select:
         """``active``: True the live rows, False the INACTIVE ones, None both."""
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
         # Labelled as the Binding fields they fill, in _FIELDS order (checked when read).
         cols = [
-            b.c.port_id, b.c.host, b.c.vif_type, b.c.vif_details, b.c.vnic_type, b.c.profile,
+            b.c.port_id,
+            b.c.host,
+            b.c.vif_type,
+            b.c.vif_details,
+            b.c.vnic_type,
+            b.c.profile,
             (b.c.status if self.layout.has_status else sa.null()).label("status"),
         ]
         frm = b.join(p, p.c.id == b.c.port_id)
@@ -129,17 +152,28 @@ class NeutronDatabase:
         else:
             cols += [b.c.driver, b.c.segment]
         port_status = p.c.status if "status" in p.c else sa.null()  # OVN rules (VD410)
-        cols += [p.c.device_owner, p.c.device_id, p.c.network_id, project.label("project_id"),
-                 port_status.label("port_status")]
+        cols += [
+            p.c.device_owner,
+            p.c.device_id,
+            p.c.network_id,
+            project.label("project_id"),
+            port_status.label("port_status"),
+        ]
         if active is not True and not self.layout.has_status:
             cols.append(sa.true().label("has_active_row"))  # one row per port: the live one
         elif active is not True:
             other = b.alias("active_binding")
-            has_active = sa.exists().where(other.c.port_id == b.c.port_id,
-                                           other.c.status == "ACTIVE")
+            has_active = sa.exists().where(
+                other.c.port_id == b.c.port_id, other.c.status == "ACTIVE"
+            )
             # an ACTIVE row is its own answer: no lookup for it when both kinds are read
-            cols.append((has_active if active is False else sa.case(
-                (b.c.status == "ACTIVE", sa.true()), else_=has_active)).label("has_active_row"))
+            cols.append(
+                (
+                    has_active
+                    if active is False
+                    else sa.case((b.c.status == "ACTIVE", sa.true()), else_=has_active)
+                ).label("has_active_row")
+            )
         query = sa.select(*cols).select_from(frm)
         if self.layout.has_status and active is not None:
             query = query.where(b.c.status == "ACTIVE" if active else b.c.status != "ACTIVE")
@@ -157,8 +191,7 @@ class NeutronDatabase:
             is_compute = p.c.device_owner.like("compute:%")
             query = query.where(is_compute if compute else sa.not_(is_compute))
             if compute:
-                query = query.order_by(bytewise(p.c.device_id, self.conn.dialect.name),
-                                       b.c.port_id)
+                query = query.order_by(bytewise(p.c.device_id, self.conn.dialect.name), b.c.port_id)
         return query
 
     def bound_hosts(self, port_ids: list[str]) -> dict[str, str]:
@@ -167,8 +200,13 @@ class NeutronDatabase:
         found: dict[str, str] = {}
         for start in range(0, len(port_ids), 500):
             assert self.layout is not None
-            query = only_live(sa.select(b.c.port_id, b.c.host).where(
-                b.c.port_id.in_(port_ids[start:start + 500])), b, self.layout)
+            query = only_live(
+                sa.select(b.c.port_id, b.c.host).where(
+                    b.c.port_id.in_(port_ids[start : start + 500])
+                ),
+                b,
+                self.layout,
+            )
             found.update({p: h for p, h in self.conn.execute(query)})
         self.conn.rollback()
         return found
@@ -193,8 +231,9 @@ class NeutronDatabase:
         """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
         yield from self._stream(selectors, [(True, None), (False, None)])
 
-    def repair_candidates(self, selectors: Selectors = EVERYTHING,
-                          vif_types: frozenset[str] = frozenset()) -> Iterator[Binding]:
+    def repair_candidates(
+        self, selectors: Selectors = EVERYTHING, vif_types: frozenset[str] = frozenset()
+    ) -> Iterator[Binding]:
         """Live VM-port bindings (of these vif_types, when given): all a repair can write.
 
         Reading just these keeps the repair's read close to the rows it may write.
@@ -205,14 +244,17 @@ class NeutronDatabase:
         """Every binding of ports that are not VM ports (live ones first)."""
         yield from self._stream(selectors, [(True, False), (False, False)])
 
-    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING
-                                   ) -> Iterator[Binding]:
+    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Every binding of VM ports (ACTIVE and INACTIVE) in byte-wise device_id order,
         for a merge with Nova: an INACTIVE row is judged with its instance's moves."""
         yield from self._stream(selectors, [(None, True)])
 
-    def _stream(self, selectors: Selectors, parts: list[tuple[bool | None, bool | None]],
-                vif_types: tuple[str, ...] = ()) -> Iterator[Binding]:
+    def _stream(
+        self,
+        selectors: Selectors,
+        parts: list[tuple[bool | None, bool | None]],
+        vif_types: tuple[str, ...] = (),
+    ) -> Iterator[Binding]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
             if active is False and not (self.layout and self.layout.has_status):
@@ -223,18 +265,44 @@ class NeutronDatabase:
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             # Rows by position (the order _binding_query labels them in, checked here): a
             # mapping per row cost more than the rules (issue 14).
-            assert list(result.keys())[:len(_FIELDS)] == list(_FIELDS)
-            for (port_id, host, vif_type, details, vnic_type, profile, status, driver,
-                 segment, owner, device, network, project, port_status, *more) in result:
+            assert list(result.keys())[: len(_FIELDS)] == list(_FIELDS)
+            for (
+                port_id,
+                host,
+                vif_type,
+                details,
+                vnic_type,
+                profile,
+                status,
+                driver,
+                segment,
+                owner,
+                device,
+                network,
+                project,
+                port_status,
+                *more,
+            ) in result:
                 host = host or ""
                 if deeper:
                     driver = deeper.get((port_id, host), driver)
-                yield Binding(port_id, host, vif_type or "", column_text(details) or "",
-                              vnic_type or "normal", column_text(profile) or "", status,
-                              driver, segment, owner or "", device or "", network or "",
-                              project or "",
-                              has_active_row=bool(more[0]) if more else True,
-                              port_status=port_status or "")
+                yield Binding(
+                    port_id,
+                    host,
+                    vif_type or "",
+                    column_text(details) or "",
+                    vnic_type or "normal",
+                    column_text(profile) or "",
+                    status,
+                    driver,
+                    segment,
+                    owner or "",
+                    device or "",
+                    network or "",
+                    project or "",
+                    has_active_row=bool(more[0]) if more else True,
+                    port_status=port_status or "",
+                )
             result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.
         self.conn.rollback()
@@ -254,17 +322,20 @@ def agent_summary(agents: dict[str, list[Agent]]) -> list[dict]:
     for host in sorted(agents):
         for a in agents[host]:
             cfg = a.configurations
-            out.append({
-                "host": host,
-                "agent_type": a.agent_type,
-                "alive": a.alive,
-                "admin_state_up": a.admin_state_up,
-                "ovs_hybrid_plug": cfg.get("ovs_hybrid_plug") if "ovs_hybrid_plug" in cfg
-                else "(not reported)",
-                "datapath_type": cfg.get("datapath_type"),
-                "integration_bridge": cfg.get("integration_bridge"),
-                "configurations_error": a.configurations_error,
-            })
+            out.append(
+                {
+                    "host": host,
+                    "agent_type": a.agent_type,
+                    "alive": a.alive,
+                    "admin_state_up": a.admin_state_up,
+                    "ovs_hybrid_plug": cfg.get("ovs_hybrid_plug")
+                    if "ovs_hybrid_plug" in cfg
+                    else "(not reported)",
+                    "datapath_type": cfg.get("datapath_type"),
+                    "integration_bridge": cfg.get("integration_bridge"),
+                    "configurations_error": a.configurations_error,
+                }
+            )
     return out
 
 

@@ -24,13 +24,24 @@ LEVELS = "ml2_port_binding_levels"
 _REQUIRED_BINDING_COLUMNS = {"port_id", "host", "vif_type", "vif_details", "vnic_type", "profile"}
 _REQUIRED_PORT_COLUMNS = {"id", "network_id", "device_id", "device_owner"}
 _REQUIRED_AGENT_COLUMNS = {
-    "id", "agent_type", "host", "admin_state_up", "heartbeat_timestamp", "configurations",
+    "id",
+    "agent_type",
+    "host",
+    "admin_state_up",
+    "heartbeat_timestamp",
+    "configurations",
 }
 #: ml2_port_bindings' columns in every layout vifdoctor knows -> the Binding field holding each.
 BINDING_COLUMNS = {
-    "port_id": "port_id", "host": "host", "vif_type": "vif_type",
-    "vif_details": "vif_details", "vnic_type": "vnic_type", "profile": "profile",
-    "status": "status", "driver": "driver", "segment": "segment",
+    "port_id": "port_id",
+    "host": "host",
+    "vif_type": "vif_type",
+    "vif_details": "vif_details",
+    "vnic_type": "vnic_type",
+    "profile": "profile",
+    "status": "status",
+    "driver": "driver",
+    "segment": "segment",
 }
 
 
@@ -83,8 +94,11 @@ def detect_layout(conn: Connection) -> Layout:
     else:
         found = ", ".join(
             f"{k}={'yes' if v else 'no'}"
-            for k, v in (("driver/segment", has_driver), ("levels", has_levels),
-                         ("status", has_status))
+            for k, v in (
+                ("driver/segment", has_driver),
+                ("levels", has_levels),
+                ("status", has_status),
+            )
         )
         raise UnsupportedSchema(f"unknown binding layout ({found})")
     versions: tuple = ()

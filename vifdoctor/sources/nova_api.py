@@ -91,22 +91,31 @@ class NovaApiCells:
             with _quiet_sdk():
                 self.endpoint = str(self.connection.compute.get_endpoint() or "")
                 response = self.connection.compute.get(
-                    "/servers/detail?all_tenants=1&limit=1", raise_exc=False)
+                    "/servers/detail?all_tenants=1&limit=1", raise_exc=False
+                )
         except Exception as exc:  # no endpoint in the catalog, discovery failed, unreachable
             raise NovaApiUnavailable(str(api_error(exc, "Nova API"))) from None
         if response.status_code in (401, 403):
             raise VifdoctorError(
                 f"Nova API: HTTP {response.status_code} listing the servers of all projects "
-                "(needs an admin account; --no-nova-api audits without Nova)")
+                "(needs an admin account; --no-nova-api audits without Nova)"
+            )
         if response.status_code >= 400 or "servers" not in _json(response):
             raise NovaApiUnavailable(
                 f"Nova API: {scrub(self.endpoint)} does not list servers "
-                f"(HTTP {response.status_code}): not a compute endpoint")
+                f"(HTTP {response.status_code}): not a compute endpoint"
+            )
         return self
 
     def describe(self) -> list[dict]:
-        return [{"cell": CELL_NAME, "url": scrub(self.endpoint), "dialect": "compute-api",
-                 "cloud": self.cloud or "(OS_* environment)"}]
+        return [
+            {
+                "cell": CELL_NAME,
+                "url": scrub(self.endpoint),
+                "dialect": "compute-api",
+                "cloud": self.cloud or "(OS_* environment)",
+            }
+        ]
 
     def close(self) -> None:
         """The connection belongs to the caller (it is shared with the Neutron source)."""
@@ -119,7 +128,8 @@ class NovaApiCells:
         try:
             with _quiet_sdk():
                 for server in self.connection.compute.servers(
-                        details=True, all_projects=True, limit=self.page_size):
+                    details=True, all_projects=True, limit=self.page_size
+                ):
                     found.append(to_instance(server))
         except VifdoctorError:
             raise
@@ -161,8 +171,7 @@ class NovaApiCells:
             if response.status_code == 404:
                 continue
             if response.status_code >= 400:
-                raise VifdoctorError(f"Nova API: HTTP {response.status_code} showing server "
-                                     f"{uuid}")
+                raise VifdoctorError(f"Nova API: HTTP {response.status_code} showing server {uuid}")
             inst = to_instance(_json(response).get("server") or {})
             moves = self._migrations(f"instance_uuid={uuid}")
             inst.migrations = moves.get(uuid, []) if moves is not None else None
@@ -174,18 +183,24 @@ class NovaApiCells:
         by_instance: dict[str, list[Migration]] = {}
         marker = ""
         while True:
-            url = (f"/os-migrations?limit={self.page_size}" + (f"&{query}" if query else "")
-                   + (f"&marker={marker}" if marker else ""))
+            url = (
+                f"/os-migrations?limit={self.page_size}"
+                + (f"&{query}" if query else "")
+                + (f"&marker={marker}" if marker else "")
+            )
             try:
                 with _quiet_sdk():
                     response = self.connection.compute.get(
-                        url, microversion=MIGRATIONS_MICROVERSION, raise_exc=False)
+                        url, microversion=MIGRATIONS_MICROVERSION, raise_exc=False
+                    )
             except Exception as exc:
                 raise api_error(exc, "Nova API") from None
             if response.status_code >= 400:
-                self.migrations_note = (f"Nova API mode: GET /os-migrations answered HTTP "
-                                        f"{response.status_code}: moves are judged by "
-                                        "task_state only, INACTIVE rows stay VD109")
+                self.migrations_note = (
+                    f"Nova API mode: GET /os-migrations answered HTTP "
+                    f"{response.status_code}: moves are judged by "
+                    "task_state only, INACTIVE rows stay VD109"
+                )
                 return None
             self.now = self.now or _server_time(response)
             page = _json(response).get("migrations") or []
@@ -214,6 +229,7 @@ def open_from_neutron_api(source: Any) -> tuple[NovaApiCells | None, list[str]]:
 
 def to_instance(server: Any) -> Instance:
     """An openstacksdk Server (or its body as a dict) as an Instance without a cache."""
+
     def get(attr: str, key: str) -> Any:
         if type(server) is dict:  # an SDK Resource is a dict too, keyed by attribute name
             return server.get(key)
@@ -227,8 +243,7 @@ def to_instance(server: Any) -> Instance:
         host=get("compute_host", "OS-EXT-SRV-ATTR:host") or "",
         node=get("hypervisor_hostname", "OS-EXT-SRV-ATTR:hypervisor_hostname") or "",
         vm_state=get("vm_state", "OS-EXT-STS:vm_state") or "",
-        power_state=int(power) if isinstance(power, (int, str)) and str(power).isdigit()
-        else None,
+        power_state=int(power) if isinstance(power, (int, str)) and str(power).isdigit() else None,
         task_state=get("task_state", "OS-EXT-STS:task_state") or None,
         deleted=False,
         network_info=None,
@@ -239,13 +254,19 @@ def to_instance(server: Any) -> Instance:
 def to_migration(item: dict) -> Migration:
     """One ``/os-migrations`` entry as the database path's Migration."""
     return Migration(
-        id=int(item.get("id") or 0), instance_uuid=str(item.get("instance_uuid") or ""),
-        cell=CELL_NAME, uuid=str(item.get("uuid") or ""),
+        id=int(item.get("id") or 0),
+        instance_uuid=str(item.get("instance_uuid") or ""),
+        cell=CELL_NAME,
+        uuid=str(item.get("uuid") or ""),
         migration_type=str(item.get("migration_type") or "migration"),
-        status=item.get("status"), source_compute=item.get("source_compute") or "",
-        dest_compute=item.get("dest_compute") or "", source_node=item.get("source_node") or "",
-        dest_node=item.get("dest_node") or "", created_at=_parse_time(item.get("created_at")),
-        updated_at=_parse_time(item.get("updated_at")))
+        status=item.get("status"),
+        source_compute=item.get("source_compute") or "",
+        dest_compute=item.get("dest_compute") or "",
+        source_node=item.get("source_node") or "",
+        dest_node=item.get("dest_node") or "",
+        created_at=_parse_time(item.get("created_at")),
+        updated_at=_parse_time(item.get("updated_at")),
+    )
 
 
 def _json(response: Any) -> dict:

@@ -35,11 +35,19 @@ STREAM_CHUNK = 2000
 RUN_BYTES = 4 * 2**20  # rows (mostly network_info text) sorted in memory at a time
 _INSTANCE_COLUMNS = ("uuid", "host", "node", "vm_state", "power_state", "task_state", "deleted")
 #: Every release since Havana has these (216_havana.py); the rest is read where it exists.
-_MIGRATION_COLUMNS = ("id", "instance_uuid", "source_compute", "dest_compute", "status",
-                      "deleted")
-_MIGRATION_OPTIONAL = ("uuid", "migration_type", "source_node", "dest_node", "created_at",
-                       "updated_at", "hidden", "cross_cell_move", "old_instance_type_id",
-                       "new_instance_type_id")
+_MIGRATION_COLUMNS = ("id", "instance_uuid", "source_compute", "dest_compute", "status", "deleted")
+_MIGRATION_OPTIONAL = (
+    "uuid",
+    "migration_type",
+    "source_node",
+    "dest_node",
+    "created_at",
+    "updated_at",
+    "hidden",
+    "cross_cell_move",
+    "old_instance_type_id",
+    "new_instance_type_id",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
         return conf.api_database.connection, conf.database.connection
     except cfg.ConfigFilesNotFoundError as exc:
         raise VifdoctorError(
-            f"Nova config file not found or unreadable: {', '.join(exc.config_files)}") from None
+            f"Nova config file not found or unreadable: {', '.join(exc.config_files)}"
+        ) from None
     except (cfg.Error, ValueError) as exc:
         raise VifdoctorError(f"cannot read Nova config files: {scrub(str(exc))}") from None
 
@@ -74,11 +83,19 @@ def format_cell_url(template: str, local: str | None) -> str:
     if not local:
         raise VifdoctorError(
             "a cell's database_connection is a template; give --nova-config-file with "
-            "[database] connection to fill it")
+            "[database] connection to fill it"
+        )
     parts = urlparse(local)
-    subs = {"username": parts.username, "password": parts.password, "hostname": parts.hostname,
-            "port": parts.port, "scheme": parts.scheme, "query": parts.query,
-            "fragment": parts.fragment, "path": parts.path.lstrip("/")}
+    subs = {
+        "username": parts.username,
+        "password": parts.password,
+        "hostname": parts.hostname,
+        "port": parts.port,
+        "scheme": parts.scheme,
+        "query": parts.query,
+        "fragment": parts.fragment,
+        "path": parts.path.lstrip("/"),
+    }
     try:
         return template.format(**subs)
     except (KeyError, IndexError, ValueError) as exc:
@@ -92,8 +109,9 @@ def discover_cells(api_url: str, local_db: str | None) -> list[CellSource]:
         with engine.connect() as conn:
             if "cell_mappings" not in sa.inspect(conn).get_table_names():
                 raise UnsupportedSchema("no cell_mappings table: not a nova_api database")
-            rows = conn.execute(sa.text(
-                "SELECT uuid, name, database_connection FROM cell_mappings ORDER BY id")).all()
+            rows = conn.execute(
+                sa.text("SELECT uuid, name, database_connection FROM cell_mappings ORDER BY id")
+            ).all()
     finally:
         engine.dispose()
     cells = []
@@ -131,19 +149,22 @@ class NovaCellDatabase:
                 if table not in tables:
                     hint = " (it looks like a Neutron database)" if "ports" in tables else ""
                     raise UnsupportedSchema(
-                        f"Nova cell {cell.name}: no {table} table: not a Nova cell database"
-                        f"{hint}")
+                        f"Nova cell {cell.name}: no {table} table: not a Nova cell database{hint}"
+                    )
             cols = {c["name"] for c in insp.get_columns(instances)}
             missing = set(_INSTANCE_COLUMNS) - cols
             if missing:
-                raise UnsupportedSchema(f"Nova cell {cell.name}: instances lacks "
-                                        f"{', '.join(sorted(missing))}")
+                raise UnsupportedSchema(
+                    f"Nova cell {cell.name}: instances lacks {', '.join(sorted(missing))}"
+                )
             migrations = f"{cell.prefix}migrations"
             has_migrations = migrations in tables and set(_MIGRATION_COLUMNS) <= {
-                c["name"] for c in insp.get_columns(migrations)}
+                c["name"] for c in insp.get_columns(migrations)
+            }
             md = sa.MetaData()
-            md.reflect(bind=conn, only=[instances, caches]
-                       + ([migrations] if has_migrations else []))
+            md.reflect(
+                bind=conn, only=[instances, caches] + ([migrations] if has_migrations else [])
+            )
             self.now: datetime.datetime = utc_now(conn)
         self._instances = md.tables[instances]
         self._caches = md.tables[caches]
@@ -153,8 +174,11 @@ class NovaCellDatabase:
         self._has_hidden = "hidden" in cols
 
     def describe(self) -> dict:
-        return {"cell": self.cell.name, "url": redact(self.engine.url),
-                "dialect": self.engine.dialect.name}
+        return {
+            "cell": self.cell.name,
+            "url": redact(self.engine.url),
+            "dialect": self.engine.dialect.name,
+        }
 
     @property
     def reads_migrations(self) -> bool:
@@ -191,8 +215,11 @@ class NovaCellDatabase:
         cols = [m.c[name] for name in _MIGRATION_COLUMNS]
         optional = [name for name in _MIGRATION_OPTIONAL if name in m.c]
         cols += [m.c[name] for name in optional]
-        query = (sa.select(*cols).where(m.c.deleted == 0, m.c.instance_uuid.is_not(None))
-                 .order_by(bytewise(m.c.instance_uuid, self.engine.dialect.name), m.c.id))
+        query = (
+            sa.select(*cols)
+            .where(m.c.deleted == 0, m.c.instance_uuid.is_not(None))
+            .order_by(bytewise(m.c.instance_uuid, self.engine.dialect.name), m.c.id)
+        )
         if uuids is not None:
             query = query.where(m.c.instance_uuid.in_(list(uuids)))
         with self.engine.connect() as conn:
@@ -227,14 +254,19 @@ class NovaCellDatabase:
         audit (issue 14). Memory holds one run of RUN_BYTES at a time.
         """
         i, c = self._instances, self._caches
-        query = (
-            sa.select(i.c.uuid, i.c.id if self._has_id else sa.null(),
-                      i.c.display_name if self._has_name else sa.null(), i.c.host,
-                      i.c.node, i.c.vm_state, i.c.power_state, i.c.task_state, i.c.deleted,
-                      c.c.network_info, i.c.hidden if self._has_hidden else sa.null())
-            .select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid,
-                                                c.c.deleted == 0)))
-        )
+        query = sa.select(
+            i.c.uuid,
+            i.c.id if self._has_id else sa.null(),
+            i.c.display_name if self._has_name else sa.null(),
+            i.c.host,
+            i.c.node,
+            i.c.vm_state,
+            i.c.power_state,
+            i.c.task_state,
+            i.c.deleted,
+            c.c.network_info,
+            i.c.hidden if self._has_hidden else sa.null(),
+        ).select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid, c.c.deleted == 0)))
         runs: list[IO[bytes]] = []
         batch: list[tuple] = []
         size = 0
@@ -248,13 +280,23 @@ class NovaCellDatabase:
                         runs.append(_spill(batch))
                         batch, size = [], 0
             batch.sort(key=_order)
-            rows: Iterable[tuple] = heapq.merge(
-                *(_unspill(f) for f in runs), iter(batch), key=_order) if runs else batch
+            rows: Iterable[tuple] = (
+                heapq.merge(*(_unspill(f) for f in runs), iter(batch), key=_order)
+                if runs
+                else batch
+            )
             for uuid, _, name, host, node, vm_state, power, task, deleted, info, hidden in rows:
                 yield Instance(
-                    uuid=uuid, cell=self.cell.name, name=name or "", host=host or "",
-                    node=node or "", vm_state=vm_state or "", power_state=power,
-                    task_state=task, deleted=bool(deleted), network_info=info,
+                    uuid=uuid,
+                    cell=self.cell.name,
+                    name=name or "",
+                    host=host or "",
+                    node=node or "",
+                    vm_state=vm_state or "",
+                    power_state=power,
+                    task_state=task,
+                    deleted=bool(deleted),
+                    network_info=info,
                     hidden=bool(hidden),
                 )
         finally:
@@ -266,11 +308,19 @@ class NovaCellDatabase:
         the reference the tests compare the sorted-here read with."""
         i, c = self._instances, self._caches
         query = (
-            sa.select(i.c.uuid, i.c.display_name if self._has_name else sa.null(), i.c.host,
-                      i.c.node, i.c.vm_state, i.c.power_state, i.c.task_state, i.c.deleted,
-                      c.c.network_info, i.c.hidden if self._has_hidden else sa.null())
-            .select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid,
-                                                c.c.deleted == 0)))
+            sa.select(
+                i.c.uuid,
+                i.c.display_name if self._has_name else sa.null(),
+                i.c.host,
+                i.c.node,
+                i.c.vm_state,
+                i.c.power_state,
+                i.c.task_state,
+                i.c.deleted,
+                c.c.network_info,
+                i.c.hidden if self._has_hidden else sa.null(),
+            )
+            .select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid, c.c.deleted == 0)))
             .order_by(bytewise(i.c.uuid, self.engine.dialect.name))
         )
         if uuids is not None:
@@ -279,9 +329,16 @@ class NovaCellDatabase:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for uuid, name, host, node, vm_state, power, task, deleted, info, hidden in result:
                 yield Instance(
-                    uuid=uuid, cell=self.cell.name, name=name or "", host=host or "",
-                    node=node or "", vm_state=vm_state or "", power_state=power,
-                    task_state=task, deleted=bool(deleted), network_info=info,
+                    uuid=uuid,
+                    cell=self.cell.name,
+                    name=name or "",
+                    host=host or "",
+                    node=node or "",
+                    vm_state=vm_state or "",
+                    power_state=power,
+                    task_state=task,
+                    deleted=bool(deleted),
+                    network_info=info,
                     hidden=bool(hidden),
                 )
 
@@ -318,12 +375,20 @@ def _migration(values: dict, cell: str) -> Migration:
         old, new = values.get("old_instance_type_id"), values.get("new_instance_type_id")
         mtype = "resize" if old != new else "migration"
     return Migration(
-        id=int(values["id"]), instance_uuid=values["instance_uuid"], cell=cell,
-        uuid=values.get("uuid") or "", migration_type=str(mtype), status=values["status"],
-        source_compute=values["source_compute"] or "", dest_compute=values["dest_compute"] or "",
-        source_node=values.get("source_node") or "", dest_node=values.get("dest_node") or "",
-        created_at=values.get("created_at"), updated_at=values.get("updated_at"),
-        hidden=bool(values.get("hidden")), cross_cell_move=bool(values.get("cross_cell_move")),
+        id=int(values["id"]),
+        instance_uuid=values["instance_uuid"],
+        cell=cell,
+        uuid=values.get("uuid") or "",
+        migration_type=str(mtype),
+        status=values["status"],
+        source_compute=values["source_compute"] or "",
+        dest_compute=values["dest_compute"] or "",
+        source_node=values.get("source_node") or "",
+        dest_node=values.get("dest_node") or "",
+        created_at=values.get("created_at"),
+        updated_at=values.get("updated_at"),
+        hidden=bool(values.get("hidden")),
+        cross_cell_move=bool(values.get("cross_cell_move")),
     )
 
 

@@ -88,12 +88,17 @@ class OvnSettings:
 def _ovn_opts() -> list[cfg.Opt]:
     opts: list[cfg.Opt] = []
     for db in ("nb", "sb"):
-        opts += [cfg.ListOpt(f"ovn_{db}_connection"),
-                 cfg.StrOpt(f"ovn_{db}_private_key", default=""),
-                 cfg.StrOpt(f"ovn_{db}_certificate", default=""),
-                 cfg.StrOpt(f"ovn_{db}_ca_cert", default="")]
-    return opts + [cfg.IntOpt("ovsdb_connection_timeout"),
-                   cfg.StrOpt("vhost_sock_dir"), cfg.BoolOpt("ovs_create_tap")]
+        opts += [
+            cfg.ListOpt(f"ovn_{db}_connection"),
+            cfg.StrOpt(f"ovn_{db}_private_key", default=""),
+            cfg.StrOpt(f"ovn_{db}_certificate", default=""),
+            cfg.StrOpt(f"ovn_{db}_ca_cert", default=""),
+        ]
+    return opts + [
+        cfg.IntOpt("ovsdb_connection_timeout"),
+        cfg.StrOpt("vhost_sock_dir"),
+        cfg.BoolOpt("ovs_create_tap"),
+    ]
 
 
 def read_ovn_config(files: list[str]) -> dict:
@@ -108,13 +113,15 @@ def read_ovn_config(files: list[str]) -> dict:
         return {opt.dest: section[opt.dest] for opt in _ovn_opts()}
     except cfg.ConfigFilesNotFoundError as exc:
         raise VifdoctorError(
-            f"config file not found or unreadable: {', '.join(exc.config_files)}") from None
+            f"config file not found or unreadable: {', '.join(exc.config_files)}"
+        ) from None
     except (cfg.Error, ValueError) as exc:
         raise VifdoctorError(f"bad [ovn] value in config files: {exc}") from None
 
 
-def resolve_ovn(nb_connection: str | None, sb_connection: str | None,
-                config_files: list[str]) -> OvnSettings:
+def resolve_ovn(
+    nb_connection: str | None, sb_connection: str | None, config_files: list[str]
+) -> OvnSettings:
     """Flags win over ``[ovn]`` in the config files; nothing given means no OVN source."""
     conf = read_ovn_config(config_files)
     dbs: dict[str, OvnDb | None] = {}
@@ -128,24 +135,34 @@ def resolve_ovn(nb_connection: str | None, sb_connection: str | None,
         for remote in (r.strip() for r in text.split(",")):
             if not remote.startswith(_SCHEMES) or len(remote) <= 4:
                 raise VifdoctorError(
-                    f"{where}: {remote!r} is not tcp:IP:PORT, ssl:IP:PORT or unix:PATH")
-        ssl = {k: conf.get(f"ovn_{db}_{k}") or "" for k in ("private_key", "certificate",
-                                                            "ca_cert")}
+                    f"{where}: {remote!r} is not tcp:IP:PORT, ssl:IP:PORT or unix:PATH"
+                )
+        ssl = {
+            k: conf.get(f"ovn_{db}_{k}") or "" for k in ("private_key", "certificate", "ca_cert")
+        }
         if "ssl:" in text and not all(ssl.values()):
             missing = [f"ovn_{db}_{k}" for k, v in ssl.items() if not v]
-            raise VifdoctorError(f"{where} uses ssl: but [ovn] {', '.join(missing)} "
-                                 "is not set in the --neutron-config-file files")
+            raise VifdoctorError(
+                f"{where} uses ssl: but [ovn] {', '.join(missing)} "
+                "is not set in the --neutron-config-file files"
+            )
         dbs[db] = OvnDb(text, source=where, **ssl)
     if (dbs["nb"] is None) != (dbs["sb"] is None):
         have, lack = ("nb", "sb") if dbs["nb"] else ("sb", "nb")
-        raise VifdoctorError(f"OVN {have.upper()} given without the {lack.upper()}: pass "
-                             f"--ovn-{lack}-connection too (or [ovn] ovn_{lack}_connection)")
+        raise VifdoctorError(
+            f"OVN {have.upper()} given without the {lack.upper()}: pass "
+            f"--ovn-{lack}-connection too (or [ovn] ovn_{lack}_connection)"
+        )
     timeout = float(conf.get("ovsdb_connection_timeout") or DEFAULT_TIMEOUT)
     return OvnSettings(
-        nb=dbs["nb"], sb=dbs["sb"], timeout=min(timeout, DEFAULT_TIMEOUT),
+        nb=dbs["nb"],
+        sb=dbs["sb"],
+        timeout=min(timeout, DEFAULT_TIMEOUT),
         vhost_sock_dir=conf.get("vhost_sock_dir") or "/var/run/openvswitch",
-        ovs_create_tap=True if conf.get("ovs_create_tap") is None
-        else bool(conf.get("ovs_create_tap")))
+        ovs_create_tap=True
+        if conf.get("ovs_create_tap") is None
+        else bool(conf.get("ovs_create_tap")),
+    )
 
 
 # ---------------------------------------------------------------------- reading
@@ -159,8 +176,7 @@ def _libraries():
         import ovs.stream
         from ovsdbapp.backend.ovs_idl import idlutils
     except ImportError:
-        raise VifdoctorError("reading OVN needs ovsdbapp: pip install 'vifdoctor[ovn]'") \
-            from None
+        raise VifdoctorError("reading OVN needs ovsdbapp: pip install 'vifdoctor[ovn]'") from None
     logging.getLogger("ovsdbapp").setLevel(logging.CRITICAL)
     return ovs, idlutils
 
@@ -189,8 +205,9 @@ class _Session:
         self.ovs = ovs
         self.remote = remote
         self.timeout = timeout
-        error, self.stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(remote),
-                                                          int(timeout * 1000))
+        error, self.stream = ovs.stream.Stream.open_block(
+            ovs.stream.Stream.open(remote), int(timeout * 1000)
+        )
         self.error = os.strerror(error) if error else None
 
     def close(self) -> None:
@@ -210,9 +227,10 @@ class _Session:
     def call(self, method: str, params: list) -> Any:
         """One request; its result, or VifdoctorError with the server's error."""
         token = secrets.token_hex(16)
-        data = (json.dumps({"id": 0, "method": method, "params": params})
-                + json.dumps({"id": f"vd-{token}", "method": "echo", "params": [token]})
-                ).encode()
+        data = (
+            json.dumps({"id": 0, "method": method, "params": params})
+            + json.dumps({"id": f"vd-{token}", "method": "echo", "params": [token]})
+        ).encode()
         deadline = time.monotonic() + self.timeout
         while data:
             self.stream.run()
@@ -240,7 +258,7 @@ class _Session:
             at = buf.find(mark, tail)
             if at >= 0:
                 break
-        reply = json.loads(bytes(buf[:buf.rfind(b"{", 0, at)]))
+        reply = json.loads(bytes(buf[: buf.rfind(b"{", 0, at)]))
         if reply.get("error"):
             raise VifdoctorError(f"{self.remote}: {method}: {reply['error']}")
         return reply.get("result")
@@ -264,7 +282,8 @@ def _open(ovs, db: OvnDb, schema: str, timeout: float) -> tuple[_Session, dict]:
                 served = ", ".join(d for d in dbs if not d.startswith("_")) or "no database"
                 raise VifdoctorError(
                     f"{db.source} {remote} is not an OVN {schema.split('_')[1]} database "
-                    f"(it serves {served})")
+                    f"(it serves {served})"
+                )
             return session, session.call("get_schema", [schema])
         except (OSError, TimeoutError, ValueError) as exc:
             why = getattr(exc, "strerror", None) or type(exc).__name__
@@ -273,12 +292,14 @@ def _open(ovs, db: OvnDb, schema: str, timeout: float) -> tuple[_Session, dict]:
         except VifdoctorError:
             session.close()
             raise
-    raise VifdoctorError(f"cannot reach the OVN {schema.split('_')[1]} database "
-                         f"({db.source}): {'; '.join(reasons)}")
+    raise VifdoctorError(
+        f"cannot reach the OVN {schema.split('_')[1]} database ({db.source}): {'; '.join(reasons)}"
+    )
 
 
-def _read(db: OvnDb, schema: str, columns: dict[str, list[str]], timeout: float
-          ) -> tuple[dict[str, list[dict]], str]:
+def _read(
+    db: OvnDb, schema: str, columns: dict[str, list[str]], timeout: float
+) -> tuple[dict[str, list[dict]], str]:
     """The wanted columns of each table (those the server's schema has), by one
     ``transact`` of ``select`` operations only: nothing is ever written."""
     ovs, idlutils = _libraries()
@@ -291,20 +312,25 @@ def _read(db: OvnDb, schema: str, columns: dict[str, list[str]], timeout: float
         found: dict[str, list[dict]] = {}
         for table, cols in columns.items():
             if table not in tables:
-                raise VifdoctorError(f"{db.source}: {schema} has no {table} table (OVN older "
-                                     "than 20.06, which neutron's OVN driver no longer "
-                                     "supports)")
+                raise VifdoctorError(
+                    f"{db.source}: {schema} has no {table} table (OVN older "
+                    "than 20.06, which neutron's OVN driver no longer "
+                    "supports)"
+                )
             have = ["_uuid"] + [c for c in cols if c in tables[table].columns]
-            (result,) = session.call("transact", [schema, {
-                "op": "select", "table": table, "where": [], "columns": have}])
+            (result,) = session.call(
+                "transact", [schema, {"op": "select", "table": table, "where": [], "columns": have}]
+            )
             if "error" in result:
                 raise VifdoctorError(f"{session.remote}: select {table}: {result['error']}")
             found[table] = result["rows"]
         return found, session.remote
     except (OSError, TimeoutError, ValueError) as exc:
-        raise VifdoctorError(f"the OVN {schema.split('_')[1]} database at {session.remote} "
-                             f"did not send its tables within {timeout:g} s "
-                             f"({type(exc).__name__})") from None
+        raise VifdoctorError(
+            f"the OVN {schema.split('_')[1]} database at {session.remote} "
+            f"did not send its tables within {timeout:g} s "
+            f"({type(exc).__name__})"
+        ) from None
     finally:
         session.close()
 
@@ -351,14 +377,16 @@ def read_ovn(settings: OvnSettings, down_time: float, now_s: float | None = None
         ext = _map(lsp.get("external_ids"))
         up, enabled = _one(lsp.get("up")), _one(lsp.get("enabled"))
         ports[lsp["name"]] = OvnPort(
-            name=lsp["name"], switch=switch_of.get(_atom(lsp["_uuid"]), ""),
+            name=lsp["name"],
+            switch=switch_of.get(_atom(lsp["_uuid"]), ""),
             type=lsp.get("type", ""),
             requested_chassis=_map(lsp.get("options")).get("requested-chassis", ""),
             up=None if up is None else bool(up),
             enabled=None if enabled is None else bool(enabled),
             has_port_name="neutron:port_name" in ext,
             device_owner=ext.get("neutron:device_owner", ""),
-            host_id=ext.get("neutron:host_id", ""))
+            host_id=ext.get("neutron:host_id", ""),
+        )
     lsp_count = len(ports)
     del nb, switch_of
     sb, sb_remote = _read(settings.sb, SB_SCHEMA, SB_COLUMNS, settings.timeout)
@@ -385,16 +413,29 @@ def read_ovn(settings: OvnSettings, down_time: float, now_s: float | None = None
         extra = tuple(names.get(u, u) for u in _set(pb.get("additional_chassis", ["set", []])))
         claimed += owner is not None
         ports[port.name] = dataclasses.replace(
-            port, claimed_by=names.get(owner, owner) if owner is not None else None,
-            additional_chassis=extra, has_port_binding=True)
-    return OvnView(nb_cfg=nb_cfg, chassis=chassis, ports=ports, source={
-        "nb": nb_remote, "sb": sb_remote, "nb_cfg": nb_cfg,
-        "logical_switch_ports": lsp_count, "chassis": len(chassis),
-        "port_bindings_claimed": claimed})
+            port,
+            claimed_by=names.get(owner, owner) if owner is not None else None,
+            additional_chassis=extra,
+            has_port_binding=True,
+        )
+    return OvnView(
+        nb_cfg=nb_cfg,
+        chassis=chassis,
+        ports=ports,
+        source={
+            "nb": nb_remote,
+            "sb": sb_remote,
+            "nb_cfg": nb_cfg,
+            "logical_switch_ports": lsp_count,
+            "chassis": len(chassis),
+            "port_bindings_claimed": claimed,
+        },
+    )
 
 
-def _chassis(ch: dict, private: dict | None, nb_cfg: int, now: float,
-             down_time: float) -> OvnChassis:
+def _chassis(
+    ch: dict, private: dict | None, nb_cfg: int, now: float, down_time: float
+) -> OvnChassis:
     other = _map(ch.get("other_config"))
     mappings = other.get("ovn-bridge-mappings", "")
     physnets, error = parse_bridge_mappings(mappings)
@@ -404,17 +445,24 @@ def _chassis(ch: dict, private: dict | None, nb_cfg: int, now: float,
         cfg_seen = int(private.get("nb_cfg", 0))
         stamp = int(private.get("nb_cfg_timestamp", 0) or 0)
         alive, why = chassis_liveness(nb_cfg, cfg_seen, stamp, now, down_time)
-        bridge = _map(private.get("external_ids")).get("neutron:ovn-bridge") \
-            or DEFAULT_OVN_BRIDGE
+        bridge = _map(private.get("external_ids")).get("neutron:ovn-bridge") or DEFAULT_OVN_BRIDGE
     else:
         cfg_seen = stamp = 0
         alive, why = False, "no Chassis_Private row: neutron lists no agent for it"
         bridge = DEFAULT_OVN_BRIDGE
     return OvnChassis(
-        name=ch.get("name", ""), hostname=ch.get("hostname", ""), alive=alive, liveness=why,
-        gateway="enable-chassis-as-gw" in cms, bridge_mappings=mappings,
-        physnets=physnets, mappings_error=error,
+        name=ch.get("name", ""),
+        hostname=ch.get("hostname", ""),
+        alive=alive,
+        liveness=why,
+        gateway="enable-chassis-as-gw" in cms,
+        bridge_mappings=mappings,
+        physnets=physnets,
+        mappings_error=error,
         datapath_type=other.get("datapath-type", ""),
         iface_types=tuple(t for t in iface.split(",") if t),
-        ovn_bridge=bridge, has_private=private is not None,
-        nb_cfg=cfg_seen, nb_cfg_timestamp_ms=stamp)
+        ovn_bridge=bridge,
+        has_private=private is not None,
+        nb_cfg=cfg_seen,
+        nb_cfg_timestamp_ms=stamp,
+    )

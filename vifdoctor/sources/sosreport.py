@@ -72,13 +72,22 @@ class _Files:
 
 def _wanted(rel: str) -> bool:
     parts = rel.split("/")
-    if rel in ("hostname", "version.txt", "sos_reports/manifest.json", "etc/hostname",
-               "etc/nova/nova.conf"):
+    if rel in (
+        "hostname",
+        "version.txt",
+        "sos_reports/manifest.json",
+        "etc/hostname",
+        "etc/nova/nova.conf",
+    ):
         return True
     if parts[0] == "sos_commands" and len(parts) == 3:
         return parts[1] in PLUGIN_DIRS
-    return (len(parts) == 4 and parts[1:3] == ["libvirt", "qemu"] and parts[0] in ("run", "etc")
-            and parts[3].endswith(".xml"))
+    return (
+        len(parts) == 4
+        and parts[1:3] == ["libvirt", "qemu"]
+        and parts[0] in ("run", "etc")
+        and parts[3].endswith(".xml")
+    )
 
 
 def _open_dir(root: str) -> _Files:
@@ -90,9 +99,17 @@ def _open_dir(root: str) -> _Files:
                 rel = os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/")
                 if _wanted(rel):
                     names.append(rel)
-    names += [n for n in ("hostname", "version.txt", "sos_reports/manifest.json",
-                          "etc/hostname", "etc/nova/nova.conf")
-              if os.path.lexists(os.path.join(root, n))]
+    names += [
+        n
+        for n in (
+            "hostname",
+            "version.txt",
+            "sos_reports/manifest.json",
+            "etc/hostname",
+            "etc/nova/nova.conf",
+        )
+        if os.path.lexists(os.path.join(root, n))
+    ]
 
     def read(rel: str) -> bytes | None:
         path = os.path.realpath(os.path.join(root, rel))
@@ -126,8 +143,9 @@ def _open_tarball(path: str) -> _Files:
                 if not rel or not _wanted(rel):
                     continue
                 if member.issym():
-                    target = os.path.normpath(os.path.join(os.path.dirname(rel),
-                                                           member.linkname)).replace(os.sep, "/")
+                    target = os.path.normpath(
+                        os.path.join(os.path.dirname(rel), member.linkname)
+                    ).replace(os.sep, "/")
                     links[rel] = target
                 elif member.isfile() and member.size <= MAX_FILE:
                     fh = tar.extractfile(member)
@@ -142,6 +160,7 @@ def _open_tarball(path: str) -> _Files:
 
 
 # ---- the report's index: which file holds which command ------------------------------
+
 
 class _Index:
     def __init__(self, files: _Files):
@@ -166,8 +185,7 @@ class _Index:
             except (ValueError, KeyError, TypeError, AttributeError):
                 self.by_exec = {}
         if not self.version:
-            m = re.search(r"sos(?:report)?: (?:version )?([\d.]+)",
-                          files.text("version.txt") or "")
+            m = re.search(r"sos(?:report)?: (?:version )?([\d.]+)", files.text("version.txt") or "")
             self.version = m.group(1) if m else "?"
 
     def output(self, command: str) -> tuple[str | None, str]:
@@ -190,14 +208,15 @@ def _normal(command: str) -> str:
 
 # ---- parsers: the commands' text output ------------------------------------------------
 
+
 def _ovs_atom(text: str, i: int) -> tuple[object, int]:
     """One value of ovs-vsctl's text output: "string", bare, [set], {map}."""
     if text.startswith('"', i):
         j = i + 1
         while j < len(text) and text[j] != '"':
             j += 2 if text[j] == "\\" else 1
-        return json.loads(text[i:j + 1]), j + 1
-    if text[i:i + 1] in ("[", "{"):
+        return json.loads(text[i : j + 1]), j + 1
+    if text[i : i + 1] in ("[", "{"):
         close = "]" if text[i] == "[" else "}"
         items: list = []
         mapping: dict = {}
@@ -270,8 +289,13 @@ def parse_ovs_show(text: str) -> list[dict]:
             elif word == "datapath_type:":
                 bridge["datapath_type"] = rest.strip()
         elif depth == 3 and port is not None and word == "Interface":
-            iface = {"name": _ovs_name(rest), "type": "", "ofport": None, "external_ids": {},
-                     "error": None}
+            iface = {
+                "name": _ovs_name(rest),
+                "type": "",
+                "ofport": None,
+                "external_ids": {},
+                "error": None,
+            }
             port["interfaces"].append(iface)
         elif depth == 4 and iface is not None and word in ("type:", "error:"):
             value = _ovs_atom(rest.strip(), 0)[0]
@@ -292,17 +316,37 @@ def ovs_bridges(show: str, interfaces: str) -> list[dict]:
                 ofport = row.get("ofport")
                 ext = row.get("external_ids")
                 error = row.get("error")
-                iface.update(type=row.get("type") or iface["type"] or "",
-                             ofport=ofport if isinstance(ofport, int) else None,
-                             external_ids=ext if isinstance(ext, dict) else {},
-                             error=error if isinstance(error, str) and error else None)
+                iface.update(
+                    type=row.get("type") or iface["type"] or "",
+                    ofport=ofport if isinstance(ofport, int) else None,
+                    external_ids=ext if isinstance(ext, dict) else {},
+                    error=error if isinstance(error, str) and error else None,
+                )
         br["ports"].sort(key=lambda p: p["name"])
     return sorted(bridges, key=lambda b: b["name"])
 
 
 _HEADER = re.compile(r"^\d+: ([^:@\s]+)(?:@([^:\s]+))?: <[^>]*>(.*)$")
-_KINDS = {"bridge", "veth", "tun", "openvswitch", "vxlan", "geneve", "gre", "gretap", "bond",
-          "vlan", "dummy", "macvlan", "macvtap", "ipvlan", "team", "vrf", "ifb", "erspan"}
+_KINDS = {
+    "bridge",
+    "veth",
+    "tun",
+    "openvswitch",
+    "vxlan",
+    "geneve",
+    "gre",
+    "gretap",
+    "bond",
+    "vlan",
+    "dummy",
+    "macvlan",
+    "macvtap",
+    "ipvlan",
+    "team",
+    "vrf",
+    "ifb",
+    "erspan",
+}
 
 
 def parse_ip_link(text: str) -> list[dict]:
@@ -315,9 +359,14 @@ def parse_ip_link(text: str) -> list[dict]:
             name, at, rest = m.groups()
             master = re.search(r"\bmaster (\S+)", rest)
             state = re.search(r"\bstate (\S+)", rest)
-            current = {"name": name, "kind": "", "master": master.group(1) if master else None,
-                       "peer": at if at and not at.startswith("if") else None,
-                       "operstate": state.group(1) if state else None, "mac": None}
+            current = {
+                "name": name,
+                "kind": "",
+                "master": master.group(1) if master else None,
+                "peer": at if at and not at.startswith("if") else None,
+                "operstate": state.group(1) if state else None,
+                "mac": None,
+            }
             links.append(current)
             continue
         if current is None or not line.startswith("    "):
@@ -434,9 +483,17 @@ def host_report(path: str) -> tuple[dict, list[str]]:
     index = _Index(files)
     host, host_from = host_name(index)
     report: dict = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "tool_version": __version__,
-        "host": host, "scanned_at": index.start, "sources": {}, "errors": [],
-        "domains": [], "ovs_bridges": [], "links": [], "iptables_chains": None,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "host": host,
+        "scanned_at": index.start,
+        "sources": {},
+        "errors": [],
+        "domains": [],
+        "ovs_bridges": [],
+        "links": [],
+        "iptables_chains": None,
         "sosreport": {"path": path, "sos_version": index.version, "host_from": host_from},
     }
     system = _open_vswitch(index)
@@ -460,8 +517,7 @@ def host_report(path: str) -> tuple[dict, list[str]]:
             text, where = index.output(cmd)
             if text is not None:
                 return text, where
-        raise CollectError("the report has no " + " or ".join(f"`{c}`" for c in tried)
-                           + " output")
+        raise CollectError("the report has no " + " or ".join(f"`{c}`" for c in tried) + " output")
 
     def ovs() -> tuple[object, str]:
         (show, w1), (ifaces, w2) = need(OVS_SHOW), need(OVS_INTERFACES)
@@ -477,11 +533,12 @@ def host_report(path: str) -> tuple[dict, list[str]]:
         return found, where
 
     def libvirt() -> tuple[object, str]:
-        has_xml = any(n.startswith(("run/libvirt/qemu/", "etc/libvirt/qemu/"))
-                      for n in files.names)
+        has_xml = any(n.startswith(("run/libvirt/qemu/", "etc/libvirt/qemu/")) for n in files.names)
         if not has_xml and "libvirt" not in index.plugins:
-            raise CollectError("no libvirt domain XML (run/libvirt/qemu, etc/libvirt/qemu) "
-                               "and no libvirt plugin in the manifest")
+            raise CollectError(
+                "no libvirt domain XML (run/libvirt/qemu, etc/libvirt/qemu) "
+                "and no libvirt plugin in the manifest"
+            )
         return domains(files), "run/libvirt/qemu, etc/libvirt/qemu"
 
     def iptables() -> tuple[object, str]:
@@ -492,9 +549,11 @@ def host_report(path: str) -> tuple[dict, list[str]]:
     attempt("ovs", "ovs_bridges", ovs)
     attempt("links", "links", links)
     attempt("iptables", "iptables_chains", iptables)
-    notes = [f"{host}: wiring from sosreport {os.path.basename(path.rstrip('/'))} "
-             f"(sos {index.version}{', ' + index.start if index.start else ''}); host name "
-             f"from {host_from}: it must be the name Neutron binds the ports to"]
+    notes = [
+        f"{host}: wiring from sosreport {os.path.basename(path.rstrip('/'))} "
+        f"(sos {index.version}{', ' + index.start if index.start else ''}); host name "
+        f"from {host_from}: it must be the name Neutron binds the ports to"
+    ]
     return report, notes
 
 

@@ -40,13 +40,13 @@ from vifdoctor.sources.database import db_error, scrub
 #: One line of help per flag; the long flag is the options field's name.
 HELP = {
     "neutron_db": "SQLAlchemy URL of Neutron's database: DB mode (default: API mode "
-                  "through this client's session)",
+    "through this client's session)",
     "neutron_config_file": "neutron.conf / ml2_conf.ini to read [database] connection, "
-                           "[securitygroup] and agent_down_time from (repeatable): DB mode",
+    "[securitygroup] and agent_down_time from (repeatable): DB mode",
     "skip_inactive_bindings": "API mode: do not read each VM port's INACTIVE bindings",
     "no_nova_api": "API mode: do not read Nova's compute API",
     "firewall_driver": "the OVS agents' firewall_driver, for agents that do not report "
-                       "ovs_hybrid_plug (iptables_hybrid, openvswitch, noop, iptables)",
+    "ovs_hybrid_plug (iptables_hybrid, openvswitch, noop, iptables)",
     "nova_generation": "modern (Ussuri+, default) or legacy (Icehouse..Train)",
     "nova_firewall_driver": "legacy Nova's [DEFAULT] firewall_driver",
     "agent_down_time": "seconds after which an agent's heartbeat is dead (default 75)",
@@ -92,8 +92,14 @@ def add_option_flags(parser: argparse.ArgumentParser, options: type) -> None:
         if kind == "bool":
             parser.add_argument(flag, action="store_true", help=text)
         elif kind.startswith("tuple"):
-            parser.add_argument(flag, action="append", default=[], metavar="<value>",
-                                type=Url if f.name.endswith("_db") else str, help=text)
+            parser.add_argument(
+                flag,
+                action="append",
+                default=[],
+                metavar="<value>",
+                type=Url if f.name.endswith("_db") else str,
+                help=text,
+            )
         else:
             convert = int if "int" in kind else float if "float" in kind else str
             if f.name.endswith("_db"):
@@ -150,8 +156,11 @@ class VifdoctorLister(command.Lister):
     @contextlib.contextmanager
     def source(self, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """DB mode when a database is named; otherwise API mode on OSC's session."""
-        if options.get("neutron_db") or options.get("neutron_config_file") \
-                or os.environ.get(ENV_NEUTRON_DB):
+        if (
+            options.get("neutron_db")
+            or options.get("neutron_config_file")
+            or os.environ.get(ENV_NEUTRON_DB)
+        ):
             yield options
             return
         # Authenticate now, exactly as OSC does for commands that require it.
@@ -171,8 +180,14 @@ class VifdoctorLister(command.Lister):
         except SQLAlchemyError as exc:
             raise exceptions.CommandError(f"database: {db_error(exc)}") from None
         if getattr(parsed_args, "long", False) and listing.available:
-            listing = Listing(listing.available, listing.rows, listing.document,
-                              listing.rows_key, listing.footer, listing.available)
+            listing = Listing(
+                listing.available,
+                listing.rows,
+                listing.document,
+                listing.rows_key,
+                listing.footer,
+                listing.available,
+            )
         if parsed_args.formatter == "table":
             for line in listing.footer:  # schema, counts, assumptions: for a person
                 print(line, file=sys.stderr)
@@ -189,8 +204,11 @@ class Audit(VifdoctorLister):
     """Report every port binding Nova will plug wrong (read-only)."""
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--long", action="store_true",
-                            help="every column (device owner, network, details, impact, ...)")
+        parser.add_argument(
+            "--long",
+            action="store_true",
+            help="every column (device owner, network, details, impact, ...)",
+        )
 
     def listing(self, parsed_args: argparse.Namespace, options: dict[str, Any]) -> Listing:
         from vifdoctor.report.findings import audit_listing
@@ -219,8 +237,11 @@ class _Changes(VifdoctorLister):
     options_class: type[SourceOptions] = RepairOptions
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--long", action="store_true",
-                            help="every column (device, plug before/after, result, ...)")
+        parser.add_argument(
+            "--long",
+            action="store_true",
+            help="every column (device, plug before/after, result, ...)",
+        )
 
     def show(self, report: Any) -> Listing:
         from vifdoctor.report.changes import change_listing
@@ -272,7 +293,16 @@ class Explain(command.Lister):
         except VifdoctorError as exc:
             raise exceptions.CommandError(str(exc)) from None
         heads = ["Code", "Severity", "Title", "What", "Impact", "Remedy", "Repair"]
-        rows = [(i.code, i.severity.value, i.title, i.why, i.impact, i.remedy,
-                 "by default" if i.repair_by_default
-                 else "with --code" if i.repairable else "never") for i in infos]
+        rows = [
+            (
+                i.code,
+                i.severity.value,
+                i.title,
+                i.why,
+                i.impact,
+                i.remedy,
+                "by default" if i.repair_by_default else "with --code" if i.repairable else "never",
+            )
+            for i in infos
+        ]
         return heads, rows

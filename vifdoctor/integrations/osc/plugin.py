@@ -29,8 +29,11 @@ def build_option_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     from osc_lib import utils
 
     parser.add_argument(
-        "--os-vifdoctor-api-version", metavar="<vifdoctor-api-version>",
+        "--os-vifdoctor-api-version",
+        metavar="<vifdoctor-api-version>",
         default=utils.env("OS_VIFDOCTOR_API_VERSION"),
-        help="vifdoctor command set version, default=" + DEFAULT_API_VERSION
-             + " (Env: OS_VIFDOCTOR_API_VERSION)")
+        help="vifdoctor command set version, default="
+        + DEFAULT_API_VERSION
+        + " (Env: OS_VIFDOCTOR_API_VERSION)",
+    )
     return parser

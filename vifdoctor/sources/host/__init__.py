@@ -24,14 +24,21 @@ def run(argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT) -> str:
         raise CollectError(f"{argv[0]} not found")
     try:
         # S603: a fixed argv of read-only tools (virsh -r, ovs-vsctl, ip), no shell
-        done = subprocess.run(list(argv), capture_output=True, text=True,  # noqa: S603
-                              timeout=timeout, check=False)
+        done = subprocess.run(  # noqa: S603
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise CollectError(f"{argv[0]} did not answer within {timeout:g} s") from None
     except OSError as exc:
         raise CollectError(f"{argv[0]}: {exc.strerror or exc}") from None
     if done.returncode != 0:
         first = (done.stderr or done.stdout).strip().splitlines()
-        raise CollectError(f"{' '.join(argv[:3])} exited {done.returncode}"
-                           + (f": {first[0][:200]}" if first else ""))
+        raise CollectError(
+            f"{' '.join(argv[:3])} exited {done.returncode}"
+            + (f": {first[0][:200]}" if first else "")
+        )
     return done.stdout

@@ -6,8 +6,16 @@ import xml.etree.ElementTree as ET
 
 from vifdoctor.sources.host import CollectError, run
 
-_STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
-           5: "shutoff", 6: "crashed", 7: "pmsuspended"}
+_STATES = {
+    0: "nostate",
+    1: "running",
+    2: "blocked",
+    3: "paused",
+    4: "shutdown",
+    5: "shutoff",
+    6: "crashed",
+    7: "pmsuspended",
+}
 
 
 def parse_domain(xml_text: str, state: str = "") -> dict:
@@ -25,16 +33,18 @@ def parse_domain(xml_text: str, state: str = "") -> dict:
         mac = iface.find("mac")
         vport = iface.find("virtualport")
         params = vport.find("parameters") if vport is not None else None
-        interfaces.append({
-            "type": iface.get("type", ""),
-            "source_bridge": source.get("bridge") if source is not None else None,
-            "source_path": source.get("path") if source is not None else None,
-            "target_dev": target.get("dev") if target is not None else None,
-            "managed": target.get("managed") if target is not None else None,
-            "mac": mac.get("address") if mac is not None else None,
-            "virtualport_type": vport.get("type") if vport is not None else None,
-            "interfaceid": params.get("interfaceid") if params is not None else None,
-        })
+        interfaces.append(
+            {
+                "type": iface.get("type", ""),
+                "source_bridge": source.get("bridge") if source is not None else None,
+                "source_path": source.get("path") if source is not None else None,
+                "target_dev": target.get("dev") if target is not None else None,
+                "managed": target.get("managed") if target is not None else None,
+                "mac": mac.get("address") if mac is not None else None,
+                "virtualport_type": vport.get("type") if vport is not None else None,
+                "interfaceid": params.get("interfaceid") if params is not None else None,
+            }
+        )
     return {
         "name": root.findtext("name", default=""),
         "uuid": root.findtext("uuid", default=""),

@@ -24,12 +24,14 @@ def collect() -> list[dict]:
         peer = item.get("link")
         if peer is None and item.get("link_index") is not None and kind == "veth":
             peer = by_index.get(item.get("link_index"))
-        links.append({
-            "name": item.get("ifname"),
-            "kind": kind,
-            "master": item.get("master"),
-            "peer": peer if kind == "veth" else None,
-            "operstate": item.get("operstate"),
-            "mac": item.get("address"),
-        })
+        links.append(
+            {
+                "name": item.get("ifname"),
+                "kind": kind,
+                "master": item.get("master"),
+                "peer": peer if kind == "veth" else None,
+                "operstate": item.get("operstate"),
+                "mac": item.get("address"),
+            }
+        )
     return links

@@ -24,8 +24,7 @@ def _table(text: str) -> list[dict]:
     try:
         doc = json.loads(text)
         headings = doc["headings"]
-        return [{h: _value(v) for h, v in zip(headings, row, strict=True)}
-                for row in doc["data"]]
+        return [{h: _value(v) for h, v in zip(headings, row, strict=True)} for row in doc["data"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise CollectError(f"ovs-vsctl gave unexpected JSON: {exc}") from None
 
@@ -40,10 +39,16 @@ def collect(db: str | None) -> list[dict]:
     """Bridges with their ports and interfaces."""
     base = ["ovs-vsctl", "--timeout=10", "--format=json"] + ([f"--db={db}"] if db else [])
     bridges = _table(run(base + ["--columns=_uuid,name,datapath_type,ports", "list", "Bridge"]))
-    ports = {p["_uuid"]: p for p in _table(
-        run(base + ["--columns=_uuid,name,interfaces,tag", "list", "Port"]))}
-    ifaces = {i["_uuid"]: i for i in _table(run(
-        base + ["--columns=_uuid,name,type,ofport,external_ids,error", "list", "Interface"]))}
+    ports = {
+        p["_uuid"]: p
+        for p in _table(run(base + ["--columns=_uuid,name,interfaces,tag", "list", "Port"]))
+    }
+    ifaces = {
+        i["_uuid"]: i
+        for i in _table(
+            run(base + ["--columns=_uuid,name,type,ofport,external_ids,error", "list", "Interface"])
+        )
+    }
     out = []
     for br in sorted(bridges, key=lambda b: b["name"]):
         br_ports = []
@@ -57,14 +62,21 @@ def collect(db: str | None) -> list[dict]:
                 if iface is None:
                     continue
                 ofport = iface.get("ofport")
-                members.append({
-                    "name": iface.get("name"),
-                    "type": iface.get("type") or "",
-                    "ofport": ofport if isinstance(ofport, int) else None,
-                    "external_ids": iface.get("external_ids") or {},
-                    "error": iface.get("error") or None,
-                })
+                members.append(
+                    {
+                        "name": iface.get("name"),
+                        "type": iface.get("type") or "",
+                        "ofport": ofport if isinstance(ofport, int) else None,
+                        "external_ids": iface.get("external_ids") or {},
+                        "error": iface.get("error") or None,
+                    }
+                )
             br_ports.append({"name": port.get("name"), "interfaces": members})
-        out.append({"name": br["name"], "datapath_type": br.get("datapath_type") or "",
-                    "ports": sorted(br_ports, key=lambda p: p["name"] or "")})
+        out.append(
+            {
+                "name": br["name"],
+                "datapath_type": br.get("datapath_type") or "",
+                "ports": sorted(br_ports, key=lambda p: p["name"] or ""),
+            }
+        )
     return out

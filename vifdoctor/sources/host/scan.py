@@ -28,8 +28,12 @@ FORMAT = "vifdoctor-host-scan"
 FORMAT_VERSION = 1
 
 
-def scan(host: str | None = None, libvirt_uri: str | None = None, ovsdb: str | None = None,
-         with_iptables: bool = False) -> dict:
+def scan(
+    host: str | None = None,
+    libvirt_uri: str | None = None,
+    ovsdb: str | None = None,
+    with_iptables: bool = False,
+) -> dict:
     report: dict = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -57,8 +61,12 @@ def scan(host: str | None = None, libvirt_uri: str | None = None, ovsdb: str | N
         report[key] = result
         report["sources"][name] = {"ok": True, **info}
 
-    attempt("libvirt", "domains", lambda: libvirt_source.collect(libvirt_uri),
-            uri=libvirt_uri or "(default)")
+    attempt(
+        "libvirt",
+        "domains",
+        lambda: libvirt_source.collect(libvirt_uri),
+        uri=libvirt_uri or "(default)",
+    )
     attempt("ovs", "ovs_bridges", lambda: ovs_source.collect(ovsdb), db=ovsdb or "(default)")
     attempt("links", "links", links_source.collect)
     if with_iptables:
