@@ -51,11 +51,26 @@ class Check:
     clean: str  # the SUCCESS details
 
 
-# VD4xx (OVN) and VD206 belong here once those rules exist (see docs/integrations.md).
+# The OVN codes come only where the config files neutron-status reads hold [ovn]
+# connections: the audit reads them from the same files (vifdoctor.sources.ovn).
 CHECKS = (
     Check(
         "Port bindings Nova will plug wrong",
-        ("VD101", "VD104", "VD105", "VD107", "VD108", "VD112"),
+        (
+            "VD101",
+            "VD104",
+            "VD105",
+            "VD107",
+            "VD108",
+            "VD112",
+            "VD401",
+            "VD402",
+            "VD403",
+            "VD404",
+            "VD406",
+            "VD408",
+            "VD409",
+        ),
         "port binding(s) Nova will plug wrong or cannot plug",
         "No port binding that Nova will plug wrong",
     ),
@@ -67,7 +82,7 @@ CHECKS = (
     ),
     Check(
         "Binding details leftovers",
-        ("VD102", "VD103"),
+        ("VD102", "VD103", "VD405"),
         "port binding(s) whose vif_details disagree with the host's firewall",
         "No leftover in port binding details",
     ),
