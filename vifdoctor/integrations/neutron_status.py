@@ -208,7 +208,11 @@ class VifdoctorChecks(upgrade_checks.BaseChecks):
             )
         assert self._report is not None
         files = config_files(conf)
-        code, details = summarize(check, self._report, report_command(files, check.codes))
+        # The OVN codes only where the audit read OVN's databases (the [ovn] options).
+        codes = tuple(
+            c for c in check.codes if self._report.ovn is not None or not c.startswith("VD4")
+        )
+        code, details = summarize(check, self._report, report_command(files, codes))
         return upgradecheck.Result(code, details)
 
     def _audit(self, conf: cfg.ConfigOpts) -> None:

@@ -65,7 +65,7 @@ def parse_url(text: str) -> URL:
             f"not a database URL: {shown} does not parse (expected e.g. "
             "mysql+pymysql://user:password@host/neutron or sqlite:///path)"
         ) from None
-    if _ambiguous(url):
+    if _ambiguous(url, text):
         scheme = _scheme(text)
         raise VifdoctorError(
             f"not a database URL: {scheme}://{_MASK} has an '@' in its host part: a password "
@@ -75,21 +75,26 @@ def parse_url(text: str) -> URL:
     return url
 
 
-def _ambiguous(url: URL) -> bool:
-    """An '@' left in the host: the password held an unencoded '@' and was cut there."""
-    return "@" in (url.host or "")
+def _ambiguous(url: URL, text: str) -> bool:
+    """The password held an unencoded '@' and the parse cut it there.
+
+    The '@' shows in the host, or (when '?' or '#' followed it in the password) in
+    the query: a URL written as documented holds one '@' at most, so a second one
+    means the user, password and host cannot be told apart, and none is shown.
+    """
+    return "@" in (url.host or "") or text.count("@") > 1
 
 
 def redact(url: URL | str) -> str:
     """The URL as it may be shown: password and secret query values replaced by ***."""
+    text = url if isinstance(url, str) else ""
     if isinstance(url, str):
-        text = url
         try:
             url = make_url(text)
         except (ArgumentError, ValueError, TypeError):
             scheme = _scheme(text)
             return f"{scheme}://{_MASK}" if scheme else _MASK
-    if _ambiguous(url):
+    if _ambiguous(url, text):
         return f"{url.drivername}://{_MASK}"
     _remember(url)
     secret = _secret_params(url)
