@@ -123,8 +123,9 @@ def declare(
     correction: Correction | None = None,
     repair_by_default: bool = False,
     deletes_row: bool = False,
+    check: Callable[..., Any] | None = None,
 ) -> None:
-    """Declare a code that a family's judge function reports together with others."""
+    """Declare a code; without ``check``, a family's judge function reports it with others."""
     _add(
         Rule(
             code,
@@ -134,7 +135,7 @@ def declare(
             impact,
             remedy,
             applies_to,
-            None,
+            check,
             correction,
             repair_by_default,
             summary,
@@ -144,36 +145,15 @@ def declare(
 
 
 def rule(
-    code: str,
-    severity: Severity,
-    title: str,
-    *,
-    why: str,
-    impact: str,
-    remedy: str,
-    applies_to: Scope,
-    summary: str = "",
-    correction: Correction | None = None,
-    repair_by_default: bool = False,
+    code: str, severity: Severity, title: str, **declaration: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a code on the pure function that judges it; the engine then calls it."""
+    """Declare a code on the pure function that judges it; the engine then calls it.
+
+    Takes the keyword arguments of :func:`declare` (all but ``check``).
+    """
 
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
-        _add(
-            Rule(
-                code,
-                severity,
-                title,
-                why,
-                impact,
-                remedy,
-                applies_to,
-                check,
-                correction,
-                repair_by_default,
-                summary,
-            )
-        )
+        declare(code, severity, title, check=check, **declaration)
         return check
 
     return register
