@@ -147,8 +147,8 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
         try:
             _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": ""}})
         except AssertionError as exc:
-            # Known and open (docs/ovn.md): since the last merges, the OVN-driver server
-            # started on the migrated database answers 404 for the migrated port. Steps
+            # Known and open (docs/ovn.md): at times the OVN-driver server started on the
+            # migrated database answers 404 for the migrated port (cause not found). Steps
             # 1-3 above (the audit after the real migration) have passed; the re-bind
             # check is reported as an expected failure, never silently dropped.
             pytest.xfail(f"re-bind through the OVN driver after the migration: {exc}")
