@@ -146,7 +146,9 @@ def _repairable(case: BindingCase, fix: dict) -> dict | None:
     return fix if case.agent is not None and case.agent.alive else None
 
 
-def _corrected(code_fix: Any, case: BindingCase, message: str, code: str) -> Finding:
+def _corrected(
+    code_fix: Any, case: BindingCase, message: str, code: str, fields: dict | None = None
+) -> Finding:
     fix = code_fix(case.stored, case.needs, case.ctx)
     return new_finding(
         code,
@@ -154,7 +156,7 @@ def _corrected(code_fix: Any, case: BindingCase, message: str, code: str) -> Fin
         message,
         expected_details=apply_correction(case.stored, fix),
         correction=_repairable(case, fix),
-        **case.plug_fields(),
+        **(case.plug_fields() if fields is None else fields),
     )
 
 
@@ -558,16 +560,14 @@ def port_filter_off(case: BindingCase) -> list[Finding]:
         source, fields = case.needs.source, case.plug_fields()
     if case.stored.get("port_filter"):
         return []
-    fix = port_filter_correction(case.stored, case.needs, ctx)
     return [
-        new_finding(
-            "VD103",
-            b,
+        _corrected(
+            port_filter_correction,
+            case,
             f"port_filter={_shown_key(case.stored, 'port_filter')} although {b.host} enforces "
             f"security groups ({source})",
-            expected_details=apply_correction(case.stored, fix),
-            correction=_repairable(case, fix),
-            **fields,
+            "VD103",
+            fields,
         )
     ]
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
@@ -285,20 +285,8 @@ class NovaCellDatabase:
                 if runs
                 else batch
             )
-            for uuid, _, name, host, node, vm_state, power, task, deleted, info, hidden in rows:
-                yield Instance(
-                    uuid=uuid,
-                    cell=self.cell.name,
-                    name=name or "",
-                    host=host or "",
-                    node=node or "",
-                    vm_state=vm_state or "",
-                    power_state=power,
-                    task_state=task,
-                    deleted=bool(deleted),
-                    network_info=info,
-                    hidden=bool(hidden),
-                )
+            for uuid, _, *columns in rows:
+                yield self._instance(uuid, *columns)
         finally:
             for f in runs:
                 f.close()
@@ -327,20 +315,36 @@ class NovaCellDatabase:
             query = query.where(i.c.uuid.in_(list(uuids)))
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            for uuid, name, host, node, vm_state, power, task, deleted, info, hidden in result:
-                yield Instance(
-                    uuid=uuid,
-                    cell=self.cell.name,
-                    name=name or "",
-                    host=host or "",
-                    node=node or "",
-                    vm_state=vm_state or "",
-                    power_state=power,
-                    task_state=task,
-                    deleted=bool(deleted),
-                    network_info=info,
-                    hidden=bool(hidden),
-                )
+            for uuid, *columns in result:
+                yield self._instance(uuid, *columns)
+
+    def _instance(
+        self,
+        uuid: str,
+        name: str | None,
+        host: str | None,
+        node: str | None,
+        vm_state: str | None,
+        power: int | None,
+        task: str | None,
+        deleted: Any,
+        info: str | None,
+        hidden: Any,
+    ) -> Instance:
+        """One instances row (with its cache), in the column order both reads select."""
+        return Instance(
+            uuid=uuid,
+            cell=self.cell.name,
+            name=name or "",
+            host=host or "",
+            node=node or "",
+            vm_state=vm_state or "",
+            power_state=power,
+            task_state=task,
+            deleted=bool(deleted),
+            network_info=info,
+            hidden=bool(hidden),
+        )
 
 
 def _order(row: tuple) -> tuple:
