@@ -128,6 +128,8 @@ class HostJoin:
     missing: dict[str, int] = field(default_factory=dict)  # host with VM ports, no report
     no_scan: dict[str, str] = field(default_factory=dict)  # port id -> why no live wiring
     track_live: bool = False  # only the Nova join reads live/no_scan, one instance at a time
+    ovn: OvnJoin | None = None  # OVN's view, when read: OVN ports' wiring follows OVN
+    agents: Mapping[str, list[Agent]] = field(default_factory=dict)  # by host
 
     def judge(
         self, b: Binding, judgement: Judgement, agents: list[Agent], ctx: RuleContext
@@ -163,7 +165,10 @@ class HostJoin:
             if found.kind == wiring_rules.UNKNOWN:
                 self.no_scan[b.port_id] = "; ".join(found.problems)
         next_plug, needed = plugs(b, judgement, ctx)
-        out = wiring_rules.judge_wiring(b, w, found, needed, next_plug)
+        ovn = self.ovn is not None and self.ovn.serves(b)
+        out = wiring_rules.judge_wiring(b, w, found, needed, next_plug, ovn=ovn)
+        if ovn and self.ovn is not None:
+            out.extend(self.ovn.judge_wired(b, w, found.kind, next_plug))
         if out or judgement.findings:
             self.seen[b.port_id] = {
                 "kind": found.kind,
@@ -186,6 +191,8 @@ class HostJoin:
             out.extend(wiring_rules.leftovers(w, prefixes))
             if w.readable.get("libvirt"):
                 out.extend(wiring_rules.foreign_domain_interfaces(w, prefixes))
+            if self.ovn is not None:
+                out.extend(self.ovn.judge_host(w, here, self.agents.get(host, [])))
         return out
 
     def why_no_report(self, host: str) -> str:
@@ -261,6 +268,9 @@ def run_audit(
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
+    for join in joins:  # host scans of OVN hosts are judged against OVN's view too
+        if isinstance(join, HostJoin) and ovn_join is not None:
+            join.ovn, join.agents = ovn_join, agents
     keep = (lambda f: f.code in codes) if codes else (lambda f: True)
     seen_hosts: set[str] = set()
     judge_row = BindingJudge(ctx)

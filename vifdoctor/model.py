@@ -377,6 +377,8 @@ class HostWiring:
     domains: list[dict]
     chains: set[str] | None
     errors: list[dict] = field(default_factory=list)
+    # The Open_vSwitch row's external_ids (ovn-controller's settings); None: not recorded
+    system: dict[str, str] | None = None
 
     @classmethod
     def from_report(cls, report: dict) -> HostWiring:
@@ -403,11 +405,12 @@ class HostWiring:
                         by_id.setdefault(item.iface_id, []).append(item)
         sources = report.get("sources") or {}
         chains = report.get("iptables_chains")
+        system = (report.get("open_vswitch") or {}).get("external_ids")
         return cls(
             host=str(report.get("host") or ""),
             readable={
                 k: bool((sources.get(k) or {}).get("ok"))
-                for k in ("libvirt", "ovs", "links", "iptables")
+                for k in ("libvirt", "ovs", "links", "iptables", "open_vswitch")
             },
             links=links,
             ovs=ovs,
@@ -415,6 +418,11 @@ class HostWiring:
             domains=[d for d in report.get("domains") or [] if isinstance(d, dict)],
             chains=set(chains) if isinstance(chains, list) else None,
             errors=list(report.get("errors") or []),
+            system=(
+                {str(k): str(v) for k, v in system.items() if v is not None}
+                if isinstance(system, dict)
+                else None
+            ),
         )
 
     def running_devices(self) -> set[str]:

@@ -34,6 +34,14 @@ from vifdoctor.rules.ovn import (
     orphan_finding,
     unclaimed_findings,
 )
+from vifdoctor.rules.ovn_host import (
+    OvnHost,
+    judge_hybrid,
+    judge_port_interfaces,
+    judge_system_id,
+    ovn_host,
+    stale_chains,
+)
 from vifdoctor.rules.plug import AGENT_OVS, RuleContext
 
 TRUNK_BRIDGE_PREFIX = "tbr-"  # neutron's OVS trunk driver: one bridge per trunk
@@ -102,6 +110,8 @@ class OvnJoin:
     tally: MigrationTally = field(default_factory=MigrationTally)
     seen: set[str] = field(default_factory=set)  # every port id the stream carried
     ovn_vm_ports: set[str] = field(default_factory=set)  # VM ports judged as OVN's
+    _hosts: dict[str, OvnHost | None] = field(default_factory=dict)  # host scans, as OVN sees
+    _claims: dict[str, list[str]] | None = None  # chassis name -> VM ports it claims (SB)
 
     def claims(self, b: Binding, host_agents: Sequence[Agent]) -> bool:
         self.seen.add(b.port_id)
@@ -130,6 +140,50 @@ class OvnJoin:
         return unclaimed_findings(
             instance, [b for b in group if b.port_id in self.ovn_vm_ports], self.view
         )
+
+    def serves(self, b: Binding) -> bool:
+        """Whether the port was judged as OVN's (its host wiring then follows OVN)."""
+        return b.port_id in self.ovn_vm_ports
+
+    def host(self, w: HostWiring) -> OvnHost | None:
+        """The scanned host as OVN sees it, once per host (None: OVN does not serve it)."""
+        if w.host not in self._hosts:
+            self._hosts[w.host] = ovn_host(w, self.view)
+        return self._hosts[w.host]
+
+    def judge_wired(
+        self, b: Binding, w: HostWiring, wiring_kind: str, next_plug: str
+    ) -> list[Finding]:
+        """VD412-VD415 for one OVN VM port bound to a scanned host."""
+        out = judge_hybrid(b, wiring_kind, next_plug)
+        here = self.host(w)
+        if here is not None:
+            lsp = self.view.ports.get(b.port_id)
+            out.extend(
+                judge_port_interfaces(b.port_id, w, here, lsp.claimed_by if lsp else None, b)
+            )
+        return out
+
+    def judge_host(
+        self, w: HostWiring, bound_here: set[str], agents: Sequence[Agent]
+    ) -> list[Finding]:
+        """Per scanned host: VD411, the interfaces of VM ports its chassis claims that
+        Neutron binds elsewhere (VD412/VD413), and VD416."""
+        here = self.host(w)
+        if here is None:
+            return []
+        out = judge_system_id(w, here)
+        if self._claims is None:
+            self._claims = {}
+            for p in self.view.ports.values():
+                if p.claimed_by and not p.type and p.device_owner.startswith("compute:"):
+                    self._claims.setdefault(p.claimed_by, []).append(p.name)
+        for name in sorted(here.names):
+            for port in sorted(self._claims.get(name, [])):
+                if port not in bound_here:
+                    out.extend(judge_port_interfaces(port, w, here, name))
+        out.extend(stale_chains(w, agents))
+        return out
 
     def finish(
         self, neutron_has: Callable[[list[str]], dict[str, str]], networks: Sequence[str] = ()

@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+
+from vifdoctor.demo.ovnlab import daemon_args, daemon_pid, stop_daemon
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOVA_VENV = Path(os.environ.get("VIFDOCTOR_NOVA_VENV", REPO_ROOT / ".cache" / "nova-venv"))
@@ -154,6 +155,8 @@ class ComputeHost:
             "OVS_LOGDIR": str(self.dir),
             "OVS_SYSCONFDIR": str(self.dir),
             "OVS_PKGDATADIR": str(OVS_SCHEMA.parent),
+            "OVN_RUNDIR": str(self.dir),  # ovn-controller's control socket (no --unixctl)
+            "OVN_LOGDIR": str(self.dir),
             "PYTHONWARNINGS": "ignore",
         }
 
@@ -182,11 +185,7 @@ class ComputeHost:
                 "ovsdb-server",
                 str(d / "conf.db"),
                 f"--remote=p{self.ovsdb}",
-                f"--pidfile={d / 'ovsdb-server.pid'}",
-                f"--unixctl={d / 'ovsdb-server.ctl'}",
-                f"--log-file={d / 'ovsdb-server.log'}",
-                "--detach",
-                "-vconsole:off",
+                *daemon_args(d, "ovsdb-server"),
             ]
         )
         self.vsctl("--no-wait", "init")
@@ -195,11 +194,7 @@ class ComputeHost:
                 "ovs-vswitchd",
                 self.ovsdb,
                 "--disable-system",
-                f"--pidfile={d / 'ovs-vswitchd.pid'}",
-                f"--unixctl={d / 'ovs-vswitchd.ctl'}",
-                f"--log-file={d / 'ovs-vswitchd.log'}",
-                "--detach",
-                "-vconsole:off",
+                *daemon_args(d, "ovs-vswitchd"),
             ]
         )
         self.vsctl(
@@ -219,7 +214,7 @@ class ComputeHost:
     def stop(self) -> None:
         """Kill the daemons this lab started, then delete the namespace; never raises."""
         t0 = time.monotonic()
-        for daemon in ("ovs-vswitchd", "ovsdb-server"):
+        for daemon in ("ovn-controller", "ovs-vswitchd", "ovsdb-server"):
             self._kill(daemon)
         if self._ns_made:
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
@@ -229,32 +224,43 @@ class ComputeHost:
         _record("host lab teardown", time.monotonic() - t0)
 
     def _pid(self, daemon: str) -> int | None:
-        try:
-            return int((self.dir / f"{daemon}.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return daemon_pid(self.dir, daemon)
 
     def _kill(self, daemon: str, timeout: float = 5.0) -> bool:
-        """SIGTERM (then SIGKILL) the daemon whose pid file this lab wrote."""
-        pid = self._pid(daemon)
-        if pid is None:
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        if daemon not in cmdline or str(self.dir) not in cmdline:
-            return False  # the pid was reused by something else: not ours
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-                return True
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        return True
+        """Stop a daemon this lab started (by its pid file; never another process)."""
+        return stop_daemon(self.dir, daemon, timeout)
+
+    def start_ovn_controller(
+        self, sb: str, system_id: str, *, encap_ip: str = "127.0.0.1", hostname: str | None = None
+    ) -> None:
+        """Make this host an OVN chassis: the Open_vSwitch row's external_ids as a deployment
+        tool sets them (system-id, hostname, ovn-remote, ovn-encap-type/ip), then a real
+        ``ovn-controller`` against the SB ``sb`` (a unix socket works from the namespace).
+
+        The caller waits for the chassis to appear in the SB (the lab's SB tools)."""
+        if shutil.which("ovn-controller") is None:
+            raise LabError("ovn-controller not found; apt-get install -y ovn-host (or run .ci/run)")
+        self.vsctl(
+            "set",
+            "Open_vSwitch",
+            ".",
+            f"external_ids:system-id={system_id}",
+            f"external_ids:hostname={hostname or self.name}",
+            f"external_ids:ovn-remote={sb}",
+            "external_ids:ovn-encap-type=geneve",
+            f"external_ids:ovn-encap-ip={encap_ip}",
+            f"external_ids:ovn-bridge={INTEGRATION_BRIDGE}",
+            "external_ids:ovn-bridge-datapath-type=netdev",
+        )
+        self.ns(
+            ["ovn-controller", self.ovsdb, *daemon_args(self.dir, "ovn-controller", unixctl=False)]
+        )
+
+    def stop_ovn_controller(self) -> None:
+        """SIGTERM ovn-controller, as a crash or a stopped service leaves the host: its
+        chassis and claims stay in the SB."""
+        if not self._kill("ovn-controller"):
+            raise LabError("ovn-controller was not running")
 
     def kill_ovsdb(self) -> None:
         """Stop this host's ovsdb-server (a host whose OVS database is down)."""
@@ -417,14 +423,6 @@ class ComputeHost:
         if done.returncode not in (0, 1):
             raise LabError(f"host-scan exited {done.returncode}: {done.stderr.strip()}")
         return done.returncode, json.loads(output.read_text()), done.stderr
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 @contextlib.contextmanager

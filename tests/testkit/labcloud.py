@@ -80,7 +80,9 @@ def ovs_agent(host: str, hybrid: bool | None) -> AgentSpec:
     return AgentSpec(host=host, agent_type="Open vSwitch agent", configurations=config)
 
 
-def vm_port(port_id: str, device_id: str, host: str, details: dict | str) -> PortSpec:
+def vm_port(
+    port_id: str, device_id: str, host: str, details: dict | str, driver: str = "openvswitch"
+) -> PortSpec:
     text = details if isinstance(details, str) else json.dumps(details)
     return PortSpec(
         id=port_id,
@@ -89,13 +91,19 @@ def vm_port(port_id: str, device_id: str, host: str, details: dict | str) -> Por
         device_id=device_id,
         project_id=PROJECT,
         mac_address=mac_of(port_id),
-        binding=BindingSpec(host=host, vif_type="ovs", vif_details=text, segment_id=SEG),
+        binding=BindingSpec(
+            host=host, vif_type="ovs", vif_details=text, segment_id=SEG, driver=driver
+        ),
     )
 
 
-def neutron_db(url: str, ports: list[PortSpec], agents: list[AgentSpec]) -> str:
+def neutron_db(
+    url: str, ports: list[PortSpec], agents: list[AgentSpec], network_type: str = "vxlan"
+) -> str:
     cloud = CloudSpec(
-        networks=[NetworkSpec(NET, "private", PROJECT, [SegmentSpec(SEG, "vxlan", None, 100)])],
+        networks=[
+            NetworkSpec(NET, "private", PROJECT, [SegmentSpec(SEG, network_type, None, 100)])
+        ],
         agents=agents,
         ports=ports,
     )

@@ -52,6 +52,54 @@ def _record(key: str, seconds: float) -> None:
     TIMINGS.setdefault(key, []).append(seconds)
 
 
+def daemon_args(folder: Path, name: str, *, unixctl: bool = True) -> list[str]:
+    """The options every lab daemon runs with (OVS's and OVN's alike): pid file, control
+    socket and log in the lab's own folder, detached, quiet on the console.
+
+    ``unixctl=False`` for ovn-controller, which has no ``--unixctl`` (it puts its
+    control socket in ``OVN_RUNDIR``).
+    """
+    args = [f"--pidfile={folder / f'{name}.pid'}"]
+    if unixctl:
+        args.append(f"--unixctl={folder / f'{name}.ctl'}")
+    return [*args, f"--log-file={folder / f'{name}.log'}", "--detach", "-vconsole:off"]
+
+
+def daemon_pid(folder: Path, name: str) -> int | None:
+    """The pid a lab daemon wrote with :func:`daemon_args`, or None."""
+    try:
+        return int((folder / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_daemon(folder: Path, name: str, timeout: float = 5.0) -> bool:
+    """SIGTERM (then SIGKILL) a daemon started with :func:`daemon_args` in ``folder``.
+
+    False when it is not running, or when its pid now belongs to another process
+    (whose command line does not name the lab's folder): never kill what is not ours.
+    """
+    pid = daemon_pid(folder, name)
+    if pid is None:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    if str(folder) not in cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _gone(pid):
+            return True
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
 class OvnLab:
     """NB + SB ovsdb-servers and ovn-northd in one private folder."""
 
@@ -85,11 +133,7 @@ class OvnLab:
                     "ovsdb-server",
                     str(d / f"{name}.db"),
                     f"--remote=p{sock}",
-                    f"--pidfile={d / f'ovsdb-{name}.pid'}",
-                    f"--unixctl={d / f'ovsdb-{name}.ctl'}",
-                    f"--log-file={d / f'ovsdb-{name}.log'}",
-                    "--detach",
-                    "-vconsole:off",
+                    *daemon_args(d, f"ovsdb-{name}"),
                 ]
             )
         self._run(
@@ -97,11 +141,7 @@ class OvnLab:
                 "ovn-northd",
                 f"--ovnnb-db={self.nb}",
                 f"--ovnsb-db={self.sb}",
-                f"--pidfile={d / 'ovn-northd.pid'}",
-                f"--unixctl={d / 'ovn-northd.ctl'}",
-                f"--log-file={d / 'ovn-northd.log'}",
-                "--detach",
-                "-vconsole:off",
+                *daemon_args(d, "ovn-northd"),
             ]
         )
         # NB_Global/SB_Global rows exist once northd has run a round: wait for it.
@@ -118,21 +158,7 @@ class OvnLab:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _kill(self, daemon: str, timeout: float = 5.0) -> bool:
-        try:
-            pid = int((self.dir / f"{daemon}.pid").read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
-            return False
-        if str(self.dir) not in cmdline:
-            return False  # the pid was reused by something else: not ours
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not _gone(pid):
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        return True
+        return stop_daemon(self.dir, daemon, timeout)
 
     def kill_northd(self) -> None:
         """Stop ovn-northd (nb_cfg then stops reaching the SB and the chassis)."""

@@ -12,6 +12,7 @@ from vifdoctor.rules import (  # noqa: F401 - they declare the codes
     migration,
     nova,
     ovn,
+    ovn_host,
     wiring,
 )
 from vifdoctor.rules.registry import REGISTRY, Rule, repairable, repairable_by_default

@@ -24,6 +24,7 @@ AGENT = "agent"  # one row of Neutron's agents table
 INSTANCE = "instance"  # a Nova instance against its Neutron ports
 HOST_WIRING = "host wiring"  # a host's live wiring against the bindings
 OVN = "ovn"  # a binding against OVN's Northbound and Southbound databases
+OVN_HOST_WIRING = "ovn host wiring"  # a host's scan against OVN's chassis and claims
 MIGRATION = "migration"  # Nova's migration records against the bindings
 
 

@@ -191,11 +191,17 @@ def _host_finding(code: str, host: str, message: str, **fields) -> Finding:
 
 
 def judge_wiring(
-    b: Binding, w: HostWiring, wiring: Wiring, needed: str, next_plug: str
+    b: Binding, w: HostWiring, wiring: Wiring, needed: str, next_plug: str, *, ovn: bool = False
 ) -> list[Finding]:
-    """VD301/VD302/VD303/VD307 for one bound VM port on a scanned host."""
+    """VD301/VD302/VD303/VD307 for one bound VM port on a scanned host.
+
+    ``ovn``: OVN serves the port, so there is no iptables_hybrid firewall to need the
+    hybrid plug: only VD303 applies (rules/ovn_host.py says what a qbr there means).
+    """
     out: list[Finding] = []
     extra = {"wiring": wiring.kind, "wiring_problems": list(wiring.problems)}
+    if ovn:
+        needed, next_plug = "", ""
     if wiring.kind == DIRECT and needed == Plug.HYBRID.value:
         out.append(
             new_finding(

@@ -37,7 +37,7 @@ _CACHE_HOSTS = 8  # host views kept (each holds only its host row: readable, cha
 
 _SCHEMA = """
 CREATE TABLE host (host TEXT PRIMARY KEY, readable TEXT, chains TEXT, errors TEXT,
-                   domains TEXT);
+                   domains TEXT, system TEXT);
 CREATE TABLE link (host TEXT, name TEXT, data TEXT, PRIMARY KEY (host, name));
 CREATE TABLE ovs (host TEXT, name TEXT, bridge TEXT, type TEXT, ofport INTEGER,
                   iface_id TEXT, external_ids TEXT, PRIMARY KEY (host, name));
@@ -146,13 +146,14 @@ class IndexedHostWiring:
     """A :class:`HostWiring` whose links and OVS interfaces stay on disk until asked for."""
 
     def __init__(self, conn: sqlite3.Connection, row: tuple):
-        host, readable, chains, errors, self._domains = row
+        host, readable, chains, errors, self._domains, system = row
         self._conn = conn
         self.host: str = host
         self.readable: dict[str, bool] = json.loads(readable)
         loaded = json.loads(chains)
         self.chains: set[str] | None = set(loaded) if loaded is not None else None
         self.errors: list[dict] = json.loads(errors)
+        self.system: dict[str, str] | None = json.loads(system)
         self.links = _Table(conn, host, "link", "name", _link)
         self.ovs = _Table(conn, host, "ovs", "name", lambda rows: _ovs_iface(rows[0]))
         self.ovs_by_iface_id = _Table(
@@ -290,13 +291,14 @@ class HostReportIndex:
     def _insert(self, w: HostWiring) -> None:
         assert self.conn is not None
         self.conn.execute(
-            "INSERT INTO host VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO host VALUES (?, ?, ?, ?, ?, ?)",
             (
                 w.host,
                 json.dumps(w.readable),
                 json.dumps(sorted(w.chains) if w.chains is not None else None),
                 json.dumps(w.errors),
                 json.dumps(w.domains),
+                json.dumps(w.system),
             ),
         )
         self.conn.executemany(

@@ -40,6 +40,9 @@ OVS_IFACE = (
 OVS_PORT = ("dict", {"interfaces": ("opt", ("list", OVS_IFACE))})
 BRIDGE = ("dict", {"name": ("opt", STR), "ports": ("opt", ("list", OVS_PORT))})
 LINK = ("dict", {"name": STR, "kind": ("opt", STR), "master": ("opt", STR)})
+# The Open_vSwitch row's external_ids (system-id, hostname, ovn-remote, ...): added for
+# ML2/OVN hosts; reports written before it have no such key and still load.
+OPEN_VSWITCH = ("dict", {"external_ids": ("opt", ("map", SCALAR))})
 SOURCE = ("dict", {"ok": ("opt", BOOL)})
 ERROR = ("dict", {"source": ("opt", SCALAR), "error": ("opt", SCALAR)})
 
@@ -53,6 +56,7 @@ SCHEMA: Node = (
         "ovs_bridges": ("opt", ("list", BRIDGE)),
         "links": ("opt", ("list", LINK)),
         "iptables_chains": ("opt", ("list", STR)),
+        "open_vswitch": ("opt", OPEN_VSWITCH),
     },
 )
 

@@ -500,6 +500,9 @@ def host_report(path: str) -> tuple[dict, list[str]]:
     for key in ("ovs_version", "datapath_types"):
         if system.get(key) not in (None, "", []):
             report["sosreport"][key] = system[key]
+    if isinstance(system.get("external_ids"), dict):  # ovn-controller's settings
+        report["open_vswitch"] = {"external_ids": system["external_ids"]}
+        report["sources"]["open_vswitch"] = {"ok": True, "via": f"sosreport {OVS_SYSTEM}"}
 
     def attempt(name: str, key: str, read: Callable[[], tuple[object, str]]) -> None:
         try:

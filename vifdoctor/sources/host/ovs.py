@@ -35,9 +35,24 @@ def _as_list(value) -> list:
     return [] if value in (None, "") else [value]
 
 
+def _base(db: str | None) -> list[str]:
+    return ["ovs-vsctl", "--timeout=10", "--format=json"] + ([f"--db={db}"] if db else [])
+
+
+def collect_system(db: str | None) -> dict:
+    """The ``Open_vSwitch`` row's ``external_ids``: what ovn-controller reads to register
+    its chassis (``system-id``, ``hostname``, ``ovn-remote``, ``ovn-bridge``, ...)."""
+    rows = _table(run(_base(db) + ["--columns=external_ids", "list", "Open_vSwitch"]))
+    if len(rows) != 1:
+        raise CollectError(f"ovs-vsctl listed {len(rows)} Open_vSwitch rows, expected 1")
+    ext = rows[0].get("external_ids")
+    values = {str(k): str(v) for k, v in ext.items()} if isinstance(ext, dict) else {}
+    return {"external_ids": values}
+
+
 def collect(db: str | None) -> list[dict]:
     """Bridges with their ports and interfaces."""
-    base = ["ovs-vsctl", "--timeout=10", "--format=json"] + ([f"--db={db}"] if db else [])
+    base = _base(db)
     bridges = _table(run(base + ["--columns=_uuid,name,datapath_type,ports", "list", "Bridge"]))
     ports = {
         p["_uuid"]: p

@@ -3,7 +3,9 @@
 Format (version 1): ``format``, ``format_version``, ``tool_version``, ``host``,
 ``scanned_at``, ``sources`` (per source: ``ok`` and how it was read),
 ``errors`` (what could not be read and why), ``domains``, ``ovs_bridges``,
-``links``, ``iptables_chains`` (null when not asked for or not readable).
+``links``, ``iptables_chains`` (null when not asked for or not readable),
+``open_vswitch`` (the ``Open_vSwitch`` row's ``external_ids``: ML2/OVN's chassis
+settings; null when not readable; absent from reports of vifdoctor before it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def scan(
         "ovs_bridges": [],
         "links": [],
         "iptables_chains": None,
+        "open_vswitch": None,
     }
 
     def attempt(name: str, key: str, func, **info) -> None:
@@ -68,6 +71,12 @@ def scan(
         uri=libvirt_uri or "(default)",
     )
     attempt("ovs", "ovs_bridges", lambda: ovs_source.collect(ovsdb), db=ovsdb or "(default)")
+    attempt(
+        "open_vswitch",
+        "open_vswitch",
+        lambda: ovs_source.collect_system(ovsdb),
+        db=ovsdb or "(default)",
+    )
     attempt("links", "links", links_source.collect)
     if with_iptables:
         attempt("iptables", "iptables_chains", iptables_source.collect)
