@@ -23,7 +23,7 @@ iptables with nobody maintaining them (VD416).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vifdoctor.model import (
     RUNNING,
@@ -216,6 +216,9 @@ class OvnHost:
     system_id: str  # Open_vSwitch external_ids:system-id ("" when unset)
     bridge: str  # the integration bridge ovn-controller uses
     chassis: tuple[OvnChassis, ...]  # SB chassis named system-id, or with this hostname
+    # running domains' interfaces: interfaceid and target dev -> domain name (libvirt read)
+    running: dict[str, str] = field(default_factory=dict)
+    marks_installed: bool = False  # some interface has ovn-installed (OVN >= 20.09 sets it)
 
     @property
     def names(self) -> frozenset[str]:
@@ -234,7 +237,23 @@ def ovn_host(w: HostWiring, view: OvnView) -> OvnHost | None:
     if not (ext.get(OVN_REMOTE) or chassis):
         return None
     bridge = ext.get(OVN_BRIDGE) or DEFAULT_OVN_BRIDGE
-    return OvnHost(w.host, system_id, bridge, tuple(sorted(chassis, key=lambda c: c.name)))
+    running: dict[str, str] = {}
+    if w.readable.get("libvirt"):
+        for d in w.domains:  # read once per host: an indexed report parses them per access
+            if d.get("state") in RUNNING:
+                name = str(d.get("name") or d.get("uuid") or "?")
+                for iface in d.get("interfaces") or []:
+                    for key in (iface.get("interfaceid"), iface.get("target_dev")):
+                        if key:
+                            running.setdefault(str(key), name)
+    return OvnHost(
+        w.host,
+        system_id,
+        bridge,
+        tuple(sorted(chassis, key=lambda c: c.name)),
+        running,
+        any(OVN_INSTALLED in i.external_ids for i in w.ovs.values()),
+    )
 
 
 def _host_finding(code: str, host: str, message: str, **fields) -> Finding:
@@ -285,24 +304,6 @@ def judge_system_id(w: HostWiring, here: OvnHost) -> list[Finding]:
     ]
 
 
-def running_here(w: HostWiring, port_id: str) -> str:
-    """The running domain with an interface for the port (by interfaceid or tap name)."""
-    tap = dev("tap", port_id)
-    for d in w.domains:
-        if d.get("state") not in RUNNING:
-            continue
-        for iface in d.get("interfaces") or []:
-            if iface.get("interfaceid") == port_id or iface.get("target_dev") == tap:
-                return str(d.get("name") or d.get("uuid") or "?")
-    return ""
-
-
-def _marks_installed(w: HostWiring) -> bool:
-    """Whether this host's ovn-controller sets ovn-installed (OVN >= 20.09 does): on any
-    interface of the host."""
-    return any(OVN_INSTALLED in i.external_ids for i in w.ovs.values())
-
-
 def judge_port_interfaces(
     port_id: str,
     w: HostWiring,
@@ -315,7 +316,7 @@ def judge_port_interfaces(
     if not w.readable.get("ovs"):
         return []
     claimed = claimed_by is not None and claimed_by in here.names
-    domain = running_here(w, port_id) if w.readable.get("libvirt") else ""
+    domain = here.running.get(port_id) or here.running.get(dev("tap", port_id), "")
     if not (claimed or domain):
         return []
     found: list[OvsIface] = list(w.ovs_by_iface_id.get(port_id, []))
@@ -356,7 +357,7 @@ def judge_port_interfaces(
             )
         ]
     (iface,) = on_bridge
-    if iface.external_ids.get(OVN_INSTALLED) != "true" and _marks_installed(w):
+    if iface.external_ids.get(OVN_INSTALLED) != "true" and here.marks_installed:
         state = f"claimed by {claimed_by}" if claimed else "not claimed by this host's chassis"
         return [
             finding(
