@@ -71,12 +71,15 @@ def scan(
         uri=libvirt_uri or "(default)",
     )
     attempt("ovs", "ovs_bridges", lambda: ovs_source.collect(ovsdb), db=ovsdb or "(default)")
-    attempt(
-        "open_vswitch",
-        "open_vswitch",
-        lambda: ovs_source.collect_system(ovsdb),
-        db=ovsdb or "(default)",
-    )
+    if report["sources"]["ovs"]["ok"]:
+        attempt(
+            "open_vswitch",
+            "open_vswitch",
+            lambda: ovs_source.collect_system(ovsdb),
+            db=ovsdb or "(default)",
+        )
+    else:  # the same database: its error is said once, under ovs
+        report["sources"]["open_vswitch"] = {"ok": False, "db": ovsdb or "(default)"}
     attempt("links", "links", links_source.collect)
     if with_iptables:
         attempt("iptables", "iptables_chains", iptables_source.collect)
