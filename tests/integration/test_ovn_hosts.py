@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from testkit.cloudfactory import audit_json
-from testkit.hostlab import ComputeHost, dev
+from testkit.hostlab import ComputeHost, dev, record
 from testkit.labcloud import (
     NET,
     PROJECT,
@@ -74,8 +74,10 @@ class OvnHost:
         self.ports: list = []
         self.scans = 0
         lab.nbctl("ls-add", f"neutron-{NET}")
+        t0 = time.monotonic()
         host.start_ovn_controller(lab.sb, self.chassis)
         wait_until(lambda: self.chassis_row("hostname") == host.name, "chassis registered")
+        record("ovn-controller start until its chassis is in the SB", time.monotonic() - t0)
 
     def chassis_row(self, column: str, name: str | None = None) -> str:
         return self.lab.sbctl(

@@ -107,7 +107,8 @@ class LabError(RuntimeError):
     """The lab could not be built or driven (not a vifdoctor finding)."""
 
 
-def _record(key: str, seconds: float) -> None:
+def record(key: str, seconds: float) -> None:
+    """Keep one step's seconds for the terminal summary."""
     TIMINGS.setdefault(key, []).append(seconds)
 
 
@@ -208,7 +209,7 @@ class ComputeHost:
         )
         self.write_node_xml()
         self.setup_seconds = time.monotonic() - t0
-        _record("host lab setup (netns + ovsdb-server + ovs-vswitchd + br-int)", self.setup_seconds)
+        record("host lab setup (netns + ovsdb-server + ovs-vswitchd + br-int)", self.setup_seconds)
         return self
 
     def stop(self) -> None:
@@ -221,7 +222,7 @@ class ComputeHost:
             self._ns_made = False
         if not os.environ.get("VIFDOCTOR_KEEP_LAB"):
             shutil.rmtree(self.dir, ignore_errors=True)
-        _record("host lab teardown", time.monotonic() - t0)
+        record("host lab teardown", time.monotonic() - t0)
 
     def _pid(self, daemon: str) -> int | None:
         return daemon_pid(self.dir, daemon)
@@ -355,7 +356,7 @@ class ComputeHost:
         result = json.loads(done.stdout)
         if plug:
             self.plug_seconds.append(elapsed)
-            _record("nova LibvirtGenericVIFDriver.plug + get_config (one python run)", elapsed)
+            record("nova LibvirtGenericVIFDriver.plug + get_config (one python run)", elapsed)
             for vif in vifs:
                 if vif.get("details", {}).get("ovs_hybrid_plug"):
                     qbr = dev("qbr", vif["id"])
@@ -419,7 +420,7 @@ class ComputeHost:
         ]
         t0 = time.monotonic()
         done = self.ns(argv, check=False, env=env or self.env)
-        _record("vifdoctor host-scan (in the namespace)", time.monotonic() - t0)
+        record("vifdoctor host-scan (in the namespace)", time.monotonic() - t0)
         if done.returncode not in (0, 1):
             raise LabError(f"host-scan exited {done.returncode}: {done.stderr.strip()}")
         return done.returncode, json.loads(output.read_text()), done.stderr
