@@ -56,13 +56,18 @@ def port_id(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
 
 
-def hostile_cloud(*, nul: bool, hostile_ids: bool = True) -> CloudSpec:
-    """One VM port per (host, details) pair on legacy OVS hosts with hostile names."""
+def hostile_cloud(*, nul: bool, hostile_ids: bool = True, null: bool = False) -> CloudSpec:
+    """One VM port per (host, details) pair on legacy OVS hosts with hostile names.
+
+    ``null``: one more port per host whose details are SQL NULL (for a schema whose
+    column allows it: repairkit.install_nullable_details).
+    """
     hosts = HOSTS + ([NUL_HOST] if nul else [])
     ports = []
     n = 0
+    details_list: list[str | None] = [*DETAILS, *([None] if null else [])]
     for h, host in enumerate(hosts):
-        for d, details in enumerate(DETAILS):
+        for d, details in enumerate(details_list):
             n += 1
             pid = port_id(n)
             if hostile_ids and d == 1:  # ports.id is VARCHAR(36)

@@ -104,13 +104,13 @@ def split_too_long(changes: list[Change], limit: int | None) -> tuple[list[Chang
         return changes, []
     fit, too_long = [], []
     for c in changes:
-        if len(c.new) > limit:
+        if len(c.new or "") > limit:
             too_long.append(
                 {
                     "port_id": c.port_id,
                     "host": c.host,
                     "codes": list(c.codes),
-                    "new_length": len(c.new),
+                    "new_length": len(c.new or ""),
                     "column_length": limit,
                 }
             )
@@ -363,7 +363,7 @@ def _restore(row: dict) -> Change:
         host=original["host"],
         status=original.get("status"),
         stored=row["written"],
-        new=restored_value(original.get("vif_details")) or "",
+        new=restored_value(original.get("vif_details")),  # a NULL is restored as NULL
         codes=("rollback",),
         device_owner="",
         device_id="",
@@ -402,7 +402,11 @@ def rollback(
             assert source.layout is not None
             keys = [(c.port_id, c.host) for c in changes]
             current = writer.read_current(source.conn, source.layout, keys)
-            due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
+            due = [
+                c
+                for c in changes
+                if (c.port_id, c.host) in current and current[(c.port_id, c.host)] == c.stored
+            ]
             due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
             results = {
                 (c.port_id, c.host): (
