@@ -304,9 +304,16 @@ def outcome_doc(outcome: writer.Outcome) -> dict:
 
 
 def _exit_code(outcome: writer.Outcome) -> int:
+    """130 when stopped; 2 when a row failed, is unknown, or was never sent.
+
+    A batch whose COMMIT raised is re-read: its rows may prove changed ("committed
+    despite an error"), but the write stopped there and later batches stay pending,
+    which must not exit 0.
+    """
     if outcome.interrupted:
         return 130
-    return 2 if outcome.count(writer.FAILED) or outcome.count(writer.UNKNOWN) else 0
+    unfinished = (writer.FAILED, writer.UNKNOWN, writer.PENDING)
+    return 2 if any(outcome.count(state) for state in unfinished) else 0
 
 
 def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
