@@ -37,6 +37,7 @@ class CommitCutter:
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []  # closed on exit: no relay outlives the test
 
     def url(self, url: str) -> str:
         """``url`` (on the proxied server) pointed at the proxy instead."""
@@ -54,6 +55,8 @@ class CommitCutter:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._listener.close()
+        with self._lock:
+            _close(*self._sockets)
         for t in self._threads:
             t.join(timeout=5)
 
@@ -76,7 +79,13 @@ class CommitCutter:
             if refuse:
                 client.close()
                 continue
-            server = socket.create_connection(self.target)
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
             state = {"wrote": False, "commit_sent": False}
             self._spawn(self._client_to_server, client, server, state)
             self._spawn(self._server_to_client, server, client, state)
