@@ -20,48 +20,9 @@ from html.parser import HTMLParser
 
 import pytest
 import yaml
+from testkit.hostilekit import hostile_report
 
 from vifdoctor.report import FORMATS, Column, Listing, renderer
-from vifdoctor.results import AuditReport
-
-
-def _report(value) -> AuditReport:
-    """An audit report (what -f html draws) holding ``value`` wherever data goes.
-
-    Text fields get ``value`` when it is text; JSON fields (an agent's configurations,
-    a finding's extra, the schema) get it whatever it is.
-    """
-    text = value if isinstance(value, str) else "compute1"
-    report = AuditReport(schema={"source": text, "url": text, "raw": value}, assumptions=[text])
-    report.agents = [
-        {
-            "host": text,
-            "agent_type": text,
-            "alive": True,
-            "admin_state_up": True,
-            "ovs_hybrid_plug": value,
-            "datapath_type": value,
-            "integration_bridge": value,
-            "configurations_error": text,
-        }
-    ]
-    finding = {
-        "code": "VD101",
-        "severity": "failure",
-        "port_id": text,
-        "host": text,
-        "device_id": text,
-        "device_owner": "compute:nova",
-        "nova_plug": text,
-        "needed_plug": text,
-        "message": text,
-        "extra": value,
-    }
-    report.findings.add(finding, ("0", "VD101", text, text))  # the key AuditReport.add uses
-    report.by_code["VD101"] += 1
-    report.by_severity["failure"] += 1
-    report.by_host[text] += 1
-    return report
 
 
 def _listing(value) -> Listing:
@@ -70,7 +31,7 @@ def _listing(value) -> Listing:
         [Column("port_id", "Port"), Column("details", "Details")],
         rows,
         {"tool": "t", "extra": value, "findings": rows},
-        report=_report(value),
+        report=hostile_report(value),
     )
 
 
