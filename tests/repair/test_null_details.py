@@ -189,3 +189,29 @@ def test_a_stale_inactive_row_with_null_details_is_deleted_and_restored(
     )
     assert code == 0, err
     assert bindings(sqlite_url) == before  # the row is back, NULL and all
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_backup_keeps_null_in_the_other_columns_too(backend, request, tmp_path, capsys):
+    """profile and vnic_type are judged as '' and 'normal' when NULL: the backup still
+    says null (it took them from the plan's judged rows, and said '' and 'normal')."""
+    url = request.getfixturevalue(f"{backend}_url")
+    cloud = _cloud()
+    binding = cloud.ports[1].binding
+    assert binding is not None
+    binding.profile = None
+    binding.vnic_type = None
+    install_nullable_details(url, cloud, "ocata", ("vif_details", "profile", "vnic_type"))
+    before = bindings(url)
+    assert before[_key(before, 1)]["profile"] is None
+
+    code, out, err = cli(
+        capsys, "repair", "--neutron-db", url, "--apply", "--backup-dir", str(tmp_path / "bk")
+    )
+    assert code == 0, err
+    [backup] = sorted((tmp_path / "bk").glob("*.json"))
+    rows = {r["original"]["port_id"]: r["original"] for r in json.loads(backup.read_text())["rows"]}
+    assert len(rows) == 8
+    assert rows[port_uuid(1)]["profile"] is None and rows[port_uuid(1)]["vnic_type"] is None
+    assert rows[port_uuid(0)]["vif_details"] is None and rows[port_uuid(2)]["profile"] == ""
+    assert rows[port_uuid(1)] == before[_key(before, 1)]  # every column, as stored

@@ -46,8 +46,11 @@ def install(url: str, cloud: CloudSpec, layout: str | None) -> None:
     cloudfactory.write(url, cloud, layout)
 
 
-def install_nullable_details(url: str, cloud: CloudSpec, layout: str) -> None:
-    """``layout``'s tables, but ``ml2_port_bindings.vif_details`` NULL-able, then ``cloud``.
+def install_nullable_details(
+    url: str, cloud: CloudSpec, layout: str, columns: Sequence[str] = ("vif_details",)
+) -> None:
+    """``layout``'s tables, but ``ml2_port_bindings.vif_details`` (and ``columns``)
+    NULL-able, then ``cloud``.
 
     Neutron's own migrations make the column NOT NULL DEFAULT '' in every release
     (vifdoctor/demo/schemas.py); vendor and hand-altered schemas drop the NOT NULL,
@@ -61,8 +64,9 @@ def install_nullable_details(url: str, cloud: CloudSpec, layout: str) -> None:
     try:
         create_schema(engine, layout)
         table = build_metadata(layout).tables["ml2_port_bindings"]
-        table.c.vif_details.nullable = True
-        table.c.vif_details.server_default = None
+        for name in columns:
+            table.c[name].nullable = True
+            table.c[name].server_default = None
         with engine.begin() as conn:
             table.drop(conn)
             table.create(conn)

@@ -169,18 +169,29 @@ def _write_options(options: WriteOptions) -> writer.WriteOptions:
     )
 
 
+# Binding fields the reader fills with text where the column holds NULL (neutron_db.py).
+_NULL_AS_TEXT = ("host", "vif_type", "vnic_type", "profile")
+
+
 def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str, str], dict]:
     """Every column of every row about to change, for the backup.
 
     When the table has only the columns the plan already read, the rows come from the
-    plan; a table with other columns (a vendor's) is read again, whole.
+    plan; a table with other columns (a vendor's) is read again, whole. So is one where
+    a column the plan reads as text (NULL as '' or 'normal') may hold NULL: the
+    backup keeps NULL as null, never as the text it was judged as.
     """
     conn = source.conn
     table = reflect_bindings(conn)
     conn.rollback()
     columns = [c.name for c in table.columns]
     binary = {c.name for c in table.columns if is_binary(c)}
-    if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
+    as_read = not any(table.c[n].nullable for n in _NULL_AS_TEXT if n in table.c)
+    if (
+        as_read
+        and set(columns) <= set(BINDING_COLUMNS)
+        and all(c.binding is not None for c in changes)
+    ):
         return {
             (c.port_id, c.host): {
                 col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]), col in binary)
