@@ -40,12 +40,12 @@ class CommitCutter:
         self._sockets: list[socket.socket] = []  # closed on exit: no relay outlives the test
 
     def url(self, url: str) -> str:
-        """``url`` (on the proxied server) pointed at the proxy instead."""
-        return (
-            sa.engine.make_url(url)
-            .set(host="127.0.0.1", port=self.port)
-            .render_as_string(hide_password=False)
-        )
+        """``url`` (on the proxied server) pointed at the proxy instead, in clear text
+        (the proxy must see the COMMIT: no TLS, even where the server offers it)."""
+        u = sa.engine.make_url(url).set(host="127.0.0.1", port=self.port)
+        if u.get_backend_name() == "postgresql":
+            u = u.update_query_dict({"sslmode": "disable"})
+        return u.render_as_string(hide_password=False)
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> CommitCutter:
