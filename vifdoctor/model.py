@@ -133,12 +133,14 @@ class Binding:
 
     ``vif_details`` and ``profile`` are kept as the raw text from the database
     (the repair guards its UPDATE on that exact text); rules parse them.
+    ``vif_details`` is None where the column holds SQL NULL (vendor and hand-altered
+    schemas allow it): judged as empty details, but guarded as ``IS NULL``.
     """
 
     port_id: str
     host: str
     vif_type: str
-    vif_details: str
+    vif_details: str | None
     vnic_type: str = "normal"
     profile: str = ""
     status: str | None = None  # None before Ocata (no column)
@@ -443,8 +445,8 @@ class Change:
     port_id: str
     host: str
     status: str | None  # "ACTIVE" where the column exists, else None
-    stored: str
-    new: str
+    stored: str | None  # None: the column holds SQL NULL (guarded as IS NULL)
+    new: str | None  # None only when a rollback restores a NULL
     codes: tuple[str, ...]
     device_owner: str
     device_id: str

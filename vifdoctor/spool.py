@@ -44,7 +44,8 @@ class Spool:
         self._file.write(line)
         self._end += len(line)
         entry = (
-            _SEP.join(k.encode("utf-8") for k in key)
+            # surrogatepass: a lone surrogate in a host or port id still sorts, never raises
+            _SEP.join(k.encode("utf-8", "surrogatepass") for k in key)
             + _SEP
             + offset.to_bytes(8, "big")
             + len(line).to_bytes(4, "big")

@@ -50,7 +50,7 @@ FUZZ = settings(
         HealthCheck.filter_too_much,
     ],
 )
-FORMATS = ("table", "json", "yaml", "csv", "value")
+FORMATS = ("table", "json", "yaml", "csv", "value", "html")
 
 # ------------------------------------------------------------------ strategies
 
@@ -140,6 +140,17 @@ def _no_constant(name: str):
     raise AssertionError(f"non-strict JSON: {name}")
 
 
+_BLOB_OPEN = '<script id="vd-data" type="application/json">'
+
+
+def _check_html(page: str) -> None:
+    """Data never becomes markup: the template's two script elements and no other, and
+    the data blob is strict JSON (what the page's JSON.parse accepts)."""
+    assert page.lower().count("<script") == 2 and page.lower().count("</script") == 2
+    start = page.index(_BLOB_OPEN) + len(_BLOB_OPEN)
+    json.loads(page[start : page.index("</script>", start)], parse_constant=_no_constant)
+
+
 def _check_commands(out: str) -> None:
     """Every printed command parses as the words meant; ids in them are UUIDs."""
     for line in out.splitlines():
@@ -170,6 +181,8 @@ def test_every_command_on_a_hostile_cloud(layout, cloud):
                 json.loads(out, parse_constant=_no_constant)
             if fmt == "table":
                 _check_commands(out)
+            if fmt == "html":
+                _check_html(out)
         code, out, err = run_cli(["plan", "--neutron-db", url_a], debug=False)
         _runs_cleanly(code, err)
         _check_commands(out)
@@ -255,6 +268,8 @@ def test_audit_and_remediation_with_hostile_nova_caches(view):
                             assert any(UUID.match(w) for w in words), step
                 if fmt == "table":
                     _check_commands(out)
+                if fmt == "html":
+                    _check_html(out)
 
 
 # ------------------------------------------------------------------ host reports

@@ -45,6 +45,12 @@ def test_blob_repair_backup_and_rollback_are_exact(mariadb_url, tmp_path, capsys
         v='{"port_filter":  true, "é": "\\u00e9"}'.encode(),
         p=port_uuid(1),
     )
+    # a BLOB column allows NULL: judged as empty details, written, restored as NULL
+    execute(
+        mariadb_url,
+        "UPDATE ml2_port_bindings SET vif_details = NULL WHERE port_id = :p",
+        p=port_uuid(2),
+    )
     before = bindings(mariadb_url)
     code, out, err = cli(
         capsys,
@@ -76,6 +82,7 @@ def test_blob_repair_backup_and_rollback_are_exact(mariadb_url, tmp_path, capsys
     assert "b'" not in text and 'b\\"' not in text
     rows = json.loads(text)["rows"]
     stored = {r["original"]["port_id"]: r["original"]["vif_details"] for r in rows}
+    assert stored[port_uuid(2)] is None  # JSON null: neither "" nor tagged bytes
     one = stored[port_uuid(1)]
     assert (
         base64.b64decode(one["base64"])

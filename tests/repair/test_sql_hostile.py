@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from testkit import dbfixtures
 from testkit.hostilekit import dump, hostile_cloud, run_client
-from testkit.repairkit import cli, install
+from testkit.repairkit import cli, install, install_nullable_details
 
 
 @contextlib.contextmanager
@@ -30,19 +30,28 @@ def two_databases(backend: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
             yield dbfixtures.postgresql_url(a), dbfixtures.postgresql_url(b)
 
 
-@pytest.mark.parametrize("layout", ["icehouse", "ocata"])
+@pytest.mark.parametrize(
+    "layout", ["icehouse", "ocata", "ocata-null"]
+)  # -null: vif_details NULL-able, NULL on one port per host
 @pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
 def test_sql_through_the_client_equals_apply(backend, layout, tmp_path, capsys):
-    cloud = hostile_cloud(nul=backend != "postgresql")
+    null = layout.endswith("-null")
+    cloud = hostile_cloud(nul=backend != "postgresql", null=null)
     with two_databases(backend, tmp_path) as (by_sql, by_apply):
-        install(by_sql, cloud, layout)
-        install(by_apply, cloud, layout)
+        for url in (by_sql, by_apply):
+            if null:
+                install_nullable_details(url, cloud, layout.removesuffix("-null"))
+            else:
+                install(url, cloud, layout)
         before = dump(by_sql)
         assert before == dump(by_apply)
         code, script, err = cli(
             capsys, "plan", "--neutron-db", by_sql, "--sql", "--batch-size", "7"
         )
         assert code == 0, err
+        if null:  # a NULL is guarded IS NULL (``= NULL`` would never match)
+            hosts = len(hostile_cloud(nul=backend != "postgresql").agents)
+            assert script.count("vif_details IS NULL") == hosts
         run_client(by_sql, script)
         code, out, err = cli(
             capsys,
@@ -62,7 +71,7 @@ def test_sql_through_the_client_equals_apply(backend, layout, tmp_path, capsys):
             r for r in after_sql["ml2_port_bindings"] if r not in before["ml2_port_bindings"]
         ]
         # every planned row was written by the script: the guards matched exact bytes
-        assert len(changed) == len(hostile_cloud(nul=backend != "postgresql").ports)
+        assert len(changed) == len(cloud.ports)
         assert after_sql["agents"] == before["agents"]
 
 

@@ -2,7 +2,10 @@
 
 Issue 13: wrapping a 1 MB value in a table took minutes, ``-f json`` emitted NaN
 and Infinity, ``-f yaml`` recursed too deep on nested objects, and a lone surrogate
-(from a JSON ``\\ud800`` escape in a column) crashed the output.
+(from a JSON ``\\ud800`` escape in a column) crashed the output. ``-f html`` draws the
+audit report behind the listing: deep nesting in an agent's configurations ended in a
+RecursionError, a 1 MB value was drawn on every chart (17 MB of page), and a lone
+surrogate in a host crashed the findings' spool.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ import os
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 
 import pytest
 import yaml
+from testkit.hostilekit import hostile_report
 
-from vifdoctor.report import FORMATS as ALL_FORMATS
-from vifdoctor.report import Column, Listing, renderer
-
-FORMATS = [f for f in ALL_FORMATS if f != "html"]  # html renders audit reports only
+from vifdoctor.report import FORMATS, Column, Listing, renderer
 
 
 def _listing(value) -> Listing:
@@ -29,6 +31,7 @@ def _listing(value) -> Listing:
         [Column("port_id", "Port"), Column("details", "Details")],
         rows,
         {"tool": "t", "extra": value, "findings": rows},
+        report=hostile_report(value),
     )
 
 
@@ -73,6 +76,60 @@ def test_deep_nesting_survives_every_format(fmt):
         assert yaml.safe_load(text)["tool"] == "t"
     if fmt == "json":
         assert json.loads(text)["tool"] == "t"
+    if fmt == "html":
+        assert _blob(text)["strings"]
+
+
+class _Tags(HTMLParser):
+    """The elements and attributes of a page, in order: its markup, without its text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, tuple(sorted(k for k, _ in attrs))))
+
+
+def _tags(page: str) -> list[tuple]:
+    parser = _Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+def _blob(page: str) -> dict:
+    """The page's data, parsed as strictly as the page's own JSON.parse does."""
+    start = page.index('<script id="vd-data" type="application/json">') + len(
+        '<script id="vd-data" type="application/json">'
+    )
+    return json.loads(page[start : page.index("</script>", start)], parse_constant=_no_constants)
+
+
+HOSTILE = [
+    "</script><script>window.pwned=1</script><b onmouseover=x>",
+    "]]><!-- --><svg onload=alert(1)>&amp;&lt;",
+    "\x00\x1b[31mred\u202e\n\r\t\u2028\u2029 \\",
+    "p\ud800 \udfff",
+    "x" * 1_000_000,
+    float("nan"),
+    {"a": [float("inf"), -float("inf")]},
+    _deep(3000),
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_html_keeps_data_out_of_markup_and_stays_linear(value):
+    """Same markup as a benign page; the data whole in strict JSON; the page's size
+    the value's size once (in the data) plus the page itself."""
+    page = _render("html", value)
+    benign = _render("html", "compute1")
+    assert _tags(page) == _tags(benign)  # no element or attribute came from the data
+    assert "<script>window.pwned" not in page and "<svg onload" not in page
+    blob = _blob(page)  # strict JSON: no NaN/Infinity, nesting bounded
+    if isinstance(value, str):
+        assert value in blob["strings"]  # the data keeps the value whole
+    size = len(value) if isinstance(value, str) else 0
+    assert len(page) < len(benign) + 1.1 * size + 20_000
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -83,10 +140,16 @@ def test_lone_surrogate_survives_every_format_on_a_real_stdout(fmt, tmp_path):
         "from vifdoctor.cmd.main import _robust_streams\n"
         "from vifdoctor.report import renderer, Column, Listing\n"
         "_robust_streams()\n"
+        "from vifdoctor.results import AuditReport\n"
         "rows = [{'port_id': 'p\\ud800', 'details': {'x': '\\udfff'}}]\n"
         "doc = {'tool': '\\ud800', 'findings': rows}\n"
+        "report = AuditReport(schema={'url': '\\ud800'}, assumptions=['\\udfff'])\n"
+        "report.findings.add({'code': 'VD101', 'severity': 'failure', 'port_id': 'p\\ud800',"
+        " 'host': 'h\\udfff', 'message': '\\ud800'}, ('0', 'VD101', 'h\\udfff', 'p\\ud800'))\n"
+        "report.by_code['VD101'] += 1\n"
+        "report.by_host['h\\udfff'] += 1\n"
         f"renderer({fmt!r})(Listing([Column('port_id', 'Port'), Column('details', 'D')], "
-        "rows, doc), sys.stdout)\n"
+        "rows, doc, report=report), sys.stdout)\n"
     )
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, check=False)

@@ -248,6 +248,45 @@ def test_hostile_text_stays_text(tmp_path: Path, browser: Chromium) -> None:
     assert any("</script><script>window.pwned=1" in m for m in messages), messages
 
 
+HOSTILE = {
+    "script": "</script><script>window.pwned=1</script><img src=x onerror=window.pwned=2>",
+    "controls": "h\x00\x1b[31m\u202e\n\r\t\u2028\u2029\\ 'q\" &amp;",
+    "surrogate": "p\ud800 \udfff",
+    "big": "x" * 1_000_000,
+    "nan": float("nan"),
+    "deep": json.loads("[" * 900 + "]" * 900),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_values_load_as_text_in_chromium(name: str, tmp_path: Path, browser: Chromium):
+    """The page with hostile values in every field it draws (testkit.hostilekit) loads in
+    a real browser with no error, runs nothing from the data, and shows the text."""
+    from testkit.hostilekit import hostile_report
+
+    from vifdoctor.report import Column, Listing, renderer
+
+    report = hostile_report(HOSTILE[name])
+    page = tmp_path / "hostile.html"
+    with page.open("w", encoding="utf-8") as out:  # strict UTF-8: no lone surrogate left
+        renderer("html")(Listing([Column("port_id", "Port")], [], {}, report=report), out)
+    browser.load(page)
+    assert browser.problems() == []
+    assert browser.evaluate("window.pwned === undefined")
+    value = HOSTILE[name]
+    shown = browser.evaluate(
+        "Array.from(document.querySelectorAll('#findings-table tbody tr'))"
+        ".map(tr => tr.children[2].textContent)"
+    )
+    assert len(shown) == 1
+    if isinstance(value, str) and name != "surrogate":  # CDP returns lone surrogates as U+FFFD
+        # the data parsed by the page is the value, byte for byte ...
+        blob = browser.evaluate("JSON.parse(document.getElementById('vd-data').textContent)")
+        assert value in blob["strings"]
+        # ... and the cell shows it as text (as the HTML parser keeps text: no NUL, no CR)
+        assert shown == [value.replace("\x00", "").replace("\r", "\n")]
+
+
 def test_html_is_refused_where_there_is_no_report(demo: dict) -> None:
     code, out, err = run_cli(["plan", "--neutron-db", demo["neutron"], "-f", "html"])
     assert code == 3 and out == ""

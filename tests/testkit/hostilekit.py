@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from testkit import dbfixtures
 from testkit.repairkit import legacy_ovs_agent, network
 from vifdoctor.demo.builder import BindingSpec, CloudSpec, PortSpec
+from vifdoctor.results import AuditReport
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 
@@ -56,13 +57,18 @@ def port_id(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
 
 
-def hostile_cloud(*, nul: bool, hostile_ids: bool = True) -> CloudSpec:
-    """One VM port per (host, details) pair on legacy OVS hosts with hostile names."""
+def hostile_cloud(*, nul: bool, hostile_ids: bool = True, null: bool = False) -> CloudSpec:
+    """One VM port per (host, details) pair on legacy OVS hosts with hostile names.
+
+    ``null``: one more port per host whose details are SQL NULL (for a schema whose
+    column allows it: repairkit.install_nullable_details).
+    """
     hosts = HOSTS + ([NUL_HOST] if nul else [])
     ports = []
     n = 0
+    details_list: list[str | None] = [*DETAILS, *([None] if null else [])]
     for h, host in enumerate(hosts):
-        for d, details in enumerate(DETAILS):
+        for d, details in enumerate(details_list):
             n += 1
             pid = port_id(n)
             if hostile_ids and d == 1:  # ports.id is VARCHAR(36)
@@ -83,6 +89,45 @@ def hostile_cloud(*, nul: bool, hostile_ids: bool = True) -> CloudSpec:
                 )
             )
     return CloudSpec(networks=[network()], agents=[legacy_ovs_agent(h) for h in hosts], ports=ports)
+
+
+def hostile_report(value: object) -> AuditReport:
+    """An audit report (what -f html draws) holding ``value`` wherever data goes.
+
+    Text fields get ``value`` when it is text; JSON fields (an agent's configurations,
+    a finding's extra, the schema) get it whatever it is.
+    """
+    text = value if isinstance(value, str) else "compute1"
+    report = AuditReport(schema={"source": text, "url": text, "raw": value}, assumptions=[text])
+    report.agents = [
+        {
+            "host": text,
+            "agent_type": text,
+            "alive": True,
+            "admin_state_up": True,
+            "ovs_hybrid_plug": value,
+            "datapath_type": value,
+            "integration_bridge": value,
+            "configurations_error": text,
+        }
+    ]
+    finding = {
+        "code": "VD101",
+        "severity": "failure",
+        "port_id": text,
+        "host": text,
+        "device_id": text,
+        "device_owner": "compute:nova",
+        "nova_plug": text,
+        "needed_plug": text,
+        "message": text,
+        "extra": value,
+    }
+    report.findings.add(finding, ("0", "VD101", text, text))  # the key AuditReport.add uses
+    report.by_code["VD101"] += 1
+    report.by_severity["failure"] += 1
+    report.by_host[text] += 1
+    return report
 
 
 def dump(url: str) -> dict[str, list[tuple]]:

@@ -46,6 +46,35 @@ def install(url: str, cloud: CloudSpec, layout: str | None) -> None:
     cloudfactory.write(url, cloud, layout)
 
 
+def install_nullable_details(
+    url: str, cloud: CloudSpec, layout: str, columns: Sequence[str] = ("vif_details",)
+) -> None:
+    """``layout``'s tables, but ``ml2_port_bindings.vif_details`` (and ``columns``)
+    NULL-able, then ``cloud``.
+
+    Neutron's own migrations make the column NOT NULL DEFAULT '' in every release
+    (vifdoctor/demo/schemas.py); vendor and hand-altered schemas drop the NOT NULL,
+    and a ``BindingSpec(vif_details=None)`` then stores SQL NULL. The table is
+    recreated empty (SQLite cannot ALTER a column's nullability).
+    """
+    from vifdoctor.demo.builder import write_cloud
+    from vifdoctor.demo.schemas import build_metadata, create_schema
+
+    engine = sa.create_engine(url)
+    try:
+        create_schema(engine, layout)
+        table = build_metadata(layout).tables["ml2_port_bindings"]
+        for name in columns:
+            table.c[name].nullable = True
+            table.c[name].server_default = None
+        with engine.begin() as conn:
+            table.drop(conn)
+            table.create(conn)
+        write_cloud(engine, cloud)
+    finally:
+        engine.dispose()
+
+
 def install_demo(url: str, extra_ports: Sequence[PortSpec] = ()) -> CloudSpec:
     """The incident's demo cloud (icehouse layout), plus ``extra_ports`` on its network."""
     cloud = incident_cloud()

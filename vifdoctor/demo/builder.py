@@ -85,7 +85,7 @@ class BindingSpec:
 
     host: str
     vif_type: str
-    vif_details: str = ""
+    vif_details: str | None = ""  # None: SQL NULL, where the schema allows it
     vnic_type: str = "normal"
     profile: str = ""
     status: str = "ACTIVE"

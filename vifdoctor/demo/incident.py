@@ -306,8 +306,8 @@ ERROR_INSTANCE = "a3b0f6de-2c1e-4f0a-9d7b-5e8c4b1a6f20"
 MALFORMED_DETAILS_INSTANCE = "c9d1e3f5-7a2b-4c6d-8e0f-1a3b5c7d9e02"
 
 
-def _neutron_details(text: str) -> dict:
-    """What neutron's API returns for a vif_details column: {} when empty or unparsable."""
+def _neutron_details(text: str | None) -> dict:
+    """What neutron's API returns for a vif_details column: {} when NULL, empty or unparsable."""
     try:
         value = json.loads(text) if text else {}
     except ValueError:

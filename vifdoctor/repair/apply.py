@@ -1,9 +1,9 @@
 """Writing a plan: bounded transactions, guarded UPDATEs, retries, pacing, verification.
 
 Every UPDATE is guarded on the exact text the plan read (byte for byte, even
-on MySQL's case-insensitive collations), so a row that changed since the plan
-is skipped and reported, never overwritten. One transaction per batch: a batch
-is all or nothing, whatever stops the process.
+on MySQL's case-insensitive collations; ``IS NULL`` where it read NULL), so a
+row that changed since the plan is skipped and reported, never overwritten.
+One transaction per batch: a batch is all or nothing, whatever stops the process.
 """
 
 from __future__ import annotations
@@ -61,6 +61,15 @@ def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str
     return column == value
 
 
+def stored_guard(
+    column: sa.ColumnElement, value: sa.ColumnElement | None, dialect: str
+) -> sa.ColumnElement:
+    """The guard on what the plan read: ``IS NULL`` for NULL (``= NULL`` never matches)."""
+    if value is None:
+        return column.is_(None)
+    return exact_equals(column, value, dialect)
+
+
 def guarded_update(
     table: sa.Table,
     layout: Layout,
@@ -72,38 +81,46 @@ def guarded_update(
     """UPDATE ... SET vif_details=:new WHERE port_id=:p AND host=:h AND vif_details=:stored.
 
     With ``change`` the values are literals (for ``plan --sql``, rendered by
-    ``literal``); without, bound parameters named as :func:`params` names them.
+    ``literal``; a stored NULL is guarded ``IS NULL``, a NULL to write is ``NULL``);
+    without, bound parameters named as :func:`params` names them.
     """
     values = params(change) if change is not None else {}
 
     def value(name: str) -> sa.ColumnElement:
         if change is None:
             return sa.bindparam(name, type_=sa.String())
+        if values[name] is None:
+            return sa.null()
         if literal is not None:
             return literal(values[name])
         return sa.literal(values[name], sa.String())
 
+    stored = None if change is not None and change.stored is None else value("b_stored")
     cond = [
         table.c.port_id == value("b_port_id"),
         table.c.host == value("b_host"),
-        exact_equals(table.c.vif_details, value("b_stored"), dialect),
+        stored_guard(table.c.vif_details, stored, dialect),
     ]
     if layout.has_status:
         cond.append(table.c.status == "ACTIVE")
     return sa.update(table).where(*cond).values(vif_details=value("b_new"))
 
 
-def batch_statement(table: sa.Table, layout: Layout, dialect: str) -> sa.Update:
+def batch_statement(
+    table: sa.Table, layout: Layout, dialect: str, *, null: bool = False
+) -> sa.Update:
     """One guarded UPDATE for every row of a batch that goes from one text to another.
 
     ``SET vif_details=:new WHERE (port_id, host) IN :keys AND vif_details=:stored``
     (byte-exact, and ``status='ACTIVE'`` where the column exists): the IN list uses
     the primary key (range access on MariaDB), so the statement locks exactly the
     planned rows; built once, it is compiled once and cached by SQLAlchemy.
+    ``null``: the statement for rows read as NULL, guarded ``vif_details IS NULL``.
     """
+    stored = None if null else sa.bindparam("b_stored", type_=sa.String())
     stmt = sa.update(table).where(
         sa.tuple_(table.c.port_id, table.c.host).in_(sa.bindparam("b_keys", expanding=True)),
-        exact_equals(table.c.vif_details, sa.bindparam("b_stored", type_=sa.String()), dialect),
+        stored_guard(table.c.vif_details, stored, dialect),
     )
     if layout.has_status:
         stmt = stmt.where(table.c.status == "ACTIVE")
@@ -114,16 +131,21 @@ def batch_params(batch: Sequence[Change], size: int, binary: bool = False) -> li
     """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs.
 
     ``binary``: the column is a BLOB, so the values go over as the exact bytes read.
+    A group read as NULL has ``b_stored`` None: it goes through the ``IS NULL`` statement.
     """
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    groups: dict[tuple[str | None, str | None], list[tuple[str, str]]] = {}
     for c in batch:
         groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
     out = []
     for (stored, new), keys in groups.items():
-        b_stored, b_new = (column_bytes(stored), column_bytes(new)) if binary else (stored, new)
+        b_stored, b_new = (_bytes(stored), _bytes(new)) if binary else (stored, new)
         for start in range(0, len(keys), size):
             out.append({"b_keys": keys[start : start + size], "b_stored": b_stored, "b_new": b_new})
     return out
+
+
+def _bytes(value: str | None) -> bytes | None:
+    return None if value is None else column_bytes(value)
 
 
 def params(change: Change) -> dict:
@@ -187,13 +209,14 @@ def apply_changes(
         table = reflect_bindings(conn)
         binary = is_binary(table.c.vif_details)
         stmt = batch_statement(table, layout, dialect)
+        null_stmt = batch_statement(table, layout, dialect, null=True)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(conn, stmt, batch, opts, outcome, sleep, binary)
+            matched = _write_batch(conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary)
             if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
@@ -215,7 +238,7 @@ def apply_changes(
 
 def _write_batch(
     conn: Connection,
-    stmt: sa.Update,
+    stmts: tuple[sa.Update, sa.Update],
     batch: Sequence[Change],
     opts: WriteOptions,
     outcome: Outcome,
@@ -226,7 +249,9 @@ def _write_batch(
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
+    ``stmts``: the statement guarded on stored text, and the one for rows read as NULL.
     """
+    stmt, null_stmt = stmts
     groups = batch_params(
         batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS), binary
     )
@@ -236,7 +261,10 @@ def _write_batch(
         began = time.monotonic()
         try:
             with conn.begin():
-                matched = sum(conn.execute(stmt, params).rowcount for params in groups)
+                matched = sum(
+                    conn.execute(stmt if p["b_stored"] is not None else null_stmt, p).rowcount
+                    for p in groups
+                )
             outcome.longest_transaction_s = max(
                 outcome.longest_transaction_s, time.monotonic() - began
             )
@@ -295,15 +323,17 @@ def verify(conn: Connection, layout: Layout, changes: Sequence[Change], outcome:
     for c in changes:
         key = (c.port_id, c.host)
         now = current.get(key)
+        # A row gone (or no longer live) is not one that holds the new value, even NULL.
+        holds_new = key in current and now == c.new
         state = outcome.status[key]
         if state == _WRITTEN:  # its batch matched fewer rows than planned: which ones?
-            state = outcome.status[key] = CHANGED if now == c.new else SKIPPED
-        if state == FAILED and now == c.new and c.new != c.stored:
+            state = outcome.status[key] = CHANGED if holds_new else SKIPPED
+        if state == FAILED and holds_new and c.new != c.stored:
             state = outcome.status[key] = CHANGED  # committed, though the driver said no
-        if state == CHANGED and now != c.new:
+        if state == CHANGED and not holds_new:
             outcome.status[key] = FAILED
             outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
-        if state in (SKIPPED, FAILED) or now != c.new:
+        if state in (SKIPPED, FAILED) or not holds_new:
             outcome.current[key] = now
 
 

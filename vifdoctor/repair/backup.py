@@ -156,6 +156,6 @@ def _row_problem(row: object) -> str | None:
         return "vif_details is not text, null or tagged bytes"
     if not isinstance(original.get("status"), (str, type(None))):
         return "status is not text"
-    if not isinstance(row.get("written"), str):
-        return "the written value is not text"
+    if not isinstance(row.get("written"), (str, type(None))):
+        return "the written value is not text or null"
     return None

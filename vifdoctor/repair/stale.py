@@ -219,7 +219,8 @@ def plan_stale(options: RepairOptions, source: Any, cells: Any) -> StalePlan:
     for c in changes:
         row = current.get((c.port_id, c.host))
         if row is not None:
-            planned.append(dataclasses.replace(c, stored=row[0]["vif_details"] or ""))
+            # NULL stays None: the DELETE is guarded IS NULL, as the repair's UPDATE is
+            planned.append(dataclasses.replace(c, stored=row[0]["vif_details"]))
     return StalePlan(planned, [], kept_back)
 
 
@@ -298,7 +299,7 @@ def _delete_bindings(bindings: sa.Table, dialect: str, keys, stored, literal=Non
     return sa.delete(bindings).where(
         _keys(bindings, keys, literal),
         bindings.c.status == "INACTIVE",
-        writer.exact_equals(bindings.c.vif_details, stored, dialect),
+        writer.stored_guard(bindings.c.vif_details, stored, dialect),
         bindings.c.port_id.in_(sa.select(active.c.port_id)),
     )
 
@@ -350,7 +351,8 @@ def render_sql(
                 f"-- {comment_text(c.port_id)} on {comment_text(c.host)} (instance "
                 f"{comment_text(c.device_id) if c.device_id else 'none'}): VD206"
             )
-            yield text(_delete_bindings(bindings, dialect.name, key, literal(c.stored), literal))
+            stored = None if c.stored is None else literal(c.stored)
+            yield text(_delete_bindings(bindings, dialect.name, key, stored, literal))
             if levels is not None:
                 yield text(_delete_levels(levels, bindings, key, literal))
         yield "COMMIT;"
@@ -441,7 +443,7 @@ def _delete_batch(
     outcome: writer.Outcome,
     sleep: Callable[[float], None],
 ) -> bool:
-    groups: dict[str, list[tuple[str, str]]] = {}
+    groups: dict[str | None, list[tuple[str, str]]] = {}
     for c in batch:
         groups.setdefault(c.stored, []).append((c.port_id, c.host))
     keys = [(c.port_id, c.host) for c in batch]
@@ -451,9 +453,8 @@ def _delete_batch(
         try:
             with conn.begin():
                 for stored, part in groups.items():
-                    conn.execute(
-                        _delete_bindings(bindings, dialect, part, sa.literal(stored, sa.String()))
-                    )
+                    guard = None if stored is None else sa.literal(stored, sa.String())
+                    conn.execute(_delete_bindings(bindings, dialect, part, guard))
                 if levels is not None:
                     conn.execute(_delete_levels(levels, bindings, keys))
             outcome.longest_transaction_s = max(

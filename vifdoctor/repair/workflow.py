@@ -104,13 +104,13 @@ def split_too_long(changes: list[Change], limit: int | None) -> tuple[list[Chang
         return changes, []
     fit, too_long = [], []
     for c in changes:
-        if len(c.new) > limit:
+        if len(c.new or "") > limit:
             too_long.append(
                 {
                     "port_id": c.port_id,
                     "host": c.host,
                     "codes": list(c.codes),
-                    "new_length": len(c.new),
+                    "new_length": len(c.new or ""),
                     "column_length": limit,
                 }
             )
@@ -169,18 +169,29 @@ def _write_options(options: WriteOptions) -> writer.WriteOptions:
     )
 
 
+# Binding fields the reader fills with text where the column holds NULL (neutron_db.py).
+_NULL_AS_TEXT = ("host", "vif_type", "vnic_type", "profile")
+
+
 def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str, str], dict]:
     """Every column of every row about to change, for the backup.
 
     When the table has only the columns the plan already read, the rows come from the
-    plan; a table with other columns (a vendor's) is read again, whole.
+    plan; a table with other columns (a vendor's) is read again, whole. So is one where
+    a column the plan reads as text (NULL as '' or 'normal') may hold NULL: the
+    backup keeps NULL as null, never as the text it was judged as.
     """
     conn = source.conn
     table = reflect_bindings(conn)
     conn.rollback()
     columns = [c.name for c in table.columns]
     binary = {c.name for c in table.columns if is_binary(c)}
-    if set(columns) <= set(BINDING_COLUMNS) and all(c.binding is not None for c in changes):
+    as_read = not any(table.c[n].nullable for n in _NULL_AS_TEXT if n in table.c)
+    if (
+        as_read
+        and set(columns) <= set(BINDING_COLUMNS)
+        and all(c.binding is not None for c in changes)
+    ):
         return {
             (c.port_id, c.host): {
                 col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]), col in binary)
@@ -304,9 +315,16 @@ def outcome_doc(outcome: writer.Outcome) -> dict:
 
 
 def _exit_code(outcome: writer.Outcome) -> int:
+    """130 when stopped; 2 when a row failed, is unknown, or was never sent.
+
+    A batch whose COMMIT raised is re-read: its rows may prove changed ("committed
+    despite an error"), but the write stopped there and later batches stay pending,
+    which must not exit 0.
+    """
     if outcome.interrupted:
         return 130
-    return 2 if outcome.count(writer.FAILED) or outcome.count(writer.UNKNOWN) else 0
+    unfinished = (writer.FAILED, writer.UNKNOWN, writer.PENDING)
+    return 2 if any(outcome.count(state) for state in unfinished) else 0
 
 
 def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
@@ -363,7 +381,7 @@ def _restore(row: dict) -> Change:
         host=original["host"],
         status=original.get("status"),
         stored=row["written"],
-        new=restored_value(original.get("vif_details")) or "",
+        new=restored_value(original.get("vif_details")),  # a NULL is restored as NULL
         codes=("rollback",),
         device_owner="",
         device_id="",
@@ -402,7 +420,11 @@ def rollback(
             assert source.layout is not None
             keys = [(c.port_id, c.host) for c in changes]
             current = writer.read_current(source.conn, source.layout, keys)
-            due = [c for c in changes if current.get((c.port_id, c.host)) == c.stored]
+            due = [
+                c
+                for c in changes
+                if (c.port_id, c.host) in current and current[(c.port_id, c.host)] == c.stored
+            ]
             due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
             results = {
                 (c.port_id, c.host): (

@@ -85,6 +85,20 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+MAX_CELL_CHARS = 1000  # longer values are cut where a person reads them (table, HTML page)
+
+
+def cut(text: str, limit: int = MAX_CELL_CHARS) -> str:
+    """``text``, or its start and a note when longer than ``limit`` (-f json keeps it whole).
+
+    Wrapping a 1 MB value in a table took minutes; drawn on every chart of the HTML
+    page it multiplied the page's size: what a person reads is bounded.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut: {len(text)} characters; -f json shows it whole]"
+
+
 def renderer(fmt: str) -> Callable[[Listing, IO[str]], None]:
     if fmt == "table":
         from vifdoctor.report.table import render

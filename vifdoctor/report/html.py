@@ -7,11 +7,17 @@ The summary charts are small and drawn here as SVG. The rows (findings,
 instances, ports) can be a hundred thousand: they travel as one JSON blob with
 every repeated string stored once, and the page's script renders only the page
 of rows in view and the wiring diagram of the instance in view.
+
+Data never becomes markup, and the page stays linear in the data's size: text
+drawn by the template or the charts is escaped and cut (:func:`shown`), the
+blob is strict JSON (no NaN, nesting bounded) with '<', '>', '&' and lone
+surrogates escaped, so a value holding ``</script>`` cannot end its element.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from importlib import resources
@@ -22,8 +28,9 @@ from markupsafe import Markup, escape
 
 from vifdoctor import __version__
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.report import Listing
+from vifdoctor.report import Listing, cut
 from vifdoctor.rules import catalog
+from vifdoctor.strictjson import dumps, strict
 
 BLOB_MARK = "@@vifdoctor-blob@@"  # where the data goes in the rendered page
 TOP = 40  # hosts shown in the heat map and the per-host bars; the table has them all
@@ -53,7 +60,7 @@ class Strings:
             return self.index[value]
         except (KeyError, TypeError):
             pass
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        text = value if isinstance(value, str) else dumps(value, sort_keys=True)
         n = self.index.get(text)
         if n is None:
             n = self.index[text] = len(self.table)
@@ -221,9 +228,42 @@ def build_data(report: Any, steps: Iterable[dict] | None = None) -> tuple[dict, 
     return blob, figures
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped_surrogate(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _no_surrogates(text: str) -> str:
+    """Lone surrogates (text UTF-8 cannot encode) as ``\\udXXX``, so any stream can write it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_escaped_surrogate, text)
+    return text
+
+
+def shown(value: Any) -> Any:
+    """A value as the template draws it: strict (no NaN, bounded nesting), text cut.
+
+    The data blob keeps every value whole; what the page draws server-side (the
+    header, tables of schema and agents, chart labels) is bounded like a table cell.
+    """
+    value = strict(value)
+    if isinstance(value, str):
+        return _no_surrogates(cut(value))
+    if isinstance(value, dict):
+        return {shown(k) if isinstance(k, str) else k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
+
+
 def safe_json(value: Any) -> str:
-    """JSON safe inside <script type="application/json">: no '<', '>' or '&' unescaped."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    """JSON safe inside <script type="application/json">: no '<', '>' or '&' unescaped,
+    strict (NaN would make the page's JSON.parse fail), lone surrogates escaped."""
+    text = _no_surrogates(dumps(value, separators=(",", ":"), ensure_ascii=False))
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
@@ -267,7 +307,8 @@ def bar_chart(items: list[tuple[str, int, str]], label_width: int = 150) -> Mark
         f'<svg class="chart bars" role="img" width="{label_width + bar_w + 70}" '
         f'height="{height}" viewBox="0 0 {label_width + bar_w + 70} {height}">'
     ]
-    for n, (label, value, cls) in enumerate(items):
+    for n, (text, value, cls) in enumerate(items):
+        label = shown(text)
         y = n * row_h + 2
         w = max(1, round(bar_w * value / top)) if value else 0
         parts.append(
@@ -297,14 +338,15 @@ def heat_map(heat: Counter, hosts: list[str], codes: list[str]) -> Markup:
             f'<text class="{sev}" x="{left + j * cell_w + cell_w / 2}" y="16" '
             f'text-anchor="middle">{escape(code)}</text>'
         )
-    for i, host in enumerate(hosts):
+    for i, name in enumerate(hosts):
+        host = shown(name)
         y = head + i * cell_h
         parts.append(
             f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">'
             f"{escape(host or '(no host)')}</text>"
         )
         for j, code in enumerate(codes):
-            v = heat[(host, code)]
+            v = heat[(name, code)]
             shade = 0.12 + 0.88 * v / top if v else 0
             parts.append(
                 f"<g><title>{escape(host or '(no host)')} {escape(code)}: {v}</title>"
@@ -414,12 +456,12 @@ def render(listing: Listing, out: IO[str]) -> None:
         "title": "vifdoctor " + ("remediation plan" if remediation else "audit report"),
         "version": __version__,
         "remediation": remediation,
-        "doc": doc,
-        "summary": summary,
-        "schema": report.schema,
-        "assumptions": report.assumptions,
-        "agents": report.agents,
-        "nova": report.nova,
+        "doc": {k: shown(v) for k, v in doc.items() if k == "hosts"},
+        "summary": shown(summary),
+        "schema": shown(report.schema),
+        "assumptions": shown(report.assumptions),
+        "agents": shown(report.agents),
+        "nova": shown(report.nova),
         "code_chart": bar_chart(code_bars, 230),
         "severity_chart": bar_chart(sev_bars, 80),
         "heat_chart": heat_map(heat, hosts, codes),
@@ -427,9 +469,9 @@ def render(listing: Listing, out: IO[str]) -> None:
         "hosts_shown": len(hosts),
         "instances_chart": bar_chart([(h, n, "inst") for h, n in per_host[:TOP]], 170),
         "instances_hosts_total": len(per_host),
-        "ovn": ovn_progress(report, summary),
-        "coverage": getattr(report, "host_reports", None),
-        "plan": doc.get("summary") if remediation else None,
+        "ovn": shown(ovn_progress(report, summary)),
+        "coverage": shown(getattr(report, "host_reports", None)),
+        "plan": shown(doc.get("summary")) if remediation else None,
         # S704: a constant and the package's own assets, no data
         "blob": Markup(BLOB_MARK),  # noqa: S704
         "css": Markup(_asset("report.css")),  # noqa: S704

@@ -13,19 +13,15 @@ from typing import IO
 
 from prettytable import PrettyTable
 
-from vifdoctor.report import Listing, cell
+from vifdoctor.report import MAX_CELL_CHARS, Listing, cell, cut
 from vifdoctor.shell import terminal_safe
 
 MAX_CELL = 50  # long messages wrap instead of widening the table past a terminal
-MAX_CELL_CHARS = 1000  # longer values are cut: wrapping a 1 MB value took minutes
 
 
 def table_cell(value: object) -> str:
     """One value as a table shows it: escaped, and cut when long."""
-    text = cell(value)
-    if len(text) > MAX_CELL_CHARS:
-        text = f"{text[:MAX_CELL_CHARS]}... [cut: {len(text)} characters; -f json shows it whole]"
-    return terminal_safe(text)
+    return terminal_safe(cut(cell(value), MAX_CELL_CHARS))
 
 
 def render(listing: Listing, out: IO[str]) -> None:

@@ -290,7 +290,7 @@ class NeutronDatabase:
                     port_id,
                     host,
                     vif_type or "",
-                    column_text(details) or "",
+                    column_text(details),  # NULL stays None: guarded as IS NULL
                     vnic_type or "normal",
                     column_text(profile) or "",
                     status,
