@@ -474,7 +474,9 @@ def test_audit_module_fails_on_the_chosen_policy_and_never_shows_passwords(
     for name in ("compute-hybrid",):
         lab = fleet.labs[name]
         lab.scan(reports / f"{name}.json")
-    base = {"neutron_db": fleet.neutron, "host_reports": str(reports)}
+    # The fixture's agents beat once, when it writes them; on a loaded machine the hosts'
+    # plugs and the playbook take longer than neutron's 75 s, so liveness is not under test.
+    base = {"neutron_db": fleet.neutron, "host_reports": str(reports), "agent_down_time": 86400}
     # Only VD101 (failure) on compute-direct, without its report: fail_on decides.
     outcomes = {}
     for policy in ("failure", "warning", "never"):
