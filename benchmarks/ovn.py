@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -326,6 +327,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
                 f"--neutron-db {url(database)} --ovn-nb-connection {lab.nb} "
                 f"--ovn-sb-connection {lab.sb}  (Ctrl-C stops)"
             )
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill: stop the lab too
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # even in a background job
             try:
                 while True:
                     time.sleep(3600)
