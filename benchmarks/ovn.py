@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -309,6 +311,36 @@ def floor_command(lab: OvnLab) -> list[str]:
     return ["sh", "-ec", " && ".join(shlex.join(r) + " >/dev/null" for r in runs)]
 
 
+def server_reads(lab: OvnLab) -> list[tuple[str, int, float, float]]:
+    """Per table the audit reads: the reply's bytes, the seconds to its first byte and to
+    its last, read raw from the socket (no parse): what the server alone costs."""
+    out = []
+    for sock, schema, tables in (
+        (lab.nb, "OVN_Northbound", NB_COLUMNS),
+        (lab.sb, "OVN_Southbound", SB_COLUMNS),
+    ):
+        for table, columns in tables.items():
+            op = {"op": "select", "table": table, "where": [], "columns": ["_uuid", *columns]}
+            request = {"id": 0, "method": "transact", "params": [schema, op]}
+            echo = {"id": "end", "method": "echo", "params": ["vd-end-of-reply"]}
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(sock.removeprefix("unix:"))
+                t0 = time.monotonic()
+                s.sendall((json.dumps(request) + json.dumps(echo)).encode())
+                size, first, last = 0, None, b""
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        sys.exit(f"{sock} closed the connection")
+                    first = time.monotonic() - t0 if first is None else first
+                    size += len(chunk)
+                    if b"vd-end-of-reply" in last + chunk:
+                        break
+                    last = chunk[-32:]
+            out.append((table, size, first, time.monotonic() - t0))
+    return out
+
+
 def measure(n: int, args: argparse.Namespace) -> dict:
     """Generate (or reuse) the cloud of ``n`` ports, load NB/SB, time every row of ROWS."""
     database = f"vifdoctor_bench_ovn_{n}"
@@ -356,6 +388,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         for _ in range(max(1, args.repeat)):  # interleaved: the load hits every row alike
             for key, (cmd, stdin) in commands.items():
                 runs[key].append(timed(cmd, stdin_text=stdin, env=env))
+        reads = server_reads(lab)
         spied = ""
         if args.py_spy and n == max(args.ports):
             spied = py_spy(args.py_spy, database, args.top, env, ovn)
@@ -370,6 +403,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         "took": took,
         "runs": runs,
         "py_spy": spied,
+        "server": reads,
         "load": os.getloadavg(),
     }
 
@@ -439,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
                 + " ".join(f"{x.wall:.2f}" for x in runs)
                 + "; "
                 + " ".join(f"{x.rss_mb:.0f}" for x in runs)
+            )
+    print("\nwhat the servers alone cost, per select (read raw, no parse; one run):")
+    for r in results:
+        for table, size, first, last in r["server"]:
+            print(
+                f"  {r['n']:>7} {table:<20} {size / 1e6:7.1f} MB, first byte {first:6.2f} s, "
+                f"last {last:6.2f} s"
             )
     for r in results:
         if r["py_spy"]:
