@@ -1,18 +1,24 @@
 """Time ``vifdoctor audit`` with OVN's NB/SB against the floor of reading the same tables.
 
-    .venv/bin/python benchmarks/ovn.py --ports 10000 [--reuse] [--repeat 3]
+    .venv/bin/python benchmarks/ovn.py --ports 10000 [--ports 100000 ...] [--repeat 3]
+        [--reuse] [--drop] [--py-spy .venv/bin/py-spy] [--serve]
 
-1. generate a Neutron cloud of N ports (``benchmarks/generate.py --no-nova``, database
-   ``vifdoctor_bench_ovn_N``) and make it a migrated one: every OVS agent dead (its
-   bindings still name the openvswitch driver, as after the real migration);
-2. a private NB/SB with a real ovn-northd (vifdoctor/demo/ovnlab.py); one chassis per host; every
-   port an LSP on ``neutron-<network>`` (requested-chassis = its host, neutron's
-   external_ids), loaded in bulk by OVSDB ``transact`` (JSON-RPC); northd makes the
-   Port_Bindings (``ovn-nbctl --wait=sb sync``); each is claimed by its host's chassis;
-3. time (wall, peak RSS): the audit without OVN, the audit with OVN, the OVN read alone
-   (``read_ovn`` in a child), and the floor: ``ovsdb-client dump`` of the tables the audit
-   reads (NB Logical_Switch_Port, Logical_Switch, NB_Global; SB Port_Binding, Chassis,
-   Chassis_Private) into /dev/null.
+For each ``--ports N``:
+
+1. generate a Neutron cloud of N ports (``benchmarks/generate.py``'s ``generate``, no
+   Nova, database ``vifdoctor_bench_ovn_N``) and make it a migrated one: every OVS agent
+   dead (its bindings still name the openvswitch driver, as after the real migration);
+2. a private NB/SB with a real ovn-northd (vifdoctor/demo/ovnlab.py), loaded in bulk
+   JSON-RPC ``transact``s from that database (see :func:`load_ovn`): chassis, then every
+   port an LSP as neutron's driver writes it, switch by switch with northd paused; northd
+   makes the Port_Bindings in one recompute; each is claimed by its host's chassis, by
+   ``_uuid``;
+3. time (wall, peak RSS; best of ``--repeat``, runs interleaved): the audit without OVN,
+   the audit with OVN, the OVN read alone (``read_ovn`` in a child), and two floors:
+   ``ovsdb-client dump`` of every table and column the audit reads (NB then SB) and the
+   audit's Neutron SQL run by ``mariadb --quick``; then what each select costs the server
+   alone (read raw from the socket), and with ``--py-spy`` a sampled profile of the audit
+   with OVN at the largest N.
 """
 
 from __future__ import annotations
