@@ -348,8 +348,8 @@ class _Session:
                 try:
                     row, pos = _SCAN(text, pos)
                 except json.JSONDecodeError:
-                    if len(text) - pos > _MAX_ROW:
-                        raise
+                    if len(text) - pos > _MAX_ROW or token in text[pos:]:
+                        raise  # not a row cut short: the reply is broken
                     break  # the rest of the row has not arrived yet
                 yield row
             if rows_done and token in text:
