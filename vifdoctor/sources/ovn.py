@@ -505,7 +505,7 @@ def read_ovn(settings: OvnSettings, down_time: float, now_s: float | None = None
             owner = _one(pb.get("chassis"))
             extra = pb.get("additional_chassis")
             claims[pb.get("logical_port", "")] = (
-                None if owner is None else names.get(owner) or intern(owner),
+                None if owner is None else names.get(owner, owner),
                 tuple(names.get(u, u) for u in _set(extra)) if extra else (),
             )
         g = next(iter(list(nb_rows("NB_Global"))), {})
