@@ -275,9 +275,12 @@ def profile(database: str, top: int, env: dict | None = None) -> str:
         return text.getvalue()
 
 
-def py_spy(exe: str, database: str, top: int, env: dict | None = None) -> str:
+def py_spy(
+    exe: str, database: str, top: int, env: dict | None = None, extra: tuple[str, ...] = ()
+) -> str:
     """One audit under ``py-spy record`` (sampling, low overhead): the functions with the
-    largest share of samples, inclusive (anywhere on the stack) and own (the leaf)."""
+    largest share of samples, inclusive (anywhere on the stack) and own (the leaf).
+    ``extra`` is appended to the audit's arguments (e.g. the OVN connections)."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "audit.txt")
         proc = subprocess.run(
@@ -297,6 +300,7 @@ def py_spy(exe: str, database: str, top: int, env: dict | None = None) -> str:
                 url(database),
                 "-f",
                 "json",
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

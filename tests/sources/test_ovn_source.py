@@ -161,3 +161,51 @@ def test_missing_extra_is_one_line() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert done.stdout.strip() == "reading OVN needs ovsdbapp: pip install 'vifdoctor[ovn]'"
+
+
+def test_rows_stream_across_reads_of_any_size(
+    ovn_lab: OvnLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are parsed as the server's bytes arrive: a row, a UTF-8 character or the
+    reply's envelope cut by a read changes nothing, and a server error still ends in
+    one line."""
+    from vifdoctor.sources import ovn
+
+    ovn_lab.add_chassis("ch-a", "cmp-é1")
+    ovn_lab.nbctl("ls-add", "neutron-net1")
+    for port in ("p1", "p2", "p3"):
+        ovn_lab.nbctl("lsp-add", "neutron-net1", port)
+    ovn_lab.nbctl(
+        "set",
+        "Logical_Switch_Port",
+        "p2",
+        'external_ids:"neutron:port_name"="vm-ü中"',
+        'external_ids:"neutron:device_owner"="compute:zone-ß"',
+        'options:requested-chassis="cmp-é1"',
+    )
+    ovn_lab.claim("p2", "ch-a", up=True)
+    whole = _view(ovn_lab, 75)
+    for size in (1, 3, 7, 64):
+        monkeypatch.setattr(ovn._Session, "RECV_BYTES", size)
+        view = read_ovn(resolve_ovn(ovn_lab.nb, ovn_lab.sb, []), 75, now_s=None)
+        assert view.ports == whole.ports and view.source == whole.source
+        assert [c.name for c in view.chassis] == ["ch-a"]
+    p2 = whole.ports["p2"]
+    assert (p2.device_owner, p2.requested_chassis, p2.claimed_by) == (
+        "compute:zone-ß",
+        "cmp-é1",
+        "ch-a",
+    )
+    import ovs.poller
+    import ovs.stream
+
+    session = ovn._Session(ovs, ovn_lab.nb, 10)
+    try:
+        with pytest.raises(VifdoctorError) as err:
+            list(session.select("OVN_Northbound", "No_Such_Table", ["_uuid"]))
+        assert "\n" not in str(err.value) and "No_Such_Table" in str(err.value)
+        # the session is still in step: the next select reads its own reply
+        switches = session.select("OVN_Northbound", "Logical_Switch", ["name"])
+        assert [r["name"] for r in switches] == ["neutron-net1"]
+    finally:
+        session.close()

@@ -12,18 +12,22 @@ OVN with, and python-ovs under it): python-ovs's streams carry the JSON-RPC (tcp
 unix), ovsdbapp's schema helper checks the server's schema, and one ``transact`` of
 ``select`` operations per table reads only the columns the rules need (a transaction
 of selects writes nothing). The rows are copied into small model objects
-(``vifdoctor.model_ovn``) as they are consumed, and the connection is closed.
+(``vifdoctor.model_ovn``) as they are parsed, and the connection is closed.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import codecs
+import contextlib
 import errno
 import json
 import logging
 import os
+import re
 import secrets
+import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,9 +201,12 @@ class _Session:
     python-ovs's IDL (what ovsdbapp wraps) parses JSON in pure Python unless its C
     extension was built against libopenvswitch, which a pip install does not do: 17 s
     for 10,000 ports here against 0.15 s for ``ovsdb-client dump``. Each request is
-    followed by an ``echo`` carrying a random token; the server answers in order, so the
-    reply is complete once the token arrives, and ``json.loads`` parses it whole.
+    followed by an ``echo`` carrying a random token; the server answers in order, so a
+    reply is complete once the token arrives. :meth:`call` parses a reply whole;
+    :meth:`rows` parses a select's rows one by one as they arrive.
     """
+
+    RECV_BYTES = 1 << 20  # per read; a select's rows are parsed as each read arrives
 
     def __init__(self, ovs, remote: str, timeout: float):
         self.ovs = ovs
@@ -209,6 +216,7 @@ class _Session:
             ovs.stream.Stream.open(remote), int(timeout * 1000)
         )
         self.error = os.strerror(error) if error else None
+        self._pending = b""  # read past the last reply: the next reply's first bytes
 
     def close(self) -> None:
         if self.stream is not None:
@@ -224,8 +232,8 @@ class _Session:
         poller.timer_wait(200)
         poller.block()
 
-    def call(self, method: str, params: list) -> Any:
-        """One request; its result, or VifdoctorError with the server's error."""
+    def _send(self, method: str, params: list) -> tuple[bytes, float]:
+        """Send a request and its trailing ``echo``; the echo's token and the deadline."""
         token = secrets.token_hex(16)
         data = (
             json.dumps({"id": 0, "method": method, "params": params})
@@ -241,11 +249,16 @@ class _Session:
                 self._wait(deadline, sending=True)
             else:
                 raise OSError(-sent, os.strerror(-sent))
-        buf = bytearray()
-        mark = token.encode()
+        return token.encode(), deadline
+
+    def _chunks(self, deadline: float) -> Iterator[bytes]:
+        """What the server sends, as it arrives."""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            yield chunk
         while True:
             self.stream.run()
-            error, chunk = self.stream.recv(1 << 20)
+            error, chunk = self.stream.recv(self.RECV_BYTES)
             if error == errno.EAGAIN:
                 self._wait(deadline, sending=False)
                 continue
@@ -253,15 +266,106 @@ class _Session:
                 raise OSError(error, os.strerror(error))
             if not chunk:
                 raise OSError(errno.ECONNRESET, "the server closed the connection")
+            yield chunk
+
+    def _reply(self, method: str, text: str) -> Any:
+        reply = json.loads(text)
+        if reply.get("error"):
+            raise VifdoctorError(f"{self.remote}: {method}: {reply['error']}")
+        return reply.get("result")
+
+    def call(self, method: str, params: list) -> Any:
+        """One request; its result, or VifdoctorError with the server's error."""
+        mark, deadline = self._send(method, params)
+        chunks = self._chunks(deadline)
+        buf = bytearray()
+        for chunk in chunks:
             tail = max(0, len(buf) - len(mark))
             buf += chunk
             at = buf.find(mark, tail)
             if at >= 0:
+                start = buf.rfind(b"{", 0, at)
+                self._read_echo(chunks, bytes(buf[start:]))
+                return self._reply(method, bytes(buf[:start]).decode())
+        raise AssertionError("unreachable")  # _chunks ends only by raising
+
+    def _read_echo(self, chunks: Iterator[bytes], echo: bytes) -> None:
+        """Read the echo's reply to its end (its token may arrive before the rest); what
+        follows it is the next reply's, kept for it."""
+        while True:
+            try:  # the echo's reply is ASCII: one latin-1 character per byte
+                end = _SCAN(echo.decode("latin-1"), 0)[1]
+                self._pending = echo[end:]
+                return
+            except json.JSONDecodeError:
+                echo += next(chunks)
+
+    def request(self, schema: str, table: str, columns: list[str]) -> bytes:
+        """Send one ``select`` without waiting: its reply's mark, for :meth:`rows`.
+
+        Requests can be sent ahead (the server answers them in order while the client
+        parses earlier replies, and an NB and an SB server work side by side).
+        """
+        op = {"op": "select", "table": table, "where": [], "columns": columns}
+        return self._send("transact", [schema, op])[0]
+
+    def select(self, schema: str, table: str, columns: list[str]) -> Iterator[dict]:
+        return self.rows(self.request(schema, table, columns), table)
+
+    def rows(self, mark: bytes, table: str) -> Iterator[dict]:
+        """The rows of a requested ``select``, each parsed (C json) as soon as its bytes
+        arrive; requests must be read in the order they were sent.
+
+        OVSDB has no paging: the server answers a select whole. Streaming it keeps one
+        row and the unparsed tail in memory instead of the whole reply and its parse.
+        The reply minus its rows is parsed at the end, so that a malformed reply or a
+        server error is still caught.
+        """
+        deadline = time.monotonic() + self.timeout
+        token = mark.decode()
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        decode = decoder.decode
+        head: str | None = None  # the reply up to its rows' "[", to check the envelope
+        text, pos, rows_done = "", 0, False
+        chunks = self._chunks(deadline)
+        for chunk in chunks:
+            text = text[pos:] + decode(chunk)
+            pos = 0
+            if head is None:
+                at = text.find(_ROWS)
+                if at < 0:
+                    if token in text:
+                        break  # a reply without rows: the server's error
+                    continue
+                head, pos = text[: at + len(_ROWS)], at + len(_ROWS)
+            while not rows_done:
+                pos = _SEPARATORS.match(text, pos).end()  # type: ignore[union-attr]
+                if pos == len(text):
+                    break
+                if text[pos] == "]":
+                    rows_done = True
+                    break
+                try:
+                    row, pos = _SCAN(text, pos)
+                except json.JSONDecodeError:
+                    if len(text) - pos > _MAX_ROW or token in text[pos:]:
+                        raise  # not a row cut short: the reply is broken
+                    break  # the rest of the row has not arrived yet
+                yield row
+            if rows_done and token in text:
                 break
-        reply = json.loads(bytes(buf[: buf.rfind(b"{", 0, at)]))
-        if reply.get("error"):
-            raise VifdoctorError(f"{self.remote}: {method}: {reply['error']}")
-        return reply.get("result")
+        rest = text[pos:]  # from the rows' "]" on (or the whole reply, if it has none)
+        end = rest.rfind("{", 0, rest.find(token))
+        self._read_echo(chunks, rest[end:].encode() + decoder.getstate()[0])
+        (result,) = self._reply("transact", (head or "") + rest[:end])
+        if "error" in result:
+            raise VifdoctorError(f"{self.remote}: select {table}: {result['error']}")
+
+
+_ROWS = '"rows":['
+_SEPARATORS = re.compile(r"[\s,]*")
+_SCAN = json.JSONDecoder().raw_decode  # the C scanner
+_MAX_ROW = 64 << 20  # an unparsable tail this long is a broken reply, not a partial row
 
 
 def _open(ovs, db: OvnDb, schema: str, timeout: float) -> tuple[_Session, dict]:
@@ -297,19 +401,31 @@ def _open(ovs, db: OvnDb, schema: str, timeout: float) -> tuple[_Session, dict]:
     )
 
 
-def _read(
+@contextlib.contextmanager
+def _reading(
     db: OvnDb, schema: str, columns: dict[str, list[str]], timeout: float
-) -> tuple[dict[str, list[dict]], str]:
-    """The wanted columns of each table (those the server's schema has), by one
-    ``transact`` of ``select`` operations only: nothing is ever written."""
+) -> Iterator[tuple[Callable[[str], Iterator[dict]], str]]:
+    """A function streaming the wanted columns of a table (those the server's schema has),
+    by ``transact`` of one ``select``: nothing is ever written. Every select is sent on
+    entry, so the server works while earlier replies are parsed; the tables' rows must
+    then be consumed whole, in the order of ``columns``. A reply that breaks off or does
+    not parse is one line naming the database."""
     ovs, idlutils = _libraries()
     _set_ssl(ovs, db)
     session, schema_json = _open(ovs, db, schema, timeout)
+
+    def late(exc: Exception) -> VifdoctorError:
+        return VifdoctorError(
+            f"the OVN {schema.split('_')[1]} database at {session.remote} "
+            f"did not send its tables within {timeout:g} s "
+            f"({type(exc).__name__})"
+        )
+
     try:
         helper = idlutils.create_schema_helper(schema_json)  # refuses a malformed schema
         helper.register_all()
         tables = helper.get_idl_schema().tables
-        found: dict[str, list[dict]] = {}
+        wanted: dict[str, list[str]] = {}
         for table, cols in columns.items():
             if table not in tables:
                 raise VifdoctorError(
@@ -317,20 +433,22 @@ def _read(
                     "than 20.06, which neutron's OVN driver no longer "
                     "supports)"
                 )
-            have = ["_uuid"] + [c for c in cols if c in tables[table].columns]
-            (result,) = session.call(
-                "transact", [schema, {"op": "select", "table": table, "where": [], "columns": have}]
-            )
-            if "error" in result:
-                raise VifdoctorError(f"{session.remote}: select {table}: {result['error']}")
-            found[table] = result["rows"]
-        return found, session.remote
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise VifdoctorError(
-            f"the OVN {schema.split('_')[1]} database at {session.remote} "
-            f"did not send its tables within {timeout:g} s "
-            f"({type(exc).__name__})"
-        ) from None
+            wanted[table] = ["_uuid"] + [c for c in cols if c in tables[table].columns]
+        try:
+            marks = [(t, session.request(schema, t, cols)) for t, cols in wanted.items()]
+        except (OSError, TimeoutError) as exc:
+            raise late(exc) from None
+
+        def rows(table: str) -> Iterator[dict]:
+            expected, mark = marks.pop(0)
+            if table != expected:
+                raise AssertionError(f"{table} read before {expected}: replies come in order")
+            try:
+                yield from session.rows(mark, table)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise late(exc) from None
+
+        yield rows, session.remote
     finally:
         session.close()
 
@@ -361,63 +479,71 @@ def _map(value: Any) -> dict:
 
 
 def read_ovn(settings: OvnSettings, down_time: float, now_s: float | None = None) -> OvnView:
-    """Read NB and SB once (never writing) into an :class:`OvnView`."""
+    """Read SB then NB once (never writing) into an :class:`OvnView`.
+
+    Every select goes out first, so the NB and SB servers build their replies side by
+    side (OVSDB builds a reply whole before sending it). Rows are streamed and turned
+    into small records as they are parsed: the SB claims are kept per logical port as a
+    pair, then each LSP becomes one :class:`OvnPort` with its claim. Strings that
+    repeat across ports (switch, host, owner, chassis) are shared.
+    """
     assert settings.nb is not None and settings.sb is not None
-    nb, nb_remote = _read(settings.nb, NB_SCHEMA, NB_COLUMNS, settings.timeout)
-    g = nb["NB_Global"][0] if nb["NB_Global"] else {}
-    nb_cfg = int(g.get("nb_cfg", 0))
-    switch_of: dict[str, str] = {}
-    for ls in nb.pop("Logical_Switch"):
-        for lsp_uuid in _set(ls.get("ports", ["set", []])):
-            switch_of[lsp_uuid] = ls.get("name", "")
-    ports: dict[str, OvnPort] = {}
-    rows = nb.pop("Logical_Switch_Port")
-    while rows:  # consumed as copied: the raw rows do not outlive their record
-        lsp = rows.pop()
-        ext = _map(lsp.get("external_ids"))
-        up, enabled = _one(lsp.get("up")), _one(lsp.get("enabled"))
-        ports[lsp["name"]] = OvnPort(
-            name=lsp["name"],
-            switch=switch_of.get(_atom(lsp["_uuid"]), ""),
-            type=lsp.get("type", ""),
-            requested_chassis=_map(lsp.get("options")).get("requested-chassis", ""),
-            up=None if up is None else bool(up),
-            enabled=None if enabled is None else bool(enabled),
-            has_port_name="neutron:port_name" in ext,
-            device_owner=ext.get("neutron:device_owner", ""),
-            host_id=ext.get("neutron:host_id", ""),
-        )
-    lsp_count = len(ports)
-    del nb, switch_of
-    sb, sb_remote = _read(settings.sb, SB_SCHEMA, SB_COLUMNS, settings.timeout)
+    intern = sys.intern
+    with (
+        _reading(settings.sb, SB_SCHEMA, SB_COLUMNS, settings.timeout) as (sb_rows, sb_remote),
+        _reading(settings.nb, NB_SCHEMA, NB_COLUMNS, settings.timeout) as (nb_rows, nb_remote),
+    ):
+        raw_chassis = list(sb_rows("Chassis"))
+        private_of = {}
+        for cp in sb_rows("Chassis_Private"):
+            ch = _one(cp.get("chassis"))
+            if ch is not None:
+                private_of[ch] = cp
+        names = {_atom(ch["_uuid"]): intern(ch.get("name", "")) for ch in raw_chassis}
+        claims: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        for pb in sb_rows("Port_Binding"):
+            owner = _one(pb.get("chassis"))
+            extra = pb.get("additional_chassis")
+            claims[pb.get("logical_port", "")] = (
+                None if owner is None else names.get(owner, owner),
+                tuple(names.get(u, u) for u in _set(extra)) if extra else (),
+            )
+        g = next(iter(list(nb_rows("NB_Global"))), {})
+        nb_cfg = int(g.get("nb_cfg", 0))
+        switch_of: dict[str, str] = {}
+        for ls in nb_rows("Logical_Switch"):
+            name = intern(ls.get("name", ""))
+            for lsp_uuid in _set(ls.get("ports", ["set", []])):
+                switch_of[lsp_uuid] = name
+        ports: dict[str, OvnPort] = {}
+        claimed = 0
+        for lsp in nb_rows("Logical_Switch_Port"):
+            ext = _map(lsp.get("external_ids"))
+            up, enabled = _one(lsp.get("up")), _one(lsp.get("enabled"))
+            name = lsp["name"]
+            claim = claims.pop(name, None)
+            owner, extra = claim if claim is not None else (None, ())
+            claimed += owner is not None
+            ports[name] = OvnPort(
+                name=name,
+                switch=switch_of.pop(_atom(lsp["_uuid"]), ""),
+                type=intern(lsp.get("type", "")),
+                requested_chassis=intern(_map(lsp.get("options")).get("requested-chassis", "")),
+                up=None if up is None else bool(up),
+                enabled=None if enabled is None else bool(enabled),
+                has_port_name="neutron:port_name" in ext,
+                device_owner=intern(ext.get("neutron:device_owner", "")),
+                host_id=intern(ext.get("neutron:host_id", "")),
+                claimed_by=owner,
+                additional_chassis=extra,
+                has_port_binding=claim is not None,
+            )
+    del claims, switch_of
     now = time.time() if now_s is None else now_s
-    private_of = {}
-    for cp in sb["Chassis_Private"]:
-        ch = _one(cp.get("chassis"))
-        if ch is not None:
-            private_of[ch] = cp
-    chassis: list[OvnChassis] = []
-    names: dict[str, str] = {}
-    for ch in sb["Chassis"]:
-        uuid = _atom(ch["_uuid"])
-        names[uuid] = ch.get("name", "")
-        chassis.append(_chassis(ch, private_of.get(uuid), nb_cfg, now, down_time))
-    claimed = 0
-    rows = sb.pop("Port_Binding")
-    while rows:
-        pb = rows.pop()
-        port = ports.get(pb.get("logical_port", ""))
-        if port is None:
-            continue
-        owner = _one(pb.get("chassis"))
-        extra = tuple(names.get(u, u) for u in _set(pb.get("additional_chassis", ["set", []])))
-        claimed += owner is not None
-        ports[port.name] = dataclasses.replace(
-            port,
-            claimed_by=names.get(owner, owner) if owner is not None else None,
-            additional_chassis=extra,
-            has_port_binding=True,
-        )
+    chassis = [
+        _chassis(ch, private_of.get(_atom(ch["_uuid"])), nb_cfg, now, down_time)
+        for ch in raw_chassis
+    ]
     return OvnView(
         nb_cfg=nb_cfg,
         chassis=chassis,
@@ -426,7 +552,7 @@ def read_ovn(settings: OvnSettings, down_time: float, now_s: float | None = None
             "nb": nb_remote,
             "sb": sb_remote,
             "nb_cfg": nb_cfg,
-            "logical_switch_ports": lsp_count,
+            "logical_switch_ports": len(ports),
             "chassis": len(chassis),
             "port_bindings_claimed": claimed,
         },
