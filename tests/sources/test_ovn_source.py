@@ -150,6 +150,17 @@ def test_cluster_list_and_config_file(ovn_lab: OvnLab, tmp_path: Path) -> None:
     assert not resolve_ovn(None, None, []).given
 
 
+def test_reply_timeout_is_neutrons_ovsdb_connection_timeout(tmp_path: Path) -> None:
+    """A large NB builds a select's reply for minutes before its first byte: the wait is
+    neutron's own [ovn] ovsdb_connection_timeout (180 s unless set), never cut shorter."""
+    conf = tmp_path / "ml2_conf.ini"
+    conf.write_text("[ovn]\novn_nb_connection = unix:/nb\novn_sb_connection = unix:/sb\n")
+    assert resolve_ovn(None, None, [str(conf)]).timeout == 180
+    conf.write_text(conf.read_text() + "ovsdb_connection_timeout = 900\n")
+    assert resolve_ovn(None, None, [str(conf)]).timeout == 900
+    assert resolve_ovn("unix:/nb", "unix:/sb", []).timeout == 180
+
+
 def test_missing_extra_is_one_line() -> None:
     code = (
         "import sys; sys.modules['ovsdbapp'] = None\n"

@@ -45,7 +45,11 @@ from vifdoctor.model_ovn import (
 
 NB_SCHEMA = "OVN_Northbound"
 SB_SCHEMA = "OVN_Southbound"
-DEFAULT_TIMEOUT = 30.0  # seconds to connect and read each database
+# Seconds to wait for a whole reply: neutron's own [ovn] ovsdb_connection_timeout default.
+# ovsdb-server builds a select's reply whole before its first byte (23.5 s for 100k LSPs
+# on a loaded lab), so a large cloud needs minutes, not the connect timeout.
+DEFAULT_TIMEOUT = 180.0
+CONNECT_TIMEOUT = 30.0  # seconds to open each remote: an unreachable one fails fast
 _SCHEMES = ("tcp:", "ssl:", "unix:")
 
 # What the rules need, table -> columns (read if the server's schema has them).
@@ -161,7 +165,7 @@ def resolve_ovn(
     return OvnSettings(
         nb=dbs["nb"],
         sb=dbs["sb"],
-        timeout=min(timeout, DEFAULT_TIMEOUT),
+        timeout=timeout,
         vhost_sock_dir=conf.get("vhost_sock_dir") or "/var/run/openvswitch",
         ovs_create_tap=True
         if conf.get("ovs_create_tap") is None
@@ -213,7 +217,7 @@ class _Session:
         self.remote = remote
         self.timeout = timeout
         error, self.stream = ovs.stream.Stream.open_block(
-            ovs.stream.Stream.open(remote), int(timeout * 1000)
+            ovs.stream.Stream.open(remote), int(min(timeout, CONNECT_TIMEOUT) * 1000)
         )
         self.error = os.strerror(error) if error else None
         self._pending = b""  # read past the last reply: the next reply's first bytes
