@@ -95,8 +95,28 @@ def _ovn_steps(
             cmd,
         )
 
-    detail_ports = sorted({f.port_id for c in OVN_DETAIL_CODES for f in by_code.get(c, [])})
-    detail_codes = [c for c in OVN_DETAIL_CODES if c in by_code]
+    for f in by_code.get("VD404", []) + by_code.get("VD405", []):
+        if f.extra.get("migrating_to"):
+            add(
+                1,
+                "wait-migration",
+                f"{f.code} {f.port_id}: a live migration to {f.extra['migrating_to']} is under "
+                "way; the OVN driver writes the destination's binding and Nova plugs from "
+                "it, and the repair leaves the port alone meanwhile: audit again once it ends",
+            )
+    detail_ports = sorted(
+        {
+            f.port_id
+            for c in OVN_DETAIL_CODES
+            for f in by_code.get(c, [])
+            if not f.extra.get("migrating_to")
+        }
+    )
+    detail_codes = [
+        c
+        for c in OVN_DETAIL_CODES
+        if any(not f.extra.get("migrating_to") for f in by_code.get(c, []))
+    ]
     rebind_only = sorted(
         {f.port_id for f in by_code.get("VD404", []) if not f.correction} & set(detail_ports)
     )
