@@ -178,8 +178,8 @@ declare(
         "Rewrite bridge_name/datapath_type as the OVN driver writes them for the "
         "chassis (`vifdoctor repair --code VD404 --ovn-nb-connection NB "
         "--ovn-sb-connection SB`); a vif_type that does not fit needs a re-bind "
-        "(binding:host_id to '' and back). Then hard-reboot the VM so Nova plugs "
-        "it again."
+        "through the API (`vifdoctor repair --os-cloud NAME --code VD404` with the "
+        "same OVN connections). Then hard-reboot the VM so Nova plugs it again."
     ),
     applies_to=_VM_PORT_DETAILS,
     correction=ovn_details_correction,
@@ -278,8 +278,9 @@ declare(
         "names."
     ),
     remedy=(
-        "Re-bind the port through the API (`vifdoctor repair --os-cloud NAME`, or "
-        "binding:host_id to '' and back) so the driver rewrites the LSP."
+        "Re-bind the port through the API (`vifdoctor repair --os-cloud NAME --code "
+        "VD408` with the OVN connections, or binding:host_id to '' and back) so the "
+        "driver rewrites the LSP."
     ),
     applies_to=_VM_PORTS,
 )
