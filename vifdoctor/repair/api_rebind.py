@@ -64,7 +64,7 @@ REBIND_KEY = "vifdoctor_rebind"
 #: and the LSP anew. They need NB and SB.
 OVN_REBIND_CODES = frozenset({"VD404", "VD405", "VD408"})
 OVN_AGENTS = (AGENT_CONTROLLER, AGENT_CONTROLLER_GW)
-LSP_CODES = frozenset({"VD408"})  # judged on the NB as read before the re-binds
+LSP_CODES = frozenset({"VD408"})  # verified on a fresh NB read after the re-binds
 METHODS = ("profile", "host", "bindings")
 REBOUND, SKIPPED, FAILED, DUE = "rebound", "skipped", "failed", "would re-bind"
 #: What each method does to the port, as measured on neutron 29.0.0 (docs/api-mode.md).
@@ -124,6 +124,7 @@ class Rebinder:
         self.api = api
         self.ovn = ovn  # judges the re-bound OVN ports (ovn_ports) as the audit did
         self.ovn_ports = ovn_ports
+        self.rebound: dict[str, Binding] = {}  # OVN ports as re-bound, for the LSP check
         self.conn = api.connection
         self.agents = agents
         self.ctx = ctx
@@ -310,8 +311,12 @@ class Rebinder:
         ]
         binding = self.api._binding(after)
         found = self._judge(binding).findings if binding is not None else []
-        # The LSP (VD408) is in the NB read before the re-binds: the re-audit shows it.
+        # The LSP (VD408) is in the NB read before the re-binds: checked on a fresh read
+        # once every port is done (check_lsps).
         unseen = LSP_CODES if res.port_id in self.ovn_ports else frozenset()
+        if unseen and binding is not None:
+            with self._lock:
+                self.rebound[res.port_id] = binding
         res.remaining = sorted({f.code for f in found if f.code in self.codes - unseen})
         vif_type = after.get("binding:vif_type")
         if moved or vif_type in (VIF_BINDING_FAILED, VIF_UNBOUND) or res.remaining:
@@ -335,9 +340,23 @@ class Rebinder:
             res.result = REBOUND
             res.message += f"re-bound by Neutron; {METHOD_EFFECTS[res.method]}"
             if res.port_id in self.ovn_ports:
+                res.message += "; the OVN driver rewrote the details and the LSP"
+
+    def check_lsps(self, results: dict[str, PortResult], fresh: OvnJoin) -> None:
+        """VD408 on the NB as it is after the re-binds (one read for all the ports)."""
+        for port_id, binding in self.rebound.items():
+            res = results.get(port_id)
+            if res is None or res.result != REBOUND:
+                continue
+            left = sorted(
+                {f.code for f in fresh.judge(binding).findings if f.code in self.codes & LSP_CODES}
+            )
+            if left:
+                res.result = FAILED
+                res.remaining = sorted({*res.remaining, *left})
                 res.message += (
-                    "; the OVN driver rewrote the details and the LSP (requested-chassis "
-                    "included: re-audit to see it)"
+                    f"; still {', '.join(left)} after the re-bind: the LSP's requested-chassis "
+                    "is not the binding host"
                 )
 
 
@@ -481,10 +500,11 @@ def _open_ovn(
     agents: dict,
     settings: Resolved,
     codes: frozenset[str],
+    notes: bool = True,
 ) -> OvnJoin | None:
     """OVN's view when NB/SB are named (flags or [ovn]); VD404/VD405 cannot go without it:
     Neutron's API shows no chassis's datapath type or OVN bridge."""
-    join, notes = open_ovn(
+    join, found_notes = open_ovn(
         options.ovn_nb_connection,
         options.ovn_sb_connection,
         options.neutron_config_file,
@@ -493,7 +513,8 @@ def _open_ovn(
         settings.context,
         settings.agent_down_time,
     )
-    settings.assumptions.extend(notes)
+    if notes:
+        settings.assumptions.extend(found_notes)
     wanted = sorted(codes & OVN_REBIND_CODES)
     if wanted and (join is None or join.chassis_only):
         raise VifdoctorError(
@@ -578,6 +599,10 @@ def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> 
         finally:
             if bar is not None:
                 bar.close()
+        if rebinder.rebound and codes & LSP_CODES:
+            fresh = _open_ovn(options, api, s.agents, s.settings, codes, notes=False)
+            if fresh is not None:
+                rebinder.check_lsps(results, fresh)
         counts = {
             state: sum(r.result == state for r in results.values())
             for state in (REBOUND, SKIPPED, FAILED, "not attempted")
