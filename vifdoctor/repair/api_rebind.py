@@ -16,11 +16,12 @@ not re-bind (measured on neutron 29.0.0), so a re-bind has to be provoked:
 Every PUT is conditional (``If-Match: revision_number=N``): a port changed since the
 audit read it is skipped, and an attribute the method touched is always put back.
 
-On ML2/OVN (with ``--ovn-nb-connection``/``--ovn-sb-connection``), the ports with VD404 or
-VD405 are re-bound the same way: the OVN driver then writes the details for the chassis
-(``bind_port``) and the LSP (``update_port_postcommit``), including a vif_type the
-database repair cannot change. The host needs a live OVN controller agent, as Neutron
-lists it, instead of an OVS agent.
+On ML2/OVN (with ``--ovn-nb-connection``/``--ovn-sb-connection``), the ports with VD404,
+VD405 or VD408 are re-bound the same way: the OVN driver then writes the details for the
+chassis (``bind_port``) and the LSP (``update_port_postcommit``: requested-chassis from
+the binding host), including a vif_type the database repair cannot change. The host
+needs a live OVN controller agent, as Neutron lists it, instead of an OVS agent. A port
+whose binding profile has ``migrating_to`` (a live migration) is never re-bound.
 """
 
 from __future__ import annotations
@@ -502,8 +503,8 @@ def _open_ovn(
     codes: frozenset[str],
     notes: bool = True,
 ) -> OvnJoin | None:
-    """OVN's view when NB/SB are named (flags or [ovn]); VD404/VD405 cannot go without it:
-    Neutron's API shows no chassis's datapath type or OVN bridge."""
+    """OVN's view when NB/SB are named (flags or [ovn]); VD404/VD405/VD408 cannot go
+    without it: Neutron's API shows no chassis's datapath type, OVN bridge or LSP."""
     join, found_notes = open_ovn(
         options.ovn_nb_connection,
         options.ovn_sb_connection,

@@ -90,7 +90,11 @@ def _ovn_steps(
             0,
             "fix-chassis",
             f"{f.code} {f.port_id}: {f.message}; on the host first ("
-            + ("run the command on it" if f.code == "VD401" else "until the agent is alive")
+            + {
+                "VD401": "run the command on it",
+                "VD402": "until its agent is alive",
+                "VD403": "map the physical network in its ovn-bridge-mappings",
+            }[f.code]
             + "), then re-bind the port",
             cmd,
         )
