@@ -26,7 +26,9 @@ from vifdoctor.rules.migration import (
     visible_row,
     with_moves,
 )
-from vifdoctor.rules.nova import impact, judge_instance, remediation
+from vifdoctor.rules.nova import impact, judge_instance
+from vifdoctor.rules.ovn import sync_command
+from vifdoctor.rules.ovn_remedy import OvnRemedy, instance_steps
 from vifdoctor.rules.plug import RuleContext
 from vifdoctor.rules.registry import AGENT, rules_for
 from vifdoctor.session import neutron_session
@@ -262,6 +264,7 @@ def run_audit(
     ports_narrowed: bool = False,
     joins: Sequence[BindingJoin] = (),
     ovn_join: OvnJoin | None = None,
+    ovn_remedy: OvnRemedy | None = None,
     networks: tuple[str, ...] = (),
     orphans: bool = True,
     bound_hosts: Callable[[list[str]], dict[str, str]] | None = None,
@@ -350,7 +353,15 @@ def run_audit(
                         "codes": sorted(codes_here),
                         "ports": [p.as_dict() for p in view.ports],
                         "impact": impact(view),
-                        "steps": [s.as_dict() for s in remediation(view, found_here)],
+                        "steps": [
+                            s.as_dict()
+                            for s in instance_steps(
+                                view,
+                                # the ports' own findings too: the OVN steps act on them
+                                found_here + [f for _, j in judged for f in j.findings],
+                                ovn_remedy,
+                            )
+                        ],
                     }
                 )
     for join in joins:  # what a host scan saw of ports with findings: for the HTML report
@@ -471,6 +482,11 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 ports_narrowed=options.narrowed_to_ports,
                 joins=joins,
                 ovn_join=ovn_join,
+                ovn_remedy=OvnRemedy(
+                    sync_command(ovn_join.octx) if ovn_join is not None else "",
+                    api=s.settings.api,
+                    cloud=s.settings.cloud,
+                ),
                 networks=options.network,
                 # orphan LSPs are judged on a whole cloud, or on whole networks
                 orphans=not (options.host or options.port or options.project),

@@ -122,3 +122,45 @@ def legacy_agent():
     from testkit.cloudfactory import legacy_ovs
 
     return legacy_ovs("compute1")
+
+
+def test_ovn_remediation_quotes_hostile_values(tmp_path):
+    """The OVN steps: a hostile host (VD401), cloud name and chassis (VD409) are quoted;
+    a hostile device_id gets check-id and no OVN command at all."""
+    from vifdoctor.rules.finding import new_finding
+    from vifdoctor.rules.ovn_remedy import OvnRemedy, instance_steps
+
+    host = "c1; touch PWNED-$(id -u) `touch PWNED2` 'q\"r"
+    b = binding(port_id=port_id(1), device_id=VM, host=host, vif_details="{}")
+    inst = Instance(
+        uuid=VM,
+        cell="c",
+        name="",
+        host=host,
+        node="",
+        vm_state="active",
+        power_state=1,
+        task_state=None,
+        deleted=False,
+        network_info=None,
+    )
+    ours = [
+        new_finding("VD401", b, "no chassis"),
+        new_finding("VD404", b, "bridge", correction={"set": {"bridge_name": "br-int"}}),
+        new_finding("VD408", b, "requested"),
+        new_finding("VD409", b, "claimed", extra={"claimed_by": "ch$(touch PWNED3)"}),
+    ]
+    found, view = judge_instance(VM, inst, [(b, _judged(b))], CTX)
+    api = OvnRemedy("neutron-ovn-db-sync-util --ovn-neutron_sync_mode repair", True, "c;$(x)")
+    steps = {s.action: s.command for s in instance_steps(view, found + ours, api)}
+    assert shlex.split(steps["fix-chassis"])[-1] == f"external_ids:hostname={host}"
+    assert shlex.split(steps["rebind-ovn"])[:4] == ["vifdoctor", "repair", "--os-cloud", "c;$(x)"]
+    assert steps["hard-reboot"] == f"openstack server reboot --hard {VM}"
+    for command in steps.values():
+        if command:
+            _pasted(command, tmp_path)
+    for device in DEVICE_IDS:
+        b = binding(port_id=port_id(1), device_id=device, host="compute1", vif_details="")
+        found, view = judge_instance(device, None, [(b, _judged(b))], CTX)
+        steps_ = instance_steps(view, found + [new_finding("VD404", b, "x")], api)
+        assert [(s.action, s.command) for s in steps_] == [("check-id", "")]

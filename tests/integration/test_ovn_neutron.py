@@ -116,6 +116,10 @@ def wait_status(server: OvnNeutronServer, port_id: str, status: str, timeout: fl
 
 
 def audit(server: OvnNeutronServer, *extra: str) -> tuple[int, dict]:
+    """The audit, after a round of nb_cfg that the live chassis answer as their
+    ovn-controller would: on a loaded machine their last report otherwise ages past
+    agent_down_time (75 s) within one test, and every chassis is rightly dead (VD402)."""
+    server.lab.bump_nb_cfg()
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = main(
@@ -365,3 +369,257 @@ def test_field_drift_gives_each_code(
         time.sleep(0.5)
     assert pid["status"] not in found
     assert found[pid["requested"]] == {"VD408"} and found[pid["moved"]] == {"VD409"}
+
+
+def run(lab: Any, *argv: str) -> tuple[int, str, str]:
+    """The CLI, in process, after a round of nb_cfg that the live chassis answer as their
+    ovn-controller would (on a slow machine they would otherwise age past agent_down_time)."""
+    lab.bump_nb_cfg()
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+VHOSTUSER_DETAILS = {  # what the driver writes on a DPDK chassis (the chassis changed since)
+    "port_filter": False,
+    "vhostuser_mode": "server",
+    "vhostuser_ovs_plug": True,
+    "connectivity": "l2",
+    "bridge_name": "br-int",
+    "datapath_type": "netdev",
+}
+
+
+def test_remediation_and_api_rebind_of_ovn_drift(
+    ovn_cloud: OvnNeutronServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drift as it happens; `remediation` says per instance what fixes it, and the
+    re-bind it prints (`repair --os-cloud`) has the real OVN driver rewrite the details
+    and the LSP, so that a re-audit finds nothing on those ports."""
+    import shlex
+
+    import sqlalchemy as sa
+
+    from vifdoctor.demo.nova import InstanceSpec, create_nova_schema, write_instances
+
+    lab = ovn_cloud.lab
+    net = network(ovn_cloud)
+    where = {
+        "bridge": "cmp1",
+        "hybrid": "cmp1",
+        "dpdk": "cmp2",
+        "requested": "cmp2",
+        "moved": "cmp1",
+        "deleted": "cmp2",
+        "migrating": "cmp1",
+        "good": "cmp2",
+    }
+    ports = {name: vm_port(ovn_cloud, net, host) for name, host in where.items()}
+    for name, port in ports.items():
+        plug(ovn_cloud, port, where[name])
+    pid = {name: port["id"] for name, port in ports.items()}
+    call(
+        ovn_cloud,
+        "PUT",
+        f"/ports/{pid['migrating']}",
+        {"port": {"binding:profile": {"migrating_to": "cmp2"}}},
+    )
+    lab.claim(pid["migrating"], CH["cmp1"], additional=[CH["cmp2"]])
+    drift_details(ovn_cloud, pid["bridge"], bridge_name="br-old")  # VD404
+    drift_details(ovn_cloud, pid["hybrid"], ovs_hybrid_plug=True)  # VD405
+    drift_details(ovn_cloud, pid["migrating"], ovs_hybrid_plug=True)  # VD405, migrating
+    sql(  # VD404: a vhostuser binding left from when cmp2 ran DPDK
+        ovn_cloud,
+        "UPDATE ml2_port_bindings SET vif_type = 'vhostuser', vif_details = :d "
+        "WHERE port_id = :p AND status = 'ACTIVE'",
+        d=json.dumps(VHOSTUSER_DETAILS),
+        p=pid["dpdk"],
+    )
+    lab.nbctl(
+        "set", "Logical_Switch_Port", pid["requested"], "options:requested-chassis=cmp1"
+    )  # VD408
+    lab.claim(pid["moved"], CH["cmp2"], up=True)  # VD409
+    lab.nbctl("lsp-del", pid["deleted"])  # VD406
+    code, doc = audit(ovn_cloud)
+    drift = {
+        pid["bridge"]: {"VD404"},
+        pid["hybrid"]: {"VD405"},
+        pid["dpdk"]: {"VD404"},
+        pid["requested"]: {"VD408"},
+        pid["moved"]: {"VD409"},
+        pid["deleted"]: {"VD406"},
+        pid["migrating"]: {"VD405"},
+    }
+    assert ovn_codes(doc) == drift, doc["findings"]
+
+    nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+    engine = sa.create_engine(nova)
+    create_nova_schema(engine)
+    write_instances(
+        engine, [InstanceSpec(uuid=p["device_id"], host=where[n]) for n, p in ports.items()]
+    )
+    engine.dispose()
+    ovn_flags = ["--ovn-nb-connection", lab.nb, "--ovn-sb-connection", lab.sb]
+
+    # 1. `remediation` on the database path: per instance, the OVN steps.
+    rc, out, err = run(
+        lab,
+        "remediation",
+        "--neutron-db",
+        ovn_cloud.db_url,
+        "--neutron-config-file",
+        str(ovn_cloud.conf),
+        "--nova-db",
+        nova,
+        "-f",
+        "json",
+    )
+    assert rc == 0, err
+    steps: dict[str, list[dict]] = {}
+    for s in json.loads(out)["steps"]:
+        steps.setdefault(s["instance"], []).append(s)
+    vm = {name: port["device_id"] for name, port in ports.items()}
+
+    def actions(name: str) -> dict[str, str]:
+        return {s["action"]: s["command"] for s in steps.get(vm[name], [])}
+
+    # (Nova's own steps come too: these instances have no cache row, so refresh-network)
+    assert (
+        actions("bridge").items()
+        >= {
+            "rewrite-ovn-details": f"vifdoctor repair --code VD404 --port {pid['bridge']} --apply",
+            "hard-reboot": f"openstack server reboot --hard {vm['bridge']}",
+        }.items()
+    )
+    assert actions("hybrid")["rewrite-ovn-details"] == (
+        f"vifdoctor repair --code VD405 --port {pid['hybrid']} --apply"
+    )
+    assert "hard-reboot" in actions("hybrid")
+    # a vif_type no database rewrite changes, and requested-chassis: a re-bind through
+    # the API, named in the reason (no cloud is known on the database path)
+    for name, code_ in (("dpdk", "VD404"), ("requested", "VD408")):
+        (rebind,) = [s for s in steps[vm[name]] if s["action"] == "rebind-ovn"]
+        assert rebind["command"] == ""
+        assert (
+            f"vifdoctor repair --os-cloud CLOUD --code {code_} --port {pid[name]}"
+            in (rebind["reason"])
+        )
+    assert actions("moved")["release-claim"] == (
+        f"ovs-vsctl --columns=name find Interface external_ids:iface-id={pid['moved']}"
+    )
+    assert "hard-reboot" in actions("moved")
+    assert actions("deleted")["ovn-db-sync"] == (
+        f"neutron-ovn-db-sync-util --config-file {ovn_cloud.conf} --ovn-neutron_sync_mode repair"
+    )
+    assert {s["action"] for s in steps[vm["good"]]} == {"refresh-network"}  # Nova's only
+    (wait,) = [s for s in steps[vm["migrating"]] if s["action"] == "wait-migration"]
+    assert "live migration to cmp2" in wait["reason"] and not wait["command"]
+    assert not {"rewrite-ovn-details", "rebind-ovn"} & set(actions("migrating"))
+    ovn_actions = {"rewrite-ovn-details", "rebind-ovn", "release-claim", "ovn-db-sync"}
+    for instance_steps in steps.values():
+        for s in instance_steps:
+            if s["action"] in ovn_actions and s["command"]:
+                assert shlex.join(shlex.split(s["command"])) == s["command"]  # quoted
+
+    # 2. API mode: the same, with the re-bind through Neutron as the command.
+    for key in [k for k in os.environ if k.startswith("OS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(ovn_cloud.clouds_yaml))
+    rc, out, err = run(
+        lab, "remediation", "--os-cloud", "vdtest", "--nova-db", nova, *ovn_flags, "-f", "json"
+    )
+    assert rc == 0, err
+    api_steps = [s for s in json.loads(out)["steps"] if s["action"] == "rebind-ovn"]
+    rebinds = {s["instance"]: s["command"] for s in api_steps}
+    assert rebinds == {
+        vm["bridge"]: f"vifdoctor repair --os-cloud vdtest --code VD404 --port {pid['bridge']} "
+        "--apply",
+        vm["hybrid"]: f"vifdoctor repair --os-cloud vdtest --code VD405 --port {pid['hybrid']} "
+        "--apply",
+        vm["dpdk"]: f"vifdoctor repair --os-cloud vdtest --code VD404 --port {pid['dpdk']} --apply",
+        vm["requested"]: f"vifdoctor repair --os-cloud vdtest --code VD408 "
+        f"--port {pid['requested']} --apply",
+    }
+
+    # 3. `repair --os-cloud` selects the VD404/VD405/VD408 ports; without NB/SB it cannot.
+    rc, out, err = run(lab, "repair", "--os-cloud", "vdtest", "--code", "VD404", "--no-nova-api")
+    assert rc == 3 and "--ovn-nb-connection" in err and len(err.strip().splitlines()) == 1
+    before = dict(ovn_cloud.sql("SELECT port_id, vif_details FROM ml2_port_bindings"))
+    rebind = ["--code", "VD404", "--code", "VD405", "--code", "VD408"]
+    rc, out, err = run(
+        lab, "repair", "--os-cloud", "vdtest", "--no-nova-api", *rebind, *ovn_flags, "-f", "json"
+    )
+    assert rc == 0, err
+    dry = json.loads(out)
+    selected_names = ("bridge", "hybrid", "dpdk", "requested")
+    selected = {pid[n] for n in selected_names}
+    assert {c["port_id"] for c in dry["changes"]} == selected
+    assert [s["port_id"] for s in dry["skipped_moving"]] == [pid["migrating"]]
+    assert dict(ovn_cloud.sql("SELECT port_id, vif_details FROM ml2_port_bindings")) == before
+
+    # 4. The commands remediation printed, with the audit's OVN options (noauth has no
+    # service role, so the host method): the real OVN driver re-binds each port and
+    # rewrites its details and LSP. Each run reports its port.
+    results = {}
+    for printed in rebinds.values():
+        rc, out, err = run(
+            lab,
+            *shlex.split(printed)[1:],
+            *ovn_flags,
+            "--no-nova-api",
+            "--rebind-method",
+            "host",
+            "--backup-dir",
+            str(tmp_path / "bk"),
+            "-f",
+            "json",
+        )
+        assert rc == 0, (printed, out, err)
+        results.update({r["port_id"]: r for r in json.loads(out)["ports"]})
+    assert set(results) == selected
+    assert {r["result"] for r in results.values()} == {"rebound"}, results
+    assert list((tmp_path / "bk").glob("api-repair-*.json"))
+    rows = {
+        p: (t, json.loads(d))
+        for p, t, d in ovn_cloud.sql(
+            "SELECT port_id, vif_type, vif_details FROM ml2_port_bindings WHERE status = 'ACTIVE'"
+        )
+    }
+    for name in ("bridge", "hybrid", "dpdk", "requested"):
+        assert rows[pid[name]] == ("ovs", OVN_DETAILS), name
+    assert rows[pid["migrating"]][1]["ovs_hybrid_plug"] is True  # never a migrating port
+    requested = lab.nbctl(
+        "get", "Logical_Switch_Port", pid["requested"], "options:requested-chassis"
+    )
+    assert requested.strip('"') == "cmp2"
+    levels = dict(
+        ovn_cloud.sql(
+            "SELECT port_id, driver FROM ml2_port_binding_levels WHERE port_id = :p",
+            p=pid["dpdk"],
+        )
+    )
+    assert levels == {pid["dpdk"]: "ovn"}
+    code, doc = audit(ovn_cloud, *ovn_flags)
+    left = ovn_codes(doc)
+    for name in ("bridge", "hybrid", "dpdk", "requested"):
+        assert not left.get(pid[name], set()) & {"VD404", "VD405", "VD408"}, (name, left)
+    assert left[pid["migrating"]] == {"VD405"}
+    # What the re-bind leaves, as neutron 29.0.0 does it: the port DOWN until the VM is
+    # plugged again (Nova's hard reboot): ovn-controller releases and claims, neutron
+    # sets it ACTIVE from the LSP's up event. Then nothing is left on those ports.
+    statuses = {
+        n: call(ovn_cloud, "GET", f"/ports/{pid[n]}")["port"]["status"] for n in selected_names
+    }
+    assert set(statuses.values()) == {"DOWN"}, statuses
+    for name in ("bridge", "hybrid", "dpdk", "requested"):
+        lab.claim(pid[name], None, up=False)
+        lab.wait_lsp_up(pid[name], False)
+        plug(ovn_cloud, ports[name], where[name])
+    code, doc = audit(ovn_cloud, *ovn_flags)
+    left = ovn_codes(doc)
+    assert left == {
+        pid["moved"]: {"VD409"},
+        pid["deleted"]: {"VD406"},
+        pid["migrating"]: {"VD405"},
+    }, left

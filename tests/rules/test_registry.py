@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from vifdoctor import api
+from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Agent, Binding, Severity
 from vifdoctor.repair.plan import plan_change, repair_codes
 from vifdoctor.rules import registry
@@ -136,3 +137,15 @@ def test_a_new_rule_is_judged_explained_and_repaired_with_no_other_edit(vd113):
     assert "VD113" in repair_codes(["VD113"])
     change = plan_change(_vm_binding(details), j, frozenset({"VD113"}), ctx)
     assert change is not None and '"connectivity": "l2"' in change.new
+
+
+def test_vd408_is_repaired_only_by_a_rebind_through_the_api():
+    """No database rewrite fixes requested-chassis; a re-bind through Neutron's API does
+    (the OVN driver rewrites the LSP): the database path refuses it in one line."""
+    with pytest.raises(VifdoctorError) as refused:
+        repair_codes(["VD408"])
+    assert "VD408 only by a re-bind through the API, --os-cloud" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert repair_codes(["VD408", "VD404"], rebind=True) == {"VD408", "VD404"}
+    with pytest.raises(VifdoctorError):
+        repair_codes(["VD409"], rebind=True)

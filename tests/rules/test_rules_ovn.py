@@ -379,3 +379,20 @@ def test_unclaimed_port_of_a_running_instance() -> None:
     stopped = Instance(uuid=VM, cell="cell1", host="cmp1", vm_state="stopped", power_state=4)
     assert unclaimed_findings(stopped, [binding()], v) == []
     assert unclaimed_findings(running, [binding()], view()) == []  # claimed: nothing
+
+
+def test_the_api_rebind_checks_requested_chassis_on_a_fresh_nb_read() -> None:
+    """VD408 is repaired by a re-bind (the OVN driver rewrites the LSP); the report says
+    so only when the NB read after the re-binds agrees, port by port."""
+    from vifdoctor.ovn_join import OvnJoin
+    from vifdoctor.repair.api_rebind import FAILED, REBOUND, PortResult, Rebinder
+    from vifdoctor.sources.neutron_api import NeutronApi
+
+    for requested, outcome in (("cmp1", REBOUND), ("cmp2", FAILED)):
+        rebinder = Rebinder(NeutronApi(None), {}, CTX, frozenset({"VD408"}))
+        rebinder.rebound = {PORT: binding()}
+        results = {PORT: PortResult(PORT, "cmp1", "host", result=REBOUND)}
+        fresh = OvnJoin(view(ports=[lsp(requested_chassis=requested)]), CTX, OCTX, {}, False)
+        rebinder.check_lsps(results, fresh)
+        assert results[PORT].result == outcome, results[PORT]
+        assert results[PORT].remaining == ([] if outcome == REBOUND else ["VD408"])

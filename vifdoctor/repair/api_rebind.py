@@ -15,6 +15,13 @@ not re-bind (measured on neutron 29.0.0), so a re-bind has to be provoked:
 
 Every PUT is conditional (``If-Match: revision_number=N``): a port changed since the
 audit read it is skipped, and an attribute the method touched is always put back.
+
+On ML2/OVN (with ``--ovn-nb-connection``/``--ovn-sb-connection``), the ports with VD404,
+VD405 or VD408 are re-bound the same way: the OVN driver then writes the details for the
+chassis (``bind_port``) and the LSP (``update_port_postcommit``: requested-chassis from
+the binding host), including a vif_type the database repair cannot change. The host
+needs a live OVN controller agent, as Neutron lists it, instead of an OVS agent. A port
+whose binding profile has ``migrating_to`` (a live migration) is never re-bound.
 """
 
 from __future__ import annotations
@@ -30,13 +37,16 @@ from typing import Any
 
 from vifdoctor.audit import judge_all
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import Change
+from vifdoctor.model import Binding, Change, parse_json_column
+from vifdoctor.model_ovn import AGENT_CONTROLLER, AGENT_CONTROLLER_GW
 from vifdoctor.options import RepairOptions
+from vifdoctor.ovn_join import OvnJoin, open_ovn
 from vifdoctor.repair.backup import default_dir, write_backup
 from vifdoctor.repair.hooks import Hooks
-from vifdoctor.repair.plan import plan_changes, repair_codes
+from vifdoctor.repair.plan import plan_change, repair_codes
 from vifdoctor.results import ChangeReport
-from vifdoctor.rules.binding import judge_binding
+from vifdoctor.rules.binding import Judgement, judge_binding
+from vifdoctor.rules.ovn import migrating_to
 from vifdoctor.rules.plug import (
     AGENT_LINUXBRIDGE,
     AGENT_OVS,
@@ -50,6 +60,12 @@ from vifdoctor.settings import Resolved
 from vifdoctor.sources.neutron_api import NeutronApi, stored_details
 
 REBIND_KEY = "vifdoctor_rebind"
+#: OVN codes a re-bind fixes even where the database repair cannot (a vif_type that does
+#: not fit the chassis, the LSP's requested-chassis): the OVN driver writes the details
+#: and the LSP anew. They need NB and SB.
+OVN_REBIND_CODES = frozenset({"VD404", "VD405", "VD408"})
+OVN_AGENTS = (AGENT_CONTROLLER, AGENT_CONTROLLER_GW)
+LSP_CODES = frozenset({"VD408"})  # verified on a fresh NB read after the re-binds
 METHODS = ("profile", "host", "bindings")
 REBOUND, SKIPPED, FAILED, DUE = "rebound", "skipped", "failed", "would re-bind"
 #: What each method does to the port, as measured on neutron 29.0.0 (docs/api-mode.md).
@@ -103,8 +119,13 @@ class Rebinder:
         codes: frozenset[str],
         method: str = "auto",
         via_host: str | None = None,
+        ovn: OvnJoin | None = None,
+        ovn_ports: frozenset[str] = frozenset(),
     ):
         self.api = api
+        self.ovn = ovn  # judges the re-bound OVN ports (ovn_ports) as the audit did
+        self.ovn_ports = ovn_ports
+        self.rebound: dict[str, Binding] = {}  # OVN ports as re-bound, for the LSP check
         self.conn = api.connection
         self.agents = agents
         self.ctx = ctx
@@ -204,11 +225,16 @@ class Rebinder:
         return self.get_port(pid)
 
     # -- one port ---------------------------------------------------------
-    def _live_agent(self, host: str, vif_type: str) -> bool:
-        wanted = AGENT_LINUXBRIDGE if vif_type == VIF_BRIDGE else AGENT_OVS
+    def _live_agent(self, change: Change) -> bool:
+        """What ``bind_port`` needs on the host: a live agent of the binding's kind (the OVN
+        driver asks neutron's AgentCache for the host's OVN controller agent)."""
+        if change.port_id in self.ovn_ports:
+            wanted: tuple[str, ...] = OVN_AGENTS
+        else:
+            wanted = (AGENT_LINUXBRIDGE if change.vif_type == VIF_BRIDGE else AGENT_OVS,)
         return any(
-            a.agent_type == wanted and a.alive and a.admin_state_up
-            for a in self.agents.get(host, [])
+            a.agent_type in wanted and a.alive and a.admin_state_up
+            for a in self.agents.get(change.host, [])
         )
 
     def _choose(self) -> str:
@@ -227,7 +253,7 @@ class Rebinder:
             revision_before=seen.get("revision_number"),
             details_before=stored_details(seen.get("binding:vif_details")),
         )
-        if not self._live_agent(change.host, change.vif_type):
+        if not self._live_agent(change):
             res.result = SKIPPED
             res.message = (
                 f"no live, admin-up agent on {change.host}: a re-bind would end in binding_failed"
@@ -261,6 +287,13 @@ class Rebinder:
             "bindings": self._via_bindings,
         }[method](seen)
 
+    def _judge(self, binding: Binding) -> Judgement:
+        """The re-bound row judged as the audit judged it (OVN's ports by the OVN rules)."""
+        if self.ovn is not None and binding.port_id in self.ovn_ports:
+            with self._lock:  # the join keeps a tally: one port at a time
+                return self.ovn.judge(binding)
+        return judge_binding(binding, self.agents.get(binding.host, []), self.ctx)
+
     def _verify(self, res: PortResult, seen: dict, after: dict) -> None:
         """The port is back as it was but for fresh details, and the rules are satisfied."""
         res.status_after = after.get("status", "")
@@ -278,12 +311,14 @@ class Rebinder:
             if (after.get(a) or None) != (seen.get(a) or None)
         ]
         binding = self.api._binding(after)
-        found = (
-            judge_binding(binding, self.agents.get(res.host, []), self.ctx).findings
-            if binding is not None
-            else []
-        )
-        res.remaining = sorted({f.code for f in found if f.code in self.codes})
+        found = self._judge(binding).findings if binding is not None else []
+        # The LSP (VD408) is in the NB read before the re-binds: checked on a fresh read
+        # once every port is done (check_lsps).
+        unseen = LSP_CODES if res.port_id in self.ovn_ports else frozenset()
+        if unseen and binding is not None:
+            with self._lock:
+                self.rebound[res.port_id] = binding
+        res.remaining = sorted({f.code for f in found if f.code in self.codes - unseen})
         vif_type = after.get("binding:vif_type")
         if moved or vif_type in (VIF_BINDING_FAILED, VIF_UNBOUND) or res.remaining:
             res.result = FAILED
@@ -305,6 +340,25 @@ class Rebinder:
         else:
             res.result = REBOUND
             res.message += f"re-bound by Neutron; {METHOD_EFFECTS[res.method]}"
+            if res.port_id in self.ovn_ports:
+                res.message += "; the OVN driver rewrote the details and the LSP"
+
+    def check_lsps(self, results: dict[str, PortResult], fresh: OvnJoin) -> None:
+        """VD408 on the NB as it is after the re-binds (one read for all the ports)."""
+        for port_id, binding in self.rebound.items():
+            res = results.get(port_id)
+            if res is None or res.result != REBOUND:
+                continue
+            left = sorted(
+                {f.code for f in fresh.judge(binding).findings if f.code in self.codes & LSP_CODES}
+            )
+            if left:
+                res.result = FAILED
+                res.remaining = sorted({*res.remaining, *left})
+                res.message += (
+                    f"; still {', '.join(left)} after the re-bind: the LSP's requested-chassis "
+                    "is not the binding host"
+                )
 
 
 def _neutron_message(response: Any) -> str:
@@ -376,19 +430,106 @@ def _unmoving_api(
     """Nova (its databases when given, else its API) keeps moving instances' ports out."""
     from vifdoctor.repair import stale
 
+    changes, migrating = _live_migrating(changes)
     cells = stale.nova_for(options, api)
     if cells is None:
-        return changes, {}
+        return changes, {"skipped_moving": migrating} if migrating else {}
     try:
         kept, skipped = stale.skip_moving(changes, cells)
     finally:
         cells.close()
-    return kept, {"skipped_moving": skipped}
+    return kept, {"skipped_moving": migrating + skipped}
+
+
+def _live_migrating(changes: list[Change]) -> tuple[list[Change], list[dict]]:
+    """Neutron's own word, without Nova: a binding profile with ``migrating_to`` is a live
+    migration under way (Nova sets it, the OVN driver requests both chassis)."""
+    kept, skipped = [], []
+    for c in changes:
+        profile = parse_json_column(c.binding.profile).as_dict() if c.binding else {}
+        dst = migrating_to(profile)
+        if dst:
+            skipped.append(
+                {
+                    "port_id": c.port_id,
+                    "host": c.host,
+                    "device_id": c.device_id,
+                    "reason": f"live migration to {dst} under way (binding:profile migrating_to)",
+                }
+            )
+        else:
+            kept.append(c)
+    return kept, skipped
+
+
+def rebind_change(
+    binding: Binding, judgement: Judgement, codes: frozenset[str], ctx: RuleContext
+) -> Change | None:
+    """The port to re-bind, if a selected finding asks for it: the database repair's change,
+    or, for an OVN code without a correction (VD404 for a vif_type that does not fit the
+    chassis, VD408), the details the OVN driver is expected to write (the re-bind writes
+    them and the LSP, not SQL)."""
+    change = plan_change(binding, judgement, codes, ctx)
+    if change is not None:
+        return change
+    if binding.status not in (None, "ACTIVE"):
+        return None
+    due = [f for f in judgement.findings if f.code in codes & OVN_REBIND_CODES]
+    if not due:
+        return None
+    expected = next((f.expected_details for f in due if isinstance(f.expected_details, dict)), None)
+    return Change(
+        port_id=binding.port_id,
+        host=binding.host,
+        status=binding.status,
+        stored=binding.vif_details,
+        # VD408 alone: the details stay; the driver rewrites the LSP
+        new=json.dumps(expected) if expected is not None else binding.vif_details,
+        codes=tuple(sorted({f.code for f in due})),
+        device_owner=binding.device_owner,
+        device_id=binding.device_id,
+        vif_type=binding.vif_type,
+        plug_before="",
+        plug_after="",
+        binding=binding,
+    )
+
+
+def _open_ovn(
+    options: RepairOptions,
+    source: NeutronApi,
+    agents: dict,
+    settings: Resolved,
+    codes: frozenset[str],
+    notes: bool = True,
+) -> OvnJoin | None:
+    """OVN's view when NB/SB are named (flags or [ovn]); VD404/VD405/VD408 cannot go
+    without it: Neutron's API shows no chassis's datapath type, OVN bridge or LSP."""
+    join, found_notes = open_ovn(
+        options.ovn_nb_connection,
+        options.ovn_sb_connection,
+        options.neutron_config_file,
+        source,
+        agents,
+        settings.context,
+        settings.agent_down_time,
+    )
+    if notes:
+        settings.assumptions.extend(found_notes)
+    wanted = sorted(codes & OVN_REBIND_CODES)
+    if wanted and (join is None or join.chassis_only):
+        raise VifdoctorError(
+            f"{' and '.join(wanted)} through the API need OVN's databases: pass "
+            "--ovn-nb-connection and --ovn-sb-connection (or [ovn] in a "
+            "--neutron-config-file); Neutron's API shows no chassis's datapath type, "
+            "OVN bridge or logical switch port"
+        )
+    return join
 
 
 def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> ChangeReport:
     """``repair --os-cloud NAME [--apply]``: plan, back up, re-bind, verify."""
-    codes = repair_codes(options.code)
+    codes = repair_codes(options.code, rebind=True)
     method = options.rebind_method
     if method == "bindings" and not options.via_host:
         raise VifdoctorError(
@@ -398,12 +539,19 @@ def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> 
     with neutron_session(options, settings) as s:
         api = s.source
         assert isinstance(api, NeutronApi)
-        changes = list(
-            plan_changes(
-                judge_all(api.bindings(s.selectors), s.agents, s.settings.context),
-                codes,
-                s.settings.context,
-            )
+        ovn = _open_ovn(options, api, s.agents, s.settings, codes)
+        ctx = s.settings.context
+        changes = [
+            c
+            for b, j in judge_all(api.bindings(s.selectors), s.agents, ctx, ovn)
+            if (c := rebind_change(b, j, codes, ctx)) is not None
+        ]
+        ovn_ports = frozenset(
+            c.port_id
+            for c in changes
+            if ovn is not None
+            and c.binding is not None
+            and ovn.claims(c.binding, s.agents.get(c.host, []))
         )
         changes, moving = _unmoving_api(changes, options, api)
         by_id = {p["id"]: p for p in api.ports(s.selectors)}
@@ -426,7 +574,9 @@ def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> 
         )
         if not options.apply or not due:
             return report
-        rebinder = Rebinder(api, s.agents, s.settings.context, codes, method, options.via_host)
+        rebinder = Rebinder(
+            api, s.agents, ctx, codes, method, options.via_host, ovn=ovn, ovn_ports=ovn_ports
+        )
         folder = options.backup_dir or default_dir()
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         header = {
@@ -450,6 +600,10 @@ def repair_via_api(options: RepairOptions, settings: Resolved, hooks: Hooks) -> 
         finally:
             if bar is not None:
                 bar.close()
+        if rebinder.rebound and codes & LSP_CODES:
+            fresh = _open_ovn(options, api, s.agents, s.settings, codes, notes=False)
+            if fresh is not None:
+                rebinder.check_lsps(results, fresh)
         counts = {
             state: sum(r.result == state for r in results.values())
             for state in (REBOUND, SKIPPED, FAILED, "not attempted")

@@ -19,17 +19,31 @@ from vifdoctor.rules import catalog
 from vifdoctor.rules.finding import Judgement, apply_correction
 from vifdoctor.rules.plug import RuleContext, nova_plug
 
+#: Codes no database rewrite repairs but a re-bind through Neutron's API does (``repair
+#: --os-cloud``): the OVN driver rewrites the LSP's requested-chassis at any port update.
+REBIND_ONLY = frozenset({"VD408"})
 
-def repair_codes(named: Iterable[str]) -> frozenset[str]:
-    """The codes a repair acts on: VD101 and VD103 unless others are named."""
+
+def repair_codes(named: Iterable[str], *, rebind: bool = False) -> frozenset[str]:
+    """The codes a repair acts on: VD101 and VD103 unless others are named.
+
+    ``rebind``: the repair re-binds through Neutron's API, which also repairs REBIND_ONLY.
+    """
     named = frozenset(named)
     if not named:
         return catalog.repairable_by_default()
-    refused = sorted(named - catalog.repairable())
+    refused = sorted(named - catalog.repairable() - (REBIND_ONLY if rebind else frozenset()))
     if refused:
+        api_only = [c for c in refused if c in REBIND_ONLY]
         raise VifdoctorError(
             f"{', '.join(refused)} cannot be repaired in the database (repairable: "
-            f"{', '.join(sorted(catalog.repairable()))}); see `vifdoctor explain CODE`"
+            f"{', '.join(sorted(catalog.repairable()))}"
+            + (
+                f"; {', '.join(api_only)} only by a re-bind through the API, --os-cloud"
+                if api_only
+                else ""
+            )
+            + "); see `vifdoctor explain CODE`"
         )
     return named
 

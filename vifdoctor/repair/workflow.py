@@ -331,7 +331,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
     """Rewrite the flagged rows: a dry run unless ``options.apply``; backed up and guarded."""
     hooks = hooks or Hooks()
     settings = resolve(options)
-    codes = repair_codes(options.code)
+    codes = repair_codes(options.code, rebind=settings.api)
     if _stale_code(codes):  # database or API: deletes, Nova re-checked before each
         return stale.repair_report(options, hooks)
     if settings.api:  # API mode: Neutron re-binds the ports itself

@@ -178,8 +178,8 @@ declare(
         "Rewrite bridge_name/datapath_type as the OVN driver writes them for the "
         "chassis (`vifdoctor repair --code VD404 --ovn-nb-connection NB "
         "--ovn-sb-connection SB`); a vif_type that does not fit needs a re-bind "
-        "(binding:host_id to '' and back). Then hard-reboot the VM so Nova plugs "
-        "it again."
+        "through the API (`vifdoctor repair --os-cloud NAME --code VD404` with the "
+        "same OVN connections). Then hard-reboot the VM so Nova plugs it again."
     ),
     applies_to=_VM_PORT_DETAILS,
     correction=ovn_details_correction,
@@ -278,8 +278,9 @@ declare(
         "names."
     ),
     remedy=(
-        "Re-bind the port through the API (`vifdoctor repair --os-cloud NAME`, or "
-        "binding:host_id to '' and back) so the driver rewrites the LSP."
+        "Re-bind the port through the API (`vifdoctor repair --os-cloud NAME --code "
+        "VD408` with the OVN connections, or binding:host_id to '' and back) so the "
+        "driver rewrites the LSP."
     ),
     applies_to=_VM_PORTS,
 )
@@ -501,7 +502,7 @@ def judge_ovn_binding(
     chassis = _judge_chassis(b, view, segment, findings)
     stored = details.as_dict()
     if chassis is not None and not chassis_only:
-        findings.extend(_judge_details(b, stored, chassis, octx))
+        findings.extend(_judge_details(b, stored, chassis, octx, dst))
     if lsp is not None and not chassis_only:
         findings.extend(_judge_lsp(b, lsp, view, dst, port_status, chassis))
     return OvnJudgement(JUDGED, findings, chassis, migration_leftovers(b, stored))
@@ -580,9 +581,13 @@ def _near_misses(host: str, view: OvnView) -> str:
 
 
 def _judge_details(
-    b: Binding, stored: dict, chassis: OvnChassis, octx: OvnContext
+    b: Binding, stored: dict, chassis: OvnChassis, octx: OvnContext, dst: str = ""
 ) -> list[Finding]:
-    """VD404 (Nova plugs what OVN does not wire here) and VD405 (ML2/OVS leftovers)."""
+    """VD404 (Nova plugs what OVN does not wire here) and VD405 (ML2/OVS leftovers).
+
+    ``dst``: a live migration's destination; said in ``extra`` (the remediation waits for
+    it and the repair leaves such a port alone)."""
+    moving = {"migrating_to": dst} if dst else None
     want_type = expected_vif_type(chassis, b.vnic_type)
     want = expected_details(b, chassis, want_type, octx)
     fields: dict[str, Any] = {
@@ -611,7 +616,9 @@ def _judge_details(
     same_type = b.vif_type == want_type
     if wrong:
         fix = ovn_details_correction(stored, want) if same_type else None
-        out.append(_finding("VD404", b, "; ".join(wrong), chassis, correction=fix, **fields))
+        out.append(
+            _finding("VD404", b, "; ".join(wrong), chassis, correction=fix, extra=moving, **fields)
+        )
     leftovers: list[str] = []
     if stored.get("ovs_hybrid_plug"):
         leftovers.append(
@@ -625,7 +632,11 @@ def _judge_details(
         )
     if leftovers:
         fix = ovn_details_correction(stored, want) if same_type else None
-        out.append(_finding("VD405", b, "; ".join(leftovers), chassis, correction=fix, **fields))
+        out.append(
+            _finding(
+                "VD405", b, "; ".join(leftovers), chassis, correction=fix, extra=moving, **fields
+            )
+        )
     return out
 
 
