@@ -164,3 +164,44 @@ def test_ovn_remediation_quotes_hostile_values(tmp_path):
         found, view = judge_instance(device, None, [(b, _judged(b))], CTX)
         steps_ = instance_steps(view, found + [new_finding("VD404", b, "x")], api)
         assert [(s.action, s.command) for s in steps_] == [("check-id", "")]
+
+
+def test_ovn_host_wiring_steps_quote_and_merge_into_one_replug(tmp_path):
+    """VD412/VD415 join the instance's one re-plug; VD413 and VD414 get their own host
+    steps, with the port's iface-id quoted in the pasted command."""
+    from vifdoctor.rules.finding import new_finding
+    from vifdoctor.rules.ovn_remedy import instance_steps
+
+    b = binding(port_id=port_id(1), device_id=VM, host="compute1", vif_details="{}")
+    inst = Instance(
+        uuid=VM,
+        cell="c",
+        name="",
+        host="compute1",
+        node="",
+        vm_state="active",
+        power_state=1,
+        task_state=None,
+        deleted=False,
+        network_info=None,
+    )
+    found, view = judge_instance(VM, inst, [(b, _judged(b))], CTX)
+    ours = [
+        new_finding("VD412", b, "no interface"),
+        new_finding("VD413", b, "two interfaces"),
+        new_finding("VD414", b, "no ovn-installed"),
+        new_finding("VD415", b, "wired through qbr"),
+    ]
+    steps = instance_steps(view, found + ours)
+    by_action = {s.action: s for s in steps}
+    assert [s.action for s in steps].count("hard-reboot") == 1
+    reboot = by_action["hard-reboot"]
+    assert "no interface on the OVN bridge" in reboot.reason and "through qbr" in reboot.reason
+    dup = by_action["remove-duplicate-interface"]
+    assert shlex.split(dup.command)[-1] == f"external_ids:iface-id={port_id(1)}"
+    assert by_action["check-ovn-controller"].command == (
+        "ovn-appctl -t ovn-controller connection-status"
+    )
+    for step in steps:
+        if step.command:
+            _pasted(step.command, tmp_path)

@@ -1,4 +1,4 @@
-"""The OVN steps of an instance's remediation (VD401-VD406, VD408-VD410), after Nova's.
+"""The OVN steps of an instance's remediation (VD401-VD406, VD408-VD415), after Nova's.
 
 What fixes each, as neutron 29.0.0 and OVN do it:
 
@@ -16,7 +16,12 @@ What fixes each, as neutron 29.0.0 and OVN do it:
 * a missing LSP (VD406): ``neutron-ovn-db-sync-util ... repair`` recreates it; the host's
   controller claims it while the VM's interface is there;
 * the chassis (VD401-VD403): on the host, then the port is re-bound;
-* the status (VD410): the claim first; a restart of neutron's API resets it from the LSPs.
+* the status (VD410): the claim first; a restart of neutron's API resets it from the LSPs;
+* the host's wiring (VD412-VD415, from its host-scan report): a missing interface or a qbr
+  chain goes at the next plug; a second interface with the port's iface-id is deleted by
+  hand; a port without ``ovn-installed`` waits on the host's ovn-controller. The
+  host-wide VD411 (system-id) and VD416 (stale chains) belong to no instance: their
+  remedy is in ``explain``.
 """
 
 from __future__ import annotations
@@ -193,15 +198,25 @@ def _ovn_steps(
                 "chassis's host, find the interface with the port's iface-id and delete it "
                 "(`ovs-vsctl del-port NAME`); with requested-chassis right (VD408), its "
                 "ovn-controller no longer claims it",
-                command(
-                    "ovs-vsctl",
-                    "--columns=name",
-                    "find",
-                    "Interface",
-                    f"external_ids:iface-id={f.port_id}",
-                ),
+                _iface_id_lookup(f.port_id),
             )
         replug.append(f"{f.port_id} unclaimed: ovn-controller on {host} claims it at the plug")
+    for f in by_code.get("VD413", []):
+        add(
+            3,
+            "remove-duplicate-interface",
+            f"{f.port_id}: {f.message}: on {f.host or host}, keep the VM's own interface and "
+            "delete the others (`ovs-vsctl del-port NAME`)",
+            _iface_id_lookup(f.port_id),
+        )
+    replug += [
+        f"{f.port_id} has no interface on the OVN bridge: the plug creates it"
+        for f in by_code.get("VD412", [])
+    ]
+    replug += [
+        f"{f.port_id} is wired through qbr: the plug wires it direct"
+        for f in by_code.get("VD415", [])
+    ]
     changed = [f"{p} details rewritten" for p in detail_ports]
     replugged = _replugged(out, changed + replug)
     if replugged is not None:
@@ -231,7 +246,25 @@ def _ovn_steps(
                 f"{f.port_id}: {f.message}: check the host's ovn-controller; a restart of "
                 "neutron's API resets port status from the LSPs",
             )
+    for f in by_code.get("VD414", []):
+        add(
+            4,
+            "check-ovn-controller",
+            f"{f.port_id}: {f.message}: on {f.host or host}, check that ovn-controller runs "
+            "and is connected to the SB (its log names what it could not install)",
+            command("ovn-appctl", "-t", "ovn-controller", "connection-status"),
+        )
     return out
+
+
+def _iface_id_lookup(port_id: str) -> str:
+    """The host's interfaces that carry the port's iface-id, by name."""
+    return (
+        command(
+            "ovs-vsctl", "--columns=name", "find", "Interface", f"external_ids:iface-id={port_id}"
+        )
+        or ""
+    )
 
 
 def _replugged(steps: list[Step], why: list[str]) -> list[Step] | None:
