@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,12 +42,26 @@ def _checksum(body: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _layout(body: dict) -> str:
-    """Compact JSON (the C encoder), one row per line so the file stays readable."""
+def _sealed(body: dict) -> tuple[str, str]:
+    """The file's text and its checksum, each row encoded once (issue 14).
+
+    Rows are written in the checksum's own canonical form (sorted keys, compact), one
+    per line; the canonical text of the whole body is the same row texts set in place
+    of a placeholder, so it equals :func:`_checksum`'s ``json.dumps`` byte for byte.
+    """
+    canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+    rows = [canonical(r) for r in body["rows"]]
     head = {k: v for k, v in body.items() if k != "rows"}
-    rows = ",\n  ".join(json.dumps(r, default=str) for r in body["rows"])
-    text = json.dumps(head, default=str)
-    return text[:-1] + (', "rows": [\n  ' + rows + "\n]}" if rows else ', "rows": []}') + "\n"
+    # A value no header holds, whose JSON text cannot occur inside another value's.
+    mark = f"rows-{uuid.uuid4().hex}"
+    whole = canonical({**head, "rows": mark}).replace(
+        json.dumps(mark), "[" + ",".join(rows) + "]", 1
+    )
+    checksum = "sha256:" + hashlib.sha256(whole.encode("utf-8")).hexdigest()
+    text = json.dumps({**head, "checksum": checksum}, default=str)
+    listed = ",\n  ".join(rows)
+    text = text[:-1] + (', "rows": [\n  ' + listed + "\n]}" if rows else ', "rows": []}') + "\n"
+    return text, checksum
 
 
 def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) -> str:
@@ -59,14 +74,14 @@ def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) 
         **header,
         "rows": list(rows),
     }
-    body["checksum"] = _checksum(body)
+    text, _ = _sealed(body)
     path = os.path.join(folder, name)
     tmp = path + ".partial"
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_layout(body))
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
