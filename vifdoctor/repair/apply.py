@@ -210,7 +210,7 @@ def apply_changes(
                 if ahead > 0:
                     sleep(ahead)
         mode.set(False)
-        verify(conn, layout, changes, outcome, binary)
+        verify(conn, layout, changes, outcome, binary, table)
     gc.unfreeze()
     return outcome
 
@@ -313,6 +313,7 @@ def verify(
     changes: Sequence[Change],
     outcome: Outcome,
     binary: bool = False,
+    table: sa.Table | None = None,
 ) -> None:
     """Prove what each planned row holds now: changed only if it reads back the new text.
 
@@ -329,7 +330,7 @@ def verify(
     "nothing was written".
     """
     try:
-        doubtful = unproven(conn, layout, changes, outcome, binary)
+        doubtful = unproven(conn, layout, changes, outcome, binary, table=table)
         current = (
             read_current(conn, layout, [(c.port_id, c.host) for c in doubtful]) if doubtful else {}
         )
@@ -361,6 +362,7 @@ def unproven(
     outcome: Outcome,
     binary: bool = False,
     chunk: int = 2000,
+    table: sa.Table | None = None,
 ) -> list[Change]:
     """The rows whose state the writes' row counts and one COUNT per chunk do not prove.
 
@@ -381,7 +383,7 @@ def unproven(
             doubtful.append(c)
     if not groups:
         return doubtful
-    table = reflect_bindings(conn)
+    table = table if table is not None else reflect_bindings(conn)
     query = only_live(
         sa.select(sa.func.count())
         .select_from(table)
