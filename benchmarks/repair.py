@@ -69,6 +69,7 @@ class Timed:
     rss_mb: float
     rc: int
     stdout: str
+    cpu: float = float("nan")  # user + system s of the child: steadier than wall when loaded
 
 
 def timed(args: list[str], env: dict | None = None) -> Timed:
@@ -76,7 +77,7 @@ def timed(args: list[str], env: dict | None = None) -> Timed:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t, tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [TIME, "-f", "%M", "-o", t.name, *args],
+            [TIME, "-f", "%U %S %M", "-o", t.name, *args],
             stdout=out,
             stderr=subprocess.PIPE,
             text=True,
@@ -90,7 +91,9 @@ def timed(args: list[str], env: dict | None = None) -> Timed:
         sys.exit(
             f"{' '.join(args[:3])}... failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}"
         )
-    return Timed(wall, float(fields[-1]) / 1024 if fields else float("nan"), proc.returncode, text)
+    rss = float(fields[-1]) / 1024 if fields else float("nan")
+    cpu = float(fields[-3]) + float(fields[-2]) if len(fields) >= 3 else float("nan")
+    return Timed(wall, rss, proc.returncode, text, cpu)
 
 
 def child_env() -> dict[str, str]:
@@ -373,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(
-                    f"   [{rep + 1}] batch {batch}: plan {plan.wall:.2f} s ({planned} rows), "
-                    f"repair --apply {run.wall:.2f} s (exit {run.rc}, "
+                    f"   [{rep + 1}] batch {batch}: plan {plan.wall:.2f} s (CPU {plan.cpu:.2f} s, "
+                    f"{planned} rows), repair --apply {run.wall:.2f} s (CPU {run.cpu:.2f} s, "
+                    f"exit {run.rc}, "
                     f"{outcome['changed']} changed, {outcome['batches']} batches, "
                     f"{outcome['retries']} retries, longest transaction "
                     f"{outcome['longest_transaction_ms']} ms, peak RSS {run.rss_mb:.0f} MB, "
@@ -412,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             last["rollback"], last["restored"] = undo, differing(SOURCE, COPY_A) == 0
             print(
                 f"   [{rep + 1}] rollback --apply of the batch-{sizes[-1]} repair: "
-                f"{undo.wall:.2f} s (exit {undo.rc}, peak RSS {undo.rss_mb:.0f} MB); source "
+                f"{undo.wall:.2f} s (CPU {undo.cpu:.2f} s, exit {undo.rc}, peak RSS "
+                f"{undo.rss_mb:.0f} MB); source "
                 f"restored byte for byte: {'yes' if last['restored'] else 'NO'}",
                 flush=True,
             )
@@ -446,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"floor: read of the candidate rows (mariadb --quick) {read:.2f} s "
-        f"(runs: {' '.join(f'{r.wall:.2f}' for r in reads)}) + blanket UPDATE {floor:.2f} s "
+        f"(runs: {' '.join(f'{r.wall:.2f}' for r in reads)}; client CPU "
+        f"{' '.join(f'{r.cpu:.2f}' for r in reads)}) + blanket UPDATE {floor:.2f} s "
         f"= {target_floor:.2f} s\n"
     )
     head = (

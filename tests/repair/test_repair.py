@@ -471,6 +471,42 @@ def test_binding_moved_to_another_host_after_the_plan_is_skipped(db_url):
     assert (row["host"], row["vif_details"]) == ("compute-lb000", "")
 
 
+def test_row_that_does_not_read_back_the_new_value_is_reported_failed(db_url):
+    """The guarded UPDATE matches every row, yet one row ends up holding something else
+    (here a trigger rewrites it): the verification's byte-exact COUNT falls short, the
+    chunk is re-read, and that row alone is reported failed, with what it holds."""
+    install_demo(db_url)
+    engine, layout, changes = _plan(db_url)
+    victim = changes[3]
+    if engine.dialect.name == "sqlite":
+        trigger = (
+            "CREATE TRIGGER rewrite AFTER UPDATE OF vif_details ON ml2_port_bindings "
+            f"WHEN NEW.port_id = '{victim.port_id}' AND NEW.vif_details <> '{OTHER_VALUE}' "
+            f"BEGIN UPDATE ml2_port_bindings SET vif_details = '{OTHER_VALUE}' "
+            "WHERE port_id = NEW.port_id; END"
+        )
+    else:
+        trigger = (
+            "CREATE TRIGGER rewrite BEFORE UPDATE ON ml2_port_bindings FOR EACH ROW "
+            f"SET NEW.vif_details = IF(NEW.port_id = '{victim.port_id}', "
+            f"'{OTHER_VALUE}', NEW.vif_details)"
+        )
+    execute(db_url, trigger)
+    try:
+        outcome = apply_changes(engine, layout, changes, WriteOptions())
+    finally:
+        engine.dispose()
+    key = (victim.port_id, victim.host)
+    assert outcome.batches == 1
+    assert outcome.status[key] == "failed"
+    assert outcome.current[key] == OTHER_VALUE
+    assert len(outcome.errors) == 1 and victim.port_id in outcome.errors[0]
+    assert all(s == CHANGED for k, s in outcome.status.items() if k != key)
+    after = details(db_url)
+    assert after[key] == OTHER_VALUE
+    assert all(after[(c.port_id, c.host)] == HYBRID for c in changes if c is not victim)
+
+
 def test_binding_deactivated_after_the_plan_is_skipped(ocata_url):
     """A live migration activates the other host's binding between plan and write.
 

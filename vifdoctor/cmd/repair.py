@@ -71,7 +71,8 @@ def no_cyclic_gc() -> Iterator[None]:
 def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
     # A table summarizes a large change list unless every row is asked for (-c or --all-rows).
     summary = args.format == "table" and not args.column and not args.all_rows
-    renderer(args.format)(change_listing(report, summary=summary).select(args.column), out)
+    listing = change_listing(report, summary=summary, footer=args.format == "table")
+    renderer(args.format)(listing.select(args.column), out)
     return report.exit_code
 
 

@@ -193,7 +193,7 @@ def apply_changes(
     progress: Callable[[int], None] = lambda n: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Write the changes batch by batch; then re-read every row to report the truth."""
+    """Write the changes batch by batch; then prove what every row holds (:func:`verify`)."""
     outcome = Outcome(status={(c.port_id, c.host): PENDING for c in changes})
     if not changes:
         return outcome
@@ -211,12 +211,15 @@ def apply_changes(
         stmt = batch_statement(table, layout, dialect)
         null_stmt = batch_statement(table, layout, dialect, null=True)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
+        mode = _Mode(conn)
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary)
+            matched = _write_batch(
+                conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary, mode
+            )
             if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
@@ -231,9 +234,31 @@ def apply_changes(
                 ahead = written / opts.max_rate - (time.monotonic() - started)
                 if ahead > 0:
                     sleep(ahead)
-        verify(conn, layout, changes, outcome)
+        mode.set(False)
+        verify(conn, layout, changes, outcome, binary, table)
     gc.unfreeze()
     return outcome
+
+
+class _Mode:
+    """Whether the writing connection is in autocommit, switched only when it must change.
+
+    A batch that is one statement (its rows share one stored and one new text) runs in
+    autocommit: the statement is the whole transaction, atomic on every database, and
+    no COMMIT round trip follows it while its locks are held. A batch of several
+    statements opens one transaction around them.
+    """
+
+    def __init__(self, conn: Connection):
+        self.conn, self.on, self.default = conn, False, conn.default_isolation_level
+
+    def set(self, on: bool) -> None:
+        if on == self.on:
+            return
+        if self.conn.in_transaction():
+            self.conn.commit()  # in autocommit, only ends SQLAlchemy's marker
+        self.conn.execution_options(isolation_level="AUTOCOMMIT" if on else self.default)
+        self.on = on
 
 
 def _write_batch(
@@ -244,27 +269,31 @@ def _write_batch(
     outcome: Outcome,
     sleep: Callable[[float], None],
     binary: bool = False,
+    mode: _Mode | None = None,
 ) -> int | None:
     """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
     ``stmts``: the statement guarded on stored text, and the one for rows read as NULL.
+    A batch of one statement is that statement alone, in autocommit (:class:`_Mode`).
     """
-    stmt, null_stmt = stmts
     groups = batch_params(
         batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS), binary
     )
+    single = mode is not None and len(groups) == 1
+    if mode is not None:
+        mode.set(single)
     collecting = gc.isenabled()  # a caller may have stopped it for the whole run
     for attempt in range(opts.retries + 1):
         gc.disable()
         began = time.monotonic()
         try:
-            with conn.begin():
-                matched = sum(
-                    conn.execute(stmt if p["b_stored"] is not None else null_stmt, p).rowcount
-                    for p in groups
-                )
+            if single:  # its own transaction: all or nothing, committed when it returns
+                matched = _execute(conn, stmts, groups[0])
+            else:
+                with conn.begin():
+                    matched = sum(_execute(conn, stmts, p) for p in groups)
             outcome.longest_transaction_s = max(
                 outcome.longest_transaction_s, time.monotonic() - began
             )
@@ -281,6 +310,12 @@ def _write_batch(
             if collecting:
                 gc.enable()
     return None  # pragma: no cover - the loop always returns
+
+
+def _execute(conn: Connection, stmts: tuple[sa.Update, sa.Update], group: dict) -> int:
+    """One group's guarded UPDATE (``IS NULL`` for rows read as NULL); rows matched."""
+    stmt, null_stmt = stmts
+    return conn.execute(stmt if group["b_stored"] is not None else null_stmt, group).rowcount
 
 
 def read_current(
@@ -304,23 +339,40 @@ def read_current(
     return found
 
 
-def verify(conn: Connection, layout: Layout, changes: Sequence[Change], outcome: Outcome) -> None:
-    """Re-read every planned row: a row counts as changed only if it now holds the new text.
+def verify(
+    conn: Connection,
+    layout: Layout,
+    changes: Sequence[Change],
+    outcome: Outcome,
+    binary: bool = False,
+    table: sa.Table | None = None,
+) -> None:
+    """Prove what each planned row holds now: changed only if it reads back the new text.
 
-    A row of a batch that failed is re-read too: if it holds the new value, the
-    commit went through despite the error, and it is reported changed. If the
-    re-read itself fails, every row a batch was sent for is reported unknown,
-    never as "nothing was written".
+    A batch whose guarded UPDATEs matched every row wrote exactly those rows (each key
+    is the primary key, each guard the old text, byte for byte). What is left to prove
+    is that they read back as the new text (a trigger or a lax server could make them
+    hold something else): one COUNT of the rows holding it, byte-exact, per new text and
+    chunk of keys (:func:`unproven`), with no row sent back. Only the rows no count
+    proves are re-read one by one: those of a batch that matched fewer rows than planned
+    (which were skipped?), of a batch that failed (did its commit go through despite the
+    error? then it is reported changed), of a chunk whose count fell short, and rows
+    never sent. If the
+    re-read fails, every row a batch was sent for is reported unknown, never as
+    "nothing was written".
     """
     try:
-        current = read_current(conn, layout, [(c.port_id, c.host) for c in changes])
+        doubtful = unproven(conn, layout, changes, outcome, binary, table=table)
+        current = (
+            read_current(conn, layout, [(c.port_id, c.host) for c in doubtful]) if doubtful else {}
+        )
     except DBAPIError as exc:
         outcome.errors.append(f"could not re-read the rows: {db_error(exc)}")
         for key, state in outcome.status.items():
             if state in (CHANGED, _WRITTEN, FAILED):
                 outcome.status[key] = UNKNOWN
         return
-    for c in changes:
+    for c in doubtful:
         key = (c.port_id, c.host)
         now = current.get(key)
         # A row gone (or no longer live) is not one that holds the new value, even NULL.
@@ -335,6 +387,58 @@ def verify(conn: Connection, layout: Layout, changes: Sequence[Change], outcome:
             outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
         if state in (SKIPPED, FAILED) or not holds_new:
             outcome.current[key] = now
+
+
+def unproven(
+    conn: Connection,
+    layout: Layout,
+    changes: Sequence[Change],
+    outcome: Outcome,
+    binary: bool = False,
+    chunk: int = 2000,
+    table: sa.Table | None = None,
+) -> list[Change]:
+    """The rows whose state the writes' row counts and one COUNT per chunk do not prove.
+
+    For the rows of fully matched batches, grouped by new text: ``SELECT COUNT(*) ...
+    WHERE (port_id, host) IN :keys AND vif_details = :new`` (byte-exact, live rows only).
+    A count equal to the chunk's rows proves each holds the new text (a key matches one
+    row at most: it is the primary key); a chunk that falls short is re-read whole.
+    Rows of batches that matched fewer rows or failed are always re-read, and so are
+    rows never sent (a stopped run reports what they hold).
+    """
+    doubtful: list[Change] = []
+    groups: dict[str, list[Change]] = {}
+    for c in changes:
+        state = outcome.status[(c.port_id, c.host)]
+        if state == CHANGED and c.new is not None:
+            groups.setdefault(c.new, []).append(c)
+        else:  # matched fewer, failed, never sent, or restored to NULL: read it back
+            doubtful.append(c)
+    if not groups:
+        return doubtful
+    table = table if table is not None else reflect_bindings(conn)
+    query = only_live(
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(
+            sa.tuple_(table.c.port_id, table.c.host).in_(sa.bindparam("b_keys", expanding=True)),
+            exact_equals(
+                table.c.vif_details, sa.bindparam("b_new", type_=sa.String()), conn.dialect.name
+            ),
+        ),
+        table,
+        layout,
+    )
+    for new, rows in groups.items():
+        value = column_bytes(new) if binary else new
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            keys = [(c.port_id, c.host) for c in part]
+            if conn.execute(query, {"b_keys": keys, "b_new": value}).scalar() != len(part):
+                doubtful.extend(part)
+    conn.rollback()
+    return doubtful
 
 
 def require_writable(engine: Engine) -> None:

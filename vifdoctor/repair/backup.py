@@ -14,8 +14,10 @@ import datetime
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import IO
 
 from vifdoctor import __version__
 from vifdoctor.errors import VifdoctorError
@@ -41,12 +43,34 @@ def _checksum(body: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _layout(body: dict) -> str:
-    """Compact JSON (the C encoder), one row per line so the file stays readable."""
+def _sealed(body: dict) -> tuple[str, list[str]]:
+    """The file's head (up to its rows) and its rows' texts, each row encoded once.
+
+    Rows are written in the checksum's own canonical form (sorted keys, compact), one
+    per line; the canonical text of the whole body is the same row texts set in place
+    of a placeholder, so the checksum, hashed piece by piece (no copy of the whole
+    text), equals :func:`_checksum`'s byte for byte (issue 14).
+    """
+    canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+    rows = [canonical(r) for r in body["rows"]]
     head = {k: v for k, v in body.items() if k != "rows"}
-    rows = ",\n  ".join(json.dumps(r, default=str) for r in body["rows"])
-    text = json.dumps(head, default=str)
-    return text[:-1] + (', "rows": [\n  ' + rows + "\n]}" if rows else ', "rows": []}') + "\n"
+    # A value no header holds, whose JSON text cannot occur inside another value's.
+    mark = f"rows-{uuid.uuid4().hex}"
+    before, after = canonical({**head, "rows": mark}).split(json.dumps(mark), 1)
+    digest = hashlib.sha256(before.encode("utf-8") + b"[")
+    for n, row in enumerate(rows):
+        digest.update(("," + row if n else row).encode("utf-8"))
+    digest.update(b"]" + after.encode("utf-8"))
+    text = json.dumps({**head, "checksum": "sha256:" + digest.hexdigest()}, default=str)
+    return text[:-1] + ', "rows": [', rows
+
+
+def _write_sealed(fh: IO[str], head: str, rows: list[str], chunk: int = 1000) -> None:
+    """The head, then one row per line, a chunk at a time (no giant string)."""
+    fh.write(head)
+    for start in range(0, len(rows), chunk):
+        fh.write(("\n  " if not start else ",\n  ") + ",\n  ".join(rows[start : start + chunk]))
+    fh.write("\n]}\n" if rows else "]}\n")
 
 
 def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) -> str:
@@ -59,14 +83,14 @@ def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) 
         **header,
         "rows": list(rows),
     }
-    body["checksum"] = _checksum(body)
+    head, texts = _sealed(body)
     path = os.path.join(folder, name)
     tmp = path + ".partial"
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_layout(body))
+            _write_sealed(fh, head, texts)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -9,7 +9,6 @@ repairable rule are never planned.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 
@@ -109,16 +108,24 @@ def plan_changes(
         key = (binding.vif_details, binding.vif_type, binding.status)
         if key in entry[1]:
             like = entry[1][key]
+            # Built directly: dataclasses.replace costs twice as much (issue 14).
             change = (
                 None
                 if like is None
-                else dataclasses.replace(
-                    like,
-                    port_id=binding.port_id,
-                    host=binding.host,
-                    device_owner=binding.device_owner,
-                    device_id=binding.device_id,
-                    binding=binding,
+                else Change(
+                    binding.port_id,
+                    binding.host,
+                    like.status,
+                    like.stored,
+                    like.new,
+                    like.codes,
+                    binding.device_owner,
+                    binding.device_id,
+                    like.vif_type,
+                    like.plug_before,
+                    like.plug_after,
+                    binding,
+                    like.action,
                 )
             )
         else:

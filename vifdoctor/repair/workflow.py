@@ -173,13 +173,19 @@ def _write_options(options: WriteOptions) -> writer.WriteOptions:
 _NULL_AS_TEXT = ("host", "vif_type", "vnic_type", "profile")
 
 
-def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str, str], dict]:
+def _originals(
+    source: NeutronDatabase,
+    changes: list[Change],
+    current: dict[tuple[str, str], str | None] | None = None,
+) -> dict[tuple[str, str], dict]:
     """Every column of every row about to change, for the backup.
 
     When the table has only the columns the plan already read, the rows come from the
-    plan; a table with other columns (a vendor's) is read again, whole. So is one where
-    a column the plan reads as text (NULL as '' or 'normal') may hold NULL: the
-    backup keeps NULL as null, never as the text it was judged as.
+    plan; a table with other columns (a vendor's), or a rollback's rows, are read again,
+    whole. So is one where a column the plan reads as text (NULL as '' or 'normal') may
+    hold NULL: the backup keeps NULL as null, never as the text it was judged as.
+    ``current``: filled with each row's vif_details as text on the way (what
+    :func:`writer.read_current` returns), so a rollback reads its rows once.
     """
     conn = source.conn
     table = reflect_bindings(conn)
@@ -188,17 +194,22 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
     binary = {c.name for c in table.columns if is_binary(c)}
     as_read = not any(table.c[n].nullable for n in _NULL_AS_TEXT if n in table.c)
     if (
-        as_read
+        current is None
+        and as_read
         and set(columns) <= set(BINDING_COLUMNS)
         and all(c.binding is not None for c in changes)
     ):
-        return {
-            (c.port_id, c.host): {
-                col: backup_value(getattr(c.binding, BINDING_COLUMNS[col]), col in binary)
-                for col in columns
-            }
-            for c in changes
-        }
+        fields = [(col, BINDING_COLUMNS[col], col in binary) for col in columns]
+        planned: dict[tuple[str, str], dict] = {}
+        for c in changes:
+            values: dict[str, Any] = {}
+            for col, attr, blob in fields:
+                value = getattr(c.binding, attr)
+                # text of a text column, and NULL, are kept as they are (the common case)
+                plain = value is None or (not blob and type(value) is str)
+                values[col] = value if plain else backup_value(value, blob)
+            planned[(c.port_id, c.host)] = values
+        return planned
     found: dict[tuple[str, str], dict] = {}
     keys = [(c.port_id, c.host) for c in changes]
     assert source.layout is not None
@@ -211,9 +222,10 @@ def _originals(source: NeutronDatabase, changes: list[Change]) -> dict[tuple[str
             source.layout,
         )
         for row in conn.execute(query).mappings():
-            found[(row["port_id"], row["host"])] = {
-                k: backup_value(v, k in binary) for k, v in row.items()
-            }
+            key = (row["port_id"], row["host"])
+            found[key] = {k: backup_value(v, k in binary) for k, v in row.items()}
+            if current is not None:
+                current[key] = column_text(row["vif_details"])
     conn.rollback()
     return found
 
@@ -418,8 +430,14 @@ def rollback(
                 return stale.restore(backup, source, options, hooks)
             changes = [_restore(row) for row in backup.rows]
             assert source.layout is not None
-            keys = [(c.port_id, c.host) for c in changes]
-            current = writer.read_current(source.conn, source.layout, keys)
+            # With --apply the rows are read whole once: their text decides what is due,
+            # and the due ones are the rollback's own backup.
+            current: dict[tuple[str, str], str | None] = {}
+            whole = _originals(source, changes, current) if options.apply else {}
+            if not options.apply:
+                keys = [(c.port_id, c.host) for c in changes]
+                current = writer.read_current(source.conn, source.layout, keys)
+            # a row gone is not due, even where the backup stored NULL
             due = [
                 c
                 for c in changes
@@ -439,7 +457,7 @@ def rollback(
             )
             if not options.apply or not due:
                 return report
-            originals = _originals(source, due)
+            originals = {(c.port_id, c.host): whole[(c.port_id, c.host)] for c in due}
             rows = [
                 {
                     "original": originals[(c.port_id, c.host)],

@@ -263,20 +263,21 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def change_listing(report: ChangeReport, summary: bool = False) -> Listing:
+def change_listing(report: ChangeReport, summary: bool = False, footer: bool = True) -> Listing:
     """A plan, repair or rollback as a listing, with its footer.
 
     ``summary`` (a table, unless --all-rows): past SUMMARY_THRESHOLD rows the table
     counts rows by host, codes and result instead of listing each, so rendering a
     100,000-row repair does not cost more than the repair (issue 14); the document
-    (-f json/yaml) and csv/value rows always list every row.
+    (-f json/yaml) and csv/value rows always list every row. ``footer=False``: no
+    footer (only a table shows one; its per-VM commands cost as much as the rows).
     """
     listing = plan_listing(
         report.changes, report.schema, report.assumptions, report.extra, report.results
     )
     too_long = _too_long_lines(report)
     if not summary or len(report.changes) <= SUMMARY_THRESHOLD:
-        listing.footer = too_long + _footer(report)
+        listing.footer = too_long + _footer(report) if footer else []
         return listing
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for row in listing.rows:
