@@ -211,15 +211,12 @@ def apply_changes(
         stmt = batch_statement(table, layout, dialect)
         null_stmt = batch_statement(table, layout, dialect, null=True)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
-        mode = _Mode(conn)
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
         for batch in batches(changes, opts.batch_size):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(
-                conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary, mode
-            )
+            matched = _write_batch(conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary)
             if matched is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
@@ -234,31 +231,9 @@ def apply_changes(
                 ahead = written / opts.max_rate - (time.monotonic() - started)
                 if ahead > 0:
                     sleep(ahead)
-        mode.set(False)
         verify(conn, layout, changes, outcome, binary, table)
     gc.unfreeze()
     return outcome
-
-
-class _Mode:
-    """Whether the writing connection is in autocommit, switched only when it must change.
-
-    A batch that is one statement (its rows share one stored and one new text) runs in
-    autocommit: the statement is the whole transaction, atomic on every database, and
-    no COMMIT round trip follows it while its locks are held. A batch of several
-    statements opens one transaction around them.
-    """
-
-    def __init__(self, conn: Connection):
-        self.conn, self.on, self.default = conn, False, conn.default_isolation_level
-
-    def set(self, on: bool) -> None:
-        if on == self.on:
-            return
-        if self.conn.in_transaction():
-            self.conn.commit()  # in autocommit, only ends SQLAlchemy's marker
-        self.conn.execution_options(isolation_level="AUTOCOMMIT" if on else self.default)
-        self.on = on
 
 
 def _write_batch(
@@ -269,31 +244,23 @@ def _write_batch(
     outcome: Outcome,
     sleep: Callable[[float], None],
     binary: bool = False,
-    mode: _Mode | None = None,
 ) -> int | None:
     """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
     ``stmts``: the statement guarded on stored text, and the one for rows read as NULL.
-    A batch of one statement is that statement alone, in autocommit (:class:`_Mode`).
     """
     groups = batch_params(
         batch, _STATEMENT_ROWS.get(conn.dialect.name, _DEFAULT_STATEMENT_ROWS), binary
     )
-    single = mode is not None and len(groups) == 1
-    if mode is not None:
-        mode.set(single)
     collecting = gc.isenabled()  # a caller may have stopped it for the whole run
     for attempt in range(opts.retries + 1):
         gc.disable()
         began = time.monotonic()
         try:
-            if single:  # its own transaction: all or nothing, committed when it returns
-                matched = _execute(conn, stmts, groups[0])
-            else:
-                with conn.begin():
-                    matched = sum(_execute(conn, stmts, p) for p in groups)
+            with conn.begin():
+                matched = sum(_execute(conn, stmts, p) for p in groups)
             outcome.longest_transaction_s = max(
                 outcome.longest_transaction_s, time.monotonic() - began
             )
