@@ -126,10 +126,9 @@ class NovaApiCells:
         if self._servers is not None:
             return self._servers
         found: list[Instance] = []
-        # Raw pages, not the SDK's Server objects (building those cost more client time
-        # than the server took to answer, issue 14), and no microversion: 2.1 shows host,
-        # node and states to an admin, and spares nova what later versions add to each
-        # server (services for host_status, tags, trusted certs, system metadata).
+        # Raw pages, not the SDK's Server objects (building those took about 90 s of
+        # client time for 16,323 servers, against nova's 138 s to answer: issue 14), and
+        # no microversion: 2.1 shows host, node and states to an admin.
         url = f"/servers/detail?all_tenants=1&limit={self.page_size}"
         while url:
             try:
