@@ -1,6 +1,7 @@
 """Time the audit through the real Neutron and Nova APIs against the database path.
 
     .venv/bin/python benchmarks/api_mode.py --ports 20000 [--reuse] [--all-inactive-bindings]
+        [--keep] [--save DIR]
 
 1. generate ``vifdoctor_api_N`` (Neutron) and ``vifdoctor_api_N_nova`` (Nova cell)
    with ``benchmarks/generate.py`` (skipped with ``--reuse`` when they exist), plus
@@ -13,10 +14,14 @@
    API (tests/nova_server.py), one gunicorn worker each, on those databases;
 3. time ``vifdoctor audit --os-cloud vdtest -f json`` (Neutron and Nova through their
    APIs; INACTIVE bindings read only where Nova shows a move, issue 14) and the database
-   path ``vifdoctor audit --neutron-db URL --nova-db URL -f json``;
+   path ``vifdoctor audit --neutron-db URL --nova-db URL -f json``, each in a child under
+   ``/usr/bin/time`` (wall, peak RSS); the API runs count their HTTP requests by kind
+   (benchmarks/_http_count.py: how many, seconds waited on the servers, span), unless
+   ``VIFDOCTOR_BENCH_COMMAND`` names another checkout to run (then uncounted);
 4. compare the findings both paths can see: every finding's (code, port, host), less
    the codes the APIs cannot show (VD104, VD111: text that does not parse; VD201, VD203,
    VD205: Nova's cache; VD204 soft-deleted vs unknown is the same code either way).
+   ``--save DIR`` keeps each run's JSON (and request counts) to diff port by port.
 
 The servers and the API databases are stopped and dropped at the end; the generated
 Neutron/Nova databases are kept only with ``--keep``.
@@ -32,14 +37,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _common import connect, mariadb_args, url, vifdoctor_command  # noqa: E402
+from _common import connect, url, vifdoctor_command  # noqa: E402
 
-#: What the API cannot show (docs/api-mode.md): left out of the comparison.
-API_BLIND = {"VD104", "VD111", "VD201", "VD203", "VD205"}
+from vifdoctor.sources.neutron_api import UNSEEN_CODES  # noqa: E402
+from vifdoctor.sources.nova_api import CACHE_CODES  # noqa: E402
+
+#: What the APIs cannot show (docs/api-mode.md): left out of the comparison.
+API_BLIND = UNSEEN_CODES | CACHE_CODES
 
 
 def sql(database: str | None, *statements: str) -> None:
@@ -62,15 +71,36 @@ def exists(database: str) -> bool:
         conn.close()
 
 
-def run(argv: list[str], env: dict) -> tuple[float, int, dict]:
+class Run(NamedTuple):
+    wall: float
+    rss_mb: float
+    exit_code: int
+    doc: dict
+    requests: dict  # shape -> count, seconds (summed over threads), span, starts_at
+
+
+def run(argv: list[str], env: dict, work: Path, requests: Path | None = None) -> Run:
+    """One audit in a child under /usr/bin/time (wall, peak RSS); API runs count their
+    HTTP requests into ``requests`` (benchmarks/_http_count.py)."""
+    measured = work / "time.txt"
+    command = (
+        [sys.executable, str(Path(__file__).with_name("_http_count.py")), str(requests)]
+        if requests is not None
+        else vifdoctor_command()
+    )
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [*vifdoctor_command(), *argv, "-f", "json"], capture_output=True, text=True, env=env
+        ["/usr/bin/time", "-f", "%e %M", "-o", str(measured), *command, *argv, "-f", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1, 2):
         sys.exit(f"{' '.join(argv[:3])} failed (exit {proc.returncode}): {proc.stderr[-800:]}")
-    return wall, proc.returncode, json.loads(proc.stdout)
+    rss_mb = int(measured.read_text().split()[-1]) / 1024
+    counted = json.loads(requests.read_text())["requests"] if requests is not None else {}
+    return Run(wall, rss_mb, proc.returncode, json.loads(proc.stdout), counted)
 
 
 def keyed(doc: dict) -> set[tuple[str, str, str]]:
@@ -84,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ports", type=int, default=20000)
     p.add_argument("--reuse", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the generated databases")
+    p.add_argument("--save", type=Path, help="write each run's JSON document into this folder")
     p.add_argument(
         "--all-inactive-bindings",
         action="store_true",
@@ -162,26 +193,47 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 for name, command in runs:
                     sql(db, "UPDATE agents SET heartbeat_timestamp = UTC_TIMESTAMP()")
+                    # VIFDOCTOR_BENCH_COMMAND (another checkout) runs uncounted
+                    counted = (
+                        work / f"{name}-requests.json"
+                        if name != "db" and not os.environ.get("VIFDOCTOR_BENCH_COMMAND")
+                        else None
+                    )
                     try:
-                        results[name] = run(command, env)
+                        results[name] = r = run(command, env, work, counted)
                     except SystemExit:
                         print("nova API log:", nova.log.read_text()[-3000:], file=sys.stderr)
                         raise
-                    wall, rc, doc = results[name]
+                    if args.save:
+                        args.save.mkdir(parents=True, exist_ok=True)
+                        (args.save / f"{name}.json").write_text(json.dumps(r.doc, indent=1))
+                        if counted is not None:
+                            (args.save / counted.name).write_text(counted.read_text())
                     print(
-                        f"   {name:<8} {wall:8.1f} s (exit {rc}), {len(doc['findings'])} findings",
+                        f"   {name:<8} {r.wall:8.1f} s, peak RSS {r.rss_mb:.0f} MB (exit "
+                        f"{r.exit_code}), {len(r.doc['findings'])} findings"
+                        + (
+                            f", {sum(c['count'] for c in r.requests.values())} requests"
+                            if counted
+                            else ""
+                        ),
                         flush=True,
                     )
+                    for shape, c in r.requests.items():
+                        print(
+                            f"      {c['count']:6d} x {shape:<40} {c['seconds']:7.1f} s waited, "
+                            f"{c['span']:7.1f} s from t={c['starts_at']:.1f} s"
+                        )
     finally:
         sql(None, f"DROP DATABASE IF EXISTS `{api}`")
         if not args.keep:
             sql(None, f"DROP DATABASE IF EXISTS `{db}`", f"DROP DATABASE IF EXISTS `{cell}`")
-    db_keys = keyed(results["db"][2])
+    db_keys = keyed(results["db"].doc)
     same = True
     for name in results:
         if name == "db":
             continue
-        got = keyed(results[name][2])
+        got = keyed(results[name].doc)
         print(
             f"{name}: {len(got)} comparable findings, database path {len(db_keys)}; "
             f"only through the API {len(got - db_keys)}, only in the database "
@@ -191,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
             print("   differs:", k)
         same = same and got == db_keys
     print(f"same findings (less {', '.join(sorted(API_BLIND))}): {'yes' if same else 'NO'}")
-    _ = mariadb_args
     return 0 if same else 1
 
 

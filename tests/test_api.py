@@ -10,7 +10,7 @@ import pytest
 from testkit.repairkit import cli_json, drifted_cloud, install, install_demo
 
 from vifdoctor import api
-from vifdoctor.demo.incident import EMPTY_DETAIL_PORT_IDS
+from vifdoctor.demo.incident import EMPTY_DETAIL_PORT_IDS, MALFORMED_PORT_ID
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.options import AuditOptions, RepairOptions
 from vifdoctor.repair.hooks import Hooks
@@ -29,7 +29,7 @@ def test_audit_by_keywords_is_the_cli_audit(sqlite_url, capsys):
     assert _codes(report) == sorted((f["code"], f["port_id"]) for f in doc["findings"])
     assert report.summary() == doc["summary"]
     vd101 = {p for c, p in _codes(report) if c == "VD101"}
-    assert vd101 == set(EMPTY_DETAIL_PORT_IDS)
+    assert vd101 == {*EMPTY_DETAIL_PORT_IDS, MALFORMED_PORT_ID}  # the malformed one as {}
 
 
 def test_options_dataclass_and_keywords_ask_the_same(sqlite_url):

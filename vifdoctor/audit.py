@@ -421,6 +421,9 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
         if nova_cells is None and s.engine is None and not options.no_nova_api:
             # API mode without Nova databases: Nova's API of the same cloud
             nova_cells, nova_notes = open_from_neutron_api(s.source)
+            if nova_cells is not None:
+                # Neutron lists the ports while Nova lists the servers, not after (issue 14)
+                s.source.prefetch_ports(s.selectors)  # type: ignore[attr-defined]
             if (
                 nova_cells is not None
                 and not options.all_inactive_bindings

@@ -48,6 +48,9 @@ LEGACY_PAIRS = {
     ("VD108", P_LB),
     ("VD107", P_DEAD),
     ("VD104", P_MALFORMED),
+    # ...and, as the {} Neutron hands Nova for that text, what an empty row gets
+    ("VD101", P_MALFORMED),
+    ("VD103", P_MALFORMED),
     ("VD111", BROKEN_HOST),
 }
 OCATA_PAIRS = LEGACY_PAIRS | {("VD101", P_MIG), ("VD103", P_MIG), ("VD109", P_MIG)}
@@ -124,35 +127,34 @@ def layout_cloud(multi_binding: bool) -> CloudSpec:
 
 def expected_summary(multi_binding: bool) -> dict:
     skipped = {
-        "malformed vif_details": 1,
         "network:dhcp (Nova plugs nothing)": 1,
         "network:router_interface (Nova plugs nothing)": 1,
     }
     summary = {
         "bindings": 9,
-        "judged": 6,  # P_EMPTY, P_GOOD, P_STALE, P_FAILED, P_LB, P_DEAD
+        "judged": 7,  # P_EMPTY, P_GOOD, P_STALE, P_FAILED, P_LB, P_DEAD, P_MALFORMED
         "skipped": skipped,
-        "findings": 8,
+        "findings": 10,
         "by_code": {
-            "VD101": 1,
+            "VD101": 2,
             "VD102": 1,
-            "VD103": 1,
+            "VD103": 2,
             "VD104": 1,
             "VD105": 1,
             "VD107": 1,
             "VD108": 1,
             "VD111": 1,
         },
-        "by_severity": {"info": 0, "warning": 3, "failure": 5},
-        "by_host": {"cmp-hybrid": 4, "cmp-ovsfw": 1, "cmp-lb": 1, "cmp-dead": 1, BROKEN_HOST: 1},
+        "by_severity": {"info": 0, "warning": 4, "failure": 6},
+        "by_host": {"cmp-hybrid": 6, "cmp-ovsfw": 1, "cmp-lb": 1, "cmp-dead": 1, BROKEN_HOST: 1},
         "exit_code": 2,
     }
     if multi_binding:
-        summary.update(bindings=11, judged=7, findings=11)
+        summary.update(bindings=11, judged=8, findings=13)
         summary["skipped"] = {**skipped, "inactive binding": 1}
-        summary["by_code"].update(VD101=2, VD103=2, VD109=1)
-        summary["by_severity"] = {"info": 0, "warning": 5, "failure": 6}
-        summary["by_host"].update({"cmp-hybrid": 6, "cmp-ghost": 1})
+        summary["by_code"].update(VD101=3, VD103=3, VD109=1)
+        summary["by_severity"] = {"info": 0, "warning": 6, "failure": 7}
+        summary["by_host"].update({"cmp-hybrid": 8, "cmp-ghost": 1})
     summary["by_host"] = dict(sorted(summary["by_host"].items()))
     summary["skipped"] = dict(sorted(summary["skipped"].items()))
     summary["by_code"] = dict(sorted(summary["by_code"].items()))
@@ -238,6 +240,8 @@ def test_select_host(ocata_url):
         ("VD103", P_EMPTY),
         ("VD105", P_FAILED),
         ("VD104", P_MALFORMED),
+        ("VD101", P_MALFORMED),
+        ("VD103", P_MALFORMED),
         ("VD101", P_MIG),
         ("VD103", P_MIG),
     }
@@ -285,18 +289,23 @@ def test_port_network_project_selectors_drop_unrelated_agent_findings(ocata_url,
 
 def test_select_code(ocata_url):
     code, doc = audit_json(ocata_url, "--code", "VD101")
-    assert pairs(doc) == {("VD101", P_EMPTY), ("VD101", P_MIG)}
+    assert pairs(doc) == {("VD101", P_EMPTY), ("VD101", P_MALFORMED), ("VD101", P_MIG)}
     assert code == 2
     # bindings are still all read and judged; only the findings shown are narrowed
-    assert doc["summary"]["bindings"] == 11 and doc["summary"]["judged"] == 7
+    assert doc["summary"]["bindings"] == 11 and doc["summary"]["judged"] == 8
     code, doc = audit_json(ocata_url, "--code", "vd103", "--code", "VD109")
-    assert pairs(doc) == {("VD103", P_EMPTY), ("VD103", P_MIG), ("VD109", P_MIG)}
+    assert pairs(doc) == {
+        ("VD103", P_EMPTY),
+        ("VD103", P_MALFORMED),
+        ("VD103", P_MIG),
+        ("VD109", P_MIG),
+    }
     assert code == 1  # warnings only among the selected codes
 
 
 def test_selectors_combine(ocata_url):
     _, doc = audit_json(ocata_url, "--host", "cmp-hybrid", "--code", "VD103", "--network", NET1)
-    assert pairs(doc) == {("VD103", P_EMPTY), ("VD103", P_MIG)}
+    assert pairs(doc) == {("VD103", P_EMPTY), ("VD103", P_MALFORMED), ("VD103", P_MIG)}
 
 
 def test_selector_matching_nothing(ocata_url):

@@ -27,7 +27,7 @@ from vifdoctor.demo.builder import (
     SegmentSpec,
     utcnow,
 )
-from vifdoctor.demo.incident import EMPTY_DETAIL_PORT_IDS, HYBRID_PORT_IDS
+from vifdoctor.demo.incident import EMPTY_DETAIL_PORT_IDS, HYBRID_PORT_IDS, MALFORMED_PORT_ID
 from vifdoctor.rules.catalog import CATALOG
 from vifdoctor.settings import ENV_NEUTRON_DB
 
@@ -506,8 +506,8 @@ def test_demo(tmp_path):
     assert (code, err) == (0, "")
     assert (folder / "neutron.sqlite").is_file()
     vd101_lines = [line for line in out.splitlines() if line.startswith("| VD101")]
-    assert len(vd101_lines) == 6
-    for port in EMPTY_DETAIL_PORT_IDS:
+    assert len(vd101_lines) == 7  # the empty rows, and the malformed one Neutron shows as {}
+    for port in [*EMPTY_DETAIL_PORT_IDS, MALFORMED_PORT_ID]:
         assert any(port in line for line in vd101_lines), port
     for port in HYBRID_PORT_IDS:
         assert not any(port in line for line in vd101_lines), port
@@ -522,9 +522,10 @@ def test_demo_json(tmp_path):
     code, out, _ = run_cli(["demo", "--dir", str(tmp_path), "-f", "json"])
     assert code == 0
     doc = json.loads(out)
-    assert {f["port_id"] for f in doc["findings"] if f["code"] == "VD101"} == set(
-        EMPTY_DETAIL_PORT_IDS
-    )
+    assert {f["port_id"] for f in doc["findings"] if f["code"] == "VD101"} == {
+        *EMPTY_DETAIL_PORT_IDS,
+        MALFORMED_PORT_ID,
+    }
     assert doc["schema"]["layout"] == "icehouse"
 
 
@@ -540,6 +541,7 @@ def test_demo_agents_stay_alive_when_audited_later(tmp_path, monkeypatch):
     _, doc = audit_json(url)
     assert all(a["alive"] for a in doc["agents"] if a["agent_type"] == OVS)
     assert "VD107" not in {f["code"] for f in doc["findings"]}
-    assert {f["port_id"] for f in doc["findings"] if f["code"] == "VD101"} == set(
-        EMPTY_DETAIL_PORT_IDS
-    )
+    assert {f["port_id"] for f in doc["findings"] if f["code"] == "VD101"} == {
+        *EMPTY_DETAIL_PORT_IDS,
+        MALFORMED_PORT_ID,
+    }

@@ -54,7 +54,7 @@ def test_log_file_in_oslo_format_without_the_password(secret_url, tmp_path):
     )
     assert "DEBUG vifdoctor.session [-] settings from: {" in text
     assert re.search(
-        r"INFO vifdoctor.audit \[-\] audit: 13 binding\(s\) read, 14 finding\(s\)", text
+        r"INFO vifdoctor.audit \[-\] audit: 13 binding\(s\) read, 16 finding\(s\)", text
     )
     assert password not in text + out + err
 

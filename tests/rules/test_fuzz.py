@@ -9,6 +9,7 @@ gives something other than an object.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -36,6 +37,15 @@ from vifdoctor.rules.plug import (
     FirewallAssumption,
     RuleContext,
 )
+
+
+def does_not_parse(text: str) -> bool:
+    """Our own oracle: text ``json.loads`` refuses (Neutron then shows {})."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return True
+    return False
 
 
 def is_malformed(text: str) -> bool:
@@ -170,10 +180,19 @@ def test_rules_never_raise_and_vd104_vd111_match_the_oracle(
     }
     assert vd104 == expected
     assert len([f for f in judgement.findings if f.code == "VD104"]) == len(expected)
-    if is_malformed(details):
-        # a malformed row is never judged further (no repair target is derived from it)
+    if is_malformed(details) and not does_not_parse(details):
+        # JSON that is not an object: Neutron hands it to Nova as is; judged no further
         assert {f.code for f in judgement.findings} == {"VD104"}
         assert judgement.category == "malformed vif_details"
+    elif is_malformed(details):
+        # Text that does not parse: Neutron hands Nova {}, so the row is judged as the
+        # empty text would be (what API mode sees), VD104 aside; never a repair target
+        as_empty = judge_binding(dataclasses.replace(b, vif_details=""), [a], ctx)
+        assert sorted(f.code for f in judgement.findings if f.code != "VD104") == sorted(
+            f.code for f in as_empty.findings if f.code != "VD104"
+        )
+        assert judgement.category == as_empty.category
+        assert all(f.correction is None for f in judgement.findings)
     for f in judgement.findings:
         f.as_dict()  # every finding renders
         json.dumps(f.as_dict(), default=str)

@@ -97,7 +97,7 @@ class BindingCase:
         return {
             "nova_plug": self.plug().value,
             "needed_plug": self.needs.plug.value,
-            "stored_details": self.stored if self.b.vif_details else "",
+            "stored_details": shown_details(self.details),
         }
 
 
@@ -142,14 +142,17 @@ def _repairable(case: BindingCase, fix: dict) -> dict | None:
     A dead agent's last report is no proof of what the host needs today (after an
     ML2/OVS -> OVN migration it is the old OVS agent's): the finding stands, but the
     repair leaves the row alone until a live agent (or a re-bind) says what to write.
+    Nor is a row whose stored text does not parse (VD104) ever rewritten.
     """
-    return fix if case.agent is not None and case.agent.alive else None
+    return fix if case.details.ok and case.agent is not None and case.agent.alive else None
 
 
 def _corrected(
     code_fix: Any, case: BindingCase, message: str, code: str, fields: dict | None = None
 ) -> Finding:
     fix = code_fix(case.stored, case.needs, case.ctx)
+    if not case.details.ok:
+        message += " (the stored text does not parse, VD104: Neutron hands Nova {})"
     return new_finding(
         code,
         case.b,
@@ -169,7 +172,8 @@ def _corrected(
     why=(
         "vif_details or profile is not a JSON object: truncated at the column's 4095 "
         "characters, hand-edited text, a list or a scalar. Neutron logs an error and hands "
-        "Nova {} for text that does not parse, and the bare value otherwise."
+        "Nova {} for text that does not parse (the other rules then judge the row as that "
+        "{}, which is all API mode sees), and the bare value otherwise."
     ),
     impact=(
         "Nova plugs the port with no details at all (direct, no port filter), or fails to "
@@ -698,8 +702,11 @@ def judge_binding(
         b, parse_json_column(b.vif_details), parse_json_column(b.profile), ctx, agents
     )
     findings = _ask(BINDING_ROW, case)
-    if not case.details.ok:
+    if not isinstance(case.stored, dict):
+        # JSON that is not an object: Neutron hands it to Nova as is, and Nova cannot plug it.
         return Judgement("malformed vif_details", findings)
+    # Text that does not parse is VD104, and Neutron's API (hence Nova, and API mode)
+    # sees {}: the row is judged further as that {}, so both paths find the same.
     if b.status is not None and b.status != "ACTIVE":
         return Judgement("inactive binding", findings + _ask(INACTIVE_BINDING, case))
     if not b.is_compute_port:

@@ -561,7 +561,12 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
                     )
                 )
         return steps
-    to_repair = sorted(p.port_id for p in view.ports if set(p.codes) & repairable_by_default())
+    # the repair never rewrites a row whose text does not parse (VD104), whatever else it has
+    to_repair = sorted(
+        p.port_id
+        for p in view.ports
+        if set(p.codes) & repairable_by_default() and "VD104" not in p.codes
+    )
     if to_repair:
         ports = [w for p in to_repair for w in ("--port", p)]
         steps.append(

@@ -22,6 +22,7 @@ import datetime
 import email.utils
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,7 +51,12 @@ PORT_FIELDS = (
     "binding:vnic_type",
     "binding:profile",
 )
+#: The ports Neutron's bindings API serves (/ports/{id}/bindings): VM and Manila ports.
+COMPUTE_OWNER, MANILA_OWNER = "compute:", "manila:"
+SERVED_OWNERS = (COMPUTE_OWNER, MANILA_OWNER)
 BOUND_DRIVERS = "bound_drivers"  # added to vif_details by ML2 when it shows a port
+#: What the API cannot show (it parses the text first): the database path's only extra codes.
+UNSEEN_CODES = frozenset({"VD104", "VD111"})
 
 API_ASSUMPTIONS = (
     "API mode: Neutron shows vif_details, profile and agent configurations parsed; text "
@@ -212,6 +218,7 @@ class NeutronApi:
         self.endpoint = ""
         self._cache: list[dict] | None = None
         self._cache_key: Selectors | None = None
+        self._pending: _Pending | None = None  # a listing under way (prefetch_ports)
         self._last_time: datetime.datetime | None = None
         # Which VM ports' /bindings to GET for INACTIVE rows; None: every one.
         self.inactive_scope: Callable[[dict], bool] | None = None
@@ -374,10 +381,45 @@ class NeutronApi:
         out += [("project_id", p) for p in selectors.projects]
         return out
 
+    def prefetch_ports(self, selectors: Selectors = EVERYTHING) -> None:
+        """List these ports in the background; :meth:`ports` then waits for the listing.
+
+        API mode reads Nova's servers meanwhile (issue 14): each API server is busy with
+        its own listing at the same time instead of one after the other. A daemon thread:
+        a run that fails elsewhere does not wait for it to end.
+        """
+        if self._pending is not None or (self._cache is not None and self._cache_key == selectors):
+            return
+        pending = _Pending(selectors)
+
+        def read() -> None:
+            try:
+                pending.ports = self._read_ports(selectors)
+            except BaseException as exc:  # handed to the caller of ports(), re-raised there
+                pending.error = exc
+            finally:
+                pending.done.set()
+
+        self._pending = pending
+        threading.Thread(target=read, name="vifdoctor-ports", daemon=True).start()
+
     def ports(self, selectors: Selectors = EVERYTHING) -> list[dict]:
         """The selected ports with their binding attributes (one listing, then reused)."""
         if self._cache is not None and self._cache_key == selectors:
             return self._cache
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.selectors == selectors:
+            pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            ports = pending.ports
+        else:
+            ports = self._read_ports(selectors)
+        self._cache, self._cache_key = ports, selectors
+        return ports
+
+    def _read_ports(self, selectors: Selectors) -> list[dict]:
+        """One listing of the selected ports, checked for their binding attributes."""
         bar = _progress("ports (API)") if self.show_progress else None
         try:
             ports = list(self._list("ports", PORT_FIELDS, self._filters(selectors), bar))
@@ -389,7 +431,6 @@ class NeutronApi:
                 "Neutron API: the ports come without their binding:* attributes: the account "
                 "needs the admin role (policy get_port:binding:*)"
             )
-        self._cache, self._cache_key = ports, selectors
         return ports
 
     def _binding(self, port: dict) -> Binding | None:
@@ -432,14 +473,15 @@ class NeutronApi:
             raise api_error(_HttpFailure(response), "Neutron API GET /ports/{id}/bindings")
         return response.json().get("bindings", [])
 
-    def _inactive(self, ports: list[dict], hosts: tuple[str, ...]) -> Iterator[Binding]:
-        """INACTIVE rows, fetched per port a few at a time (the API has no bulk call)."""
+    def _inactive(
+        self, ports: list[dict], hosts: tuple[str, ...], owners: tuple[str, ...] = SERVED_OWNERS
+    ) -> Iterator[Binding]:
+        """INACTIVE rows, fetched per port a few at a time (the API has no bulk call), of
+        the ports whose device_owner starts with one of ``owners``."""
         if not (self.layout and self.layout.has_status) or not self.read_inactive:
             return
         # The bindings API serves only VM (and shared filesystem) ports: ask for those.
-        ports = [
-            p for p in ports if (p.get("device_owner") or "").startswith(("compute:", "manila:"))
-        ]
+        ports = [p for p in ports if (p.get("device_owner") or "").startswith(owners)]
         if self.inactive_scope is not None:
             ports = [p for p in ports if self.inactive_scope(p)]
         if not ports:
@@ -517,10 +559,9 @@ class NeutronApi:
             b = self._binding(port)
             if b is not None and not b.is_compute_port:
                 yield b
-        yield from (
-            b
-            for b in self._inactive(self._inactive_candidates(selectors), selectors.hosts)
-            if not b.is_compute_port
+        # only the non-VM ports' GETs: the VM ports' are compute_bindings_by_device's
+        yield from self._inactive(
+            self._inactive_candidates(selectors), selectors.hosts, (MANILA_OWNER,)
         )
 
     def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
@@ -531,11 +572,9 @@ class NeutronApi:
             for b in map(self._binding, self.ports(selectors))
             if b is not None and b.is_compute_port
         ]
-        found += [
-            b
-            for b in self._inactive(self._inactive_candidates(selectors), selectors.hosts)
-            if b.is_compute_port
-        ]
+        found += self._inactive(
+            self._inactive_candidates(selectors), selectors.hosts, (COMPUTE_OWNER,)
+        )
         found.sort(key=lambda b: (b.device_id, b.port_id, b.status != "ACTIVE"))
         yield from found
 
@@ -568,6 +607,16 @@ def inactive_possible(port: dict, moved: set[str], nova_hosts: dict[str, str]) -
     if device in moved:
         return True
     return nova_hosts.get(device) != (port.get("binding:host_id") or "")
+
+
+class _Pending:
+    """A ports listing running in the background, and what it gave."""
+
+    def __init__(self, selectors: Selectors):
+        self.selectors = selectors
+        self.done = threading.Event()
+        self.ports: list[dict] = []
+        self.error: BaseException | None = None
 
 
 class _HttpFailure(Exception):

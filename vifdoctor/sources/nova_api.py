@@ -2,8 +2,8 @@
 
 Same interface as :class:`vifdoctor.sources.nova_db.NovaCells` (``describe()``,
 ``instances()`` in uuid order, ``close()``), from ``GET /servers/detail?all_tenants``
-through openstacksdk (paginated by the SDK), as an admin: host, hypervisor
-hostname, vm/power/task state and name of every server.
+through openstacksdk's compute proxy (raw pages by marker, microversion 2.1), as an
+admin: host, hypervisor hostname, vm/power/task state and name of every server.
 
 What the API cannot show, and what that leaves unjudged:
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Instance, Migration
@@ -125,16 +126,31 @@ class NovaApiCells:
         if self._servers is not None:
             return self._servers
         found: list[Instance] = []
-        try:
-            with _quiet_sdk():
-                for server in self.connection.compute.servers(
-                    details=True, all_projects=True, limit=self.page_size
-                ):
-                    found.append(to_instance(server))
-        except VifdoctorError:
-            raise
-        except Exception as exc:
-            raise api_error(exc, "Nova API") from None
+        # Raw pages, not the SDK's Server objects (building those took about 90 s of
+        # client time for 16,323 servers, against nova's 138 s to answer: issue 14), and
+        # no microversion: 2.1 shows host, node and states to an admin.
+        url = f"/servers/detail?all_tenants=1&limit={self.page_size}"
+        while url:
+            try:
+                with _quiet_sdk():
+                    response = self.connection.compute.get(url, raise_exc=False)
+            except Exception as exc:
+                raise api_error(exc, "Nova API") from None
+            if response.status_code >= 400:
+                raise VifdoctorError(
+                    f"Nova API: HTTP {response.status_code} listing the servers of all projects"
+                )
+            body = _json(response)
+            page = body.get("servers") or []
+            found.extend(to_instance(server) for server in page)
+            # nova links the next page when this one is full (its [api] max_limit may be
+            # below the limit asked for): go on from the last server, as the link says
+            url = ""
+            if page and any(link.get("rel") == "next" for link in body.get("servers_links", [])):
+                url = (
+                    f"/servers/detail?all_tenants=1&limit={self.page_size}"
+                    f"&marker={quote(str(page[-1].get('id')), safe='')}"
+                )
         self.servers_read = len(found)
         found.sort(key=lambda inst: inst.uuid)
         moves = self._migrations()
