@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/audit.py --ports 100000 --ports 1000000 [--reuse]
         [--repeat 3] [--profile]
 
-For each ``--ports N`` (database ``vifdoctor_bench_N``):
+For each ``--ports N`` (database ``vifdoctor_bench_N``, or ``$VIFDOCTOR_BENCH_AUDIT_PREFIX_N``):
 
 1. generate the cloud with ``benchmarks/generate.py`` (skipped with ``--reuse``
    when the database is there);
@@ -65,8 +65,13 @@ class Run:
     rc: int
 
 
+# VIFDOCTOR_BENCH_AUDIT_PREFIX: other names (e.g. with an engineer's branch in them), so
+# that two people can benchmark on one server without dropping each other's clouds.
+_PREFIX = os.environ.get("VIFDOCTOR_BENCH_AUDIT_PREFIX", "vifdoctor_bench")
+
+
 def database_for(ports: int) -> str:
-    return f"vifdoctor_bench_{ports}"
+    return f"{_PREFIX}_{ports}"
 
 
 def child_env(unbuffered: bool) -> dict[str, str]:

@@ -3,15 +3,19 @@
 A drifted cloud of a million ports makes a hundred thousand findings; held as
 Python objects they cost more than the whole stream of bindings. A spool
 writes each row once, as compact JSON (Python's C encoder), and keeps in
-memory only a short sort key with the row's place in the file.
+memory only a short sort key with the row's place in the file; past
+INDEX_RUN rows those keys too go to disk, as sorted runs merged when read.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import marshal
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 from vifdoctor.strictjson import dumps
 
@@ -32,9 +36,16 @@ def _encode(row: dict) -> str:
 class Spool:
     """An append-only, re-iterable sequence of dict rows, optionally sorted by a key."""
 
+    # Keys held in memory; beyond, they are sorted and written out as a run (issue 14:
+    # 130,000 findings' keys were most of what a million-port audit's memory grew by).
+    INDEX_RUN = 8192
+    RUN_BLOCK = 256  # keys per marshal record of a run: one record per run is held in a merge
+
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the spool
         self._index: list[bytes] = []
+        self._runs: list[IO[bytes]] = []  # sorted runs of keys on disk
+        self._count = 0
         self._sorted = True
         self._end = 0  # where the next line goes (no seek(0, 2) syscall per row)
 
@@ -53,24 +64,45 @@ class Spool:
         if self._index and entry < self._index[-1]:
             self._sorted = False
         self._index.append(entry)
+        self._count += 1
+        if len(self._index) >= self.INDEX_RUN:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the keys in memory out as one sorted run (every key is unique: it ends
+        with the row's offset, so runs merge into insertion order for equal keys)."""
+        if not self._sorted:
+            self._index.sort()
+        run = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the spool
+        for start in range(0, len(self._index), self.RUN_BLOCK):
+            write_block(run, self._index[start : start + self.RUN_BLOCK])
+        self._runs.append(run)
+        self._index = []
+        self._sorted = True
 
     def __len__(self) -> int:
-        return len(self._index)
+        return self._count
 
     def __bool__(self) -> bool:
-        return bool(self._index)
+        return bool(self._count)
 
-    def lines(self) -> Iterator[bytes]:
-        """Each row's JSON text, in key order (insertion order for equal keys)."""
-        if not self._index:
-            return
+    def _keys(self) -> Iterable[bytes]:
+        """Every key, sorted: the runs on disk merged with the ones in memory."""
         if not self._sorted:
             self._index.sort()
             self._sorted = True
+        if not self._runs:
+            return self._index
+        return heapq.merge(*(_read_run(run) for run in self._runs), list(self._index))
+
+    def lines(self) -> Iterator[bytes]:
+        """Each row's JSON text, in key order (insertion order for equal keys)."""
+        if not self._count:
+            return
         self._file.flush()
         fd = self._file.fileno()
         # pread, not mmap: mapped pages would count as this process's memory.
-        for entry in self._index:
+        for entry in self._keys():
             offset = int.from_bytes(entry[-12:-4], "big")
             length = int.from_bytes(entry[-4:], "big")
             yield os.pread(fd, length, offset)
@@ -81,3 +113,38 @@ class Spool:
 
     def close(self) -> None:
         self._file.close()
+        for run in self._runs:
+            run.close()
+
+
+def _read_run(run: IO[bytes]) -> Iterator[bytes]:
+    """One run's keys, in order (from the start at each reading: a spool is re-iterable)."""
+    run.seek(0)
+    yield from (key for block in read_blocks(run, rewind=True) for key in block)
+
+
+def write_block(f: IO[bytes], values: list) -> None:
+    """One record of a temporary file: its length, then ``marshal`` of the values (C
+    speed, exact types)."""
+    data = marshal.dumps(values)
+    f.write(len(data).to_bytes(4, "big") + data)
+
+
+def read_blocks(f: IO[bytes], rewind: bool = False) -> Iterator[list]:
+    """The records ``write_block`` wrote, each read whole then decoded: ``marshal.load``
+    on a file object asks the file for every object it decodes, ten times slower.
+
+    ``rewind``: seek back to where this reader was before each record, for files that
+    another reader of the same file may have moved meanwhile.
+    """
+    offset = f.tell()
+    while True:
+        if rewind:
+            f.seek(offset)
+        head = f.read(4)
+        if len(head) < 4:
+            return
+        size = int.from_bytes(head, "big")
+        data = f.read(size)
+        offset += 4 + size
+        yield marshal.loads(data)  # noqa: S302 - a temporary file of our own

@@ -132,6 +132,7 @@ def test_read_sorted_here_is_the_sorted_left_join(
     _load(url)
     monkeypatch.setattr(nova_db, "STREAM_CHUNK", 3)
     monkeypatch.setattr(nova_db, "RUN_BYTES", 450)  # three rows a run: six runs merged
+    monkeypatch.setattr(nova_db, "SPILL_BLOCK", 250)  # a run written in records of 1-2 rows
     spilled: list[int] = []
     real_spill = nova_db._spill
     monkeypatch.setattr(
