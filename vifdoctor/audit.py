@@ -223,11 +223,8 @@ def join_by_instance(
     """Merge VM ports (by device_id) with instances (by uuid); both sorted the same way."""
     ports = iter(compute)
     insts = iter(instances)
-    # Instances first: reading Nova's cells (and sorting them) takes a while, during
-    # which the database sorts the VM ports (compute_bindings_by_device sends its query
-    # ahead).
-    inst = next(insts, None)
     port = next(ports, None)
+    inst = next(insts, None)
 
     def rows_of(uuid: str) -> Instance | None:
         """Consume every row of one uuid (it may be in two cells): the live one wins,

@@ -6,11 +6,9 @@ The tables' layout (icehouse, kilo, ocata) comes from
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult, Engine
@@ -49,8 +47,6 @@ class NeutronDatabase:
         self._conn: Connection | None = None
         self.layout: Layout | None = None
         self.now: datetime.datetime | None = None
-        # queries sent ahead on connections of their own (compute_bindings_by_device)
-        self._ahead: list[tuple[Connection, Future]] = []
 
     # -- lifecycle -------------------------------------------------------
     def open(self) -> NeutronDatabase:
@@ -65,13 +61,6 @@ class NeutronDatabase:
         return self
 
     def close(self) -> None:
-        for conn, sent in self._ahead:
-            # wait for the worker (the connection is its until then); an error was its
-            # reader's to report, or nobody read it
-            with contextlib.suppress(Exception):
-                sent.result().close()
-            conn.close()
-        self._ahead = []
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -257,25 +246,8 @@ class NeutronDatabase:
 
     def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Every binding of VM ports (ACTIVE and INACTIVE) in byte-wise device_id order,
-        for a merge with Nova: an INACTIVE row is judged with its instance's moves.
-
-        The query is sent now, by a worker thread on a connection of its own: the
-        server sorts the rows (its first row comes only once they are sorted: seconds
-        at a million ports) while the caller reads the other ports and Nova's cells
-        (issue 14). The rows are read where the iterator is consumed, after that.
-        """
-        query = self._binding_query(selectors, active=None, compute=True)
-        conn = self.engine.connect()
-        worker = ThreadPoolExecutor(1, thread_name_prefix="vifdoctor-neutron")
-        sent = worker.submit(lambda: conn.execution_options(yield_per=STREAM_CHUNK).execute(query))
-        worker.shutdown(wait=False)  # the thread ends with the execute
-        self._ahead.append((conn, sent))
-        return self._read_ahead(conn, sent)
-
-    def _read_ahead(self, conn: Connection, sent: Future) -> Iterator[Binding]:
-        result = sent.result()
-        yield from self._bindings(result, self._deeper_drivers())
-        conn.rollback()
+        for a merge with Nova: an INACTIVE row is judged with its instance's moves."""
+        yield from self._stream(selectors, [(None, True)])
 
     def _stream(
         self,
