@@ -39,6 +39,22 @@ def _pasted(line: str, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("PWNED*"))
 
 
+def _running_vm(host: str) -> Instance:
+    """Instance VM, active on ``host``."""
+    return Instance(
+        uuid=VM,
+        cell="c",
+        name="",
+        host=host,
+        node="",
+        vm_state="active",
+        power_state=1,
+        task_state=None,
+        deleted=False,
+        network_info=None,
+    )
+
+
 def test_plan_prints_no_command_for_a_hostile_device_id(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'n.sqlite'}"
     install(url, hostile_cloud(nul=False), "icehouse")
@@ -85,18 +101,7 @@ def test_remediation_quotes_a_hostile_host(tmp_path):
         host="compute2",
         vif_details='{"port_filter": true, "ovs_hybrid_plug": true}',
     )
-    inst = Instance(
-        uuid=VM,
-        cell="c",
-        name="",
-        host=host,
-        node="",
-        vm_state="active",
-        power_state=1,
-        task_state=None,
-        deleted=False,
-        network_info=None,
-    )
+    inst = _running_vm(host)
     found, view = judge_instance(VM, inst, [(b, _judged(b))], CTX)
     steps = {s.action: s.command for s in remediation(view, found)}
     assert shlex.split(steps["rebind-host"]) == [
@@ -132,18 +137,7 @@ def test_ovn_remediation_quotes_hostile_values(tmp_path):
 
     host = "c1; touch PWNED-$(id -u) `touch PWNED2` 'q\"r"
     b = binding(port_id=port_id(1), device_id=VM, host=host, vif_details="{}")
-    inst = Instance(
-        uuid=VM,
-        cell="c",
-        name="",
-        host=host,
-        node="",
-        vm_state="active",
-        power_state=1,
-        task_state=None,
-        deleted=False,
-        network_info=None,
-    )
+    inst = _running_vm(host)
     ours = [
         new_finding("VD401", b, "no chassis"),
         new_finding("VD404", b, "bridge", correction={"set": {"bridge_name": "br-int"}}),
@@ -173,18 +167,7 @@ def test_ovn_host_wiring_steps_quote_and_merge_into_one_replug(tmp_path):
     from vifdoctor.rules.ovn_remedy import instance_steps
 
     b = binding(port_id=port_id(1), device_id=VM, host="compute1", vif_details="{}")
-    inst = Instance(
-        uuid=VM,
-        cell="c",
-        name="",
-        host="compute1",
-        node="",
-        vm_state="active",
-        power_state=1,
-        task_state=None,
-        deleted=False,
-        network_info=None,
-    )
+    inst = _running_vm("compute1")
     found, view = judge_instance(VM, inst, [(b, _judged(b))], CTX)
     ours = [
         new_finding("VD412", b, "no interface"),

@@ -20,6 +20,7 @@ from testkit.repairkit import (
     execute,
     install,
     port_uuid,
+    rollback_apply,
 )
 
 NOT_UTF8 = b"\xff\xfe{\x00bad"
@@ -88,18 +89,7 @@ def test_blob_repair_backup_and_rollback_are_exact(mariadb_url, tmp_path, capsys
         base64.b64decode(one["base64"])
         == before[next(k for k in before if k[0] == port_uuid(1))]["vif_details"]
     )
-    code, out, err = cli(
-        capsys,
-        "rollback",
-        str(backup),
-        "--neutron-db",
-        mariadb_url,
-        "--apply",
-        "--backup-dir",
-        str(tmp_path / "rb"),
-        "-f",
-        "json",
-    )
+    code, out, err = rollback_apply(capsys, backup, mariadb_url, str(tmp_path / "rb"))
     assert code == 0, err
     assert json.loads(out)["outcome"]["changed"] == 11
     assert bindings(mariadb_url) == before

@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 from testkit import dbfixtures
 from testkit.faultproxy import commit_cutter
-from testkit.repairkit import HYBRID, bindings, cli, drifted_cloud, execute, install
+from testkit.repairkit import HYBRID, bindings, cli, drifted_cloud, execute, install, rollback_apply
 
 BATCH = 3  # 8 rows: batches of 3, 3 and 2, in the plan's order
 
@@ -64,18 +64,7 @@ def _details_in_plan_order(url: str, doc: dict) -> list[str]:
 
 def _rollback_restores(capsys, url: str, backup_dir: Path, before: dict, written: int) -> None:
     [backup] = sorted(backup_dir.glob("*.json"))
-    code, out, err = cli(
-        capsys,
-        "rollback",
-        str(backup),
-        "--neutron-db",
-        url,
-        "--apply",
-        "--backup-dir",
-        str(backup_dir / "rollback"),
-        "-f",
-        "json",
-    )
+    code, out, err = rollback_apply(capsys, backup, url, str(backup_dir / "rollback"))
     assert code == 0, err
     assert json.loads(out)["outcome"]["changed"] == written
     assert bindings(url) == before

@@ -24,6 +24,7 @@ from testkit.repairkit import (
     drifted_cloud,
     install_nullable_details,
     port_uuid,
+    rollback_apply,
 )
 
 NULL_PORTS = (0, 3)  # of drifted_cloud(8): their details are NULL, the others ''
@@ -79,18 +80,7 @@ def test_null_details_are_repaired_backed_up_and_restored_as_null(
         assert rows[port_uuid(n)]["vif_details"] is None  # JSON null, not ""
     assert rows[port_uuid(1)]["vif_details"] == ""
 
-    code, out, err = cli(
-        capsys,
-        "rollback",
-        str(backup),
-        "--neutron-db",
-        url,
-        "--apply",
-        "--backup-dir",
-        str(tmp_path / "rb"),
-        "-f",
-        "json",
-    )
+    code, out, err = rollback_apply(capsys, backup, url, str(tmp_path / "rb"))
     assert code == 0, err
     assert json.loads(out)["outcome"]["changed"] == 8
     restored = bindings(url)

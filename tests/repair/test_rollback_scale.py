@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from testkit.repairkit import cli, details, drifted_cloud, install
+from testkit.repairkit import cli, details, drifted_cloud, install, rollback_apply
 
 ROWS = 8000
 
@@ -33,18 +33,7 @@ def test_rollback_takes_no_longer_than_the_repair(tmp_path, capsys):
     assert code == 0, err
     [backup] = sorted((tmp_path / "bk").glob("repair-*.json"))
     started = time.monotonic()
-    code, out, err = cli(
-        capsys,
-        "rollback",
-        str(backup),
-        "--neutron-db",
-        url,
-        "--apply",
-        "--backup-dir",
-        str(tmp_path / "rb"),
-        "-f",
-        "json",
-    )
+    code, out, err = rollback_apply(capsys, backup, url, str(tmp_path / "rb"))
     rollback_s = time.monotonic() - started
     assert code == 0, err
     assert details(url) == before

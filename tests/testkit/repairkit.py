@@ -227,6 +227,22 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def rollback_apply(capsys, backup: Path, url: str, backup_dir: Path | str) -> tuple[int, str, str]:
+    """``vifdoctor rollback BACKUP --apply -f json``, its own backup in ``backup_dir``."""
+    return cli(
+        capsys,
+        "rollback",
+        str(backup),
+        "--neutron-db",
+        url,
+        "--apply",
+        "--backup-dir",
+        str(backup_dir),
+        "-f",
+        "json",
+    )
+
+
 def cli_json(capsys, *argv: str) -> tuple[int, dict]:
     code, out, err = cli(capsys, *argv, "-f", "json")
     assert code != 3, err
