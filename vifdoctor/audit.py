@@ -250,7 +250,7 @@ def join_by_instance(
         yield device, group, rows_of(device)
 
 
-ID_BATCH = 2000  # findings held before their rows' ids are read, in order
+ID_BATCH = 500  # findings held before their rows' ids are read (one query), in order
 
 
 def _add_with_ids(
