@@ -35,7 +35,7 @@ from vifdoctor.session import neutron_session
 from vifdoctor.settings import resolve_cells
 from vifdoctor.sources.host_index import HostReportIndex
 from vifdoctor.sources.interface import HostWiringSource, InstanceSource
-from vifdoctor.sources.neutron_db import NeutronDatabase, agent_summary
+from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_db import NovaCells
 
@@ -250,21 +250,6 @@ def join_by_instance(
         yield device, group, rows_of(device)
 
 
-ID_BATCH = 500  # findings held before their rows' ids are read (one query), in order
-
-
-def _add_with_ids(
-    report: AuditReport,
-    held: list[Finding],
-    port_ids: Callable[[list[str]], dict[str, tuple[str, str, str]]],
-) -> None:
-    """Fill in the ids of findings whose rows were read without them, then keep them."""
-    ids = port_ids(sorted({f.port_id for f in held})) if held else {}
-    for f in held:
-        f.device_id, f.network_id, f.project_id = ids.get(f.port_id, ("", "", ""))
-        report.add(f)
-
-
 def run_audit(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],
@@ -283,7 +268,6 @@ def run_audit(
     networks: tuple[str, ...] = (),
     orphans: bool = True,
     bound_hosts: Callable[[list[str]], dict[str, str]] | None = None,
-    port_ids: Callable[[list[str]], dict[str, tuple[str, str, str]]] | None = None,
 ) -> AuditReport:
     """Judge every binding (and, with Nova, every instance); keep the selected codes."""
     report = AuditReport(schema=schema, assumptions=assumptions, agents=agent_rows or [])
@@ -294,11 +278,7 @@ def run_audit(
     seen_hosts: set[str] = set()
     judge_row = BindingJudge(ctx)
 
-    def judge(
-        binding: Binding,
-        moves_of: Instance | None = None,
-        add: Callable[[Finding], None] = report.add,
-    ) -> Judgement:
+    def judge(binding: Binding, moves_of: Instance | None = None) -> Judgement:
         host_agents = agents.get(binding.host, [])
         if ovn_join is not None and ovn_join.claims(binding, host_agents):
             judgement = ovn_join.judge(binding)  # instead of the OVS agents' rules
@@ -313,20 +293,11 @@ def run_audit(
         report.categories[judgement.category] += 1
         for f in judgement.findings:
             if keep(f):
-                add(f)
+                report.add(f)
         return judgement
 
-    if port_ids is None:
-        for binding in bindings:
-            judge(binding)
-    else:  # rows read without their ids: the findings get them, a batch at a time
-        held: list[Finding] = []
-        for binding in bindings:
-            judge(binding, add=held.append)
-            if len(held) >= ID_BATCH:
-                _add_with_ids(report, held, port_ids)
-                held = []
-        _add_with_ids(report, held, port_ids)
+    for binding in bindings:
+        judge(binding)
     # A live view: the joins learn each VM port's wiring as the Nova merge judges it.
     live = ChainMap(*(join.live for join in joins))
     host_joins = [join for join in joins if isinstance(join, HostJoin)]
@@ -498,17 +469,6 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 s.settings.agent_down_time,
             )
             assumptions.extend(ovn_notes)
-            # Alone, the binding rules never read a row's ids: they are read for the
-            # findings' rows only (issue 14: PyMySQL decodes every column it is sent).
-            port_ids = None
-            if (
-                isinstance(s.source, NeutronDatabase)
-                and nova is None
-                and not joins
-                and ovn_join is None
-            ):
-                bindings = s.source.bindings(s.selectors, ids=False)
-                port_ids = s.source.port_ids
             started = time.monotonic()
             report = run_audit(
                 bindings,  # consumed before the Nova join starts: one stream at a time
@@ -534,7 +494,6 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 # orphan LSPs are judged on a whole cloud, or on whole networks
                 orphans=not (options.host or options.port or options.project),
                 bound_hosts=s.source.bound_hosts,
-                port_ids=port_ids,
             )
             # known once the instances were read (the API lists the moves with them)
             if nova_cells is not None and not getattr(nova_cells, "reads_migrations", False):

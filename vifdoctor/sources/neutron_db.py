@@ -45,7 +45,6 @@ class NeutronDatabase:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._conn: Connection | None = None
-        self._ids_conn: Connection | None = None  # port_ids' look-ups, opened when first asked
         self.layout: Layout | None = None
         self.now: datetime.datetime | None = None
 
@@ -62,9 +61,6 @@ class NeutronDatabase:
         return self
 
     def close(self) -> None:
-        if self._ids_conn is not None:
-            self._ids_conn.close()
-            self._ids_conn = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -130,18 +126,9 @@ class NeutronDatabase:
 
     # -- bindings --------------------------------------------------------
     def _binding_query(
-        self,
-        selectors: Selectors,
-        *,
-        active: bool | None,
-        compute: bool | None = None,
-        ids: bool = True,
+        self, selectors: Selectors, *, active: bool | None, compute: bool | None = None
     ) -> sa.Select:
-        """``active``: True the live rows, False the INACTIVE ones, None both.
-
-        ``ids=False`` selects NULL for device_id, network_id, project_id and segment:
-        the binding rules never read them (issue 14: PyMySQL decodes every column).
-        """
+        """``active``: True the live rows, False the INACTIVE ones, None both."""
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
         project = p.c[self.layout.project_column]
@@ -164,14 +151,12 @@ class NeutronDatabase:
             cols += [lv.c.driver.label("driver"), lv.c.segment_id.label("segment")]
         else:
             cols += [b.c.driver, b.c.segment]
-        if not ids:
-            cols[-1] = sa.null().label("segment")
         port_status = p.c.status if "status" in p.c else sa.null()  # OVN rules (VD410)
         cols += [
             p.c.device_owner,
-            p.c.device_id if ids else sa.null().label("device_id"),
-            p.c.network_id if ids else sa.null().label("network_id"),
-            project.label("project_id") if ids else sa.null().label("project_id"),
+            p.c.device_id,
+            p.c.network_id,
+            project.label("project_id"),
             port_status.label("port_status"),
         ]
         if active is not True and not self.layout.has_status:
@@ -226,26 +211,6 @@ class NeutronDatabase:
         self.conn.rollback()
         return found
 
-    def port_ids(self, port_ids: list[str]) -> dict[str, tuple[str, str, str]]:
-        """(device_id, network_id, project_id) of these bindings' ports, by the bindings'
-        own port_id: the stream's join, so every database's collation answers alike."""
-        assert self.layout is not None
-        b, p = self._t[BINDINGS], self._t["ports"]
-        project = p.c[self.layout.project_column]
-        if self._ids_conn is None:
-            # the stream holds the audit's connection (PyMySQL reads it unbuffered)
-            self._ids_conn = self.engine.connect()
-        found: dict[str, tuple[str, str, str]] = {}
-        for start in range(0, len(port_ids), 500):
-            query = (
-                sa.select(b.c.port_id, p.c.device_id, p.c.network_id, project)
-                .select_from(b.join(p, p.c.id == b.c.port_id))
-                .where(b.c.port_id.in_(port_ids[start : start + 500]))
-            )
-            for port, device, network, proj in self._ids_conn.execute(query):
-                found[port] = (device or "", network or "", proj or "")
-        return found
-
     def _deeper_drivers(self) -> dict[tuple[str, str], str]:
         """Drivers of binding levels below 0 (hierarchical binding): the bottom one binds."""
         if not self.layout or not self.layout.has_levels:
@@ -262,13 +227,9 @@ class NeutronDatabase:
         """Every INACTIVE row (Ocata+), each knowing whether its port has an ACTIVE one."""
         yield from self._stream(selectors, [(False, None)])
 
-    def bindings(self, selectors: Selectors = EVERYTHING, *, ids: bool = True) -> Iterator[Binding]:
-        """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones.
-
-        ``ids=False``: device_id, network_id, project_id and segment left empty (for
-        ``port_ids`` to fill in the findings' rows only).
-        """
-        yield from self._stream(selectors, [(True, None), (False, None)], ids=ids)
+    def bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
+        """Stream the live bindings (ACTIVE rows from Ocata on), then the inactive ones."""
+        yield from self._stream(selectors, [(True, None), (False, None)])
 
     def repair_candidates(
         self, selectors: Selectors = EVERYTHING, vif_types: frozenset[str] = frozenset()
@@ -293,13 +254,12 @@ class NeutronDatabase:
         selectors: Selectors,
         parts: list[tuple[bool | None, bool | None]],
         vif_types: tuple[str, ...] = (),
-        ids: bool = True,
     ) -> Iterator[Binding]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
             if active is False and not (self.layout and self.layout.has_status):
                 continue
-            query = self._binding_query(selectors, active=active, compute=compute, ids=ids)
+            query = self._binding_query(selectors, active=active, compute=compute)
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
