@@ -174,6 +174,10 @@ def check_report(url: str, layout: str, multi_binding: bool, project_column: str
     assert vd101["expected_details"] == {"port_filter": True, "ovs_hybrid_plug": True}
     assert (vd101["nova_plug"], vd101["needed_plug"]) == ("direct", "hybrid")
     assert vd101["network_id"] == NET1 and vd101["project_id"] == PROJ1
+    # every finding carries its own port's ids, on every layout and backend
+    ids = {p.id: (p.device_id, p.network_id, p.project_id) for p in layout_cloud(True).ports}
+    for f in (f for f in doc["findings"] if f["port_id"]):
+        assert (f["device_id"], f["network_id"], f["project_id"]) == ids[f["port_id"]], f
     assert by_pair[("VD108", P_LB, "cmp-lb")]["driver"] == "linuxbridge"
     if multi_binding:
         # the ACTIVE row's finding is on the ACTIVE host; the INACTIVE host only has VD109
