@@ -138,7 +138,13 @@ def test_real_api_bindings_judged_and_repaired(
 
         # rollback: the API shows the INACTIVE bindings again, as they were
         code, _, err = cli_json(
-            "rollback", rep["backup"], "--neutron-db", neutron29_mariadb_url, "--apply"
+            "rollback",
+            rep["backup"],
+            "--neutron-db",
+            neutron29_mariadb_url,
+            "--apply",
+            "--backup-dir",
+            str(Path(rep["backup"]).parent / "rollback"),
         )
         assert code == 0, err
         assert bindings(server, ports[COMPLETED]) == {SRC: "INACTIVE", DST: "ACTIVE"}

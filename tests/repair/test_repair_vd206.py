@@ -149,7 +149,10 @@ def test_repair_backup_and_byte_exact_rollback(clouds, tmp_path: Path) -> None:
         assert tuple(row["original"][c] for c in ("port_id", "host")) == key
         assert row["original"]["vif_details"] in full[key]
     # rollback: every deleted row and level comes back byte for byte
-    code, _, err = cli_json("rollback", doc["backup"], "--neutron-db", neutron, "--apply")
+    rolled_back = str(Path(doc["backup"]).parent / "rollback")
+    code, _, err = cli_json(
+        "rollback", doc["backup"], "--neutron-db", neutron, "--apply", "--backup-dir", rolled_back
+    )
     assert code == 0, err
     assert rows(neutron) == before_b
     assert dump(neutron, "ml2_port_binding_levels") == before_l
