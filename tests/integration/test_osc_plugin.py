@@ -260,6 +260,8 @@ def test_db_mode_repair_rollback_explain(osc_python, server, ports, tmp_path):
         str(backup),
         *db,
         "--apply",
+        "--backup-dir",
+        str(tmp_path / "rb"),
         "-f",
         "value",
         "-c",
