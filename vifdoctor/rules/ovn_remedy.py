@@ -69,6 +69,15 @@ def _rebind_command(ovn: OvnRemedy, codes: Sequence[str], ports: Sequence[str]) 
     return command(*words, "--apply") or ""
 
 
+def _api_rebind_hint(codes: Sequence[str], ports: Sequence[str]) -> str:
+    """The API re-bind, named in a reason where the audit read the database (no cloud)."""
+    return (
+        "re-bind through Neutron's API: `"
+        + _rebind_command(OvnRemedy(api=True, cloud="CLOUD"), codes, ports)
+        + "` (CLOUD: your clouds.yaml entry, with the audit's OVN options)"
+    )
+
+
 def _ovn_steps(
     view: InstanceView, ours: list[Finding], steps: list[Step], ovn: OvnRemedy
 ) -> list[Step]:
@@ -154,9 +163,7 @@ def _ovn_steps(
                 1,
                 "rebind-ovn",
                 "the vif_type does not fit the chassis: no database rewrite changes it; "
-                "re-bind through Neutron's API: `"
-                + _rebind_command(OvnRemedy(api=True, cloud="CLOUD"), ["VD404"], rebind_only)
-                + "` (CLOUD: your clouds.yaml entry, with the audit's OVN options)",
+                + _api_rebind_hint(["VD404"], rebind_only),
             )
 
     if "VD406" in by_code and ovn.sync_command:
@@ -182,9 +189,7 @@ def _ovn_steps(
             add(
                 2,
                 "rebind-ovn",
-                f"{why}: re-bind through Neutron's API: `"
-                + _rebind_command(OvnRemedy(api=True, cloud="CLOUD"), ["VD408"], requested)
-                + "` (CLOUD: your clouds.yaml entry, with the audit's OVN options)",
+                f"{why}: " + _api_rebind_hint(["VD408"], requested),
             )
 
     replug: list[str] = []
