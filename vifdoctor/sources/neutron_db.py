@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from vifdoctor.model import Agent, Binding, Layout, parse_json_column
 from vifdoctor.sources.bundle import recorded_time
-from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
+from vifdoctor.sources.database import bytewise, column_text, is_binary, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
 from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
 from vifdoctor.sources.packed import packing_for
@@ -274,14 +274,15 @@ class NeutronDatabase:
             rows: Iterable[Sequence] = result
             if packing is not None:
                 rows = (packing.unpack(packed, len(columns)) for (packed,) in result)
-            yield from self._bindings(rows, deeper)
+            binary = any(is_binary(c) for c in columns)  # BLOB texts (vendor schemas)
+            yield from self._bindings(rows, deeper, binary)
             result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.
         self.conn.rollback()
 
     @staticmethod
     def _bindings(
-        rows: Iterable[Sequence], deeper: dict[tuple[str, str], str]
+        rows: Iterable[Sequence], deeper: dict[tuple[str, str], str], binary: bool
     ) -> Iterator[Binding]:
         """The rows of one binding query (_FIELDS, then has_active_row) as Bindings."""
         for (
@@ -302,15 +303,17 @@ class NeutronDatabase:
             *more,
         ) in rows:
             host = host or ""
+            if binary:
+                details, profile = column_text(details), column_text(profile)
             if deeper:
                 driver = deeper.get((port_id, host), driver)
             yield Binding(
                 port_id,
                 host,
                 vif_type or "",
-                column_text(details),  # NULL stays None: guarded as IS NULL
+                details,  # NULL stays None: guarded as IS NULL
                 vnic_type or "normal",
-                column_text(profile) or "",
+                profile or "",
                 status,
                 driver,
                 segment,

@@ -44,7 +44,7 @@ class Packing:
         """The one packed value that stands for these columns in a SELECT."""
         from sqlalchemy.dialects import mysql
 
-        null = sa.literal_column("X'FE'")
+        null: sa.ColumnElement = sa.literal_column("X'FE'")
         values = [
             sa.func.coalesce(
                 sa.cast(sa.cast(column, mysql.CHAR(charset=self.charset)), mysql.BINARY()), null
@@ -55,9 +55,7 @@ class Packing:
 
     def unpack(self, value: bytes, width: int) -> list[str | None]:
         """The ``width`` values of one packed row, NULL as None."""
-        fields: list[str | None] = list(
-            value.decode(self.encoding, "surrogateescape").split(_SEPARATOR)
-        )
+        fields: list[str | None] = value.decode(self.encoding, "surrogateescape").split(_SEPARATOR)  # type: ignore[assignment]
         if len(fields) != width:
             # Only bytes that are not UTF-8 stored in a text column can do this.
             raise VifdoctorError(
