@@ -309,61 +309,6 @@ def power_state_name(value: int | None) -> str | int | None:
     return None if value is None else POWER_STATES.get(value, value)
 
 
-@dataclass(frozen=True)
-class CachedVifs:
-    """The parsed cache: VIFs by port id, or why it could not be read."""
-
-    vifs: dict[str, dict]
-    error: str | None = None
-
-
-def parse_network_info(raw: str | None) -> CachedVifs:
-    """Read ``network_info`` as nova's ``NetworkInfo.hydrate`` does.
-
-    NULL is no cache. Otherwise the text is ``jsonutils.loads``-ed and iterated,
-    one VIF object per item: so ``''`` and ``null`` break Nova, while an empty
-    object or string iterates to nothing, an empty cache.
-    """
-    if raw is None:
-        return CachedVifs({})
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        return CachedVifs({}, f"not valid JSON ({short_json_error(exc)})")
-    if isinstance(value, (dict, str)) and not value:
-        return CachedVifs({})  # iterates to nothing: Nova reads an empty cache
-    if not isinstance(value, list):
-        return CachedVifs({}, f"a JSON {json_kind(value)}, not a list")
-    vifs: dict[str, dict] = {}
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            return CachedVifs({}, "a list whose items are not all VIF objects with an id")
-        vifs[item["id"]] = item
-    return CachedVifs(vifs)
-
-
-# What the rules read of a cached VIF (rules/nova.py), a missing key read as None.
-CACHED_VIF_FIELDS = ("type", "details", "devname", "ovs_interfaceid")
-
-
-def slim_network_info(raw: str | None) -> dict[str, dict] | str | None:
-    """``network_info`` reduced to what the rules read, for a source that holds many.
-
-    A readable cache is its VIFs by port id, each with only CACHED_VIF_FIELDS (a
-    quarter of the text, parsed once); NULL stays None; a cache Nova cannot read stays
-    its raw text, which VD205 quotes. Issue 14: a million-port cloud's caches are 800 MB
-    of text, sorted through runs on disk.
-    """
-    cache = parse_network_info(raw)
-    if cache.error is not None:
-        return raw
-    if raw is None:
-        return None
-    return {
-        port: {k: vif[k] for k in CACHED_VIF_FIELDS if k in vif} for port, vif in cache.vifs.items()
-    }
-
-
 @dataclass
 class Instance:
     """One row of a cell's ``instances`` with its cache, as Nova stores them."""
@@ -377,20 +322,10 @@ class Instance:
     power_state: int | None = None
     task_state: str | None = None
     deleted: bool = False
-    network_info: str | None = None  # raw text; None: no live cache row (or read into vifs)
+    network_info: str | None = None  # raw text; None: no live cache row
     cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
     hidden: bool = False  # the other cell's copy during a cross-cell resize
     migrations: list[Migration] | None = None  # None: the source has no migration records
-    # The readable cache as slim_network_info gives it, when the source parsed it (then
-    # network_info is None); None: parse network_info.
-    vifs: dict[str, dict] | None = None
-
-    @property
-    def cache(self) -> CachedVifs:
-        """Nova's cache of this instance, parsed."""
-        if self.vifs is not None:
-            return CachedVifs(self.vifs)
-        return parse_network_info(self.network_info)
 
     def as_dict(self) -> dict:
         return {

@@ -20,12 +20,13 @@ from testkit.cloudfactory import DIRECT_29, HYBRID_29, binding, reporting_ovs
 from testkit.novakit import CTX, HYBRID, HYBRID_TEXT, cache, instance, judged, port_id, vif
 
 from vifdoctor.audit import join_by_instance
-from vifdoctor.model import Instance, parse_network_info, slim_network_info
+from vifdoctor.model import Instance
 from vifdoctor.rules.nova import (
     cache_differences,
     expected_devname,
     impact,
     judge_instance,
+    parse_network_info,
     remediation,
 )
 
@@ -610,41 +611,3 @@ def test_join_uuid_deleted_in_both_cells_stays_deleted():
 def test_join_uuid_in_two_cells_without_ports_is_one_instance():
     rows = [_i("a", True, "cell1"), _i("a", False, "cell2")]
     assert _joined([], rows) == [("a", [], ("cell2", False))]
-
-
-def _drifted_vif() -> dict:
-    drifted = vif(P1, {"port_filter": True}, vif_type="bridge")
-    drifted.update(devname="tapwrong", ovs_interfaceid=None)
-    return drifted
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        cache(vif(P1, HYBRID), vif(P2, HYBRID)),
-        cache(_drifted_vif(), vif(P3, HYBRID)),  # VD201 on P1, P2 missing, P3 not attached
-        cache(vif(P1, HYBRID), {"id": P1, "type": "ovs"}),  # duplicate id: the later wins
-        "{}",
-        "[1]",  # VD205, quoting the text
-        None,
-    ],
-)
-def test_a_slim_cache_is_judged_as_its_text(raw: str | None) -> None:
-    """The sources' slim cache (issue 14) gives the same findings and views as the text."""
-    ports = [judged(ovs(P1)), judged(ovs(P2, details="{}"))]
-    slim = slim_network_info(raw)
-    as_text = instance(VM, network_info=raw)
-    as_slim = instance(
-        VM,
-        network_info=slim if not isinstance(slim, dict) else None,
-        vifs=slim if isinstance(slim, dict) else None,
-    )
-    (f1, v1), (f2, v2) = (judge_instance(VM, i, ports, CTX) for i in (as_text, as_slim))
-    assert [f.as_dict() for f in f1] == [f.as_dict() for f in f2]
-    assert [p.as_dict() for p in v1.ports] == [p.as_dict() for p in v2.ports]
-    assert impact(v1) == impact(v2) and v1.codes == v2.codes
-    assert remediation(v1, f1) == remediation(v2, f2)
-    if isinstance(slim, dict):
-        assert all(
-            set(v) <= {"type", "details", "devname", "ovs_interfaceid"} for v in slim.values()
-        )

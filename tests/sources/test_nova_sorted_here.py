@@ -11,13 +11,10 @@ SQLite compare bytes. The run size is cut so the rows straddle many runs on disk
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import sqlalchemy as sa
 
 from vifdoctor import spool
-from vifdoctor.model import CACHED_VIF_FIELDS, parse_network_info
 from vifdoctor.sources import nova_db
 from vifdoctor.sources.nova_db import CellSource, NovaCellDatabase
 
@@ -195,55 +192,3 @@ def test_a_layout_without_instances_id(sqlite_url: str) -> None:
         assert _rows(cell.instances()) == [("a", None), ("b", "B")]
     finally:
         cell.close()
-
-
-def test_readable_caches_arrive_slim(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A readable cache goes through the runs as the VIF fields the rules read (a quarter
-    of the text, parsed once); an unreadable one as its text, which VD205 quotes."""
-    full = [
-        {
-            "id": "p1",
-            "type": "ovs",
-            "details": {"port_filter": True},
-            "devname": "tapp1",
-            "ovs_interfaceid": "p1",
-            "address": "fa:16:3e:00:00:01",
-            "network": {"id": "n"},
-            "meta": {},
-            "profile": {},
-            "vnic_type": "normal",
-            "active": True,
-        },
-        {"id": "p2", "type": "bridge", "qbh_params": None},
-        {"id": "p1", "type": "ovs", "details": {}},  # a second p1: the later one wins
-    ]
-    engine = sa.create_engine(sqlite_url)
-    md = sa.MetaData()
-    instances, caches = _tables(md)
-    md.create_all(engine)
-    texts = {"a": json.dumps(full), "b": "[1]", "c": "{}"}
-    with engine.begin() as conn:
-        for n, uuid in enumerate(texts):
-            conn.execute(instances.insert().values(id=n, uuid=uuid, host="c1", deleted=0))
-            conn.execute(
-                caches.insert().values(
-                    id=n, network_info=texts[uuid], instance_uuid=uuid, deleted=0
-                )
-            )
-    engine.dispose()
-    monkeypatch.setattr(nova_db, "RUN_BYTES", 1)  # every row a run of its own on disk
-    cell = NovaCellDatabase(CellSource("cell1", sqlite_url))
-    try:
-        read = {inst.uuid: inst for inst in cell.instances()}
-    finally:
-        cell.close()
-    a, b, c = read["a"], read["b"], read["c"]
-    assert a.network_info is None and a.vifs == {
-        "p1": {"type": "ovs", "details": {}},
-        "p2": {"type": "bridge"},
-    }
-    parsed = parse_network_info(texts["a"]).vifs
-    for port, vif in a.cache.vifs.items():
-        assert vif == {k: parsed[port][k] for k in CACHED_VIF_FIELDS if k in parsed[port]}
-    assert b.vifs is None and b.network_info == "[1]" and b.cache.error  # VD205 quotes it
-    assert c.network_info is None and c.vifs == {} and c.cache == parse_network_info("{}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, CursorResult, Engine
@@ -18,11 +18,8 @@ from vifdoctor.sources.bundle import recorded_time
 from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
 from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
-from vifdoctor.spool import sort_on_disk
 
 STREAM_CHUNK = 2000
-SORT_RUN = 4096  # VM-port rows sorted by device_id in memory at a time (about 5 MB)
-SORT_BLOCK = 16  # rows per record of a run: one record per run is held while merging
 # The columns of a binding query, in order: the Binding fields they fill.
 _FIELDS = (
     "port_id",
@@ -249,23 +246,15 @@ class NeutronDatabase:
 
     def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Every binding of VM ports (ACTIVE and INACTIVE) in byte-wise device_id order,
-        for a merge with Nova: an INACTIVE row is judged with its instance's moves.
-
-        The server reads them in its ports' primary-key order (an index scan, not a sort)
-        and they are sorted here by device_id, stably, so a device's rows keep the server's
-        port_id order: its sort of ~900k rows by device_id cost 8-20 s at a million ports,
-        which its plain read does not pay (issue 14).
-        """
-        yield from self._stream(selectors, [(None, True)], sort_here=True)
+        for a merge with Nova: an INACTIVE row is judged with its instance's moves."""
+        yield from self._stream(selectors, [(None, True)])
 
     def _stream(
         self,
         selectors: Selectors,
         parts: list[tuple[bool | None, bool | None]],
         vif_types: tuple[str, ...] = (),
-        sort_here: bool = False,
     ) -> Iterator[Binding]:
-        """``sort_here``: VM ports in port order from the server, by device_id from here."""
         deeper = self._deeper_drivers()
         for active, compute in parts:
             if active is False and not (self.layout and self.layout.has_status):
@@ -273,26 +262,14 @@ class NeutronDatabase:
             query = self._binding_query(selectors, active=active, compute=compute)
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
-            if sort_here:
-                query = query.order_by(None).order_by(self._t["ports"].c.id)
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            rows = (
-                sort_on_disk(map(tuple, result), _device_order, SORT_RUN, SORT_BLOCK)
-                if sort_here
-                else None
-            )
-            yield from self._bindings(result, deeper, rows)
+            yield from self._bindings(result, deeper)
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.
         self.conn.rollback()
 
     @staticmethod
-    def _bindings(
-        result: CursorResult,
-        deeper: dict[tuple[str, str], str],
-        rows: Iterable[tuple] | None = None,
-    ) -> Iterator[Binding]:
-        """The rows of one binding query (``rows`` when given: the result's, reordered) as
-        Bindings (the result closed once read)."""
+    def _bindings(result: CursorResult, deeper: dict[tuple[str, str], str]) -> Iterator[Binding]:
+        """The rows of one binding query as Bindings (the result closed once read)."""
         # Rows by position (the order _binding_query labels them in, checked here): a
         # mapping per row cost more than the rules (issue 14).
         assert list(result.keys())[: len(_FIELDS)] == list(_FIELDS)
@@ -312,7 +289,7 @@ class NeutronDatabase:
             project,
             port_status,
             *more,
-        ) in result if rows is None else rows:
+        ) in result:
             host = host or ""
             if deeper:
                 driver = deeper.get((port_id, host), driver)
@@ -334,14 +311,6 @@ class NeutronDatabase:
                 port_status=port_status or "",
             )
         result.close()
-
-
-_DEVICE = _FIELDS.index("device_id")
-
-
-def _device_order(row: tuple) -> str:
-    """A VM-port row's key in the Nova merge: its device_id, as the Binding holds it."""
-    return row[_DEVICE] or ""
 
 
 def _naive(value: datetime.datetime | str) -> datetime.datetime:

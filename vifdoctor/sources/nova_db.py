@@ -23,7 +23,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
-from vifdoctor.model import Instance, Migration, slim_network_info
+from vifdoctor.model import Instance, Migration
 from vifdoctor.sources.config import check_config_files
 from vifdoctor.sources.database import bytewise, connect, redact, scrub, utc_now
 from vifdoctor.spool import sort_on_disk
@@ -253,9 +253,7 @@ class NovaCellDatabase:
         SQLite's byte equality), and the rows are sorted here, by an external merge
         sort through temporary files: a server sorting the ``network_info`` blobs
         (or fetching them by random index look-ups) was 85 % of a million-port
-        audit (issue 14). Memory holds one run of RUN_BYTES at a time. Each cache is
-        made slim (slim_network_info) before it is sorted: the runs hold a quarter of
-        the text, and each cache is parsed once.
+        audit (issue 14). Memory holds one run of RUN_BYTES at a time.
         """
         i, c = self._instances, self._caches
         query = sa.select(
@@ -273,7 +271,7 @@ class NovaCellDatabase:
         ).select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid, c.c.deleted == 0)))
 
         def unsorted() -> Iterator[tuple]:
-            """Each row as (its sort key, uuid, columns, cache made slim, its weight)."""
+            """Each row as (its sort key, uuid, columns, its weight)."""
             with self.engine.connect() as conn:
                 result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
                 for uuid, iid, *columns, info, hidden in result:
@@ -282,9 +280,9 @@ class NovaCellDatabase:
                         (uuid is not None, uuid or "", iid if iid is not None else -1),
                         uuid,
                         *columns,
-                        slim_network_info(info),
+                        info,
                         hidden,
-                        200 + len(info or ""),  # what its text cost in memory
+                        200 + len(info or ""),  # about what it costs: mostly its text
                     )
 
         for row in sort_on_disk(unsorted(), _KEY, RUN_BYTES, SPILL_BLOCK, weight=_WEIGHT):
@@ -327,11 +325,10 @@ class NovaCellDatabase:
         power: int | None,
         task: str | None,
         deleted: Any,
-        info: str | dict[str, dict] | None,
+        info: str | None,
         hidden: Any,
     ) -> Instance:
-        """One instances row (with its cache, raw or made slim by slim_network_info), in
-        the column order both reads select."""
+        """One instances row (with its cache), in the column order both reads select."""
         return Instance(
             uuid=uuid,
             cell=self.cell.name,
@@ -342,8 +339,7 @@ class NovaCellDatabase:
             power_state=power,
             task_state=task,
             deleted=bool(deleted),
-            network_info=None if isinstance(info, dict) else info,
-            vifs=info if isinstance(info, dict) else None,
+            network_info=info,
             hidden=bool(hidden),
         )
 
