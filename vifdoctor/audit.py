@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vifdoctor.collector import no_cyclic_gc
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
 from vifdoctor.ovn_join import OvnJoin, open_ovn
@@ -250,6 +251,10 @@ def join_by_instance(
         yield device, group, rows_of(device)
 
 
+# Rows, judgements and findings are made and dropped by the million, with no reference
+# cycles: the collector's passes were a sixth of the CPU of a 300k-port audit with Nova
+# (issue 14), and the garbage it finds after one is the same at 100k and 300k ports.
+@no_cyclic_gc()
 def run_audit(
     bindings: Iterable[Binding],
     agents: dict[str, list[Agent]],

@@ -7,7 +7,6 @@ batch", the progress bar, and the rendering.
 from __future__ import annotations
 
 import argparse
-import gc
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from typing import IO
 
 from vifdoctor import api
 from vifdoctor.cmd.args import options_from
+from vifdoctor.collector import no_cyclic_gc
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.options import RepairOptions, RollbackOptions
 from vifdoctor.repair.hooks import Hooks, Progress
@@ -53,19 +53,6 @@ def progress_bar(total: int) -> Progress | None:
 
 
 TERMINAL = Hooks(progress=progress_bar, writing=finish_batch_on_ctrl_c)
-
-
-@contextmanager
-def no_cyclic_gc() -> Iterator[None]:
-    """A plan or repair builds one long list of changes and their rows, with no cycles to
-    free: cyclic GC passes over that heap were a fifth of a 100,000-row run (issue 14)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
