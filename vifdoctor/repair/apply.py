@@ -36,6 +36,19 @@ _WRITTEN = "written"  # the batch committed but matched fewer rows: the re-read 
 # Rows per UPDATE statement inside a batch: SQLite caps bound parameters (2 per row here).
 _STATEMENT_ROWS = {"sqlite": 400}
 _DEFAULT_STATEMENT_ROWS = 1000
+#: Rows per transaction when the operator gives no --batch-size (issue 14): batches start
+#: at ADAPTIVE_START and grow, at most twice as large each time and up to ADAPTIVE_MAX,
+#: toward ADAPTIVE_TARGET_S per transaction (half the 200 ms bound: room for a server
+#: that slows down); a transaction that takes longer sends them back to ADAPTIVE_START
+#: at once. Fewer, larger transactions save a COMMIT (an fsync) and a round trip per
+#: 500 rows; never below 500, the fixed default before, because under load a smaller
+#: batch took as long as one of 500 (docs/benchmarks.md). A --batch-size given is the
+#: size of every batch.
+ADAPTIVE_START = 500
+ADAPTIVE_MAX = 2000
+ADAPTIVE_TARGET_S = 0.1
+#: --batch-size where a fixed size is needed and none was given (plan --sql, VD206).
+DEFAULT_BATCH_SIZE = 500
 
 
 @dataclass
@@ -169,14 +182,28 @@ def is_retryable(exc: BaseException) -> bool:
     return "database is locked" in str(orig)  # SQLite's busy writer
 
 
-def batches(items: Sequence[Change], size: int) -> Iterator[Sequence[Change]]:
+def batches(items: Sequence[Change], size: int | None) -> Iterator[Sequence[Change]]:
+    """Fixed-size batches (``None``: DEFAULT_BATCH_SIZE)."""
+    size = size or DEFAULT_BATCH_SIZE
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
+def next_batch_size(size: int, seconds: float) -> int:
+    """The adaptive size after a batch of ``size`` rows committed in ``seconds``.
+
+    Over ADAPTIVE_TARGET_S: ADAPTIVE_START. Under it: proportional toward it, at most
+    doubling, up to ADAPTIVE_MAX.
+    """
+    if seconds > ADAPTIVE_TARGET_S:
+        return ADAPTIVE_START
+    wanted = size * 2 if seconds <= 0 else int(size * ADAPTIVE_TARGET_S / seconds)
+    return max(ADAPTIVE_START, min(ADAPTIVE_MAX, size * 2, wanted))
+
+
 @dataclass
 class WriteOptions:
-    batch_size: int = 500
+    batch_size: int | None = None  # rows per transaction; None: adaptive (ADAPTIVE_START..)
     max_rate: float | None = None  # rows per second
     retries: int = 5
     backoff_s: float = 0.2
@@ -192,8 +219,13 @@ def apply_changes(
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int], None] = lambda n: None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
-    """Write the changes batch by batch; then prove what every row holds (:func:`verify`)."""
+    """Write the changes batch by batch; then prove what every row holds (:func:`verify`).
+
+    Batches are ``opts.batch_size`` rows each, or sized by :func:`next_batch_size` from
+    the last transaction's time (``clock``) when no size is given.
+    """
     outcome = Outcome(status={(c.port_id, c.host): PENDING for c in changes})
     if not changes:
         return outcome
@@ -212,15 +244,20 @@ def apply_changes(
         null_stmt = batch_statement(table, layout, dialect, null=True)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
-        for batch in batches(changes, opts.batch_size):
+        size = opts.batch_size or ADAPTIVE_START
+        while written < len(changes):
             if should_stop():
                 outcome.interrupted = True
                 break
-            matched = _write_batch(conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary)
-            if matched is None:
+            batch = changes[written : written + size]
+            done = _write_batch(conn, (stmt, null_stmt), batch, opts, outcome, sleep, binary, clock)
+            if done is None:
                 for c in batch:
                     outcome.status[(c.port_id, c.host)] = FAILED
                 break  # an error that retries did not clear: stop, report, write no more
+            matched, seconds = done
+            if not opts.batch_size:
+                size = next_batch_size(len(batch), seconds)
             state = CHANGED if matched == len(batch) else _WRITTEN
             for c in batch:
                 outcome.status[(c.port_id, c.host)] = state
@@ -244,8 +281,10 @@ def _write_batch(
     outcome: Outcome,
     sleep: Callable[[float], None],
     binary: bool = False,
-) -> int | None:
-    """One transaction for the batch, retried on lock waits and deadlocks; rows matched.
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, float] | None:
+    """One transaction for the batch, retried on lock waits and deadlocks; rows matched
+    and the seconds the transaction that committed took (None: it failed).
 
     Everything is prepared before the transaction opens, and the garbage collector
     waits until it is closed, so locks are held only for the statements themselves.
@@ -257,14 +296,13 @@ def _write_batch(
     collecting = gc.isenabled()  # a caller may have stopped it for the whole run
     for attempt in range(opts.retries + 1):
         gc.disable()
-        began = time.monotonic()
+        began = clock()
         try:
             with conn.begin():
                 matched = sum(_execute(conn, stmts, p) for p in groups)
-            outcome.longest_transaction_s = max(
-                outcome.longest_transaction_s, time.monotonic() - began
-            )
-            return matched
+            took = clock() - began
+            outcome.longest_transaction_s = max(outcome.longest_transaction_s, took)
+            return matched, took
         except DBAPIError as exc:
             if is_retryable(exc) and attempt < opts.retries:
                 outcome.retries += 1

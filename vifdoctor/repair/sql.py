@@ -108,7 +108,11 @@ def preamble(dialect: str) -> list[str]:
 
 
 def render_sql(
-    changes: Sequence[Change], table: sa.Table, layout: Layout, dialect: Dialect, batch_size: int
+    changes: Sequence[Change],
+    table: sa.Table,
+    layout: Layout,
+    dialect: Dialect,
+    batch_size: int | None,
 ) -> Iterator[str]:
     dialect = literal_dialect(dialect)
     name = dialect.name
