@@ -19,6 +19,7 @@ from typing import IO
 
 from vifdoctor.strictjson import dumps
 
+WRITE_BUFFER = 2**20
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
 # One encoder for every row: json.dumps(row, default=str) builds a new one per call,
 # which cost more than encoding a finding (issue 14).
@@ -42,7 +43,9 @@ class Spool:
     RUN_BLOCK = 256  # keys per marshal record of a run: one record per run is held in a merge
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the spool
+        # lives as long as the spool; a large buffer: 8 KB (the default) was a write
+        # system call every few findings (issue 14)
+        self._file = tempfile.TemporaryFile(buffering=WRITE_BUFFER)  # noqa: SIM115
         self._index: list[bytes] = []
         self._runs: list[IO[bytes]] = []  # sorted runs of keys on disk
         self._count = 0

@@ -242,7 +242,7 @@ def column_bytes(value: str) -> bytes:
     return value.encode("utf-8", "surrogateescape")
 
 
-def is_binary(column: sa.Column) -> bool:
+def is_binary(column: sa.ColumnElement) -> bool:
     """Whether the driver hands this column's values over as bytes (BLOB, BYTEA, ...)."""
     return (
         isinstance(column.type, sa.LargeBinary)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, Engine
 
 from vifdoctor.model import Agent, Binding, Layout, parse_json_column
 from vifdoctor.sources.bundle import recorded_time
-from vifdoctor.sources.database import bytewise, column_text, redact, utc_now
+from vifdoctor.sources.database import bytewise, column_text, is_binary, redact, utc_now
 from vifdoctor.sources.interface import EVERYTHING, Selectors
 from vifdoctor.sources.neutron_schema import BINDINGS, LEVELS, detect_layout, only_live
+from vifdoctor.sources.packed import packing_for
 
 STREAM_CHUNK = 2000
 # The columns of a binding query, in order: the Binding fields they fill.
@@ -262,17 +263,28 @@ class NeutronDatabase:
             query = self._binding_query(selectors, active=active, compute=compute)
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
+            columns = list(query.selected_columns)
+            # Rows by position (the order _binding_query labels them in, checked here): a
+            # mapping per row cost more than the rules (issue 14).
+            assert [c.key for c in columns[: len(_FIELDS)]] == list(_FIELDS)
+            packing = packing_for(self.conn, columns)
+            if packing is not None:
+                query = query.with_only_columns(packing.column(columns))
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
-            yield from self._bindings(result, deeper)
+            rows: Iterable[Sequence] = result
+            if packing is not None:
+                rows = (packing.unpack(packed, len(columns)) for (packed,) in result)
+            binary = any(is_binary(c) for c in columns)  # BLOB texts (vendor schemas)
+            yield from self._bindings(rows, deeper, binary)
+            result.close()
         # End the read transaction: no snapshot or SQLite read lock outlives the stream.
         self.conn.rollback()
 
     @staticmethod
-    def _bindings(result: CursorResult, deeper: dict[tuple[str, str], str]) -> Iterator[Binding]:
-        """The rows of one binding query as Bindings (the result closed once read)."""
-        # Rows by position (the order _binding_query labels them in, checked here): a
-        # mapping per row cost more than the rules (issue 14).
-        assert list(result.keys())[: len(_FIELDS)] == list(_FIELDS)
+    def _bindings(
+        rows: Iterable[Sequence], deeper: dict[tuple[str, str], str], binary: bool
+    ) -> Iterator[Binding]:
+        """The rows of one binding query (_FIELDS, then has_active_row) as Bindings."""
         for (
             port_id,
             host,
@@ -289,17 +301,19 @@ class NeutronDatabase:
             project,
             port_status,
             *more,
-        ) in result:
+        ) in rows:
             host = host or ""
+            if binary:
+                details, profile = column_text(details), column_text(profile)
             if deeper:
                 driver = deeper.get((port_id, host), driver)
             yield Binding(
                 port_id,
                 host,
                 vif_type or "",
-                column_text(details),  # NULL stays None: guarded as IS NULL
+                details,  # NULL stays None: guarded as IS NULL
                 vnic_type or "normal",
-                column_text(profile) or "",
+                profile or "",
                 status,
                 driver,
                 segment,
@@ -307,10 +321,10 @@ class NeutronDatabase:
                 device or "",
                 network or "",
                 project or "",
-                has_active_row=bool(more[0]) if more else True,
+                # 1/0, True/False, or "1"/"0" from a packed row
+                has_active_row=more[0] not in (None, 0, "0") if more else True,
                 port_status=port_status or "",
             )
-        result.close()
 
 
 def _naive(value: datetime.datetime | str) -> datetime.datetime:

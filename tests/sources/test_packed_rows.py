@@ -1,0 +1,164 @@
+"""Packed rows (sources/packed.py): the server joins a row's values into one binary
+string for PyMySQL to decode once; what the source yields must not change.
+
+Each case reads the same database twice, packed and column by column
+(``VIFDOCTOR_PACKED_ROWS=0``), and compares every Binding; the statements sent are
+captured to prove the packed read really ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from testkit.cloudfactory import execute
+from testkit.repairkit import install_nullable_details
+
+from vifdoctor.demo.builder import (
+    AgentSpec,
+    BindingSpec,
+    CloudSpec,
+    NetworkSpec,
+    PortSpec,
+    SegmentSpec,
+)
+from vifdoctor.demo.schemas import LAYOUTS
+from vifdoctor.errors import VifdoctorError
+from vifdoctor.model import Binding
+from vifdoctor.sources.neutron_db import NeutronDatabase
+from vifdoctor.sources.packed import ENV_PACKED_ROWS, Packing, packing_for
+
+HOSTILE = [
+    "",
+    "plain",
+    "emoji \U0001f600 and \u00e9\u00e8 and \u4e2d\u6587",
+    "nul \x00 byte, tab \t, newline \n, cr \r",
+    "quotes ' \" ` and backslash \\ and %s %% {}",
+    "\u00ff\u00fe looks like the markers, as characters",
+    "x" * 4000,
+]
+
+
+def _cloud(layout: str) -> CloudSpec:
+    ports = []
+    for n, text in enumerate(HOSTILE):
+        extra = (
+            [BindingSpec(host=f"dest-{n}", vif_type="ovs", vif_details=text, status="INACTIVE")]
+            if layout == "ocata"
+            else []
+        )
+        ports.append(
+            PortSpec(
+                id=f"port-{n:02d}",
+                network_id=f"net-{text[:30]}",
+                device_owner="compute:nova" if n % 2 else "network:dhcp",
+                device_id=f"vm {text[:20]}",
+                project_id=text[:200],
+                binding=BindingSpec(
+                    host=f"host {text[:40]}",
+                    vif_type="ovs" if n % 3 else "binding_failed",
+                    vif_details=None if n == 1 else text,  # NULL where the schema allows it
+                    vnic_type="normal",
+                    profile=text,
+                    driver=None if n == 2 else "openvswitch",  # no level row: NULL driver
+                    segment_id=None if n == 3 else f"seg-{n}",
+                ),
+                extra_bindings=extra,
+            )
+        )
+    return CloudSpec(
+        networks=[
+            NetworkSpec(
+                id=p.network_id,
+                name="",
+                project_id="",
+                segments=[SegmentSpec(id=f"seg-{n}", segmentation_id=100 + n)],
+            )
+            for n, p in enumerate(ports)
+        ],
+        agents=[AgentSpec(host="host plain", agent_type="Open vSwitch agent")],
+        ports=ports,
+    )
+
+
+def _read(url: str, monkeypatch: pytest.MonkeyPatch, packed: bool) -> tuple[list[Binding], bool]:
+    """Every binding the source streams, and whether a packed statement was sent."""
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1" if packed else "0")
+    engine = sa.create_engine(url)
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    try:
+        with NeutronDatabase(engine) as source:
+            rows = list(source.bindings()) + list(source.compute_bindings_by_device())
+    finally:
+        engine.dispose()
+    return rows, any("concat_ws" in s.lower() for s in sent)
+
+
+@pytest.fixture
+def hostile_db(mariadb_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    install_nullable_details(mariadb_url, _cloud(request.param), request.param)
+    yield mariadb_url
+
+
+@pytest.mark.parametrize("hostile_db", LAYOUTS, indirect=True)
+def test_packed_rows_equal_column_reads_on_every_layout(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packed, used = _read(hostile_db, monkeypatch, packed=True)
+    plain, unused = _read(hostile_db, monkeypatch, packed=False)
+    assert used and not unused
+    assert len(plain) >= len(HOSTILE) + len(HOSTILE) // 2  # VM ports read twice
+    assert packed == plain
+    # the hostile values came through, NULL as None
+    assert {b.vif_details for b in plain} >= {None, HOSTILE[2], HOSTILE[3], HOSTILE[6]}
+    assert None in {b.driver for b in plain} and None in {b.segment for b in plain}
+
+
+@pytest.mark.parametrize("hostile_db", ["ocata"], indirect=True)
+def test_packed_rows_follow_the_connection_charset(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a utf8mb3 connection the server turns a 4-byte character into '?' for
+    PyMySQL; the packed read must give the same, and a latin1 column is converted."""
+    execute(
+        hostile_db,
+        "ALTER TABLE ports MODIFY device_owner VARCHAR(255) CHARACTER SET latin1",
+        "UPDATE ports SET device_owner = 'compute:n\u00e9va' WHERE id = 'port-05'",
+    )
+    url = hostile_db.replace("charset=utf8mb4", "charset=utf8")
+    packed, used = _read(url, monkeypatch, packed=True)
+    plain, _ = _read(url, monkeypatch, packed=False)
+    assert used and packed == plain
+    assert any("?" in b.vif_details for b in plain if b.vif_details and "emoji" in b.vif_details)
+    assert "compute:n\u00e9va" in {b.device_owner for b in plain}
+
+
+def test_packing_is_not_used_where_it_cannot_be_exact(
+    mariadb_url: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_PACKED_ROWS, raising=False)
+    text = sa.column("t", sa.String)
+    blob = sa.column("b", sa.LargeBinary)
+    for url, columns, expected in (
+        (mariadb_url, [text], True),
+        (mariadb_url, [text, sa.null().label("x"), sa.true().label("y")], True),
+        (mariadb_url, [text, blob], False),  # raw bytes may hold 0xFF
+        (mariadb_url, [text, sa.column("d", sa.DateTime)], False),
+        (mariadb_url.replace("charset=utf8mb4", "charset=latin1"), [text], False),
+        (sqlite_url, [text], False),  # a C driver: nothing to gain
+    ):
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert (packing_for(conn, columns) is not None) is expected, (url, columns)
+        finally:
+            engine.dispose()
+
+
+def test_a_row_that_does_not_split_is_one_clear_error() -> None:
+    packing = Packing("utf8mb4", "utf-8")
+    assert packing.unpack(b"a\xff\xfe\xffc", 3) == ["a", None, "c"]
+    with pytest.raises(VifdoctorError, match=f"{ENV_PACKED_ROWS}=0"):
+        packing.unpack(b"a\xff\xffb\xffc", 3)  # an 0xFF stored in a text column
