@@ -1,9 +1,13 @@
-"""How many rows each transaction of ``repair --apply`` writes (issue 14).
+"""Which rows each transaction of ``repair --apply`` writes, and how many (issue 14).
+
+Rows are written in (port_id, host) order, whatever the plan's order (the read's
+device_id order): a batch holds neighbouring rows of the table's primary key.
 
 No ``--batch-size``: batches start at 500 and grow, at most doubling, toward 100 ms per
-transaction, up to 2,000 rows; a transaction slower than that brings them back to 500. ``--batch-size N``: every batch is N rows, whatever the timings. The
-timings come from a fake clock (each transaction "takes" what the test says), so
-nothing here depends on the machine's speed.
+transaction, up to 2,000 rows; a transaction slower than that brings them back to 500.
+``--batch-size N``: every batch is N rows, whatever the timings. The timings come from
+a fake clock (each transaction "takes" what the test says), so nothing here depends on
+the machine's speed.
 """
 
 from __future__ import annotations
@@ -48,17 +52,21 @@ def fake_clock(seconds_per_transaction: list[float]):
     return clock
 
 
+def _plan(engine: sa.Engine):
+    ctx = RuleContext()
+    with NeutronDatabase(engine) as source:
+        agents = source.agents(75)
+        changes = list(
+            plan_changes(judge_all(source.bindings(), agents, ctx), repair_codes([]), ctx)
+        )
+        return source.layout, changes
+
+
 def _write(url: str, opts: WriteOptions, seconds: list[float]) -> tuple[list[int], dict]:
     """Plan the drifted rows and write them; the rows per batch, and the outcome's states."""
     engine = sa.create_engine(url)
-    ctx = RuleContext()
     try:
-        with NeutronDatabase(engine) as source:
-            agents = source.agents(75)
-            changes = list(
-                plan_changes(judge_all(source.bindings(), agents, ctx), repair_codes([]), ctx)
-            )
-            layout = source.layout
+        layout, changes = _plan(engine)
         sizes: list[int] = []
         outcome = apply_changes(
             engine, layout, changes, opts, progress=sizes.append, clock=fake_clock(seconds)
@@ -104,3 +112,32 @@ def test_a_batch_size_given_is_every_batch_size(sqlite_url):
 )
 def test_next_batch_size(size, seconds, expected):
     assert next_batch_size(size, seconds) == expected
+
+
+def test_rows_are_written_in_key_order_whatever_the_plan_order(sqlite_url):
+    """The plan reversed, batches of 3, stopped after the first: the three rows written
+    are the three first keys, not the plan's three first rows."""
+    install(sqlite_url, drifted_cloud(8), "ocata")
+    engine = sa.create_engine(sqlite_url)
+    try:
+        layout, changes = _plan(engine)
+        changes.reverse()
+        keys = sorted((c.port_id, c.host) for c in changes)
+        assert [(c.port_id, c.host) for c in changes] != keys
+        sent: list[int] = []
+        outcome = apply_changes(
+            engine,
+            layout,
+            changes,
+            WriteOptions(batch_size=3),
+            should_stop=lambda: bool(sent),
+            progress=sent.append,
+        )
+    finally:
+        engine.dispose()
+    assert outcome.interrupted and sent == [3]
+    written = {k for k, state in outcome.status.items() if state == CHANGED}
+    assert written == set(keys[:3])
+    assert {k for k, v in details(sqlite_url).items() if v == HYBRID} == set(keys[:3])
+    # the outcome keeps the plan's order
+    assert list(outcome.status) == [(c.port_id, c.host) for c in changes]

@@ -223,12 +223,18 @@ def apply_changes(
 ) -> Outcome:
     """Write the changes batch by batch; then prove what every row holds (:func:`verify`).
 
-    Batches are ``opts.batch_size`` rows each, or sized by :func:`next_batch_size` from
-    the last transaction's time (``clock``) when no size is given.
+    Rows go in (port_id, host) order, whatever the order of ``changes``. Batches are
+    ``opts.batch_size`` rows each, or sized by :func:`next_batch_size` from the last
+    transaction's time (``clock``) when no size is given.
     """
     outcome = Outcome(status={(c.port_id, c.host): PENDING for c in changes})
     if not changes:
         return outcome
+    # Written (and verified) in primary-key order, not the plan's (the read's device_id
+    # order): a batch then holds neighbouring rows on few pages, each page changed once.
+    # In the plan's order every batch dirtied rows all over the table: 100,000 rows took
+    # 25-28 s instead of 10-13 s, 5.4-6.7 s of server CPU instead of 2.8-3.4 s (issue 14).
+    changes = sorted(changes, key=_key)
     dialect = engine.dialect.name
     started = time.monotonic()
     written = 0
@@ -271,6 +277,10 @@ def apply_changes(
         verify(conn, layout, changes, outcome, binary, table)
     gc.unfreeze()
     return outcome
+
+
+def _key(change: Change) -> tuple[str, str]:
+    return (change.port_id, change.host)
 
 
 def _write_batch(
