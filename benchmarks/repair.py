@@ -1,7 +1,7 @@
 """Time `vifdoctor repair --apply` against the incident's blanket UPDATE, on copies of one DB.
 
     .venv/bin/python benchmarks/repair.py --rows 100000 [--ports 250000]
-        [--batch-size 500 --batch-size 100 --batch-size 2000] [--repeat 3] [--profile]
+        [--batch-size 0 --batch-size 500 --batch-size 2000] [--repeat 3] [--profile]
 
 1. generate a cloud (benchmarks/generate.py, no Nova, no other drift) of
    ``--ports`` ports into ``vifdoctor_repair_src``, with exactly ``--rows`` ACTIVE
@@ -11,7 +11,7 @@
 2. for each ``--batch-size`` and each repeat, copy it to ``vifdoctor_repair_a``
    (``CREATE TABLE ... LIKE`` + ``INSERT ... SELECT`` per table), time the dry run
    ``vifdoctor plan -f json`` (read, judge, plan, render: the repair's read side),
-   then ``vifdoctor repair --apply --backup-dir TMP -f json --batch-size B`` (wall
+   then ``vifdoctor repair --apply --backup-dir TMP -f json [--batch-size B]`` (wall
    time under /usr/bin/time: backup, batches, verification re-read and output),
    and read ``outcome`` from its JSON (batches, retries, longest transaction);
    after the comparisons of step 4, the last repair of each repeat is undone by
@@ -245,6 +245,15 @@ def read_floor(database: str, statement: str) -> Timed:
         )
 
 
+def size_flag(batch: int) -> list[str]:
+    """``--batch-size B``; none for 0 (vifdoctor's own default: adaptive since issue 14)."""
+    return ["--batch-size", str(batch)] if batch else []
+
+
+def label(batch: int) -> str:
+    return f"--batch-size {batch}" if batch else "(no --batch-size)"
+
+
 def repair_cmd(database: str, backup: str, batch: int) -> list[str]:
     return [
         "repair",
@@ -255,8 +264,7 @@ def repair_cmd(database: str, backup: str, batch: int) -> list[str]:
         backup,
         "-f",
         "json",
-        "--batch-size",
-        str(batch),
+        *size_flag(batch),
     ]
 
 
@@ -305,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         action="append",
         default=[],
-        help="repair --batch-size; repeatable (default 500)",
+        help="repair --batch-size; repeatable; 0: none given, vifdoctor's default (the default)",
     )
     p.add_argument("--repeat", type=int, default=1, help="runs of each (default 1)")
     p.add_argument("--seed", type=int, default=1, help="generate.py --seed (default 1)")
@@ -318,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25, help="profile entries shown (default 25)")
     p.add_argument("--keep", action="store_true", help="keep the copies afterwards")
     args = p.parse_args(argv)
-    sizes = args.batch_size or [500]
+    sizes = args.batch_size or [0]
     env = child_env()
 
     from generate import generate
@@ -376,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(
-                    f"   [{rep + 1}] batch {batch}: plan {plan.wall:.2f} s (CPU {plan.cpu:.2f} s, "
+                    f"   [{rep + 1}] {label(batch)}: plan {plan.wall:.2f} s (CPU {plan.cpu:.2f} s, "
                     f"{planned} rows), repair --apply {run.wall:.2f} s (CPU {run.cpu:.2f} s, "
                     f"exit {run.rc}, "
                     f"{outcome['changed']} changed, {outcome['batches']} batches, "
@@ -408,14 +416,13 @@ def main(argv: list[str] | None = None) -> int:
                     str(last["backup"] / "rb"),
                     "-f",
                     "json",
-                    "--batch-size",
-                    str(sizes[-1]),
+                    *size_flag(sizes[-1]),
                 ],
                 env=env,
             )
             last["rollback"], last["restored"] = undo, differing(SOURCE, COPY_A) == 0
             print(
-                f"   [{rep + 1}] rollback --apply of the batch-{sizes[-1]} repair: "
+                f"   [{rep + 1}] rollback --apply of the {label(sizes[-1])} repair: "
                 f"{undo.wall:.2f} s (CPU {undo.cpu:.2f} s, exit {undo.rc}, peak RSS "
                 f"{undo.rss_mb:.0f} MB); source "
                 f"restored byte for byte: {'yes' if last['restored'] else 'NO'}",
@@ -466,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         r = min(runs, key=lambda x: x["run"].wall)
         longest = max(x["outcome"]["longest_transaction_ms"] for x in runs)
         print(
-            f"{'repair --apply --batch-size ' + str(batch):<34} {r['run'].wall:>7.2f} "
+            f"{'repair --apply ' + label(batch):<34} {r['run'].wall:>7.2f} "
             f"{r['run'].wall / floor:>9.2f} {r['run'].wall / target_floor:>7.2f} "
             f"{longest:>14.1f} {r['outcome']['batches']:>7} "
             f"{max(x['outcome']['retries'] for x in runs):>7} {r['run'].rss_mb:>7.0f}"
@@ -493,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nevery run (wall s / longest transaction ms):")
     for batch in sizes:
         print(
-            f"  repair --batch-size {batch:<6} "
+            f"  repair {label(batch):<20} "
             + "  ".join(
                 f"{x['run'].wall:.2f}/{x['outcome']['longest_transaction_ms']}"
                 for x in repairs[batch]
@@ -520,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         f"UPDATE, and no other row changed by either: {'yes' if ok else 'NO'}"
     )
     if args.profile:
-        print(f"\n== cProfile of repair --apply --batch-size {sizes[0]}\n")
+        print(f"\n== cProfile of repair --apply {label(sizes[0])}\n")
         print(profile_repair(sizes[0], args.top, env))
     if not args.keep:
         conn = connect(None, autocommit=True)

@@ -92,7 +92,7 @@ class WriteOptions:
 
     apply: bool = False
     backup_dir: str | None = None
-    batch_size: int = 500
+    batch_size: int | None = None  # rows per transaction; None: adaptive (docs/output.md)
     max_rate: float | None = None
     retries: int = 5
     lock_wait_timeout: int | None = None

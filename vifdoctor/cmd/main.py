@@ -241,7 +241,10 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
         help="where the backup goes (default: ./vifdoctor-backup-<UTC time>)",
     )
     g.add_argument(
-        "--batch-size", type=_positive_int, default=500, help="rows per transaction (default 500)"
+        "--batch-size",
+        type=_positive_int,
+        help="rows in every transaction (default: adaptive, batches of 500 growing up to "
+        "2,000 while each transaction stays under 100 ms)",
     )
     g.add_argument(
         "--max-rate",

@@ -21,6 +21,7 @@ from typing import IO
 
 from vifdoctor import __version__
 from vifdoctor.errors import VifdoctorError
+from vifdoctor.strictjson import encoder
 
 FORMAT = "vifdoctor-backup"
 FORMAT_VERSION = 1
@@ -51,7 +52,7 @@ def _sealed(body: dict) -> tuple[str, list[str]]:
     of a placeholder, so the checksum, hashed piece by piece (no copy of the whole
     text), equals :func:`_checksum`'s byte for byte (issue 14).
     """
-    canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+    canonical = encoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
     rows = [canonical(r) for r in body["rows"]]
     head = {k: v for k, v in body.items() if k != "rows"}
     # A value no header holds, whose JSON text cannot occur inside another value's.

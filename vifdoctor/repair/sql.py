@@ -18,7 +18,6 @@ Batches are wrapped in transactions, as the repair writes them.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 from urllib.parse import quote
@@ -28,10 +27,8 @@ from sqlalchemy.engine import Dialect
 
 from vifdoctor.model import Change, Layout
 from vifdoctor.repair.apply import batches, guarded_update
+from vifdoctor.repair.literal import sql_literal
 
-# Unicode categories spelled out as character functions: controls, format characters
-# (bidi overrides, zero-width), line and paragraph separators, surrogates.
-_SPELLED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # What a comment may show as it is; everything else is percent-encoded.
 _COMMENT_SAFE = "-._~:@/+=,"
 
@@ -57,42 +54,6 @@ def literal_dialect(dialect: Dialect) -> Dialect:
     return plain
 
 
-def _spelled(ch: str) -> bool:
-    return ch == "\\" or unicodedata.category(ch) in _SPELLED_CATEGORIES
-
-
-def _char_function(ch: str, dialect: str) -> str:
-    code = ord(ch)
-    if dialect in ("mysql", "mariadb"):
-        # CHAR(N) takes bytes: N is the character's UTF-8 encoding read as one integer.
-        encoded = ch.encode("utf-8", "surrogatepass")
-        return f"CHAR({int.from_bytes(encoded, 'big')} USING utf8mb4)"
-    if dialect == "postgresql":
-        return f"chr({code})"
-    return f"char({code})"
-
-
-def sql_literal(value: str, dialect: str) -> str:
-    """``value`` as an SQL expression of this dialect that yields exactly ``value``."""
-    parts: list[str] = []
-    run: list[str] = []
-    for ch in value:
-        if _spelled(ch):
-            if run:
-                parts.append("'" + "".join(run).replace("'", "''") + "'")
-                run = []
-            parts.append(_char_function(ch, dialect))
-        else:
-            run.append(ch)
-    if run or not parts:
-        parts.append("'" + "".join(run).replace("'", "''") + "'")
-    if len(parts) == 1:
-        return parts[0]
-    if dialect in ("mysql", "mariadb"):
-        return "CONCAT(" + ", ".join(parts) + ")"
-    return "(" + " || ".join(parts) + ")"
-
-
 def comment_text(value: str) -> str:
     """Data shown in a ``--`` comment: percent-encoded, so it stays one inert line."""
     return quote(value, safe=_COMMENT_SAFE)
@@ -108,7 +69,11 @@ def preamble(dialect: str) -> list[str]:
 
 
 def render_sql(
-    changes: Sequence[Change], table: sa.Table, layout: Layout, dialect: Dialect, batch_size: int
+    changes: Sequence[Change],
+    table: sa.Table,
+    layout: Layout,
+    dialect: Dialect,
+    batch_size: int | None,
 ) -> Iterator[str]:
     dialect = literal_dialect(dialect)
     name = dialect.name

@@ -313,7 +313,7 @@ def _delete_levels(levels: sa.Table, bindings: sa.Table, keys, literal=None) -> 
 
 
 def render_sql(
-    changes: Sequence[Change], conn: Connection, dialect, batch_size: int
+    changes: Sequence[Change], conn: Connection, dialect, batch_size: int | None
 ) -> Iterable[str]:
     """The guarded DELETEs for a DBA, batch by batch; Nova is to be checked first."""
     bindings, levels = _tables(conn)

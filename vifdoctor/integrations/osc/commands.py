@@ -61,7 +61,8 @@ HELP = {
     "host_reports": "a folder of `vifdoctor host-scan` reports",
     "apply": "write (default: a dry run that only shows what would change)",
     "backup_dir": "where the backup goes (default ./vifdoctor-backup-<UTC time>)",
-    "batch_size": "rows per transaction (default 500)",
+    "batch_size": "rows in every transaction (default: adaptive, 500 to 2,000 rows, "
+    "aiming at 100 ms each)",
     "max_rate": "rows per second at most",
     "retries": "retries of a batch after a lock wait timeout or deadlock (default 5)",
     "lock_wait_timeout": "MySQL innodb_lock_wait_timeout (seconds) for the writes",

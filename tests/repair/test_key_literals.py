@@ -1,0 +1,76 @@
+"""The repair's key lists as SQL literals, not two bound parameters per row (issue 14).
+
+SQLAlchemy's expanding tuple parameters, and the driver escaping each, cost about a
+quarter of the write path at 100,000 rows. The keys are now rendered by the literals
+``plan --sql`` uses (repair/literal.py), with a fast path for plain text that must
+mean exactly what the full rendering means. That whatever a key holds still reaches the
+right row on every backend is tests/repair/test_sql_hostile.py's ``repair --apply``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from testkit.repairkit import HYBRID, details, drifted_cloud, install
+
+from vifdoctor.audit import judge_all
+from vifdoctor.repair.apply import CHANGED, WriteOptions, apply_changes
+from vifdoctor.repair.literal import fast_literal, sql_literal
+from vifdoctor.repair.plan import plan_changes, repair_codes
+from vifdoctor.rules.plug import RuleContext
+from vifdoctor.sources.neutron_db import NeutronDatabase
+
+VALUES = [
+    "00000000-0000-4000-8000-000000000001",
+    "compute-01.example.org",
+    "",
+    "a b",
+    "50%",
+    "it's",
+    "a\\b",
+    "a\nb",
+    "nul\x00",
+    "\u202eevil",
+    "h\u00f4te",
+    "tab\tx",
+    "semi;colon -- comment",
+    'quote"d',
+]
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb", "postgresql", "sqlite"])
+@pytest.mark.parametrize("value", VALUES)
+def test_fast_literal_is_the_full_literal(value, dialect):
+    assert fast_literal(value, dialect) == sql_literal(value, dialect)
+
+
+def test_keys_are_not_bound_parameters(sqlite_url):
+    install(sqlite_url, drifted_cloud(8), "ocata")
+    engine = sa.create_engine(sqlite_url)
+    sent: list[tuple[str, object]] = []
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cur, stmt, params, *a: sent.append((stmt, params)),
+    )
+    ctx = RuleContext()
+    try:
+        with NeutronDatabase(engine) as source:
+            agents = source.agents(75)
+            changes = list(
+                plan_changes(judge_all(source.bindings(), agents, ctx), repair_codes([]), ctx)
+            )
+            layout = source.layout
+        sent.clear()
+        outcome = apply_changes(engine, layout, changes, WriteOptions(batch_size=3))
+    finally:
+        engine.dispose()
+    assert set(outcome.status.values()) == {CHANGED}
+    assert set(details(sqlite_url).values()) == {HYBRID}
+    writes = [(s, p) for s, p in sent if s.lstrip().upper().startswith(("UPDATE", "SELECT COUNT"))]
+    assert len(writes) == 3 + 1  # three batches, one COUNT
+    for statement, params in writes:
+        # new text, stored text, status: three parameters, whatever the rows
+        assert len(params) <= 3, statement
+    for c in changes:
+        assert any(f"'{c.port_id}'" in s for s, _ in writes if s.lstrip().startswith("UPDATE"))
