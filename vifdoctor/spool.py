@@ -17,13 +17,13 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from vifdoctor.strictjson import dumps
+from vifdoctor.strictjson import dumps, encoder
 
 WRITE_BUFFER = 2**20
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
-# One encoder for every row: json.dumps(row, default=str) builds a new one per call,
-# which cost more than encoding a finding (issue 14).
-_ENCODE = json.JSONEncoder(default=str, allow_nan=False).encode  # one encoder, reused
+# One encoder for every row, its C encoder built once: json.dumps(row, default=str)
+# builds a new JSONEncoder per call, and JSONEncoder.encode a new C encoder (issue 14).
+_ENCODE = encoder()
 
 
 def _encode(row: dict) -> str:
