@@ -283,16 +283,22 @@ def run_audit(
     seen_hosts: set[str] = set()
     judge_row = BindingJudge(ctx)
 
+    no_agents: list[Agent] = []
+
     def judge(binding: Binding, moves_of: Instance | None = None) -> Judgement:
-        host_agents = agents.get(binding.host, [])
+        host_agents = agents.get(binding.host, no_agents)
         if ovn_join is not None and ovn_join.claims(binding, host_agents):
             judgement = ovn_join.judge(binding)  # instead of the OVS agents' rules
         else:
-            judgement = judge_row(binding, host_agents)
+            judgement = judge_row(binding, host_agents)  # clean verdicts are shared: no edits
         if moves_of is not None:  # a VM port's INACTIVE row, with its instance's moves
-            judgement.findings = with_moves(binding, judgement.findings, moves_of)
+            judgement = Judgement(
+                judgement.category, with_moves(binding, judgement.findings, moves_of)
+            )
         for join in joins:
-            judgement.findings.extend(join.judge(binding, judgement, host_agents, ctx))
+            more = join.judge(binding, judgement, host_agents, ctx)
+            if more:
+                judgement = Judgement(judgement.category, [*judgement.findings, *more])
         seen_hosts.add(binding.host)
         report.rows += 1
         report.categories[judgement.category] += 1

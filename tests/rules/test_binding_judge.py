@@ -51,3 +51,27 @@ def test_the_key_holds_what_the_rules_read() -> None:
         binding(host="compute1", status="INACTIVE", has_active_row=False), [legacy_ovs("compute1")]
     )
     assert inactive.category == "inactive binding"
+
+
+def test_a_join_adding_findings_never_changes_the_shared_clean_verdict() -> None:
+    """Rows alike share one clean Judgement: a join's findings for one row (a host scan's,
+    say) must stay that row's, not show up on every later row of its shape."""
+    from vifdoctor.audit import run_audit
+    from vifdoctor.rules.finding import declared_finding
+
+    class OneEach:
+        live: dict[str, str] = {}
+
+        def judge(self, b, judgement, agents, ctx):  # type: ignore[no-untyped-def]
+            assert judgement.findings == [], "another row's join finding leaked in"
+            return [declared_finding("VD301", f"seen {b.port_id}", port_id=b.port_id)]
+
+        def finish(self):  # type: ignore[no-untyped-def]
+            return []
+
+    rows = [binding(port_id=f"p-{n}", device_id=f"vm-{n}") for n in range(3)]
+    report = run_audit(
+        rows, {"compute1": [legacy_ovs()]}, CTX, schema={}, assumptions=[], joins=[OneEach()]
+    )
+    assert report.by_code == {"VD301": 3}
+    assert [r["port_id"] for r in report.findings] == ["p-0", "p-1", "p-2"]

@@ -763,7 +763,7 @@ class BindingJudge:
         self.ctx = ctx
         self.shapes = shapes
         self.needs: dict[str, HostNeeds] = {}
-        self.clean: dict[tuple, str] = {}
+        self.clean: dict[tuple, Judgement] = {}  # shared by the rows alike: read-only
         self.verdicts: dict[tuple, Judgement] = {}
 
     def __call__(self, b: Binding, agents: Sequence[Agent]) -> Judgement:
@@ -778,9 +778,9 @@ class BindingJudge:
             b.device_owner,
             b.has_active_row,
         )
-        category = self.clean.get(key)
-        if category is not None:
-            return Judgement(category, [])
+        clean = self.clean.get(key)
+        if clean is not None:
+            return clean
         if self.shapes:
             shared = self.verdicts.get(key)
             if shared is not None:
@@ -793,7 +793,7 @@ class BindingJudge:
         if not judgement.findings:
             if len(self.clean) >= self.MAX_CLEAN:
                 self.clean.clear()
-            self.clean[key] = judgement.category
+            self.clean[key] = judgement
         return judgement
 
 
