@@ -162,3 +162,5 @@ def test_a_row_that_does_not_split_is_one_clear_error() -> None:
     assert packing.unpack(b"a\xff\xfe\xffc", 3) == ["a", None, "c"]
     with pytest.raises(VifdoctorError, match=f"{ENV_PACKED_ROWS}=0"):
         packing.unpack(b"a\xff\xffb\xffc", 3)  # an 0xFF stored in a text column
+    with pytest.raises(VifdoctorError, match="max_allowed_packet"):
+        packing.unpack(None, 3)  # CONCAT_WS past max_allowed_packet

@@ -53,8 +53,14 @@ class Packing:
         ]
         return sa.func.concat_ws(sa.literal_column("X'FF'"), *values).label("packed")
 
-    def unpack(self, value: bytes, width: int) -> list[str | None]:
+    def unpack(self, value: bytes | None, width: int) -> list[str | None]:
         """The ``width`` values of one packed row, NULL as None."""
+        if value is None:
+            # CONCAT_WS gives NULL (and a warning) past max_allowed_packet.
+            raise VifdoctorError(
+                "the server returned a packed row as NULL (a row longer than its "
+                f"max_allowed_packet?); rerun with {ENV_PACKED_ROWS}=0 to read it column by column"
+            )
         fields: list[str | None] = value.decode(self.encoding, "surrogateescape").split(_SEPARATOR)  # type: ignore[assignment]
         if len(fields) != width:
             # Only bytes that are not UTF-8 stored in a text column can do this.
