@@ -74,12 +74,7 @@ class Spool:
     def _spill(self) -> None:
         """Write the keys in memory out as one sorted run (every key is unique: it ends
         with the row's offset, so runs merge into insertion order for equal keys)."""
-        if not self._sorted:
-            self._index.sort()
-        run = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the spool
-        for start in range(0, len(self._index), self.RUN_BLOCK):
-            write_block(run, self._index[start : start + self.RUN_BLOCK])
-        self._runs.append(run)
+        self._runs.append(spill_run(self._index, None, self.RUN_BLOCK))  # closed with the spool
         self._index = []
         self._sorted = True
 
@@ -193,14 +188,15 @@ def sort_on_disk(
 
 
 def spill_run(
-    batch: list[tuple],
-    key: Callable[[tuple], Any],
+    batch: list,
+    key: Callable[[Any], Any] | None,
     block_size: int,
-    weight: Callable[[tuple], int] | None = None,
+    weight: Callable[[Any], int] | None = None,
 ) -> IO[bytes]:
-    """One sorted run on disk, in records of about ``block_size`` (``weight`` units)."""
-    batch.sort(key=key)
-    f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by sort_on_disk
+    """One sorted run on disk, in records of about ``block_size`` (``weight`` units;
+    items when None), read back by :func:`read_blocks`; its owner closes it."""
+    batch.sort(key=key)  # a list already sorted costs one pass
+    f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by its owner
     if weight is None:
         for start in range(0, len(batch), block_size):
             write_block(f, batch[start : start + block_size])
