@@ -361,12 +361,14 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         if not options.apply or not changes:
             return report
         originals = _originals(s.source, changes)
+        # Its keys are some of the changes' keys: as many as the changes means all of them
+        # (the common case: no pass over 100,000 keys to keep every one).
+        if len(originals) != len(changes):  # rows gone since the plan are not written
+            changes = [c for c in changes if (c.port_id, c.host) in originals]
         rows = [
             {"original": originals[(c.port_id, c.host)], "written": c.new, "codes": list(c.codes)}
             for c in changes
-            if (c.port_id, c.host) in originals
         ]
-        changes = [c for c in changes if (c.port_id, c.host) in originals]
         outcome, path = _write(s.source, changes, options, rows, "repair", hooks)
         report.changes = changes
         report.applied = True
