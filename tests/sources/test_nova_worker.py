@@ -172,6 +172,11 @@ def test_the_worker_is_used_where_it_pays(sqlite_url: str, monkeypatch: pytest.M
     assert cells.use_worker
     assert cells.instance_count(5) == 5  # counting stops at the limit
     cells.close()
+    # embedded in a server (uWSGI, ...), sys.executable is no interpreter to start
+    monkeypatch.setattr(nova_worker.sys, "executable", "/usr/bin/uwsgi")
+    cells = WorkerNovaCells(cell)
+    assert not cells.use_worker
+    cells.close()
 
 
 def test_database_urls_never_reach_the_workers_arguments(

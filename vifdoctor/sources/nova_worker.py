@@ -17,7 +17,6 @@ Whatever stops it is one clear error here, as it would have been in-process.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -50,9 +49,14 @@ def wanted(cells: NovaCells) -> bool:
         return False
     if setting in ("1", "yes", "on", "true"):
         return True
-    if not sys.executable:  # an embedded interpreter: no way to start another
+    if not _is_python(sys.executable):  # embedded (uWSGI, ...): no interpreter to start
         return False
     return cells.instance_count(WORKER_MIN_INSTANCES) >= WORKER_MIN_INSTANCES
+
+
+def _is_python(executable: str | None) -> bool:
+    name = os.path.basename(os.path.realpath(executable)) if executable else ""
+    return name.startswith(("python", "pypy"))
 
 
 class WorkerNovaCells(NovaCells):
@@ -93,7 +97,9 @@ def _start(cells: list[CellSource]) -> subprocess.Popen[bytes]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     read_end, write_end = os.pipe()
     try:
-        with contextlib.suppress(OSError):  # Linux only; a smaller pipe is slower, not wrong
+        with contextlib.suppress(ImportError, AttributeError, OSError):
+            import fcntl  # Linux: a larger pipe; elsewhere a smaller one is slower, not wrong
+
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         proc = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
             [sys.executable, "-m", "vifdoctor.sources.nova_worker", str(write_end)],
