@@ -167,11 +167,18 @@ def test_the_worker_is_used_where_it_pays(sqlite_url: str, monkeypatch: pytest.M
         assert cells.use_worker is used, setting
         cells.close()
     monkeypatch.setattr(nova_worker, "WORKER_MIN_INSTANCES", len(UUIDS))
+    monkeypatch.setattr(nova_worker, "_usable_cpus", lambda: 2)  # whatever runs the tests
     monkeypatch.setenv(ENV_WORKER, "auto")
     cells = WorkerNovaCells(cell)
     assert cells.use_worker
     assert cells.instance_count(5) == 5  # counting stops at the limit
     cells.close()
+    # one usable core: the two processes would only take turns
+    monkeypatch.setattr(nova_worker, "_usable_cpus", lambda: 1)
+    cells = WorkerNovaCells(cell)
+    assert not cells.use_worker
+    cells.close()
+    monkeypatch.setattr(nova_worker, "_usable_cpus", lambda: 2)
     # embedded in a server (uWSGI, ...), sys.executable is no interpreter to start
     monkeypatch.setattr(nova_worker.sys, "executable", "/usr/bin/uwsgi")
     cells = WorkerNovaCells(cell)

@@ -51,7 +51,16 @@ def wanted(cells: NovaCells) -> bool:
         return True
     if not _is_python(sys.executable):  # embedded (uWSGI, ...): no interpreter to start
         return False
+    if _usable_cpus() < 2:  # one core: the two processes would take turns, at a cost
+        return False
     return cells.instance_count(WORKER_MIN_INSTANCES) >= WORKER_MIN_INSTANCES
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def _is_python(executable: str | None) -> bool:
