@@ -9,6 +9,7 @@ must see the same instance either way, on every database.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime
 from pathlib import Path
@@ -271,3 +272,40 @@ def test_the_audit_through_the_worker_is_the_audit_in_process(
     for key in ("devname", "ovs_interfaceid", "details", "type"):
         assert any(key in m for m in messages), key
     assert {f["code"] for f in docs[0]["findings"]} >= {"VD201", "VD202", "VD203", "VD205"}
+
+
+def test_frames_stay_small_whatever_the_caches_hold(tmp_path: Path) -> None:
+    """Huge caches (valid, or malformed ones whose text crosses over for VD205) go a few
+    to a frame: the audit's process never holds many of them at once."""
+    url = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+    engine = sa.create_engine(url)
+    try:
+        create_nova_schema(engine)
+        write_instances(
+            engine,
+            [
+                InstanceSpec(
+                    uuid=f"{n:08x}-0000-4000-8000-000000000000",
+                    host="compute1",
+                    network_info=("[" + "x" * 700_000)  # malformed: the raw text crosses
+                    if n % 2
+                    else [{**vif(f"00000000-0000-4000-8000-{n:012d}", HYBRID), "m": "y" * 700_000}],
+                )
+                for n in range(8)
+            ],
+        )
+    finally:
+        engine.dispose()
+    source = io.BytesIO(json.dumps([["cell1", url, ""]]).encode())
+    sink = io.BytesIO()
+    assert nova_worker.serve(source, sink) == 0
+    sink.seek(0)
+    frames = []
+    while (frame := nova_worker._read_frame(sink)) is not None:
+        frames.append(frame)
+    assert frames[-1][0] == "end" and frames[-1][1]["peak_rss_kb"] > 0
+    rows = [f[1] for f in frames[:-1]]
+    assert all(kind == "rows" for kind, _ in frames[:-1])
+    assert sum(map(len, rows)) == 8
+    assert max(map(len, rows)) <= 2  # about 1 MB of cache text a frame
+    assert sum(row[10] is not None for frame in rows for row in frame) == 4  # VD205's text

@@ -38,6 +38,7 @@ LOG = logging.getLogger(__name__)
 ENV_WORKER = "VIFDOCTOR_NOVA_WORKER"
 WORKER_MIN_INSTANCES = 20_000  # below, starting a process costs more than it saves
 FRAME_ROWS = 500  # instances per frame: a frame is about 100 KB
+FRAME_BYTES = 2**20  # of caches' text per frame, at most about: huge caches go a few at a time
 PIPE_BYTES = 2**20  # the pipe's buffer, where Linux lets us set it: fewer hand-overs
 _OFF = "set VIFDOCTOR_NOVA_WORKER=0 to read Nova in the audit's own process"
 
@@ -244,11 +245,13 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
         nova = NovaCells(cells)
         try:
             frame: list[tuple] = []
+            size = 0
             for inst in nova.instances():
                 frame.append(_row(inst))
-                if len(frame) >= FRAME_ROWS:
+                size += len(inst.network_info or "")  # what the row holds, at most
+                if len(frame) >= FRAME_ROWS or size >= FRAME_BYTES:
                     _write_frame(sink, "rows", frame)
-                    frame = []
+                    frame, size = [], 0
             if frame:
                 _write_frame(sink, "rows", frame)
         finally:
