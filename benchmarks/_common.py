@@ -98,3 +98,43 @@ def vifdoctor_command() -> list[str]:
 
 def run_quiet(args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=True, **kw)
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident KB of ``pid`` and every process under it, now (0 once it is gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next((int(x.split()[1]) for x in f if x.startswith("VmRSS:")), 0)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class TreePeakRss:
+    """The peak of the summed RSS of a process tree, sampled every 20 ms: GNU time's %M is
+    the largest single process, which undercounts a command with a worker (issue 14)."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.peak_kb = 0
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self._pid))
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 from _common import (  # noqa: E402
     ROOT,
+    TreePeakRss,
     connect,
     mariadb_args,
     nova_database,
@@ -101,22 +102,25 @@ def timed(args: list[str], stdin_text: str | None = None, env: dict | None = Non
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
         cmd = [TIME, "-f", "%e %M", "-o", out.name, *args]
         t0 = time.perf_counter()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             cmd,
+            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            input=stdin_text,
             text=True,
             env=env,
         )
+        tree = TreePeakRss(proc.pid)
+        _, stderr = proc.communicate(stdin_text)
         wall = time.perf_counter() - t0
+        tree_mb = tree.stop()
         fields = out.read().split()
     if proc.returncode not in (0, 1, 2):
-        sys.exit(
-            f"{' '.join(args[:3])}... failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
-        )
+        head = " ".join(args[:3])
+        sys.exit(f"{head}... failed (exit {proc.returncode}): {stderr.strip()[-500:]}")
     rss_kb = float(fields[-1]) if fields else float("nan")
-    return Run(wall=wall, rss_mb=rss_kb / 1024, rc=proc.returncode)
+    # the worker's memory counts too: the summed peak where it is the larger
+    return Run(wall=wall, rss_mb=max(rss_kb / 1024, tree_mb), rc=proc.returncode)
 
 
 def best(runs: list[Run]) -> Run:

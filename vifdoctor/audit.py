@@ -38,7 +38,7 @@ from vifdoctor.sources.host_index import HostReportIndex
 from vifdoctor.sources.interface import HostWiringSource, InstanceSource
 from vifdoctor.sources.neutron_db import agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
-from vifdoctor.sources.nova_db import NovaCells
+from vifdoctor.sources.nova_worker import WorkerNovaCells
 
 LOG = logging.getLogger(__name__)
 NOVA_ASSUMPTION = (
@@ -427,7 +427,7 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
         host_source = HostReportIndex(options.host_reports)
     with neutron_session(options) as s:
         hosts = frozenset(options.host)
-        nova_cells: InstanceSource | None = NovaCells(cells) if cells else None
+        nova_cells: InstanceSource | None = WorkerNovaCells(cells) if cells else None
         nova_notes = [NOVA_ASSUMPTION] if nova_cells is not None else []
         if nova_cells is None and s.engine is None and not options.no_nova_api:
             # API mode without Nova databases: Nova's API of the same cloud
@@ -460,7 +460,11 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 assumptions.extend(notes)
             if nova_cells is not None:
                 nova = NovaJoin(
-                    compute_bindings=s.source.compute_bindings_by_device(s.selectors),
+                    compute_bindings=s.source.compute_bindings_by_device(
+                        # a worker sorts Nova meanwhile: this process would only wait
+                        s.selectors,
+                        read_ahead=getattr(nova_cells, "use_worker", False),
+                    ),
                     instances=nova_cells.instances(),
                     cells=nova_cells.describe(),
                     full=options.full,

@@ -309,6 +309,45 @@ def power_state_name(value: int | None) -> str | int | None:
     return None if value is None else POWER_STATES.get(value, value)
 
 
+#: The keys of a cached VIF that the rules read (rules/nova.py). Where the caches are
+#: parsed in another process (sources/nova_worker.py) only these cross over: a rule that
+#: reads another key of a cached VIF adds it here.
+VIF_KEYS = ("id", "type", "details", "devname", "ovs_interfaceid")
+
+
+@dataclass(frozen=True)
+class CachedVifs:
+    """The parsed cache: VIFs by port id, or why it could not be read."""
+
+    vifs: dict[str, dict]
+    error: str | None = None
+
+
+def parse_network_info(raw: str | None) -> CachedVifs:
+    """Read ``network_info`` as nova's ``NetworkInfo.hydrate`` does.
+
+    NULL is no cache. Otherwise the text is ``jsonutils.loads``-ed and iterated,
+    one VIF object per item: so ``''`` and ``null`` break Nova, while an empty
+    object or string iterates to nothing, an empty cache.
+    """
+    if raw is None:
+        return CachedVifs({})
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return CachedVifs({}, f"not valid JSON ({short_json_error(exc)})")
+    if isinstance(value, (dict, str)) and not value:
+        return CachedVifs({})  # iterates to nothing: Nova reads an empty cache
+    if not isinstance(value, list):
+        return CachedVifs({}, f"a JSON {json_kind(value)}, not a list")
+    vifs: dict[str, dict] = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            return CachedVifs({}, "a list whose items are not all VIF objects with an id")
+        vifs[item["id"]] = item
+    return CachedVifs(vifs)
+
+
 @dataclass
 class Instance:
     """One row of a cell's ``instances`` with its cache, as Nova stores them."""
@@ -322,10 +361,13 @@ class Instance:
     power_state: int | None = None
     task_state: str | None = None
     deleted: bool = False
-    network_info: str | None = None  # raw text; None: no live cache row
+    network_info: str | None = None  # raw text; None: no live cache row (or see ``cache``)
     cache_known: bool = True  # False when the source cannot see Nova's cache (the API)
     hidden: bool = False  # the other cell's copy during a cross-cell resize
     migrations: list[Migration] | None = None  # None: the source has no migration records
+    # The cache already parsed (and slimmed) by the source; then ``network_info`` holds the
+    # raw text only where it could not be read, for VD205's message.
+    cache: CachedVifs | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -340,6 +382,12 @@ class Instance:
             "deleted": self.deleted,
             **({"hidden": True} if self.hidden else {}),
         }
+
+    def cached_vifs(self) -> CachedVifs:
+        """The VIFs of its cache, parsed here unless the source already did."""
+        if self.cache is not None:
+            return self.cache
+        return parse_network_info(self.network_info)
 
     @property
     def plugged(self) -> bool:

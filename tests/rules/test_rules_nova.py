@@ -20,13 +20,12 @@ from testkit.cloudfactory import DIRECT_29, HYBRID_29, binding, reporting_ovs
 from testkit.novakit import CTX, HYBRID, HYBRID_TEXT, cache, instance, judged, port_id, vif
 
 from vifdoctor.audit import join_by_instance
-from vifdoctor.model import Instance
+from vifdoctor.model import Instance, parse_network_info
 from vifdoctor.rules.nova import (
     cache_differences,
     expected_devname,
     impact,
     judge_instance,
-    parse_network_info,
     remediation,
 )
 

@@ -26,6 +26,7 @@ from vifdoctor.demo.builder import (
 from vifdoctor.demo.schemas import LAYOUTS
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Binding
+from vifdoctor.sources import neutron_db
 from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.packed import ENV_PACKED_ROWS, Packing, packing_for
 
@@ -114,6 +115,40 @@ def test_packed_rows_equal_column_reads_on_every_layout(
     # the hostile values came through, NULL as None
     assert {b.vif_details for b in plain} >= {None, HOSTILE[2], HOSTILE[3], HOSTILE[6]}
     assert None in {b.driver for b in plain} and None in {b.segment for b in plain}
+
+
+@pytest.mark.parametrize("hostile_db", ["icehouse", "ocata"], indirect=True)
+def test_vm_ports_read_ahead_are_the_vm_ports_streamed(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_ahead`` (beside a Nova worker) takes every packed row into a temporary file
+    before the first binding: the same bindings, in the same device_id order."""
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    ahead: list[bool] = []  # per read ahead: whether the server's result was done
+    real = neutron_db.read_all_ahead
+
+    def spy(result: sa.CursorResult) -> Iterator[bytes]:
+        rows = real(result)
+        first = next(rows)
+        ahead.append(result.closed)
+        yield first
+        yield from rows
+
+    monkeypatch.setattr(neutron_db, "read_all_ahead", spy)
+    engine = sa.create_engine(hostile_db)
+    try:
+        with NeutronDatabase(engine) as source:
+            streamed = list(source.compute_bindings_by_device())
+            assert not ahead
+            first = source.compute_bindings_by_device(read_ahead=True)
+            read = [next(first)]
+            # every row is on this side before the first is used: the server is done
+            assert ahead == [True]
+            read.extend(first)
+    finally:
+        engine.dispose()
+    assert read == streamed and len(read) >= len(HOSTILE) // 2
+    assert [b.device_id for b in read] == sorted(b.device_id for b in read)
 
 
 @pytest.mark.parametrize("hostile_db", ["ocata"], indirect=True)

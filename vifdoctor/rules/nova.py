@@ -20,10 +20,8 @@ from vifdoctor.model import (
     Instance,
     Plug,
     Severity,
-    json_kind,
     parse_json_column,
     power_state_name,
-    short_json_error,
 )
 from vifdoctor.rules.binding import plugs
 from vifdoctor.rules.finding import (
@@ -138,39 +136,6 @@ declare(
     remedy=("`nova refresh-network UUID` rebuilds the cache from Neutron."),
     applies_to=Scope(INSTANCE, device_owners=_VM),
 )
-
-
-@dataclass(frozen=True)
-class CachedVifs:
-    """The parsed cache: VIFs by port id, or why it could not be read."""
-
-    vifs: dict[str, dict]
-    error: str | None = None
-
-
-def parse_network_info(raw: str | None) -> CachedVifs:
-    """Read ``network_info`` as nova's ``NetworkInfo.hydrate`` does.
-
-    NULL is no cache. Otherwise the text is ``jsonutils.loads``-ed and iterated,
-    one VIF object per item: so ``''`` and ``null`` break Nova, while an empty
-    object or string iterates to nothing, an empty cache.
-    """
-    if raw is None:
-        return CachedVifs({})
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        return CachedVifs({}, f"not valid JSON ({short_json_error(exc)})")
-    if isinstance(value, (dict, str)) and not value:
-        return CachedVifs({})  # iterates to nothing: Nova reads an empty cache
-    if not isinstance(value, list):
-        return CachedVifs({}, f"a JSON {json_kind(value)}, not a list")
-    vifs: dict[str, dict] = {}
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            return CachedVifs({}, "a list whose items are not all VIF objects with an id")
-        vifs[item["id"]] = item
-    return CachedVifs(vifs)
 
 
 def cached_details(vif: dict) -> dict:
@@ -294,7 +259,7 @@ def judge_instance(
             )
         return findings, view
 
-    cache = parse_network_info(instance.network_info)
+    cache = instance.cached_vifs()
     if not instance.cache_known:
         check_missing_ports = False  # no cache to compare: VD201/VD203/VD205 not judged
     if cache.error:

@@ -61,9 +61,15 @@ class BindingSource(Protocol):
         may leave VM ports' INACTIVE rows to compute_bindings_by_device instead)."""
         ...
 
-    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
+    def compute_bindings_by_device(
+        self, selectors: Selectors = EVERYTHING, read_ahead: bool = False
+    ) -> Iterator[Binding]:
         """Live bindings of VM ports in byte-wise device_id order, for a merge with Nova;
-        a source may add their INACTIVE rows here, then judged with the instance's moves."""
+        a source may add their INACTIVE rows here, then judged with the instance's moves.
+
+        ``read_ahead``: the caller will wait on something else (a Nova worker) after the
+        first row; a source may read every row ahead into a local file meanwhile.
+        """
         ...
 
     def bound_hosts(self, port_ids: list[str]) -> dict[str, str]:

@@ -564,7 +564,11 @@ class NeutronApi:
             self._inactive_candidates(selectors), selectors.hosts, (MANILA_OWNER,)
         )
 
-    def compute_bindings_by_device(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
+    def compute_bindings_by_device(
+        self,
+        selectors: Selectors = EVERYTHING,
+        read_ahead: bool = False,  # noqa: ARG002 - the API's pages are read as they come
+    ) -> Iterator[Binding]:
         """VM ports' bindings, live and INACTIVE, in device_id order (code point = UTF-8
         byte order): an INACTIVE row is judged with its instance's moves."""
         found = [

@@ -176,6 +176,12 @@ class NovaCellDatabase:
         self._has_id = "id" in cols
         self._has_hidden = "hidden" in cols
 
+    def instance_count(self, limit: int) -> int:
+        """How many instance rows there are, counting no further than ``limit``."""
+        some = sa.select(sa.literal(1)).select_from(self._instances).limit(limit).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(some)).scalar() or 0)
+
     def describe(self) -> dict:
         return {
             "cell": self.cell.name,
@@ -418,6 +424,15 @@ class NovaCells:
 
     def describe(self) -> list[dict]:
         return [c.describe() for c in self.cells]
+
+    def instance_count(self, limit: int) -> int:
+        """How many instances the cells hold, counting no further than ``limit``."""
+        total = 0
+        for cell in self.cells:
+            total += cell.instance_count(limit - total)
+            if total >= limit:
+                break
+        return total
 
     @property
     def reads_migrations(self) -> bool:
