@@ -172,6 +172,8 @@ class HostJoin:
         out = wiring_rules.judge_wiring(b, w, found, needed, next_plug, ovn=ovn)
         if ovn and self.ovn is not None:
             out.extend(self.ovn.judge_wired(b, w, found.kind, next_plug))
+            if out:
+                self.ovn.found_on_host(b)
         if out or judgement.findings:
             self.seen[b.port_id] = {
                 "kind": found.kind,

@@ -112,6 +112,9 @@ class OvnJoin:
     ovn_vm_ports: set[str] = field(default_factory=set)  # VM ports judged as OVN's
     _hosts: dict[str, OvnHost | None] = field(default_factory=dict)  # host scans, as OVN sees
     _claims: dict[str, list[str]] | None = None  # chassis name -> VM ports it claims (SB)
+    # The port the tally just counted fully on OVN: a host scan's finding on it, judged
+    # right after (HostJoin), takes it back. One port, not a set: memory stays flat.
+    _last_fully: str | None = None
 
     def claims(self, b: Binding, host_agents: Sequence[Agent]) -> bool:
         self.seen.add(b.port_id)
@@ -130,8 +133,16 @@ class OvnJoin:
             port_status=b.port_status or None,
             chassis_only=self.chassis_only,
         )
-        self.tally.add(b, judged)
+        fully = self.tally.add(b, judged)
+        self._last_fully = b.port_id if fully else None
         return Judgement(judged.category, judged.findings)
+
+    def found_on_host(self, b: Binding) -> None:
+        """A host scan found something on this port, just judged: it is not fully on OVN
+        ("none of these and no finding", docs/ovn.md), whatever its binding says."""
+        if self._last_fully == b.port_id:
+            self.tally.take_back(b.host)
+            self._last_fully = None
 
     def judge_instance(self, instance: Instance | None, group: Sequence[Binding]) -> list[Finding]:
         """An instance's OVN ports that no chassis claims while its VIFs are plugged."""

@@ -117,6 +117,10 @@ def test_api_mode_without_nb_sb_judges_the_host_but_not_the_claims(
     assert f["nova_plug"] == "direct"  # the stored details are the OVN driver's
     assert len(only(doc, "VD416")["extra"]["chains"]) == 2
     assert found(doc) == {("VD415", hybrid), ("VD416", "")}, doc["findings"]
+    # still wired through qbr: not fully on OVN, whatever its (OVN) details say
+    migration = doc["ovn"]["migration"]
+    assert migration["vm_ports"] == 3 and migration["fully_on_ovn"] == 2, migration
+    assert migration["hosts"][host.name]["fully_on_ovn"] == 2
     assert doc["ovn"]["source"]["from"] == "GET /v2.0/agents"  # no NB/SB read
     assert [c["chassis"] for c in doc["ovn"]["chassis"]] == [h.chassis]
 

@@ -324,13 +324,16 @@ def test_migration_tally_per_host() -> None:
         {"port_filter": True, "ovs_hybrid_plug": True, "datapath_type": "system"},
         driver="openvswitch",
     )
-    for b in (binding(), old):
-        tally.add(b, judge_ovn_binding(b, view(), CTX, OCTX))
+    counted = [tally.add(b, judge_ovn_binding(b, view(), CTX, OCTX)) for b in (binding(), old)]
+    assert counted == [True, False]  # what the audit's host scan may take back
     tally.add_agents({"cmp1": [Agent("a", "Open vSwitch agent", "cmp1", False, True, {})]})
     row = tally.as_dict()["hosts"]["cmp1"]
     assert row["hybrid-plugged"] == 1 and row["levels name openvswitch"] == 1
     assert row["no bridge_name"] == 1 and row["dead Open vSwitch agents"] == 1
     assert tally.line() == "1 of 2 VM ports fully on OVN"
+    tally.take_back("cmp1")  # the clean one is wired through qbr after all (VD415)
+    assert tally.line() == "0 of 2 VM ports fully on OVN"
+    assert tally.as_dict()["hosts"]["cmp1"]["fully_on_ovn"] == 0
 
 
 def test_sync_command_defaults() -> None:

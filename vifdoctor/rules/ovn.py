@@ -832,17 +832,25 @@ class MigrationTally:
             },
         )
 
-    def add(self, b: Binding, judged: OvnJudgement) -> None:
+    def add(self, b: Binding, judged: OvnJudgement) -> bool:
+        """Count one judged binding; whether it was counted fully on OVN."""
         if not b.is_compute_port or b.status not in (None, "ACTIVE") or judged.category != JUDGED:
-            return
+            return False
         row = self._host(b.host)
         row["vm_ports"] += 1
         self.vm_ports += 1
         for item in judged.leftovers:
             row[item] += 1
-        if not judged.leftovers and not judged.findings:
-            row["fully_on_ovn"] += 1
-            self.fully_on_ovn += 1
+        if judged.leftovers or judged.findings:
+            return False
+        row["fully_on_ovn"] += 1
+        self.fully_on_ovn += 1
+        return True
+
+    def take_back(self, host: str) -> None:
+        """One port of ``host`` counted fully on OVN has a finding after all (a host scan's)."""
+        self.hosts[host]["fully_on_ovn"] -= 1
+        self.fully_on_ovn -= 1
 
     def add_agents(self, agents: dict[str, list[Agent]]) -> None:
         for host, rows in agents.items():
