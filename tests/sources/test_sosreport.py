@@ -104,6 +104,9 @@ def sos_report(host: ComputeHost, folder: Path) -> Path:
     return tarball
 
 
+OVS_SYSTEM_ID = "5c3a3a3e-0d0c-4b7b-9d53-2f2f3e8e4d11"
+
+
 def comparable(doc: dict) -> dict:
     """What the wiring rules read from a report, in a stable order."""
     return {
@@ -129,6 +132,7 @@ def comparable(doc: dict) -> dict:
         ),
         "domains": sorted(json.dumps(d, sort_keys=True) for d in doc["domains"]),
         "chains": doc["iptables_chains"],
+        "open_vswitch": doc.get("open_vswitch"),  # what the OVN host checks read (VD411)
     }
 
 
@@ -165,6 +169,15 @@ def _build(host: ComputeHost, tmp_path: Path) -> dict:
         ],
     )
     host.vsctl("del-port", "br-int", dev("qvo", broken))
+    # what a deployment tool sets for ovn-controller: the sosreport must carry it over
+    host.vsctl(
+        "set",
+        "Open_vSwitch",
+        ".",
+        f"external_ids:system-id={OVS_SYSTEM_ID}",
+        "external_ids:ovn-encap-type=geneve",
+        "external_ids:ovn-encap-ip=192.0.2.10",
+    )
     for direction in ("i", "o"):  # what the iptables_hybrid agent creates for a port
         host.ns(["iptables", "-N", f"neutron-openvswi-{direction}{good[:10]}"])
     code, scan, _ = scan_into(host, tmp_path / "scan", "--iptables")
@@ -207,6 +220,8 @@ def test_real_sosreport_reads_as_the_host_scan_does(lab: dict, tmp_path: Path) -
     shutil.copytree(lab["tmp"] / "scan", tmp / "scan")
     from_tar, notes = sosreport.host_report(str(lab["tarball"]))
     assert comparable(from_tar) == comparable(lab["scan"])
+    assert from_tar["open_vswitch"]["external_ids"]["system-id"] == OVS_SYSTEM_ID
+    assert from_tar["sources"]["open_vswitch"]["ok"]
     assert from_tar["sosreport"]["sos_version"] == "4.0"
     assert f"neutron-openvswi-i{lab['good'][:10]}" in from_tar["iptables_chains"]
     assert any("host name from sos_commands/host/hostname" in n for n in notes), notes
@@ -303,10 +318,10 @@ def test_sos_41_layout_and_nova_host_name(lab: dict, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no host name"):
         sosreport.host_report(str(top))
     system = top / "sos_commands/openvswitch/ovs-vsctl_-t_5_list_Open_vSwitch"
+    text = system.read_text()
+    assert "external_ids        : {" in text and "hostname=" not in text
     system.write_text(
-        system.read_text().replace(
-            "external_ids        : {}", 'external_ids        : {hostname="compute-9"}'
-        )
+        text.replace("external_ids        : {", 'external_ids        : {hostname="compute-9", ')
     )
     doc, notes = sosreport.host_report(str(top))
     assert doc["host"] == "compute-9" and "external_ids:hostname" in notes[0]
