@@ -9,8 +9,9 @@ migrations), parses each cache as Nova does and sends back only what the rules
 read of it (``model.VIF_KEYS``), in pickled frames over a pipe.
 
 The worker is used where it pays (``VIFDOCTOR_NOVA_WORKER``: ``auto``, the default,
-when the cells hold at least WORKER_MIN_INSTANCES instances; ``1`` always; ``0``
-never). Database URLs reach it on its stdin, never in its arguments or environment.
+when the cells hold at least WORKER_MIN_INSTANCES instances, the process may use two
+CPUs and ``sys.executable`` is a Python; ``1`` always; ``0`` never). Database URLs
+reach it on its stdin, never in its arguments (its environment is the audit's own).
 Whatever stops it is one clear error here, as it would have been in-process.
 """
 
