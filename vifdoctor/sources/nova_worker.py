@@ -149,6 +149,7 @@ def _receive(proc: subprocess.Popen[bytes]) -> Iterator[Instance]:
             kind, payload = frame
             if kind == "end":
                 proc.wait()
+                LOG.info("Nova worker done: peak RSS %.1f MB", payload["peak_rss_kb"] / 1024)
                 return
             if kind == "error":
                 proc.wait()
@@ -169,23 +170,15 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.stdout.close()
 
 
-def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
-    """``size`` bytes, or None at the end: a pipe's read may return fewer (a signal)."""
-    data = stream.read(size)
-    while len(data) < size:
-        more = stream.read(size - len(data))
-        if not more:
-            return None
-        data += more
-    return data
-
-
 def _read_frame(stream: IO[bytes]) -> tuple[str, Any] | None:
-    head = _read_exactly(stream, 4)
-    if head is None:
+    """One frame, or None at the worker's end. A buffered pipe's ``read(n)`` returns
+    fewer than n bytes only at its end of file."""
+    head = stream.read(4)
+    if len(head) < 4:
         return None
-    data = _read_exactly(stream, int.from_bytes(head, "big"))
-    if data is None:
+    size = int.from_bytes(head, "big")
+    data = stream.read(size)
+    if len(data) < size:
         return None
     return pickle.loads(data)  # noqa: S301 - our own child, over our own pipe
 
