@@ -116,6 +116,25 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+def server_cpu_seconds() -> float | None:
+    """User + system CPU the local database server has used so far (``mariadbd`` or
+    ``mysqld`` in /proc), or None when it is not on this machine: a run's share is the
+    difference, which shows whether the machine's cores, not the tool, set the pace."""
+    for name in ("mariadbd", "mysqld"):
+        proc = subprocess.run(["pidof", "-s", name], capture_output=True, text=True, check=False)
+        pid = proc.stdout.strip()
+        if proc.returncode != 0 or not pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # fields after the command: state is [0], utime [11], stime [12] (proc(5))
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 class TreePeakRss:
     """The peak of the summed RSS of a process tree, sampled every 20 ms: GNU time's %M is
     the largest single process, which undercounts a command with a worker (issue 14)."""

@@ -52,6 +52,7 @@ from _common import (  # noqa: E402
     connect,
     mariadb_args,
     nova_database,
+    server_cpu_seconds,
     url,
     vifdoctor_command,
 )
@@ -64,6 +65,14 @@ class Run:
     wall: float
     rss_mb: float
     rc: int
+    cpu: float = float("nan")  # user + system of the command and the children it waited for
+    server_cpu: float = float("nan")  # the local database server's, during the run
+
+    @property
+    def two_core_floor(self) -> float:
+        """The shortest wall time two cores could run this CPU in: when the database
+        server shares the machine, no overlap beats (command's + server's CPU) / 2."""
+        return (self.cpu + self.server_cpu) / 2
 
 
 # VIFDOCTOR_BENCH_AUDIT_PREFIX: other names (e.g. with an engineer's branch in them), so
@@ -98,9 +107,11 @@ def refresh_heartbeats(database: str) -> None:
 
 
 def timed(args: list[str], stdin_text: str | None = None, env: dict | None = None) -> Run:
-    """Run ``args`` with stdout to /dev/null; wall time and peak RSS from GNU time."""
+    """Run ``args`` with stdout to /dev/null; wall time, CPU and peak RSS from GNU time,
+    the database server's CPU from /proc."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
-        cmd = [TIME, "-f", "%e %M", "-o", out.name, *args]
+        cmd = [TIME, "-f", "%e %U %S %M", "-o", out.name, *args]
+        server_before = server_cpu_seconds()
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
@@ -113,14 +124,27 @@ def timed(args: list[str], stdin_text: str | None = None, env: dict | None = Non
         tree = TreePeakRss(proc.pid)
         _, stderr = proc.communicate(stdin_text)
         wall = time.perf_counter() - t0
+        server_after = server_cpu_seconds()
         tree_mb = tree.stop()
         fields = out.read().split()
     if proc.returncode not in (0, 1, 2):
         head = " ".join(args[:3])
         sys.exit(f"{head}... failed (exit {proc.returncode}): {stderr.strip()[-500:]}")
     rss_kb = float(fields[-1]) if fields else float("nan")
+    cpu = float(fields[-3]) + float(fields[-2]) if len(fields) >= 4 else float("nan")
+    server = (
+        server_after - server_before
+        if server_before is not None and server_after is not None
+        else float("nan")
+    )
     # the worker's memory counts too: the summed peak where it is the larger
-    return Run(wall=wall, rss_mb=max(rss_kb / 1024, tree_mb), rc=proc.returncode)
+    return Run(
+        wall=wall,
+        rss_mb=max(rss_kb / 1024, tree_mb),
+        rc=proc.returncode,
+        cpu=cpu,
+        server_cpu=server,
+    )
 
 
 def best(runs: list[Run]) -> Run:
@@ -476,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     head = (
         f"{'ports':>9} {'bindings':>9} {'gen s':>6} {'run':<19} {'wall s':>7} "
-        f"{'rows/s':>8} {'peak RSS MB':>11} {'x floor':>7}"
+        f"{'rows/s':>8} {'peak RSS MB':>11} {'x floor':>7} {'CPU s':>6} {'server CPU s':>12} "
+        f"{'2-core bound s':>14}"
     )
     print(head)
     print("-" * len(head))
@@ -497,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{r['ports']:>9} {r['bindings']:>9} {gen:>6} {label:<19} {run.wall:>7.2f} "
                 f"{rows / run.wall:>8.0f} {run.rss_mb:>11.1f} "
-                f"{run.wall / floor_run.wall:>7.2f}"
+                f"{run.wall / floor_run.wall:>7.2f} {run.cpu:>6.2f} {run.server_cpu:>12.2f} "
+                f"{run.two_core_floor:>14.2f}"
             )
     print("\nevery run (wall s), to judge the noise:")
     for r in results:
@@ -514,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
                     + " ".join(f"{x.wall:.2f}" for x in r["all"][key])
                     + "   RSS MB "
                     + " ".join(f"{x.rss_mb:.0f}" for x in r["all"][key])
+                    + "   CPU s tool/server "
+                    + " ".join(f"{x.cpu:.1f}/{x.server_cpu:.1f}" for x in r["all"][key])
                 )
     if len(results) > 1:
         a, b = results[0], results[-1]
