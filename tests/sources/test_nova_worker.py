@@ -304,6 +304,7 @@ def test_frames_stay_small_whatever_the_caches_hold(tmp_path: Path) -> None:
     while (frame := nova_worker._read_frame(sink)) is not None:
         frames.append(frame)
     assert frames[-1][0] == "end" and frames[-1][1]["peak_rss_kb"] > 0
+    assert frames[-1][1]["cpu_s"] > 0
     rows = [f[1] for f in frames[:-1]]
     assert all(kind == "rows" for kind, _ in frames[:-1])
     assert sum(map(len, rows)) == 8

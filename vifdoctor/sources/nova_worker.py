@@ -149,7 +149,11 @@ def _receive(proc: subprocess.Popen[bytes]) -> Iterator[Instance]:
             kind, payload = frame
             if kind == "end":
                 proc.wait()
-                LOG.info("Nova worker done: peak RSS %.1f MB", payload["peak_rss_kb"] / 1024)
+                LOG.info(
+                    "Nova worker done: peak RSS %.1f MB, CPU %.2f s",
+                    payload["peak_rss_kb"] / 1024,
+                    payload["cpu_s"],
+                )
                 return
             if kind == "error":
                 proc.wait()
@@ -250,8 +254,13 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> int:
                 _write_frame(sink, "rows", frame)
         finally:
             nova.close()
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        _write_frame(sink, "end", {"peak_rss_kb": peak_kb})
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # what it used: with the audit's own, whether two cores or the server set the pace
+        _write_frame(
+            sink,
+            "end",
+            {"peak_rss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime},
+        )
     except BrokenPipeError:
         return 1  # the audit stopped reading: nothing to tell it
     except VifdoctorError as exc:
