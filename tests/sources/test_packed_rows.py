@@ -264,3 +264,5 @@ def test_a_lone_0xfd_value_before_the_marker_gives_no_shape() -> None:
     assert fields == ["a", "\udcfd", "b", "c"] and shape is None
     with pytest.raises(VifdoctorError, match=f"{ENV_PACKED_ROWS}=0"):
         packing.split_shaped(b"a\xff\xffb\xff\xfd\xffc", 3, 2)  # an 0xFF in a text column
+    with pytest.raises(VifdoctorError, match="max_allowed_packet"):
+        packing.split_shaped(None, 3, 2)

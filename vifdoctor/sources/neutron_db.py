@@ -342,12 +342,13 @@ class NeutronDatabase:
         # from the packed order back to the query's (_FIELDS, then has_active_row)
         restore = itemgetter(*sorted(range(width), key=order.__getitem__))
         for (packed,) in result:
-            head, _, tail = packed.partition(BOUNDARY)
-            verdict = known.get(head)
-            # the count: a stray 0xFF in an id is the error it always was (split_shaped)
-            if verdict is not None and tail.count(SEPARATOR) == rest:
-                yield verdict
-                continue
+            if packed is not None:  # NULL past max_allowed_packet: split_shaped says so
+                head, _, tail = packed.partition(BOUNDARY)
+                verdict = known.get(head)
+                # the count: a stray 0xFF in an id is the error it always was (split_shaped)
+                if verdict is not None and tail.count(SEPARATOR) == rest:
+                    yield verdict
+                    continue
             fields, head_bytes = packing.split_shaped(packed, width, shape)
             binding = next(cls._bindings((restore(fields),), {}, binary))
             binding.shape = head_bytes
