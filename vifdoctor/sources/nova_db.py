@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
@@ -62,6 +61,8 @@ class CellSource:
 
 def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
     """``[api_database] connection`` and ``[database] connection`` (later files win)."""
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     if not files:
         return None, None
     check_config_files(files, "Nova config file")

@@ -29,11 +29,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-from oslo_config import cfg
+from typing import TYPE_CHECKING, Any
 
 from vifdoctor.errors import VifdoctorError
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
 from vifdoctor.model_ovn import (
     DEFAULT_OVN_BRIDGE,
     OvnChassis,
@@ -94,6 +95,8 @@ class OvnSettings:
 
 
 def _ovn_opts() -> list[cfg.Opt]:
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     opts: list[cfg.Opt] = []
     for db in ("nb", "sb"):
         opts += [
@@ -113,6 +116,8 @@ def read_ovn_config(files: list[str]) -> dict:
     """The ``[ovn]`` options neutron's OVN driver reads, from ml2_conf.ini and friends."""
     if not files:
         return {}
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     conf = cfg.ConfigOpts()
     conf.register_opts(_ovn_opts(), group="ovn")
     try:

@@ -9,6 +9,11 @@ Neither byte ever occurs in UTF-8, so one decode and one split give the values
 back exactly; packing is therefore used only over a UTF-8 connection and only
 for text, integer and boolean columns (a BLOB's raw bytes could hold either).
 
+With a shape (``Packing.column(columns, shape=n)``), the first ``n`` values are
+followed by one more value, the byte 0xFD (no more UTF-8 than the other two): the
+bytes before it are the row's shape, taken with one ``partition`` and compared as
+they are, with nothing decoded (issue 14; see ``Binding.shape``).
+
 ``VIFDOCTOR_PACKED_ROWS=0`` reads column by column, as every other driver does.
 """
 
@@ -29,6 +34,11 @@ ENV_PACKED_ROWS = "VIFDOCTOR_PACKED_ROWS"
 # decoded UTF-8 text holds.
 _SEPARATOR = "\udcff"
 _NULL = "\udcfe"
+_MARKER = "\udcfd"  # the value between a row's shape and its other values
+SEPARATOR = b"\xff"
+# what stands between a shape and the rest: the first of these in a row is the marker
+# unless a text column holds the lone byte 0xFD, which split_shaped detects
+BOUNDARY = b"\xff\xfd\xff"
 _UTF8_CHARSETS = frozenset({"utf8", "utf8mb3", "utf8mb4"})
 _PACKABLE_TYPES = (sa.String, sa.Integer, sa.Boolean)
 
@@ -40,17 +50,20 @@ class Packing:
     charset: str  # the connection's MySQL character set (what PyMySQL asked for)
     encoding: str  # its Python codec
 
-    def column(self, columns: Sequence[sa.ColumnElement]) -> sa.ColumnElement:
-        """The one packed value that stands for these columns in a SELECT."""
+    def column(self, columns: Sequence[sa.ColumnElement], shape: int = 0) -> sa.ColumnElement:
+        """The one packed value that stands for these columns in a SELECT; with ``shape``,
+        the marker 0xFD after the first ``shape`` of them."""
         from sqlalchemy.dialects import mysql
 
         null: sa.ColumnElement = sa.literal_column("X'FE'")
-        values = [
+        values: list[sa.ColumnElement] = [
             sa.func.coalesce(
                 sa.cast(sa.cast(column, mysql.CHAR(charset=self.charset)), mysql.BINARY()), null
             )
             for column in columns
         ]
+        if shape:
+            values.insert(shape, sa.literal_column("X'FD'"))
         return sa.func.concat_ws(sa.literal_column("X'FF'"), *values).label("packed")
 
     def unpack(self, value: bytes | None, width: int) -> list[str | None]:
@@ -72,6 +85,23 @@ class Packing:
         if _NULL in fields:
             fields = [None if f == _NULL else f for f in fields]
         return fields
+
+    def split_shaped(
+        self, value: bytes | None, width: int, shape: int
+    ) -> tuple[list, bytes | None]:
+        """The ``width`` values of a row packed with a ``shape`` (``column(..., shape)``),
+        and its shape: the bytes of its first ``shape`` values, None where a text column
+        holding the lone byte 0xFD makes the first marker-like bytes not the marker."""
+        fields = self.unpack(value, width + 1)
+        if fields[shape] != _MARKER:  # a stray 0xFF shifted the values (unpack counted)
+            raise VifdoctorError(
+                f"a row read from the server has no marker after its first {shape} values; "
+                f"rerun with {ENV_PACKED_ROWS}=0 to read it column by column"
+            )
+        del fields[shape]
+        assert value is not None  # unpack refused None
+        head = value.partition(BOUNDARY)[0]
+        return fields, head if head.count(SEPARATOR) == shape - 1 else None
 
 
 def packing_for(conn: Connection, columns: Sequence[sa.ColumnElement]) -> Packing | None:
