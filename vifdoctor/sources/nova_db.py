@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from vifdoctor.errors import UnsupportedSchema, VifdoctorError
@@ -65,6 +64,8 @@ def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
     if not files:
         return None, None
     check_config_files(files, "Nova config file")
+    from oslo_config import cfg  # only with a config file (sources/config.py)
+
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="api_database")
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="database")
