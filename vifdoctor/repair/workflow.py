@@ -379,8 +379,12 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         report.outcome = outcome_doc(outcome)
         report.longest_transaction_s = outcome.longest_transaction_s
         report.extra = {**extra, "backup": path, "outcome": report.outcome}
-        report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
-        report.done = [c for c in changes if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+        report.results = outcome.results()
+        report.done = (
+            list(changes)
+            if outcome.all_changed()
+            else [c for c in changes if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+        )
         report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from vifdoctor import __version__
 from vifdoctor.model import Change
@@ -297,6 +299,10 @@ def _footer(
     return [f"{n} binding row(s) to change.", note] + steps(report.changes)
 
 
+_row_key = operator.attrgetter("port_id", "host")
+_host = operator.attrgetter("host")
+_codes = operator.attrgetter("codes")
+
 #: Past this many rows a table shows a summary by host and codes, unless asked for all.
 SUMMARY_THRESHOLD = 1000
 SUMMARY_COLUMNS = [
@@ -343,14 +349,14 @@ def change_listing(report: ChangeReport, summary: bool = False, footer: bool = T
 def _summary_rows(report: ChangeReport) -> list[dict]:
     """Rows counted by host, codes and result, from the changes themselves (no row dict
     made per change: that was most of a summary's cost at 100,000 rows, issue 14)."""
-    results = report.results
-    if results is None:
-        keys = Counter((c.host, c.codes, "") for c in report.changes)
-    else:
-        pending = ("pending", None)
-        keys = Counter(
-            (c.host, c.codes, results.get((c.port_id, c.host), pending)[0]) for c in report.changes
-        )
+    changes, results = report.changes, report.results
+    # map and zip with C getters: a pass in Python per row cost 0.1-0.3 s at 100,000
+    states: Iterable[str] = itertools.repeat("")
+    if results is not None:
+        pending = itertools.repeat(("pending", None))
+        found = map(results.get, map(_row_key, changes), pending)
+        states = map(operator.itemgetter(0), found)
+    keys = Counter(zip(map(_host, changes), map(_codes, changes), states, strict=False))
     counted: Counter[tuple[str, str, str]] = Counter()
     for (host, codes, state), n in keys.items():
         counted[(host or "", ",".join(codes), state or "")] += n
