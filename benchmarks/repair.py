@@ -24,7 +24,14 @@
    is its transaction); then the same on ``vifdoctor_repair_c`` with no WHERE at
    all (every row: the truly blanket UPDATE, for reference);
 4. check that the repaired rows of A hold byte for byte what B's blanket
-   UPDATE wrote, and that exactly ``--rows`` rows differ from the source in each.
+   UPDATE wrote, and that exactly ``--rows`` rows differ from the source in each;
+5. unless ``--no-table``: copy it once more and time ``repair --apply`` with its
+   default output (a table, summarized past 1,000 rows) instead of ``-f json``
+   (every row listed), its counts read from the table's footer.
+
+The read floor is the ``mariadb`` client reading the repair's own candidate query
+(unordered since issue 14's sixth pass); the same query ordered by device_id (the
+repair's query before it) is timed too, for the earlier passes' figures.
 
 ``--profile`` runs one more repair (first batch size) under cProfile on a fresh
 copy and prints the top entries.
@@ -204,9 +211,11 @@ def blanket(database: str, statement: str) -> tuple[Timed, float | None, str]:
     return run, float(secs[0]) if secs else None, info
 
 
-def read_floor_sql(database: str) -> str:
+def read_floor_sql(database: str, ordered: bool = False) -> str:
     """What the repair must read at least: its candidate rows (live VM-port bindings of
-    the vif_types a repairable rule can flag), compiled from ``NeutronDatabase`` itself."""
+    the vif_types a repairable rule can flag), compiled from ``NeutronDatabase`` itself.
+
+    ``ordered``: by device_id, as the repair read them before issue 14's sixth pass."""
     import sqlalchemy as sa
     from sqlalchemy.dialects import mysql
 
@@ -218,7 +227,7 @@ def read_floor_sql(database: str) -> str:
     engine = sa.create_engine(url(database))
     try:
         with NeutronDatabase(engine) as source:
-            query = source._binding_query(Selectors(), active=True, compute=True)
+            query = source._binding_query(Selectors(), active=True, compute=True, ordered=ordered)
             types = sorted(repair_vif_types(repair_codes([])))
             if types:
                 query = query.where(source._t[BINDINGS].c.vif_type.in_(types))
@@ -254,7 +263,8 @@ def label(batch: int) -> str:
     return f"--batch-size {batch}" if batch else "(no --batch-size)"
 
 
-def repair_cmd(database: str, backup: str, batch: int) -> list[str]:
+def repair_cmd(database: str, backup: str, batch: int, json_output: bool = True) -> list[str]:
+    """``json_output=False``: the default output (a table, summarized past 1,000 rows)."""
     return [
         "repair",
         "--neutron-db",
@@ -262,10 +272,29 @@ def repair_cmd(database: str, backup: str, batch: int) -> list[str]:
         "--apply",
         "--backup-dir",
         backup,
-        "-f",
-        "json",
+        *(["-f", "json"] if json_output else []),
         *size_flag(batch),
     ]
+
+
+_FOOTER = re.compile(
+    r"^repair: (?P<changed>\d+) changed, .*; (?P<batches>\d+) batch\(es\), "
+    r"(?P<retries>\d+) retried, longest transaction (?P<longest>\d+) ms$",
+    re.M,
+)
+
+
+def table_outcome(text: str) -> dict:
+    """The outcome a table's footer states (``-f json`` has it as a document)."""
+    m = _FOOTER.search(text)
+    if m is None:
+        sys.exit(f"no outcome line in the table's footer: {text[-600:]}")
+    return {
+        "changed": int(m["changed"]),
+        "batches": int(m["batches"]),
+        "retries": int(m["retries"]),
+        "longest_transaction_ms": float(m["longest"]),
+    }
 
 
 def profile_repair(batch: int, top: int, env: dict) -> str:
@@ -325,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--top", type=int, default=25, help="profile entries shown (default 25)")
     p.add_argument("--keep", action="store_true", help="keep the copies afterwards")
+    p.add_argument(
+        "--no-table",
+        action="store_true",
+        help="do not also time repair --apply with its default output (the summary table)",
+    )
     args = p.parse_args(argv)
     sizes = args.batch_size or [0]
     env = child_env()
@@ -355,7 +389,10 @@ def main(argv: list[str] | None = None) -> int:
 
     vd = vifdoctor_command()
     floor_statement = read_floor_sql(SOURCE)
+    ordered_statement = read_floor_sql(SOURCE, ordered=True)
     reads: list[Timed] = []
+    ordered_reads: list[Timed] = []
+    tables: list[dict] = []
     repairs: dict[int, list[dict]] = {b: [] for b in sizes}
     blankets: list[dict] = []
     copies: list[float] = []
@@ -395,6 +432,13 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             reads.append(read_floor(SOURCE, floor_statement))
+            ordered_reads.append(read_floor(SOURCE, ordered_statement))
+            print(
+                f"   [{rep + 1}] read floor (mariadb --quick): the repair's query "
+                f"{reads[-1].wall:.2f} s, ordered by device_id (before the sixth pass) "
+                f"{ordered_reads[-1].wall:.2f} s",
+                flush=True,
+            )
             copies.append(copy_database(SOURCE, COPY_B))
             b_run, b_secs, b_info = blanket(COPY_B, TARGETED)
             copies.append(copy_database(SOURCE, COPY_C))
@@ -444,6 +488,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"A vs C: {mismatch_c}",
                 flush=True,
             )
+            # After A's checks and rollback: A repaired again, with the default output.
+            if not args.no_table:
+                copies.append(copy_database(SOURCE, COPY_A))
+                backup = backup_root / f"r{rep}-table"
+                run = timed([*vd, *repair_cmd(COPY_A, str(backup), sizes[0], False)], env=env)
+                t_outcome = table_outcome(run.stdout)
+                t_changed = differing(SOURCE, COPY_A)
+                tables.append({"run": run, "outcome": t_outcome, "changed_rows": t_changed})
+                print(
+                    f"   [{rep + 1}] {label(sizes[0])}, default output (table): repair --apply "
+                    f"{run.wall:.2f} s (CPU {run.cpu:.2f} s, exit {run.rc}, "
+                    f"{t_outcome['changed']} changed, {t_outcome['batches']} batches, longest "
+                    f"transaction {t_outcome['longest_transaction_ms']:.0f} ms, peak RSS "
+                    f"{run.rss_mb:.0f} MB); rows now differing from the source: {t_changed}",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(backup_root, ignore_errors=True)
 
@@ -456,11 +516,17 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{drifted} drifted rows among {total} bindings; copy of the database "
         f"{min(copies):.1f}-{max(copies):.1f} s (not timed)"
     )
+    ordered_read = min(r.wall for r in ordered_reads)
     print(
-        f"floor: read of the candidate rows (mariadb --quick) {read:.2f} s "
-        f"(runs: {' '.join(f'{r.wall:.2f}' for r in reads)}; client CPU "
+        f"floor: read of the candidate rows (mariadb --quick, the repair's own query) "
+        f"{read:.2f} s (runs: {' '.join(f'{r.wall:.2f}' for r in reads)}; client CPU "
         f"{' '.join(f'{r.cpu:.2f}' for r in reads)}) + blanket UPDATE {floor:.2f} s "
-        f"= {target_floor:.2f} s\n"
+        f"= {target_floor:.2f} s"
+    )
+    print(
+        f"       (the same rows ordered by device_id, the query before the sixth pass: "
+        f"{ordered_read:.2f} s, runs {' '.join(f'{r.wall:.2f}' for r in ordered_reads)}; "
+        f"with it the floor is {ordered_read + floor:.2f} s)\n"
     )
     head = (
         f"{'run':<34} {'wall s':>7} {'x blanket':>9} {'x floor':>7} {'longest txn ms':>14} "
@@ -487,6 +553,15 @@ def main(argv: list[str] | None = None) -> int:
         if undone:
             rb = min(undone)
             print(f"{'  rollback --apply of its backup':<34} {rb:>7.2f} {rb / floor:>9.2f}")
+    if tables:
+        t = min(tables, key=lambda x: x["run"].wall)
+        print(
+            f"{'repair --apply, default output':<34} {t['run'].wall:>7.2f} "
+            f"{t['run'].wall / floor:>9.2f} {t['run'].wall / target_floor:>7.2f} "
+            f"{max(x['outcome']['longest_transaction_ms'] for x in tables):>14.1f} "
+            f"{t['outcome']['batches']:>7} "
+            f"{max(x['outcome']['retries'] for x in tables):>7} {t['run'].rss_mb:>7.0f}"
+        )
     b = best_b["targeted"]
     c = best_c["every"]
     print(
@@ -508,6 +583,15 @@ def main(argv: list[str] | None = None) -> int:
             + "   plan "
             + " ".join(f"{x['plan'].wall:.2f}" for x in repairs[batch])
         )
+    if tables:
+        print(
+            "  repair, default output      "
+            + "  ".join(
+                f"{x['run'].wall:.2f}/{x['outcome']['longest_transaction_ms']:.0f}" for x in tables
+            )
+        )
+    print("  read floor (its own query)  " + "  ".join(f"{r.wall:.2f}" for r in reads))
+    print("  read floor, ordered         " + "  ".join(f"{r.wall:.2f}" for r in ordered_reads))
     print(
         "  blanket, same rows          "
         + "  ".join(f"{x['targeted'][0].wall:.2f}" for x in blankets)
@@ -515,12 +599,16 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "  blanket, every row          " + "  ".join(f"{x['every'][0].wall:.2f}" for x in blankets)
     )
-    ok = all(x["mismatch"] == 0 and x["b_changed"] == drifted for x in blankets) and all(
-        x["changed_rows"] == drifted
-        and x["outcome"]["changed"] == drifted
-        and x.get("restored", True)
-        for runs in repairs.values()
-        for x in runs
+    ok = (
+        all(x["mismatch"] == 0 and x["b_changed"] == drifted for x in blankets)
+        and all(
+            x["changed_rows"] == drifted
+            and x["outcome"]["changed"] == drifted
+            and x.get("restored", True)
+            for runs in repairs.values()
+            for x in runs
+        )
+        and all(x["changed_rows"] == drifted and x["outcome"]["changed"] == drifted for x in tables)
     )
     print(
         f"\nsame vif_details for the {drifted} rows after repair and after the blanket "

@@ -1,7 +1,5 @@
 """``python -m vifdoctor``."""
 
-import sys
+from vifdoctor.cmd.main import run_as_command
 
-from vifdoctor.cmd.main import main
-
-sys.exit(main())
+run_as_command()

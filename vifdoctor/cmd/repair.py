@@ -15,7 +15,7 @@ from typing import IO
 
 from vifdoctor import api
 from vifdoctor.cmd.args import options_from
-from vifdoctor.collector import no_cyclic_gc
+from vifdoctor.collector import keep_until_exit, no_cyclic_gc
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.options import RepairOptions, RollbackOptions
 from vifdoctor.repair.hooks import Hooks, Progress
@@ -56,6 +56,7 @@ TERMINAL = Hooks(progress=progress_bar, writing=finish_batch_on_ctrl_c)
 
 
 def _show(report: ChangeReport, args: argparse.Namespace, out: IO[str]) -> int:
+    keep_until_exit(report)  # a command that ends here need not free it row by row
     # A table summarizes a large change list unless every row is asked for (-c or --all-rows).
     summary = args.format == "table" and not args.column and not args.all_rows
     listing = change_listing(report, summary=summary, footer=args.format == "table")

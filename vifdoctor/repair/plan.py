@@ -92,6 +92,13 @@ def plan_change(
     )
 
 
+def plan_order(change: Change) -> tuple[str, str]:
+    """How the database path lists a plan: by device_id (code point order, which is
+    UTF-8 byte order: CAST(device_id AS BINARY) on MariaDB), then port_id, so one VM's
+    ports are listed together. Sorted here, not by the server (issue 14)."""
+    return (change.device_id, change.port_id)
+
+
 def plan_changes(
     judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[str], ctx: RuleContext
 ) -> Iterator[Change]:

@@ -24,7 +24,7 @@ from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
 from vifdoctor.repair.backup import check_restorable, default_dir, read_backup, write_backup
 from vifdoctor.repair.hooks import Hooks
-from vifdoctor.repair.plan import plan_changes, repair_codes
+from vifdoctor.repair.plan import plan_changes, plan_order, repair_codes
 from vifdoctor.repair.sql import render_sql
 from vifdoctor.results import ChangeReport
 from vifdoctor.rules.registry import repair_vif_types
@@ -60,6 +60,9 @@ def _plan(
         changes = list(plan_changes(judged, codes, s.settings.context))
     if s.engine is None or not isinstance(s.source, NeutronDatabase):
         return changes, []
+    # The candidates come unordered (the server's sort of every candidate before its first
+    # row cost more than sorting the changes here): the plan keeps its device_id order.
+    changes.sort(key=plan_order)
     table = reflect_bindings(s.source.conn)
     s.source.conn.rollback()
     return split_too_long(changes, getattr(table.c.vif_details.type, "length", None))
@@ -376,8 +379,12 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         report.outcome = outcome_doc(outcome)
         report.longest_transaction_s = outcome.longest_transaction_s
         report.extra = {**extra, "backup": path, "outcome": report.outcome}
-        report.results = {k: (v, outcome.current.get(k)) for k, v in outcome.status.items()}
-        report.done = [c for c in changes if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+        report.results = outcome.results()
+        report.done = (
+            list(changes)
+            if outcome.all_changed()
+            else [c for c in changes if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+        )
         report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
 

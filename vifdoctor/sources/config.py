@@ -24,6 +24,8 @@ def check_config_files(files: list[str], what: str = "config file") -> None:
     a ``connection`` holding a password. Directories, FIFOs, devices and symlink loops
     are refused before oslo.config opens them.
     """
+    if not files:
+        return
     from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
 
     for path in files:

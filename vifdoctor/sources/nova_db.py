@@ -61,11 +61,11 @@ class CellSource:
 
 def read_nova_config(files: list[str]) -> tuple[str | None, str | None]:
     """``[api_database] connection`` and ``[database] connection`` (later files win)."""
-    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
-
     if not files:
         return None, None
     check_config_files(files, "Nova config file")
+    from oslo_config import cfg  # only where a config file is read (start-up, issue 14)
+
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="api_database")
     conf.register_opts([cfg.StrOpt("connection", secret=True)], group="database")
