@@ -19,8 +19,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from vifdoctor.cmd.main import main
 
 if TYPE_CHECKING:
@@ -51,7 +49,7 @@ def _call(url: str, method: str, path: str, body: dict | None = None) -> Any:
 
 
 def _evidence(server: Any, port_id: str) -> str:
-    """What the database and the server's log say when the server answers 404."""
+    """What the database and the server's log say about a port (for a failure's message)."""
     ports = server.sql(
         "SELECT p.status, s.revision_number FROM ports p "
         "JOIN standardattributes s ON s.id = p.standard_attr_id WHERE p.id = :p",
@@ -163,19 +161,12 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
     # 4. The OVN driver re-binds one port: it is then fully on OVN.
     with running_ovn_server(neutron29_mariadb_url, ovn_dir, ovn_lab) as ovn:
         pid = ports["cmp1"]["id"]
+        # Started means neutron lists a port (OvnNeutronServer.wait_policy_loaded): until
+        # its policy rules are loaded it answers this PUT 404 (docs/ovn.md).
         try:
             _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": ""}})
         except AssertionError as exc:
-            # Known and open (docs/ovn.md): at times the OVN-driver server started on the
-            # migrated database answers 404 for the migrated port (cause not found). Steps
-            # 1-3 above (the audit after the real migration) have passed; the re-bind
-            # check is reported as an expected failure, never silently dropped, with what
-            # tells the possible causes apart: the body (neutron's PortNotFound names the
-            # port, its policy hook says "The resource could not be found."), the port's
-            # rows in the database the server was given, and the server's own log.
-            pytest.xfail(
-                f"re-bind through the OVN driver after the migration: {exc}; {_evidence(ovn, pid)}"
-            )
+            raise AssertionError(f"{exc}; {_evidence(ovn, pid)}") from None
         port = _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": "cmp1"}})
         assert "bindings [('cmp1', 'ACTIVE', 'ovs')]" in _evidence(ovn, pid)  # it can tell
         assert "ovs_hybrid_plug" not in port["port"]["binding:vif_details"]
