@@ -48,6 +48,14 @@ def _call(url: str, method: str, path: str, body: dict | None = None) -> Any:
     return json.loads(text) if text else None
 
 
+def _wait_status(url: str, port_id: str, status: str) -> None:
+    """Until neutron says the port has ``status`` (it sets it from the LSP's up events)."""
+    deadline = time.monotonic() + 30
+    while (now := _call(url, "GET", f"/ports/{port_id}")["port"]["status"]) != status:
+        assert time.monotonic() < deadline, f"port {port_id} still {now}, never {status}"
+        time.sleep(0.2)
+
+
 def _evidence(server: Any, port_id: str) -> str:
     """What the database and the server's log say about a port (for a failure's message)."""
     ports = server.sql(
@@ -172,13 +180,14 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
         assert "ovs_hybrid_plug" not in port["port"]["binding:vif_details"]
         # The VM is re-plugged (hard reboot): ovn-controller releases and claims again,
         # and neutron turns the port ACTIVE from the LSP's up event.
+        # Each step waits for neutron: an ACTIVE read before it saw the release is stale.
         ovn_lab.claim(pid, None, up=False)
         ovn_lab.wait_lsp_up(pid, False)
+        _wait_status(ovn.url, pid, "DOWN")
         ovn_lab.claim(pid, HOSTS["cmp1"], up=True)
-        deadline = time.monotonic() + 30
-        while _call(ovn.url, "GET", f"/ports/{pid}")["port"]["status"] != "ACTIVE":
-            assert time.monotonic() < deadline, "neutron never set the port ACTIVE"
-            time.sleep(0.2)
+        _wait_status(ovn.url, pid, "ACTIVE")
+        # The audit counts only ACTIVE VM ports: the other one's start-up event must be in.
+        _wait_status(ovn.url, ports["cmp2"]["id"], "ACTIVE")
     code, doc, table = _audit(neutron29_mariadb_url, server.write_conf())
     left = [f for f in doc["findings"] if f["port_id"] == ports["cmp1"]["id"]]
     assert doc["ovn"]["migration"]["summary"] == "1 of 2 VM ports fully on OVN", (
