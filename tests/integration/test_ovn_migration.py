@@ -19,8 +19,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from vifdoctor.cmd.main import main
 
 if TYPE_CHECKING:
@@ -50,8 +48,16 @@ def _call(url: str, method: str, path: str, body: dict | None = None) -> Any:
     return json.loads(text) if text else None
 
 
+def _wait_status(url: str, port_id: str, status: str) -> None:
+    """Until neutron says the port has ``status`` (it sets it from the LSP's up events)."""
+    deadline = time.monotonic() + 30
+    while (now := _call(url, "GET", f"/ports/{port_id}")["port"]["status"]) != status:
+        assert time.monotonic() < deadline, f"port {port_id} still {now}, never {status}"
+        time.sleep(0.2)
+
+
 def _evidence(server: Any, port_id: str) -> str:
-    """What the database and the server's log say when the server answers 404."""
+    """What the database and the server's log say about a port (for a failure's message)."""
     ports = server.sql(
         "SELECT p.status, s.revision_number FROM ports p "
         "JOIN standardattributes s ON s.id = p.standard_attr_id WHERE p.id = :p",
@@ -163,31 +169,25 @@ def test_after_the_real_migration_the_audit_says_what_is_left(
     # 4. The OVN driver re-binds one port: it is then fully on OVN.
     with running_ovn_server(neutron29_mariadb_url, ovn_dir, ovn_lab) as ovn:
         pid = ports["cmp1"]["id"]
+        # Started means neutron lists a port (OvnNeutronServer.wait_policy_loaded): until
+        # its policy rules are loaded it answers this PUT 404 (docs/ovn.md).
         try:
             _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": ""}})
         except AssertionError as exc:
-            # Known and open (docs/ovn.md): at times the OVN-driver server started on the
-            # migrated database answers 404 for the migrated port (cause not found). Steps
-            # 1-3 above (the audit after the real migration) have passed; the re-bind
-            # check is reported as an expected failure, never silently dropped, with what
-            # tells the possible causes apart: the body (neutron's PortNotFound names the
-            # port, its policy hook says "The resource could not be found."), the port's
-            # rows in the database the server was given, and the server's own log.
-            pytest.xfail(
-                f"re-bind through the OVN driver after the migration: {exc}; {_evidence(ovn, pid)}"
-            )
+            raise AssertionError(f"{exc}; {_evidence(ovn, pid)}") from None
         port = _call(ovn.url, "PUT", f"/ports/{pid}", {"port": {"binding:host_id": "cmp1"}})
         assert "bindings [('cmp1', 'ACTIVE', 'ovs')]" in _evidence(ovn, pid)  # it can tell
         assert "ovs_hybrid_plug" not in port["port"]["binding:vif_details"]
         # The VM is re-plugged (hard reboot): ovn-controller releases and claims again,
         # and neutron turns the port ACTIVE from the LSP's up event.
+        # Each step waits for neutron: an ACTIVE read before it saw the release is stale.
         ovn_lab.claim(pid, None, up=False)
         ovn_lab.wait_lsp_up(pid, False)
+        _wait_status(ovn.url, pid, "DOWN")
         ovn_lab.claim(pid, HOSTS["cmp1"], up=True)
-        deadline = time.monotonic() + 30
-        while _call(ovn.url, "GET", f"/ports/{pid}")["port"]["status"] != "ACTIVE":
-            assert time.monotonic() < deadline, "neutron never set the port ACTIVE"
-            time.sleep(0.2)
+        _wait_status(ovn.url, pid, "ACTIVE")
+        # The audit counts only ACTIVE VM ports: the other one's start-up event must be in.
+        _wait_status(ovn.url, ports["cmp2"]["id"], "ACTIVE")
     code, doc, table = _audit(neutron29_mariadb_url, server.write_conf())
     left = [f for f in doc["findings"] if f["port_id"] == ports["cmp1"]["id"]]
     assert doc["ovn"]["migration"]["summary"] == "1 of 2 VM ports fully on OVN", (

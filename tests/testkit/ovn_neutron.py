@@ -7,15 +7,20 @@ What it takes to run (found running it here):
 * ``ASGI_WORKERS=1`` in the environment, so the OVN hash ring sees a worker;
 * Nova notifications pointed at a closed local port: with them off, neutron 29.0.0
   raises AttributeError (no ``nova_notifier``) on a live-migrating port;
-* stop it with SIGKILL: it ignores SIGTERM while its OVN threads run.
+* stop it with SIGKILL: it ignores SIGTERM while its OVN threads run;
+* ready when it lists a port the database holds, not at its first ``200``
+  (``wait_policy_loaded``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,6 +152,7 @@ class OvnNeutronServer(NeutronServer):
                 "neutron API server (OVN)",
                 READY_TIMEOUT,
             )
+            self.wait_policy_loaded(READY_TIMEOUT)
         finally:
             if old is None:
                 os.environ.pop("ASGI_WORKERS", None)
@@ -156,6 +162,34 @@ class OvnNeutronServer(NeutronServer):
             "neutron 29.0.0 API server start with OVN (gunicorn)", self.start_seconds
         )
         return self
+
+    def wait_policy_loaded(self, timeout: float) -> None:
+        """Wait until neutron judges requests with its policy rules, i.e. lists a port.
+
+        neutron.policy.init() publishes its Enforcer before it registers and loads the
+        rules (0.5-1 s here), and the first caller can be the OVN driver's event thread:
+        a port whose LSP is up but which is DOWN in the database -> update_port_statuses
+        -> PORT BEFORE_UPDATE -> the default security group check -> policy.check. A
+        request the API thread serves meanwhile finds no rule: a list answers 200 but
+        empty (the readiness GET passes), a port's GET or PUT 404 "The resource could
+        not be found." (the policy hook hides what it refused). Only ports raise those
+        events, so with none in the database there is nothing to wait for.
+        """
+        if not self.sql("SELECT id FROM ports LIMIT 1"):
+            return
+        req = urllib.request.Request(
+            f"{self.url}/v2.0/ports?limit=1&fields=id", headers={"X-Roles": "admin"}
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                if json.loads(r.read())["ports"]:
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"neutron listed no port in {timeout:.0f} s: policy not loaded"
+                )
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """SIGKILL the whole session: the OVN threads keep it alive through SIGTERM."""
