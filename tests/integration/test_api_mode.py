@@ -15,6 +15,8 @@ import http.server
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -414,6 +416,86 @@ def test_rebind_skips_a_host_without_live_agent(neutron_api: NeutronServer) -> N
     assert neutron_api.sql(
         "SELECT vif_details FROM ml2_port_bindings WHERE port_id = :p", p=port["id"]
     ) == [("",)]
+
+
+class _NotYet:
+    """What a neutron-server worker answers while its policy rules still load (docs/ovn.md)."""
+
+    status_code = 404
+
+    def json(self) -> dict:
+        found = "The resource could not be found."
+        return {"NeutronError": {"type": "HTTPNotFound", "message": found}}
+
+
+def _restores_fail(rebinder: api_rebind.Rebinder, times: int) -> list[dict]:
+    """The real server's PUTs, but the first ``times`` that put a host back answer 404."""
+    real_put = rebinder.conn.network.put
+    refused: list[dict] = []
+
+    def put(url: str, **kw: Any) -> Any:
+        body = (kw.get("json") or {}).get("port", {})
+        if body.get("binding:host_id") and len(refused) < times:
+            refused.append(body)
+            return _NotYet()
+        return real_put(url, **kw)
+
+    rebinder.conn.network.put = put  # type: ignore[method-assign]
+    return refused
+
+
+@pytest.mark.mariadb
+def test_host_rebind_retries_a_restore_the_server_is_not_ready_for(
+    neutron_api: NeutronServer,
+) -> None:
+    net = make_network(neutron_api)
+    port = make_port(neutron_api, net, HYBRID)
+    drift(neutron_api, port["id"], "")
+    neutron_api.refresh_agents()
+    api, rebinder = _rebinder(neutron_api, SERVICE, frozenset({"VD101"}))
+    rebinder.method = "host"
+    refused = _restores_fail(rebinder, 2)
+    seen = next(p for p in api.ports() if p["id"] == port["id"])
+    res = rebinder.rebind(_change(seen), seen)
+    assert len(refused) == 2  # the restore was refused twice, then went through
+    assert res.result == "rebound", res
+    assert call(neutron_api, "GET", f"/ports/{port['id']}")["port"]["binding:host_id"] == HYBRID
+    assert res.details_after == HYBRID_DETAILS
+
+
+@pytest.mark.mariadb
+def test_host_rebind_left_half_way_says_how_and_its_command_ends_it(
+    neutron_api: NeutronServer, tmp_path: Path
+) -> None:
+    net = make_network(neutron_api)
+    port = make_port(neutron_api, net, HYBRID)
+    drift(neutron_api, port["id"], "")
+    neutron_api.refresh_agents()
+    api, rebinder = _rebinder(neutron_api, SERVICE, frozenset({"VD101"}))
+    rebinder.method = "host"
+    refused = _restores_fail(rebinder, 1000)
+    seen = next(p for p in api.ports() if p["id"] == port["id"])
+    res = rebinder.rebind(_change(seen), seen)
+    assert len(refused) == api_rebind.RESTORE_TRIES + 1  # the first try, then the retries
+    assert res.result == "failed" and "left half-way" in res.message, res
+    assert call(neutron_api, "GET", f"/ports/{port['id']}")["port"]["binding:host_id"] == ""
+    shown = res.message.split("put it back with: ", 1)[1]
+    assert shown == f"openstack --os-cloud vdtest port set --host {HYBRID} {port['id']}"
+    # The printed command, pasted into a shell: the real openstack client puts it back.
+    openstack = Path(sys.executable).with_name("openstack")
+    env = {k: v for k, v in neutron_api.env().items() if k not in ("PYTHONPATH",)}
+    done = subprocess.run(
+        ["sh", "-c", shown],
+        env={**env, "PATH": f"{openstack.parent}:{env.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = call(neutron_api, "GET", f"/ports/{port['id']}")["port"]
+    assert after["binding:host_id"] == HYBRID
+    assert after["binding:vif_details"] == HYBRID_DETAILS
 
 
 @pytest.mark.mariadb

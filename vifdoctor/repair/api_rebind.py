@@ -57,9 +57,12 @@ from vifdoctor.rules.plug import (
 )
 from vifdoctor.session import neutron_session
 from vifdoctor.settings import Resolved
+from vifdoctor.shell import command
 from vifdoctor.sources.neutron_api import NeutronApi, stored_details
 
 REBIND_KEY = "vifdoctor_rebind"
+RESTORE_TRIES = 5  # failures (not conflicts) before a port is reported left half-way
+RESTORE_WAIT_S = 0.5  # times the failures so far: 0.5 + 0.5 + 1 + 1.5 + 2 s in all
 #: OVN codes a re-bind fixes even where the database repair cannot (a vif_type that does
 #: not fit the chassis, the LSP's requested-chassis): the OVN driver writes the details
 #: and the LSP anew. They need NB and SB.
@@ -81,6 +84,10 @@ METHOD_EFFECTS = {
 
 class Conflict(Exception):
     """HTTP 412: the port's revision moved (someone else changed it)."""
+
+
+class LeftHalfWay(RuntimeError):
+    """A method changed the port and could not put it back: said whole, with its command."""
 
 
 class Refused(Exception):
@@ -172,29 +179,79 @@ class Rebinder:
             "binding:profile",
             lambda cur: {k: v for k, v in (cur or {}).items() if k != REBIND_KEY},
             original,
+            self._openstack("port", "unset", "--binding-profile", REBIND_KEY, port["id"]),
         )
 
     def _via_host(self, port: dict) -> dict:
         host = port["binding:host_id"]
         after = self.put_port(port["id"], {"binding:host_id": ""}, port["revision_number"])
-        return self._restore(port["id"], after, "binding:host_id", lambda cur: cur or host, host)
+        return self._restore(
+            port["id"],
+            after,
+            "binding:host_id",
+            lambda cur: cur or host,
+            host,
+            self._openstack("port", "set", "--host", host, port["id"]),
+        )
 
-    def _restore(self, port_id: str, after: dict, attr: str, fix: Any, original: Any) -> dict:
-        """Put back what the method changed; on a conflict, only undo our own change."""
+    def _restore(
+        self,
+        port_id: str,
+        after: dict,
+        attr: str,
+        fix: Any,
+        original: Any,
+        by_hand: tuple[str, ...],
+    ) -> dict:
+        """Put back what the method changed; on a conflict, only undo our own change.
+
+        A failure that is not a conflict is retried for a few seconds: a neutron-server
+        worker answers 404 for about a second after it starts, until its policy rules
+        are loaded (docs/ovn.md), and a 5xx may pass as quickly. If the port still
+        cannot be put back, the error says how it was left and the command that ends it.
+        """
         try:
             return self.put_port(port_id, {attr: original}, after["revision_number"])
         except Conflict:
             pass
-        for _ in range(5):  # someone changed the port meanwhile: re-read, undo ours only
-            current = self.get_port(port_id)
-            wanted = fix(current.get(attr))
-            if wanted == current.get(attr):
-                return current
+        except Refused:
+            raise
+        except Exception:  # retried below, from a fresh read
+            time.sleep(RESTORE_WAIT_S)
+        conflicts = failures = 0
+        while True:  # re-read, undo ours only
             try:
+                current = self.get_port(port_id)
+                wanted = fix(current.get(attr))
+                if wanted == current.get(attr):
+                    return current
                 return self.put_port(port_id, {attr: wanted}, current["revision_number"])
-            except Conflict:
+            except Conflict:  # someone changed the port meanwhile
+                conflicts += 1
+                if conflicts >= 5:
+                    raise LeftHalfWay(self._left(port_id, attr, "5 conflicts", by_hand)) from None
                 time.sleep(0.2)
-        raise RuntimeError(f"could not put {attr} back after 5 conflicts: check port {port_id}")
+            except Refused:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures >= RESTORE_TRIES:
+                    raise LeftHalfWay(self._left(port_id, attr, str(exc)[:200], by_hand)) from None
+                time.sleep(RESTORE_WAIT_S * failures)
+
+    def _openstack(self, *words: str) -> tuple[str, ...]:
+        """An ``openstack`` command line against the cloud this repair uses."""
+        cloud = ("--os-cloud", self.api.cloud) if self.api.cloud else ()
+        return ("openstack", *cloud, *words)
+
+    @staticmethod
+    def _left(port_id: str, attr: str, why: str, by_hand: tuple[str, ...]) -> str:
+        shown = command(*by_hand)
+        return (
+            f"could not put {attr} of port {port_id} back ({why}): the port is left "
+            "half-way through its re-bind; "
+            + (f"put it back with: {shown}" if shown else "check the port by hand")
+        )
 
     def _via_bindings(self, port: dict) -> dict:
         if not self.via_host:
@@ -272,6 +329,10 @@ class Rebinder:
         except Conflict:
             res.result = SKIPPED
             res.message += "changed underneath (revision moved since the audit): left as found"
+            return res
+        except LeftHalfWay as exc:  # whole: it ends with the command that puts it back
+            res.result = FAILED
+            res.message += str(exc)
             return res
         except Exception as exc:  # one port's failure must not stop the others
             res.result = FAILED
