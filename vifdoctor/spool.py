@@ -148,12 +148,13 @@ def read_blocks(f: IO[bytes], rewind: bool = False) -> Iterator[list]:
 
 def sort_on_disk(
     rows: Iterable[tuple],
-    key: Callable[[tuple], Any],
+    key: Callable[[tuple], Any] | None,
     run_size: int,
     block_size: int,
     weight: Callable[[tuple], int] | None = None,
 ) -> Iterator[tuple]:
-    """``rows`` sorted by ``key``, stable (equal keys keep their order), memory flat.
+    """``rows`` sorted by ``key`` (None: the rows themselves), stable (equal keys keep
+    their order), memory flat.
 
     An external merge sort: runs of ``run_size`` (in ``weight`` units, rows when
     None) are sorted in memory and written with ``spill_run``, in records of about

@@ -69,6 +69,38 @@ def _cloud(layout: str) -> CloudSpec:
                 extra_bindings=extra,
             )
         )
+    # VM ports whose byte order is not their collation's (case, accents), several on one
+    # instance, one with an INACTIVE row too: the read ahead must keep the server's order
+    shared = [
+        ("port-Zeta", "vm shared \u00c9"),
+        ("Port-beta", "vm shared \u00c9"),
+        ("port-alpha", "vm shared \u00c9"),
+        ("port-b2", "VM shared \u00e9"),
+        ("port-b1", "VM shared \u00e9"),
+    ]
+    for port_id, device in shared:
+        n = len(ports)
+        ports.append(
+            PortSpec(
+                id=port_id,
+                network_id=f"net-{n}",
+                device_owner="compute:nova",
+                device_id=device,
+                project_id="p",
+                binding=BindingSpec(
+                    host=f"host {n % 2}",
+                    vif_type="ovs",
+                    vif_details="{}",
+                    driver="openvswitch",
+                    segment_id=f"seg-{n}",
+                ),
+                extra_bindings=[
+                    BindingSpec(host="dest", vif_type="ovs", vif_details="{}", status="INACTIVE")
+                ]
+                if layout == "ocata" and port_id == "port-alpha"
+                else [],
+            )
+        )
     return CloudSpec(
         networks=[
             NetworkSpec(
@@ -122,25 +154,31 @@ def test_packed_rows_equal_column_reads_on_every_layout(
 def test_vm_ports_read_ahead_are_the_vm_ports_streamed(
     hostile_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``read_ahead`` (beside a Nova worker) takes every packed row into a temporary file
-    before the first binding: the same bindings, in the same device_id order."""
+    """``read_ahead`` (beside a Nova worker) reads the VM ports with no ORDER BY and sorts
+    them here (sort_ahead), every row before the first binding is used: the same bindings
+    in the same byte-wise (device_id, port_id, host) order as the server's sort."""
     monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    monkeypatch.setattr(neutron_db, "SORT_RUN_ROWS", 3)  # spill runs, and merge them
+    monkeypatch.setattr(neutron_db, "SORT_BLOCK_ROWS", 2)
     ahead: list[bool] = []  # per read ahead: whether the server's result was done
-    real = neutron_db.read_all_ahead
+    real = neutron_db.sort_ahead
 
-    def spy(result: sa.CursorResult) -> Iterator[bytes]:
-        rows = real(result)
+    def spy(result: sa.CursorResult, *at: int) -> Iterator[bytes]:
+        rows = real(result, *at)
         first = next(rows)
         ahead.append(result.closed)
         yield first
         yield from rows
 
-    monkeypatch.setattr(neutron_db, "read_all_ahead", spy)
+    monkeypatch.setattr(neutron_db, "sort_ahead", spy)
     engine = sa.create_engine(hostile_db)
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
     try:
         with NeutronDatabase(engine) as source:
             streamed = list(source.compute_bindings_by_device())
             assert not ahead
+            sent.clear()
             first = source.compute_bindings_by_device(read_ahead=True)
             read = [next(first)]
             # every row is on this side before the first is used: the server is done
@@ -148,8 +186,16 @@ def test_vm_ports_read_ahead_are_the_vm_ports_streamed(
             read.extend(first)
     finally:
         engine.dispose()
-    assert read == streamed and len(read) >= len(HOSTILE) // 2
-    assert [b.device_id for b in read] == sorted(b.device_id for b in read)
+    assert read == streamed and len(read) >= len(HOSTILE) // 2 + 5
+    keys = [(b.device_id, b.port_id, b.host) for b in read]
+    assert keys == sorted(keys)  # code point order, which is UTF-8's byte order
+    assert [k[1] for k in keys if k[0] == "vm shared \u00c9"][:3] == [
+        "Port-beta",
+        "port-Zeta",
+        "port-alpha",
+    ]
+    (statement,) = [s for s in sent if "concat_ws" in s.lower()]
+    assert "order by" not in statement.lower()  # the server did not sort them
 
 
 @pytest.mark.parametrize("hostile_db", ["ocata"], indirect=True)

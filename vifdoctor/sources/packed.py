@@ -36,6 +36,7 @@ _SEPARATOR = "\udcff"
 _NULL = "\udcfe"
 _MARKER = "\udcfd"  # the value between a row's shape and its other values
 SEPARATOR = b"\xff"
+NULL = b"\xfe"  # a NULL value, as the packed bytes hold it
 # what stands between a shape and the rest: the first of these in a row is the marker
 # unless a text column holds the lone byte 0xFD, which split_shaped detects
 BOUNDARY = b"\xff\xfd\xff"
