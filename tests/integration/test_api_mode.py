@@ -444,19 +444,25 @@ def _restores_fail(rebinder: api_rebind.Rebinder, times: int) -> list[dict]:
     return refused
 
 
-@pytest.mark.mariadb
-def test_host_rebind_retries_a_restore_the_server_is_not_ready_for(
-    neutron_api: NeutronServer,
-) -> None:
+def _host_rebind(neutron_api: NeutronServer, refusals: int) -> tuple[dict, Any, list[dict]]:
+    """A drifted port re-bound by --rebind-method host, its first ``refusals`` put-backs
+    answered 404: the port, the result and the refused bodies."""
     net = make_network(neutron_api)
     port = make_port(neutron_api, net, HYBRID)
     drift(neutron_api, port["id"], "")
     neutron_api.refresh_agents()
     api, rebinder = _rebinder(neutron_api, SERVICE, frozenset({"VD101"}))
     rebinder.method = "host"
-    refused = _restores_fail(rebinder, 2)
+    refused = _restores_fail(rebinder, refusals)
     seen = next(p for p in api.ports() if p["id"] == port["id"])
-    res = rebinder.rebind(_change(seen), seen)
+    return port, rebinder.rebind(_change(seen), seen), refused
+
+
+@pytest.mark.mariadb
+def test_host_rebind_retries_a_restore_the_server_is_not_ready_for(
+    neutron_api: NeutronServer,
+) -> None:
+    port, res, refused = _host_rebind(neutron_api, 2)
     assert len(refused) == 2  # the restore was refused twice, then went through
     assert res.result == "rebound", res
     assert call(neutron_api, "GET", f"/ports/{port['id']}")["port"]["binding:host_id"] == HYBRID
@@ -467,15 +473,7 @@ def test_host_rebind_retries_a_restore_the_server_is_not_ready_for(
 def test_host_rebind_left_half_way_says_how_and_its_command_ends_it(
     neutron_api: NeutronServer, tmp_path: Path
 ) -> None:
-    net = make_network(neutron_api)
-    port = make_port(neutron_api, net, HYBRID)
-    drift(neutron_api, port["id"], "")
-    neutron_api.refresh_agents()
-    api, rebinder = _rebinder(neutron_api, SERVICE, frozenset({"VD101"}))
-    rebinder.method = "host"
-    refused = _restores_fail(rebinder, 1000)
-    seen = next(p for p in api.ports() if p["id"] == port["id"])
-    res = rebinder.rebind(_change(seen), seen)
+    port, res, refused = _host_rebind(neutron_api, 1000)
     assert len(refused) == api_rebind.RESTORE_TRIES + 1  # the first try, then the retries
     assert res.result == "failed" and "left half-way" in res.message, res
     assert call(neutron_api, "GET", f"/ports/{port['id']}")["port"]["binding:host_id"] == ""
