@@ -137,14 +137,12 @@ class NeutronDatabase:
         *,
         active: bool | None,
         compute: bool | None = None,
-        ordered: bool = True,
     ) -> sa.Select:
         """``active``: True the live rows, False the INACTIVE ones, None both.
 
         ``compute=True`` rows come in byte-wise (device_id, port_id, host) order (the merge
         with Nova needs device_id's; the others make the order total, the same on every
-        database and in :func:`sort_ahead`) unless ``ordered`` is False: the server's
-        sort is then not paid.
+        database and in :func:`sort_ahead`); ``_stream`` drops it where it is not needed.
         """
         assert self.layout is not None
         b, p = self._t[BINDINGS], self._t["ports"]
@@ -207,7 +205,7 @@ class NeutronDatabase:
         if compute is not None:
             is_compute = p.c.device_owner.like("compute:%")
             query = query.where(is_compute if compute else sa.not_(is_compute))
-            if compute and ordered:  # byte-wise throughout: as sort_ahead sorts here
+            if compute:  # byte-wise throughout: as sort_ahead sorts here
                 dialect = self.conn.dialect.name
                 query = query.order_by(
                     *(bytewise(c, dialect) for c in (p.c.device_id, b.c.port_id, b.c.host))
@@ -312,7 +310,7 @@ class NeutronDatabase:
         for active, compute in parts:
             if active is False and not (self.layout and self.layout.has_status):
                 continue
-            query = self._binding_query(selectors, active=active, compute=compute, ordered=ordered)
+            query = self._binding_query(selectors, active=active, compute=compute)
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
             columns = list(query.selected_columns)
@@ -321,6 +319,11 @@ class NeutronDatabase:
             assert [c.key for c in columns[: len(_FIELDS)]] == list(_FIELDS)
             packing = packing_for(self.conn, columns)
             binary = any(is_binary(c) for c in columns)  # BLOB texts (vendor schemas)
+            # the VM ports beside a Nova worker are sorted here (sort_ahead), the repair's
+            # candidates not at all: the server's sort is not paid for either
+            sort_here = read_ahead and compute is True and packing is not None
+            if sort_here or not ordered:
+                query = query.order_by(None)
             if packing is not None and known is not None and not deeper:
                 # the VERDICT_FIELDS first, then the marker, then the ids
                 order = sorted(
@@ -332,9 +335,6 @@ class NeutronDatabase:
                 yield from self._shaped(result, packing, order, shape, known, binary)
                 result.close()
                 continue
-            sort_here = read_ahead and compute is True and packing is not None
-            if sort_here:  # the same rows unordered: sorted below while the caller waits
-                query = query.order_by(None)
             if packing is not None:
                 query = query.with_only_columns(packing.column(columns))
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
@@ -342,8 +342,7 @@ class NeutronDatabase:
             if packing is not None:
                 packed_rows: Iterable[bytes] = (packed for (packed,) in result)
                 if sort_here:
-                    keys = [c.key for c in columns]
-                    at = (keys.index("device_id"), keys.index("port_id"), keys.index("host"))
+                    at = (_FIELDS.index(k) for k in ("device_id", "port_id", "host"))
                     packed_rows = sort_ahead(result, *at)
                 elif read_ahead:
                     packed_rows = read_all_ahead(result)
@@ -456,30 +455,38 @@ def sort_ahead(result: sa.CursorResult, device: int, port: int, host: int) -> It
                 yield (dev != NULL, dev, values[port], values[host], packed)
         result.close()
 
-    with tempfile.TemporaryFile() as f:
+    def blocks() -> Iterator[list[bytes]]:
         block: list[bytes] = []
         for row in sort_on_disk(keyed(), None, SORT_RUN_ROWS, SORT_BLOCK_ROWS):
             block.append(row[-1])
             if len(block) >= STREAM_CHUNK:
-                write_block(f, block)
+                yield block
                 block = []
-        if block:
-            write_block(f, block)
-        f.seek(0)
-        for written in read_blocks(f):
-            yield from written
+        yield block
+
+    yield from _replayed(blocks())
 
 
 def read_all_ahead(result: sa.CursorResult) -> Iterator[bytes]:
     """Every packed value of ``result`` read into a temporary file, then given back: the
     server's rows are all taken before the first is used."""
-    with tempfile.TemporaryFile() as f:
+
+    def blocks() -> Iterator[list[bytes]]:
         for chunk in result.partitions():
-            write_block(f, [packed for (packed,) in chunk])
+            yield [packed for (packed,) in chunk]
         result.close()
+
+    yield from _replayed(blocks())
+
+
+def _replayed(blocks: Iterable[list[bytes]]) -> Iterator[bytes]:
+    """Every block written to a temporary file, then the values given back from it."""
+    with tempfile.TemporaryFile() as f:
+        for block in blocks:
+            write_block(f, block)
         f.seek(0)
-        for block in read_blocks(f):
-            yield from block
+        for written in read_blocks(f):
+            yield from written
 
 
 def _naive(value: datetime.datetime | str) -> datetime.datetime:
