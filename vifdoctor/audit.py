@@ -12,7 +12,7 @@ import time
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from vifdoctor.collector import no_cyclic_gc
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
@@ -364,15 +364,14 @@ def run_audit(
 
         def quiet(ports: list[Port], instance: Instance | None) -> bool:
             """Counted as judge() counts them, if the instance is quiet (else not)."""
-            shaped = []
             for p in ports:
                 if not isinstance(p, KnownPort):
                     return False
-                shaped.append((p.port_id, p.value))
+            shaped = cast(list[KnownPort[PortTemplate]], ports)
             if not instance_is_quiet(instance, shaped, check_missing_ports=nova.full):
                 return False
-            for _, template in shaped:
-                report.categories[template.judgement.category] += 1
+            for p in shaped:
+                report.categories[p.value.judgement.category] += 1
             report.rows += len(shaped)  # their hosts are in seen_hosts: each template's
             return True
 

@@ -16,6 +16,7 @@ import datetime
 import json
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -728,10 +729,13 @@ def test_a_quiet_instance_is_one_judge_instance_finds_nothing_for(case: str) -> 
         key = tuple(getattr(b, f) for f in VERDICT_FIELDS)
         templates.setdefault(key, PortTemplate.of(b, j))
     shaped = [
-        (b.port_id, templates[tuple(getattr(b, f) for f in VERDICT_FIELDS)]) for b, _ in ports
+        SimpleNamespace(
+            port_id=b.port_id, value=templates[tuple(getattr(b, f) for f in VERDICT_FIELDS)]
+        )
+        for b, _ in ports
     ]
     if case == "quiet":
-        assert [t.binding.port_id for _, t in shaped] == [P1, P1]
+        assert [p.value.binding.port_id for p in shaped] == [P1, P1]
     found, view = judge_instance(VM, inst, ports, CTX)
     now = datetime.datetime(2026, 11, 30)
     moves = judge_moves(inst, rows, now) if inst is not None else []

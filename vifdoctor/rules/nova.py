@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vifdoctor.model import (
     Binding,
@@ -222,13 +222,23 @@ class PortTemplate:
         return cls(binding, judgement, CacheExpectation.of(binding))
 
 
+class ShapedPort(Protocol):
+    """A VM port known by its id and the template of its shape (a source's KnownPort)."""
+
+    @property
+    def port_id(self) -> str: ...
+
+    @property
+    def value(self) -> PortTemplate: ...
+
+
 def instance_is_quiet(
     instance: Instance | None,
-    ports: Sequence[tuple[str, PortTemplate]],
+    ports: Sequence[ShapedPort],
     check_missing_ports: bool = True,
 ) -> bool:
     """Whether :func:`judge_instance` would find nothing and give no codes for this
-    instance and these (port id, template of the port's shape), ACTIVE rows all, and
+    instance and these ports (each by its id and its shape's template), ACTIVE rows all, and
     :func:`~vifdoctor.rules.migration.judge_moves` nothing: a live instance with its
     cache read, no migration records, each port clean, cached as Neutron has it and
     bound to the instance's host, and no other port cached.
@@ -243,7 +253,8 @@ def instance_is_quiet(
     if cache.error is not None:
         return False
     vifs = cache.vifs
-    for port_id, template in ports:
+    for port in ports:
+        port_id, template = port.port_id, port.value
         binding = template.binding
         if template.judgement.findings or binding.status not in (None, "ACTIVE"):
             return False
@@ -252,7 +263,7 @@ def instance_is_quiet(
             return False
         if binding.host and instance.host and binding.host != instance.host:
             return False  # VD202 unless a move explains it: judged in full
-    return not check_missing_ports or vifs.keys() <= {p for p, _ in ports}
+    return not check_missing_ports or vifs.keys() <= {p.port_id for p in ports}
 
 
 def _instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
@@ -611,10 +622,9 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
                 )
         return steps
     # the repair never rewrites a row whose text does not parse (VD104), whatever else it has
+    repairable = repairable_by_default()  # once, not per port (issue 14)
     to_repair = sorted(
-        p.port_id
-        for p in view.ports
-        if set(p.codes) & repairable_by_default() and "VD104" not in p.codes
+        p.port_id for p in view.ports if repairable.intersection(p.codes) and "VD104" not in p.codes
     )
     if to_repair:
         ports = [w for p in to_repair for w in ("--port", p)]
