@@ -13,6 +13,7 @@ import io
 import json
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -35,9 +36,9 @@ from vifdoctor.demo.nova import (
     write_migrations,
 )
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import VIF_KEYS, Instance
+from vifdoctor.model import VIF_KEYS, CachedVifs, Instance
 from vifdoctor.sources import nova_worker
-from vifdoctor.sources.nova_db import CellSource, NovaCells
+from vifdoctor.sources.nova_db import CellSource, NovaCellDatabase, NovaCells
 from vifdoctor.sources.nova_worker import ENV_WORKER, WorkerNovaCells
 from vifdoctor.sources.packed import ENV_PACKED_ROWS
 
@@ -401,3 +402,47 @@ def _create_or_drop(url: str, statement: str) -> None:
             conn.execute(sa.text(statement))
     finally:
         engine.dispose()
+
+
+def test_instances_built_by_position_have_each_value_in_its_field() -> None:
+    """The worker's rows and a cell's rows build Instances by position (issue 14): every
+    value distinct, so a field out of order shows."""
+    cell = SimpleNamespace(cell=SimpleNamespace(name="cell9"))
+    built = NovaCellDatabase._instance(
+        cell,  # type: ignore[arg-type]
+        "uuid-1", "name-1", "host-1", "node-1", "state-1", 4, "task-1", 7, "info-1", 1,
+    )  # fmt: skip
+    assert built == Instance(
+        uuid="uuid-1",
+        cell="cell9",
+        name="name-1",
+        host="host-1",
+        node="node-1",
+        vm_state="state-1",
+        power_state=4,
+        task_state="task-1",
+        deleted=True,
+        network_info="info-1",
+        cache_known=True,
+        hidden=True,
+    )
+    moves: list = []
+    sent = nova_worker._instance(
+        ("u", "c", "n", "h", "nd", "vs", 3, "t", False, True, "raw", {"p": {}}, "err", moves)
+    )
+    assert sent == Instance(
+        uuid="u",
+        cell="c",
+        name="n",
+        host="h",
+        node="nd",
+        vm_state="vs",
+        power_state=3,
+        task_state="t",
+        deleted=False,
+        network_info="raw",
+        cache_known=True,
+        hidden=True,
+        migrations=moves,
+        cache=CachedVifs({"p": {}}, "err"),
+    )
