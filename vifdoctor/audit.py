@@ -12,7 +12,7 @@ import time
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from vifdoctor.collector import no_cyclic_gc
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
@@ -27,7 +27,7 @@ from vifdoctor.rules.migration import (
     visible_row,
     with_moves,
 )
-from vifdoctor.rules.nova import impact, judge_instance
+from vifdoctor.rules.nova import PortTemplate, impact, instance_is_quiet, judge_instance
 from vifdoctor.rules.ovn import sync_command
 from vifdoctor.rules.ovn_remedy import OvnRemedy, instance_steps
 from vifdoctor.rules.plug import RuleContext
@@ -36,7 +36,7 @@ from vifdoctor.session import neutron_session
 from vifdoctor.settings import resolve_cells
 from vifdoctor.sources.host_index import HostReportIndex
 from vifdoctor.sources.interface import HostWiringSource, InstanceSource
-from vifdoctor.sources.neutron_db import agent_summary
+from vifdoctor.sources.neutron_db import KnownPort, agent_summary
 from vifdoctor.sources.nova_api import open_from_neutron_api
 from vifdoctor.sources.nova_worker import WorkerNovaCells
 
@@ -81,9 +81,15 @@ def judge_all(
 
 @dataclass
 class NovaJoin:
-    """Nova's side of an audit: VM ports and instances, both in uuid order."""
+    """Nova's side of an audit: VM ports and instances, both in uuid order.
 
-    compute_bindings: Iterable[Binding]
+    ``known_ports``: the dict the VM ports' source was given to hand back a row of a
+    known shape as a KnownPort (``NeutronDatabase.compute_bindings_known``): filled
+    by run_audit with the first row of that shape and its clean verdict where a clean
+    VM port needs nothing else (no joins, no OVN), so left empty otherwise.
+    """
+
+    compute_bindings: Iterable[Binding | KnownPort[Any]]
     instances: Iterable[Instance]
     cells: list[dict]
     # Instances with no selected Neutron port are judged only in a full audit (or, with
@@ -91,6 +97,7 @@ class NovaJoin:
     # every other instance look as if Neutron lacked its ports.
     full: bool = True
     hosts: frozenset[str] = frozenset()
+    known_ports: dict[bytes, PortTemplate] | None = None
     now: datetime.datetime | None = None  # the cells' clock, for VD208's age
     stuck_after: float = DEFAULT_STUCK_AFTER
     # where ``now`` comes from when only the stream knows it (an API's HTTP Date)
@@ -220,9 +227,12 @@ class HostJoin:
         }
 
 
+Port = Binding | KnownPort[Any]
+
+
 def join_by_instance(
-    compute: Iterable[Binding], instances: Iterable[Instance]
-) -> Iterator[tuple[str, list[Binding], Instance | None]]:
+    compute: Iterable[Port], instances: Iterable[Instance]
+) -> Iterator[tuple[str, list[Port], Instance | None]]:
     """Merge VM ports (by device_id) with instances (by uuid); both sorted the same way."""
     ports = iter(compute)
     insts = iter(instances)
@@ -237,7 +247,7 @@ def join_by_instance(
         while inst is not None and inst.uuid == uuid:
             rows.append(inst)
             inst = next(insts, None)
-        return visible_row(rows)
+        return rows[0] if len(rows) == 1 else visible_row(rows)
 
     while port is not None or inst is not None:
         if port is None or (inst is not None and inst.uuid < port.device_id):
@@ -246,11 +256,25 @@ def join_by_instance(
             yield uuid, [], rows_of(uuid)
             continue
         device = port.device_id
-        group = []
+        group: list[Port] = []
         while port is not None and port.device_id == device:
             group.append(port)
             port = next(ports, None)
         yield device, group, rows_of(device)
+
+
+def remember_templates(
+    templates: dict[bytes, PortTemplate], judged: list[tuple[Binding, Judgement]]
+) -> None:
+    """Each clean ACTIVE row with a shape as the template of its shape, for the source
+    to hand back the rows like it as KnownPorts (their verdict is the same: equal shapes
+    are equal in VERDICT_FIELDS). Bounded as BindingJudge's memo is."""
+    for b, judgement in judged:
+        if b.shape is None or judgement.findings or b.shape in templates:
+            continue
+        if len(templates) >= BindingJudge.MAX_CLEAN:
+            templates.clear()
+        templates[b.shape] = PortTemplate.of(b, judgement)
 
 
 # Rows, judgements and findings are made and dropped by the million, with no reference
@@ -334,16 +358,36 @@ def run_audit(
         report.nova = nova.cells
         for host_join in host_joins:
             host_join.track_live = True
-        for device_id, group, instance in join_by_instance(nova.compute_bindings, nova.instances):
+        # VM ports of a shape judged clean come back as KnownPorts (shapes_only: nothing
+        # else reads a clean row), judged with their instance at once when it is quiet
+        templates = nova.known_ports if shapes_only else None
+
+        def quiet(ports: list[Port], instance: Instance | None) -> bool:
+            """Counted as judge() counts them, if the instance is quiet (else not)."""
+            for p in ports:
+                if not isinstance(p, KnownPort):
+                    return False
+            shaped = cast(list[KnownPort[PortTemplate]], ports)
+            if not instance_is_quiet(instance, shaped, check_missing_ports=nova.full):
+                return False
+            for p in shaped:
+                report.categories[p.value.judgement.category] += 1
+            report.rows += len(shaped)  # their hosts are in seen_hosts: each template's
+            return True
+
+        for device_id, ports, instance in join_by_instance(nova.compute_bindings, nova.instances):
             if instance is not None:
                 report.instances_read += 1
             in_scope = (
-                bool(group) or nova.full or (instance is not None and instance.host in nova.hosts)
+                bool(ports) or nova.full or (instance is not None and instance.host in nova.hosts)
             )
-            if not in_scope:
+            if not in_scope or (ports and templates is not None and quiet(ports, instance)):
                 continue
+            group = [p.binding() if isinstance(p, KnownPort) else p for p in ports]
             active = [b for b in group if b.status in (None, "ACTIVE")]
             judged = [(b, judge(b)) for b in active]
+            if templates is not None:
+                remember_templates(templates, judged)
             stale = [
                 f
                 for b in group
@@ -483,12 +527,17 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 )
                 assumptions.extend(notes)
             if nova_cells is not None:
+                # a worker sorts Nova meanwhile: this process would only wait
+                read_ahead = getattr(nova_cells, "use_worker", False)
+                known_ports: dict[bytes, PortTemplate] = {}
+                known_vm = getattr(s.source, "compute_bindings_known", None)
                 nova = NovaJoin(
-                    compute_bindings=s.source.compute_bindings_by_device(
-                        # a worker sorts Nova meanwhile: this process would only wait
-                        s.selectors,
-                        read_ahead=getattr(nova_cells, "use_worker", False),
+                    compute_bindings=(
+                        known_vm(s.selectors, known_ports, read_ahead=read_ahead)
+                        if known_vm is not None
+                        else s.source.compute_bindings_by_device(s.selectors, read_ahead=read_ahead)
                     ),
+                    known_ports=known_ports,
                     instances=nova_cells.instances(),
                     cells=nova_cells.describe(),
                     full=options.full,

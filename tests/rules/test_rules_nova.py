@@ -12,19 +12,26 @@ What the rules rest on, read in nova 34.0.0 (/tmp/src/nova):
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from testkit.cloudfactory import DIRECT_29, HYBRID_29, binding, reporting_ovs
 from testkit.novakit import CTX, HYBRID, HYBRID_TEXT, cache, instance, judged, port_id, vif
 
 from vifdoctor.audit import join_by_instance
-from vifdoctor.model import Instance, parse_network_info
+from vifdoctor.model import VERDICT_FIELDS, Binding, Instance, Migration, parse_network_info
+from vifdoctor.rules.migration import judge_moves
 from vifdoctor.rules.nova import (
+    PortTemplate,
     cache_differences,
     expected_devname,
     impact,
+    instance_is_quiet,
     judge_instance,
     remediation,
 )
@@ -610,3 +617,131 @@ def test_join_uuid_deleted_in_both_cells_stays_deleted():
 def test_join_uuid_in_two_cells_without_ports_is_one_instance():
     rows = [_i("a", True, "cell1"), _i("a", False, "cell2")]
     assert _joined([], rows) == [("a", [], ("cell2", False))]
+
+
+# ------------------------------------------------------------------ instance_is_quiet
+# Issue 14: the audit counts a quiet instance's ports without judge_instance. Each case
+# below changes one thing from a quiet instance; whatever instance_is_quiet accepts,
+# judge_instance and judge_moves must find nothing for, and give no code.
+
+
+OTHER = "ffffffff-0000-4000-8000-000000000002"  # a devname of its own, unlike P1's and P2's
+
+
+def _vifs(**change: Any) -> list[dict]:
+    return [vif(P1, HYBRID), vif(P2, HYBRID, **change)]
+
+
+QUIET_CASES: dict[str, Callable[[], tuple[Instance | None, list[Binding]]]] = {
+    "quiet": lambda: (instance(VM, network_info=cache(*_vifs()), migrations=[]), []),
+    "details differ": lambda: (
+        instance(
+            VM, network_info=cache(vif(P1, HYBRID), vif(P2, {"port_filter": True})), migrations=[]
+        ),
+        [],
+    ),
+    "type differs": lambda: (
+        instance(
+            VM,
+            network_info=cache(vif(P1, HYBRID), vif(P2, HYBRID, vif_type="bridge")),
+            migrations=[],
+        ),
+        [],
+    ),
+    # the template is P1's row: a devname or interface id right for P1 is wrong for P2
+    "devname of the template's port": lambda: (
+        instance(
+            VM,
+            network_info=cache(vif(P1, HYBRID), vif(OTHER, HYBRID, devname=expected_devname(P1))),
+            migrations=[],
+        ),
+        [ovs(P1), ovs(OTHER)],
+    ),
+    "ovs_interfaceid of the template's port": lambda: (
+        instance(
+            VM,
+            network_info=cache(vif(P1, HYBRID), vif(P2, HYBRID, ovs_interfaceid=P1)),
+            migrations=[],
+        ),
+        [],
+    ),
+    "port missing from the cache": lambda: (
+        instance(VM, network_info=cache(vif(P1, HYBRID)), migrations=[]),
+        [],
+    ),
+    "another port cached": lambda: (
+        instance(VM, network_info=cache(*_vifs(), vif(P3, HYBRID)), migrations=[]),
+        [],
+    ),
+    "malformed cache": lambda: (instance(VM, network_info="[{", migrations=[]), []),
+    "no cache row": lambda: (instance(VM, network_info=None, migrations=[]), []),
+    "cache unknown": lambda: (
+        instance(VM, network_info=cache(*_vifs()), migrations=[], cache_known=False),
+        [],
+    ),
+    "soft-deleted": lambda: (
+        instance(VM, network_info=cache(*_vifs()), migrations=[], deleted=True),
+        [],
+    ),
+    "unknown instance": lambda: (None, []),
+    "on another host": lambda: (
+        instance(VM, host="compute2", network_info=cache(*_vifs()), migrations=[]),
+        [],
+    ),
+    "on another host, moving": lambda: (
+        instance(
+            VM, host="compute2", network_info=cache(*_vifs()), migrations=[], task_state="migrating"
+        ),
+        [],
+    ),
+    "a migration record": lambda: (
+        instance(VM, network_info=cache(*_vifs()), migrations=[_done_move()]),
+        [],
+    ),
+    "a port with a finding": lambda: (
+        instance(VM, network_info=cache(vif(P1, HYBRID), vif(P2, {})), migrations=[]),
+        [ovs(P1), ovs(P2, details="")],
+    ),
+}
+
+
+def _done_move() -> Migration:
+    return Migration(
+        id=1,
+        instance_uuid=VM,
+        migration_type="live-migration",
+        status="completed",
+        source_compute="compute1",
+        dest_compute="compute2",
+        created_at="2026-01-01 00:00:00",
+        updated_at="2026-01-01 00:00:00",
+    )
+
+
+@pytest.mark.parametrize("case", sorted(QUIET_CASES))
+def test_a_quiet_instance_is_one_judge_instance_finds_nothing_for(case: str) -> None:
+    inst, bindings = QUIET_CASES[case]()
+    rows = bindings or [ovs(P1), ovs(P2)]
+    ports = [judged(b) for b in rows]
+    # each port stands for its shape by the first row of it: here, P1's
+    templates = {}
+    for b, j in ports:
+        key = tuple(getattr(b, f) for f in VERDICT_FIELDS)
+        templates.setdefault(key, PortTemplate.of(b, j))
+    shaped = [
+        SimpleNamespace(
+            port_id=b.port_id, value=templates[tuple(getattr(b, f) for f in VERDICT_FIELDS)]
+        )
+        for b, _ in ports
+    ]
+    if case == "quiet":
+        assert [p.value.binding.port_id for p in shaped] == [P1, P1]
+    found, view = judge_instance(VM, inst, ports, CTX)
+    now = datetime.datetime(2026, 11, 30)
+    moves = judge_moves(inst, rows, now) if inst is not None else []
+    quiet = instance_is_quiet(inst, shaped)
+    if quiet:
+        assert not found and not view.codes and not moves
+    assert quiet == (case == "quiet"), (found, view.codes, moves)
+    if case not in ("quiet", "on another host, moving", "cache unknown"):
+        assert found or view.codes or moves  # judged in full, it has something to say

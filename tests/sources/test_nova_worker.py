@@ -13,11 +13,21 @@ import io
 import json
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
-from testkit.novakit import HYBRID_TEXT, cli_json, port_id, vif, vm_port, write_neutron
+from testkit.novakit import (
+    HYBRID_TEXT,
+    cli_json,
+    port_id,
+    vif,
+    vm_port,
+    write_neutron,
+    write_nova,
+)
 
+import vifdoctor.audit as audit_module
 from vifdoctor.demo.nova import (
     InstanceSpec,
     MigrationSpec,
@@ -26,10 +36,11 @@ from vifdoctor.demo.nova import (
     write_migrations,
 )
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import VIF_KEYS, Instance
+from vifdoctor.model import VIF_KEYS, CachedVifs, Instance
 from vifdoctor.sources import nova_worker
-from vifdoctor.sources.nova_db import CellSource, NovaCells
+from vifdoctor.sources.nova_db import CellSource, NovaCellDatabase, NovaCells
 from vifdoctor.sources.nova_worker import ENV_WORKER, WorkerNovaCells
+from vifdoctor.sources.packed import ENV_PACKED_ROWS
 
 HYBRID = {"port_filter": True, "ovs_hybrid_plug": True, "bridge_name": "br-int"}
 UUIDS = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(1, 13)]
@@ -310,3 +321,128 @@ def test_frames_stay_small_whatever_the_caches_hold(tmp_path: Path) -> None:
     assert sum(map(len, rows)) == 8
     assert max(map(len, rows)) <= 2  # about 1 MB of cache text a frame
     assert sum(row[10] is not None for frame in rows for row in frame) == 4  # VD205's text
+
+
+def test_quiet_instances_counted_by_their_ports_shape_are_the_audit_in_full(
+    tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: VM ports of a clean shape come back as KnownPorts (packed rows on
+    MariaDB) and a quiet instance is counted without judge_instance. Instances that each
+    differ from a quiet one in one thing (a cached VIF's devname, interface id, details
+    or type, another host, a port too many or too few, a migration record) must be judged
+    in full: the whole JSON is the one read with no packed rows (no shapes, every row
+    built and judged), beside a worker (VM ports sorted here) and without one."""
+    n = 13  # 0 and 1 judged in full (the first port makes the template, the second
+    # is read before it is made), 2-9 each with one change, 10-12 quiet
+    uuids = [f"{k:08x}-0000-4000-8000-00000000000{k % 10}" for k in range(1, n + 1)]
+    ports = [f"{k:02x}{k:06x}-0000-4000-8000-000000000001" for k in range(1, n + 2)]
+    caches = [[vif(ports[k], HYBRID)] for k in range(n)]
+    caches[2][0]["devname"] = "tap" + ports[0][:11]  # the template's port's
+    caches[3][0]["ovs_interfaceid"] = ports[0]
+    caches[4][0]["details"] = {**HYBRID, "port_filter": False}
+    caches[5][0]["type"] = "bridge"
+    caches[6].append(vif(ports[n], HYBRID))  # a port Neutron does not attach to it
+    caches[7] = []  # its port is missing from the cache
+    hosts = ["compute1"] * n
+    hosts[8] = "compute2"  # Neutron binds its port on compute1
+    write_nova(
+        mariadb_url,
+        [
+            InstanceSpec(uuid=u, host=h, network_info=c)
+            for u, h, c in zip(uuids, hosts, caches, strict=True)
+        ],
+        schema=create_nova_schema,
+    )
+    engine = sa.create_engine(mariadb_url)
+    try:
+        write_migrations(engine, [MigrationSpec(uuids[9], "compute2", "compute1", "completed")])
+    finally:
+        engine.dispose()
+    name = f"{sa.engine.make_url(mariadb_url).database}_neutron"  # beside it, dropped below
+    _create_or_drop(mariadb_url, f"CREATE DATABASE `{name}`")
+    neutron = sa.engine.make_url(mariadb_url).set(database=name).render_as_string(False)
+    try:
+        write_neutron(
+            neutron,
+            [
+                vm_port(p, u, "compute1", json.dumps(HYBRID))
+                for p, u in zip(ports, uuids, strict=False)
+            ],
+            ["compute1", "compute2"],
+        )
+        quiet: list[bool] = []
+        real = audit_module.instance_is_quiet
+        monkeypatch.setattr(
+            audit_module,
+            "instance_is_quiet",
+            lambda *a, **kw: (quiet.append(real(*a, **kw)), quiet[-1])[1],
+        )
+        docs = []
+        for packed, worker in (("0", "0"), ("1", "0"), ("1", "1")):
+            monkeypatch.setenv(ENV_PACKED_ROWS, packed)
+            monkeypatch.setenv(ENV_WORKER, worker)
+            quiet.clear()
+            _, doc, _ = cli_json("audit", "--neutron-db", neutron, "--nova-db", mariadb_url)
+            doc["schema"].pop("database_time_utc")
+            docs.append(doc)
+            # the first port is judged in full (its shape's template); then KnownPorts
+            assert quiet.count(True) == (0 if packed == "0" else 3), quiet
+    finally:
+        _create_or_drop(mariadb_url, f"DROP DATABASE `{name}`")
+    assert docs[0] == docs[1] == docs[2]
+    affected = {i["device_id"]: i["codes"] for i in docs[0]["instances"]}
+    # the moved instance (9) has nothing to say, but was judged in full (3 quiet above)
+    assert set(affected) == set(uuids[2:9]), affected
+
+
+def _create_or_drop(url: str, statement: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_instances_built_by_position_have_each_value_in_its_field() -> None:
+    """The worker's rows and a cell's rows build Instances by position (issue 14): every
+    value distinct, so a field out of order shows."""
+    cell = SimpleNamespace(cell=SimpleNamespace(name="cell9"))
+    built = NovaCellDatabase._instance(
+        cell,  # type: ignore[arg-type]
+        "uuid-1", "name-1", "host-1", "node-1", "state-1", 4, "task-1", 7, "info-1", 1,
+    )  # fmt: skip
+    assert built == Instance(
+        uuid="uuid-1",
+        cell="cell9",
+        name="name-1",
+        host="host-1",
+        node="node-1",
+        vm_state="state-1",
+        power_state=4,
+        task_state="task-1",
+        deleted=True,
+        network_info="info-1",
+        cache_known=True,
+        hidden=True,
+    )
+    moves: list = []
+    sent = nova_worker._instance(
+        ("u", "c", "n", "h", "nd", "vs", 3, "t", False, True, "raw", {"p": {}}, "err", moves)
+    )
+    assert sent == Instance(
+        uuid="u",
+        cell="c",
+        name="n",
+        host="h",
+        node="nd",
+        vm_state="vs",
+        power_state=3,
+        task_state="t",
+        deleted=False,
+        network_info="raw",
+        cache_known=True,
+        hidden=True,
+        migrations=moves,
+        cache=CachedVifs({"p": {}}, "err"),
+    )

@@ -312,3 +312,41 @@ def test_a_lone_0xfd_value_before_the_marker_gives_no_shape() -> None:
         packing.split_shaped(b"a\xff\xffb\xff\xfd\xffc", 3, 2)  # an 0xFF in a text column
     with pytest.raises(VifdoctorError, match="max_allowed_packet"):
         packing.split_shaped(None, 3, 2)
+
+
+@pytest.mark.parametrize("hostile_db", ["icehouse", "ocata"], indirect=True)
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_vm_ports_of_a_known_shape_come_back_as_known_ports(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch, read_ahead: bool
+) -> None:
+    """Issue 14, the Nova join: ``compute_bindings_known`` gives the VM ports in the order
+    ``compute_bindings_by_device`` gives them (sorted by the server, or here beside a
+    worker); a row of a known shape as a KnownPort with the caller's value, the row's
+    own port and device ids, and the very Binding (with its shape) when asked."""
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    monkeypatch.setattr(neutron_db, "SORT_RUN_ROWS", 3)  # spill runs, and merge them
+    engine = sa.create_engine(hostile_db)
+    try:
+        with NeutronDatabase(engine) as source:
+            streamed = list(source.compute_bindings_by_device(read_ahead=read_ahead))
+            first = list(source.compute_bindings_known(EVERYTHING, {}, read_ahead=read_ahead))
+            assert first == streamed and all(isinstance(b, Binding) for b in first)
+            shaped = [b for b in first if isinstance(b, Binding) and b.shape is not None]
+            known = {b.shape: f"verdict {n}" for n, b in enumerate(shaped) if n % 2}
+            assert known and len(known) < len({b.shape for b in shaped})
+            second = list(source.compute_bindings_known(EVERYTHING, known, read_ahead=read_ahead))
+    finally:
+        engine.dispose()
+    hits = 0
+    for got, want in zip(second, first, strict=True):
+        assert isinstance(want, Binding)
+        if want.shape in known:
+            hits += 1
+            assert isinstance(got, neutron_db.KnownPort)
+            assert got.value == known[want.shape]
+            assert (got.port_id, got.device_id) == (want.port_id, want.device_id)
+            built = got.binding()
+            assert built == want and built.shape == want.shape
+        else:
+            assert isinstance(got, Binding) and got == want and got.shape == want.shape
+    assert hits >= len(known)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vifdoctor.model import (
     Binding,
@@ -158,10 +158,40 @@ def cached_plug(vif: dict, ctx: RuleContext) -> Plug:
     )
 
 
+@dataclass(frozen=True)
+class CacheExpectation:
+    """What Nova would cache of a port, from the binding's verdict fields: the same for
+    every port of one shape but for the port id."""
+
+    vif_type: str
+    details: Any  # Neutron's details as the API hands them ({} where they do not parse)
+    ifid_is_port: bool  # ovs_interfaceid is the port id (else None)
+
+    @classmethod
+    def of(cls, binding: Binding) -> CacheExpectation:
+        neutron_details = parse_json_column(binding.vif_details)
+        current = neutron_details.value if neutron_details.ok else {}
+        return cls(
+            binding.vif_type,
+            current,
+            binding.vif_type in _OVS_INTERFACEID_TYPES
+            or bool(binding.vif_type == VIF_VHOSTUSER and current.get("vhostuser_ovs_plug")),
+        )
+
+    def matches(self, vif: dict, port_id: str) -> bool:
+        """Whether ``cache_differences`` finds nothing (the same tests, no messages)."""
+        return (
+            (vif.get("details") or {}) == self.details
+            and vif.get("type") == self.vif_type
+            and vif.get("devname") in (None, expected_devname(port_id))
+            and vif.get("ovs_interfaceid") == (port_id if self.ifid_is_port else None)
+        )
+
+
 def cache_differences(binding: Binding, vif: dict) -> list[str]:
     """How the cached VIF differs from what Nova would build from Neutron's port now."""
-    neutron_details = parse_json_column(binding.vif_details)
-    current = neutron_details.value if neutron_details.ok else {}
+    want = CacheExpectation.of(binding)
+    current = want.details
     diffs = []
     if (vif.get("details") or {}) != current:
         diffs.append(
@@ -172,15 +202,68 @@ def cache_differences(binding: Binding, vif: dict) -> list[str]:
         diffs.append(f"type {vif.get('type')!r} != {binding.vif_type!r}")
     if vif.get("devname") not in (None, expected_devname(binding.port_id)):
         diffs.append(f"devname {vif.get('devname')!r} != {expected_devname(binding.port_id)!r}")
-    want_ifid = (
-        binding.port_id
-        if binding.vif_type in _OVS_INTERFACEID_TYPES
-        or (binding.vif_type == VIF_VHOSTUSER and current.get("vhostuser_ovs_plug"))
-        else None
-    )
+    want_ifid = binding.port_id if want.ifid_is_port else None
     if vif.get("ovs_interfaceid") != want_ifid:
         diffs.append(f"ovs_interfaceid {vif.get('ovs_interfaceid')!r} != {want_ifid!r}")
     return diffs
+
+
+@dataclass(frozen=True)
+class PortTemplate:
+    """A clean ACTIVE VM port standing for every port of its shape (its verdict fields,
+    hence its verdict and what Nova should cache of it, are theirs too)."""
+
+    binding: Binding
+    judgement: Judgement
+    cache: CacheExpectation
+
+    @classmethod
+    def of(cls, binding: Binding, judgement: Judgement) -> PortTemplate:
+        return cls(binding, judgement, CacheExpectation.of(binding))
+
+
+class ShapedPort(Protocol):
+    """A VM port known by its id and the template of its shape (a source's KnownPort)."""
+
+    @property
+    def port_id(self) -> str: ...
+
+    @property
+    def value(self) -> PortTemplate: ...
+
+
+def instance_is_quiet(
+    instance: Instance | None,
+    ports: Sequence[ShapedPort],
+    check_missing_ports: bool = True,
+) -> bool:
+    """Whether :func:`judge_instance` would find nothing and give no codes for this
+    instance and these ports (each by its id and its shape's template), ACTIVE rows all, and
+    :func:`~vifdoctor.rules.migration.judge_moves` nothing: a live instance with its
+    cache read, no migration records, each port clean, cached as Neutron has it and
+    bound to the instance's host, and no other port cached.
+
+    Most instances of a cloud are like that (issue 14: judging them in full was a
+    seventh of the audit's join); False sends an instance to the full judgement, so
+    whatever this does not prove is judged as before.
+    """
+    if instance is None or instance.deleted or not instance.cache_known or instance.migrations:
+        return False  # no migration records (None or none at all): judge_moves finds nothing
+    cache = instance.cached_vifs()
+    if cache.error is not None:
+        return False
+    vifs = cache.vifs
+    for port in ports:
+        port_id, template = port.port_id, port.value
+        binding = template.binding
+        if template.judgement.findings or binding.status not in (None, "ACTIVE"):
+            return False
+        vif = vifs.get(port_id)
+        if vif is None or not template.cache.matches(vif, port_id):
+            return False
+        if binding.host and instance.host and binding.host != instance.host:
+            return False  # VD202 unless a move explains it: judged in full
+    return not check_missing_ports or vifs.keys() <= {p.port_id for p in ports}
 
 
 def _instance_finding(code: str, instance: Instance, message: str, **fields: Any) -> Finding:
@@ -539,10 +622,9 @@ def remediation(view: InstanceView, findings: Sequence[Finding]) -> list[Step]:
                 )
         return steps
     # the repair never rewrites a row whose text does not parse (VD104), whatever else it has
+    repairable = repairable_by_default()  # once, not per port (issue 14)
     to_repair = sorted(
-        p.port_id
-        for p in view.ports
-        if set(p.codes) & repairable_by_default() and "VD104" not in p.codes
+        p.port_id for p in view.ports if repairable.intersection(p.codes) and "VD104" not in p.codes
     )
     if to_repair:
         ports = [w for p in to_repair for w in ("--port", p)]

@@ -83,7 +83,7 @@ class Rule:
 
 
 REGISTRY: dict[str, Rule] = {}
-# Both caches are emptied whenever a rule is declared (declarations happen at import),
+# The caches are emptied whenever a rule is declared (declarations happen at import),
 # and whenever the registry's size is not the one they were built for (a rule removed).
 _BY_SUBJECT: dict[str, tuple[Rule, ...]] = {}
 # (subject, vif_type, driver, device_owner) -> the rules whose scope matches: the
@@ -91,6 +91,8 @@ _BY_SUBJECT: dict[str, tuple[Rule, ...]] = {}
 # and filtering the registry per row was 15 % of an audit).
 _MATCHING: dict[tuple[str, str, str | None, str], tuple[Rule, ...]] = {}
 _MATCHING_MAX = 4096
+# the codes repaired by default: asked once per affected instance of a Nova join
+_BY_DEFAULT: list[frozenset[str]] = []
 _CACHED_SIZE = [0]
 
 
@@ -98,6 +100,7 @@ def _caches_fresh() -> None:
     if len(REGISTRY) != _CACHED_SIZE[0]:
         _BY_SUBJECT.clear()
         _MATCHING.clear()
+        _BY_DEFAULT.clear()
         _CACHED_SIZE[0] = len(REGISTRY)
 
 
@@ -109,6 +112,7 @@ def _add(entry: Rule) -> None:
     REGISTRY[entry.code] = entry
     _BY_SUBJECT.clear()
     _MATCHING.clear()
+    _BY_DEFAULT.clear()
 
 
 def declare(
@@ -190,7 +194,10 @@ def repairable() -> frozenset[str]:
 
 
 def repairable_by_default() -> frozenset[str]:
-    return frozenset(c for c, r in REGISTRY.items() if r.repair_by_default)
+    _caches_fresh()
+    if not _BY_DEFAULT:
+        _BY_DEFAULT.append(frozenset(c for c, r in REGISTRY.items() if r.repair_by_default))
+    return _BY_DEFAULT[0]
 
 
 def repair_vif_types(codes: Iterable[str]) -> frozenset[str]:
