@@ -1,0 +1,149 @@
+"""A plan kept on disk: the changes of a repair or rollback, in order, memory flat.
+
+A repair of 400,000 rows held its plan as 400,000 :class:`Change` objects, each with
+the :class:`Binding` it came from, about 1.8 KB apiece: a gigabyte (issue 14). Here
+each change goes to a temporary file as it is planned, with what the backup needs of
+its row, in ``marshal`` records of BLOCK changes (C speed, exact types; strings shared
+by many changes, such as the texts of one drifted shape, are written once per record).
+Only each record's place in the file is held. Reading gives back Change objects
+(without their Binding), one record at a time; a spool can be read many times, and
+by several readers at once.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
+
+from vifdoctor.model import Change
+
+#: Changes per record: one record is held by each reader.
+BLOCK = 1000
+
+#: A change as spooled: its fields, then what its owner keeps with it (the backup's
+#: original columns, a rollback's result), or None.
+Record = tuple[tuple, Any]
+
+
+def record(change: Change, extra: Any = None) -> Record:
+    """The change's fields (not its Binding) and ``extra`` (marshal-able)."""
+    return (
+        (
+            change.port_id,
+            change.host,
+            change.status,
+            change.stored,
+            change.new,
+            change.codes,
+            change.device_owner,
+            change.device_id,
+            change.vif_type,
+            change.plug_before,
+            change.plug_after,
+            change.action,
+        ),
+        extra,
+    )
+
+
+def change_of(fields: tuple) -> Change:
+    """The Change a record's fields stand for."""
+    return Change(*fields[:11], None, fields[11])  # type: ignore[call-arg]
+
+
+def plan_order_of(rec: Record) -> tuple[str, str]:
+    """:func:`vifdoctor.repair.plan.plan_order` of a record: (device_id, port_id)."""
+    return rec[0][7], rec[0][0]
+
+
+class ChangeSpool(Sequence[Change]):
+    """Changes appended once, then read in the order they were appended."""
+
+    def __init__(self, records: Iterable[Record] = ()) -> None:
+        self._file = tempfile.TemporaryFile(buffering=2**20)  # noqa: SIM115 - lives with it
+        self._blocks: list[tuple[int, int]] = []  # each record's offset and length
+        self._pending: list[Record] = []
+        self._end = 0
+        self._count = 0
+        for rec in records:
+            self.add(rec)
+
+    def add(self, rec: Record) -> None:
+        self._pending.append(rec)
+        self._count += 1
+        if len(self._pending) >= BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = marshal.dumps(self._pending)
+        self._file.write(data)
+        self._blocks.append((self._end, len(data)))
+        self._end += len(data)
+        self._pending = []
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return bool(self._count)
+
+    def records(self) -> Iterator[Record]:
+        """Every change's record, in order (pread: readers do not move each other)."""
+        self._flush()
+        self._file.flush()
+        fd = self._file.fileno()
+        for offset, length in self._blocks:
+            yield from marshal.loads(os.pread(fd, length, offset))  # noqa: S302 - our own file
+
+    def chunks(self) -> Iterator[list[Record]]:
+        """The records a block at a time."""
+        self._flush()
+        self._file.flush()
+        fd = self._file.fileno()
+        for offset, length in self._blocks:
+            yield marshal.loads(os.pread(fd, length, offset))  # noqa: S302 - our own file
+
+    def __iter__(self) -> Iterator[Change]:
+        for fields, _ in self.records():
+            yield change_of(fields)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
+        """One change (the library's callers index a plan as they did a list)."""
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        self._flush()
+        self._file.flush()
+        offset, length = self._blocks[index // BLOCK]
+        block = marshal.loads(os.pread(self._file.fileno(), length, offset))  # noqa: S302
+        return change_of(block[index % BLOCK][0])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, ChangeSpool)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by content
+
+    def filtered(self, keep: Callable[[Record], bool]) -> ChangeSpool:
+        """A new spool of the records ``keep`` accepts, in order."""
+        return ChangeSpool(rec for rec in self.records() if keep(rec))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+__all__ = ["BLOCK", "ChangeSpool", "Record", "change_of", "plan_order_of", "record"]
