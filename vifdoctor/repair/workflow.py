@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import itertools
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -235,15 +237,22 @@ def _backup_fields(table: sa.Table) -> list[tuple[str, str, bool]] | None:
 
 def _original(change: Change, fields: list[tuple[str, str, bool]]) -> tuple:
     """The row's columns as the backup keeps them, from the Binding the plan read."""
-    values = []
-    for _, attr, blob in fields:
-        value = getattr(change.binding, attr)
-        if attr == "vif_details" and value == change.stored:
-            value = change.stored  # the plan's text, shared by the rows of one shape
-        # text of a text column, and NULL, are kept as they are (the common case)
-        plain = value is None or (not blob and type(value) is str)
-        values.append(value if plain else backup_value(value, blob))
-    return tuple(values)
+    values = _getter(tuple(attr for _, attr, _ in fields))(change.binding)
+    if len(fields) == 1:
+        values = (values,)
+    if not any(blob for _, _, blob in fields) and all(
+        v is None or type(v) is str for v in values
+    ):  # text of text columns, and NULL, are kept as they are (the common case)
+        return values
+    return tuple(
+        value if value is None or (not blob and type(value) is str) else backup_value(value, blob)
+        for value, (_, _, blob) in zip(values, fields, strict=True)
+    )
+
+
+@functools.cache
+def _getter(attrs: tuple[str, ...]) -> Callable[[Any], Any]:
+    return operator.attrgetter(*attrs)
 
 
 def _read_whole(
