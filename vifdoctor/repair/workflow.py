@@ -215,8 +215,6 @@ def _write_options(options: WriteOptions) -> writer.WriteOptions:
 
 # Binding fields the reader fills with text where the column holds NULL (neutron_db.py).
 _NULL_AS_TEXT = ("host", "vif_type", "vnic_type", "profile")
-#: Keys per query when rows are read again whole (for a backup, or a rollback's check).
-READ_CHUNK = 2000
 
 
 def _backup_fields(table: sa.Table) -> list[tuple[str, str, bool]] | None:
