@@ -514,7 +514,7 @@ def _restore(row: dict) -> Record:
             port_id=original["port_id"],
             host=original["host"],
             status=original.get("status"),
-            stored=row["written"],
+            stored=row.get("written"),  # checked: text or null (check_row)
             new=restored_value(original.get("vif_details")),  # a NULL is restored as NULL
             codes=("rollback",),
             device_owner="",
