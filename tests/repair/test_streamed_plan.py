@@ -10,6 +10,7 @@ is broken at its very end refused before any write.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from testkit.repairkit import checksum, cli, details, drifted_cloud, install, one_error_line
@@ -147,7 +148,7 @@ def test_a_streamed_backup_is_the_file_a_whole_one_was(tmp_path):
         for n in range(5)
     ]
     path = backup_module.write_backup(str(tmp_path), {"kind": "repair"}, rows, name="b.json")
-    body = json.loads(open(path, encoding="utf-8").read())
+    body = json.loads(Path(path).read_text(encoding="utf-8"))
     stated = body.pop("checksum")
     assert stated == backup_module._checksum(body)
     header, streamed = backup_module.scan_backup(path)

@@ -364,6 +364,7 @@ class _Write(NamedTuple):
 
     port_id: str
     host: str
+    n: int  # its place in the backup: equal keys (a hand-made backup) sort as they came
     stored: str | None
     new: str | None
 
@@ -392,9 +393,9 @@ def _write(
 
     def backed_up() -> Iterator[tuple]:
         with backup:
-            for row, write in entries:
+            for n, (row, (port_id, host, stored, new)) in enumerate(entries):
                 backup.add(row)
-                yield write
+                yield port_id, host, n, stored, new
 
     ordered = sort_on_disk(backed_up(), None, WRITE_RUN, WRITE_BLOCK)
     first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
