@@ -55,11 +55,14 @@ WRITE_RUN, WRITE_BLOCK = 50_000, 1000
 
 
 def _plan(
-    s: NeutronSession, codes: frozenset[str], options: RepairOptions | None = None
+    s: NeutronSession,
+    codes: frozenset[str],
+    options: RepairOptions | None = None,
+    backup: bool = False,
 ) -> tuple[ChangeSpool, list[dict]]:
-    """The changes that fit the column, spooled in plan order with what the backup needs
-    of each row, and one note per row whose new value would not (issue 14: the plan is
-    never held whole)."""
+    """The changes that fit the column, spooled in plan order (with what the backup
+    needs of each row when ``backup``: a repair that writes), and one note per row whose
+    new value would not (issue 14: the plan is never held whole)."""
     # A source may narrow the read to the rows a repairable rule can flag.
     ovn_join = None
     if options is not None:  # OVN's bindings are judged (and rewritten) as OVN's
@@ -81,7 +84,7 @@ def _plan(
         table = reflect_bindings(s.source.conn)
         s.source.conn.rollback()
         limit = getattr(table.c.vif_details.type, "length", None)
-        fields = _backup_fields(table)
+        fields = _backup_fields(table) if backup else None
     rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
     judged = judge_all(rows, s.agents, s.settings.context, ovn_join, shapes=True)
     too_long: list[dict] = []
@@ -97,8 +100,14 @@ def _plan(
         if database:
             # The candidates come unordered (the server's sort of every candidate before
             # its first row cost more than sorting the changes here): the plan keeps its
-            # device_id order, sorted on disk (plan_order).
-            records = sort_on_disk(records, plan_order_of, PLAN_RUN, PLAN_BLOCK)
+            # device_id order (plan_order), sorted on disk. Each record goes with its key
+            # in front, compared as tuples in C: a key function was a Python call per
+            # row in the sort and in the merge of its runs. Equal keys go on to the port
+            # id and host, the primary key: no comparison reaches a text that may be None.
+            keyed = sort_on_disk(
+                ((plan_order_of(rec), rec) for rec in records), None, PLAN_RUN, PLAN_BLOCK
+            )
+            records = map(operator.itemgetter(1), keyed)
         return ChangeSpool(records), too_long
 
 
@@ -297,13 +306,12 @@ def _backed_up(
     table = reflect_bindings(source.conn)
     source.conn.rollback()
     fields = _backup_fields(table)
-    if fields is not None:
-        columns = [col for col, _, _ in fields]
+    first = next(changes.records(), None)
+    if fields is not None and first is not None and first[1] is not None:
+        columns = [col for col, _, _ in fields]  # as the plan kept them (_original)
     survivors = ChangeSpool() if columns is None else changes
     for chunk in changes.chunks():
-        whole = (
-            _read_whole(source, table, _keys(chunk)) if columns is None else None
-        )
+        whole = _read_whole(source, table, _keys(chunk)) if columns is None else None
         for rec in chunk:
             fields_, original = rec
             if whole is None:
@@ -471,7 +479,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         return repair_via_api(options, settings, hooks)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
-        planned, too_long = _plan(s, codes, options)
+        planned, too_long = _plan(s, codes, options, backup=bool(options.apply))
         changes, moving = _unmoving(planned, options)
         extra: dict = {
             "codes": sorted(codes),
