@@ -36,6 +36,26 @@ def tiny_runs(monkeypatch):
     monkeypatch.setattr(workflow, "WRITE_RUN", 5)
     monkeypatch.setattr(workflow, "WRITE_BLOCK", 2)
     monkeypatch.setattr(changespool, "BLOCK", 3)
+    monkeypatch.setattr(changespool, "MEMORY_ROWS", 4)  # the spools on disk too
+
+
+def _spooled(n: int) -> changespool.ChangeSpool:
+    return changespool.ChangeSpool(((f"p{i}", "h", i), {"i": i}) for i in range(n))
+
+
+@pytest.mark.parametrize("held", [100, 4])
+def test_a_spool_reads_the_same_held_in_memory_or_written_past_its_bound(monkeypatch, held):
+    monkeypatch.setattr(changespool, "BLOCK", 3)
+    monkeypatch.setattr(changespool, "MEMORY_ROWS", held)
+    spool = _spooled(10)
+    want = [((f"p{i}", "h", i), {"i": i}) for i in range(10)]
+    assert list(spool.records()) == want
+    assert list(spool.records()) == want  # read again, in order
+    assert [len(c) for c in spool.chunks()] == [3, 3, 3, 1]
+    assert len(spool.filtered(lambda rec: rec[0][2] % 2 == 0)) == 5
+    # past the bound nothing is held in memory: every record is in the file
+    written = spool._file.seek(0, 2)
+    assert (written > 0, spool._held is None) == ((True, True) if held < 10 else (False, False))
 
 
 def test_batches_spanning_spooled_runs_write_and_list_as_one_plan(tmp_path, capsys, tiny_runs):
@@ -127,9 +147,10 @@ def test_a_backup_cut_short_is_refused(tmp_path, capsys):
 
 def test_a_backup_writer_that_fails_leaves_no_file(tmp_path):
     folder = tmp_path / "bk"
-    with pytest.raises(RuntimeError), backup_module.BackupWriter(
-        str(folder), {"kind": "repair"}, name="x.json"
-    ) as writer:
+    with (
+        pytest.raises(RuntimeError),
+        backup_module.BackupWriter(str(folder), {"kind": "repair"}, name="x.json") as writer,
+    ):
         writer.add({"original": {"port_id": "p", "host": "h"}, "written": "{}"})
         raise RuntimeError("the plan failed half way")
     assert list(folder.iterdir()) == []

@@ -48,10 +48,13 @@ from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
 from vifdoctor.spool import sort_on_disk
 
-#: Changes per sorted run of the plan, and per record of a run (vifdoctor.spool).
-PLAN_RUN, PLAN_BLOCK = 25_000, 500
+#: Changes per sorted run of the plan, and per record of a run (vifdoctor.spool). Up
+#: to a run's size a sort is done in memory, nothing written: runs of 25,000 cost
+#: 0.35 s of CPU per 100,000 changes to write and merge (issue 14), for 70 MB of
+#: peak memory less; past it, memory stays as flat as before, a run higher.
+PLAN_RUN, PLAN_BLOCK = 200_000, 500
 #: Rows per run and record of the writer's (port_id, host) sort.
-WRITE_RUN, WRITE_BLOCK = 50_000, 1000
+WRITE_RUN, WRITE_BLOCK = 200_000, 1000
 
 
 def _plan(
@@ -429,8 +432,7 @@ def _write(
     # reported as it reads back (changed / skipped / failed / unknown).
     if outcome.errors and not (outcome.count(writer.CHANGED) or outcome.count(writer.UNKNOWN)):
         raise VifdoctorError(
-            f"{what} failed, nothing was written: {outcome.errors[0]} "
-            f"(backup kept: {backup.path})"
+            f"{what} failed, nothing was written: {outcome.errors[0]} (backup kept: {backup.path})"
         )
     return outcome, backup.path
 
@@ -507,9 +509,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         report.done = (
             changes
             if outcome.all_changed()
-            else changes.filtered(
-                lambda rec: results.of(change_of(rec[0]))[0] == writer.CHANGED
-            )
+            else changes.filtered(lambda rec: results.of(change_of(rec[0]))[0] == writer.CHANGED)
         )
         report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
