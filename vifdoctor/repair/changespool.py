@@ -54,7 +54,7 @@ def change_of(fields: tuple) -> Change:
     """
     change = _new(Change)
     attributes = change.__dict__
-    attributes.update(zip(FIELDS, fields, strict=True))
+    attributes.update(zip(FIELDS, fields, strict=False))  # a record of ours: one per field
     attributes["binding"] = None
     return change
 

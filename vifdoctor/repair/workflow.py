@@ -250,14 +250,16 @@ def _original(change: Change, fields: list[tuple[str, str, bool]]) -> tuple:
     values = _getter(tuple(attr for _, attr, _ in fields))(change.binding)
     if len(fields) == 1:
         values = (values,)
-    if not any(blob for _, _, blob in fields) and all(
-        v is None or type(v) is str for v in values
-    ):  # text of text columns, and NULL, are kept as they are (the common case)
-        return values
+    if {*map(type, values)} <= _TEXT_OR_NULL and not any(blob for _, _, blob in fields):
+        return values  # text of text columns, and NULL, are kept as they are (the common case)
     return tuple(
         value if value is None or (not blob and type(value) is str) else backup_value(value, blob)
         for value, (_, _, blob) in zip(values, fields, strict=True)
     )
+
+
+#: The types of a row's values kept as they are (the types' set is made in C, per row).
+_TEXT_OR_NULL = frozenset({str, type(None)})
 
 
 @functools.cache
