@@ -62,9 +62,10 @@ def change_of(fields: tuple) -> Change:
 _new = object.__new__
 
 
-def plan_order_of(rec: Record) -> tuple[str, str]:
-    """:func:`vifdoctor.repair.plan.plan_order` of a record: (device_id, port_id)."""
-    return rec[0][7], rec[0][0]
+def plan_key_of(rec: Record) -> tuple[str, str, str]:
+    """:func:`vifdoctor.repair.plan.plan_order` of a record, (device_id, port_id), then
+    its host: the key of one row only."""
+    return rec[0][7], rec[0][0], rec[0][1]
 
 
 class ChangeSpool(Sequence[Change]):
@@ -170,4 +171,4 @@ class ChangeSpool(Sequence[Change]):
         self._file.close()
 
 
-__all__ = ["BLOCK", "MEMORY_ROWS", "ChangeSpool", "Record", "change_of", "plan_order_of", "record"]
+__all__ = ["BLOCK", "MEMORY_ROWS", "ChangeSpool", "Record", "change_of", "plan_key_of", "record"]

@@ -35,7 +35,7 @@ from vifdoctor.repair.backup import (
     read_backup,
     scan_backup,
 )
-from vifdoctor.repair.changespool import ChangeSpool, Record, change_of, plan_order_of, record
+from vifdoctor.repair.changespool import ChangeSpool, Record, change_of, plan_key_of, record
 from vifdoctor.repair.hooks import Hooks
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
@@ -55,6 +55,8 @@ from vifdoctor.spool import sort_on_disk
 PLAN_RUN, PLAN_BLOCK = 200_000, 500
 #: Rows per run and record of the writer's (port_id, host) sort.
 WRITE_RUN, WRITE_BLOCK = 200_000, 1000
+#: The key of a (key, record) pair, in C.
+_first = operator.itemgetter(0)
 
 
 def _plan(
@@ -104,11 +106,13 @@ def _plan(
             # The candidates come unordered (the server's sort of every candidate before
             # its first row cost more than sorting the changes here): the plan keeps its
             # device_id order (plan_order), sorted on disk. Each record goes with its key
-            # in front, compared as tuples in C: a key function was a Python call per
-            # row in the sort and in the merge of its runs. Equal keys go on to the port
-            # id and host, the primary key: no comparison reaches a text that may be None.
+            # in front, taken by a C getter: a key function was a Python call per row in
+            # the sort and in the merge of its runs, and (key, record) pairs compared
+            # whole cost twice the sort's time (each comparison tested the keys' equality
+            # first). The key ends with the host: with the port id, the primary key, so
+            # no two are equal and no comparison reaches the record.
             keyed = sort_on_disk(
-                ((plan_order_of(rec), rec) for rec in records), None, PLAN_RUN, PLAN_BLOCK
+                ((plan_key_of(rec), rec) for rec in records), _first, PLAN_RUN, PLAN_BLOCK
             )
             records = map(operator.itemgetter(1), keyed)
         return ChangeSpool(records), too_long
