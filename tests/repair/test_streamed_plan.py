@@ -179,3 +179,22 @@ def test_a_streamed_backup_is_the_file_a_whole_one_was(tmp_path):
     hand = tmp_path / "hand.json"
     hand.write_text(json.dumps(body))
     assert backup_module.read_backup(str(hand)).rows == rows
+
+
+def test_a_spooled_plan_gives_a_report_the_fields_its_changes_hold():
+    from vifdoctor.model import Change
+    from vifdoctor.report.changes import fields_of, replug_by_host
+
+    kinds = [("compute:nova", "rewrite")] * 6 + [("network:dhcp", "rewrite")]
+    kinds.append(("compute:x", "delete"))
+    changes = [
+        Change(f"p{i}", f"h{i % 3}", "ACTIVE", "", "{}", ("VD101",), owner, f"d{i % 4}",
+               "ovs", "bridge", "hybrid" if i % 2 else "bridge", action=action)
+        for i, (owner, action) in enumerate(kinds)
+    ]  # fmt: skip
+    spool = changespool.ChangeSpool(changespool.record(c) for c in changes)
+    names = ("host", "codes", "device_id", "plug_after")
+    assert list(fields_of(spool, *names)) == list(fields_of(changes, *names))
+    assert list(fields_of(spool, *names))[1] == ("h1", ("VD101",), "d1", "hybrid")
+    assert replug_by_host(spool) == replug_by_host(changes)
+    assert replug_by_host(spool)["h1"] == {"replug": ["d1"], "refresh": ["d0"]}

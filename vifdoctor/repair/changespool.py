@@ -131,6 +131,14 @@ class ChangeSpool(Sequence[Change]):
         for offset, length in self._blocks:
             yield marshal.loads(os.pread(fd, length, offset))  # noqa: S302 - our own file
 
+    def columns(self, *names: str) -> Iterator[tuple]:
+        """These fields (two or more) of every change, as tuples, in order, with no Change
+        made per row (a report's passes over 100,000 rows spent 0.2 s on making them)."""
+        fields = operator.itemgetter(*(FIELDS.index(name) for name in names))
+        first = operator.itemgetter(0)
+        for chunk in self.chunks():
+            yield from map(fields, map(first, chunk))
+
     def __iter__(self) -> Iterator[Change]:
         for fields, _ in self.records():
             yield change_of(fields)

@@ -32,15 +32,26 @@ OTHER_CHANGE_COLUMNS = [
 ]
 
 
+def fields_of(changes: Sequence[Change], *names: str) -> Iterable[tuple]:
+    """These fields (two or more) of each change, as tuples: from the plan's records
+    where it offers them (``columns``: a plan spooled by vifdoctor.repair.changespool),
+    with no Change made per row for it."""
+    columns = getattr(changes, "columns", None)
+    return columns(*names) if columns is not None else map(operator.attrgetter(*names), changes)
+
+
+_REPLUG_FIELDS = ("host", "device_owner", "device_id", "action", "plug_before", "plug_after")
+
+
 def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]:
     """Per host, the VMs whose wiring must change, and those that only need a cache refresh."""
     hosts: dict[str, dict[str, dict[str, None]]] = defaultdict(
         lambda: {"replug": {}, "refresh": {}}
     )  # dicts as ordered sets
-    for c in changes:
-        if not c.device_owner.startswith("compute:") or not c.device_id or c.action != "rewrite":
+    for host, owner, device_id, action, before, after in fields_of(changes, *_REPLUG_FIELDS):
+        if not owner.startswith("compute:") or not device_id or action != "rewrite":
             continue
-        hosts[c.host]["replug" if c.replug_needed else "refresh"][c.device_id] = None
+        hosts[host]["replug" if before != after else "refresh"][device_id] = None
     return {h: {k: list(v) for k, v in hosts[h].items()} for h in sorted(hosts)}
 
 
@@ -297,8 +308,6 @@ def _footer(
     return [f"{n} binding row(s) to change.", note] + steps(report.changes)
 
 
-_host_codes = operator.attrgetter("host", "codes")
-
 #: Past this many rows a table shows a summary by host and codes, unless asked for all.
 SUMMARY_THRESHOLD = 1000
 SUMMARY_COLUMNS = [
@@ -353,7 +362,8 @@ def _summary_rows(report: ChangeReport) -> list[dict]:
     keys: Iterable[tuple[tuple[str, tuple[str, ...], str], int]]
     if results is None or alike:
         state = results.default[0] if isinstance(results, Results) and alike else ""  # type: ignore[index]
-        keys = (((h, c, state), n) for (h, c), n in Counter(map(_host_codes, changes)).items())
+        counts = Counter(fields_of(changes, "host", "codes"))
+        keys = (((h, c, state), n) for (h, c), n in counts.items())
     else:
         assert results is not None
         result = result_of(results)
