@@ -227,7 +227,9 @@ def read_floor_sql(database: str, ordered: bool = False) -> str:
     engine = sa.create_engine(url(database))
     try:
         with NeutronDatabase(engine) as source:
-            query = source._binding_query(Selectors(), active=True, compute=True, ordered=ordered)
+            query = source._binding_query(Selectors(), active=True, compute=True)
+            if not ordered:  # as _stream reads the candidates
+                query = query.order_by(None)
             types = sorted(repair_vif_types(repair_codes([])))
             if types:
                 query = query.where(source._t[BINDINGS].c.vif_type.in_(types))

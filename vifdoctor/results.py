@@ -7,7 +7,9 @@ can use them without importing the others.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from vifdoctor import __version__
 from vifdoctor.errors import EXIT_FAILURE, EXIT_OK, EXIT_WARNING
@@ -95,12 +97,52 @@ class AuditReport:
         }
 
 
+#: A row's result: its state, and what it holds where it was re-read.
+Result = tuple[str, Any]
+PENDING_RESULT: Result = ("pending", None)
+
+
+class Results(dict):
+    """(port_id, host) -> a row's result, listing only the rows whose result is not
+    the common one: a streamed repair of 400,000 rows lists the few it skipped or could
+    not prove, not the ones it changed (issue 14).
+
+    ``default``: the result of a row not listed, a value or a function of the change
+    (a rollback's restorable row holds what it stored); None: not listed is pending.
+    """
+
+    def __init__(
+        self,
+        items: Iterable[tuple[tuple[str, str], Result]] = (),
+        default: Result | Callable[[Change], Result] | None = None,
+    ) -> None:
+        super().__init__(items)
+        self.default = default
+
+    def of(self, change: Change) -> Result:
+        found = dict.get(self, (change.port_id, change.host))
+        if found is not None:
+            return found
+        default = self.default
+        if default is None:
+            return PENDING_RESULT
+        return default(change) if callable(default) else default
+
+
+def result_of(results: dict) -> Callable[[Change], Result]:
+    """The function giving each change its result, from a dict or :class:`Results`."""
+    if isinstance(results, Results):
+        return results.of
+    get = results.get
+    return lambda c: get((c.port_id, c.host), PENDING_RESULT)
+
+
 @dataclass
 class ChangeReport:
     """A plan, a repair or a rollback: the rows, and what happened to each."""
 
     kind: str  # "plan" | "repair" | "rollback" | "api-repair"
-    changes: list[Change]
+    changes: Sequence[Change]  # a list, or a plan spooled on disk
     schema: dict
     assumptions: list[str]
     extra: dict = field(default_factory=dict)  # the document's other top-level keys
@@ -108,7 +150,7 @@ class ChangeReport:
     applied: bool = False
     backup: str | None = None
     outcome: dict | None = None  # counts and figures of the write
-    done: list[Change] = field(default_factory=list)  # rows now holding the new value
+    done: Sequence[Change] = field(default_factory=list)  # rows now holding the new value
     messages: list[str] = field(default_factory=list)  # per-port notes (API mode)
     restorable: int = 0  # rollback: rows still holding what vifdoctor wrote; API: ports due
     longest_transaction_s: float = 0.0

@@ -112,3 +112,35 @@ def test_a_prover_without_a_connection_leaves_the_proof_to_the_writer(backend, r
     assert status[victim] == FAILED and current[victim] == OTHER_VALUE
     assert all(state == CHANGED for key, state in status.items() if key != victim)
     assert details(url)[victim] == OTHER_VALUE
+
+
+def test_a_writer_ahead_of_its_proofs_waits_for_them(monkeypatch):
+    """At most Prover.AHEAD batches wait for their proof: a writer further ahead waits
+    (the queue held every batch not yet counted, its memory growing with the rows)."""
+    from contextlib import nullcontext
+
+    from vifdoctor.repair import apply
+
+    proving, release = threading.Event(), threading.Event()
+
+    def slow_proof(conn, layout, table, rows, binary):
+        proving.set()
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(apply, "prove_counts", slow_proof)
+    engine = type("Engine", (), {"connect": lambda self: nullcontext()})()
+    prover = apply.Prover(engine, None, None, False)  # type: ignore[arg-type]
+    ahead = apply.Prover.AHEAD + 2  # one being proved, AHEAD queued, one more waits
+    writer = threading.Thread(target=lambda: [prover.submit([("p", i)]) for i in range(ahead)])
+    writer.start()
+    assert proving.wait(30)
+    for _ in range(3000):
+        if prover._queue.full():
+            break
+        threading.Event().wait(0.01)
+    assert prover._queue.full() and writer.is_alive()  # waiting for room, not queued
+    release.set()
+    writer.join(30)
+    assert not writer.is_alive()
+    assert prover.result() == ([], [])  # every batch proved, none left to the writer

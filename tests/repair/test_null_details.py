@@ -220,13 +220,13 @@ def test_a_row_gone_before_the_backup_is_neither_backed_up_nor_written(
     url = request.getfixturevalue(f"{backend}_url")
     install_nullable_details(url, _cloud(), "ocata", ("vif_details", "profile"))
     victim = port_uuid(2)
-    planned = workflow.split_too_long
+    planned = workflow._unmoving
 
-    def plan_then_delete(changes, limit):  # the end of the plan, before the backup
+    def plan_then_delete(changes, options):  # the end of the plan, before the backup
         execute(url, "DELETE FROM ml2_port_bindings WHERE port_id = :p", p=victim)
-        return planned(changes, limit)
+        return planned(changes, options)
 
-    monkeypatch.setattr(workflow, "split_too_long", plan_then_delete)
+    monkeypatch.setattr(workflow, "_unmoving", plan_then_delete)
     code, out, err = cli(
         capsys,
         "repair",

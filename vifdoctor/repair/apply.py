@@ -15,8 +15,9 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -26,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
 from vifdoctor.repair.literal import fast_literal
+from vifdoctor.results import Results
 from vifdoctor.sources.database import column_bytes, column_text, db_error, is_binary
 from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
 
@@ -33,6 +35,8 @@ from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
 RETRYABLE_MYSQL = {1205, 1213}
 # PostgreSQL: serialization failure, deadlock detected
 RETRYABLE_PG = {"40001", "40P01"}
+
+T = TypeVar("T")
 
 CHANGED, SKIPPED, FAILED, PENDING = "changed", "skipped", "failed", "pending"
 # A row whose batch was sent but whose value could not be re-read afterwards: maybe written.
@@ -62,7 +66,12 @@ CONCURRENT_PROOF = frozenset({"mysql", "mariadb", "postgresql"})
 
 @dataclass
 class Outcome:
-    """What happened to each planned row, plus the figures a DBA asks for."""
+    """What happened to each planned row, plus the figures a DBA asks for.
+
+    ``status`` lists every row, unless the write was streamed (:func:`apply_sorted`):
+    then the rows proved changed are only counted (``implicit``), and ``status`` lists
+    the others, so a 400,000-row repair holds no dict of 400,000 keys (issue 14).
+    """
 
     status: dict[tuple[str, str], str] = field(default_factory=dict)
     current: dict[tuple[str, str], str | None] = field(default_factory=dict)  # for skipped rows
@@ -71,22 +80,35 @@ class Outcome:
     retries: int = 0
     longest_transaction_s: float = 0.0
     interrupted: bool = False
+    implicit: int = 0  # rows proved changed that ``status`` does not list
+    implicit_state: str = CHANGED  # theirs: UNKNOWN once a re-read failed
 
     def count(self, state: str) -> int:
         # at C speed: a report asks for several counts over 100,000 rows (issue 14)
-        return operator.countOf(self.status.values(), state)
+        listed = operator.countOf(self.status.values(), state)
+        return listed + self.implicit if state == self.implicit_state else listed
 
     def all_changed(self) -> bool:
         """Every planned row is proved changed (the common case: no row to look at)."""
-        return self.count(CHANGED) == len(self.status)
+        return self.count(CHANGED) == len(self.status) + self.implicit
 
-    def results(self) -> dict[tuple[str, str], tuple[str, str | None]]:
+    def state(self, key: tuple[str, str]) -> str:
+        return self.status.get(key, self.implicit_state) if self.implicit else self.status[key]
+
+    def set_state(self, key: tuple[str, str], state: str) -> None:
+        """A row's state, listed from now on (one only counted leaves the count)."""
+        if self.implicit and key not in self.status:
+            self.implicit -= 1
+        self.status[key] = state
+
+    def results(self) -> Results:
         """Each row's state and, where it was re-read, what it holds."""
-        if not self.current:  # every row as written: no per-row look-up
-            states = zip(self.status.values(), itertools.repeat(None), strict=False)
-            return dict(zip(self.status, states, strict=True))
         current = self.current
-        return {k: (v, current.get(k)) for k, v in self.status.items()}
+        found = ((k, (v, current.get(k))) for k, v in self.status.items())
+        if not current:  # every row as written: no per-row look-up
+            states = zip(self.status.values(), itertools.repeat(None), strict=False)
+            found = zip(self.status, states, strict=True)  # type: ignore[assignment]
+        return Results(found, default=(self.implicit_state, None) if self.implicit else None)
 
 
 def exact_equals(column: sa.ColumnElement, value: sa.ColumnElement, dialect: str):
@@ -187,7 +209,7 @@ def batch_statement(
     return stmt.values(vif_details=sa.bindparam("b_new", type_=sa.String()))
 
 
-def batch_params(batch: Sequence[Change], size: int, binary: bool = False) -> list[dict]:
+def batch_params(batch: Sequence[Row], size: int, binary: bool = False) -> list[dict]:
     """The batch's rows grouped by (stored, new) text: a drifted cloud has few such pairs.
 
     ``binary``: the column is a BLOB, so the values go over as the exact bytes read.
@@ -230,11 +252,11 @@ def is_retryable(exc: BaseException) -> bool:
     return "database is locked" in str(orig)  # SQLite's busy writer
 
 
-def batches(items: Sequence[Change], size: int | None) -> Iterator[Sequence[Change]]:
-    """Fixed-size batches (``None``: DEFAULT_BATCH_SIZE)."""
-    size = size or DEFAULT_BATCH_SIZE
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def batches(items: Iterable[T], size: int | None) -> Iterator[list[T]]:
+    """Fixed-size batches (``None``: DEFAULT_BATCH_SIZE), read as they are given."""
+    rows = iter(items)
+    while batch := list(itertools.islice(rows, size or DEFAULT_BATCH_SIZE)):
+        yield batch
 
 
 def next_batch_size(size: int, seconds: float) -> int:
@@ -271,21 +293,61 @@ def apply_changes(
 ) -> Outcome:
     """Write the changes batch by batch; then prove what every row holds (:func:`verify`).
 
-    Rows go in (port_id, host) order, whatever the order of ``changes``. Batches are
-    ``opts.batch_size`` rows each, or sized by :func:`next_batch_size` from the last
-    transaction's time (``clock``) when no size is given.
+    Rows go in (port_id, host) order, whatever the order of ``changes``; the outcome
+    lists every row, in the order of ``changes``. See :func:`apply_sorted`.
     """
     outcome = Outcome(status=dict.fromkeys(map(_key, changes), PENDING))
-    if not changes:
-        return outcome
     # Written (and verified) in primary-key order, not the plan's (the read's device_id
     # order): a batch then holds neighbouring rows on few pages, each page changed once.
     # In the plan's order every batch dirtied rows all over the table: 100,000 rows took
     # 25-28 s instead of 10-13 s, 5.4-6.7 s of server CPU instead of 2.8-3.4 s (issue 14).
-    changes = sorted(changes, key=_key)
+    ordered = sorted(changes, key=_key)
+    return apply_sorted(
+        engine,
+        layout,
+        ordered,
+        opts,
+        outcome=outcome,
+        should_stop=should_stop,
+        progress=progress,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+def apply_sorted(
+    engine: Engine,
+    layout: Layout,
+    changes: Iterable[Row],
+    opts: WriteOptions,
+    *,
+    outcome: Outcome | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], None] = lambda n: None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    """Write rows given in (port_id, host) order, read as they are written: one batch
+    is held at a time, so memory stays flat however many rows there are (issue 14).
+
+    Batches are ``opts.batch_size`` rows each, or sized by :func:`next_batch_size` from
+    the last transaction's time (``clock``) when no size is given. Each batch that
+    committed and matched every row is proved by a COUNT (:class:`Prover`) right after;
+    the rows no count proves, and those of batches that matched fewer rows, failed, or
+    were never sent, are re-read (:func:`verify`). ``outcome``: one listing every row
+    as PENDING; without, rows proved changed are only counted (:class:`Outcome`).
+    """
+    streamed = outcome is None
+    outcome = Outcome() if outcome is None else outcome
+    rows = iter(changes)
+    first = next(rows, None)
+    if first is None:
+        return outcome
+    rows = itertools.chain((first,), rows)
     dialect = engine.dialect.name
     started = time.monotonic()
     written = 0
+    doubtful: list[Row] = []  # rows of batches not proved by their row counts
     with engine.connect() as conn:
         if opts.lock_wait_timeout and dialect in ("mysql", "mariadb"):
             conn.execute(
@@ -296,27 +358,39 @@ def apply_changes(
         binary = is_binary(table.c.vif_details)
         conn.rollback()  # end the reflection's implicit transaction: batches begin their own
         gc.freeze()  # the plan's objects are long-lived: keep the collector off them
-        prover = Prover(engine, layout, table, binary) if dialect in CONCURRENT_PROOF else None
+        prover: Prover | InlineProver = (
+            Prover(engine, layout, table, binary)
+            if dialect in CONCURRENT_PROOF
+            else InlineProver(conn, layout, table, binary)
+        )
         try:
             size = opts.batch_size or ADAPTIVE_START
-            while written < len(changes):
+            while True:
                 if should_stop():
                     outcome.interrupted = True
                     break
-                batch = changes[written : written + size]
+                batch = list(itertools.islice(rows, size))
+                if not batch:
+                    break
                 done = _write_batch(
                     conn, (table, layout), batch, opts, outcome, sleep, binary, clock
                 )
                 if done is None:
                     outcome.status.update(dict.fromkeys(map(_key, batch), FAILED))
+                    doubtful += batch
                     break  # an error that retries did not clear: stop, report, write no more
                 matched, seconds = done
                 if not opts.batch_size:
                     size = next_batch_size(len(batch), seconds)
-                state = CHANGED if matched == len(batch) else _WRITTEN
-                outcome.status.update(dict.fromkeys(map(_key, batch), state))
-                if prover is not None and state == CHANGED:
+                if matched == len(batch):
+                    if streamed:
+                        outcome.implicit += len(batch)
+                    else:
+                        outcome.status.update(dict.fromkeys(map(_key, batch), CHANGED))
                     prover.submit(batch)  # committed: proved while the next batch is written
+                else:
+                    outcome.status.update(dict.fromkeys(map(_key, batch), _WRITTEN))
+                    doubtful += batch
                 outcome.batches += 1
                 written += len(batch)
                 progress(len(batch))
@@ -325,21 +399,37 @@ def apply_changes(
                     if ahead > 0:
                         sleep(ahead)
         finally:
-            if prover is not None:
-                prover.close()
-        verify(conn, layout, changes, outcome, binary, table, prover)
+            prover.close()
+        left = list(rows)  # never sent (stopped): re-read, to report what they hold
+        if streamed:
+            outcome.status.update(dict.fromkeys(map(_key, left), PENDING))
+        verify(conn, layout, doubtful + left, outcome, binary, table, prover)
     gc.unfreeze()
     return outcome
 
 
+class Row(Protocol):
+    """What the writer reads of a planned row: its key, the text it is guarded on, and
+    the text it writes (a :class:`Change`, or a lighter record with those fields)."""
+
+    @property
+    def port_id(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def stored(self) -> str | None: ...
+    @property
+    def new(self) -> str | None: ...
+
+
 #: A change's row: (port_id, host), the primary key (a C getter: it runs per row).
-_key: Callable[[Change], tuple[str, str]] = operator.attrgetter("port_id", "host")
+_key: Callable[[Row], tuple[str, str]] = operator.attrgetter("port_id", "host")
 
 
 def _write_batch(
     conn: Connection,
     target: tuple[sa.Table, Layout],
-    batch: Sequence[Change],
+    batch: Sequence[Row],
     opts: WriteOptions,
     outcome: Outcome,
     sleep: Callable[[float], None],
@@ -414,38 +504,29 @@ def read_current(
 def verify(
     conn: Connection,
     layout: Layout,
-    changes: Sequence[Change],
+    doubtful: list[Row],
     outcome: Outcome,
     binary: bool = False,
     table: sa.Table | None = None,
-    prover: Prover | None = None,
+    prover: Prover | InlineProver | None = None,
 ) -> None:
     """Prove what each planned row holds now: changed only if it reads back the new text.
 
     A batch whose guarded UPDATEs matched every row wrote exactly those rows (each key
     is the primary key, each guard the old text, byte for byte). What is left to prove
     is that they read back as the new text (a trigger or a lax server could make them
-    hold something else): one COUNT of the rows holding it, byte-exact, per new text and
-    chunk of keys (:func:`unproven`), with no row sent back. Only the rows no count
-    proves are re-read one by one: those of a batch that matched fewer rows than planned
-    (which were skipped?), of a batch that failed (did its commit go through despite the
-    error? then it is reported changed), of a chunk whose count fell short, and rows
-    never sent. If the
-    re-read fails, every row a batch was sent for is reported unknown, never as
-    "nothing was written". ``prover``: the counts were made batch by batch, as each
-    committed (:class:`Prover`); the rows it could not count are counted here.
+    hold something else): the ``prover`` counted them, one COUNT of the rows holding it,
+    byte-exact, per new text and chunk of keys, as each batch committed. Only the rows
+    no count proves are re-read one by one, with ``doubtful``: those of a batch that
+    matched fewer rows than planned (which were skipped?), of a batch that failed (did
+    its commit go through despite the error? then it is reported changed), and rows
+    never sent. If the re-read fails, every row a batch was sent for is reported
+    unknown, never as "nothing was written".
     """
     try:
-        if prover is None:
-            doubtful = unproven(conn, layout, changes, outcome, binary, table=table)
-        else:  # it proved the CHANGED rows' batches as they committed
-            doubtful = (
-                []
-                if outcome.all_changed()
-                else [c for c in changes if outcome.status[(c.port_id, c.host)] != CHANGED]
-            )
+        if prover is not None:
             proved_doubtful, unproved = prover.result()
-            doubtful += proved_doubtful
+            doubtful = doubtful + proved_doubtful
             if unproved:  # its connection failed: counted here, as without it
                 table = table if table is not None else reflect_bindings(conn)
                 doubtful += prove_counts(conn, layout, table, unproved, binary)
@@ -454,6 +535,7 @@ def verify(
         )
     except DBAPIError as exc:
         outcome.errors.append(f"could not re-read the rows: {db_error(exc)}")
+        outcome.implicit_state = UNKNOWN  # the rows only counted were sent too
         for key, state in outcome.status.items():
             if state in (CHANGED, _WRITTEN, FAILED):
                 outcome.status[key] = UNKNOWN
@@ -463,54 +545,28 @@ def verify(
         now = current.get(key)
         # A row gone (or no longer live) is not one that holds the new value, even NULL.
         holds_new = key in current and now == c.new
-        state = outcome.status[key]
+        state = outcome.state(key)
         if state == _WRITTEN:  # its batch matched fewer rows than planned: which ones?
-            state = outcome.status[key] = CHANGED if holds_new else SKIPPED
+            state = CHANGED if holds_new else SKIPPED
+            outcome.set_state(key, state)
         if state == FAILED and holds_new and c.new != c.stored:
-            state = outcome.status[key] = CHANGED  # committed, though the driver said no
+            state = CHANGED  # committed, though the driver said no
+            outcome.set_state(key, state)
         if state == CHANGED and not holds_new:
-            outcome.status[key] = FAILED
+            outcome.set_state(key, FAILED)
             outcome.errors.append(f"{c.port_id}@{c.host}: reads back {now!r}, not the new value")
         if state in (SKIPPED, FAILED) or not holds_new:
             outcome.current[key] = now
-
-
-def unproven(
-    conn: Connection,
-    layout: Layout,
-    changes: Sequence[Change],
-    outcome: Outcome,
-    binary: bool = False,
-    chunk: int = 2000,
-    table: sa.Table | None = None,
-) -> list[Change]:
-    """The rows whose state the writes' row counts and one COUNT per chunk do not prove.
-
-    The rows of fully matched batches are counted (:func:`prove_counts`). Rows of
-    batches that matched fewer rows or failed are always re-read, and so are rows never
-    sent (a stopped run reports what they hold).
-    """
-    doubtful: list[Change] = []
-    written: list[Change] = []
-    for c in changes:
-        if outcome.status[(c.port_id, c.host)] == CHANGED:
-            written.append(c)
-        else:  # matched fewer, failed, or never sent: read it back
-            doubtful.append(c)
-    if written:
-        table = table if table is not None else reflect_bindings(conn)
-        doubtful += prove_counts(conn, layout, table, written, binary, chunk)
-    return doubtful
 
 
 def prove_counts(
     conn: Connection,
     layout: Layout,
     table: sa.Table,
-    rows: Sequence[Change],
+    rows: Sequence[Row],
     binary: bool = False,
     chunk: int = 2000,
-) -> list[Change]:
+) -> list[Row]:
     """The rows of fully matched batches that one COUNT per chunk does not prove.
 
     Grouped by new text: ``SELECT COUNT(*) ... WHERE (port_id, host) IN :keys AND
@@ -519,8 +575,8 @@ def prove_counts(
     key); a chunk that falls short is returned whole, to be re-read, and so are rows
     restored to NULL. Ends its read transaction: the next proof sees later commits.
     """
-    doubtful: list[Change] = []
-    groups: dict[str, list[Change]] = {}
+    doubtful: list[Row] = []
+    groups: dict[str, list[Row]] = {}
     for c in rows:
         if c.new is None:
             doubtful.append(c)
@@ -549,6 +605,27 @@ def prove_counts(
     return doubtful
 
 
+class InlineProver:
+    """The COUNT proof of each committed batch on the writer's own connection, right
+    after its COMMIT (SQLite: one writer locks the file): the rows are proved as they
+    are written, so none is held until the end of the run (issue 14)."""
+
+    def __init__(self, conn: Connection, layout: Layout, table: sa.Table, binary: bool):
+        self._args = (conn, layout, table)
+        self._binary = binary
+        self._doubtful: list[Row] = []
+
+    def submit(self, rows: Sequence[Row]) -> None:
+        conn, layout, table = self._args
+        self._doubtful += prove_counts(conn, layout, table, rows, self._binary)
+
+    def close(self) -> None:
+        """Nothing runs beside the writer."""
+
+    def result(self) -> tuple[list[Row], list[Row]]:
+        return self._doubtful, []
+
+
 class Prover:
     """The COUNT proof of each committed batch, on a connection of its own, while the
     writer goes on with the next batch (issue 14).
@@ -561,27 +638,43 @@ class Prover:
     new text once committed. One connection per thread, never shared.
     """
 
+    #: Batches submitted and not yet proved, at most: a writer ahead of its proofs waits
+    #: (the queue held every batch the server had not counted yet: memory grew with
+    #: the rows, 91 to 232 MB from 40,000 to 400,000; issue 14).
+    AHEAD = 4
+
     def __init__(self, engine: Engine, layout: Layout, table: sa.Table, binary: bool):
-        self._queue: queue.SimpleQueue[Sequence[Change] | None] = queue.SimpleQueue()
-        self._doubtful: list[Change] = []
-        self._unproved: list[Change] = []  # submitted, but the proofs stopped before them
+        self._queue: queue.Queue[Sequence[Row] | None] = queue.Queue(self.AHEAD)
+        self._doubtful: list[Row] = []
+        self._unproved: list[Row] = []  # submitted, but the proofs stopped before them
         self._thread = threading.Thread(
             target=self._run, args=(engine, layout, table, binary), name="vifdoctor-prover"
         )
         self._thread.daemon = True  # a second Ctrl-C must not wait for it
         self._thread.start()
 
-    def submit(self, rows: Sequence[Change]) -> None:
-        """Rows of a batch that committed and matched every row."""
-        self._queue.put(rows)
+    def submit(self, rows: Sequence[Row]) -> None:
+        """Rows of a batch that committed and matched every row (waits while AHEAD
+        batches are not proved yet)."""
+        if not self._put(rows):
+            self._unproved += rows  # the proofs stopped: counted on the writer's connection
+
+    def _put(self, item: Sequence[Row] | None) -> bool:
+        """Queued, waiting for room as long as the proofs go on (False: they stopped)."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def close(self) -> None:
         """No more batches: wait for the proofs under way (idempotent)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
+        if self._put(None):
             self._thread.join()
 
-    def result(self) -> tuple[list[Change], list[Change]]:
+    def result(self) -> tuple[list[Row], list[Row]]:
         """The submitted rows no count proved (to re-read), and those it never counted
         because its connection failed (to count on the writer's, as without it)."""
         self.close()
@@ -592,7 +685,7 @@ class Prover:
         return self._doubtful, self._unproved
 
     def _run(self, engine: Engine, layout: Layout, table: sa.Table, binary: bool) -> None:
-        rows: Sequence[Change] | None = None
+        rows: Sequence[Row] | None = None
         try:
             with engine.connect() as conn:
                 while (rows := self._queue.get()) is not None:

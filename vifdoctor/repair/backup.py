@@ -15,9 +15,9 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, NoReturn
 
 from vifdoctor import __version__
 from vifdoctor.errors import VifdoctorError
@@ -44,80 +44,171 @@ def _checksum(body: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _sealed(body: dict) -> tuple[str, list[str]]:
-    """The file's head (up to its rows) and its rows' texts, each row encoded once.
-
-    Rows are written in the checksum's own canonical form (sorted keys, compact), one
-    per line; the canonical text of the whole body is the same row texts set in place
-    of a placeholder, so the checksum, hashed piece by piece (no copy of the whole
-    text), equals :func:`_checksum`'s byte for byte (issue 14).
-    """
-    canonical = encoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
-    rows = [canonical(r) for r in body["rows"]]
-    head = {k: v for k, v in body.items() if k != "rows"}
+def _head_parts(head: dict) -> tuple[str, str]:
+    """The canonical text of the body around its rows: the checksum hashes
+    ``before + "[" + rows joined by "," + "]" + after``, which equals :func:`_checksum`'s
+    text of the whole body byte for byte, with no copy of it held (issue 14)."""
     # A value no header holds, whose JSON text cannot occur inside another value's.
     mark = f"rows-{uuid.uuid4().hex}"
-    before, after = canonical({**head, "rows": mark}).split(json.dumps(mark), 1)
-    digest = hashlib.sha256(before.encode("utf-8") + b"[")
-    for n, row in enumerate(rows):
-        digest.update(("," + row if n else row).encode("utf-8"))
-    digest.update(b"]" + after.encode("utf-8"))
-    text = json.dumps({**head, "checksum": "sha256:" + digest.hexdigest()}, default=str)
-    return text[:-1] + ', "rows": [', rows
+    before, after = _CANONICAL({**head, "rows": mark}).split(json.dumps(mark), 1)
+    return before, after
 
 
-def _write_sealed(fh: IO[str], head: str, rows: list[str], chunk: int = 1000) -> None:
-    """The head, then one row per line, a chunk at a time (no giant string)."""
-    fh.write(head)
-    for start in range(0, len(rows), chunk):
-        fh.write(("\n  " if not start else ",\n  ") + ",\n  ".join(rows[start : start + chunk]))
-    fh.write("\n]}\n" if rows else "]}\n")
+#: The checksum's text in the head written first: a placeholder of the same length,
+#: replaced in place once every row is written and hashed.
+_SEAL_LENGTH = len("sha256:") + 64
+_ROWS_OPEN = ', "rows": ['
+_CANONICAL = encoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+class BackupWriter:
+    """A backup written row by row as the rows are known, sealed when it is closed.
+
+    The file is the one :func:`write_backup` always wrote (a head line holding the
+    checksum, then one canonical row per line): the head goes first with a placeholder
+    checksum of the same length, each row is hashed as it is written, and the seal is
+    written over the placeholder at the end, before the fsync and the rename. No row is
+    held: a repair of 400,000 rows kept its whole backup in memory before (issue 14).
+    Use as a context manager; an exception inside leaves no file behind, and so does
+    a backup of no row unless ``keep_empty`` (then ``sealed`` stays False).
+    """
+
+    def __init__(self, folder: str, header: dict, *, name: str, keep_empty: bool = True) -> None:
+        self.folder = folder
+        self.path = os.path.join(folder, name)
+        self.keep_empty = keep_empty
+        self.sealed = False
+        self.rows = 0
+        head = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "tool_version": __version__,
+            "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            **header,
+        }
+        before, self._after = _head_parts(head)
+        self._digest = hashlib.sha256(before.encode("utf-8") + b"[")
+        placeholder = "sha256:" + uuid.uuid4().hex + uuid.uuid4().hex
+        text = json.dumps({**head, "checksum": placeholder}, default=str)
+        self._head = (text[:-1] + _ROWS_OPEN).encode("utf-8")
+        self._seal_at = self._head.index(placeholder.encode("ascii"))
+        self._tmp = self.path + ".partial"
+        self._fh: IO[bytes] | None = None
+
+    def __enter__(self) -> BackupWriter:
+        try:
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._fh = os.fdopen(fd, "wb", buffering=2**20)
+            self._fh.write(self._head)
+        except OSError as exc:
+            self._fail(exc)
+        return self
+
+    def add(self, row: dict) -> None:
+        """One row: written in the checksum's canonical form (sorted keys, compact)."""
+        text = _CANONICAL(row).encode("utf-8")
+        self._digest.update(b"," + text if self.rows else text)
+        assert self._fh is not None
+        try:
+            self._fh.write((b",\n  " if self.rows else b"\n  ") + text)
+        except OSError as exc:
+            self._fail(exc)
+        self.rows += 1
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is not None or not (self.rows or self.keep_empty):
+            self._discard()
+            return
+        self._digest.update(b"]" + self._after.encode("utf-8"))
+        seal = ("sha256:" + self._digest.hexdigest()).encode("ascii")
+        assert len(seal) == _SEAL_LENGTH and self._fh is not None
+        try:
+            self._fh.write(b"\n]}\n" if self.rows else b"]}\n")
+            self._fh.flush()
+            os.pwrite(self._fh.fileno(), seal, self._seal_at)
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+            self.sealed = True
+            dir_fd = os.open(self.folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _discard(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp)
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        self._discard()
+        raise VifdoctorError(
+            f"cannot write the backup in {self.folder}: {exc.strerror or exc}; nothing was changed"
+        ) from None
 
 
 def write_backup(folder: str, header: dict, rows: Iterable[dict], *, name: str) -> str:
     """Write the backup file; raise VifdoctorError (nothing written) if it cannot be done."""
-    body = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "tool_version": __version__,
-        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        **header,
-        "rows": list(rows),
-    }
-    head, texts = _sealed(body)
-    path = os.path.join(folder, name)
-    tmp = path + ".partial"
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            _write_sealed(fh, head, texts)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise VifdoctorError(
-            f"cannot write the backup in {folder}: {exc.strerror or exc}; nothing was changed"
-        ) from None
-    return path
+    with BackupWriter(folder, header, name=name) as backup:
+        for row in rows:
+            backup.add(row)
+    return backup.path
 
 
 def read_backup(path: str) -> Backup:
     """Load a backup and check that it is whole and unaltered."""
+    header, rows = scan_backup(path)
+    return Backup(path, header, list(rows))
+
+
+def scan_backup(path: str) -> tuple[dict, Iterator[dict]]:
+    """A backup's header (format checked), then its rows one at a time.
+
+    The checksum covers the header and every row, so it is proved only once the last
+    row is read: the iterator raises VifdoctorError then if the seal is broken. A caller
+    must read every row before it acts on any (rollback copies them to a spool of its
+    own first). A file in the layout vifdoctor writes (one row per line) is read line by
+    line, memory flat; any other valid JSON (a backup made by hand) is loaded whole.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            body = json.load(fh)
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the iterator, or below
     except OSError as exc:
         raise VifdoctorError(f"cannot read backup {path}: {exc.strerror or exc}") from None
+    try:
+        first = fh.readline()
+        if first.rstrip(b"\n").endswith(_ROWS_OPEN.encode("ascii")):
+            head = _loads(path, first.rstrip(b"\n")[: -len(_ROWS_OPEN)] + b"}")
+            _check_format(path, head)
+            return _header(head), _lines(path, fh, head)
+        body = _loads(path, first + fh.read())
+    except BaseException:
+        fh.close()
+        raise
+    fh.close()
+    _check_format(path, body)
+    stated = body.pop("checksum", None)
+    if stated != _checksum(body):
+        raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
+    rows = body.pop("rows", None)
+    if not isinstance(rows, list):
+        raise VifdoctorError(f"backup {path} has malformed rows")
+    return body, iter(rows)
+
+
+def _loads(path: str, text: bytes) -> Any:
+    try:
+        return json.loads(text)
     except ValueError as exc:
         raise VifdoctorError(f"backup {path} is not valid JSON: {exc}") from None
+
+
+def _check_format(path: str, body: object) -> None:
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise VifdoctorError(f"{path} is not a vifdoctor backup")
     if body.get("format_version") != FORMAT_VERSION:
@@ -125,31 +216,64 @@ def read_backup(path: str) -> Backup:
             f"backup {path} has format version {body.get('format_version')!r}, "
             f"this vifdoctor reads {FORMAT_VERSION}"
         )
-    stated = body.pop("checksum", None)
-    if stated != _checksum(body):
-        raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
-    rows = body.pop("rows", None)
-    if not isinstance(rows, list):
-        raise VifdoctorError(f"backup {path} has malformed rows")
-    return Backup(path, body, rows)
+
+
+def _header(head: dict) -> dict:
+    return {k: v for k, v in head.items() if k != "checksum"}
+
+
+def _lines(path: str, fh: IO[bytes], head: dict) -> Iterator[dict]:
+    """The rows of a backup in vifdoctor's layout, hashed as they are read; the seal is
+    checked after the last (before that, the rows are only the file's claim)."""
+    with fh:
+        before, after = _head_parts(_header(head))
+        digest = hashlib.sha256(before.encode("utf-8") + b"[")
+        n = 0
+        ended = False
+        for line in fh:
+            text = line.strip()
+            if ended or not text:
+                if text:  # anything after the closing bracket
+                    raise VifdoctorError(f"backup {path} is not valid JSON: data after its end")
+                continue
+            if text == b"]}":
+                ended = True
+                continue
+            row = _loads(path, text[:-1] if text.endswith(b",") else text)
+            canonical = _CANONICAL(row).encode("utf-8")
+            digest.update(b"," + canonical if n else canonical)
+            n += 1
+            yield row
+        if not ended:
+            raise VifdoctorError(f"backup {path} is not valid JSON: it ends before its rows do")
+        digest.update(b"]" + after.encode("utf-8"))
+        if head.get("checksum") != "sha256:" + digest.hexdigest():
+            raise VifdoctorError(f"backup {path} fails its checksum: it was altered or is damaged")
 
 
 def check_restorable(backup: Backup) -> None:
-    """A database backup ``rollback`` can trust, even if hand-made with a valid checksum.
+    """A database backup ``rollback`` can trust, even if hand-made with a valid checksum."""
+    check_header(backup.path, backup.header)
+    for n, row in enumerate(backup.rows):
+        check_row(backup.path, n, row)
 
-    It must say which database it was taken on (a backup without a ``database``
-    header would be restored anywhere), and every row must be what a repair writes.
-    """
-    database = backup.header.get("database")
+
+def check_header(path: str, header: dict) -> None:
+    """It must say which database it was taken on: a backup without a ``database``
+    header would be restored anywhere."""
+    database = header.get("database")
     if not isinstance(database, dict) or not isinstance(database.get("name"), (str, type(None))):
         raise VifdoctorError(
-            f"backup {backup.path} has no database header: it cannot say "
+            f"backup {path} has no database header: it cannot say "
             "which database it belongs to, so it is not restored anywhere"
         )
-    for n, row in enumerate(backup.rows):
-        bad = _row_problem(row)
-        if bad:
-            raise VifdoctorError(f"backup {backup.path} has a malformed row {n + 1}: {bad}")
+
+
+def check_row(path: str, n: int, row: object) -> None:
+    """Row ``n`` (from 0) must be what a repair writes."""
+    bad = _row_problem(row)
+    if bad:
+        raise VifdoctorError(f"backup {path} has a malformed row {n + 1}: {bad}")
 
 
 def _is_value(value: object) -> bool:

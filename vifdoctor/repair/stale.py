@@ -113,7 +113,7 @@ def skip_moving(changes: list[Change], cells: Any) -> tuple[list[Change], list[d
     )
     kept, skipped = [], []
     for c in changes:
-        reason = reasons.get(c.device_id) if c.device_owner.startswith("compute:") else None
+        reason = moving_reason_of(c, reasons)
         if reason:
             skipped.append(
                 {"port_id": c.port_id, "host": c.host, "device_id": c.device_id, "reason": reason}
@@ -121,6 +121,11 @@ def skip_moving(changes: list[Change], cells: Any) -> tuple[list[Change], list[d
         else:
             kept.append(c)
     return kept, skipped
+
+
+def moving_reason_of(change: Change, reasons: dict[str, str]) -> str | None:
+    """Why a row is left alone (its VM is moving), from :func:`moving_instances`."""
+    return reasons.get(change.device_id) if change.device_owner.startswith("compute:") else None
 
 
 # ------------------------------------------------------------------------------- plan
@@ -653,6 +658,7 @@ __all__ = [
     "render_sql",
     "restore",
     "skip_moving",
+    "moving_reason_of",
     "open_cells",
     "KIND",
     "CODE",

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-from typing import Any
+import functools
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -22,23 +26,48 @@ from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
 from vifdoctor.ovn_join import open_ovn
 from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
-from vifdoctor.repair.backup import check_restorable, default_dir, read_backup, write_backup
+from vifdoctor.repair.backup import (
+    BackupWriter,
+    check_header,
+    check_restorable,
+    check_row,
+    default_dir,
+    read_backup,
+    scan_backup,
+)
+from vifdoctor.repair.changespool import ChangeSpool, Record, change_of, plan_key_of, record
 from vifdoctor.repair.hooks import Hooks
-from vifdoctor.repair.plan import plan_changes, plan_order, repair_codes
+from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.repair.sql import render_sql
-from vifdoctor.results import ChangeReport
+from vifdoctor.results import ChangeReport, Results
 from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
 from vifdoctor.sources.database import column_bytes, column_text, connect, is_binary, redact
 from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
+from vifdoctor.spool import sort_on_disk
+
+#: Changes per sorted run of the plan, and per record of a run (vifdoctor.spool). Up
+#: to a run's size a sort is done in memory, nothing written: runs of 25,000 cost
+#: 0.35 s of CPU per 100,000 changes to write and merge (issue 14), for 70 MB of
+#: peak memory less; past it, memory stays as flat as before, a run higher.
+PLAN_RUN, PLAN_BLOCK = 200_000, 500
+#: Rows per run and record of the writer's (port_id, host) sort.
+WRITE_RUN, WRITE_BLOCK = 200_000, 1000
+#: The key of a (key, record) pair, in C.
+_first = operator.itemgetter(0)
 
 
 def _plan(
-    s: NeutronSession, codes: frozenset[str], options: RepairOptions | None = None
-) -> tuple[list[Change], list[dict]]:
-    """The changes that fit the column, and one note per row whose new value would not."""
+    s: NeutronSession,
+    codes: frozenset[str],
+    options: RepairOptions | None = None,
+    backup: bool = False,
+) -> tuple[ChangeSpool, list[dict]]:
+    """The changes that fit the column, spooled in plan order (with what the backup
+    needs of each row when ``backup``: a repair that writes), and one note per row whose
+    new value would not (issue 14: the plan is never held whole)."""
     # A source may narrow the read to the rows a repairable rule can flag.
     ovn_join = None
     if options is not None:  # OVN's bindings are judged (and rewritten) as OVN's
@@ -52,20 +81,41 @@ def _plan(
             s.settings.agent_down_time,
         )
         s.settings.assumptions.extend(notes)
+    database = s.engine is not None and isinstance(s.source, NeutronDatabase)
+    fields: list[tuple[str, str, bool]] | None = None
+    limit = None
+    if database:
+        assert isinstance(s.source, NeutronDatabase)
+        table = reflect_bindings(s.source.conn)
+        s.source.conn.rollback()
+        limit = getattr(table.c.vif_details.type, "length", None)
+        fields = _backup_fields(table) if backup else None
     rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
     judged = judge_all(rows, s.agents, s.settings.context, ovn_join, shapes=True)
+    too_long: list[dict] = []
     # The plan only grows (no reference cycles): cyclic GC passes over its heap cost a
     # fifth of the planning time at 100,000 changes (issue 14), for nothing to free.
     with no_cyclic_gc():
-        changes = list(plan_changes(judged, codes, s.settings.context))
-    if s.engine is None or not isinstance(s.source, NeutronDatabase):
-        return changes, []
-    # The candidates come unordered (the server's sort of every candidate before its first
-    # row cost more than sorting the changes here): the plan keeps its device_id order.
-    changes.sort(key=plan_order)
-    table = reflect_bindings(s.source.conn)
-    s.source.conn.rollback()
-    return split_too_long(changes, getattr(table.c.vif_details.type, "length", None))
+        changes = plan_changes(judged, codes, s.settings.context)
+        if limit:
+            changes = fitting(changes, limit, too_long)
+        records: Iterable[Record] = (
+            record(c, None if fields is None else _original(c, fields)) for c in changes
+        )
+        if database:
+            # The candidates come unordered (the server's sort of every candidate before
+            # its first row cost more than sorting the changes here): the plan keeps its
+            # device_id order (plan_order), sorted on disk. Each record goes with its key
+            # in front, taken by a C getter: a key function was a Python call per row in
+            # the sort and in the merge of its runs, and (key, record) pairs compared
+            # whole cost twice the sort's time (each comparison tested the keys' equality
+            # first). The key ends with the host: with the port id, the primary key, so
+            # no two are equal and no comparison reaches the record.
+            keyed = sort_on_disk(
+                ((plan_key_of(rec), rec) for rec in records), _first, PLAN_RUN, PLAN_BLOCK
+            )
+            records = map(operator.itemgetter(1), keyed)
+        return ChangeSpool(records), too_long
 
 
 def _stale_code(codes: frozenset[str]) -> bool:
@@ -80,27 +130,40 @@ def _stale_code(codes: frozenset[str]) -> bool:
     return True
 
 
-def _unmoving(changes: list[Change], options: RepairOptions) -> tuple[list[Change], dict]:
+def _unmoving(changes: ChangeSpool, options: RepairOptions) -> tuple[ChangeSpool, dict]:
     """With Nova given, leave out the ports of instances with a move in progress."""
     cells = stale.open_cells(options)
     if cells is None:
         return changes, {}
     try:
-        kept, skipped = stale.skip_moving(changes, cells)
+        reasons = stale.moving_instances(
+            cells, (c.device_id for c in changes if c.device_owner.startswith("compute:"))
+        )
     finally:
         cells.close()
-    return kept, {"skipped_moving": skipped}
+    if not reasons:
+        return changes, {"skipped_moving": []}
+    skipped: list[dict] = []
+
+    def keep(rec: Record) -> bool:
+        c = change_of(rec[0])
+        reason = stale.moving_reason_of(c, reasons)
+        if reason:
+            skipped.append(
+                {"port_id": c.port_id, "host": c.host, "device_id": c.device_id, "reason": reason}
+            )
+        return not reason
+
+    return changes.filtered(keep), {"skipped_moving": skipped}
 
 
-def split_too_long(changes: list[Change], limit: int | None) -> tuple[list[Change], list[dict]]:
-    """Rows whose new value exceeds the column (VARCHAR(4095)) are not planned but named.
+def fitting(changes: Iterable[Change], limit: int, too_long: list[dict]) -> Iterator[Change]:
+    """Rows whose new value exceeds the column (VARCHAR(4095)) are not planned but named
+    (appended to ``too_long`` as they come).
 
     Re-serializing as Neutron does (``json.dumps``) can lengthen a compact value; one
     such row used to fail its whole batch with an error naming no port.
     """
-    if not limit:
-        return changes, []
-    fit, too_long = [], []
     for c in changes:
         if len(c.new or "") > limit:
             too_long.append(
@@ -113,8 +176,7 @@ def split_too_long(changes: list[Change], limit: int | None) -> tuple[list[Chang
                 }
             )
         else:
-            fit.append(c)
-    return fit, too_long
+            yield c
 
 
 def _too_long_extra(too_long: list[dict]) -> dict:
@@ -171,61 +233,108 @@ def _write_options(options: WriteOptions) -> writer.WriteOptions:
 _NULL_AS_TEXT = ("host", "vif_type", "vnic_type", "profile")
 
 
-def _originals(
-    source: NeutronDatabase,
-    changes: list[Change],
-    current: dict[tuple[str, str], str | None] | None = None,
-) -> dict[tuple[str, str], dict]:
-    """Every column of every row about to change, for the backup.
+def _backup_fields(table: sa.Table) -> list[tuple[str, str, bool]] | None:
+    """Each column the backup keeps, with the Binding field holding it and whether it is
+    a BLOB, when the plan's rows hold them all; else None: the rows are read again.
 
-    When the table has only the columns the plan already read, the rows come from the
-    plan; a table with other columns (a vendor's), or a rollback's rows, are read again,
-    whole. So is one where a column the plan reads as text (NULL as '' or 'normal') may
-    hold NULL: the backup keeps NULL as null, never as the text it was judged as.
-    ``current``: filled with each row's vif_details as text on the way (what
-    :func:`writer.read_current` returns), so a rollback reads its rows once.
+    A table with other columns (a vendor's) is read again, whole; so is one where a
+    column the plan reads as text (NULL as '' or 'normal') may hold NULL: the backup
+    keeps NULL as null, never as the text it was judged as.
     """
-    conn = source.conn
-    table = reflect_bindings(conn)
-    conn.rollback()
     columns = [c.name for c in table.columns]
     binary = {c.name for c in table.columns if is_binary(c)}
     as_read = not any(table.c[n].nullable for n in _NULL_AS_TEXT if n in table.c)
-    if (
-        current is None
-        and as_read
-        and set(columns) <= set(BINDING_COLUMNS)
-        and all(c.binding is not None for c in changes)
-    ):
-        fields = [(col, BINDING_COLUMNS[col], col in binary) for col in columns]
-        planned: dict[tuple[str, str], dict] = {}
-        for c in changes:
-            values: dict[str, Any] = {}
-            for col, attr, blob in fields:
-                value = getattr(c.binding, attr)
-                # text of a text column, and NULL, are kept as they are (the common case)
-                plain = value is None or (not blob and type(value) is str)
-                values[col] = value if plain else backup_value(value, blob)
-            planned[(c.port_id, c.host)] = values
-        return planned
+    if not as_read or not set(columns) <= set(BINDING_COLUMNS):
+        return None
+    return [(col, BINDING_COLUMNS[col], col in binary) for col in columns]
+
+
+def _original(change: Change, fields: list[tuple[str, str, bool]]) -> tuple:
+    """The row's columns as the backup keeps them, from the Binding the plan read."""
+    values = _getter(tuple(attr for _, attr, _ in fields))(change.binding)
+    if len(fields) == 1:
+        values = (values,)
+    if {*map(type, values)} <= _TEXT_OR_NULL and not any(blob for _, _, blob in fields):
+        return values  # text of text columns, and NULL, are kept as they are (the common case)
+    return tuple(
+        value if value is None or (not blob and type(value) is str) else backup_value(value, blob)
+        for value, (_, _, blob) in zip(values, fields, strict=True)
+    )
+
+
+#: The types of a row's values kept as they are (the types' set is made in C, per row).
+_TEXT_OR_NULL = frozenset({str, type(None)})
+
+
+@functools.cache
+def _getter(attrs: tuple[str, ...]) -> Callable[[Any], Any]:
+    return operator.attrgetter(*attrs)
+
+
+def _read_whole(
+    source: NeutronDatabase,
+    table: sa.Table,
+    keys: list[tuple[str, str]],
+    current: dict[tuple[str, str], str | None] | None = None,
+) -> dict[tuple[str, str], dict]:
+    """Every column of these rows (live ones), as the backup keeps them; ``current``:
+    filled with each row's vif_details as text on the way (what
+    :func:`writer.read_current` returns), so a rollback reads its rows once."""
+    conn = source.conn
+    binary = {c.name for c in table.columns if is_binary(c)}
     found: dict[tuple[str, str], dict] = {}
-    keys = [(c.port_id, c.host) for c in changes]
     assert source.layout is not None
-    for start in range(0, len(keys), 2000):
-        query = only_live(
-            sa.select(table).where(
-                sa.tuple_(table.c.port_id, table.c.host).in_(keys[start : start + 2000])
-            ),
-            table,
-            source.layout,
-        )
-        for row in conn.execute(query).mappings():
-            key = (row["port_id"], row["host"])
-            found[key] = {k: backup_value(v, k in binary) for k, v in row.items()}
-            if current is not None:
-                current[key] = column_text(row["vif_details"])
+    query = only_live(
+        sa.select(table).where(sa.tuple_(table.c.port_id, table.c.host).in_(keys)),
+        table,
+        source.layout,
+    )
+    for row in conn.execute(query).mappings():
+        key = (row["port_id"], row["host"])
+        found[key] = {k: backup_value(v, k in binary) for k, v in row.items()}
+        if current is not None:
+            current[key] = column_text(row["vif_details"])
     conn.rollback()
     return found
+
+
+def _keys(chunk: list[Record]) -> list[tuple[str, str]]:
+    return [(fields[0], fields[1]) for fields, _ in chunk]
+
+
+def _backed_up(
+    source: NeutronDatabase, changes: ChangeSpool, kept: list[ChangeSpool]
+) -> Iterator[tuple[dict, tuple]]:
+    """Each change's backup row and what the writer needs of it, in plan order.
+
+    The columns come from the plan where it holds them all (:func:`_backup_fields`);
+    otherwise they are read again a chunk at a time, and a row gone since the plan is
+    neither backed up nor written: ``kept`` then receives the changes that are.
+    """
+    columns = None
+    table = reflect_bindings(source.conn)
+    source.conn.rollback()
+    fields = _backup_fields(table)
+    first = next(changes.records(), None)
+    if fields is not None and first is not None and first[1] is not None:
+        columns = [col for col, _, _ in fields]  # as the plan kept them (_original)
+    survivors = ChangeSpool() if columns is None else changes
+    for chunk in changes.chunks():
+        whole = _read_whole(source, table, _keys(chunk)) if columns is None else None
+        for rec in chunk:
+            fields_, original = rec
+            if whole is None:
+                original = dict(zip(columns or (), original, strict=True))
+            else:
+                original = whole.get((fields_[0], fields_[1]))
+                if original is None:  # gone since the plan: not written
+                    continue
+                survivors.add(rec)
+            yield (
+                {"original": original, "written": fields_[4], "codes": list(fields_[5])},
+                (fields_[0], fields_[1], fields_[3], fields_[4]),
+            )
+    kept.append(survivors)
 
 
 def backup_value(value: Any, binary: bool = False) -> Any:
@@ -267,29 +376,57 @@ def _stamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
 
 
+class _Write(NamedTuple):
+    """A row as the writer reads it (vifdoctor.repair.apply.Row)."""
+
+    port_id: str
+    host: str
+    n: int  # its place in the backup: equal keys (a hand-made backup) sort as they came
+    stored: str | None
+    new: str | None
+
+
 def _write(
     source: NeutronDatabase,
-    changes: list[Change],
+    entries: Iterable[tuple[dict, tuple]],
     options: WriteOptions,
-    backup_rows: list[dict],
     what: str,
     hooks: Hooks,
+    keep_empty: bool = True,
 ) -> tuple[writer.Outcome, str]:
-    """Backup first (refuse if it cannot be written), then the guarded batches."""
+    """Backup first (refuse if it cannot be written), then the guarded batches.
+
+    ``entries``: each row's backup row and the writer's (port_id, host, stored, new).
+    The backup is written as they are read, and the writer's rows sorted on disk by
+    key on the way; every row is read (the backup sealed, fsync-ed and in place) before
+    the first write. No row to back up (a rollback with nothing due): no file, no write.
+    """
     write_options = _write_options(options)  # bad settings refused before anything is written
     writer.require_writable(source.engine)
     folder = options.backup_dir or default_dir()
-    path = write_backup(
-        folder, _backup_header(source, what), backup_rows, name=f"{what}-{_stamp()}.json"
+    backup = BackupWriter(
+        folder, _backup_header(source, what), name=f"{what}-{_stamp()}.json", keep_empty=keep_empty
     )
-    bar = hooks.progress(len(changes))
+
+    def backed_up() -> Iterator[tuple]:
+        with backup:
+            for n, (row, (port_id, host, stored, new)) in enumerate(entries):
+                backup.add(row)
+                yield port_id, host, n, stored, new
+
+    ordered = sort_on_disk(backed_up(), None, WRITE_RUN, WRITE_BLOCK)
+    first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
+    if not backup.sealed:  # nothing to back up, nothing to write
+        return writer.Outcome(), backup.path
+    rows = map(_Write._make, itertools.chain(() if first is None else (first,), ordered))
+    bar = hooks.progress(backup.rows)
     assert source.layout is not None
     try:
         with hooks.writing() as should_stop:
-            outcome = writer.apply_changes(
+            outcome = writer.apply_sorted(
                 source.engine,
                 source.layout,
-                changes,
+                rows,
                 write_options,
                 should_stop=should_stop,
                 progress=(bar.update if bar is not None else (lambda n: None)),
@@ -301,9 +438,9 @@ def _write(
     # reported as it reads back (changed / skipped / failed / unknown).
     if outcome.errors and not (outcome.count(writer.CHANGED) or outcome.count(writer.UNKNOWN)):
         raise VifdoctorError(
-            f"{what} failed, nothing was written: {outcome.errors[0]} (backup kept: {path})"
+            f"{what} failed, nothing was written: {outcome.errors[0]} (backup kept: {backup.path})"
         )
-    return outcome, path
+    return outcome, backup.path
 
 
 def outcome_doc(outcome: writer.Outcome) -> dict:
@@ -350,7 +487,7 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
         return repair_via_api(options, settings, hooks)
     with neutron_session(options, settings) as s:
         assert isinstance(s.source, NeutronDatabase)
-        planned, too_long = _plan(s, codes, options)
+        planned, too_long = _plan(s, codes, options, backup=bool(options.apply))
         changes, moving = _unmoving(planned, options)
         extra: dict = {
             "codes": sorted(codes),
@@ -363,48 +500,98 @@ def repair(options: RepairOptions, hooks: Hooks | None = None) -> ChangeReport:
             report.exit_code = 2
         if not options.apply or not changes:
             return report
-        originals = _originals(s.source, changes)
-        # Its keys are some of the changes' keys: as many as the changes means all of them
-        # (the common case: no pass over 100,000 keys to keep every one).
-        if len(originals) != len(changes):  # rows gone since the plan are not written
-            changes = [c for c in changes if (c.port_id, c.host) in originals]
-        rows = [
-            {"original": originals[(c.port_id, c.host)], "written": c.new, "codes": list(c.codes)}
-            for c in changes
-        ]
-        outcome, path = _write(s.source, changes, options, rows, "repair", hooks)
+        kept: list[ChangeSpool] = []
+        outcome, path = _write(
+            s.source, _backed_up(s.source, changes, kept), options, "repair", hooks
+        )
+        changes = kept[0]
         report.changes = changes
         report.applied = True
         report.backup = path
         report.outcome = outcome_doc(outcome)
         report.longest_transaction_s = outcome.longest_transaction_s
         report.extra = {**extra, "backup": path, "outcome": report.outcome}
-        report.results = outcome.results()
+        results = report.results = outcome.results()
         report.done = (
-            list(changes)
+            changes
             if outcome.all_changed()
-            else [c for c in changes if outcome.status[(c.port_id, c.host)] == writer.CHANGED]
+            else changes.filtered(lambda rec: results.of(change_of(rec[0]))[0] == writer.CHANGED)
         )
         report.exit_code = max(_exit_code(outcome), report.exit_code)
         return report
 
 
-def _restore(row: dict) -> Change:
+def _restore(row: dict) -> Record:
     """The write that undoes one backed-up row: guarded on what vifdoctor wrote."""
     original = row["original"]
-    return Change(
-        port_id=original["port_id"],
-        host=original["host"],
-        status=original.get("status"),
-        stored=row["written"],
-        new=restored_value(original.get("vif_details")),  # a NULL is restored as NULL
-        codes=("rollback",),
-        device_owner="",
-        device_id="",
-        vif_type=original.get("vif_type", ""),
-        plug_before="",
-        plug_after="",
+    return record(
+        Change(
+            port_id=original["port_id"],
+            host=original["host"],
+            status=original.get("status"),
+            stored=row.get("written"),  # checked: text or null (check_row)
+            new=restored_value(original.get("vif_details")),  # a NULL is restored as NULL
+            codes=("rollback",),
+            device_owner="",
+            device_id="",
+            vif_type=original.get("vif_type", ""),
+            plug_before="",
+            plug_after="",
+        )
     )
+
+
+def _restores(path: str) -> tuple[dict, ChangeSpool]:
+    """The backup's header and its rows as restores, spooled: every row is read and
+    checked, and the seal proved, before this returns (so before any write)."""
+    header, rows = scan_backup(path)
+    check_header(path, header)
+    spool = ChangeSpool()
+    for n, row in enumerate(rows):
+        check_row(path, n, row)
+        spool.add(_restore(row))
+    return header, spool
+
+
+def _due(
+    source: NeutronDatabase,
+    changes: ChangeSpool,
+    whole: bool,
+    not_touched: dict[tuple[str, str], tuple[str, str | None]],
+    due: list[int],
+) -> Iterator[tuple[dict, tuple]]:
+    """The rows still holding what vifdoctor wrote, a chunk at a time, each with its
+    backup row (``whole``: read whole for it; else only their text is read) and what
+    the writer needs; the others go to ``not_touched`` with what they hold, and the
+    count of due rows to ``due``."""
+    assert source.layout is not None
+    table = reflect_bindings(source.conn)
+    source.conn.rollback()
+    count = 0
+    for chunk in changes.chunks():
+        keys = _keys(chunk)
+        current: dict[tuple[str, str], str | None] = {}
+        if whole:
+            originals = _read_whole(source, table, keys, current)
+        else:
+            current = writer.read_current(source.conn, source.layout, keys)
+        for (fields, _), key in zip(chunk, keys, strict=True):
+            # a row gone is not due, even where the backup stored NULL
+            if key in current and current[key] == fields[3]:
+                count += 1
+                if whole:
+                    yield (
+                        {"original": originals[key], "written": fields[4], "codes": ["rollback"]},
+                        (fields[0], fields[1], fields[3], fields[4]),
+                    )
+            else:
+                not_touched[key] = ("not touched", current.get(key))
+    due.append(count)
+
+
+def _restorable(change: Change) -> tuple[str, str | None]:
+    """A due row's result in a dry run: it holds what vifdoctor wrote."""
+    return ("restorable", change.stored)
 
 
 def rollback(
@@ -418,62 +605,44 @@ def rollback(
             "rollback works on the database only; an API repair's backup "
             "lists every port's attributes before the re-bind"
         )
-    backup = read_backup(backup_path)
-    check_restorable(backup)
+    header, changes = _restores(backup_path)
     assert settings.neutron_url is not None
     engine = connect(settings.neutron_url, what="Neutron database")
     try:
         with NeutronDatabase(engine) as source:
-            want = backup.header.get("database", {}).get("name")
+            want = header.get("database", {}).get("name")
             if want and want != engine.url.database and not options.any_database:
                 raise VifdoctorError(
                     f"backup {backup_path} was taken on database {want!r}, not "
                     f"{engine.url.database!r} (pass --any-database if that is intended)"
                 )
-            if backup.header.get("kind") == stale.KIND:  # VD206 deleted rows: re-insert
+            if header.get("kind") == stale.KIND:  # VD206 deleted rows: re-insert
+                backup = read_backup(backup_path)
+                check_restorable(backup)
                 return stale.restore(backup, source, options, hooks)
-            changes = [_restore(row) for row in backup.rows]
             assert source.layout is not None
-            # With --apply the rows are read whole once: their text decides what is due,
-            # and the due ones are the rollback's own backup.
-            current: dict[tuple[str, str], str | None] = {}
-            whole = _originals(source, changes, current) if options.apply else {}
-            if not options.apply:
-                keys = [(c.port_id, c.host) for c in changes]
-                current = writer.read_current(source.conn, source.layout, keys)
-            # a row gone is not due, even where the backup stored NULL
-            due = [
-                c
-                for c in changes
-                if (c.port_id, c.host) in current and current[(c.port_id, c.host)] == c.stored
-            ]
-            due_keys = {(c.port_id, c.host) for c in due}  # a set: `c in due` was quadratic
-            results = {
-                (c.port_id, c.host): (
-                    "restorable" if (c.port_id, c.host) in due_keys else "not touched",
-                    current.get((c.port_id, c.host)),
-                )
-                for c in changes
-            }
+            not_touched: dict[tuple[str, str], tuple[str, str | None]] = {}
+            due: list[int] = []
             extra = {"backup": backup_path, "applied": bool(options.apply)}
-            report = ChangeReport(
-                "rollback", changes, source.describe(), [], extra, results, restorable=len(due)
-            )
-            if not options.apply or not due:
+            report = ChangeReport("rollback", changes, source.describe(), [], extra)
+            # With --apply the rows are read whole once: their text decides what is due,
+            # and the due ones are the rollback's own backup, written as they are found.
+            entries = _due(source, changes, bool(options.apply), not_touched, due)
+            if not options.apply:
+                for _ in entries:
+                    pass
+                report.results = Results(not_touched.items(), default=_restorable)
+                report.restorable = due[0]
                 return report
-            originals = {(c.port_id, c.host): whole[(c.port_id, c.host)] for c in due}
-            rows = [
-                {
-                    "original": originals[(c.port_id, c.host)],
-                    "written": c.new,
-                    "codes": ["rollback"],
-                }
-                for c in due
-                if (c.port_id, c.host) in originals
-            ]
-            outcome, path = _write(source, due, options, rows, "rollback", hooks)
-            for key, state in outcome.status.items():
-                results[key] = (state, outcome.current.get(key))
+            outcome, path = _write(source, entries, options, "rollback", hooks, keep_empty=False)
+            report.restorable = due[0]
+            if not report.restorable:  # nothing due: nothing written, no backup
+                report.results = Results(not_touched.items(), default=_restorable)
+                return report
+            written = outcome.results()
+            report.results = Results(
+                itertools.chain(not_touched.items(), written.items()), default=written.default
+            )
             report.applied = True
             report.backup = path
             report.outcome = outcome_doc(outcome)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -11,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from vifdoctor import __version__
 from vifdoctor.model import Change
 from vifdoctor.report import Column, Listing
-from vifdoctor.results import ChangeReport
+from vifdoctor.results import ChangeReport, Results, result_of
 from vifdoctor.shell import command, is_uuid, terminal_safe
 
 CHANGE_COLUMNS = [
@@ -33,15 +32,26 @@ OTHER_CHANGE_COLUMNS = [
 ]
 
 
+def fields_of(changes: Sequence[Change], *names: str) -> Iterable[tuple]:
+    """These fields (two or more) of each change, as tuples: from the plan's records
+    where it offers them (``columns``: a plan spooled by vifdoctor.repair.changespool),
+    with no Change made per row for it."""
+    columns = getattr(changes, "columns", None)
+    return columns(*names) if columns is not None else map(operator.attrgetter(*names), changes)
+
+
+_REPLUG_FIELDS = ("host", "device_owner", "device_id", "action", "plug_before", "plug_after")
+
+
 def replug_by_host(changes: Sequence[Change]) -> dict[str, dict[str, list[str]]]:
     """Per host, the VMs whose wiring must change, and those that only need a cache refresh."""
     hosts: dict[str, dict[str, dict[str, None]]] = defaultdict(
         lambda: {"replug": {}, "refresh": {}}
     )  # dicts as ordered sets
-    for c in changes:
-        if not c.device_owner.startswith("compute:") or not c.device_id or c.action != "rewrite":
+    for host, owner, device_id, action, before, after in fields_of(changes, *_REPLUG_FIELDS):
+        if not owner.startswith("compute:") or not device_id or action != "rewrite":
             continue
-        hosts[c.host]["replug" if c.replug_needed else "refresh"][c.device_id] = None
+        hosts[host]["replug" if before != after else "refresh"][device_id] = None
     return {h: {k: list(v) for k, v in hosts[h].items()} for h in sorted(hosts)}
 
 
@@ -121,11 +131,10 @@ class ChangeRows:
             for c in self.changes:
                 yield c.as_dict()
             return
+        result = result_of(results)
         for c in self.changes:
             row = c.as_dict()
-            row["result"], row["current_details"] = results.get(
-                (c.port_id, c.host), ("pending", None)
-            )
+            row["result"], row["current_details"] = result(c)
             yield row
 
 
@@ -299,10 +308,6 @@ def _footer(
     return [f"{n} binding row(s) to change.", note] + steps(report.changes)
 
 
-_row_key = operator.attrgetter("port_id", "host")
-_host = operator.attrgetter("host")
-_codes = operator.attrgetter("codes")
-
 #: Past this many rows a table shows a summary by host and codes, unless asked for all.
 SUMMARY_THRESHOLD = 1000
 SUMMARY_COLUMNS = [
@@ -350,15 +355,21 @@ def _summary_rows(report: ChangeReport) -> list[dict]:
     """Rows counted by host, codes and result, from the changes themselves (no row dict
     made per change: that was most of a summary's cost at 100,000 rows, issue 14)."""
     changes, results = report.changes, report.results
-    # map and zip with C getters: a pass in Python per row cost 0.1-0.3 s at 100,000
-    states: Iterable[str] = itertools.repeat("")
-    if results is not None:
-        pending = itertools.repeat(("pending", None))
-        found = map(results.get, map(_row_key, changes), pending)
-        states = map(operator.itemgetter(0), found)
-    keys = Counter(zip(map(_host, changes), map(_codes, changes), states, strict=False))
+    # One pass over the changes (a plan spooled on disk is read once), with C getters
+    # where every row has the same result: a pass in Python per row cost 0.1-0.3 s at
+    # 100,000
+    alike = isinstance(results, Results) and not results and isinstance(results.default, tuple)
+    keys: Iterable[tuple[tuple[str, tuple[str, ...], str], int]]
+    if results is None or alike:
+        state = results.default[0] if isinstance(results, Results) and alike else ""  # type: ignore[index]
+        counts = Counter(fields_of(changes, "host", "codes"))
+        keys = (((h, c, state), n) for (h, c), n in counts.items())
+    else:
+        assert results is not None
+        result = result_of(results)
+        keys = Counter((c.host, c.codes, result(c)[0]) for c in changes).items()
     counted: Counter[tuple[str, str, str]] = Counter()
-    for (host, codes, state), n in keys.items():
+    for (host, codes, state), n in keys:
         counted[(host or "", ",".join(codes), state or "")] += n
     return [
         {"host": h, "codes": c, "result": r, "rows": n} for (h, c, r), n in sorted(counted.items())
