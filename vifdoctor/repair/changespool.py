@@ -29,7 +29,7 @@ from vifdoctor.model import Change
 BLOCK = 1000
 #: Changes held in memory, unwritten, until the spool holds more (then all are written):
 #: the plan's and the writer's sorts hold as many in a run (vifdoctor.repair.workflow).
-MEMORY_ROWS = 200_000
+MEMORY_ROWS = 120_000
 
 #: A change as spooled: its fields, then what its owner keeps with it (the backup's
 #: original columns, a rollback's result), or None.
