@@ -28,6 +28,13 @@ def _repair(capsys, url: str, folder, *extra: str) -> tuple[int, dict, str]:
     return code, (json.loads(out) if "json" in extra else {}), err
 
 
+def _rollback(capsys, url: str, path, folder, *extra: str) -> tuple[int, str, str]:
+    return cli(
+        capsys, "rollback", str(path), "--neutron-db", url, "--apply", "--backup-dir",
+        str(folder), *extra,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def tiny_runs(monkeypatch):
     """Runs, records and batches of a few rows, so that 30 rows cross every boundary."""
@@ -81,19 +88,8 @@ def test_batches_spanning_spooled_runs_write_and_list_as_one_plan(tmp_path, caps
     rows = json.loads(path.read_text())["rows"]
     assert [r["original"]["port_id"] for r in rows] == [c["port_id"] for c in planned]
 
-    code, out, err = cli(
-        capsys,
-        "rollback",
-        str(path),
-        "--neutron-db",
-        url,
-        "--apply",
-        "--batch-size",
-        "4",
-        "--backup-dir",
-        str(tmp_path / "rb"),
-        "-f",
-        "json",
+    code, out, err = _rollback(
+        capsys, url, path, tmp_path / "rb", "--batch-size", "4", "-f", "json"
     )
     assert code == 0, err
     assert json.loads(out)["outcome"]["changed"] == ROWS
@@ -114,16 +110,7 @@ def test_a_seal_broken_at_the_end_of_the_backup_refuses_before_any_write(
     assert lines[-2] != path.read_text().splitlines(keepends=True)[-2]
     path.write_text("".join(lines))
     repaired = checksum(url)
-    code, out, err = cli(
-        capsys,
-        "rollback",
-        str(path),
-        "--neutron-db",
-        url,
-        "--apply",
-        "--backup-dir",
-        str(tmp_path / "rb"),
-    )
+    code, out, err = _rollback(capsys, url, path, tmp_path / "rb")
     assert code == 3
     assert "checksum" in one_error_line(err)
     assert checksum(url) == repaired
