@@ -35,6 +35,16 @@ def _rollback(capsys, url: str, path, folder, *extra: str) -> tuple[int, str, st
     )  # fmt: skip
 
 
+def _repaired(capsys, tmp_path) -> tuple[str, Path, list[str]]:
+    """A drifted SQLite cloud repaired: its URL, its backup and the backup's lines."""
+    url = f"sqlite:///{tmp_path / 'n.sqlite'}"
+    install(url, drifted_cloud(ROWS), "ocata")
+    code, _, err = _repair(capsys, url, tmp_path / "bk")
+    assert code == 0, err
+    [path] = sorted((tmp_path / "bk").glob("repair-*.json"))
+    return url, path, path.read_text().splitlines(keepends=True)
+
+
 @pytest.fixture
 def tiny_runs(monkeypatch):
     """Runs, records and batches of a few rows, so that 30 rows cross every boundary."""
@@ -99,12 +109,7 @@ def test_batches_spanning_spooled_runs_write_and_list_as_one_plan(tmp_path, caps
 def test_a_seal_broken_at_the_end_of_the_backup_refuses_before_any_write(
     tmp_path, capsys, tiny_runs
 ):
-    url = f"sqlite:///{tmp_path / 'n.sqlite'}"
-    install(url, drifted_cloud(ROWS), "ocata")
-    code, _, err = _repair(capsys, url, tmp_path / "bk")
-    assert code == 0, err
-    [path] = sorted((tmp_path / "bk").glob("repair-*.json"))
-    lines = path.read_text().splitlines(keepends=True)
+    url, path, lines = _repaired(capsys, tmp_path)
     assert lines[-1] == "]}\n" and '"written"' in lines[-2]
     lines[-2] = lines[-2].replace('"vnic_type":"normal"', '"vnic_type":"direct"', 1)
     assert lines[-2] != path.read_text().splitlines(keepends=True)[-2]
@@ -118,12 +123,7 @@ def test_a_seal_broken_at_the_end_of_the_backup_refuses_before_any_write(
 
 
 def test_a_backup_cut_short_is_refused(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'n.sqlite'}"
-    install(url, drifted_cloud(ROWS), "ocata")
-    code, _, err = _repair(capsys, url, tmp_path / "bk")
-    assert code == 0, err
-    [path] = sorted((tmp_path / "bk").glob("repair-*.json"))
-    lines = path.read_text().splitlines(keepends=True)
+    url, path, lines = _repaired(capsys, tmp_path)
     path.write_text("".join(lines[:-3]))  # rows lost, and the closing bracket
     repaired = checksum(url)
     code, _, err = cli(capsys, "rollback", str(path), "--neutron-db", url, "--apply")
