@@ -99,43 +99,54 @@ def plan_order(change: Change) -> tuple[str, str]:
     return (change.device_id, change.port_id)
 
 
+class Planner:
+    """:func:`plan_change` for one run, with its memo: rows that share a Judgement
+    (judge_all's ``shapes``) and stored text share the computed new text and plugs too."""
+
+    def __init__(self, codes: frozenset[str], ctx: RuleContext):
+        self.codes = codes
+        self.ctx = ctx
+        # id(judgement) -> (the judgement, kept so its id stays its own; by (text, type, status))
+        self.memo: dict[int, tuple[Judgement, dict[tuple, Change | None]]] = {}
+
+    def __call__(self, binding: Binding, judgement: Judgement) -> Change | None:
+        """The change this judged row needs, or None."""
+        if not judgement.findings:
+            return None
+        entry = self.memo.get(id(judgement))
+        if entry is None or entry[0] is not judgement:
+            entry = self.memo[id(judgement)] = (judgement, {})
+        key = (binding.vif_details, binding.vif_type, binding.status)
+        if key not in entry[1]:
+            change = entry[1][key] = plan_change(binding, judgement, self.codes, self.ctx)
+            return change
+        like = entry[1][key]
+        if like is None:
+            return None
+        # Built directly: dataclasses.replace costs twice as much (issue 14).
+        return Change(
+            binding.port_id,
+            binding.host,
+            like.status,
+            like.stored,
+            like.new,
+            like.codes,
+            binding.device_owner,
+            binding.device_id,
+            like.vif_type,
+            like.plug_before,
+            like.plug_after,
+            binding,
+            like.action,
+        )
+
+
 def plan_changes(
     judged: Iterable[tuple[Binding, Judgement]], codes: frozenset[str], ctx: RuleContext
 ) -> Iterator[Change]:
-    """The changes, in the judged order. Rows that share a Judgement (judge_all's
-    ``shapes``) and stored text share the computed new text and plugs too."""
-    # id(judgement) -> (the judgement, kept so its id stays its own; by (text, type, status))
-    memo: dict[int, tuple[Judgement, dict[tuple, Change | None]]] = {}
+    """The changes, in the judged order (a :class:`Planner`'s)."""
+    planner = Planner(codes, ctx)
     for binding, judgement in judged:
-        if not judgement.findings:
-            continue
-        entry = memo.get(id(judgement))
-        if entry is None or entry[0] is not judgement:
-            entry = memo[id(judgement)] = (judgement, {})
-        key = (binding.vif_details, binding.vif_type, binding.status)
-        if key in entry[1]:
-            like = entry[1][key]
-            # Built directly: dataclasses.replace costs twice as much (issue 14).
-            change = (
-                None
-                if like is None
-                else Change(
-                    binding.port_id,
-                    binding.host,
-                    like.status,
-                    like.stored,
-                    like.new,
-                    like.codes,
-                    binding.device_owner,
-                    binding.device_id,
-                    like.vif_type,
-                    like.plug_before,
-                    like.plug_after,
-                    binding,
-                    like.action,
-                )
-            )
-        else:
-            change = entry[1][key] = plan_change(binding, judgement, codes, ctx)
+        change = planner(binding, judgement)
         if change is not None:
             yield change

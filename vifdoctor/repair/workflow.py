@@ -17,13 +17,12 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from vifdoctor.audit import judge_all
 from vifdoctor.collector import no_cyclic_gc
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.limits import check_max_rate
-from vifdoctor.model import Change
+from vifdoctor.model import VERDICT_FIELDS, Agent, Binding, Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
-from vifdoctor.ovn_join import open_ovn
+from vifdoctor.ovn_join import OvnJoin, open_ovn
 from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
 from vifdoctor.repair.backup import (
@@ -35,16 +34,24 @@ from vifdoctor.repair.backup import (
     read_backup,
     scan_backup,
 )
-from vifdoctor.repair.changespool import ChangeSpool, Record, change_of, plan_key_of, record
+from vifdoctor.repair.changespool import (
+    FIELDS,
+    ChangeSpool,
+    Record,
+    change_of,
+    plan_key_of,
+    record,
+)
 from vifdoctor.repair.hooks import Hooks
-from vifdoctor.repair.plan import plan_changes, repair_codes
+from vifdoctor.repair.plan import Planner, repair_codes
 from vifdoctor.repair.sql import render_sql
 from vifdoctor.results import ChangeReport, Results
+from vifdoctor.rules.binding import BindingJudge
 from vifdoctor.rules.registry import repair_vif_types
 from vifdoctor.session import NeutronSession, neutron_session
 from vifdoctor.settings import resolve
 from vifdoctor.sources.database import column_bytes, column_text, connect, is_binary, redact
-from vifdoctor.sources.neutron_db import NeutronDatabase
+from vifdoctor.sources.neutron_db import KnownPort, NeutronDatabase
 from vifdoctor.sources.neutron_schema import BINDING_COLUMNS, only_live, reflect_bindings
 from vifdoctor.spool import sort_on_disk
 
@@ -92,18 +99,22 @@ def _plan(
         s.source.conn.rollback()
         limit = getattr(table.c.vif_details.type, "length", None)
         fields = _backup_fields(table) if backup else None
-    rows = s.source.repair_candidates(s.selectors, repair_vif_types(codes))
-    judged = judge_all(rows, s.agents, s.settings.context, ovn_join, shapes=True)
+    vif_types = repair_vif_types(codes)
+    # A row of a shape already planned is not built (issue 14): see _planned.
+    known: dict[bytes, _Shape | object] | None = None
+    if database and ovn_join is None:  # OVN judges a row by its ids too
+        assert isinstance(s.source, NeutronDatabase)
+        known = {}
+        rows: Iterable[Binding | KnownPort] = s.source.repair_candidates_known(
+            s.selectors, vif_types, known, _UNPLANNED
+        )
+    else:
+        rows = s.source.repair_candidates(s.selectors, vif_types)
     too_long: list[dict] = []
     # The plan only grows (no reference cycles): cyclic GC passes over its heap cost a
     # fifth of the planning time at 100,000 changes (issue 14), for nothing to free.
     with no_cyclic_gc():
-        changes = plan_changes(judged, codes, s.settings.context)
-        if limit:
-            changes = fitting(changes, limit, too_long)
-        records: Iterable[Record] = (
-            record(c, None if fields is None else _original(c, fields)) for c in changes
-        )
+        records = _planned(rows, s, codes, ovn_join, limit, too_long, fields, known)
         if database:
             # The candidates come unordered (the server's sort of every candidate before
             # its first row cost more than sorting the changes here): the plan keeps its
@@ -118,6 +129,111 @@ def _plan(
             )
             records = map(operator.itemgetter(1), keyed)
         return ChangeSpool(records), too_long
+
+
+#: What a shape planned to no change stands for among the candidates: they are dropped.
+_UNPLANNED = object()
+#: Distinct shapes remembered; a cloud of unique texts stays bounded (as BindingJudge's).
+MAX_SHAPES = 65536
+_PORT_AT, _DEVICE_AT = FIELDS.index("port_id"), FIELDS.index("device_id")
+
+
+class _Shape:
+    """The record of every row of one packed shape (``Binding.shape``: the row's
+    VERDICT_FIELDS, which decide its judgement, change and plugs) but its port and
+    device ids: the record the first such row planned to, with its ids taken out.
+
+    Only where the backup's columns are all VERDICT_FIELDS but the port id (``at``: its
+    place among them), so two rows' records differ in their ids alone."""
+
+    __slots__ = ("head", "middle", "tail", "kept", "before", "after")
+
+    def __init__(self, rec: Record, at: int):
+        fields, original = rec
+        assert _PORT_AT < _DEVICE_AT
+        self.head = fields[:_PORT_AT]
+        self.middle = fields[_PORT_AT + 1 : _DEVICE_AT]
+        self.tail = fields[_DEVICE_AT + 1 :]
+        self.kept = original is not None  # the backup's columns of the row
+        self.before: tuple = ()
+        self.after: tuple = ()
+        if original is not None:
+            assert at >= 0
+            self.before, self.after = original[:at], original[at + 1 :]
+
+    def record(self, port_id: str, device_id: str) -> Record:
+        fields = (*self.head, port_id, *self.middle, device_id, *self.tail)
+        if not self.kept:
+            return fields, None
+        return fields, (*self.before, port_id, *self.after)
+
+
+def _shape_place(fields: list[tuple[str, str, bool]] | None) -> int | None:
+    """Where the port id sits in the backup's columns when they are all VERDICT_FIELDS
+    but it (a row's record is then its shape's but for its ids), else None."""
+    if fields is None:
+        return -1  # nothing kept: any shape will do
+    attrs = [attr for _, attr, _ in fields]
+    if attrs.count("port_id") != 1 or not set(attrs) - {"port_id"} <= set(VERDICT_FIELDS):
+        return None
+    return attrs.index("port_id")
+
+
+def _planned(
+    rows: Iterable[Binding | KnownPort],
+    s: NeutronSession,
+    codes: frozenset[str],
+    ovn_join: OvnJoin | None,
+    limit: int | None,
+    too_long: list[dict],
+    fields: list[tuple[str, str, bool]] | None,
+    known: dict[bytes, _Shape | object] | None,
+) -> Iterator[Record]:
+    """Each candidate judged and planned: the records of its changes that fit the column
+    (with what the backup needs of the row when ``fields``), one note in ``too_long``
+    for each that does not, in the candidates' order.
+
+    ``known``: the dict the candidates' source hands rows back by (their shape): filled
+    here, for each shape, with _UNPLANNED where its row planned no change, else with
+    its record as a _Shape. The rows alike come back as a KnownPort and take that
+    record with their own ids, never built, judged or planned (issue 14: reading,
+    building and judging 225,000 candidates was three quarters of a repair's CPU).
+    Exact: rows of one shape are equal in every field their judgement, change and
+    plugs and the backup's other columns are made of (a shape is only learnt where
+    the backup's columns are those fields and the port id).
+    """
+    agents, ctx = s.agents, s.settings.context
+    empty: list[Agent] = []
+    judge = BindingJudge(ctx, shapes=True)
+    planner = Planner(codes, ctx)
+    at = _shape_place(fields)
+    for row in rows:
+        if type(row) is KnownPort:
+            yield row.value.record(row.port_id, row.device_id)
+            continue
+        assert isinstance(row, Binding)
+        host_agents = agents.get(row.host, empty)
+        if ovn_join is not None and ovn_join.claims(row, host_agents):
+            judgement = ovn_join.judge(row)
+        else:
+            judgement = judge(row, host_agents)
+        change = planner(row, judgement)
+        rec = None
+        if change is not None:
+            note = _too_long(change, limit) if limit else None
+            if note is not None:
+                too_long.append(note)
+            else:
+                rec = record(change, None if fields is None else _original(change, fields))
+        if known is not None and row.shape is not None:
+            if len(known) >= MAX_SHAPES:
+                known.clear()
+            if change is None:
+                known[row.shape] = _UNPLANNED
+            elif rec is not None and at is not None:  # a change too long: noted row by row
+                known[row.shape] = _Shape(rec, at)
+        if rec is not None:
+            yield rec
 
 
 def _stale_code(codes: frozenset[str]) -> bool:
@@ -167,18 +283,24 @@ def fitting(changes: Iterable[Change], limit: int, too_long: list[dict]) -> Iter
     such row used to fail its whole batch with an error naming no port.
     """
     for c in changes:
-        if len(c.new or "") > limit:
-            too_long.append(
-                {
-                    "port_id": c.port_id,
-                    "host": c.host,
-                    "codes": list(c.codes),
-                    "new_length": len(c.new or ""),
-                    "column_length": limit,
-                }
-            )
+        note = _too_long(c, limit)
+        if note is not None:
+            too_long.append(note)
         else:
             yield c
+
+
+def _too_long(c: Change, limit: int) -> dict | None:
+    """The note naming a change whose new value exceeds the column, or None."""
+    if len(c.new or "") <= limit:
+        return None
+    return {
+        "port_id": c.port_id,
+        "host": c.host,
+        "codes": list(c.codes),
+        "new_length": len(c.new or ""),
+        "column_length": limit,
+    }
 
 
 def _too_long_extra(too_long: list[dict]) -> dict:

@@ -281,6 +281,30 @@ class NeutronDatabase:
             selectors, [(True, True)], vif_types=tuple(sorted(vif_types)), ordered=False
         )
 
+    def repair_candidates_known(
+        self,
+        selectors: Selectors,
+        vif_types: frozenset[str],
+        known: Mapping[bytes, T],
+        drop: object,
+    ) -> Iterator[Binding | KnownPort[T]]:
+        """``repair_candidates``, but a row whose shape is a key of ``known`` comes as a
+        :class:`KnownPort` (``known[shape]`` with the row's port and device ids), and not
+        at all where that value is ``drop`` (issue 14: a row the plan leaves alone, or
+        plans as every other row of its shape, need not be built). As in
+        ``bindings_known``, only packed rows have a shape; the caller fills ``known``
+        from ``Binding.shape``.
+        """
+        rows = self._stream(
+            selectors,
+            [(True, True)],
+            vif_types=tuple(sorted(vif_types)),
+            ordered=False,
+            known=known,
+            drop=drop,
+        )
+        yield from cast(Iterator[Binding | KnownPort[T]], rows)  # see _shaped's ``ids``
+
     def other_bindings(self, selectors: Selectors = EVERYTHING) -> Iterator[Binding]:
         """Every binding of ports that are not VM ports (live ones first)."""
         yield from self._stream(selectors, [(True, False), (False, False)])
@@ -317,6 +341,7 @@ class NeutronDatabase:
         read_ahead: bool = False,
         known: Mapping[bytes, T] | None = None,
         ordered: bool = True,
+        drop: object = None,
     ) -> Iterator[Binding | T]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
@@ -353,7 +378,7 @@ class NeutronDatabase:
                 yield from cast(  # KnownPort in place of T where ids are asked for
                     Iterator[Binding | T],
                     self._shaped(
-                        shaped, packing, order, shape, known, binary, ids, packing.encoding
+                        shaped, packing, order, shape, known, binary, ids, packing.encoding, drop
                     ),
                 )
                 result.close()
@@ -382,10 +407,11 @@ class NeutronDatabase:
         binary: bool,
         ids: tuple[int, int] | None = None,
         encoding: str = "utf-8",
+        drop: object = None,
     ) -> Iterator[Binding | T | KnownPort[T]]:
         """The rows of a query packed with a shape: a known shape's value (with ``ids``,
-        the places of port_id and device_id after the marker: as a KnownPort), else a
-        Binding with its shape."""
+        the places of port_id and device_id after the marker: as a KnownPort; nothing
+        where the value is ``drop``, when given), else a Binding with its shape."""
         width = len(order)
         rest = width - shape - 1  # separators among the values after the marker
         # from the packed order back to the query's (_FIELDS, then has_active_row)
@@ -403,6 +429,8 @@ class NeutronDatabase:
                 verdict = known.get(head)
                 # the count: a stray 0xFF in an id is the error it always was (split_shaped)
                 if verdict is not None and tail.count(SEPARATOR) == rest:
+                    if verdict is drop:
+                        continue
                     if ids is None:
                         yield verdict
                         continue
