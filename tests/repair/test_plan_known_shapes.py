@@ -11,7 +11,10 @@ host, owner, profile, vnic_type and, where the backup keeps it, the segment.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import sqlalchemy as sa
 from testkit.repairkit import (
     HYBRID,
     install,
@@ -22,11 +25,14 @@ from testkit.repairkit import (
 )
 
 from vifdoctor.demo.builder import BindingSpec, CloudSpec, NetworkSpec, PortSpec, SegmentSpec
+from vifdoctor.model import Binding
 from vifdoctor.options import RepairOptions
 from vifdoctor.repair import workflow
 from vifdoctor.repair.changespool import Record
 from vifdoctor.repair.plan import repair_codes
 from vifdoctor.session import neutron_session
+from vifdoctor.sources.interface import EVERYTHING
+from vifdoctor.sources.neutron_db import NeutronDatabase
 from vifdoctor.sources.packed import ENV_PACKED_ROWS
 
 # compact JSON that json.dumps lengthens past the column (VARCHAR(4095)) once fixed
@@ -130,3 +136,30 @@ def test_a_shape_with_another_segment_in_the_backup_is_not_taken() -> None:
     assert workflow._shape_place(None) == -1
     assert workflow._shape_place([*cols, ("segment", "segment", False)]) is None
     assert workflow._shape_place([("host", "host", False)]) is None
+
+
+def test_fields_left_unread_come_empty_and_nothing_else_moves(
+    mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``omit``: the fields the plan never reads are not sent; every other field, and
+    every shape, is what the full read gives."""
+    install(mariadb_url, _cloud(), "kilo")
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    omit = frozenset({"network_id", "project_id", "port_status", "segment"})
+    engine = sa.create_engine(mariadb_url)
+    try:
+        with NeutronDatabase(engine) as source:
+            full = list(source.repair_candidates(EVERYTHING, frozenset({"ovs"})))
+            slim = list(
+                source.repair_candidates_known(EVERYTHING, frozenset({"ovs"}), {}, None, omit)
+            )
+    finally:
+        engine.dispose()
+    assert len(full) == len(slim) > 100
+    assert {b.segment for b in full} == {"seg-a", "seg-b"} and {b.network_id for b in full} != {""}
+    blank = {"network_id": "", "project_id": "", "port_status": "", "segment": None}
+    by_key = {(b.port_id, b.host): b for b in slim}
+    for b in full:
+        got = by_key[b.port_id, b.host]
+        assert isinstance(got, Binding) and got.shape is not None
+        assert got == dataclasses.replace(b, **blank)

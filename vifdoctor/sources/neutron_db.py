@@ -287,6 +287,7 @@ class NeutronDatabase:
         vif_types: frozenset[str],
         known: Mapping[bytes, T],
         drop: object,
+        omit: frozenset[str] = frozenset(),
     ) -> Iterator[Binding | KnownPort[T]]:
         """``repair_candidates``, but a row whose shape is a key of ``known`` comes as a
         :class:`KnownPort` (``known[shape]`` with the row's port and device ids), and not
@@ -294,6 +295,9 @@ class NeutronDatabase:
         plans as every other row of its shape, need not be built). As in
         ``bindings_known``, only packed rows have a shape; the caller fills ``known``
         from ``Binding.shape``.
+
+        ``omit``: Binding fields (none of VERDICT_FIELDS, nor the ids) not read at all,
+        left empty (None for the segment): for a caller that never reads them.
         """
         rows = self._stream(
             selectors,
@@ -302,6 +306,7 @@ class NeutronDatabase:
             ordered=False,
             known=known,
             drop=drop,
+            omit=omit,
         )
         yield from cast(Iterator[Binding | KnownPort[T]], rows)  # see _shaped's ``ids``
 
@@ -342,6 +347,7 @@ class NeutronDatabase:
         known: Mapping[bytes, T] | None = None,
         ordered: bool = True,
         drop: object = None,
+        omit: frozenset[str] = frozenset(),
     ) -> Iterator[Binding | T]:
         deeper = self._deeper_drivers()
         for active, compute in parts:
@@ -351,6 +357,10 @@ class NeutronDatabase:
             if vif_types:
                 query = query.where(self._t[BINDINGS].c.vif_type.in_(vif_types))
             columns = list(query.selected_columns)
+            if omit:  # read as NULL: never sent, never decoded
+                assert not omit & {"port_id", "device_id", *VERDICT_FIELDS}
+                columns = [sa.null().label(c.key) if c.key in omit else c for c in columns]
+                query = query.with_only_columns(*columns)
             # Rows by position (the order _binding_query labels them in, checked here): a
             # mapping per row cost more than the rules (issue 14).
             assert [c.key for c in columns[: len(_FIELDS)]] == list(_FIELDS)
