@@ -280,23 +280,13 @@ def _unmoving(changes: ChangeSpool, options: RepairOptions) -> tuple[ChangeSpool
     return changes.filtered(keep), {"skipped_moving": skipped}
 
 
-def fitting(changes: Iterable[Change], limit: int, too_long: list[dict]) -> Iterator[Change]:
-    """Rows whose new value exceeds the column (VARCHAR(4095)) are not planned but named
-    (appended to ``too_long`` as they come).
+def _too_long(c: Change, limit: int) -> dict | None:
+    """The note naming a change whose new value exceeds the column (VARCHAR(4095)), or
+    None: such a row is not planned but named.
 
     Re-serializing as Neutron does (``json.dumps``) can lengthen a compact value; one
     such row used to fail its whole batch with an error naming no port.
     """
-    for c in changes:
-        note = _too_long(c, limit)
-        if note is not None:
-            too_long.append(note)
-        else:
-            yield c
-
-
-def _too_long(c: Change, limit: int) -> dict | None:
-    """The note naming a change whose new value exceeds the column, or None."""
     if len(c.new or "") <= limit:
         return None
     return {
