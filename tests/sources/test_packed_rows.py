@@ -350,3 +350,56 @@ def test_vm_ports_of_a_known_shape_come_back_as_known_ports(
         else:
             assert isinstance(got, Binding) and got == want and got.shape == want.shape
     assert hits >= len(known)
+
+
+def _seen(items: list) -> list:
+    """What a consumer can tell of ``_shaped``'s items: a KnownPort's value, ids and Binding."""
+    return [
+        (i.value, i.port_id, i.device_id, i.binding()) if isinstance(i, neutron_db.KnownPort) else i
+        for i in items
+    ]
+
+
+def test_vm_ports_split_ahead_are_the_vm_ports_split_in_the_join() -> None:
+    """Beside a Nova worker the VM ports' packed rows are split as they are sorted
+    (``_split_shaped``, while the audit waits for Nova), not in the join: ``_shaped``
+    must give the same KnownPorts and Bindings from those, and refuse the same rows."""
+    packing = Packing("utf8mb4", "utf-8")
+    # the packed order: vif_type, vif_details, vnic_type (the shape), the marker, then
+    # port_id, host, profile, status, driver, segment, owner, device_id, ... (the tail)
+    order = [2, 3, 4, 0, 1, *range(5, 15)]
+    shape, width = 3, 15
+    ids = (0, 7)  # port_id and device_id in the tail
+
+    def row(port: bytes, device: bytes, vif_type: bytes = b"ovs", host: bytes = b"h1") -> bytes:
+        tail = [port, host, b"", b"ACTIVE", b"ovs", b"seg", b"compute:nova", device]
+        tail += [b"net", b"proj", b"ACTIVE", b"1"]
+        return b"\xff".join([vif_type, b"{}", b"normal", b"\xfd", *tail])
+
+    rows = [
+        row(b"p1", b"d1"),  # a known shape
+        row(b"p2", b"\xfe"),  # a known shape, no device_id (NULL): ""
+        row(b"p3", b"d3", vif_type=b"bridge"),  # an unknown shape: built in full
+        row(b"p\xc3\xa94", b"d\xf0\x9f\x98\x804"),  # ids beyond ASCII
+        row(b"\xfe", b"d5"),  # a NULL port id (never, it is the key): built in full
+        b"\xff".join([b"ovs", b"\xfd", b"normal", b"\xfd", b"p6", *[b"x"] * 11]),  # lone 0xFD
+    ]
+    known = {b"ovs\xff{}\xffnormal": "clean", b"ovs\xff\xfd\xffnormal": "odd"}
+    split = [neutron_db._split_shaped(r, width - shape - 1, ids, "utf-8") for r in rows]
+
+    def shaped(these: list) -> list:
+        return _seen(list(NeutronDatabase._shaped(these, packing, order, shape, known, False, ids)))
+
+    joined = shaped(rows)
+    assert shaped(split) == joined
+    assert [type(i).__name__ for i in joined] == ["tuple", "tuple", "Binding"] + [
+        "tuple",
+        "Binding",
+        "Binding",
+    ]
+    assert joined[1][2] == "" and joined[3][1:3] == ("p\u00e94", "d\U0001f6004")
+    # a stray 0xFF in a text column: refused either way, with the same error
+    stray = row(b"p\xff7", b"d7")
+    for these in ([stray], [neutron_db._split_shaped(stray, width - shape - 1, ids, "utf-8")]):
+        with pytest.raises(VifdoctorError, match=f"{ENV_PACKED_ROWS}=0"):
+            shaped(these)
