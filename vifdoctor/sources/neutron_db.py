@@ -10,7 +10,6 @@ import datetime
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from functools import partial
 from operator import itemgetter
 from typing import Generic, TypeVar, cast
 
@@ -44,7 +43,6 @@ _FIELDS = (
     "port_status",
 )
 T = TypeVar("T")
-V = TypeVar("V")
 
 
 class NeutronDatabase:
@@ -348,15 +346,10 @@ class NeutronDatabase:
                 result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
                 # where each field sits among the packed values (the marker is one of them)
                 at = {str(columns[i].key): n + (n >= shape) for n, i in enumerate(order)}
+                shaped = _packed_rows(result, sort_here, read_ahead, at)
                 ids = None
                 if compute is True:  # VM ports: the join wants their ids from the tail
                     ids = (at["port_id"] - shape - 1, at["device_id"] - shape - 1)
-                split = None
-                if sort_here and ids is not None:
-                    # split while the audit waits for Nova's side, not in the join
-                    rest, codec = len(columns) - shape - 1, packing.encoding
-                    split = partial(_split_shaped, rest=rest, ids=ids, encoding=codec)
-                shaped = _packed_rows(result, sort_here, read_ahead, at, split)
                 yield from cast(  # KnownPort in place of T where ids are asked for
                     Iterator[Binding | T],
                     self._shaped(
@@ -371,9 +364,7 @@ class NeutronDatabase:
             rows: Iterable[Sequence] = result
             if packing is not None:
                 places = {key: n for n, key in enumerate(_FIELDS)}
-                packed_rows = cast(  # no split asked for: the values as they are
-                    Iterable[bytes], _packed_rows(result, sort_here, read_ahead, places)
-                )
+                packed_rows = _packed_rows(result, sort_here, read_ahead, places)
                 rows = (packing.unpack(packed, len(columns)) for packed in packed_rows)
             yield from self._bindings(rows, deeper, binary)
             result.close()
@@ -383,7 +374,7 @@ class NeutronDatabase:
     @classmethod
     def _shaped(
         cls,
-        rows: Iterable[bytes | None | Split],
+        rows: Iterable[bytes | None],
         packing: Packing,
         order: list[int],
         shape: int,
@@ -406,16 +397,7 @@ class NeutronDatabase:
             binding.shape = head_bytes
             return binding
 
-        for row in rows:
-            if isinstance(row, tuple):  # split ahead (_split_shaped): the same tests
-                head, port_id, device_id, whole = row
-                verdict = known.get(head)
-                if verdict is not None:
-                    yield KnownPort(verdict, port_id, device_id, whole, build)
-                else:
-                    yield build(whole)
-                continue
-            packed = row
+        for packed in rows:
             if packed is not None:  # NULL past max_allowed_packet: split_shaped says so
                 head, _, tail = packed.partition(BOUNDARY)
                 verdict = known.get(head)
@@ -517,38 +499,7 @@ SORT_RUN_ROWS = 16_384
 SORT_BLOCK_ROWS = 512
 
 
-# A VM port's packed row split as ``NeutronDatabase._shaped`` splits it: its shape, its
-# port and device ids, and the row (the row alone where it is not a known port's)
-Split = tuple[bytes, str, str, bytes]
-
-
-def _split_shaped(packed: bytes, rest: int, ids: tuple[int, int], encoding: str) -> Split | bytes:
-    """What ``_shaped`` reads of a packed row with a shape before it looks the shape up,
-    done ahead: the shape's bytes, and the port and device ids, where the tail holds
-    ``rest`` separators and a port id; else the row as it is (``_shaped`` builds it in
-    full, which refuses it if it must)."""
-    head, _, tail = packed.partition(BOUNDARY)
-    # the count: a stray 0xFF in an id is the error it always was (split_shaped)
-    if tail.count(SEPARATOR) == rest:
-        values = tail.split(SEPARATOR)
-        port, device = values[ids[0]], values[ids[1]]
-        if port != NULL:  # never NULL (the key); if it were, built in full
-            return (
-                head,
-                port.decode(encoding, "surrogateescape"),
-                "" if device == NULL else device.decode(encoding, "surrogateescape"),
-                packed,
-            )
-    return packed
-
-
-def sort_ahead(
-    result: sa.CursorResult,
-    device: int,
-    port: int,
-    host: int,
-    split: Callable[[bytes], Split | bytes] | None = None,
-) -> Iterator[bytes | Split]:
+def sort_ahead(result: sa.CursorResult, device: int, port: int, host: int) -> Iterator[bytes]:
     """Every packed value of ``result``, read before the first is given and sorted here
     by its bytes of (device_id, port_id, host), as ``CAST(... AS BINARY)`` sorts them
     (a NULL device_id first, as the server puts NULLs).
@@ -557,8 +508,7 @@ def sort_ahead(
     the worker's sorted instances; the server's ORDER BY of the same rows, a filesort of
     their whole text, held that read back by about as long as the read itself and took
     the core the worker needed (issue 14). The sorted rows go to a temporary file, so
-    the merge of the runs is paid before the first row too, and ``split`` (where given)
-    of each row: the join then reads back what it needs of the row, already split.
+    the merge of the runs is paid before the first row too.
     """
 
     def keyed() -> Iterator[tuple]:
@@ -569,10 +519,10 @@ def sort_ahead(
                 yield (dev != NULL, dev, values[port], values[host], packed)
         result.close()
 
-    def blocks() -> Iterator[list[bytes | Split]]:
-        block: list[bytes | Split] = []
+    def blocks() -> Iterator[list[bytes]]:
+        block: list[bytes] = []
         for row in sort_on_disk(keyed(), None, SORT_RUN_ROWS, SORT_BLOCK_ROWS):
-            block.append(row[-1] if split is None else split(row[-1]))
+            block.append(row[-1])
             if len(block) >= STREAM_CHUNK:
                 yield block
                 block = []
@@ -582,17 +532,12 @@ def sort_ahead(
 
 
 def _packed_rows(
-    result: sa.CursorResult,
-    sort_here: bool,
-    read_ahead: bool,
-    at: Mapping[str, int],
-    split: Callable[[bytes], Split | bytes] | None = None,
-) -> Iterable[bytes | Split]:
+    result: sa.CursorResult, sort_here: bool, read_ahead: bool, at: Mapping[str, int]
+) -> Iterable[bytes]:
     """The packed values of ``result``: sorted here (``at``: where device_id, port_id
-    and host sit among them; ``split`` as they are sorted), read ahead, or as the
-    server sends them."""
+    and host sit among them), read ahead, or as the server sends them."""
     if sort_here:
-        return sort_ahead(result, at["device_id"], at["port_id"], at["host"], split)
+        return sort_ahead(result, at["device_id"], at["port_id"], at["host"])
     if read_ahead:
         return read_all_ahead(result)
     return (packed for (packed,) in result)
@@ -610,7 +555,7 @@ def read_all_ahead(result: sa.CursorResult) -> Iterator[bytes]:
     yield from _replayed(blocks())
 
 
-def _replayed(blocks: Iterable[list[V]]) -> Iterator[V]:
+def _replayed(blocks: Iterable[list[bytes]]) -> Iterator[bytes]:
     """Every block written to a temporary file, then the values given back from it."""
     with tempfile.TemporaryFile() as f:
         for block in blocks:
