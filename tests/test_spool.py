@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import random
 
 from vifdoctor.spool import Spool
@@ -71,3 +73,62 @@ def test_keys_spilled_to_runs_merge_sorted_and_stable(monkeypatch):
     rows.append((200, "a"))
     assert [r["n"] for r in spool] == [i for i, _ in sorted(rows, key=lambda r: r[1])]
     spool.close()
+
+
+def test_lines_next_to_each_other_are_read_together(monkeypatch):
+    """Rows added in key order are read back a block at a time (one pread for many lines,
+    never more than READ_BYTES), rows out of order one by one: the same lines either way."""
+    from vifdoctor import spool as spool_module
+
+    monkeypatch.setattr(spool_module, "READ_BYTES", 100)
+    reads: list[int] = []
+    real = spool_module.os.pread
+    monkeypatch.setattr(
+        spool_module.os, "pread", lambda fd, n, at: (reads.append(n), real(fd, n, at))[1]
+    )
+    in_order, shuffled = Spool(), Spool()
+    rows = [{"n": i, "pad": "y" * (i % 7)} for i in range(60)]
+    for row in rows:
+        in_order.add(row)
+    keys = list(range(60))
+    random.Random(5).shuffle(keys)
+    for k in keys:
+        shuffled.add(rows[k], (f"{k:03d}",))
+    assert list(in_order) == rows
+    assert 60 > len(reads) >= sum(len(json.dumps(r)) for r in rows) // 100
+    assert max(reads) <= 100
+    reads.clear()
+    assert list(shuffled) == rows
+    assert len(reads) >= 50  # lines apart in the file: mostly one read each
+    in_order.close()
+    shuffled.close()
+
+
+def test_a_spool_rendered_to_a_text_stream_and_to_its_bytes_is_the_same(tmp_path, monkeypatch):
+    """render writes a spool's lines to the binary stream under a UTF-8 TextIOWrapper
+    (stdout), as bytes: the same document as through any text stream."""
+    from vifdoctor.report import json as json_report
+    from vifdoctor.report.json import render
+
+    as_bytes: list[int] = []
+    real = json_report._write_byte_lines
+    monkeypatch.setattr(
+        json_report, "_write_byte_lines", lambda *a: (as_bytes.append(1), real(*a))[1]
+    )
+
+    findings = Spool()
+    for i in range(2500):  # several chunks of 1,000 lines
+        findings.add({"n": i, "text": "caf\u00e9 \udcff \U0001f600", "nan": "nan"}, (f"{i:05d}",))
+
+    class Listing:
+        document = {"tool": {"name": "x\u00e9"}, "findings": findings, "empty": Spool()}
+        rows_key = None
+
+    text = io.StringIO()
+    render(Listing(), text)  # type: ignore[arg-type]
+    path = tmp_path / "out.json"
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as out:
+        render(Listing(), out)  # type: ignore[arg-type]
+    assert as_bytes == [1, 1]  # both spools, and only to the file
+    assert path.read_bytes() == text.getvalue().encode("utf-8", "backslashreplace")
+    assert json.loads(text.getvalue())["findings"][7]["n"] == 7

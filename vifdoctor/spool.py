@@ -21,6 +21,7 @@ from typing import IO, Any
 from vifdoctor.strictjson import dumps, encoder
 
 WRITE_BUFFER = 2**20
+READ_BYTES = 2**20  # of lines next to each other in the file, read at once
 _SEP = b"\x00"  # sorts below every character, so joined keys sort like tuples
 _PLACE = struct.Struct(">QI").pack  # a row's offset and length, after its key
 # One encoder for every row, its C encoder built once: json.dumps(row, default=str)
@@ -97,11 +98,23 @@ class Spool:
             return
         self._file.flush()
         fd = self._file.fileno()
-        # pread, not mmap: mapped pages would count as this process's memory.
+        # pread, not mmap: mapped pages would count as this process's memory. Lines that
+        # follow each other in the file (rows added in key order: the affected instances)
+        # are read together, up to READ_BYTES at a time, not one system call each.
+        start = end = 0
+        lengths: list[int] = []
         for entry in self._keys():
             offset = int.from_bytes(entry[-12:-4], "big")
             length = int.from_bytes(entry[-4:], "big")
-            yield os.pread(fd, length, offset)
+            if offset != end or end - start + length > READ_BYTES:
+                if lengths:
+                    yield from _cut(os.pread(fd, end - start, start), lengths)
+                    lengths = []
+                start = end = offset
+            lengths.append(length)
+            end += length
+        if lengths:
+            yield from _cut(os.pread(fd, end - start, start), lengths)
 
     def __iter__(self) -> Iterator[dict]:
         for line in self.lines():
@@ -111,6 +124,14 @@ class Spool:
         self._file.close()
         for run in self._runs:
             run.close()
+
+
+def _cut(data: bytes, lengths: list[int]) -> Iterator[bytes]:
+    """The lines of one read, by their lengths."""
+    at = 0
+    for length in lengths:
+        yield data[at : at + length]
+        at += length
 
 
 def _read_run(run: IO[bytes]) -> Iterator[bytes]:

@@ -745,3 +745,35 @@ def test_a_quiet_instance_is_one_judge_instance_finds_nothing_for(case: str) -> 
     assert quiet == (case == "quiet"), (found, view.codes, moves)
     if case not in ("quiet", "on another host, moving", "cache unknown"):
         assert found or view.codes or moves  # judged in full, it has something to say
+
+
+@pytest.mark.parametrize("vif_type", ["ovs", "vhostuser", "bridge"])
+def test_a_cache_matches_its_expectation_exactly_when_it_shows_no_difference(vif_type):
+    """CacheExpectation.matches (the quiet instances' test, once per VM port) is
+    ``cache_differences(...) == []`` for JSON values of every kind in every field."""
+    from vifdoctor.rules.nova import CacheExpectation
+
+    details = '{"port_filter": true, "ovs_hybrid_plug": true, "vhostuser_ovs_plug": true}'
+    b = ovs(vif_type=vif_type, details=details)
+    want = CacheExpectation.of(b)
+    parsed = {"port_filter": True, "ovs_hybrid_plug": True, "vhostuser_ovs_plug": True}
+    values: dict[str, list[Any]] = {
+        "type": [vif_type, "ovs", "other", None, 1, True],
+        "devname": [expected_devname(P1), None, "tap", expected_devname(P1) + "x", 0, [], False],
+        "ovs_interfaceid": [P1, None, "", P2, 1.0, {}],
+        "details": [parsed, {}, None, [], {"port_filter": 1, "ovs_hybrid_plug": 1.0}, "x"],
+    }
+    seen = set()
+    for field, options in values.items():
+        for option in options:
+            for missing in (False, True):
+                cached = {"id": P1, "type": vif_type, "devname": None, "ovs_interfaceid": P1}
+                cached["details"] = dict(parsed)
+                if missing:
+                    del cached[field]
+                else:
+                    cached[field] = option
+                same = cache_differences(b, cached) == []
+                assert want.matches(cached, P1) is same, (field, option, missing)
+                seen.add(same)
+    assert seen == {True, False}

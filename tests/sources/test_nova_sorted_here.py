@@ -15,8 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from vifdoctor import spool
+from vifdoctor.errors import VifdoctorError
 from vifdoctor.sources import nova_db
 from vifdoctor.sources.nova_db import CellSource, NovaCellDatabase
+from vifdoctor.sources.packed import ENV_PACKED_ROWS, Packing
 
 
 def _tables(md: sa.MetaData) -> tuple[sa.Table, sa.Table]:
@@ -198,3 +200,24 @@ def test_a_layout_without_instances_id(sqlite_url: str) -> None:
         assert _rows(cell.instances()) == [("a", None), ("b", "B")]
     finally:
         cell.close()
+
+
+def test_a_packed_row_is_keyed_as_its_values_key_it() -> None:
+    """Packed Nova rows are sorted unsplit, by a key read from their first two values
+    (``_packed_key``): the key the split row gives, and the same refusals as the split."""
+    packing = Packing("utf8mb4", "utf-8")
+    width = 10
+
+    def packed(uuid: bytes, iid: bytes) -> bytes:
+        return b"\xff".join([uuid, iid, b"vm", b"h", b"n", b"active", b"1", b"\xfe", b"0", b"0"])
+
+    for uuid, iid in [(b"abc", b"7"), (b"\xfe", b"3"), (b"Z-\xc3\xa9", b"\xfe"), (b"", b"0")]:
+        value = packed(uuid, iid)
+        fields = packing.unpack(value, width)
+        typed = nova_db._typed(fields, None)
+        expected = (typed[0] is not None, typed[0] or "", typed[1] if typed[1] is not None else -1)
+        assert nova_db._packed_key(value, packing, width) == expected
+    with pytest.raises(VifdoctorError, match="max_allowed_packet"):
+        nova_db._packed_key(None, packing, width)
+    with pytest.raises(VifdoctorError, match=f"{ENV_PACKED_ROWS}=0"):
+        nova_db._packed_key(packed(b"a\xffb", b"1"), packing, width)  # a stray 0xFF

@@ -13,7 +13,7 @@ import datetime
 import heapq
 import operator
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -25,7 +25,7 @@ from vifdoctor.errors import UnsupportedSchema, VifdoctorError
 from vifdoctor.model import Instance, Migration
 from vifdoctor.sources.config import check_config_files
 from vifdoctor.sources.database import bytewise, connect, redact, scrub, utc_now
-from vifdoctor.sources.packed import packing_for
+from vifdoctor.sources.packed import NULL, SEPARATOR, Packing, packing_for
 from vifdoctor.spool import sort_on_disk
 
 CELL0_UUID = "00000000-0000-0000-0000-000000000000"
@@ -278,23 +278,30 @@ class NovaCellDatabase:
             i.c.hidden if self._has_hidden else sa.null(),
         ).select_from(i.outerjoin(c, sa.and_(c.c.instance_uuid == i.c.uuid, c.c.deleted == 0)))
 
+        # Where the driver is PyMySQL, the short columns as one packed value
+        # (sources/packed.py) and network_info as it is: packing the text too made the
+        # server copy it twice for no gain here. A packed row is sorted and spilled as
+        # it came, keyed by its first two values, and split only once merged: the read
+        # and the sort are what the audit waits for (issue 14), the merge is not.
+        packed_as: list[Packing] = []  # the Packing used, once the rows are read
+        width = len(query.selected_columns) - 1  # the packed values: all but network_info
+
         def unsorted() -> Iterator[tuple]:
-            """Each row as (its sort key, uuid, columns, its weight)."""
+            """Each row as (its sort key, its values, its weight)."""
             with self.engine.connect() as conn:
-                # Where the driver is PyMySQL, the short columns as one packed value
-                # (sources/packed.py) and network_info as it is: packing the text too
-                # made the server copy it twice for no gain here.
                 selected = list(query.selected_columns)
                 small = selected[:9] + selected[10:]  # all but network_info
                 packing = packing_for(conn, small)
-                sent = query
                 if packing is not None:
+                    packed_as.append(packing)
                     sent = query.with_only_columns(packing.column(small), c.c.network_info)
-                result = conn.execution_options(yield_per=STREAM_CHUNK).execute(sent)
-                rows: Iterable[Sequence] = result
-                if packing is not None:
-                    rows = (_typed(packing.unpack(r[0], len(small)), r[1]) for r in result)
-                for uuid, iid, *values, info, hidden in rows:
+                    result = conn.execution_options(yield_per=STREAM_CHUNK).execute(sent)
+                    for packed, info in result:
+                        key = _packed_key(packed, packing, width)
+                        yield (key, packed, info, 200 + len(info or ""))
+                    return
+                plain = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
+                for uuid, iid, *values, info, hidden in plain:
                     yield (
                         # byte-wise uuid (code point order is UTF-8 byte order), then id
                         (uuid is not None, uuid or "", iid if iid is not None else -1),
@@ -306,7 +313,11 @@ class NovaCellDatabase:
                     )
 
         for row in sort_on_disk(unsorted(), _KEY, RUN_BYTES, SPILL_BLOCK, weight=_WEIGHT):
-            yield self._instance(*row[1:-1])
+            if packed_as:
+                uuid, _, *values = _typed(packed_as[0].unpack(row[1], width), row[2])
+                yield self._instance(uuid, *values)
+            else:
+                yield self._instance(*row[1:-1])
 
     def _instance_rows(self, uuids: Sequence[str] | None = None) -> Iterator[Instance]:
         """These rows (all when None), the server sorting them: the repair's re-check, and
@@ -382,6 +393,20 @@ def _typed(fields: list[str | None], info: str | None) -> tuple:
         None if deleted is None else int(deleted),
         info,
         None if hidden is None else int(hidden),
+    )
+
+
+def _packed_key(packed: bytes | None, packing: Packing, width: int) -> tuple[bool, str, int]:
+    """A packed row's sort key, the one its unpacked values make (``_sorted_rows``): whether
+    its uuid is not NULL, the uuid, its id (-1 for NULL), from its first two values only.
+    A row ``Packing.unpack`` would refuse is refused here, as it is read."""
+    if packed is None or packed.count(SEPARATOR) != width - 1:
+        packing.unpack(packed, width)  # raises: NULL, or values that do not fit
+    uuid, iid, _ = packed.split(SEPARATOR, 2)  # type: ignore[union-attr]
+    return (
+        uuid != NULL,
+        uuid.decode(packing.encoding, "surrogateescape") if uuid != NULL else "",
+        int(iid) if iid != NULL else -1,
     )
 
 
