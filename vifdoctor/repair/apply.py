@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
-from vifdoctor.repair.literal import fast_literal
+from vifdoctor.repair.literal import key_list
 from vifdoctor.results import Results
 from vifdoctor.sources.database import column_bytes, column_text, db_error, is_binary
 from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
@@ -172,7 +172,7 @@ def key_rows(table: sa.Table, keys: Sequence[tuple[str, str]], dialect: str):
     (repair/literal.py): whatever a key holds stays inside its literal and means the
     same under any sql_mode; PyMySQL and psycopg2 render bound text as literals too.
     """
-    rows = ", ".join(f"({fast_literal(p, dialect)}, {fast_literal(h, dialect)})" for p, h in keys)
+    rows = key_list(keys, dialect)
     if dialect == "sqlite":  # row values on the right of IN: a VALUES list (SQLAlchemy's too)
         rows = "VALUES " + rows
     return sa.tuple_(table.c.port_id, table.c.host).op("IN")(sa.literal_column(f"({rows})"))

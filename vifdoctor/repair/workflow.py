@@ -28,6 +28,8 @@ from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
 from vifdoctor.repair.backup import (
     BackupWriter,
+    RowEncoder,
+    canonical_row,
     check_header,
     check_restorable,
     check_row,
@@ -306,37 +308,49 @@ def _keys(chunk: list[Record]) -> list[tuple[str, str]]:
 
 def _backed_up(
     source: NeutronDatabase, changes: ChangeSpool, kept: list[ChangeSpool]
-) -> Iterator[tuple[dict, tuple]]:
-    """Each change's backup row and what the writer needs of it, in plan order.
+) -> Iterator[tuple[list[bytes], list[tuple]]]:
+    """The changes' backup rows (canonical text) and what the writer needs of each,
+    (port_id, host, stored, new), a chunk at a time, in plan order.
 
     The columns come from the plan where it holds them all (:func:`_backup_fields`);
     otherwise they are read again a chunk at a time, and a row gone since the plan is
     neither backed up nor written: ``kept`` then receives the changes that are.
     """
-    columns = None
     table = reflect_bindings(source.conn)
     source.conn.rollback()
     fields = _backup_fields(table)
     first = next(changes.records(), None)
     if fields is not None and first is not None and first[1] is not None:
-        columns = [col for col, _, _ in fields]  # as the plan kept them (_original)
-    survivors = ChangeSpool() if columns is None else changes
+        # as the plan kept them (_original): each row's text made from its values
+        encoder = RowEncoder([col for col, _, _ in fields])
+        for chunk in changes.chunks():
+            texts = [encoder.encode(original, f[4], f[5]) for f, original in chunk]
+            yield texts, list(map(_writes, chunk))
+        kept.append(changes)
+        return
+    survivors = ChangeSpool()
     for chunk in changes.chunks():
-        whole = _read_whole(source, table, _keys(chunk)) if columns is None else None
+        whole = _read_whole(source, table, _keys(chunk))
+        texts, rows = [], []
         for rec in chunk:
-            fields_, original = rec
-            if whole is None:
-                original = dict(zip(columns or (), original, strict=True))
-            else:
-                original = whole.get((fields_[0], fields_[1]))
-                if original is None:  # gone since the plan: not written
-                    continue
-                survivors.add(rec)
-            yield (
-                {"original": original, "written": fields_[4], "codes": list(fields_[5])},
-                (fields_[0], fields_[1], fields_[3], fields_[4]),
-            )
+            fields_ = rec[0]
+            original = whole.get((fields_[0], fields_[1]))
+            if original is None:  # gone since the plan: not written
+                continue
+            survivors.add(rec)
+            row = {"original": original, "written": fields_[4], "codes": list(fields_[5])}
+            texts.append(canonical_row(row))
+            rows.append(_writes(rec))
+        yield texts, rows
     kept.append(survivors)
+
+
+def _writes(rec: Record) -> tuple:
+    """What the writer needs of a record: (port_id, host, stored, new)."""
+    return _WRITES(rec[0])
+
+
+_WRITES = operator.itemgetter(0, 1, 3, 4)
 
 
 def backup_value(value: Any, binary: bool = False) -> Any:
@@ -390,7 +404,7 @@ class _Write(NamedTuple):
 
 def _write(
     source: NeutronDatabase,
-    entries: Iterable[tuple[dict, tuple]],
+    entries: Iterable[tuple[list[bytes], list[tuple]]],
     options: WriteOptions,
     what: str,
     hooks: Hooks,
@@ -398,7 +412,8 @@ def _write(
 ) -> tuple[writer.Outcome, str]:
     """Backup first (refuse if it cannot be written), then the guarded batches.
 
-    ``entries``: each row's backup row and the writer's (port_id, host, stored, new).
+    ``entries``: the rows a chunk at a time, their backup rows' canonical text and the
+    writer's (port_id, host, stored, new) of each.
     The backup is written as they are read, and the writer's rows sorted on disk by
     key on the way; every row is read (the backup sealed, fsync-ed and in place) before
     the first write. No row to back up (a rollback with nothing due): no file, no write.
@@ -412,9 +427,13 @@ def _write(
 
     def backed_up() -> Iterator[tuple]:
         with backup:
-            for n, (row, (port_id, host, stored, new)) in enumerate(entries):
-                backup.add(row)
-                yield port_id, host, n, stored, new
+            n = 0
+            for texts, rows in entries:
+                backup.add_encoded(texts)
+                if rows:
+                    ports, hosts, stored, new = zip(*rows, strict=True)
+                    yield from zip(ports, hosts, range(n, n + len(rows)), stored, new, strict=True)
+                    n += len(rows)
 
     ordered = sort_on_disk(backed_up(), None, WRITE_RUN, WRITE_BLOCK)
     first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
@@ -561,11 +580,11 @@ def _due(
     whole: bool,
     not_touched: dict[tuple[str, str], tuple[str, str | None]],
     due: list[int],
-) -> Iterator[tuple[dict, tuple]]:
-    """The rows still holding what vifdoctor wrote, a chunk at a time, each with its
-    backup row (``whole``: read whole for it; else only their text is read) and what
-    the writer needs; the others go to ``not_touched`` with what they hold, and the
-    count of due rows to ``due``."""
+) -> Iterator[tuple[list[bytes], list[tuple]]]:
+    """The rows still holding what vifdoctor wrote, a chunk at a time, with their
+    backup rows' canonical text (``whole``: read whole for it; else only their text is
+    read) and what the writer needs of each; the others go to ``not_touched`` with
+    what they hold, and the count of due rows to ``due``."""
     assert source.layout is not None
     table = reflect_bindings(source.conn)
     source.conn.rollback()
@@ -577,17 +596,21 @@ def _due(
             originals = _read_whole(source, table, keys, current)
         else:
             current = writer.read_current(source.conn, source.layout, keys)
-        for (fields, _), key in zip(chunk, keys, strict=True):
+        texts: list[bytes] = []
+        rows: list[tuple] = []
+        for rec, key in zip(chunk, keys, strict=True):
+            fields = rec[0]
             # a row gone is not due, even where the backup stored NULL
             if key in current and current[key] == fields[3]:
                 count += 1
                 if whole:
-                    yield (
-                        {"original": originals[key], "written": fields[4], "codes": ["rollback"]},
-                        (fields[0], fields[1], fields[3], fields[4]),
-                    )
+                    row = {"original": originals[key], "written": fields[4], "codes": ["rollback"]}
+                    texts.append(canonical_row(row))
+                    rows.append(_writes(rec))
             else:
                 not_touched[key] = ("not touched", current.get(key))
+        if rows:
+            yield texts, rows
     due.append(count)
 
 
