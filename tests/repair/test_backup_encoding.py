@@ -29,7 +29,7 @@ TEXTS = [
     "line\nbreak\ttab\x00nul\x1b",
     "caf\u00e9 \u65e5\u672c \U0001f600",
     "\ud800 lone surrogate",
-    "{} {0} {name} braces",
+    "{} {0} {name} %s %% braces",
     "\u202e bidi \u200b zero width",
 ]
 BYTES = {"type": "bytes", "base64": "AP8="}
@@ -46,23 +46,28 @@ def test_encoded_rows_equal_the_canonical_text_of_their_dicts(seed):
     columns = COLUMNS[:]
     rng.shuffle(columns)  # the table's order, whatever it is
     encoder = RowEncoder(columns)
-    for _ in range(300):
-        values = [*TEXTS, None, BYTES] if rng.random() < 0.2 else TEXTS
-        original = tuple(rng.choice(values) for _ in columns)
-        written = rng.choice([*TEXTS, None])
-        codes = tuple(rng.sample(["VD101", "VD102", "rollback", "\u00e9"], rng.randint(0, 3)))
-        assert encoder.encode(original, written, codes) == canonical_row(
-            _row(columns, original, written, codes)
-        )
+    for _ in range(60):
+        rows = []
+        for _ in range(rng.randint(1, 8)):  # a chunk: all text, or one odd value in it
+            odd = rng.random() < 0.1
+            values = [*TEXTS, None, BYTES] if odd else TEXTS
+            original = tuple(rng.choice(values) for _ in columns)
+            written = rng.choice([*TEXTS, None] if odd else TEXTS)
+            codes = tuple(rng.sample(["VD101", "VD102", "rollback", "\u00e9"], rng.randint(0, 3)))
+            rows.append((original, written, codes))
+        originals, written_, codes_ = (list(x) for x in zip(*rows, strict=True))
+        expected = [canonical_row(_row(columns, *row)) for row in rows]
+        assert encoder.encode(originals, written_, codes_) == expected
+    assert encoder.encode([], [], []) == []
 
 
 def test_odd_column_names_and_one_column():
-    for columns in (["b", 'a"{x}', "{}", "A"], ["only"]):
+    for columns in (["b", 'a"{x}%s', "{}", "%", "A"], ["only"]):
         encoder = RowEncoder(columns)
         original = tuple(f"v{i}\u00e9" for i in range(len(columns)))
-        assert encoder.encode(original, "w", ("VD101",)) == canonical_row(
-            _row(columns, original, "w", ("VD101",))
-        )
+        assert encoder.encode([original], ["w"], [("VD101",)]) == [
+            canonical_row(_row(columns, original, "w", ("VD101",)))
+        ]
 
 
 def test_a_backup_of_encoded_rows_is_the_one_of_dicts_and_proves_its_seal(tmp_path):
@@ -73,7 +78,7 @@ def test_a_backup_of_encoded_rows_is_the_one_of_dicts_and_proves_its_seal(tmp_pa
         for original, written, codes in rows:
             by_dict.add(_row(COLUMNS, original, written, codes))
     with BackupWriter(str(tmp_path / "b"), header, name="b.json") as by_text:
-        texts = [encoder.encode(*row) for row in rows]
+        texts = encoder.encode(*(list(x) for x in zip(*rows, strict=True)))
         by_text.add_encoded(texts[:3])
         by_text.add_encoded([])
         by_text.add_encoded(texts[3:])

@@ -308,7 +308,7 @@ def _keys(chunk: list[Record]) -> list[tuple[str, str]]:
 
 def _backed_up(
     source: NeutronDatabase, changes: ChangeSpool, kept: list[ChangeSpool]
-) -> Iterator[tuple[list[bytes], list[tuple]]]:
+) -> Iterator[tuple[list[str], list[tuple]]]:
     """The changes' backup rows (canonical text) and what the writer needs of each,
     (port_id, host, stored, new), a chunk at a time, in plan order.
 
@@ -321,11 +321,14 @@ def _backed_up(
     fields = _backup_fields(table)
     first = next(changes.records(), None)
     if fields is not None and first is not None and first[1] is not None:
-        # as the plan kept them (_original): each row's text made from its values
+        # as the plan kept them (_original): the rows' text made from their values
         encoder = RowEncoder([col for col, _, _ in fields])
         for chunk in changes.chunks():
-            texts = [encoder.encode(original, f[4], f[5]) for f, original in chunk]
-            yield texts, list(map(_writes, chunk))
+            planned = list(map(_FIELDS, chunk))
+            texts = encoder.encode(
+                list(map(_ORIGINAL, chunk)), list(map(_NEW, planned)), list(map(_CODES, planned))
+            )
+            yield texts, list(map(_WRITES, planned))
         kept.append(changes)
         return
     survivors = ChangeSpool()
@@ -340,17 +343,19 @@ def _backed_up(
             survivors.add(rec)
             row = {"original": original, "written": fields_[4], "codes": list(fields_[5])}
             texts.append(canonical_row(row))
-            rows.append(_writes(rec))
+            rows.append(_WRITES(fields_))
         yield texts, rows
     kept.append(survivors)
 
 
-def _writes(rec: Record) -> tuple:
-    """What the writer needs of a record: (port_id, host, stored, new)."""
-    return _WRITES(rec[0])
-
-
-_WRITES = operator.itemgetter(0, 1, 3, 4)
+#: A record's fields and original columns; of its fields, the written text, the codes,
+#: and what the writer needs: (port_id, host, stored, new). All C getters.
+_FIELDS, _ORIGINAL = operator.itemgetter(0), operator.itemgetter(1)
+_NEW, _CODES, _WRITES = (
+    operator.itemgetter(4),
+    operator.itemgetter(5),
+    operator.itemgetter(0, 1, 3, 4),
+)
 
 
 def backup_value(value: Any, binary: bool = False) -> Any:
@@ -404,7 +409,7 @@ class _Write(NamedTuple):
 
 def _write(
     source: NeutronDatabase,
-    entries: Iterable[tuple[list[bytes], list[tuple]]],
+    entries: Iterable[tuple[list[str], list[tuple]]],
     options: WriteOptions,
     what: str,
     hooks: Hooks,
@@ -425,17 +430,18 @@ def _write(
         folder, _backup_header(source, what), name=f"{what}-{_stamp()}.json", keep_empty=keep_empty
     )
 
-    def backed_up() -> Iterator[tuple]:
+    def backed_up() -> Iterator[list[tuple]]:
         with backup:
             n = 0
             for texts, rows in entries:
                 backup.add_encoded(texts)
-                if rows:
+                if rows:  # each with its place in the backup, made at C speed
                     ports, hosts, stored, new = zip(*rows, strict=True)
-                    yield from zip(ports, hosts, range(n, n + len(rows)), stored, new, strict=True)
+                    places = range(n, n + len(rows))
+                    yield list(zip(ports, hosts, places, stored, new, strict=True))
                     n += len(rows)
 
-    ordered = sort_on_disk(backed_up(), None, WRITE_RUN, WRITE_BLOCK)
+    ordered = sort_on_disk(itertools.chain.from_iterable(backed_up()), None, WRITE_RUN, WRITE_BLOCK)
     first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
     if not backup.sealed:  # nothing to back up, nothing to write
         return writer.Outcome(), backup.path
@@ -580,7 +586,7 @@ def _due(
     whole: bool,
     not_touched: dict[tuple[str, str], tuple[str, str | None]],
     due: list[int],
-) -> Iterator[tuple[list[bytes], list[tuple]]]:
+) -> Iterator[tuple[list[str], list[tuple]]]:
     """The rows still holding what vifdoctor wrote, a chunk at a time, with their
     backup rows' canonical text (``whole``: read whole for it; else only their text is
     read) and what the writer needs of each; the others go to ``not_touched`` with
@@ -596,7 +602,7 @@ def _due(
             originals = _read_whole(source, table, keys, current)
         else:
             current = writer.read_current(source.conn, source.layout, keys)
-        texts: list[bytes] = []
+        texts: list[str] = []
         rows: list[tuple] = []
         for rec, key in zip(chunk, keys, strict=True):
             fields = rec[0]
@@ -606,7 +612,7 @@ def _due(
                 if whole:
                     row = {"original": originals[key], "written": fields[4], "codes": ["rollback"]}
                     texts.append(canonical_row(row))
-                    rows.append(_writes(rec))
+                    rows.append(_WRITES(fields))
             else:
                 not_touched[key] = ("not touched", current.get(key))
         if rows:
