@@ -445,7 +445,9 @@ def _write(
     first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
     if not backup.sealed:  # nothing to back up, nothing to write
         return writer.Outcome(), backup.path
-    rows = map(_Write._make, itertools.chain(() if first is None else (first,), ordered))
+    # each row made a _Write in C (its five fields are ours: _make's check is not needed)
+    made = functools.partial(tuple.__new__, _Write)
+    rows = map(made, itertools.chain(() if first is None else (first,), ordered))
     bar = hooks.progress(backup.rows)
     assert source.layout is not None
     try:
