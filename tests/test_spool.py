@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import operator
 import random
 
-from vifdoctor.spool import Spool
+import pytest
+
+from vifdoctor.spool import Spool, sort_on_disk
 
 
 def test_rows_come_back_sorted_by_key_and_stable_for_equal_keys():
@@ -71,3 +74,14 @@ def test_keys_spilled_to_runs_merge_sorted_and_stable(monkeypatch):
     rows.append((200, "a"))
     assert [r["n"] for r in spool] == [i for i, _ in sorted(rows, key=lambda r: r[1])]
     spool.close()
+
+
+@pytest.mark.parametrize("run_size", [3, 4, 5, 100])
+def test_sort_on_disk_is_stable_for_equal_keys_in_memory_and_across_runs(run_size):
+    """The writer sorts its rows by primary key only: rows of one key (a hand-made
+    backup's) keep their order, and their other fields (None beside text) are never
+    compared. 12 rows: runs of 3 and 4 divide them exactly, 5 leaves a short last run."""
+    rows = [(f"p{i % 4}", "h", i, None if i % 2 else "x", str(i)) for i in range(12)]
+    out = list(sort_on_disk(iter(rows), operator.itemgetter(0, 1), run_size, 2))
+    assert out == sorted(rows, key=lambda r: (r[0], r[2]))
+    assert list(sort_on_disk(iter([]), None, run_size, 2)) == []

@@ -12,13 +12,12 @@ import base64
 import contextlib
 import datetime
 import hashlib
-import itertools
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, NoReturn, cast
+from typing import IO, Any, NoReturn
 
 from vifdoctor import __version__
 from vifdoctor.errors import VifdoctorError
@@ -71,9 +70,9 @@ class RowEncoder:
     ASCII): the keys' order and separators are fixed once in a %-format, and each
     text value goes through the JSON module's own C escaping. A chunk whose values are
     all text is encoded column by column at C speed; one holding anything else (NULL,
-    a BLOB's tagged bytes) is encoded as dicts, as before. Building the dicts and
-    encoding them with sorted keys was 0.35 s of CPU per 100,000 rows (issue 14),
-    before the first write.
+    a BLOB's tagged bytes: the C escaping refuses it) is encoded as dicts, as before.
+    Building the dicts and encoding them with sorted keys was 0.35 s of CPU per
+    100,000 rows (issue 14), before the first write.
     """
 
     def __init__(self, columns: Sequence[str]) -> None:
@@ -97,15 +96,15 @@ class RowEncoder:
             return []
         for new in set(codes).difference(self._codes):
             self._codes[new] = _CANONICAL(list(new))
-        values = itertools.chain(itertools.chain.from_iterable(originals), written)
-        if {*map(type, values)} <= _TEXT:
-            columns = list(zip(*originals, strict=True))
-            if len(columns) == len(self.columns):
-                escaped = (map(_ESCAPE, columns[i]) for i in self._order)
-                codes_text = map(self._codes.__getitem__, codes)
-                texts = cast("Sequence[str]", written)  # every value is text (above)
-                rows = zip(codes_text, *escaped, map(_ESCAPE, texts), strict=True)
+        columns = list(zip(*originals, strict=True))
+        if len(columns) == len(self.columns):
+            escaped = (map(_ESCAPE, columns[i]) for i in self._order)
+            codes_text = map(self._codes.__getitem__, codes)
+            rows = zip(codes_text, *escaped, map(_ESCAPE, written), strict=True)
+            try:  # the C escaping takes text only (a str, as the encoder treats it)
                 return list(map(self._format, rows))
+            except TypeError:  # NULL, a BLOB's tagged bytes: the rows as dicts
+                pass
         return [
             _CANONICAL(
                 {"original": dict(zip(self.columns, row, strict=True)), "written": new,
@@ -122,8 +121,7 @@ def canonical_row(row: dict) -> str:
 
 #: The JSON module's C escaping of a text, quotes included (what _CANONICAL does with
 #: each text: ensure_ascii).
-_ESCAPE = json.encoder.encode_basestring_ascii
-_TEXT = frozenset({str})
+_ESCAPE: Callable[[Any], str] = json.encoder.encode_basestring_ascii
 
 
 class BackupWriter:

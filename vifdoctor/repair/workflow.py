@@ -402,9 +402,13 @@ class _Write(NamedTuple):
 
     port_id: str
     host: str
-    n: int  # its place in the backup: equal keys (a hand-made backup) sort as they came
     stored: str | None
     new: str | None
+
+
+#: The writer's order: the primary key. The sort is stable, so equal keys (a hand-made
+#: backup's) keep the backup's order.
+_PRIMARY_KEY = operator.itemgetter(0, 1)
 
 
 def _write(
@@ -432,20 +436,17 @@ def _write(
 
     def backed_up() -> Iterator[list[tuple]]:
         with backup:
-            n = 0
             for texts, rows in entries:
                 backup.add_encoded(texts)
-                if rows:  # each with its place in the backup, made at C speed
-                    ports, hosts, stored, new = zip(*rows, strict=True)
-                    places = range(n, n + len(rows))
-                    yield list(zip(ports, hosts, places, stored, new, strict=True))
-                    n += len(rows)
+                yield rows
 
-    ordered = sort_on_disk(itertools.chain.from_iterable(backed_up()), None, WRITE_RUN, WRITE_BLOCK)
+    ordered = sort_on_disk(
+        itertools.chain.from_iterable(backed_up()), _PRIMARY_KEY, WRITE_RUN, WRITE_BLOCK
+    )
     first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
     if not backup.sealed:  # nothing to back up, nothing to write
         return writer.Outcome(), backup.path
-    # each row made a _Write in C (its five fields are ours: _make's check is not needed)
+    # each row made a _Write in C (its four fields are ours: _make's check is not needed)
     made = functools.partial(tuple.__new__, _Write)
     rows = map(made, itertools.chain(() if first is None else (first,), ordered))
     bar = hooks.progress(backup.rows)
