@@ -85,3 +85,34 @@ def test_keys_are_not_bound_parameters(sqlite_url):
         assert len(params) <= 3, statement
     for c in changes:
         assert any(f"'{c.port_id}'" in s for s, _ in writes if s.lstrip().startswith("UPDATE"))
+
+
+def test_a_batch_is_grouped_by_pair_whether_it_holds_one_pair_or_several():
+    """One (stored, new) pair takes its keys at C speed; several go row by row: the
+    groups (each with its rows' keys, in order) are the same either way, and a row read
+    as NULL keeps its own group (its guard is IS NULL)."""
+    from typing import NamedTuple
+
+    from vifdoctor.repair.apply import batch_params
+
+    class Row(NamedTuple):
+        port_id: str
+        host: str
+        stored: str | None
+        new: str | None
+
+    def by_loop(batch, size):
+        groups: dict = {}
+        for r in batch:
+            groups.setdefault((r.stored, r.new), []).append((r.port_id, r.host))
+        return [
+            {"b_keys": keys[i : i + size], "b_stored": s, "b_new": n}
+            for (s, n), keys in groups.items()
+            for i in range(0, len(keys), size)
+        ]
+
+    one = [Row(f"p{i}", "h", "", "new") for i in range(5)]
+    mixed = [Row(f"p{i}", "h", [None, "", "x"][i % 3], "new") for i in range(7)]
+    for batch in (one, mixed, one[:1]):
+        for size in (2, 1000):
+            assert batch_params(batch, size) == by_loop(batch, size)
