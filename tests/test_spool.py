@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import operator
 import random
 
-from vifdoctor.spool import Spool
+import pytest
+
+from vifdoctor.spool import Spool, sort_on_disk
 
 
 def test_rows_come_back_sorted_by_key_and_stable_for_equal_keys():
@@ -132,3 +135,14 @@ def test_a_spool_rendered_to_a_text_stream_and_to_its_bytes_is_the_same(tmp_path
     assert as_bytes == [1, 1]  # both spools, and only to the file
     assert path.read_bytes() == text.getvalue().encode("utf-8", "backslashreplace")
     assert json.loads(text.getvalue())["findings"][7]["n"] == 7
+
+
+@pytest.mark.parametrize("run_size", [3, 4, 5, 100])
+def test_sort_on_disk_is_stable_for_equal_keys_in_memory_and_across_runs(run_size):
+    """The writer sorts its rows by primary key only: rows of one key (a hand-made
+    backup's) keep their order, and their other fields (None beside text) are never
+    compared. 12 rows: runs of 3 and 4 divide them exactly, 5 leaves a short last run."""
+    rows = [(f"p{i % 4}", "h", i, None if i % 2 else "x", str(i)) for i in range(12)]
+    out = list(sort_on_disk(iter(rows), operator.itemgetter(0, 1), run_size, 2))
+    assert out == sorted(rows, key=lambda r: (r[0], r[2]))
+    assert list(sort_on_disk(iter([]), None, run_size, 2)) == []

@@ -15,7 +15,7 @@ from testkit.repairkit import HYBRID, details, drifted_cloud, install
 
 from vifdoctor.audit import judge_all
 from vifdoctor.repair.apply import CHANGED, WriteOptions, apply_changes
-from vifdoctor.repair.literal import fast_literal, sql_literal
+from vifdoctor.repair.literal import fast_literal, key_list, sql_literal
 from vifdoctor.repair.plan import plan_changes, repair_codes
 from vifdoctor.rules.plug import RuleContext
 from vifdoctor.sources.neutron_db import NeutronDatabase
@@ -42,6 +42,17 @@ VALUES = [
 @pytest.mark.parametrize("value", VALUES)
 def test_fast_literal_is_the_full_literal(value, dialect):
     assert fast_literal(value, dialect) == sql_literal(value, dialect)
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb", "postgresql", "sqlite"])
+def test_a_key_list_is_each_key_rendered_in_full(dialect):
+    """The list's fast path (one match over every key's text) renders what each key's
+    full literal renders, whether all keys are plain, one is not, or none is."""
+    plain = [(VALUES[0], VALUES[1]), (VALUES[0], ""), ("a b", "50%")]
+    for keys in (plain, [*plain, (VALUES[0], "it's")], [(v, w) for v in VALUES for w in VALUES]):
+        full = ", ".join(f"({sql_literal(p, dialect)}, {sql_literal(h, dialect)})" for p, h in keys)
+        assert key_list(keys, dialect) == full
+    assert key_list([], dialect) == ""
 
 
 def test_keys_are_not_bound_parameters(sqlite_url):
@@ -74,3 +85,34 @@ def test_keys_are_not_bound_parameters(sqlite_url):
         assert len(params) <= 3, statement
     for c in changes:
         assert any(f"'{c.port_id}'" in s for s, _ in writes if s.lstrip().startswith("UPDATE"))
+
+
+def test_a_batch_is_grouped_by_pair_whether_it_holds_one_pair_or_several():
+    """One (stored, new) pair takes its keys at C speed; several go row by row: the
+    groups (each with its rows' keys, in order) are the same either way, and a row read
+    as NULL keeps its own group (its guard is IS NULL)."""
+    from typing import NamedTuple
+
+    from vifdoctor.repair.apply import batch_params
+
+    class Row(NamedTuple):
+        port_id: str
+        host: str
+        stored: str | None
+        new: str | None
+
+    def by_loop(batch, size):
+        groups: dict = {}
+        for r in batch:
+            groups.setdefault((r.stored, r.new), []).append((r.port_id, r.host))
+        return [
+            {"b_keys": keys[i : i + size], "b_stored": s, "b_new": n}
+            for (s, n), keys in groups.items()
+            for i in range(0, len(keys), size)
+        ]
+
+    one = [Row(f"p{i}", "h", "", "new") for i in range(5)]
+    mixed = [Row(f"p{i}", "h", [None, "", "x"][i % 3], "new") for i in range(7)]
+    for batch in (one, mixed, one[:1]):
+        for size in (2, 1000):
+            assert batch_params(batch, size) == by_loop(batch, size)

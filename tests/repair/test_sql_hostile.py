@@ -73,6 +73,15 @@ def test_sql_through_the_client_equals_apply(backend, layout, tmp_path, capsys):
         # every planned row was written by the script: the guards matched exact bytes
         assert len(changed) == len(cloud.ports)
         assert after_sql["agents"] == before["agents"]
+        # the rollback reads these rows by their hostile keys (literal key lists) and
+        # backs them up as it found them: the copy comes back byte for byte
+        (backup,) = (tmp_path / "bk").glob("repair-*.json")
+        code, out, err = cli(
+            capsys, "rollback", str(backup), "--neutron-db", by_apply, "--apply",
+            "--backup-dir", str(tmp_path / "bk2"),
+        )  # fmt: skip
+        assert code == 0, err
+        assert dump(by_apply) == before
 
 
 def test_script_holds_no_line_break_or_backslash_from_the_data(capsys, tmp_path):

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vifdoctor.errors import VifdoctorError
 from vifdoctor.model import Change, Layout
-from vifdoctor.repair.literal import fast_literal
+from vifdoctor.repair.literal import key_list
 from vifdoctor.results import Results
 from vifdoctor.sources.database import column_bytes, column_text, db_error, is_binary
 from vifdoctor.sources.neutron_schema import only_live, reflect_bindings
@@ -172,7 +172,7 @@ def key_rows(table: sa.Table, keys: Sequence[tuple[str, str]], dialect: str):
     (repair/literal.py): whatever a key holds stays inside its literal and means the
     same under any sql_mode; PyMySQL and psycopg2 render bound text as literals too.
     """
-    rows = ", ".join(f"({fast_literal(p, dialect)}, {fast_literal(h, dialect)})" for p, h in keys)
+    rows = key_list(keys, dialect)
     if dialect == "sqlite":  # row values on the right of IN: a VALUES list (SQLAlchemy's too)
         rows = "VALUES " + rows
     return sa.tuple_(table.c.port_id, table.c.host).op("IN")(sa.literal_column(f"({rows})"))
@@ -217,8 +217,12 @@ def batch_params(batch: Sequence[Row], size: int, binary: bool = False) -> list[
     ``b_keys`` is not a bound parameter: :func:`batch_statement` renders it.
     """
     groups: dict[tuple[str | None, str | None], list[tuple[str, str]]] = {}
-    for c in batch:
-        groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
+    pairs = {*map(_pair, batch)}
+    if len(pairs) == 1:  # one pair (the usual batch): its keys taken at C speed
+        groups[pairs.pop()] = list(map(_key, batch))
+    else:
+        for c in batch:
+            groups.setdefault((c.stored, c.new), []).append((c.port_id, c.host))
     out = []
     for (stored, new), keys in groups.items():
         b_stored, b_new = (_bytes(stored), _bytes(new)) if binary else (stored, new)
@@ -424,6 +428,9 @@ class Row(Protocol):
 
 #: A change's row: (port_id, host), the primary key (a C getter: it runs per row).
 _key: Callable[[Row], tuple[str, str]] = operator.attrgetter("port_id", "host")
+#: Its guard and new text, and its new text alone (C getters).
+_pair: Callable[[Row], tuple[str | None, str | None]] = operator.attrgetter("stored", "new")
+_new: Callable[[Row], str | None] = operator.attrgetter("new")
 
 
 def _write_batch(
@@ -577,11 +584,16 @@ def prove_counts(
     """
     doubtful: list[Row] = []
     groups: dict[str, list[Row]] = {}
-    for c in rows:
-        if c.new is None:
-            doubtful.append(c)
-        else:
-            groups.setdefault(c.new, []).append(c)
+    texts = {*map(_new, rows)}
+    only = texts.pop() if len(texts) == 1 else None
+    if only is not None:  # one new text (the usual batch)
+        groups[only] = list(rows)
+    else:
+        for c in rows:
+            if c.new is None:
+                doubtful.append(c)
+            else:
+                groups.setdefault(c.new, []).append(c)
     if not groups:
         return doubtful
     dialect = conn.dialect.name
@@ -590,7 +602,7 @@ def prove_counts(
         value = column_bytes(new) if binary else new
         for start in range(0, len(part_rows), chunk):
             part = part_rows[start : start + chunk]
-            keys = [(c.port_id, c.host) for c in part]
+            keys = list(map(_key, part))
             query = only_live(
                 sa.select(sa.func.count())
                 .select_from(table)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
 
@@ -59,6 +59,69 @@ def _head_parts(head: dict) -> tuple[str, str]:
 _SEAL_LENGTH = len("sha256:") + 64
 _ROWS_OPEN = ', "rows": ['
 _CANONICAL = encoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+class RowEncoder:
+    """A repair's backup rows, ``{"original": {column: value}, "written": new, "codes":
+    [...]}``, as the canonical text :class:`BackupWriter` writes and hashes, made from
+    the rows' values in ``columns``' order with no dict built per row.
+
+    The text is :data:`_CANONICAL`'s of that dict byte for byte (sorted keys, compact,
+    ASCII): the keys' order and separators are fixed once in a %-format, and each
+    text value goes through the JSON module's own C escaping. A chunk whose values are
+    all text is encoded column by column at C speed; one holding anything else (NULL,
+    a BLOB's tagged bytes: the C escaping refuses it) is encoded as dicts, as before.
+    Building the dicts and encoding them with sorted keys was 0.35 s of CPU per
+    100,000 rows (issue 14), before the first write.
+    """
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        order = sorted(range(len(self.columns)), key=self.columns.__getitem__)
+        keys = (_ESCAPE(self.columns[i]).replace("%", "%%") for i in order)
+        original = ",".join(f"{key}:%s" for key in keys)
+        self._order = order
+        self._format = ('{"codes":%s,"original":{' + original + '},"written":%s}').__mod__
+        self._codes: dict[tuple[str, ...], str] = {}
+
+    def encode(
+        self,
+        originals: Sequence[Sequence[Any]],
+        written: Sequence[str | None],
+        codes: Sequence[tuple[str, ...]],
+    ) -> list[str]:
+        """Each row's canonical text (ASCII); ``originals``: each row's values in
+        ``columns``' order, with what it writes and its codes."""
+        if not originals:
+            return []
+        for new in set(codes).difference(self._codes):
+            self._codes[new] = _CANONICAL(list(new))
+        columns = list(zip(*originals, strict=True))
+        if len(columns) == len(self.columns):
+            escaped = (map(_ESCAPE, columns[i]) for i in self._order)
+            codes_text = map(self._codes.__getitem__, codes)
+            rows = zip(codes_text, *escaped, map(_ESCAPE, written), strict=True)
+            try:  # the C escaping takes text only (a str, as the encoder treats it)
+                return list(map(self._format, rows))
+            except TypeError:  # NULL, a BLOB's tagged bytes: the rows as dicts
+                pass
+        return [
+            _CANONICAL(
+                {"original": dict(zip(self.columns, row, strict=True)), "written": new,
+                 "codes": list(code)}
+            )
+            for row, new, code in zip(originals, written, codes, strict=True)
+        ]  # fmt: skip
+
+
+def canonical_row(row: dict) -> str:
+    """A backup row's text as the file holds it and its checksum hashes it (ASCII)."""
+    return _CANONICAL(row)
+
+
+#: The JSON module's C escaping of a text, quotes included (what _CANONICAL does with
+#: each text: ensure_ascii).
+_ESCAPE: Callable[[Any], str] = json.encoder.encode_basestring_ascii
 
 
 class BackupWriter:
@@ -107,14 +170,22 @@ class BackupWriter:
 
     def add(self, row: dict) -> None:
         """One row: written in the checksum's canonical form (sorted keys, compact)."""
-        text = _CANONICAL(row).encode("utf-8")
-        self._digest.update(b"," + text if self.rows else text)
+        self.add_encoded([canonical_row(row)])
+
+    def add_encoded(self, texts: Sequence[str]) -> None:
+        """Rows already in their canonical form (:func:`canonical_row`,
+        :class:`RowEncoder`), in order: hashed and written a chunk at a time."""
+        if not texts:
+            return
+        body = ",".join(texts).encode("utf-8")
+        self._digest.update(b"," + body if self.rows else body)
+        text = ("\n  " if not self.rows else ",\n  ") + ",\n  ".join(texts)
         assert self._fh is not None
         try:
-            self._fh.write((b",\n  " if self.rows else b"\n  ") + text)
+            self._fh.write(text.encode("utf-8"))
         except OSError as exc:
             self._fail(exc)
-        self.rows += 1
+        self.rows += len(texts)
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         if kind is not None or not (self.rows or self.keep_empty):

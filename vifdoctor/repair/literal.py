@@ -10,8 +10,10 @@ client's ``NO_BACKSLASH_ESCAPES`` or ``standard_conforming_strings`` say. Used b
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Sequence
 
 # Unicode categories spelled out as character functions: controls, format characters
 # (bidi overrides, zero-width), line and paragraph separators, surrogates.
@@ -60,3 +62,16 @@ def sql_literal(value: str, dialect: str) -> str:
 def fast_literal(value: str, dialect: str) -> str:
     """:func:`sql_literal`, without the walk per character for plain text."""
     return f"'{value}'" if _PLAIN.fullmatch(value) else sql_literal(value, dialect)
+
+
+def key_list(keys: Sequence[tuple[str, str]], dialect: str) -> str:
+    """``(p1, h1), (p2, h2), ...``: the keys as :func:`fast_literal` renders each.
+
+    When all of their text is plain (UUIDs and host names, the common case) one match
+    over it all proves each key is (a concatenation of plain texts is plain, and only
+    of them), and the list is joined at C speed: a match and two f-strings per key were
+    most of the key lists' cost, 0.1 s per 100,000 rows twice (issue 14).
+    """
+    if _PLAIN.fullmatch("".join(itertools.chain.from_iterable(keys))):
+        return "('" + "'), ('".join(map("', '".join, keys)) + "')" if keys else ""
+    return ", ".join(f"({fast_literal(p, dialect)}, {fast_literal(h, dialect)})" for p, h in keys)

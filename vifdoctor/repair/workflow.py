@@ -27,6 +27,7 @@ from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
 from vifdoctor.repair.backup import (
     BackupWriter,
+    RowEncoder,
     check_header,
     check_restorable,
     check_row,
@@ -395,26 +396,41 @@ def _read_whole(
     table: sa.Table,
     keys: list[tuple[str, str]],
     current: dict[tuple[str, str], str | None] | None = None,
-) -> dict[tuple[str, str], dict]:
-    """Every column of these rows (live ones), as the backup keeps them; ``current``:
-    filled with each row's vif_details as text on the way (what
-    :func:`writer.read_current` returns), so a rollback reads its rows once."""
+) -> dict[tuple[str, str], tuple]:
+    """Every column of these rows (live ones), as the backup keeps them, in the table's
+    column order; ``current``: filled with each row's vif_details as text on the way
+    (what :func:`writer.read_current` returns), so a rollback reads its rows once.
+
+    The keys go as a literal list (:func:`writer.key_rows`): SQLAlchemy's expanding
+    parameters cost a rollback 0.2 s per 100,000 rows (issue 14); a row of text and
+    NULL in a table without BLOBs is kept as read (:func:`backup_value` leaves those).
+    """
     conn = source.conn
-    binary = {c.name for c in table.columns if is_binary(c)}
-    found: dict[tuple[str, str], dict] = {}
+    names = [c.name for c in table.columns]
+    binary = [is_binary(c) for c in table.columns]
+    as_read = not any(binary)
+    port, host, details = (names.index(n) for n in ("port_id", "host", "vif_details"))
+    found: dict[tuple[str, str], tuple] = {}
     assert source.layout is not None
     query = only_live(
-        sa.select(table).where(sa.tuple_(table.c.port_id, table.c.host).in_(keys)),
+        sa.select(*table.columns).where(writer.key_rows(table, keys, conn.dialect.name)),
         table,
         source.layout,
     )
-    for row in conn.execute(query).mappings():
-        key = (row["port_id"], row["host"])
-        found[key] = {k: backup_value(v, k in binary) for k, v in row.items()}
+    for row in conn.execute(query, execution_options=_UNCACHED):
+        values = tuple(row)
+        key = (values[port], values[host])
+        if not (as_read and {*map(type, values)} <= _TEXT_OR_NULL):
+            values = tuple(map(backup_value, values, binary))
+        found[key] = values
         if current is not None:
-            current[key] = column_text(row["vif_details"])
+            current[key] = column_text(row[details])
     conn.rollback()
     return found
+
+
+#: Statements whose key list is literal SQL: compiled once each, kept out of the cache.
+_UNCACHED = {"compiled_cache": None}
 
 
 def _keys(chunk: list[Record]) -> list[tuple[str, str]]:
@@ -423,37 +439,56 @@ def _keys(chunk: list[Record]) -> list[tuple[str, str]]:
 
 def _backed_up(
     source: NeutronDatabase, changes: ChangeSpool, kept: list[ChangeSpool]
-) -> Iterator[tuple[dict, tuple]]:
-    """Each change's backup row and what the writer needs of it, in plan order.
+) -> Iterator[tuple[list[str], list[tuple]]]:
+    """The changes' backup rows (canonical text) and what the writer needs of each,
+    (port_id, host, stored, new), a chunk at a time, in plan order.
 
     The columns come from the plan where it holds them all (:func:`_backup_fields`);
     otherwise they are read again a chunk at a time, and a row gone since the plan is
     neither backed up nor written: ``kept`` then receives the changes that are.
     """
-    columns = None
     table = reflect_bindings(source.conn)
     source.conn.rollback()
     fields = _backup_fields(table)
     first = next(changes.records(), None)
     if fields is not None and first is not None and first[1] is not None:
-        columns = [col for col, _, _ in fields]  # as the plan kept them (_original)
-    survivors = ChangeSpool() if columns is None else changes
-    for chunk in changes.chunks():
-        whole = _read_whole(source, table, _keys(chunk)) if columns is None else None
-        for rec in chunk:
-            fields_, original = rec
-            if whole is None:
-                original = dict(zip(columns or (), original, strict=True))
-            else:
-                original = whole.get((fields_[0], fields_[1]))
-                if original is None:  # gone since the plan: not written
-                    continue
-                survivors.add(rec)
-            yield (
-                {"original": original, "written": fields_[4], "codes": list(fields_[5])},
-                (fields_[0], fields_[1], fields_[3], fields_[4]),
+        # as the plan kept them (_original): the rows' text made from their values
+        encoder = RowEncoder([col for col, _, _ in fields])
+        for chunk in changes.chunks():
+            planned = list(map(_FIELDS, chunk))
+            texts = encoder.encode(
+                list(map(_ORIGINAL, chunk)), list(map(_NEW, planned)), list(map(_CODES, planned))
             )
+            yield texts, list(map(_WRITES, planned))
+        kept.append(changes)
+        return
+    survivors = ChangeSpool()
+    whole_encoder = RowEncoder([c.name for c in table.columns])
+    for chunk in changes.chunks():
+        whole = _read_whole(source, table, _keys(chunk))
+        originals, written, codes, rows = [], [], [], []
+        for rec in chunk:
+            fields_ = rec[0]
+            original = whole.get((fields_[0], fields_[1]))
+            if original is None:  # gone since the plan: not written
+                continue
+            survivors.add(rec)
+            originals.append(original)
+            written.append(fields_[4])
+            codes.append(fields_[5])
+            rows.append(_WRITES(fields_))
+        yield whole_encoder.encode(originals, written, codes), rows
     kept.append(survivors)
+
+
+#: A record's fields and original columns; of its fields, the written text, the codes,
+#: and what the writer needs: (port_id, host, stored, new). All C getters.
+_FIELDS, _ORIGINAL = operator.itemgetter(0), operator.itemgetter(1)
+_NEW, _CODES, _WRITES = (
+    operator.itemgetter(4),
+    operator.itemgetter(5),
+    operator.itemgetter(0, 1, 3, 4),
+)
 
 
 def backup_value(value: Any, binary: bool = False) -> Any:
@@ -500,14 +535,18 @@ class _Write(NamedTuple):
 
     port_id: str
     host: str
-    n: int  # its place in the backup: equal keys (a hand-made backup) sort as they came
     stored: str | None
     new: str | None
 
 
+#: The writer's order: the primary key. The sort is stable, so equal keys (a hand-made
+#: backup's) keep the backup's order.
+_PRIMARY_KEY = operator.itemgetter(0, 1)
+
+
 def _write(
     source: NeutronDatabase,
-    entries: Iterable[tuple[dict, tuple]],
+    entries: Iterable[tuple[list[str], list[tuple]]],
     options: WriteOptions,
     what: str,
     hooks: Hooks,
@@ -515,7 +554,8 @@ def _write(
 ) -> tuple[writer.Outcome, str]:
     """Backup first (refuse if it cannot be written), then the guarded batches.
 
-    ``entries``: each row's backup row and the writer's (port_id, host, stored, new).
+    ``entries``: the rows a chunk at a time, their backup rows' canonical text and the
+    writer's (port_id, host, stored, new) of each.
     The backup is written as they are read, and the writer's rows sorted on disk by
     key on the way; every row is read (the backup sealed, fsync-ed and in place) before
     the first write. No row to back up (a rollback with nothing due): no file, no write.
@@ -527,17 +567,21 @@ def _write(
         folder, _backup_header(source, what), name=f"{what}-{_stamp()}.json", keep_empty=keep_empty
     )
 
-    def backed_up() -> Iterator[tuple]:
+    def backed_up() -> Iterator[list[tuple]]:
         with backup:
-            for n, (row, (port_id, host, stored, new)) in enumerate(entries):
-                backup.add(row)
-                yield port_id, host, n, stored, new
+            for texts, rows in entries:
+                backup.add_encoded(texts)
+                yield rows
 
-    ordered = sort_on_disk(backed_up(), None, WRITE_RUN, WRITE_BLOCK)
+    ordered = sort_on_disk(
+        itertools.chain.from_iterable(backed_up()), _PRIMARY_KEY, WRITE_RUN, WRITE_BLOCK
+    )
     first = next(ordered, None)  # every entry read: the backup is sealed, or this raised
     if not backup.sealed:  # nothing to back up, nothing to write
         return writer.Outcome(), backup.path
-    rows = map(_Write._make, itertools.chain(() if first is None else (first,), ordered))
+    # each row made a _Write in C (its four fields are ours: _make's check is not needed)
+    made = functools.partial(tuple.__new__, _Write)
+    rows = map(made, itertools.chain(() if first is None else (first,), ordered))
     bar = hooks.progress(backup.rows)
     assert source.layout is not None
     try:
@@ -678,14 +722,15 @@ def _due(
     whole: bool,
     not_touched: dict[tuple[str, str], tuple[str, str | None]],
     due: list[int],
-) -> Iterator[tuple[dict, tuple]]:
-    """The rows still holding what vifdoctor wrote, a chunk at a time, each with its
-    backup row (``whole``: read whole for it; else only their text is read) and what
-    the writer needs; the others go to ``not_touched`` with what they hold, and the
-    count of due rows to ``due``."""
+) -> Iterator[tuple[list[str], list[tuple]]]:
+    """The rows still holding what vifdoctor wrote, a chunk at a time, with their
+    backup rows' canonical text (``whole``: read whole for it; else only their text is
+    read) and what the writer needs of each; the others go to ``not_touched`` with
+    what they hold, and the count of due rows to ``due``."""
     assert source.layout is not None
     table = reflect_bindings(source.conn)
     source.conn.rollback()
+    encoder = RowEncoder([c.name for c in table.columns])
     count = 0
     for chunk in changes.chunks():
         keys = _keys(chunk)
@@ -694,18 +739,28 @@ def _due(
             originals = _read_whole(source, table, keys, current)
         else:
             current = writer.read_current(source.conn, source.layout, keys)
-        for (fields, _), key in zip(chunk, keys, strict=True):
+        due_originals: list[tuple] = []
+        written: list[str | None] = []
+        rows: list[tuple] = []
+        for rec, key in zip(chunk, keys, strict=True):
+            fields = rec[0]
             # a row gone is not due, even where the backup stored NULL
             if key in current and current[key] == fields[3]:
                 count += 1
                 if whole:
-                    yield (
-                        {"original": originals[key], "written": fields[4], "codes": ["rollback"]},
-                        (fields[0], fields[1], fields[3], fields[4]),
-                    )
+                    due_originals.append(originals[key])
+                    written.append(fields[4])
+                    rows.append(_WRITES(fields))
             else:
                 not_touched[key] = ("not touched", current.get(key))
+        if rows:
+            codes = [_ROLLBACK] * len(rows)
+            yield encoder.encode(due_originals, written, codes), rows
     due.append(count)
+
+
+#: A rollback's rows' codes.
+_ROLLBACK = ("rollback",)
 
 
 def _restorable(change: Change) -> tuple[str, str | None]:
