@@ -517,6 +517,15 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 if known is not None
                 else s.source.bindings(s.selectors)
             )
+            ovn_join, ovn_notes = open_ovn(
+                options.ovn_nb_connection,
+                options.ovn_sb_connection,
+                options.neutron_config_file,
+                s.source,
+                s.agents,
+                s.settings.context,
+                s.settings.agent_down_time,
+            )
             assumptions = list(s.settings.assumptions)
             joins: list[BindingJoin] = []
             if host_source is not None:
@@ -532,12 +541,24 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 read_ahead = getattr(nova_cells, "use_worker", False)
                 known_ports: dict[bytes, PortTemplate] = {}
                 known_vm = getattr(s.source, "compute_bindings_known", None)
+                vm_ports: Iterable[Binding | KnownPort[Any]] = (
+                    known_vm(s.selectors, known_ports, read_ahead=read_ahead)
+                    if known_vm is not None
+                    else s.source.compute_bindings_by_device(s.selectors, read_ahead=read_ahead)
+                )
+                bindings = (
+                    known(s.selectors, clean_shapes, others=True)
+                    if known is not None
+                    else s.source.other_bindings(s.selectors)
+                )
+                split = getattr(s.source, "split_bindings_known", None)
+                if read_ahead and split is not None and not joins and ovn_join is None:
+                    # one read of every binding, the VM ports sorted meanwhile (issue 14)
+                    both = split(s.selectors, clean_shapes, known_ports)
+                    if both is not None:
+                        bindings, vm_ports = both
                 nova = NovaJoin(
-                    compute_bindings=(
-                        known_vm(s.selectors, known_ports, read_ahead=read_ahead)
-                        if known_vm is not None
-                        else s.source.compute_bindings_by_device(s.selectors, read_ahead=read_ahead)
-                    ),
+                    compute_bindings=vm_ports,
                     known_ports=known_ports,
                     instances=nova_cells.instances(),
                     cells=nova_cells.describe(),
@@ -546,21 +567,7 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                     stuck_after=options.stuck_after,
                     clock=lambda: getattr(nova_cells, "now", None),
                 )
-                bindings = (
-                    known(s.selectors, clean_shapes, others=True)
-                    if known is not None
-                    else s.source.other_bindings(s.selectors)
-                )
             assumptions.extend(nova_notes)
-            ovn_join, ovn_notes = open_ovn(
-                options.ovn_nb_connection,
-                options.ovn_sb_connection,
-                options.neutron_config_file,
-                s.source,
-                s.agents,
-                s.settings.context,
-                s.settings.agent_down_time,
-            )
             assumptions.extend(ovn_notes)
             started = time.monotonic()
             report = run_audit(

@@ -176,41 +176,70 @@ def sort_on_disk(
     weight: Callable[[tuple], int] | None = None,
 ) -> Iterator[tuple]:
     """``rows`` sorted by ``key`` (None: the rows themselves), stable (equal keys keep
-    their order), memory flat.
+    their order), memory flat: :class:`DiskSort` given every row, then read."""
+    sorter = DiskSort(key, run_size, block_size, weight)
+    try:
+        sorter.extend(rows)
+        yield from sorter.sorted()
+    finally:
+        sorter.close()
 
-    An external merge sort: runs of ``run_size`` (in ``weight`` units, rows when
-    None) are sorted in memory and written with ``spill_run``, in records of about
-    ``block_size``; the runs are merged with ``heapq.merge``, one record of each held
-    at a time. Every row is read before the first is given. Rows are ``marshal``-ed:
+
+class DiskSort:
+    """An external merge sort that rows are handed to as they come (``extend``), for a
+    reader that sorts some of the rows it streams and hands on the others (issue 14).
+
+    Runs of ``run_size`` (in ``weight`` units, rows when None) are sorted in memory and
+    written with ``spill_run``, in records of about ``block_size``; ``sorted`` merges
+    them with ``heapq.merge``, one record of each held at a time. Rows are ``marshal``-ed:
     tuples of str, bytes, numbers, None, and lists or dicts of those (issue 14: sorted
     here, a server's sort of the same rows was what its plain read did not pay).
     """
-    runs: list[IO[bytes]] = []
-    try:
-        batch: list[tuple] = []
-        if weight is None:  # runs of run_size rows, taken at C speed
+
+    def __init__(
+        self,
+        key: Callable[[tuple], Any] | None,
+        run_size: int,
+        block_size: int,
+        weight: Callable[[tuple], int] | None = None,
+    ) -> None:
+        self.key, self.run_size, self.block_size, self.weight = key, run_size, block_size, weight
+        self._runs: list[IO[bytes]] = []
+        self._batch: list[tuple] = []
+        self._size = 0  # of the batch, in weight units
+
+    def extend(self, rows: Iterable[tuple]) -> None:
+        if self.weight is None:  # runs of run_size rows, taken at C speed
             rows = iter(rows)
-            while len(batch := list(itertools.islice(rows, run_size))) == run_size:
-                runs.append(spill_run(batch, key, block_size))
-        else:
-            size = 0
-            for row in rows:
-                batch.append(row)
-                size += weight(row)
-                if size >= run_size:
-                    runs.append(spill_run(batch, key, block_size, weight))
-                    batch, size = [], 0
-        if not runs:
-            batch.sort(key=key)
+            while True:
+                self._batch.extend(itertools.islice(rows, self.run_size - len(self._batch)))
+                if len(self._batch) < self.run_size:
+                    return
+                self._runs.append(spill_run(self._batch, self.key, self.block_size))
+                self._batch = []
+        for row in rows:
+            self._batch.append(row)
+            self._size += self.weight(row)
+            if self._size >= self.run_size:
+                self._runs.append(spill_run(self._batch, self.key, self.block_size, self.weight))
+                self._batch, self._size = [], 0
+
+    def sorted(self) -> Iterator[tuple]:
+        """Every row handed in, sorted (once: the runs are read as they merge)."""
+        batch, self._batch = self._batch, []
+        if not self._runs:
+            batch.sort(key=self.key)
             yield from batch
             return
         if batch:  # the last run too: merging holds one record per run, no run whole
-            runs.append(spill_run(batch, key, block_size, weight))
+            self._runs.append(spill_run(batch, self.key, self.block_size, self.weight))
         del batch
-        yield from heapq.merge(*(_rows_of(run) for run in runs), key=key)
-    finally:
-        for run in runs:
+        yield from heapq.merge(*(_rows_of(run) for run in self._runs), key=self.key)
+
+    def close(self) -> None:
+        for run in self._runs:
             run.close()
+        self._runs = []
 
 
 def spill_run(

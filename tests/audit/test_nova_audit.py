@@ -8,7 +8,7 @@ and API schemas (MariaDB) and on the Icehouse-era layout (SQLite and MariaDB).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,7 @@ from vifdoctor.demo.nova import (
     InstanceSpec,
     create_nova_schema,
 )
+from vifdoctor.sources.neutron_db import NeutronDatabase
 
 C1, C2 = "compute1", "compute2"
 MALFORMED = '[{"id": "' + port_id(90) + '", "details": {"ovs_hy'
@@ -964,3 +965,54 @@ def test_unreachable_nova_db_exits_3(tmp_path: Path) -> None:
     code, out, err = run_cli(["audit", "--neutron-db", neutron, "--nova-db", url], debug=False)
     assert code == 3 and "S3cretPw" not in err
     one_error_line(err)
+
+
+# ------------------------------------------------------------------ one read of Neutron
+
+
+@pytest.mark.parametrize("layout", ["icehouse", "ocata"])
+def test_one_read_of_every_binding_beside_the_worker_gives_the_same_audit(
+    layout: str, tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: beside a Nova worker, on packed rows, the audit reads every binding once
+    (``split_bindings_known``), sorting the VM ports as the other ports are judged. The
+    document is the one the audit gives with Nova read in its own process (two reads):
+    VM and other ports with findings, drifted and clean, and a port whose device owner
+    only the server's LIKE takes for a VM port."""
+    s = faults()
+    drifted = vm_port(port_id(500), vm_uuid(500), C1, details="{}")
+    dhcp = replace(vm_port(port_id(501), "dhcp-1", C2, details="{}"), device_owner="network:dhcp")
+    shouting = replace(vm_port(port_id(502), vm_uuid(502), C2), device_owner="COMPUTE:nova")
+    write_neutron(mariadb_url, [*s.ports, drifted, dhcp, shouting], hosts_of(s), layout=layout)
+    nova = f"sqlite:///{tmp_path / 'nova.sqlite'}"
+    write_nova(
+        nova,
+        [
+            *s.instances,
+            InstanceSpec(uuid=vm_uuid(500), host=C1, network_info=[vif(port_id(500), {})]),
+        ],
+        schema=create_nova_schema,
+    )
+    split_reads: list[bool] = []
+    real = NeutronDatabase.split_bindings_known
+
+    def spy(self, *args):  # type: ignore[no-untyped-def]
+        both = real(self, *args)
+        split_reads.append(both is not None)
+        return both
+
+    monkeypatch.setattr(NeutronDatabase, "split_bindings_known", spy)
+    docs = []
+    for worker in ("1", "0"):
+        monkeypatch.setenv("VIFDOCTOR_NOVA_WORKER", worker)
+        doc = audit(mariadb_url, "--nova-db", nova)
+        doc["schema"].pop("database_time_utc")
+        docs.append(doc)
+    assert split_reads == [True]  # the worker's audit read once; the other, twice
+    assert docs[0] == docs[1]
+    found = {(f["code"], f["port_id"]) for f in docs[0]["findings"]}
+    assert ("VD101", port_id(500)) in found or ("VD103", port_id(500)) in found
+    assert any(f["port_id"] == port_id(502) for f in docs[0]["findings"])  # VD204: no VM
+    assert docs[0]["summary"]["skipped"]["network:dhcp (Nova plugs nothing)"] == 1
+    assert docs[0]["summary"]["bindings"] == len(s.ports) + 3
+    assert s.expected <= pairs(docs[0])

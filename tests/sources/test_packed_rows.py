@@ -8,7 +8,7 @@ captured to prove the packed read really ran.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -350,3 +350,141 @@ def test_vm_ports_of_a_known_shape_come_back_as_known_ports(
         else:
             assert isinstance(got, Binding) and got == want and got.shape == want.shape
     assert hits >= len(known)
+
+
+@pytest.mark.parametrize("hostile_db", ["ocata"], indirect=True)
+def test_the_deeper_levels_are_read_once_per_opened_source(hostile_db: str) -> None:
+    """Issue 14: the deeper binding levels are a full scan of their table; an audit with
+    Nova streams the other ports, then the VM ports, from one source: one scan. A source
+    opened again reads them again (a level added meanwhile names the driver)."""
+    engine = sa.create_engine(hostile_db)
+    scans: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "ml2_port_binding_levels.level >" in statement:
+            scans.append(statement)
+
+    try:
+        with NeutronDatabase(engine) as source:
+            others = list(source.other_bindings(EVERYTHING))
+            vm_ports = list(source.compute_bindings_by_device(EVERYTHING))
+            assert others and vm_ports and len(scans) == 1
+            port = vm_ports[0]
+            assert port.driver == "openvswitch"
+        execute(
+            hostile_db,
+            "INSERT INTO ml2_port_binding_levels (port_id, host, level, driver, segment_id) "
+            f"VALUES ('{port.port_id}', '{port.host}', 1, 'vendor_tor', NULL)",
+        )
+        with NeutronDatabase(engine) as source:
+            again = [
+                b
+                for b in source.compute_bindings_by_device(EVERYTHING)
+                if (b.port_id, b.host) == (port.port_id, port.host)
+            ]
+        assert [b.driver for b in again] == ["vendor_tor"] and len(scans) == 2
+    finally:
+        engine.dispose()
+
+
+def _as_read(rows: list) -> list[tuple]:
+    """A stream's items, comparable: KnownPorts by their value, ids and Binding."""
+    return [
+        (r.value, r.port_id, r.device_id, r.binding()) if isinstance(r, neutron_db.KnownPort) else r
+        for r in rows
+    ]
+
+
+def _verdict(b: Binding) -> str:
+    return repr(tuple(getattr(b, name) for name in VERDICT_FIELDS))
+
+
+def _values_for(rows: list, pick: Callable[[Binding], bool]) -> dict[bytes, str]:
+    """Values for the shapes of the picked rows, each named by its VERDICT_FIELDS (a
+    shape's bytes depend on the read: each read gets its own table, as in the audit)."""
+    return {b.shape: _verdict(b) for b in rows if isinstance(b, Binding) and b.shape and pick(b)}
+
+
+def _ovs(b: Binding) -> bool:
+    return b.vif_type == "ovs"
+
+
+def _on_host_1(b: Binding) -> bool:
+    return b.host.endswith("1")
+
+
+@pytest.mark.parametrize("hostile_db", LAYOUTS, indirect=True)
+def test_one_split_read_gives_what_the_two_reads_give(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: ``split_bindings_known`` reads every binding once: the other ports as
+    ``bindings_known(others=True)`` gives them (in the server's order: compared as a
+    set), the VM ports as ``compute_bindings_known(read_ahead=True)`` gives them, in the
+    same order; which port is a VM port is the server's LIKE, as in the two reads (a
+    device owner 'COMPUTE:nova' is one under MariaDB's collation)."""
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    monkeypatch.setattr(neutron_db, "SORT_RUN_ROWS", 3)  # spill runs, and merge them
+    monkeypatch.setattr(neutron_db, "SORT_BLOCK_ROWS", 2)
+    execute(hostile_db, "UPDATE ports SET device_owner = 'COMPUTE:nova' WHERE id = 'port-02'")
+    engine = sa.create_engine(hostile_db)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        with NeutronDatabase(engine) as source:
+            plain = list(source.bindings_known(EVERYTHING, {}, others=True))
+            known = _values_for(plain, _ovs)
+            others = list(source.bindings_known(EVERYTHING, known, others=True))
+            plain_vm = list(source.compute_bindings_known(EVERYTHING, {}, True))
+            known_vm = _values_for(plain_vm, _on_host_1)
+            vm = _as_read(list(source.compute_bindings_known(EVERYTHING, known_vm, True)))
+            unread = source.split_bindings_known(EVERYTHING, {}, {})
+            assert unread is not None
+            with pytest.raises(RuntimeError, match="not all read"):
+                next(unread[1])
+            split = source.split_bindings_known(EVERYTHING, {}, {})
+            assert split is not None
+            one, two = split
+            first = list(one)
+            first_vm = list(two)
+            known, known_vm = _values_for(first, _ovs), _values_for(first_vm, _on_host_1)
+            del statements[:]
+            one, two = source.split_bindings_known(EVERYTHING, known, known_vm) or split
+            split_others = list(one)
+            split_vm = _as_read(list(two))
+    finally:
+        engine.dispose()
+    assert sum("concat_ws" in s.lower() for s in statements) == 1  # one read
+    assert sorted(map(repr, first)) == sorted(map(repr, plain))
+    assert first_vm == plain_vm
+    assert sorted(map(repr, split_others)) == sorted(map(repr, others))
+    assert split_vm == vm
+    assert any(isinstance(r, str) for r in split_others)  # known shapes came as values
+    assert any(isinstance(r, tuple) for r in split_vm)
+    # the LIKE's answer, not startswith's
+    assert "port-02" in {b.port_id for b in first_vm if isinstance(b, Binding)}
+
+
+@pytest.mark.parametrize("hostile_db", ["ocata"], indirect=True)
+def test_no_split_read_where_a_deeper_level_names_the_driver(
+    hostile_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hierarchical binding gives rows no shape: the caller reads twice, as before."""
+    monkeypatch.setenv(ENV_PACKED_ROWS, "1")
+    engine = sa.create_engine(hostile_db)
+    try:
+        with NeutronDatabase(engine) as source:
+            assert source.split_bindings_known(EVERYTHING, {}, {}) is not None
+        execute(
+            hostile_db,
+            "INSERT INTO ml2_port_binding_levels (port_id, host, level, driver, segment_id) "
+            "SELECT port_id, host, 1, 'vendor_tor', NULL FROM ml2_port_bindings LIMIT 1",
+        )
+        with NeutronDatabase(engine) as source:
+            assert source.split_bindings_known(EVERYTHING, {}, {}) is None
+        monkeypatch.setenv(ENV_PACKED_ROWS, "0")
+        execute(hostile_db, "DELETE FROM ml2_port_binding_levels WHERE level = 1")
+        with NeutronDatabase(engine) as source:  # rows not packed
+            assert source.split_bindings_known(EVERYTHING, {}, {}) is None
+    finally:
+        engine.dispose()
