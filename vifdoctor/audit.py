@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 from vifdoctor.collector import no_cyclic_gc
 from vifdoctor.model import Agent, Binding, Finding, Instance, parse_json_column
 from vifdoctor.options import AuditOptions
-from vifdoctor.ovn_join import OvnJoin, open_ovn
+from vifdoctor.ovn_join import OvnJoin
 from vifdoctor.results import AuditReport
 from vifdoctor.rules import wiring as wiring_rules
 from vifdoctor.rules.binding import BindingJudge, Judgement, plugs
@@ -517,15 +517,7 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 if known is not None
                 else s.source.bindings(s.selectors)
             )
-            ovn_join, ovn_notes = open_ovn(
-                options.ovn_nb_connection,
-                options.ovn_sb_connection,
-                options.neutron_config_file,
-                s.source,
-                s.agents,
-                s.settings.context,
-                s.settings.agent_down_time,
-            )
+            ovn_join, ovn_notes = s.open_ovn(options)
             assumptions = list(s.settings.assumptions)
             joins: list[BindingJoin] = []
             if host_source is not None:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from vifdoctor.model import Agent
 from vifdoctor.options import SourceOptions
+from vifdoctor.ovn_join import OvnJoin, open_ovn
 from vifdoctor.settings import Resolved, resolve
 from vifdoctor.sources.database import connect, scrub
 from vifdoctor.sources.interface import BindingSource, Selectors
@@ -26,6 +27,19 @@ class NeutronSession:
     source: BindingSource
     agents: dict[str, list[Agent]]
     selectors: Selectors
+
+    def open_ovn(self, options: SourceOptions) -> tuple[OvnJoin | None, list[str]]:
+        """OVN's NB/SB beside this session's Neutron, when the options (or [ovn]) name
+        them: ``ovn_join.open_ovn`` with the session's agents and settings."""
+        return open_ovn(
+            options.ovn_nb_connection,
+            options.ovn_sb_connection,
+            options.neutron_config_file,
+            self.source,
+            self.agents,
+            self.settings.context,
+            self.settings.agent_down_time,
+        )
 
 
 def selectors_of(options: SourceOptions) -> Selectors:

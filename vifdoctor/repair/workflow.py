@@ -22,7 +22,7 @@ from vifdoctor.errors import VifdoctorError
 from vifdoctor.limits import check_max_rate
 from vifdoctor.model import VERDICT_FIELDS, Agent, Binding, Change
 from vifdoctor.options import RepairOptions, RollbackOptions, WriteOptions
-from vifdoctor.ovn_join import OvnJoin, open_ovn
+from vifdoctor.ovn_join import OvnJoin
 from vifdoctor.repair import apply as writer
 from vifdoctor.repair import stale
 from vifdoctor.repair.backup import (
@@ -81,15 +81,7 @@ def _plan(
     # A source may narrow the read to the rows a repairable rule can flag.
     ovn_join = None
     if options is not None:  # OVN's bindings are judged (and rewritten) as OVN's
-        ovn_join, notes = open_ovn(
-            options.ovn_nb_connection,
-            options.ovn_sb_connection,
-            options.neutron_config_file,
-            s.source,
-            s.agents,
-            s.settings.context,
-            s.settings.agent_down_time,
-        )
+        ovn_join, notes = s.open_ovn(options)
         s.settings.assumptions.extend(notes)
     database = s.engine is not None and isinstance(s.source, NeutronDatabase)
     fields: list[tuple[str, str, bool]] | None = None
