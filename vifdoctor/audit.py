@@ -533,22 +533,25 @@ def audit_cloud(options: AuditOptions, host_source: HostWiringSource | None = No
                 read_ahead = getattr(nova_cells, "use_worker", False)
                 known_ports: dict[bytes, PortTemplate] = {}
                 known_vm = getattr(s.source, "compute_bindings_known", None)
-                vm_ports: Iterable[Binding | KnownPort[Any]] = (
-                    known_vm(s.selectors, known_ports, read_ahead=read_ahead)
-                    if known_vm is not None
-                    else s.source.compute_bindings_by_device(s.selectors, read_ahead=read_ahead)
-                )
-                bindings = (
-                    known(s.selectors, clean_shapes, others=True)
-                    if known is not None
-                    else s.source.other_bindings(s.selectors)
-                )
                 split = getattr(s.source, "split_bindings_known", None)
+                both = None
                 if read_ahead and split is not None and not joins and ovn_join is None:
                     # one read of every binding, the VM ports sorted meanwhile (issue 14)
                     both = split(s.selectors, clean_shapes, known_ports)
-                    if both is not None:
-                        bindings, vm_ports = both
+                vm_ports: Iterable[Binding | KnownPort[Any]]
+                if both is not None:
+                    bindings, vm_ports = both
+                else:  # two reads: the other ports, then the VM ports
+                    bindings = (
+                        known(s.selectors, clean_shapes, others=True)
+                        if known is not None
+                        else s.source.other_bindings(s.selectors)
+                    )
+                    vm_ports = (
+                        known_vm(s.selectors, known_ports, read_ahead=read_ahead)
+                        if known_vm is not None
+                        else s.source.compute_bindings_by_device(s.selectors, read_ahead=read_ahead)
+                    )
                 nova = NovaJoin(
                     compute_bindings=vm_ports,
                     known_ports=known_ports,

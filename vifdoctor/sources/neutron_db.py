@@ -378,15 +378,16 @@ class NeutronDatabase:
         packing = packing_for(self.conn, [*columns, is_vm])
         if packing is None or any(is_binary(c) for c in columns):
             return None
-        order, shape, at = _shape_layout(columns)
+        order, shape, at, ids = _shape_layout(columns)
         # the flag last, after every value the rows of the two reads hold
         query = query.with_only_columns(
             packing.column([*(columns[i] for i in order), is_vm], shape)
         )
         vm_rows = DiskSort(None, SORT_RUN_ROWS, SORT_BLOCK_ROWS)
-        state = {"read": False}
+        others_read = False
 
         def others() -> Iterator[bytes | None]:
+            nonlocal others_read
             result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             key = _sort_key(at["device_id"], at["port_id"], at["host"])
             for chunk in result.partitions():
@@ -404,14 +405,13 @@ class NeutronDatabase:
                 vm_rows.extend(vm)
             result.close()
             self.conn.rollback()  # as _stream ends its read
-            state["read"] = True
+            others_read = True
 
         def vm_ports() -> Iterator[Binding | KnownPort[U]]:
-            if not state["read"]:
+            if not others_read:
                 raise RuntimeError("split_bindings_known: the other ports were not all read")
             try:
                 rows = _replayed(_blocks(row[-1] for row in vm_rows.sorted()))
-                ids = (at["port_id"] - shape - 1, at["device_id"] - shape - 1)
                 yield from cast(
                     Iterator[Binding | KnownPort[U]],
                     self._shaped(
@@ -458,17 +458,22 @@ class NeutronDatabase:
             if sort_here or not ordered:
                 query = query.order_by(None)
             if packing is not None and known is not None and not deeper:
-                order, shape, at = _shape_layout(columns)
+                order, shape, at, ids = _shape_layout(columns)
                 query = query.with_only_columns(packing.column([columns[i] for i in order], shape))
                 result = self.conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
                 shaped = _packed_rows(result, sort_here, read_ahead, at)
-                ids = None
-                if compute is True:  # VM ports: the join wants their ids from the tail
-                    ids = (at["port_id"] - shape - 1, at["device_id"] - shape - 1)
                 yield from cast(  # KnownPort in place of T where ids are asked for
                     Iterator[Binding | T],
                     self._shaped(
-                        shaped, packing, order, shape, known, binary, ids, packing.encoding, drop
+                        shaped,
+                        packing,
+                        order,
+                        shape,
+                        known,
+                        binary,
+                        ids if compute is True else None,  # VM ports: the join's ids
+                        packing.encoding,
+                        drop,
                     ),
                 )
                 result.close()
@@ -660,14 +665,17 @@ def _blocks(rows: Iterable[bytes]) -> Iterator[list[bytes]]:
         yield block
 
 
-def _shape_layout(columns: Sequence[sa.ColumnElement]) -> tuple[list[int], int, dict[str, int]]:
+def _shape_layout(
+    columns: Sequence[sa.ColumnElement],
+) -> tuple[list[int], int, dict[str, int], tuple[int, int]]:
     """How a packed row with a shape holds these columns: their order (the
-    VERDICT_FIELDS first, then the marker, then the rest), the shape's width, and where
-    each field sits among the packed values (the marker is one of them)."""
+    VERDICT_FIELDS first, then the marker, then the rest), the shape's width, where
+    each field sits among the packed values (the marker is one of them), and where
+    port_id and device_id sit after the marker (``_shaped``'s ``ids``)."""
     order = sorted(range(len(columns)), key=lambda i: columns[i].key not in VERDICT_FIELDS)
     shape = sum(1 for c in columns if c.key in VERDICT_FIELDS)
     at = {str(columns[i].key): n + (n >= shape) for n, i in enumerate(order)}
-    return order, shape, at
+    return order, shape, at, (at["port_id"] - shape - 1, at["device_id"] - shape - 1)
 
 
 def _packed_rows(
