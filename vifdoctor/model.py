@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 #: The category of a binding row that a plug rule judged (others say why none applied).
 JUDGED = "judged"
 
@@ -368,6 +370,48 @@ def parse_network_info(raw: str | None) -> CachedVifs:
     return CachedVifs(vifs)
 
 
+def read_cached_vifs(raw: str | None) -> CachedVifs:
+    """``parse_network_info``'s answer with each VIF cut to VIF_KEYS, read fast.
+
+    Parsing a million caches (800 MB of JSON, mostly the networks the rules never read)
+    was a quarter of the Nova worker's CPU (issue 14); orjson builds them in about half
+    the time. Where its values could differ from Python's ``json`` (Nova's
+    ``jsonutils``) the stdlib decides: text orjson refuses (NaN, Infinity, lone
+    surrogates, numbers out of range), anything but a list of VIF objects, and any
+    float among the kept keys (orjson reads integers past 64 bits as floats).
+    """
+    if raw is not None:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = None
+        if type(value) is list and value:
+            vifs: dict[str, dict] = {}
+            for item in value:
+                port_id = item.get("id") if type(item) is dict else None
+                if type(port_id) is not str:
+                    break
+                cut = {k: item[k] for k in VIF_KEYS if k in item}
+                if _holds_float(cut):
+                    break
+                vifs[port_id] = cut
+            else:
+                return CachedVifs(vifs)
+    cache = parse_network_info(raw)
+    kept = {pid: {k: v[k] for k in VIF_KEYS if k in v} for pid, v in cache.vifs.items()}
+    return CachedVifs(kept, cache.error)
+
+
+def _holds_float(value: Any) -> bool:
+    if type(value) is float:
+        return True
+    if type(value) is dict:
+        return any(_holds_float(v) for v in value.values())
+    if type(value) is list:
+        return any(_holds_float(v) for v in value)
+    return False
+
+
 @dataclass
 class Instance:
     """One row of a cell's ``instances`` with its cache, as Nova stores them."""
@@ -404,10 +448,11 @@ class Instance:
         }
 
     def cached_vifs(self) -> CachedVifs:
-        """The VIFs of its cache, parsed here unless the source already did."""
+        """The VIFs of its cache (the keys the rules read), parsed here unless the source
+        already did."""
         if self.cache is not None:
             return self.cache
-        return parse_network_info(self.network_info)
+        return read_cached_vifs(self.network_info)
 
     @property
     def plugged(self) -> bool:

@@ -32,7 +32,7 @@ from typing import IO, Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from vifdoctor.errors import VifdoctorError
-from vifdoctor.model import VIF_KEYS, CachedVifs, Instance, parse_network_info
+from vifdoctor.model import CachedVifs, Instance, read_cached_vifs
 from vifdoctor.sources.database import db_error, scrub
 from vifdoctor.sources.nova_db import CellSource, NovaCells
 
@@ -224,15 +224,14 @@ class _Shared:
 
 def _row(inst: Instance, shared: _Shared | None = None) -> tuple:
     """One instance as the worker sends it: each cached VIF cut to VIF_KEYS (the rules
-    read nothing else of it), the raw text kept only where it could not be read (VD205
-    quotes it). The cut VIFs go as dicts: unpickled in C, where building them from
-    tuples would be Python's work in the audit's process, the busier of the two. Equal
-    values are sent as one object (``shared``)."""
+    read nothing else of it: ``read_cached_vifs``), the raw text kept only where it
+    could not be read (VD205 quotes it). The cut VIFs go as dicts: unpickled in C,
+    where building them from tuples would be Python's work in the audit's process,
+    the busier of the two. Equal values are sent as one object (``shared``)."""
     same = shared if shared is not None else _Shared()
-    cache = parse_network_info(inst.network_info)
+    cache = read_cached_vifs(inst.network_info)
     vifs = {}
-    for pid, vif in cache.vifs.items():
-        cut = {k: vif[k] for k in VIF_KEYS if k in vif}
+    for pid, cut in cache.vifs.items():
         if isinstance(cut.get("type"), str):
             cut["type"] = same(cut["type"])
         details = cut.get("details")
