@@ -385,21 +385,24 @@ def read_cached_vifs(raw: str | None) -> CachedVifs:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             value = None
-        if type(value) is list and value:
+        if type(value) is list:
             vifs: dict[str, dict] = {}
             for item in value:
                 port_id = item.get("id") if type(item) is dict else None
                 if type(port_id) is not str:
                     break
-                cut = {k: item[k] for k in VIF_KEYS if k in item}
+                cut = _kept(item)
                 if _holds_float(cut):
                     break
                 vifs[port_id] = cut
             else:
                 return CachedVifs(vifs)
     cache = parse_network_info(raw)
-    kept = {pid: {k: v[k] for k in VIF_KEYS if k in v} for pid, v in cache.vifs.items()}
-    return CachedVifs(kept, cache.error)
+    return CachedVifs({pid: _kept(vif) for pid, vif in cache.vifs.items()}, cache.error)
+
+
+def _kept(vif: dict) -> dict:
+    return {k: vif[k] for k in VIF_KEYS if k in vif}
 
 
 def _holds_float(value: Any) -> bool:
