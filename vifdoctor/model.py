@@ -370,6 +370,9 @@ def parse_network_info(raw: str | None) -> CachedVifs:
     return CachedVifs(vifs)
 
 
+_FAST_NESTING = 256  # brackets in a cache, at most, for orjson to read it (see below)
+
+
 def read_cached_vifs(raw: str | None) -> CachedVifs:
     """``parse_network_info``'s answer with each VIF cut to VIF_KEYS, read fast.
 
@@ -380,7 +383,10 @@ def read_cached_vifs(raw: str | None) -> CachedVifs:
     surrogates, numbers out of range), anything but a list of VIF objects, and any
     float among the kept keys (orjson reads integers past 64 bits as floats).
     """
-    if raw is not None:
+    # Python's parser refuses nesting near the recursion limit, where orjson goes on to
+    # 1024 levels: a text that could nest that deep (counted by its brackets, strings'
+    # included) is the stdlib's to read.
+    if raw is not None and raw.count("[") + raw.count("{") < _FAST_NESTING:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -406,12 +412,16 @@ def _kept(vif: dict) -> dict:
 
 
 def _holds_float(value: Any) -> bool:
-    if type(value) is float:
-        return True
-    if type(value) is dict:
-        return any(_holds_float(v) for v in value.values())
-    if type(value) is list:
-        return any(_holds_float(v) for v in value)
+    """Whether a float is anywhere in ``value`` (walked without recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is float:
+            return True
+        if type(item) is dict:
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
     return False
 
 

@@ -64,6 +64,12 @@ HOSTILE = [
     '["a\x01"]',
     "[]x",
     "[" * 5000 + "]" * 5000,
+    # nesting orjson reads (up to 1024 levels) but Python's parser may refuse, in a kept
+    # key (a float guard that recursed would overflow there) and in a dropped one
+    _one('"details": ' + "[" * 900 + "1.5" + "]" * 900),
+    _one('"details": ' + "[" * 1000 + "]" * 1000),
+    _one('"network": ' + "[" * 1000 + "]" * 1000 + ', "type": "ovs"'),
+    _one('"details": ' + '{"a": ' * 600 + "1" + "}" * 600),
     f'[{{"id": "{PORT}"}}] ',
     f'{{"id": "{PORT}"}}',
     '"text"',
