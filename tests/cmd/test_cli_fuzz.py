@@ -400,10 +400,13 @@ PASSWORDS = st.text(alphabet=st.sampled_from(PASSWORD_CHARS), min_size=8, max_si
 )  # rare capitals at both ends: never found in output by chance
 
 
-def _leaks(text: str, password: str) -> bool:
+def _leaks(text: str, password: str, benign: str = "") -> bool:
+    """The password in ``text``, whole or encoded, or any 8 characters of it that
+    ``benign`` (what the tool prints with another password) does not hold."""
     forms = {password, quote(password, safe=""), quote(password)}
     return any(f in text for f in forms) or any(
-        password[i : i + 8] in text for i in range(len(password) - 7)
+        password[i : i + 8] in text and password[i : i + 8] not in benign
+        for i in range(len(password) - 7)
     )
 
 
@@ -416,6 +419,18 @@ def _leaks(text: str, password: str) -> bool:
     via=st.sampled_from(["flag", "env", "neutron-conf", "nova-db", "nova-conf", "nova-api"]),
 )
 def test_no_password_in_any_output(demo_db, password, scheme, form, junk, via):
+    for text in _audit_outputs(demo_db, _url(password, scheme, form, junk), via):
+        if not _leaks(text, password):
+            continue
+        # Hypothesis also draws literals from the code under test ("vifdoctor", ...): an
+        # 8-character piece of the password is a leak only if the same run with another
+        # password of its length does not print it too (the tool's own words).
+        other = "Zq" + "~" * (len(password) - 4) + "Xj"
+        control = "".join(_audit_outputs(demo_db, _url(other, scheme, form, junk), via))
+        assert not _leaks(text, password, control), (password, text)
+
+
+def _url(password: str, scheme: str, form: str, junk: str) -> str:
     encoded = quote(password, safe="")
     userinfo = {
         "userinfo": f"u:{encoded}@",
@@ -431,6 +446,12 @@ def test_no_password_in_any_output(demo_db, password, scheme, form, junk, via):
         url += junk
     if query:
         url += ("&" if "?" in url else "?") + query
+    return url
+
+
+def _audit_outputs(demo_db: str, url: str, via: str) -> list[str]:
+    """The audit's stdout and stderr, in table and JSON, with ``url`` reaching it ``via``."""
+    outputs = []
     env = {}
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp, "x.conf")
@@ -453,10 +474,11 @@ def test_no_password_in_any_output(demo_db, password, scheme, form, junk, via):
             for fmt in ("table", "json"):
                 code, out, err = run_cli(["audit", *argv, "-f", fmt], debug=False)
                 _runs_cleanly(code, err, (3,))
-                assert not _leaks(out + err, password), (url, err)
+                outputs.append(out + err)
         finally:
             for k, v in old.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+    return outputs
